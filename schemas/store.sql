@@ -1,0 +1,65 @@
+-- sensekit store schema. The only DDL of the store.
+-- Any change here must bump SCHEMA_VERSION in sensekit/store.py (tests/test_schema.py pins it).
+-- {dim} is the teacher's hidden size, an integer validated by the writer before substitution.
+
+CREATE TABLE meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL          -- JSON-encoded value
+);
+
+-- Every token of the teacher's vocabulary that occurred as a key in the corpus.
+CREATE TABLE tokens (
+    token_id    INTEGER PRIMARY KEY,
+    text        VARCHAR NOT NULL,   -- decoded token text, leading space kept
+    occurrences BIGINT  NOT NULL    -- how often it was a key (before reservoir sampling)
+);
+
+-- Multi-token related words (relations.related_word with 2..max_span_tokens tokens).
+CREATE TABLE spans (
+    span_id   INTEGER PRIMARY KEY,
+    token_ids INTEGER[] NOT NULL,
+    text      VARCHAR NOT NULL
+);
+
+-- A sense row belongs to exactly one token (a centroid) or one span (a cloud row).
+-- Rows are written sorted by (token_id, span_id, sense_index) so zone maps prune lookups.
+CREATE TABLE senses (
+    sense_id    INTEGER PRIMARY KEY,
+    token_id    INTEGER,
+    span_id     INTEGER,
+    sense_index SMALLINT NOT NULL,
+    count       INTEGER  NOT NULL,  -- samples assigned to this sense (0 for span cloud rows)
+    embedding   FLOAT[{dim}] NOT NULL,
+    CHECK ((token_id IS NULL) <> (span_id IS NULL))
+);
+
+-- The E most central sampled contexts of each sense.
+CREATE TABLE contexts (
+    sense_id   INTEGER  NOT NULL,
+    rank       SMALLINT NOT NULL,   -- 0 = most central
+    doc_id     VARCHAR  NOT NULL,
+    char_start INTEGER  NOT NULL,   -- span of the key token in the document
+    char_end   INTEGER  NOT NULL,
+    snippet    VARCHAR  NOT NULL,   -- text around the key token
+    mark_start INTEGER  NOT NULL,   -- the key token inside snippet
+    mark_end   INTEGER  NOT NULL,
+    distance   FLOAT    NOT NULL,   -- L2 distance of the sampled vector to its centroid
+    PRIMARY KEY (sense_id, rank)
+);
+
+-- Words of the lexicons, as the teacher tokenizes them (leading space, no special tokens).
+CREATE TABLE words (
+    word      VARCHAR PRIMARY KEY,
+    token_ids INTEGER[] NOT NULL,
+    span_id   INTEGER               -- set when the word has 2+ tokens and a span cloud
+);
+
+-- Synonym / antonym links, symmetric (both directions stored), per source.
+CREATE TABLE relations (
+    head       VARCHAR NOT NULL,    -- a single-token word
+    related    VARCHAR NOT NULL,    -- 1..max_span_tokens tokens
+    kind       VARCHAR NOT NULL CHECK (kind IN ('syn', 'ant')),
+    source     VARCHAR NOT NULL,    -- e.g. 'wiktionary', 'wordnet', 'pairs:antsyn.tsv'
+    derived    BOOLEAN NOT NULL,    -- true when polarity normalisation flipped or remapped it
+    provenance VARCHAR              -- JSON: gloss, head sense, original pair, ...
+);

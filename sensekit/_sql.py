@@ -1,0 +1,73 @@
+"""Every SQL statement sensekit runs, with named or positional parameters.
+
+No statement is ever assembled from user input; the only formatting is over the fixed
+table names below (INSERT_FROM_ARROW), never over values.
+"""
+
+# -- meta -------------------------------------------------------------------------------
+UPSERT_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
+ALL_META = "SELECT key, value FROM meta"
+
+# -- writer -----------------------------------------------------------------------------
+_TABLES = ("tokens", "senses", "contexts", "spans", "words", "relations")
+# `arrow_table` is a local pyarrow table in the writer, found by DuckDB's replacement scan.
+INSERT_FROM_ARROW = {t: f"INSERT INTO {t} BY NAME SELECT * FROM arrow_table" for t in _TABLES}
+MAX_SENSE_ID = "SELECT coalesce(max(sense_id), -1) FROM senses"
+MAX_SPAN_ID = "SELECT coalesce(max(span_id), -1) FROM spans"
+DELETE_RELATIONS_OF_SOURCE = "DELETE FROM relations WHERE source = $source"
+DELETE_WORDS_IN = "DELETE FROM words WHERE list_contains(?, word)"
+DELETE_SPANS = (
+    "DELETE FROM senses WHERE span_id IS NOT NULL",
+    "UPDATE words SET span_id = NULL WHERE span_id IS NOT NULL",
+    "DELETE FROM spans",
+)
+INDEXED_SENSES = "SELECT sense_id, embedding FROM senses WHERE span_id IS NULL ORDER BY sense_id"
+INDEXED_SENSE_IDS = "SELECT sense_id FROM senses WHERE span_id IS NULL"
+
+# -- reads ------------------------------------------------------------------------------
+TABLE_COUNTS = (
+    "SELECT (SELECT count(*) FROM tokens), (SELECT count(*) FROM senses WHERE span_id IS NULL),"
+    " (SELECT count(*) FROM senses WHERE span_id IS NOT NULL), (SELECT count(*) FROM spans),"
+    " (SELECT count(*) FROM contexts), (SELECT count(*) FROM words),"
+    " (SELECT count(*) FROM relations WHERE kind = 'syn'), (SELECT count(*) FROM relations WHERE kind = 'ant')"
+)
+COUNT_NAMES = ("tokens", "senses", "span_senses", "spans", "contexts", "words", "synonyms", "antonyms")
+
+TOKENS_BY_IDS = (
+    "SELECT t.token_id, t.text, t.occurrences, count(s.sense_id)"
+    " FROM tokens t LEFT JOIN senses s ON s.token_id = t.token_id"
+    " WHERE list_contains($ids, t.token_id) GROUP BY ALL"
+)
+WORD_ROW = "SELECT token_ids, span_id FROM words WHERE word = $word"
+
+_SENSE_COLUMNS = (
+    "s.sense_id, s.token_id, s.span_id, s.sense_index, s.count,"
+    " coalesce(t.text, sp.text) AS text, s.embedding"
+)
+_SENSE_FROM = " FROM senses s LEFT JOIN tokens t ON t.token_id = s.token_id LEFT JOIN spans sp ON sp.span_id = s.span_id"
+SENSES_OF_TOKEN = "SELECT " + _SENSE_COLUMNS + _SENSE_FROM + " WHERE s.token_id = $id ORDER BY s.sense_index"
+SENSES_OF_SPAN = "SELECT " + _SENSE_COLUMNS + _SENSE_FROM + " WHERE s.span_id = $id ORDER BY s.sense_index"
+SENSES_BY_IDS = "SELECT " + _SENSE_COLUMNS + _SENSE_FROM + " WHERE list_contains($ids, s.sense_id)"
+SENSE_EMBEDDING = "SELECT embedding FROM senses WHERE sense_id = $id"
+CONTEXTS_OF_SENSES = (
+    "SELECT sense_id, rank, doc_id, char_start, char_end, snippet, mark_start, mark_end, distance"
+    " FROM contexts WHERE list_contains($ids, sense_id) ORDER BY sense_id, rank"
+)
+
+RELATIONS_OF_WORD = (
+    "SELECT r.head, r.related, r.kind, r.source, r.derived, r.provenance, w.token_ids, w.span_id"
+    " FROM relations r LEFT JOIN words w ON w.word = r.related"
+    " WHERE r.head = $word AND ($kind IS NULL OR r.kind = $kind) AND ($source IS NULL OR r.source = $source)"
+    " ORDER BY r.kind DESC, r.source, r.related"
+)
+
+SIMILAR_WORDS = (
+    "SELECT DISTINCT trim(text) AS w, jaro_winkler_similarity(lower(trim(text)), lower($word)) AS score"
+    " FROM tokens WHERE length(trim(text)) > 0 ORDER BY score DESC, w LIMIT $limit"
+)
+
+# Bulk matrices for consumers such as distill/targets.py and lexicon span clouds.
+SENSE_MATRIX = "SELECT sense_id, token_id, span_id, sense_index, embedding FROM senses ORDER BY sense_id"
+ALL_SPANS = "SELECT span_id, token_ids, text FROM spans ORDER BY span_id"
+ALL_WORDS = "SELECT word, token_ids, span_id FROM words"
+ALL_RELATIONS = "SELECT head, related, kind, source, derived FROM relations"

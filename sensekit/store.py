@@ -1,0 +1,238 @@
+"""SenseStore: the read side of a store bundle. Never imports torch or transformers.
+
+A bundle is a directory holding `store.duckdb`, the hnswlib index `senses.hnsw` and the
+teacher's `tokenizer.json`. Words map to token ids with the `tokenizers` package, the way
+the build tokenized them: a leading space and no special tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _sql
+from .errors import InputError, NotFound, SchemaMismatch, StoreError
+from .index import INDEX_FILE, load_index
+from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
+
+SCHEMA_VERSION = 1
+DB_FILE = "store.duckdb"
+TOKENIZER_FILE = "tokenizer.json"
+
+__all__ = ["SenseStore", "open_store", "SCHEMA_VERSION"]
+
+
+def read_meta(con, path: Path) -> dict[str, Any]:
+    """All of `meta`, decoded; refuses another schema version."""
+    import duckdb
+
+    try:
+        rows = con.execute(_sql.ALL_META).fetchall()
+    except duckdb.Error:
+        raise StoreError(f"{path} is not a sensekit store (no meta table); rebuild it with `sensekit build`") from None
+    meta = {k: json.loads(v) for k, v in rows}
+    found = meta.get("schema_version")
+    if found != SCHEMA_VERSION:
+        raise SchemaMismatch(
+            f"store {path} has schema version {found}, this sensekit reads version {SCHEMA_VERSION}; "
+            "rebuild the store with this version's `sensekit build` (or install the sensekit that wrote it)"
+        )
+    return meta
+
+
+def open_store(path: str | os.PathLike, read_only: bool = True, ef: int | None = None) -> "SenseStore":
+    """Open a store bundle. Raises StoreError (missing/corrupt), SchemaMismatch, IndexMismatch."""
+    return SenseStore(path, read_only=read_only, ef=ef)
+
+
+class SenseStore:
+    """Query a sense store. Plural getters return lists (maybe empty); singular ones raise NotFound."""
+
+    def __init__(self, path: str | os.PathLike, read_only: bool = True, ef: int | None = None) -> None:
+        import duckdb
+
+        self.path = Path(path)
+        db = self.path / DB_FILE
+        if not db.is_file():
+            hint = " (an interrupted build left it half-written; run the build again)" if self._leftover() else ""
+            raise StoreError(f"no sensekit store at {self.path}{hint}; build one with `sensekit build` or pass --store")
+        try:
+            self.con = duckdb.connect(str(db), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open {db}: {str(exc).splitlines()[0]}; the store may be corrupt, rebuild it") from None
+        self.meta = read_meta(self.con, self.path)
+        self.dim = int(self.meta["dim"])
+        self._tokenizer = None
+        self._load_sense_table()
+        self.index = None
+        if self.meta.get("index", {}).get("count"):
+            self.index = load_index(self.path / INDEX_FILE, self.meta["index"], self._indexed_ids(), ef)
+
+    def _leftover(self) -> bool:
+        return any(p.name.startswith(f".{self.path.name}.tmp-") for p in self.path.parent.glob(f".{self.path.name}.*"))
+
+    def _load_sense_table(self) -> None:
+        """Small per-sense columns in memory, so neighbors() never goes back to DuckDB."""
+        cols = self.con.execute("SELECT sense_id, token_id, span_id, sense_index, count FROM senses ORDER BY sense_id").fetchnumpy()
+        self._sense_ids = np.asarray(cols["sense_id"], np.int64)
+        self._sense_token = np.asarray(np.ma.filled(cols["token_id"], -1), np.int64)
+        self._sense_span = np.asarray(np.ma.filled(cols["span_id"], -1), np.int64)
+        self._sense_index = np.asarray(cols["sense_index"], np.int64)
+        self._sense_count = np.asarray(cols["count"], np.int64)
+        self._token_text = dict(self.con.execute("SELECT token_id, text FROM tokens").fetchall())
+        self._span_text = dict(self.con.execute("SELECT span_id, text FROM spans").fetchall())
+
+    def _indexed_ids(self) -> np.ndarray:
+        return self._sense_ids[self._sense_span < 0]
+
+    # -- tokenization -------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            path = self.path / TOKENIZER_FILE
+            if not path.is_file():
+                raise StoreError(f"store is incomplete: {path} is missing; rebuild the store")
+            self._tokenizer = Tokenizer.from_file(str(path))
+        return self._tokenizer
+
+    def token_ids(self, word: str) -> list[int]:
+        """The teacher's token ids for `word` with a leading space and no special tokens."""
+        if not isinstance(word, str) or not word.strip():
+            raise InputError("the word is empty; give a non-empty word")
+        return list(self.tokenizer.encode(" " + word.strip(), add_special_tokens=False).ids)
+
+    # -- the query surface ----------------------------------------------------------------
+    def info(self) -> StoreInfo:
+        counts = dict(zip(_sql.COUNT_NAMES, self.con.execute(_sql.TABLE_COUNTS).fetchone()))
+        provenance = {k: v for k, v in self.meta.items() if k not in ("schema_version", "index")}
+        return StoreInfo(str(self.path), int(self.meta["schema_version"]), provenance, counts, dict(self.meta.get("index", {})))
+
+    def tokens(self, word: str) -> list[TokenInfo]:
+        """The word's tokens, in order; tokens never seen as keys have occurrences 0."""
+        ids = self.token_ids(word)
+        found = {r[0]: r for r in self.con.execute(_sql.TOKENS_BY_IDS, {"ids": ids}).fetchall()}
+        return [TokenInfo(i, *found[i][1:]) if i in found else TokenInfo(i, self.tokenizer.id_to_token(i) or "", 0, 0) for i in ids]
+
+    def senses(self, word: str, with_contexts: bool = True) -> list[Sense]:
+        """A single-token word's senses, or a multi-token word's span cloud; [] when there are none."""
+        row = self.con.execute(_sql.WORD_ROW, {"word": word.strip()}).fetchone() if word.strip() else None
+        if row is not None and row[1] is not None:
+            return self._senses(_sql.SENSES_OF_SPAN, row[1], with_contexts)
+        ids = self.token_ids(word)
+        if len(ids) != 1:
+            return []
+        return self._senses(_sql.SENSES_OF_TOKEN, ids[0], with_contexts)
+
+    def senses_of_token(self, token_id: int, with_contexts: bool = True) -> list[Sense]:
+        return self._senses(_sql.SENSES_OF_TOKEN, int(token_id), with_contexts)
+
+    def _senses(self, stmt: str, owner: int, with_contexts: bool) -> list[Sense]:
+        rows = self.con.execute(stmt, {"id": owner}).fetchall()
+        return self._to_senses(rows, with_contexts)
+
+    def _to_senses(self, rows: Sequence[tuple], with_contexts: bool) -> list[Sense]:
+        contexts: dict[int, list[Context]] = {}
+        if with_contexts and rows:
+            for c in self.con.execute(_sql.CONTEXTS_OF_SENSES, {"ids": [r[0] for r in rows]}).fetchall():
+                contexts.setdefault(c[0], []).append(Context(*c[1:]))
+        return [
+            Sense(sid, tok, span, idx, cnt, text, np.asarray(emb, dtype=np.float32), tuple(contexts.get(sid, ())))
+            for sid, tok, span, idx, cnt, text, emb in rows
+        ]
+
+    def sense(self, sense_id: int) -> Sense:
+        rows = self.con.execute(_sql.SENSES_BY_IDS, {"ids": [int(sense_id)]}).fetchall()
+        if not rows:
+            raise NotFound(f"no sense with id {sense_id} in {self.path}")
+        return self._to_senses(rows, True)[0]
+
+    def relations(self, word: str, kind: str | None = None, source: str | None = None) -> list[Relation]:
+        if kind not in (None, "syn", "ant"):
+            raise InputError(f"relation kind must be 'syn' or 'ant', got {kind!r}")
+        rows = self.con.execute(_sql.RELATIONS_OF_WORD, {"word": word.strip(), "kind": kind, "source": source}).fetchall()
+        return [
+            Relation(head, rel, k, src, bool(der), json.loads(prov) if prov else {},
+                     tuple(tids) if tids is not None else tuple(self.token_ids(rel)), span is not None)
+            for head, rel, k, src, der, prov, tids, span in rows
+        ]
+
+    def neighbors(self, query: str | int | np.ndarray, k: int = 10) -> list[Neighbor]:
+        """Nearest token senses (HNSW) to a word's senses, a sense id, or a vector [dim].
+
+        For a word, each of its senses is a query and the word's own token is excluded; for
+        a sense id, that sense is excluded. Returned senses carry no embedding or contexts
+        (use `sense(id)` for those), which keeps this call at hnswlib speed.
+        """
+        if self.index is None or k < 1:
+            return []
+        exclude_token = -1
+        exclude_sense = -1
+        if isinstance(query, str):
+            own = self.senses(query, with_contexts=False)
+            if not own:
+                return []
+            vectors = np.stack([s.embedding for s in own])
+            exclude_token = own[0].token_id if own[0].token_id is not None else -1
+        elif isinstance(query, (int, np.integer)):
+            vectors = self.sense(int(query)).embedding[None, :]
+            exclude_sense = int(query)
+        else:
+            vectors = np.asarray(query, dtype=np.float32).reshape(-1, self.dim)
+        n = self.index.get_current_count()
+        extra = len(vectors) * 10 if exclude_token >= 0 else 1 if exclude_sense >= 0 else 0
+        labels, dists = self.index.knn_query(vectors, k=min(n, k + extra))
+        labels, dists = labels.ravel(), dists.ravel()
+        pos = np.searchsorted(self._sense_ids, labels)
+        keep = (self._sense_token[pos] != exclude_token) | (exclude_token < 0)
+        keep &= labels != exclude_sense
+        labels, dists, pos = labels[keep], dists[keep], pos[keep]
+        # A sense may be hit from several query vectors: keep its smallest distance.
+        order = np.lexsort((dists, labels))
+        first = np.r_[True, labels[order][1:] != labels[order][:-1]]
+        chosen = order[first]
+        chosen = chosen[np.argsort(dists[chosen], kind="stable")][:k]
+        return [self._neighbor(int(pos[i]), float(dists[i])) for i in chosen]
+
+    def _neighbor(self, pos: int, distance: float) -> Neighbor:
+        tok = int(self._sense_token[pos])
+        sense = Sense(int(self._sense_ids[pos]), tok, None, int(self._sense_index[pos]), int(self._sense_count[pos]),
+                      self._token_text.get(tok, ""), None)
+        return Neighbor(sense, distance)
+
+    def similar_words(self, word: str, limit: int = 5) -> list[str]:
+        """Up to `limit` token texts spelled like `word` (Jaro-Winkler), for 'did you mean'."""
+        return [w for w, score in self.con.execute(_sql.SIMILAR_WORDS, {"word": word.strip(), "limit": limit}).fetchall() if score > 0.6]
+
+    # -- bulk access for build/distill ------------------------------------------------------
+    def sense_matrix(self) -> dict[str, np.ndarray]:
+        """All sense rows: sense_id, token_id (-1 for spans), span_id (-1 for tokens), sense_index [n];
+        embedding [n, dim] float32."""
+        tbl = self.con.sql(_sql.SENSE_MATRIX).to_arrow_table()
+        n = tbl.num_rows
+        emb = tbl.column("embedding").combine_chunks().flatten().to_numpy().reshape(n, self.dim) if n else np.zeros((0, self.dim), np.float32)
+        return {
+            "sense_id": self._sense_ids.copy(), "token_id": self._sense_token.copy(),
+            "span_id": self._sense_span.copy(), "sense_index": self._sense_index.copy(),
+            "embedding": np.ascontiguousarray(emb, dtype=np.float32),
+        }
+
+    def words_table(self) -> list[tuple[str, list[int], int | None]]:
+        return [(w, list(t), s) for w, t, s in self.con.execute(_sql.ALL_WORDS).fetchall()]
+
+    def relations_table(self) -> list[tuple[str, str, str, str, bool]]:
+        return self.con.execute(_sql.ALL_RELATIONS).fetchall()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "SenseStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

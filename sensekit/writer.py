@@ -1,0 +1,231 @@
+"""StoreWriter: writes a store bundle atomically.
+
+Everything is written into a temporary sibling directory (`.NAME.tmp-PID`); `commit()`
+builds the HNSW index, records it in `meta`, and only then renames the directory into
+place. A crash before that leaves the old bundle untouched. `StoreWriter.update(path)`
+copies an existing bundle into such a temporary directory so that, for example, relation
+rows can be replaced per source without ever exposing a half-written store.
+
+The writer needs pyarrow (bulk inserts); the read path does not.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _sql
+from .errors import InputError, StoreError
+from .index import INDEX_FILE, IndexParams, build_index, index_record
+from .paths import schema_text
+from .store import DB_FILE, SCHEMA_VERSION, TOKENIZER_FILE, read_meta
+
+__all__ = ["StoreWriter"]
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.parent / f".{path.name}.tmp-{os.getpid()}"
+
+
+class StoreWriter:
+    """Write (or rewrite) a store bundle. Use as a context manager: commit on success, abort on error.
+
+    Arrays are numpy; ids are int; embeddings are float32 [n, dim].
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        dim: int,
+        tokenizer_json: str | os.PathLike | None,
+        provenance: dict[str, Any] | None = None,
+        index_params: IndexParams | None = None,
+        _existing: bool = False,
+    ) -> None:
+        import duckdb
+
+        if not isinstance(dim, int) or not 1 <= dim <= 65536:
+            raise InputError(f"embedding dim must be an integer in 1..65536, got {dim!r}")
+        self.path = Path(path)
+        self.dim = dim
+        self.tmp = _tmp_sibling(self.path)
+        self.index_params = index_params or IndexParams()
+        self._senses_dirty = not _existing
+        self._next_sense_id = 0
+        if not _existing:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir()
+            if tokenizer_json is not None:
+                shutil.copyfile(tokenizer_json, self.tmp / TOKENIZER_FILE)
+        self.con = duckdb.connect(str(self.tmp / DB_FILE))
+        if not _existing:
+            self.con.execute(schema_text("store.sql").replace("{dim}", str(dim)))
+            meta = {"schema_version": SCHEMA_VERSION, "dim": dim, **(provenance or {})}
+            self.set_meta(**meta)
+        else:
+            self._next_sense_id = int(self.con.execute(_sql.MAX_SENSE_ID).fetchone()[0]) + 1
+
+    # -- opening an existing bundle for modification ------------------------------------
+    @classmethod
+    def update(cls, path: str | os.PathLike) -> "StoreWriter":
+        """Copy the bundle at `path` into a temporary sibling and open it for writing."""
+        path = Path(path)
+        if not (path / DB_FILE).is_file():
+            raise StoreError(f"no store at {path}: build one with `sensekit build`")
+        tmp = _tmp_sibling(path)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(path, tmp)
+        import duckdb
+
+        con = duckdb.connect(str(tmp / DB_FILE), read_only=True)
+        try:
+            meta = read_meta(con, path)
+        finally:
+            con.close()
+        params = IndexParams(**{k: meta["index"][k] for k in ("space", "M", "ef_construction", "ef")})
+        return cls(path, dim=int(meta["dim"]), tokenizer_json=None, index_params=params, _existing=True)
+
+    # -- writes ---------------------------------------------------------------------------
+    def set_meta(self, **values: Any) -> None:
+        rows = [(k, json.dumps(v, default=str)) for k, v in values.items()]
+        self.con.executemany(_sql.UPSERT_META, rows)
+
+    def _insert(self, table: str, columns: dict[str, Any]) -> None:
+        import pyarrow as pa
+
+        arrow_table = pa.table(columns)  # noqa: F841  (DuckDB reads it by name)
+        self.con.execute(_sql.INSERT_FROM_ARROW[table])
+
+    def add_tokens(self, token_ids: Sequence[int], texts: Sequence[str], occurrences: Sequence[int]) -> None:
+        self._insert("tokens", {"token_id": np.asarray(token_ids, np.int32), "text": list(texts),
+                                "occurrences": np.asarray(occurrences, np.int64)})
+
+    def add_senses(
+        self,
+        embeddings: np.ndarray,
+        sense_index: Sequence[int],
+        counts: Sequence[int],
+        *,
+        token_ids: Sequence[int] | None = None,
+        span_ids: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Add sense rows owned by tokens (`token_ids`) or spans (`span_ids`). Returns their new ids [n]."""
+        import pyarrow as pa
+
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        n = embeddings.shape[0]
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise InputError(f"embeddings must be [n, {self.dim}], got {list(embeddings.shape)}")
+        if (token_ids is None) == (span_ids is None):
+            raise InputError("give exactly one of token_ids or span_ids")
+        if not np.isfinite(embeddings).all():
+            raise InputError("sense embeddings contain NaN or inf; check the teacher's dtype (fp16 overflow?)")
+        ids = np.arange(self._next_sense_id, self._next_sense_id + n, dtype=np.int32)
+        none = pa.nulls(n, pa.int32())
+        self._insert("senses", {
+            "sense_id": ids,
+            "token_id": pa.array(np.asarray(token_ids, np.int32)) if token_ids is not None else none,
+            "span_id": pa.array(np.asarray(span_ids, np.int32)) if span_ids is not None else none,
+            "sense_index": np.asarray(sense_index, np.int16),
+            "count": np.asarray(counts, np.int32),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)), self.dim),
+        })
+        self._next_sense_id += n
+        if token_ids is not None:
+            self._senses_dirty = True
+        return ids
+
+    def add_contexts(self, rows: dict[str, Sequence[Any]]) -> None:
+        """rows: column -> values for sense_id, rank, doc_id, char_start, char_end, snippet,
+        mark_start, mark_end, distance (see schemas/store.sql)."""
+        self._insert("contexts", dict(rows))
+
+    def add_spans(self, span_ids: Sequence[int], token_ids: Sequence[Sequence[int]], texts: Sequence[str]) -> None:
+        import pyarrow as pa
+
+        self._insert("spans", {"span_id": np.asarray(span_ids, np.int32),
+                               "token_ids": pa.array([list(map(int, t)) for t in token_ids], pa.list_(pa.int32())),
+                               "text": list(texts)})
+
+    def add_words(self, words: Sequence[str], token_ids: Sequence[Sequence[int]], span_ids: Sequence[int | None]) -> None:
+        import pyarrow as pa
+
+        self.con.execute(_sql.DELETE_WORDS_IN, [list(words)])
+        self._insert("words", {"word": list(words),
+                               "token_ids": pa.array([list(map(int, t)) for t in token_ids], pa.list_(pa.int32())),
+                               "span_id": pa.array(list(span_ids), pa.int32())})
+
+    def replace_relations(self, source: str, rows: dict[str, Sequence[Any]]) -> int:
+        """Replace every relation row of `source`. rows: head, related, kind, derived, provenance
+        (dicts, JSON-encoded here). Returns the number of rows written."""
+        n = len(rows["head"])
+        self.con.execute(_sql.DELETE_RELATIONS_OF_SOURCE, {"source": source})
+        self._insert("relations", {
+            "head": list(rows["head"]), "related": list(rows["related"]), "kind": list(rows["kind"]),
+            "source": [source] * n, "derived": [bool(d) for d in rows["derived"]],
+            "provenance": [json.dumps(p, ensure_ascii=False) if p is not None else None for p in rows["provenance"]],
+        })
+        return n
+
+    def next_span_id(self) -> int:
+        return int(self.con.execute(_sql.MAX_SPAN_ID).fetchone()[0]) + 1
+
+    def delete_span_senses(self) -> None:
+        """Drop all spans, their cloud rows and the words' links to them (before re-deriving)."""
+        for stmt in _sql.DELETE_SPANS:
+            self.con.execute(stmt)
+
+    # -- finishing ------------------------------------------------------------------------
+    def commit(self) -> Path:
+        """Build the index (if token senses changed), record it, and rename the bundle into place."""
+        import pyarrow  # noqa: F401  (fetch_arrow_table needs it)
+
+        if self._senses_dirty:
+            tbl = self.con.sql(_sql.INDEXED_SENSES).to_arrow_table()
+            ids = tbl.column("sense_id").to_numpy()
+            vectors = tbl.column("embedding").combine_chunks().flatten().to_numpy().reshape(len(ids), self.dim) if len(ids) else np.zeros((0, self.dim), np.float32)
+            index = build_index(ids, vectors, self.index_params)
+            index.save_index(str(self.tmp / INDEX_FILE))
+            self.set_meta(index=index_record(index, ids, self.index_params))
+        self.set_meta(updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        self.con.execute("CHECKPOINT")
+        self.con.close()
+        _swap_into_place(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.con.close()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    """Rename tmp -> path. An existing bundle is moved aside first and deleted last, so at every
+    instant either the old or the new complete bundle exists (the old one under `.NAME.old-PID`)."""
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{os.getpid()}"
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
