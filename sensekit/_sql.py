@@ -66,6 +66,8 @@ SIMILAR_WORDS = (
     " FROM tokens WHERE length(trim(text)) > 0 ORDER BY score DESC, w LIMIT $limit"
 )
 
+TABLE_NAMES = "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY table_name"
+
 # Bulk matrices for consumers such as distill/targets.py and lexicon span clouds.
 SENSE_MATRIX = "SELECT sense_id, token_id, span_id, sense_index, embedding FROM senses ORDER BY sense_id"
 ALL_SPANS = "SELECT span_id, token_ids, text FROM spans ORDER BY span_id"

@@ -228,6 +228,9 @@ class SenseStore:
     def relations_table(self) -> list[tuple[str, str, str, str, bool]]:
         return self.con.execute(_sql.ALL_RELATIONS).fetchall()
 
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.con.execute(_sql.TABLE_NAMES).fetchall()]
+
     def close(self) -> None:
         self.con.close()
 

@@ -1,0 +1,208 @@
+"""The `sensekit` command line. A thin layer: parse options, call the API, render with rich.
+
+Module-level imports stay light (no torch, no transformers): `sensekit query` must start fast.
+Every user error is a `SensekitError`, printed as one line; the exit code is 1 (bad input,
+unknown word) or 2 (missing or corrupt store).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import InputError, NotFound, SensekitError
+
+DEFAULT_STORE = Path("senses.sensekit")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Sense dictionaries for decoder LMs (DuckDB + HNSW), and DSKD distillation.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+StoreOpt = typer.Option(DEFAULT_STORE, "--store", "-s", help="Store bundle directory.")
+
+
+# -- query ------------------------------------------------------------------------------
+def query_word(store, word: str, k: int = 10) -> dict:
+    """Everything `sensekit query` shows, as plain data. Raises NotFound for an unknown word."""
+    tokens = store.tokens(word)
+    senses = store.senses(word)
+    relations = store.relations(word)
+    if not senses and not relations:
+        close = [w for w in store.similar_words(word) if w != word.strip()]
+        shape = "a single token" if len(tokens) == 1 else f"{len(tokens)} tokens"
+        hint = f"; did you mean: {', '.join(close)}" if close else ""
+        raise NotFound(f"unknown word {word.strip()!r}: it is {shape} with no senses or relations in {store.path}{hint}")
+    total = sum(s.count for s in senses) or 1
+    grouped: dict[str, dict[str, list]] = {"syn": {}, "ant": {}}
+    for r in relations:
+        grouped[r.kind].setdefault(r.source, []).append({
+            "related": r.related, "derived": r.derived, "is_span": r.is_span,
+            "token_ids": list(r.related_token_ids), "provenance": r.provenance,
+            "sense_ids": [s.sense_id for s in store.senses(r.related, with_contexts=False)],
+        })
+    return {
+        "word": word.strip(),
+        "store": str(store.path),
+        "tokens": [{"token_id": t.token_id, "text": t.text, "occurrences": t.occurrences, "n_senses": t.n_senses} for t in tokens],
+        "senses": [{
+            "sense_id": s.sense_id, "sense_index": s.sense_index, "count": s.count, "share": round(s.count / total, 4),
+            "contexts": [{"doc_id": c.doc_id, "char_start": c.char_start, "char_end": c.char_end, "snippet": c.snippet,
+                          "mark_start": c.mark_start, "mark_end": c.mark_end, "distance": round(c.distance, 4)} for c in s.contexts],
+        } for s in senses],
+        "relations": grouped,
+        "neighbors": [{"sense_id": n.sense.sense_id, "token_id": n.sense.token_id, "text": n.text,
+                       "sense_index": n.sense.sense_index, "distance": round(n.distance, 4)} for n in store.neighbors(word, k=k)],
+    }
+
+
+def _marked(c: dict) -> str:
+    s = c["snippet"]
+    a, b = c["mark_start"], c["mark_end"]
+    return escape(s[:a]) + "[bold yellow]" + escape(s[a:b]) + "[/]" + escape(s[b:])
+
+
+def render_query(result: dict) -> None:
+    word = escape(result["word"])
+    t = Table(title=f"tokens of {word!r}", title_justify="left")
+    for col in ("token id", "text", "occurrences", "senses"):
+        t.add_column(col)
+    for tok in result["tokens"]:
+        t.add_row(str(tok["token_id"]), escape(repr(tok["text"])), str(tok["occurrences"]), str(tok["n_senses"]))
+    out.print(t)
+
+    t = Table(title=f"senses of {word!r}", title_justify="left", show_lines=True)
+    for col, kw in (("#", {}), ("count", {"justify": "right"}), ("share", {"justify": "right"}), ("representative contexts", {"ratio": 1})):
+        t.add_column(col, **kw)
+    for s in result["senses"]:
+        t.add_row(str(s["sense_index"]), str(s["count"]), f"{s['share']:.0%}", "\n".join(_marked(c) for c in s["contexts"]) or "-")
+    out.print(t if result["senses"] else f"[dim]{word!r} has no senses in this store[/]")
+
+    for kind, label in (("syn", "synonyms"), ("ant", "antonyms")):
+        by_source = result["relations"][kind]
+        if not by_source:
+            out.print(f"[dim]no {label}[/]")
+            continue
+        t = Table(title=f"{label} of {word!r}", title_justify="left")
+        for col in ("source", "word", "senses", "provenance"):
+            t.add_column(col)
+        for source, rows in by_source.items():
+            for r in rows:
+                name = escape(r["related"]) + (" [dim](span)[/]" if r["is_span"] else "") + (" [dim](derived)[/]" if r["derived"] else "")
+                prov = r["provenance"].get("gloss") or ", ".join(f"{k}={v}" for k, v in r["provenance"].items())
+                t.add_row(escape(source), name, str(len(r["sense_ids"])), escape(str(prov))[:90])
+        out.print(t)
+
+    t = Table(title=f"nearest senses of other tokens (HNSW)", title_justify="left")
+    for col in ("token", "sense", "distance"):
+        t.add_column(col)
+    for n in result["neighbors"]:
+        t.add_row(escape(repr(n["text"])), str(n["sense_index"]), f"{n['distance']:.4f}")
+    out.print(t)
+
+
+@app.command()
+def query(
+    word: str = typer.Argument(..., help="The word to look up (tokenized with a leading space)."),
+    store: Path = StoreOpt,
+    k: int = typer.Option(10, "-k", min=1, max=1000, help="How many nearest senses to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
+    ef: Optional[int] = typer.Option(None, "--ef", min=1, help="HNSW query beam (default: the store's)."),
+) -> None:
+    """Show a word's tokens, senses, synonyms/antonyms and nearest senses."""
+    from .store import open_store
+
+    with open_store(store, ef=ef) as s:
+        result = query_word(s, word, k=k)
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    else:
+        render_query(result)
+
+
+@app.command()
+def info(store: Path = StoreOpt, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print a store's provenance, counts and index parameters."""
+    from .store import open_store
+
+    with open_store(store) as s:
+        i = s.info()
+    if as_json:
+        sys.stdout.write(json.dumps({"path": i.path, "schema_version": i.schema_version, "provenance": i.provenance,
+                                     "counts": i.counts, "index": i.index}, default=str) + "\n")
+        return
+    for title, data in (("provenance", {"schema_version": i.schema_version, **i.provenance}), ("counts", i.counts), ("HNSW index", i.index)):
+        t = Table(title=f"{title} ({escape(i.path)})" if title == "provenance" else title, title_justify="left")
+        t.add_column("key")
+        t.add_column("value")
+        for key, value in data.items():
+            t.add_row(key, escape(json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
+        out.print(t)
+
+
+@app.command()
+def export(
+    store: Path = StoreOpt,
+    fmt: str = typer.Option("parquet", "--format", help="Output format (parquet)."),
+    output: Path = typer.Option(Path("export"), "--output", "-o", help="Directory for one file per table."),
+) -> None:
+    """Write every table of the store as Parquet files."""
+    from .store import open_store
+
+    if fmt != "parquet":
+        raise InputError(f"unknown export format {fmt!r}; use --format parquet")
+    output.mkdir(parents=True, exist_ok=True)
+    with open_store(store) as s:
+        for name in s.table_names():
+            s.con.table(name).write_parquet(str(output / f"{name}.parquet"))
+            out.print(f"wrote {output / (name + '.parquet')}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def distill(ctx: typer.Context) -> None:
+    """Train a student with DSKD (CE + KD + hinge-MSE sense loss). `sensekit distill --help` for flags."""
+    from distill.cli import app as distill_app  # distill depends on sensekit, never the reverse
+
+    distill_app(list(ctx.args), prog_name="sensekit distill", standalone_mode=False)
+
+
+def _register_commands() -> None:
+    import importlib
+    import importlib.util
+
+    for module in ("sensekit.build.cli", "sensekit.lexicon.cli"):
+        if importlib.util.find_spec(module) is not None:  # TODO(lead): make strict once build/lexicon land
+            importlib.import_module(module).register(app)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console entry point: run the app, turning SensekitError into one line and an exit code."""
+    import click
+    _register_commands()
+    try:
+        app(argv, standalone_mode=False)
+    except SensekitError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        err.print("aborted")
+        raise SystemExit(130) from None
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

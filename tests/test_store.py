@@ -1,0 +1,222 @@
+"""The store bundle: writer, schema pin, read API, atomic replace, version and index checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import numpy as np
+import pytest
+
+import sensekit
+from sensekit import IndexMismatch, InputError, NotFound, SchemaMismatch, StoreError, open_store
+from sensekit.paths import schema_text
+from sensekit.writer import StoreWriter
+
+from conftest import train_tokenizer
+
+# Pin of schemas/store.sql per schema version. Changing the DDL changes the hash: bump
+# SCHEMA_VERSION in sensekit/store.py and add the new pin here.
+SCHEMA_PINS = {1: "9baa4db0236eac81010c90d214d02858c4ca02860631377018ae0aad710927d9"}
+
+DIM = 16
+
+
+def unit(i: int) -> np.ndarray:
+    v = np.zeros(DIM, np.float32)
+    v[i] = 1.0
+    return v
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_tokenizer()
+
+
+def write_small_store(path, tokenizer_json, tok, provenance=None):
+    """bank: 2 senses (e0, e1); river: 1 sense (e0 + 0.1 e2); money: 1 sense (e1 + 0.1 e3);
+    glad: 1 sense (e4). Relations: bank~river (syn, wiktionary), happy~glad, good!~bad."""
+    ids = {w: tok.token_to_id(" " + w) for w in ("bank", "river", "money", "glad", "happy", "good", "bad")}
+    emb = np.stack([unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(1) + 0.1 * unit(3), unit(4)])
+    owners = [ids["bank"], ids["bank"], ids["river"], ids["money"], ids["glad"]]
+    with StoreWriter(path, dim=DIM, tokenizer_json=tokenizer_json, provenance=provenance or {"teacher": "tiny"}) as w:
+        w.add_tokens([ids[x] for x in ("bank", "river", "money", "glad")], [" bank", " river", " money", " glad"], [30, 5, 7, 2])
+        sids = w.add_senses(emb, [0, 1, 0, 0, 0], [20, 10, 5, 7, 2], token_ids=owners)
+        w.add_contexts({
+            "sense_id": [sids[0], sids[0], sids[1]], "rank": [0, 1, 0], "doc_id": ["d1", "d2", "d3"],
+            "char_start": [4, 0, 9], "char_end": [9, 4, 14],
+            "snippet": ["the bank of the river", "bank erosion", "money at bank"],
+            "mark_start": [4, 0, 9], "mark_end": [8, 4, 13], "distance": [0.1, 0.2, 0.3],
+        })
+        w.add_words(["river", "glad", "happy"], [[ids["river"]], [ids["glad"]], [ids["happy"]]], [None, None, None])
+        w.replace_relations("wiktionary", {
+            "head": ["bank", "river"], "related": ["river", "bank"], "kind": ["syn", "syn"],
+            "derived": [False, False], "provenance": [{"gloss": "land beside water"}, {"gloss": "land beside water"}]})
+        w.replace_relations("wordnet", {
+            "head": ["happy", "glad", "good", "bad"], "related": ["glad", "happy", "bad", "good"],
+            "kind": ["syn", "syn", "ant", "ant"], "derived": [False] * 4, "provenance": [None] * 4})
+    return ids
+
+
+@pytest.fixture()
+def store_path(tmp_path, tokenizer_json, tok):
+    path = tmp_path / "small.sensekit"
+    write_small_store(path, tokenizer_json, tok)
+    return path
+
+
+def test_schema_is_pinned_to_its_version():
+    digest = hashlib.sha256(schema_text("store.sql").encode()).hexdigest()
+    assert SCHEMA_PINS.get(sensekit.SCHEMA_VERSION) == digest, (
+        "schemas/store.sql changed: bump SCHEMA_VERSION in sensekit/store.py and pin the new hash here")
+
+
+def test_bundle_layout(store_path):
+    assert sorted(p.name for p in store_path.iterdir()) == ["senses.hnsw", "store.duckdb", "tokenizer.json"]
+    assert not [p for p in store_path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_senses_tokens_and_contexts(store_path, tok):
+    with open_store(store_path) as s:
+        [t] = s.tokens("bank")
+        assert (t.token_id, t.text, t.occurrences, t.n_senses) == (tok.token_to_id(" bank"), " bank", 30, 2)
+        senses = s.senses("bank")
+        assert [(x.sense_index, x.count) for x in senses] == [(0, 20), (1, 10)]
+        np.testing.assert_array_equal(senses[0].embedding, unit(0))
+        assert [c.marked() for c in senses[0].contexts] == ["the [[bank]] of the river", "[[bank]] erosion"]
+        assert s.senses("happy") == []  # a word without senses: empty list, no error
+        assert s.sense(senses[1].sense_id).contexts[0].snippet == "money at bank"
+        with pytest.raises(NotFound):
+            s.sense(999)
+
+
+def test_relations_filters(store_path):
+    with open_store(store_path) as s:
+        rels = s.relations("bank")
+        assert [(r.related, r.kind, r.source, r.provenance.get("gloss")) for r in rels] == [
+            ("river", "syn", "wiktionary", "land beside water")]
+        assert [r.related for r in s.relations("good", kind="ant")] == ["bad"]
+        assert s.relations("good", kind="syn") == []
+        assert [r.related for r in s.relations("happy", source="wordnet")] == ["glad"]
+        assert s.relations("happy", source="wiktionary") == []
+        with pytest.raises(InputError):
+            s.relations("good", kind="hyponym")
+
+
+def test_neighbors_by_word_sense_and_vector(store_path):
+    with open_store(store_path) as s:
+        # bank's senses are e0 and e1; the nearest other senses are river (e0+) and money (e1+).
+        assert [n.text for n in s.neighbors("bank", k=2)] == [" money", " river"] or \
+            [n.text for n in s.neighbors("bank", k=2)] == [" river", " money"]
+        assert all(n.sense.token_id != s.tokens("bank")[0].token_id for n in s.neighbors("bank", k=10))
+        by_vec = s.neighbors(unit(4), k=1)
+        assert by_vec[0].text == " glad" and by_vec[0].distance == pytest.approx(0.0, abs=1e-6)
+        bank0 = s.senses("bank")[0].sense_id
+        assert bank0 not in [n.sense.sense_id for n in s.neighbors(bank0, k=10)]
+        assert s.neighbors(bank0, k=1)[0].text == " river"
+
+
+@pytest.mark.parametrize("word", ["o'brien", 'say "hi"', "DROP TABLE senses; --", "naïve", "日本", "  "])
+def test_awkward_words_are_plain_data(store_path, word):
+    with open_store(store_path) as s:
+        if not word.strip():
+            with pytest.raises(InputError):
+                s.senses(word)
+            return
+        assert s.relations(word) == []
+        s.senses(word)
+        s.similar_words(word)
+    with open_store(store_path) as s:  # the store is untouched
+        assert s.info().counts["senses"] == 5
+
+
+def test_atomic_replace_keeps_old_store_on_failure(store_path, tokenizer_json, tok):
+    with pytest.raises(RuntimeError):
+        with StoreWriter(store_path, dim=DIM, tokenizer_json=tokenizer_json) as w:
+            w.add_tokens([1], ["x"], [1])
+            raise RuntimeError("crash mid-build")
+    with open_store(store_path) as s:
+        assert s.info().counts["tokens"] == 4
+    # A killed process leaves its temporary sibling behind; the old store still opens.
+    w = StoreWriter(store_path, dim=DIM, tokenizer_json=tokenizer_json)
+    w.con.close()
+    with open_store(store_path) as s:
+        assert s.info().counts["tokens"] == 4
+    # A later complete write replaces it and leaves nothing behind.
+    write_small_store(store_path, tokenizer_json, tok, provenance={"teacher": "second"})
+    with open_store(store_path) as s:
+        assert s.info().provenance["teacher"] == "second"
+    assert [p.name for p in store_path.parent.iterdir()] == [store_path.name]
+
+
+def test_update_replaces_relations_per_source(store_path):
+    with StoreWriter.update(store_path) as w:
+        w.replace_relations("wordnet", {"head": ["good", "bad"], "related": ["bad", "good"], "kind": ["ant", "ant"],
+                                        "derived": [False, False], "provenance": [None, None]})
+    with open_store(store_path) as s:
+        assert s.relations("happy") == []
+        assert [r.related for r in s.relations("bank")] == ["river"]  # other sources untouched
+        assert s.info().counts["antonyms"] == 2
+
+
+def test_schema_version_mismatch_is_refused(store_path):
+    con = duckdb.connect(str(store_path / "store.duckdb"))
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(SchemaMismatch, match=r"schema version 99.*version 1.*rebuild"):
+        open_store(store_path)
+
+
+def test_index_mismatch_is_refused(store_path, tmp_path, tokenizer_json, tok):
+    other = tmp_path / "other.sensekit"
+    ids = write_small_store(other, tokenizer_json, tok)
+    with StoreWriter.update(other) as w:  # one more token sense: a different index
+        w.add_senses(unit(5)[None, :], [1], [1], token_ids=[ids["glad"]])
+    shutil.copyfile(other / "senses.hnsw", store_path / "senses.hnsw")
+    with pytest.raises(IndexMismatch, match="count"):
+        open_store(store_path)
+    (store_path / "senses.hnsw").write_bytes(b"garbage")
+    with pytest.raises(StoreError):
+        open_store(store_path)
+
+
+def test_missing_and_corrupt_store(tmp_path):
+    with pytest.raises(StoreError, match="no sensekit store"):
+        open_store(tmp_path / "nothing.sensekit")
+    bad = tmp_path / "bad.sensekit"
+    bad.mkdir()
+    (bad / "store.duckdb").write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreError):
+        open_store(bad)
+
+
+def test_hnsw_recall_at_10(tmp_path, tokenizer_json):
+    rng = np.random.default_rng(7)
+    n, d = 20_000, 64
+    centres = rng.standard_normal((200, d)).astype(np.float32)
+    vectors = centres[rng.integers(0, 200, n)] + 0.3 * rng.standard_normal((n, d)).astype(np.float32)
+    with StoreWriter(tmp_path / "big.sensekit", dim=d, tokenizer_json=tokenizer_json) as w:
+        w.add_tokens(np.arange(2000), [f"t{i}" for i in range(2000)], np.full(2000, 10))
+        w.add_senses(vectors, np.arange(n) % 10, np.ones(n), token_ids=np.arange(n) // 10)
+    queries = centres[rng.integers(0, 200, 200)] + 0.3 * rng.standard_normal((200, d)).astype(np.float32)
+    unit_v = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit_q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = np.argsort(-(unit_q @ unit_v.T), axis=1)[:, :10]
+    with open_store(tmp_path / "big.sensekit") as s:
+        found = [[nb.sense.sense_id for nb in s.neighbors(q, k=10)] for q in queries]
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+    assert recall >= 0.98
+
+
+def test_import_never_pulls_torch(store_path):
+    code = (
+        "import sys, sensekit, sensekit.cli; s = sensekit.open_store(sys.argv[1]);"
+        "s.senses('bank'); s.relations('bank'); s.neighbors('bank'); s.info();"
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; sys.exit(1 if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(store_path)], check=True)
