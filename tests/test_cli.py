@@ -1,0 +1,100 @@
+"""`sensekit query | info | export`: output, JSON shape, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from sensekit.cli import main
+
+from test_store import tok, write_small_store  # noqa: F401  (tok is a fixture)
+
+
+@pytest.fixture()
+def store_path(tmp_path, tokenizer_json, tok):  # noqa: F811
+    path = tmp_path / "small.sensekit"
+    write_small_store(path, tokenizer_json, tok)
+    return path
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_query_json_shape(capsys, store_path):
+    code, out, _ = run(capsys, "query", "bank", "--store", str(store_path), "--json", "-k", "3")
+    assert code == 0
+    doc = json.loads(out)
+    assert set(doc) == {"word", "store", "tokens", "senses", "relations", "neighbors"}
+    assert doc["word"] == "bank"
+    assert [t["text"] for t in doc["tokens"]] == [" bank"]
+    assert [(s["sense_index"], s["count"], s["share"]) for s in doc["senses"]] == [(0, 20, 0.6667), (1, 10, 0.3333)]
+    assert doc["senses"][0]["contexts"][0] == {"doc_id": "d1", "char_start": 4, "char_end": 9, "snippet": "the bank of the river",
+                                               "mark_start": 4, "mark_end": 8, "distance": 0.1}
+    [river] = doc["relations"]["syn"]["wiktionary"]
+    assert river["related"] == "river" and len(river["sense_ids"]) == 1 and not river["is_span"]
+    assert doc["relations"]["ant"] == {}
+    assert len(doc["neighbors"]) == 3 and {n["text"] for n in doc["neighbors"][:2]} == {" river", " money"}
+
+
+def test_query_tables(capsys, store_path):
+    code, out, _ = run(capsys, "query", "bank", "--store", str(store_path))
+    assert code == 0
+    for needle in ("senses of 'bank'", "the bank of the river", "synonyms of 'bank'", "wiktionary", "land beside water",
+                   "nearest senses", "' river'"):
+        assert needle in out
+
+
+def test_query_relations_only_word(capsys, store_path):
+    code, out, _ = run(capsys, "query", "good", "--store", str(store_path), "--json")
+    assert code == 0 and json.loads(out)["relations"]["ant"]["wordnet"][0]["related"] == "bad"
+
+
+def test_unknown_word_exits_1_with_suggestions(capsys, store_path):
+    code, out, err = run(capsys, "query", "banc", "--store", str(store_path))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "unknown word 'banc'" in err and "did you mean: bank" in err
+
+
+@pytest.mark.parametrize("word", ["", "'; DROP TABLE senses; --"])
+def test_odd_words_are_user_errors(capsys, store_path, word):
+    code, _, err = run(capsys, "query", word, "--store", str(store_path))
+    assert code == 1 and err.startswith("error:") and "Traceback" not in err
+
+
+def test_missing_and_corrupt_store_exit_2(capsys, tmp_path):
+    code, _, err = run(capsys, "query", "bank", "--store", str(tmp_path / "none.sensekit"))
+    assert code == 2 and "no sensekit store" in err and err.count("\n") == 1
+    bad = tmp_path / "bad.sensekit"
+    bad.mkdir()
+    (bad / "store.duckdb").write_text("garbage")
+    code, _, err = run(capsys, "info", "--store", str(bad))
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_info_and_export(capsys, store_path, tmp_path):
+    code, out, _ = run(capsys, "info", "--store", str(store_path), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["counts"]["senses"] == 5 and doc["index"]["count"] == 5 and doc["provenance"]["teacher"] == "tiny"
+    code, out, _ = run(capsys, "export", "--store", str(store_path), "-o", str(tmp_path / "pq"))
+    assert code == 0
+    names = sorted(p.name for p in (tmp_path / "pq").iterdir())
+    assert names == sorted(f"{t}.parquet" for t in ("meta", "tokens", "spans", "senses", "contexts", "words", "relations"))
+    n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path / 'pq' / 'senses.parquet'}')").fetchall()[0][0]
+    assert n == 5
+
+
+def test_console_script_has_no_traceback(store_path):
+    proc = subprocess.run([sys.executable, "-m", "sensekit.cli", "query", "zzzz", "--store", str(store_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stderr.startswith("error:")
