@@ -38,27 +38,20 @@ TOKENS_BY_IDS = (
     " FROM tokens t LEFT JOIN senses s ON s.token_id = t.token_id"
     " WHERE list_contains($ids, t.token_id) GROUP BY ALL"
 )
-WORD_ROW = "SELECT token_ids, span_id FROM words WHERE word = $word"
-
-_SENSE_COLUMNS = (
-    "s.sense_id, s.token_id, s.span_id, s.sense_index, s.count,"
-    " coalesce(t.text, sp.text) AS text, s.embedding"
-)
-_SENSE_FROM = " FROM senses s LEFT JOIN tokens t ON t.token_id = s.token_id LEFT JOIN spans sp ON sp.span_id = s.span_id"
-SENSES_OF_TOKEN = "SELECT " + _SENSE_COLUMNS + _SENSE_FROM + " WHERE s.token_id = $id ORDER BY s.sense_index"
-SENSES_OF_SPAN = "SELECT " + _SENSE_COLUMNS + _SENSE_FROM + " WHERE s.span_id = $id ORDER BY s.sense_index"
-SENSES_BY_IDS = "SELECT " + _SENSE_COLUMNS + _SENSE_FROM + " WHERE list_contains($ids, s.sense_id)"
-SENSE_EMBEDDING = "SELECT embedding FROM senses WHERE sense_id = $id"
-CONTEXTS_OF_SENSES = (
+SENSE_COLUMNS = "SELECT sense_id, token_id, span_id, sense_index, count FROM senses ORDER BY sense_id"
+TOKEN_TEXTS = "SELECT token_id, text FROM tokens"
+SPAN_TEXTS = "SELECT span_id, text FROM spans"
+SPAN_WORDS = "SELECT word, token_ids, span_id FROM words WHERE span_id IS NOT NULL"
+# Rows are written in sense_id order, so a range filter is pruned by zone maps.
+EMBEDDINGS_IN_RANGE = "SELECT sense_id, embedding FROM senses WHERE sense_id BETWEEN $lo AND $hi"
+CONTEXTS_IN_RANGE = (
     "SELECT sense_id, rank, doc_id, char_start, char_end, snippet, mark_start, mark_end, distance"
-    " FROM contexts WHERE list_contains($ids, sense_id) ORDER BY sense_id, rank"
+    " FROM contexts WHERE sense_id BETWEEN $lo AND $hi ORDER BY sense_id, rank"
 )
-
 RELATIONS_OF_WORD = (
-    "SELECT r.head, r.related, r.kind, r.source, r.derived, r.provenance, w.token_ids, w.span_id"
-    " FROM relations r LEFT JOIN words w ON w.word = r.related"
-    " WHERE r.head = $word AND ($kind IS NULL OR r.kind = $kind) AND ($source IS NULL OR r.source = $source)"
-    " ORDER BY r.kind DESC, r.source, r.related"
+    "SELECT head, related, kind, source, derived, provenance FROM relations"
+    " WHERE head = $word AND ($kind IS NULL OR kind = $kind) AND ($source IS NULL OR source = $source)"
+    " ORDER BY kind DESC, source, related"
 )
 
 SIMILAR_WORDS = (
@@ -73,3 +66,7 @@ SENSE_MATRIX = "SELECT sense_id, token_id, span_id, sense_index, embedding FROM 
 ALL_SPANS = "SELECT span_id, token_ids, text FROM spans ORDER BY span_id"
 ALL_WORDS = "SELECT word, token_ids, span_id FROM words"
 ALL_RELATIONS = "SELECT head, related, kind, source, derived FROM relations"
+
+# -- lexicon (sensekit/lexicon/attach.py) ---------------------------------------------------
+RELATION_WORDS = "SELECT head AS word FROM relations UNION SELECT related FROM relations"
+DELETE_ALL_WORDS = "DELETE FROM words"

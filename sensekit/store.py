@@ -76,15 +76,27 @@ class SenseStore:
         return any(p.name.startswith(f".{self.path.name}.tmp-") for p in self.path.parent.glob(f".{self.path.name}.*"))
 
     def _load_sense_table(self) -> None:
-        """Small per-sense columns in memory, so neighbors() never goes back to DuckDB."""
-        cols = self.con.execute("SELECT sense_id, token_id, span_id, sense_index, count FROM senses ORDER BY sense_id").fetchnumpy()
+        """Small per-sense columns in memory, so lookups touch DuckDB once for embeddings only
+        and neighbors() never does."""
+        cols = self.con.execute(_sql.SENSE_COLUMNS).fetchnumpy()
         self._sense_ids = np.asarray(cols["sense_id"], np.int64)
         self._sense_token = np.asarray(np.ma.filled(cols["token_id"], -1), np.int64)
         self._sense_span = np.asarray(np.ma.filled(cols["span_id"], -1), np.int64)
         self._sense_index = np.asarray(cols["sense_index"], np.int64)
         self._sense_count = np.asarray(cols["count"], np.int64)
-        self._token_text = dict(self.con.execute("SELECT token_id, text FROM tokens").fetchall())
-        self._span_text = dict(self.con.execute("SELECT span_id, text FROM spans").fetchall())
+        # Owner -> positions: a stable sort by owner keeps each owner's senses in sense_index order.
+        self._by_token = np.lexsort((self._sense_index, self._sense_token))
+        self._by_span = np.lexsort((self._sense_index, self._sense_span))
+        self._token_sorted = self._sense_token[self._by_token]
+        self._span_sorted = self._sense_span[self._by_span]
+        self._token_text = dict(self.con.execute(_sql.TOKEN_TEXTS).fetchall())
+        self._span_text = dict(self.con.execute(_sql.SPAN_TEXTS).fetchall())
+        self._span_words = {w: (list(t), sid) for w, t, sid in self.con.execute(_sql.SPAN_WORDS).fetchall()}
+
+    def _positions_of(self, owner: int, span: bool) -> np.ndarray:
+        keys, order = (self._span_sorted, self._by_span) if span else (self._token_sorted, self._by_token)
+        lo, hi = np.searchsorted(keys, [owner, owner + 1])
+        return order[lo:hi]
 
     def _indexed_ids(self) -> np.ndarray:
         return self._sense_ids[self._sense_span < 0]
@@ -121,46 +133,56 @@ class SenseStore:
 
     def senses(self, word: str, with_contexts: bool = True) -> list[Sense]:
         """A single-token word's senses, or a multi-token word's span cloud; [] when there are none."""
-        row = self.con.execute(_sql.WORD_ROW, {"word": word.strip()}).fetchone() if word.strip() else None
-        if row is not None and row[1] is not None:
-            return self._senses(_sql.SENSES_OF_SPAN, row[1], with_contexts)
+        span = self._span_words.get(word.strip())
+        if span is not None:
+            return self._senses_at(self._positions_of(span[1], span=True), with_contexts)
         ids = self.token_ids(word)
         if len(ids) != 1:
             return []
-        return self._senses(_sql.SENSES_OF_TOKEN, ids[0], with_contexts)
+        return self.senses_of_token(ids[0], with_contexts)
 
     def senses_of_token(self, token_id: int, with_contexts: bool = True) -> list[Sense]:
-        return self._senses(_sql.SENSES_OF_TOKEN, int(token_id), with_contexts)
-
-    def _senses(self, stmt: str, owner: int, with_contexts: bool) -> list[Sense]:
-        rows = self.con.execute(stmt, {"id": owner}).fetchall()
-        return self._to_senses(rows, with_contexts)
-
-    def _to_senses(self, rows: Sequence[tuple], with_contexts: bool) -> list[Sense]:
-        contexts: dict[int, list[Context]] = {}
-        if with_contexts and rows:
-            for c in self.con.execute(_sql.CONTEXTS_OF_SENSES, {"ids": [r[0] for r in rows]}).fetchall():
-                contexts.setdefault(c[0], []).append(Context(*c[1:]))
-        return [
-            Sense(sid, tok, span, idx, cnt, text, np.asarray(emb, dtype=np.float32), tuple(contexts.get(sid, ())))
-            for sid, tok, span, idx, cnt, text, emb in rows
-        ]
+        return self._senses_at(self._positions_of(int(token_id), span=False), with_contexts)
 
     def sense(self, sense_id: int) -> Sense:
-        rows = self.con.execute(_sql.SENSES_BY_IDS, {"ids": [int(sense_id)]}).fetchall()
-        if not rows:
+        pos = int(np.searchsorted(self._sense_ids, sense_id))
+        if pos >= len(self._sense_ids) or self._sense_ids[pos] != sense_id:
             raise NotFound(f"no sense with id {sense_id} in {self.path}")
-        return self._to_senses(rows, True)[0]
+        return self._senses_at(np.array([pos]), True)[0]
+
+    def _senses_at(self, positions: np.ndarray, with_contexts: bool) -> list[Sense]:
+        """Sense records for rows at `positions` of the in-memory columns: one DuckDB query for the
+        embeddings and one for the contexts, both over a sense_id range (rows are stored in id order)."""
+        if len(positions) == 0:
+            return []
+        ids = self._sense_ids[positions]
+        bounds = {"lo": int(ids.min()), "hi": int(ids.max())}
+        got = self.con.execute(_sql.EMBEDDINGS_IN_RANGE, bounds).fetchnumpy()
+        emb_of = dict(zip(got["sense_id"].tolist(), got["embedding"]))
+        contexts: dict[int, list[Context]] = {}
+        if with_contexts:
+            for c in self.con.execute(_sql.CONTEXTS_IN_RANGE, bounds).fetchall():
+                contexts.setdefault(c[0], []).append(Context(*c[1:]))
+        out = []
+        for pos, sid in zip(positions.tolist(), ids.tolist()):
+            tok, span = int(self._sense_token[pos]), int(self._sense_span[pos])
+            out.append(Sense(
+                sid, tok if tok >= 0 else None, span if span >= 0 else None, int(self._sense_index[pos]),
+                int(self._sense_count[pos]), self._token_text.get(tok, "") if tok >= 0 else self._span_text.get(span, ""),
+                np.asarray(emb_of[sid], dtype=np.float32), tuple(contexts.get(sid, ())),
+            ))
+        return out
 
     def relations(self, word: str, kind: str | None = None, source: str | None = None) -> list[Relation]:
         if kind not in (None, "syn", "ant"):
             raise InputError(f"relation kind must be 'syn' or 'ant', got {kind!r}")
         rows = self.con.execute(_sql.RELATIONS_OF_WORD, {"word": word.strip(), "kind": kind, "source": source}).fetchall()
-        return [
-            Relation(head, rel, k, src, bool(der), json.loads(prov) if prov else {},
-                     tuple(tids) if tids is not None else tuple(self.token_ids(rel)), span is not None)
-            for head, rel, k, src, der, prov, tids, span in rows
-        ]
+        out = []
+        for head, rel, k, src, der, prov in rows:
+            span = self._span_words.get(rel)
+            token_ids = tuple(span[0]) if span else tuple(self.token_ids(rel))
+            out.append(Relation(head, rel, k, src, bool(der), json.loads(prov) if prov else {}, token_ids, span is not None))
+        return out
 
     def neighbors(self, query: str | int | np.ndarray, k: int = 10) -> list[Neighbor]:
         """Nearest token senses (HNSW) to a word's senses, a sense id, or a vector [dim].

@@ -1,0 +1,244 @@
+"""Training data: packed corpus windows, or the teacher's own continuations of prompts.
+
+Both modes produce `Windows`: token rows `ids` [N, T+1] int32 and their valid lengths [N].
+Position t of a row takes ids[t] as input and ids[t+1] as its target y_t, so a full corpus
+window of T+1 tokens gives T targets and consecutive windows overlap by one token (every
+corpus token but the first is a target exactly once).
+
+- **corpus**: the streaming readers of `sensekit build` (`iter_documents`: text files,
+  folders, globs, JSONL, MediaWiki XML(.bz2)); documents are tokenized without special
+  tokens, separated by EOS, and packed.
+- **prompts** (the paper's setup): each JSONL prompt is continued greedily by the teacher,
+  the sequence is cut at a random point after the prompt, and every position (prompt
+  included) is a target.
+
+Prepared windows are saved in `OUTPUT/data/` with a fingerprint of their inputs, so a
+resumed run reads exactly the same windows (and never regenerates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from sensekit.errors import InputError
+
+__all__ = ["Windows", "prepare_windows", "iter_documents", "read_prompts", "pack_documents"]
+
+
+@dataclass
+class Windows:
+    ids: np.ndarray        # [N, T+1] int32, right-padded with 0
+    lengths: np.ndarray    # [N] int32, valid tokens per row (>= 2)
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.ids.shape[1]) - 1
+
+    @property
+    def n_targets(self) -> int:
+        return int((self.lengths - 1).sum())
+
+    def subset(self, idx: np.ndarray | slice) -> "Windows":
+        return Windows(self.ids[idx], self.lengths[idx])
+
+    def batch(self, idx: np.ndarray, device: torch.device | str = "cpu"
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows idx -> (input_ids [B, T] long, attention_mask [B, T] long, labels [B, T] long, -100 = no target)."""
+        rows = torch.from_numpy(self.ids[idx].astype(np.int64))
+        lengths = torch.from_numpy(self.lengths[idx].astype(np.int64))
+        T = rows.shape[1] - 1
+        pos = torch.arange(T)
+        inside = pos.unsqueeze(0) < (lengths - 1).unsqueeze(1)
+        input_ids = rows[:, :-1].masked_fill(~inside, 0)
+        labels = rows[:, 1:].masked_fill(~inside, -100)
+        return input_ids.to(device), inside.long().to(device), labels.to(device)
+
+
+# -- corpus mode --------------------------------------------------------------------------
+def iter_documents(paths, text_field: str = "text") -> Iterator[tuple[str, str]]:
+    """The build's streaming corpus readers (sensekit.build.corpus)."""
+    try:
+        from sensekit.build.corpus import iter_documents as _iter
+    except ImportError:  # the build's readers are not installed in this checkout: plain text and JSONL only
+        return _plain_documents(paths, text_field)
+    return _iter(list(paths), text_field=text_field)
+
+
+def _plain_documents(paths, text_field: str) -> Iterator[tuple[str, str]]:
+    import glob
+
+    for spec in paths:
+        matches = sorted(glob.glob(str(spec), recursive=True)) or [str(spec)]
+        for m in matches:
+            p = Path(m)
+            files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+            for f in files:
+                if not f.is_file():
+                    raise InputError(f"corpus file {f} does not exist; check --data")
+                if f.suffix == ".jsonl":
+                    with f.open(encoding="utf-8") as fh:
+                        for i, line in enumerate(fh):
+                            if line.strip():
+                                text = json.loads(line).get(text_field)
+                                if isinstance(text, str) and text.strip():
+                                    yield f"{f.name}:{i}", text
+                else:
+                    yield f.name, f.read_text(encoding="utf-8", errors="replace")
+
+
+def pack_documents(docs: Iterator[tuple[str, str]], tokenizer, seq_len: int, max_windows: int = 0,
+                   progress: Callable[[int], None] | None = None) -> Windows:
+    """Tokenize and pack documents (EOS between them) into windows of seq_len + 1 tokens, stride seq_len."""
+    sep = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.bos_token_id
+    need = max_windows * seq_len + 1 if max_windows else 0
+    chunks: list[np.ndarray] = []
+    total = 0
+    for _doc_id, text in docs:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not ids:
+            continue
+        if sep is not None:
+            ids = list(ids) + [sep]
+        chunks.append(np.asarray(ids, np.int32))
+        total += len(ids)
+        if progress:
+            progress(total)
+        if need and total >= need:
+            break
+    if total < seq_len + 1:
+        raise InputError(f"the training data has {total} tokens, fewer than one window of {seq_len + 1}; "
+                         "give more data or a smaller --seq-len")
+    stream = np.concatenate(chunks)
+    n = (len(stream) - 1) // seq_len
+    if max_windows:
+        n = min(n, max_windows)
+    idx = np.arange(n)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
+    return Windows(np.ascontiguousarray(stream[idx]), np.full(n, seq_len + 1, np.int32))
+
+
+# -- prompts mode ---------------------------------------------------------------------------
+def read_prompts(paths, field: str) -> list[str]:
+    prompts = []
+    for spec in paths:
+        p = Path(spec)
+        if not p.is_file():
+            raise InputError(f"prompt file {p} does not exist; check --data")
+        with p.open(encoding="utf-8") as fh:
+            for i, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    raise InputError(f"{p}:{i} is not valid JSON; the prompt file must be JSONL") from None
+                value = rec.get(field) if isinstance(rec, dict) else None
+                if not isinstance(value, str) or not value.strip():
+                    raise InputError(f"{p}:{i} has no string field {field!r}; set --prompt-field")
+                prompts.append(value)
+    if not prompts:
+        raise InputError("the prompt files hold no prompts; check --data")
+    return prompts
+
+
+@torch.no_grad()
+def generate_windows(teacher, prompts: list[str], seq_len: int, max_new_tokens: int, seed: int,
+                     chat_template: bool = True, batch_size: int = 8,
+                     progress: Callable[[int], None] | None = None) -> Windows:
+    """The teacher continues each prompt (greedy); each sequence is cut at a random point after the prompt."""
+    tok = teacher.tokenizer
+    rng = np.random.default_rng(seed)
+    use_chat = chat_template and getattr(tok, "chat_template", None)
+    encoded = []
+    for p in prompts:
+        if use_chat:
+            ids = tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=True)
+            ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        else:
+            ids = tok(p)["input_ids"]
+        encoded.append(list(ids)[: seq_len])  # a prompt longer than the window is cut
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    eos = tok.eos_token_id
+    rows = np.zeros((len(encoded), seq_len + 1), np.int32)
+    lengths = np.zeros(len(encoded), np.int32)
+    model = teacher.model
+    for s in range(0, len(encoded), batch_size):
+        group = encoded[s:s + batch_size]
+        width = max(map(len, group))
+        ids = torch.full((len(group), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for i, g in enumerate(group):  # left padding for generation
+            ids[i, width - len(g):] = torch.tensor(g)
+            mask[i, width - len(g):] = 1
+        budget = max(1, min(max_new_tokens, seq_len + 1 - min(map(len, group))))
+        out = model.generate(input_ids=ids.to(teacher.device), attention_mask=mask.to(teacher.device),
+                             max_new_tokens=budget, do_sample=False, pad_token_id=pad, eos_token_id=eos)
+        new = out[:, width:].cpu().numpy()
+        for i, g in enumerate(group):
+            gen = list(new[i])
+            if eos is not None and eos in gen:
+                gen = gen[: gen.index(eos) + 1]
+            full = (g + gen)[: seq_len + 1]
+            lo = min(len(g) + 1, len(full))
+            cut = int(rng.integers(lo, len(full) + 1)) if len(full) >= 2 else len(full)
+            cut = max(cut, 2)
+            full = full[:cut]
+            rows[s + i, : len(full)] = full
+            lengths[s + i] = len(full)
+        if progress:
+            progress(min(s + batch_size, len(encoded)))
+    keep = lengths >= 2
+    if not keep.any():
+        raise InputError("every prompt produced fewer than 2 tokens; give longer prompts")
+    return Windows(rows[keep], lengths[keep])
+
+
+# -- preparation with an on-disk copy ---------------------------------------------------------
+def _fingerprint(paths, **params) -> str:
+    items = []
+    for p in paths:
+        q = Path(p)
+        st = q.stat() if q.exists() else None
+        items.append([str(p), st.st_size if st else None, st.st_mtime_ns if st else None])
+    return hashlib.sha256(json.dumps([items, params], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def prepare_windows(cfg, teacher, name: str = "train", paths=None, mode: str | None = None,
+                    progress: Callable[[str, int], None] | None = None) -> Windows:
+    """Windows for `paths` (default cfg.data), saved once as OUTPUT/data/NAME.npz and reused when unchanged."""
+    paths = list(cfg.data if paths is None else paths)
+    mode = mode or cfg.data_mode
+    params = dict(mode=mode, seq_len=cfg.seq_len, max_windows=cfg.max_windows if name == "train" else 0,
+                  teacher=teacher.name, vocab=len(teacher.tokenizer), text_field=cfg.text_field,
+                  prompt_field=cfg.prompt_field, gen=cfg.gen_max_new_tokens, chat=cfg.chat_template, seed=cfg.seed)
+    fp = _fingerprint(paths, **params)
+    folder = Path(cfg.output_dir) / "data"
+    path = folder / f"{name}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            if str(z["fingerprint"]) == fp:
+                return Windows(z["ids"], z["lengths"])
+    report = (lambda n: progress(name, n)) if progress else None
+    if mode == "prompts":
+        w = generate_windows(teacher, read_prompts(paths, cfg.prompt_field), cfg.seq_len, cfg.gen_max_new_tokens,
+                             cfg.seed, cfg.chat_template, progress=report)
+        if params["max_windows"]:
+            w = w.subset(slice(0, params["max_windows"]))
+    else:
+        w = pack_documents(iter_documents(paths, cfg.text_field), teacher.tokenizer, cfg.seq_len,
+                           params["max_windows"], progress=report)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, ids=w.ids, lengths=w.lengths, fingerprint=np.array(fp))
+    os.replace(tmp, path)
+    return w

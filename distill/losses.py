@@ -1,0 +1,111 @@
+"""The DSKD loss terms as pure functions of tensors (METHOD.md section 2).
+
+Divergences return per-item values; `masked_mean` does the reduction, so masking and
+reduction stay separate from the maths. Shapes: N positions, V vocabulary, P selected
+positions, C candidates per position (padded), K kept candidates, d hidden width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["masked_mean", "kl_per_position", "kd_loss", "ce_per_position", "ce_loss", "mse_d",
+           "select_top_kappa", "hinge_mse_terms", "sense_loss"]
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """values [...], mask [...] bool (or None) -> scalar: the mean over the masked-in entries (0 if none)."""
+    if mask is None:
+        return values.mean()
+    m = mask.to(values.dtype)
+    return (values * m).sum() / m.sum().clamp(min=1.0)
+
+
+def kl_per_position(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    """Forward KL(softmax(o^T/tau) || softmax(o^S/tau)) per position.
+
+    student_logits, teacher_logits [N, V] (any leading dims) -> [N]. Computed in float32.
+    """
+    s = F.log_softmax(student_logits.float() / tau, dim=-1)
+    t = F.log_softmax(teacher_logits.float() / tau, dim=-1)
+    return (t.exp() * (t - s)).sum(-1)
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor | None = None,
+            tau: float = 2.0, alpha: float = 0.7) -> torch.Tensor:
+    """L_KD = alpha * tau^2 * mean_t KL(T || S). logits [..., V], mask [...] -> scalar."""
+    return alpha * tau * tau * masked_mean(kl_per_position(student_logits, teacher_logits, tau), mask)
+
+
+def ce_per_position(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """-log p(y_t) per position: logits [..., V], labels [...] long -> [...] (0 where ignored)."""
+    flat = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                           ignore_index=ignore_index, reduction="none")
+    return flat.reshape(labels.shape)
+
+
+def ce_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None,
+            ignore_index: int = -100) -> torch.Tensor:
+    """L_CE = mean over masked-in positions of -log p(y_t). mask defaults to labels != ignore_index."""
+    if mask is None:
+        mask = labels != ignore_index
+    return masked_mean(ce_per_position(logits, labels, ignore_index), mask)
+
+
+def mse_d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """MSE_d(a, b) = ||a - b||^2 / d over the last dim (broadcasting). No normalisation of the vectors."""
+    return (a - b).pow(2).mean(-1)
+
+
+@torch.no_grad()
+def select_top_kappa(anchor: torch.Tensor, candidates: torch.Tensor, mask: torch.Tensor, kappa: int
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher-guided selection: per position, the kappa candidates nearest (L2) to the anchor.
+
+    anchor [P, d] (the teacher state g_t), candidates [P, C, d], mask [P, C] bool (real candidates)
+    -> index [P, K] long into C (K = min(kappa, C); padded slots point at 0), keep [P, K] bool.
+    Ordered nearest first; ties break towards the lower candidate index.
+    """
+    P, C = mask.shape
+    k = min(int(kappa), C)
+    if k == 0 or P == 0:
+        return mask.new_zeros((P, k), dtype=torch.long), mask.new_zeros((P, k))
+    a = anchor.float()
+    c = candidates.float()
+    # ||c - a||^2 = ||c||^2 - 2 c.a + ||a||^2, without a [P, C, d] difference tensor
+    dist = c.pow(2).sum(-1) - 2.0 * torch.bmm(c, a.unsqueeze(-1)).squeeze(-1) + a.pow(2).sum(-1, keepdim=True)
+    dist = dist.masked_fill(~mask, float("inf"))
+    d_sorted, index = torch.topk(dist, k, dim=1, largest=False, sorted=True)
+    keep = torch.isfinite(d_sorted)
+    return index.masked_fill(~keep, 0), keep
+
+
+def hinge_mse_terms(h: torch.Tensor, positives: torch.Tensor, pos_mask: torch.Tensor,
+                    negatives: torch.Tensor, neg_mask: torch.Tensor,
+                    beta_p: float = 0.0, beta_n: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position hinge-MSE terms.
+
+    h [P, d] student states; positives [P, Kp, d] with pos_mask [P, Kp]; negatives [P, Kn, d] with
+    neg_mask [P, Kn] -> (pos [P], neg [P]):
+      pos_t = mean_{p in P_t} max(0, MSE_d(h_t, p) - beta_p)   (0 when P_t is empty)
+      neg_t = mean_{q in N_t} max(0, beta_n - MSE_d(h_t, q))   (0 when N_t is empty)
+    """
+    hf = h.float().unsqueeze(1)
+    pos = torch.relu(mse_d(hf, positives.float()) - beta_p)
+    neg = torch.relu(beta_n - mse_d(hf, negatives.float()))
+    pm, nm = pos_mask.to(pos.dtype), neg_mask.to(neg.dtype)
+    pos_t = (pos * pm).sum(1) / pm.sum(1).clamp(min=1.0)
+    neg_t = (neg * nm).sum(1) / nm.sum(1).clamp(min=1.0)
+    return pos_t, neg_t
+
+
+def sense_loss(h: torch.Tensor, positives: torch.Tensor, pos_mask: torch.Tensor, negatives: torch.Tensor,
+               neg_mask: torch.Tensor, active: torch.Tensor, beta_p: float = 0.0, beta_n: float = 1.0
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_pos, L_neg): hinge terms averaged over the active positions (those whose token has senses).
+
+    active [P] bool. L_sense = L_pos + L_neg. Both are 0 (with a graph to h) when nothing is active.
+    """
+    pos_t, neg_t = hinge_mse_terms(h, positives, pos_mask, negatives, neg_mask, beta_p, beta_n)
+    return masked_mean(pos_t, active), masked_mean(neg_t, active)

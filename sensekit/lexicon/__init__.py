@@ -1,0 +1,26 @@
+"""Lexical relations for the sense store (METHOD.md section 1, steps 4 and 5).
+
+- `wiktionary`: kaikki.org / wiktextract JSONL, and raw MediaWiki dumps through wiktextract;
+- `wordnet`: WordNet 3.0 through NLTK;
+- `pairs`: pair-list files and normalisation (symmetric, self-pairs dropped, polarity);
+- `polarity`: negating-affix normalisation;
+- `tokens`: words to the teacher's tokens, and span clouds for multi-token words;
+- `attach`: all of it into a store, atomically (`attach_relations`);
+- `cli`: `sensekit relations add` and `sensekit lexicon extract`.
+
+Nothing heavy is imported here; import the submodules you need.
+"""
+
+__all__ = ["attach_relations", "open_wordnet"]
+
+
+def __getattr__(name: str):
+    if name == "attach_relations":
+        from .attach import attach_relations
+
+        return attach_relations
+    if name == "open_wordnet":
+        from .wordnet import open_wordnet
+
+        return open_wordnet
+    raise AttributeError(name)

@@ -1,0 +1,264 @@
+"""Attach lexical relations to a sense store: read sources, normalise, map to tokens, build
+span clouds, and write it all atomically.
+
+SOURCE syntax (the strings `attach_relations` and `sensekit relations add` take):
+
+    wordnet                WordNet 3.0 from NLTK's data path (NLTK_DATA), else /usr/share/wordnet
+    wordnet:DIR            WordNet from a dict folder (e.g. /usr/share/wordnet) or an nltk_data dir
+    FILE.jsonl[.gz|.bz2]   kaikki.org / wiktextract JSONL (also .json, .xz); same as wiktionary:FILE
+    FILE.xml[.bz2]         a raw MediaWiki Wiktionary dump, parsed with wiktextract; same as wiktionary:FILE
+    pairs:FILE             a pair list `word1 <TAB> word2 <TAB> syn|ant` (a .tsv/.txt/.csv FILE
+                           without the prefix works too)
+    NAME=SPEC              any of the above, its rows stored under source NAME
+
+Rows are stored per source name: `wordnet`, `wiktionary`, `pairs:<file name>` unless NAME=
+says otherwise, and attaching a source again replaces exactly its rows.
+
+What happens (METHOD.md section 1, steps 4-5):
+1. each source is read into pairs (word1, word2, syn|ant, provenance);
+2. pairs are made symmetric, self-pairs dropped, optionally polarity-normalised (`polarity`);
+3. words are tokenized with the store's tokenizer (' word', no special tokens): heads must
+   be one token of >= `head_min_chars` characters, related words 1..`max_span_tokens` tokens;
+   with `require_senses`, pairs whose head or related word has no senses (or cloud) go too;
+4. `words` is rebuilt from every relation in the store (all sources), and every multi-token
+   related word whose tokens all have senses gets a span cloud (tokens.span_clouds);
+5. everything goes through `StoreWriter.update(...)`: the store changes all at once or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import InputError
+from .pairs import Pair, ReadReport, check_on_error, normalize, read_pair_file
+
+__all__ = ["attach_relations", "parse_source", "read_source", "Source", "DEFAULTS", "map_rows"]
+
+DEFAULTS: dict[str, Any] = {
+    "head_min_chars": 3,       # a head word has at least this many characters (METHOD: > 2)
+    "max_span_tokens": 3,      # m_max: a related word has 1..m_max tokens
+    "polarity": False,         # polarity normalisation (negating affixes)
+    "lang_code": "en",         # Wiktionary: keep entries of this language code ('*' or None: all)
+    "on_error": "skip",        # a malformed line: 'skip' (counted, reported) or 'fail'
+    "similar_tos": False,      # WordNet: adjective similar_to links count as synonyms
+    "binary_labels": None,     # pair lists: 'ant' (1 = antonym) or 'syn' (1 = synonym) for 0/1 labels
+    "cloud_rows": None,        # K rows per span cloud (default: the store's k)
+    "require_senses": False,   # drop pairs whose words have no senses / cloud in the store
+    "processes": None,         # Wiktionary dumps: worker processes (default: CPU count)
+}
+
+_JSONL = re.compile(r"\.(jsonl|json|ndjson)(\.(gz|bz2|xz))?$", re.I)
+_DUMP = re.compile(r"\.xml(\.(bz2|gz))?$", re.I)
+_PAIRS = re.compile(r"\.(tsv|txt|csv)(\.(gz|bz2|xz))?$", re.I)
+_NAME = re.compile(r"^([A-Za-z][\w.:-]*)=(.+)$")
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str            # 'wordnet' | 'kaikki' | 'dump' | 'pairs'
+    path: str | None     # file or folder (None: WordNet's default search)
+    name: str            # the relations.source value
+
+
+def parse_source(spec: str) -> Source:
+    """Parse a SOURCE string (see the module docstring). Raises InputError with the syntax."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError("empty relation source; give e.g. wordnet, words.jsonl.gz, dump.xml.bz2 or pairs:FILE.tsv")
+    spec = spec.strip()
+    name = None
+    m = _NAME.match(spec)
+    if m and not os.path.exists(spec):
+        name, spec = m.group(1), m.group(2)
+    if spec == "wordnet" or spec.startswith("wordnet:"):
+        path = spec[len("wordnet:"):] or None if spec.startswith("wordnet:") else None
+        return Source("wordnet", path, name or "wordnet")
+    if spec.startswith("pairs:"):
+        path = spec[len("pairs:"):]
+        return Source("pairs", _existing(path), name or f"pairs:{Path(path).name}")
+    if spec.startswith("wiktionary:"):
+        path = spec[len("wiktionary:"):]
+        if _DUMP.search(path):
+            return Source("dump", _existing(path), name or "wiktionary")
+        return Source("kaikki", _existing(path), name or "wiktionary")
+    if _JSONL.search(spec):
+        return Source("kaikki", _existing(spec), name or "wiktionary")
+    if _DUMP.search(spec):
+        return Source("dump", _existing(spec), name or "wiktionary")
+    if _PAIRS.search(spec):
+        return Source("pairs", _existing(spec), name or f"pairs:{Path(spec).name}")
+    raise InputError(
+        f"cannot tell what relation source {spec!r} is; use wordnet, wordnet:DIR, FILE.jsonl[.gz|.bz2] "
+        "(kaikki), FILE.xml.bz2 (Wiktionary dump), pairs:FILE.tsv, or wiktionary:FILE, optionally as NAME=SPEC")
+
+
+def _existing(path: str) -> str:
+    if not path or not Path(path).expanduser().is_file():
+        raise InputError(f"relation source file {path!r} does not exist")
+    return str(Path(path).expanduser())
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:
+        raise InputError(f"unknown relation option(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
+    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None or k in ("lang_code",)}}
+    check_on_error(opts["on_error"])
+    for key in ("head_min_chars", "max_span_tokens"):
+        if not isinstance(opts[key], int) or opts[key] < 1:
+            raise InputError(f"{key} must be a positive integer, got {opts[key]!r}")
+    if opts["cloud_rows"] is not None and (not isinstance(opts["cloud_rows"], int) or opts["cloud_rows"] < 1):
+        raise InputError(f"cloud_rows must be a positive integer, got {opts['cloud_rows']!r}")
+    return opts
+
+
+def read_source(source: Source, **options: Any) -> tuple[list[Pair], ReadReport, set[str]]:
+    """(pairs, report, vocabulary) of one source; vocabulary = the words polarity may map to."""
+    opts = _options(options)
+    report = ReadReport(source.name)
+    vocab: set[str] = set()
+    if source.kind == "wordnet":
+        from .wordnet import open_wordnet, wordnet_pairs
+
+        wn = open_wordnet(source.path)
+        pairs = list(wordnet_pairs(wn, similar_tos=opts["similar_tos"]))
+        report.read = report.used = len({p[0] for p in pairs})
+        report.pairs = len(pairs)
+    elif source.kind == "pairs":
+        pairs = list(read_pair_file(source.path, report, binary_labels=opts["binary_labels"], on_error=opts["on_error"]))
+    elif source.kind == "kaikki":
+        from .wiktionary import kaikki_pairs
+
+        pairs = list(kaikki_pairs(source.path, report, lang_code=opts["lang_code"], on_error=opts["on_error"],
+                                  vocabulary=vocab))
+    elif source.kind == "dump":
+        from .wiktionary import dump_entries, entries_pairs
+
+        entries = dump_entries(source.path, processes=opts["processes"])
+        pairs = list(entries_pairs(entries, report, lang_code=opts["lang_code"], vocabulary=vocab))
+    else:  # pragma: no cover - parse_source never makes another kind
+        raise InputError(f"unknown source kind {source.kind!r}")
+    for a, b, _, _ in pairs:
+        vocab.add(a)
+        vocab.add(b)
+    return pairs, report, vocab
+
+
+def map_rows(rows: dict[str, list], token_of: dict[str, tuple[int, ...]], opts: dict[str, Any],
+             has_senses=None) -> tuple[dict[str, list], dict[str, int]]:
+    """Keep the rows whose head is one token of >= head_min_chars characters and whose related
+    word has 1..max_span_tokens tokens (and, with `has_senses`, whose words have senses)."""
+    hm, mx = opts["head_min_chars"], opts["max_span_tokens"]
+    keep = []
+    stats = {"dropped_head": 0, "dropped_related": 0, "dropped_no_senses": 0}
+    for i, (h, r) in enumerate(zip(rows["head"], rows["related"])):
+        th, tr = token_of[h], token_of[r]
+        if len(th) != 1 or len(h) < hm:
+            stats["dropped_head"] += 1
+        elif not 1 <= len(tr) <= mx:
+            stats["dropped_related"] += 1
+        elif has_senses is not None and not (has_senses(th) and has_senses(tr)):
+            stats["dropped_no_senses"] += 1
+        else:
+            keep.append(i)
+    return {k: [v[i] for i in keep] for k, v in rows.items()}, stats
+
+
+def attach_relations(store_path: str | os.PathLike, sources: list[str], **options: Any) -> dict[str, Any]:
+    """Read `sources`, normalise, map to the store's tokens, build span clouds, and replace
+    those sources' relation rows in the store at `store_path`, atomically.
+
+    Options (all keywords; see DEFAULTS): head_min_chars=3, max_span_tokens=3, polarity=False,
+    lang_code='en', on_error='skip', similar_tos=False, binary_labels=None, cloud_rows=None,
+    require_senses=False, processes=None.
+
+    Returns {"sources": {name: counts}, "words": n, "spans": n, "span_rows": n} where counts
+    has read / used / pairs / bad / errors (first bad lines) / rows / syn / ant / derived /
+    dropped_head / dropped_related / dropped_no_senses.
+    """
+    from .. import _sql
+    from ..store import open_store
+    from ..writer import StoreWriter
+    from .tokens import SenseTable, tokenize_words
+
+    opts = _options(options)
+    if isinstance(sources, str):
+        sources = [sources]
+    parsed = [parse_source(s) for s in sources]
+    if not parsed:
+        raise InputError("no relation sources given")
+    names = [s.name for s in parsed]
+    if len(set(names)) != len(names):
+        raise InputError(f"two sources would be stored under the same name ({', '.join(names)}); "
+                         "give one a NAME= prefix")
+    with open_store(store_path) as store:
+        tokenizer = store.tokenizer
+        table = SenseTable.from_matrix(store.sense_matrix())
+
+    def has_senses(ids: tuple[int, ...]) -> bool:
+        return table.has_senses(ids)
+
+    results: dict[str, dict[str, Any]] = {}
+    all_rows: dict[str, dict[str, list]] = {}
+    for src in parsed:
+        pairs, report, vocab = read_source(src, **opts)
+        rows = normalize(pairs, polarity=opts["polarity"], known=vocab)
+        del pairs
+        words = sorted(set(rows["head"]) | set(rows["related"]))
+        token_of = dict(zip(words, tokenize_words(tokenizer, words)))
+        rows, stats = map_rows(rows, token_of, opts, has_senses if opts["require_senses"] else None)
+        all_rows[src.name] = rows
+        counts = report.as_dict()
+        counts.update(stats)
+        counts.update(rows=len(rows["head"]), syn=sum(k == "syn" for k in rows["kind"]),
+                      ant=sum(k == "ant" for k in rows["kind"]), derived=sum(map(bool, rows["derived"])))
+        results[src.name] = counts
+
+    writer = StoreWriter.update(store_path)
+    try:
+        for name, rows in all_rows.items():
+            writer.replace_relations(name, rows)
+        store_counts = _rebuild_words_and_spans(writer, _sql, tokenizer, table, opts)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return {"sources": results, **store_counts}
+
+
+def _rebuild_words_and_spans(writer, _sql, tokenizer, table, opts) -> dict[str, int]:
+    """Rewrite `words` from every relation in the store, and every span cloud."""
+    from .tokens import span_clouds, tokenize_words
+
+    words = [w for (w,) in writer.con.execute(_sql.RELATION_WORDS).fetchall()]
+    ids = tokenize_words(tokenizer, words)
+    writer.delete_span_senses()
+    writer.con.execute(_sql.DELETE_ALL_WORDS)
+    span_of_tokens: dict[tuple[int, ...], int] = {}
+    span_tokens: list[tuple[int, ...]] = []
+    span_texts: list[str] = []
+    for w, t in zip(words, ids):
+        if len(t) >= 2 and t not in span_of_tokens and table.has_senses(t):
+            span_of_tokens[t] = len(span_tokens)
+            span_tokens.append(t)
+            span_texts.append(w)
+    span_index, row, emb = span_clouds(table, span_tokens, opts["cloud_rows"])
+    base = writer.next_span_id()
+    has_cloud = np.zeros(len(span_tokens), bool)
+    has_cloud[span_index] = True
+    keep = np.nonzero(has_cloud)[0]
+    new_id = np.full(len(span_tokens), -1, np.int64)
+    new_id[keep] = base + np.arange(len(keep))
+    if len(keep):
+        writer.add_spans(new_id[keep].tolist(), [span_tokens[i] for i in keep], [span_texts[i] for i in keep])
+        writer.add_senses(emb, row, np.zeros(len(row), np.int32), span_ids=new_id[span_index])
+    span_ids = [int(new_id[span_of_tokens[t]]) if t in span_of_tokens and new_id[span_of_tokens[t]] >= 0 else None
+                for t in ids]
+    if words:
+        writer.add_words(words, ids, span_ids)
+    return {"words": len(words), "spans": int(len(keep)), "span_rows": int(len(row))}

@@ -1,0 +1,131 @@
+"""Words to the teacher's tokens, and span clouds for multi-token words (METHOD.md section 1, step 5).
+
+Words are tokenized with a leading space and no special tokens, exactly as the store does.
+A *head* must be one token and at least `head_min_chars` characters long; a *related*
+word may have 1 to `max_span_tokens` tokens.
+
+A multi-token word u_1 ... u_m gets a **span cloud** of K rows by iterative nearest-neighbour
+alignment over the token senses D(u):
+
+    A_1 = the first K senses of u_1 (fewer when u_1 has fewer senses)
+    for j = 2..m:  M = mean(A_1, ..., A_{j-1});  A_j[r] = argmin_{s in D(u_j)} ||M[r] - s||_2
+    cloud = mean(A_1, ..., A_m)
+
+It is computed for all spans at once with numpy: spans are processed in chunks, the
+candidate senses of a chunk are gathered into a padded [S, k_max, d] block, and each
+alignment step is one batched matrix product. A span one of whose tokens has no senses
+gets no cloud.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["tokenize_words", "is_head", "is_related", "SenseTable", "span_clouds"]
+
+
+def tokenize_words(tokenizer, words: Sequence[str], batch: int = 50_000) -> list[tuple[int, ...]]:
+    """Token ids of each word as ' word' (no special tokens), in order. `tokenizer` is a
+    `tokenizers.Tokenizer`."""
+    out: list[tuple[int, ...]] = []
+    for i in range(0, len(words), batch):
+        encs = tokenizer.encode_batch([" " + w for w in words[i:i + batch]], add_special_tokens=False)
+        out.extend(tuple(e.ids) for e in encs)
+    return out
+
+
+def is_head(word: str, ids: Sequence[int], head_min_chars: int = 3) -> bool:
+    return len(ids) == 1 and len(word) >= head_min_chars
+
+
+def is_related(ids: Sequence[int], max_span_tokens: int = 3) -> bool:
+    return 1 <= len(ids) <= max_span_tokens
+
+
+class SenseTable:
+    """The token senses of a store, grouped by token: rows of `embedding` sorted by
+    (token_id, sense_index), with per-token `start` and `count` (0 for tokens without senses)."""
+
+    def __init__(self, token_id: np.ndarray, sense_index: np.ndarray, embedding: np.ndarray) -> None:
+        token_id = np.asarray(token_id, np.int64)
+        keep = token_id >= 0
+        order = np.lexsort((np.asarray(sense_index)[keep], token_id[keep]))
+        self.token_id = token_id[keep][order]
+        self.embedding = np.ascontiguousarray(np.asarray(embedding, np.float32)[keep][order])
+        self.dim = self.embedding.shape[1] if self.embedding.ndim == 2 else 0
+        size = int(self.token_id.max()) + 1 if len(self.token_id) else 0
+        self.count = np.bincount(self.token_id, minlength=size).astype(np.int64)
+        self.start = np.zeros(size, np.int64)
+        if size:
+            self.start[1:] = np.cumsum(self.count)[:-1]
+
+    @classmethod
+    def from_matrix(cls, matrix: dict[str, np.ndarray]) -> "SenseTable":
+        """From `SenseStore.sense_matrix()` (span rows are ignored)."""
+        return cls(matrix["token_id"], matrix["sense_index"], matrix["embedding"])
+
+    def senses_of(self, token: int) -> int:
+        return int(self.count[token]) if 0 <= token < len(self.count) else 0
+
+    def has_senses(self, tokens: Iterable[int]) -> bool:
+        return all(self.senses_of(t) > 0 for t in tokens)
+
+    @property
+    def k_max(self) -> int:
+        return int(self.count.max()) if len(self.count) else 0
+
+
+def _gather(table: SenseTable, tokens: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Senses of `tokens` [S] padded to [S, width, d], and the validity mask [S, width]."""
+    cnt = table.count[tokens]
+    slot = np.arange(width)
+    mask = slot[None, :] < cnt[:, None]
+    idx = np.where(mask, table.start[tokens][:, None] + slot[None, :], 0)
+    return table.embedding[idx], mask
+
+
+def span_clouds(table: SenseTable, spans: Sequence[Sequence[int]], rows: int | None = None,
+                chunk_bytes: int = 256 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Span clouds of `spans` (token-id sequences of length >= 2 whose tokens all have senses).
+
+    Returns (span_index [n], row [n], embedding [n, d]): the cloud rows of span
+    `spans[span_index]`, numbered 0..K-1 by `row`. `rows` is K (default: the store's k, the
+    largest number of senses of a token); a span whose first token has fewer senses gets
+    that many rows.
+    """
+    k_max = table.k_max
+    K = int(rows) if rows else k_max
+    d = table.dim
+    out_span, out_row, out_emb = [], [], []
+    by_len: dict[int, list[int]] = {}
+    for i, s in enumerate(spans):
+        if len(s) >= 2 and table.has_senses(s):
+            by_len.setdefault(len(s), []).append(i)
+    per_span = max(1, (K + k_max) * d * 4 * 3)
+    step = max(1, chunk_bytes // per_span)
+    for m, members in sorted(by_len.items()):
+        ids = np.asarray(members, np.int64)
+        toks = np.asarray([spans[i] for i in members], np.int64)  # [S_all, m]
+        for lo in range(0, len(ids), step):
+            t = toks[lo:lo + step]
+            A1, valid = _gather(table, t[:, 0], K)  # [S, K, d], [S, K]
+            total = A1.astype(np.float32, copy=True)
+            for j in range(1, m):
+                M = total / j  # mean of the aligned rows so far [S, K, d]
+                C, cmask = _gather(table, t[:, j], k_max)  # [S, k, d]
+                # ||M - C||^2 = |M|^2 - 2 M.C + |C|^2 ; |M|^2 is constant per row.
+                d2 = (C * C).sum(-1)[:, None, :] - 2.0 * np.matmul(M, C.transpose(0, 2, 1))  # [S, K, k]
+                d2 = np.where(cmask[:, None, :], d2, np.inf)
+                nearest = d2.argmin(-1)  # [S, K]
+                total += np.take_along_axis(C, nearest[:, :, None], axis=1)
+            cloud = total / m
+            s_idx, r_idx = np.nonzero(valid)
+            out_span.append(ids[lo:lo + step][s_idx])
+            out_row.append(r_idx)
+            out_emb.append(cloud[s_idx, r_idx])
+    if not out_span:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, d), np.float32)
+    return (np.concatenate(out_span), np.concatenate(out_row).astype(np.int64),
+            np.ascontiguousarray(np.concatenate(out_emb), dtype=np.float32))
