@@ -76,7 +76,7 @@ def parse_source(spec: str) -> Source:
     if m and not os.path.exists(spec):
         name, spec = m.group(1), m.group(2)
     if spec == "wordnet" or spec.startswith("wordnet:"):
-        path = spec[len("wordnet:"):] or None if spec.startswith("wordnet:") else None
+        path = (spec[len("wordnet:"):] or None) if spec.startswith("wordnet:") else None
         return Source("wordnet", path, name or "wordnet")
     if spec.startswith("pairs:"):
         path = spec[len("pairs:"):]

