@@ -67,34 +67,10 @@ class Windows:
 
 # -- corpus mode --------------------------------------------------------------------------
 def iter_documents(paths, text_field: str = "text") -> Iterator[tuple[str, str]]:
-    """The build's streaming corpus readers (sensekit.build.corpus)."""
-    try:
-        from sensekit.build.corpus import iter_documents as _iter
-    except ImportError:  # the build's readers are not installed in this checkout: plain text and JSONL only
-        return _plain_documents(paths, text_field)
-    return _iter(list(paths), text_field=text_field)
+    """The build's streaming corpus readers (sensekit.build.corpus.iter_documents)."""
+    from sensekit.build.corpus import iter_documents as _iter
 
-
-def _plain_documents(paths, text_field: str) -> Iterator[tuple[str, str]]:
-    import glob
-
-    for spec in paths:
-        matches = sorted(glob.glob(str(spec), recursive=True)) or [str(spec)]
-        for m in matches:
-            p = Path(m)
-            files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-            for f in files:
-                if not f.is_file():
-                    raise InputError(f"corpus file {f} does not exist; check --data")
-                if f.suffix == ".jsonl":
-                    with f.open(encoding="utf-8") as fh:
-                        for i, line in enumerate(fh):
-                            if line.strip():
-                                text = json.loads(line).get(text_field)
-                                if isinstance(text, str) and text.strip():
-                                    yield f"{f.name}:{i}", text
-                else:
-                    yield f.name, f.read_text(encoding="utf-8", errors="replace")
+    return _iter([str(p) for p in paths], text_field=text_field)
 
 
 def pack_documents(docs: Iterator[tuple[str, str]], tokenizer, seq_len: int, max_windows: int = 0,

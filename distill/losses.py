@@ -10,8 +10,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["masked_mean", "kl_per_position", "kd_loss", "ce_per_position", "ce_loss", "mse_d",
-           "select_top_kappa", "hinge_mse_terms", "sense_loss"]
+__all__ = ["masked_mean", "kl_per_position", "kd_loss", "ce_per_position", "ce_loss", "mse_d", "mse_to_candidates",
+           "select_top_kappa", "top_kappa_from_distances", "hinge_mse_terms", "sense_loss"]
+
+
+def _up(x: torch.Tensor) -> torch.Tensor:
+    """Half precision -> float32; float32/float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -25,10 +30,10 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
 def kl_per_position(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     """Forward KL(softmax(o^T/tau) || softmax(o^S/tau)) per position.
 
-    student_logits, teacher_logits [N, V] (any leading dims) -> [N]. Computed in float32.
+    student_logits, teacher_logits [N, V] (any leading dims) -> [N]. Half precision is computed in float32.
     """
-    s = F.log_softmax(student_logits.float() / tau, dim=-1)
-    t = F.log_softmax(teacher_logits.float() / tau, dim=-1)
+    s = F.log_softmax(_up(student_logits) / tau, dim=-1)
+    t = F.log_softmax(_up(teacher_logits).to(s.dtype) / tau, dim=-1)
     return (t.exp() * (t - s)).sum(-1)
 
 
@@ -40,7 +45,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: to
 
 def ce_per_position(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """-log p(y_t) per position: logits [..., V], labels [...] long -> [...] (0 where ignored)."""
-    flat = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+    flat = F.cross_entropy(_up(logits).reshape(-1, logits.shape[-1]), labels.reshape(-1),
                            ignore_index=ignore_index, reduction="none")
     return flat.reshape(labels.shape)
 
@@ -58,23 +63,44 @@ def mse_d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).mean(-1)
 
 
+def mse_to_candidates(h: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """MSE_d(h_i, c_ij) for h [P, d], candidates [P, K, d] -> [P, K].
+
+    Expanded as (||h||^2 - 2 h.c + ||c||^2) / d, so autograd keeps h and the (constant) candidates
+    instead of a [P, K, d] difference per pool; clamped at 0 against rounding.
+    """
+    d = h.shape[-1]
+    hc = torch.bmm(candidates, h.unsqueeze(-1)).squeeze(-1)                                  # [P, K]
+    with torch.no_grad():
+        c_sq = candidates.pow(2).sum(-1)
+    return ((h.pow(2).sum(-1, keepdim=True) - 2.0 * hc + c_sq) / d).clamp(min=0.0)
+
+
 @torch.no_grad()
-def select_top_kappa(anchor: torch.Tensor, candidates: torch.Tensor, mask: torch.Tensor, kappa: int
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def select_top_kappa(anchor: torch.Tensor, candidates: torch.Tensor, mask: torch.Tensor, kappa: int,
+                     cand_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-guided selection: per position, the kappa candidates nearest (L2) to the anchor.
 
-    anchor [P, d] (the teacher state g_t), candidates [P, C, d], mask [P, C] bool (real candidates)
-    -> index [P, K] long into C (K = min(kappa, C); padded slots point at 0), keep [P, K] bool.
-    Ordered nearest first; ties break towards the lower candidate index.
+    anchor [P, d] (the teacher state g_t), candidates [P, C, d], mask [P, C] bool (real candidates),
+    optional cand_sq [P, C] = ||candidate||^2 (precomputed) -> index [P, K] long into C
+    (K = min(kappa, C); padded slots point at 0), keep [P, K] bool. Ordered nearest first.
     """
     P, C = mask.shape
     k = min(int(kappa), C)
     if k == 0 or P == 0:
         return mask.new_zeros((P, k), dtype=torch.long), mask.new_zeros((P, k))
-    a = anchor.float()
-    c = candidates.float()
+    a = _up(anchor)
+    c = _up(candidates).to(a.dtype)
     # ||c - a||^2 = ||c||^2 - 2 c.a + ||a||^2, without a [P, C, d] difference tensor
-    dist = c.pow(2).sum(-1) - 2.0 * torch.bmm(c, a.unsqueeze(-1)).squeeze(-1) + a.pow(2).sum(-1, keepdim=True)
+    c_sq = c.pow(2).sum(-1) if cand_sq is None else cand_sq.to(a.dtype)
+    dist = c_sq - 2.0 * torch.bmm(c, a.unsqueeze(-1)).squeeze(-1) + a.pow(2).sum(-1, keepdim=True)
+    return top_kappa_from_distances(dist, mask, k)
+
+
+@torch.no_grad()
+def top_kappa_from_distances(dist: torch.Tensor, mask: torch.Tensor, kappa: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """dist [P, C] (squared L2 to the anchor), mask [P, C] -> (index [P, K], keep [P, K]), K = min(kappa, C)."""
+    k = min(int(kappa), dist.shape[1])
     dist = dist.masked_fill(~mask, float("inf"))
     d_sorted, index = torch.topk(dist, k, dim=1, largest=False, sorted=True)
     keep = torch.isfinite(d_sorted)
@@ -91,9 +117,9 @@ def hinge_mse_terms(h: torch.Tensor, positives: torch.Tensor, pos_mask: torch.Te
       pos_t = mean_{p in P_t} max(0, MSE_d(h_t, p) - beta_p)   (0 when P_t is empty)
       neg_t = mean_{q in N_t} max(0, beta_n - MSE_d(h_t, q))   (0 when N_t is empty)
     """
-    hf = h.float().unsqueeze(1)
-    pos = torch.relu(mse_d(hf, positives.float()) - beta_p)
-    neg = torch.relu(beta_n - mse_d(hf, negatives.float()))
+    hf = _up(h)
+    pos = torch.relu(mse_to_candidates(hf, positives.to(hf.dtype)) - beta_p)
+    neg = torch.relu(beta_n - mse_to_candidates(hf, negatives.to(hf.dtype)))
     pm, nm = pos_mask.to(pos.dtype), neg_mask.to(neg.dtype)
     pos_t = (pos * pm).sum(1) / pm.sum(1).clamp(min=1.0)
     neg_t = (neg * nm).sum(1) / nm.sum(1).clamp(min=1.0)

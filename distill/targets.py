@@ -25,12 +25,14 @@ import torch
 
 from sensekit.errors import InputError, TeacherMismatch
 
-from .losses import select_top_kappa
+from .losses import top_kappa_from_distances
 
 __all__ = ["SenseTargets", "SenseBatch", "group_size"]
 
 # Elements of a gathered [chunk, C, d] candidate tensor per chunk (64 MiB in float32).
 CHUNK_ELEMENTS = 1 << 24
+# Use one [P, U] matmul against the U distinct candidate rows of a batch while U <= this x C.
+UNIQUE_FACTOR = 64
 
 
 @dataclass
@@ -46,7 +48,7 @@ class SenseBatch:
     negatives: torch.Tensor    # [P, Kn, d] kept negative vectors
     neg_mask: torch.Tensor     # [P, Kn] bool
     pos_pool: torch.Tensor     # [P, Cp] long sense rows of the whole positive pool (-1 pad), before selection
-    neg_pool: torch.Tensor     # [P, Cn] long, the same for negatives
+    neg_pool: torch.Tensor     # [P, Cn] long, the same for negatives (both [P, 0] unless gather(keep_pools=True))
 
     @property
     def size(self) -> int:
@@ -106,6 +108,7 @@ class SenseTargets:
         n_rel = (syn_ptr[1:] - syn_ptr[:-1]) + (ant_ptr[1:] - ant_ptr[:-1])
         self.has_rel = has_sense & (n_rel > 0)
         self.n_span_units = n_span_units
+        self.emb_sq = emb.pow(2).sum(-1)                                                    # [R], for the L2 selection
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -172,7 +175,7 @@ class SenseTargets:
 
         syn_ptr, syn_unit = csr("syn")
         ant_ptr, ant_unit = csr("ant")
-        return cls(torch.from_numpy(emb).to(device), torch.from_numpy(unit_rows).to(device),
+        return cls(torch.from_numpy(np.array(emb, np.float32)).to(device), torch.from_numpy(unit_rows).to(device),
                    torch.from_numpy(token_unit).to(device), syn_ptr, syn_unit, ant_ptr, ant_unit,
                    n_span_units=int((~is_tok).sum()))
 
@@ -242,27 +245,38 @@ class SenseTargets:
         return pos, neg, active
 
     def select(self, anchor: torch.Tensor, rows: torch.Tensor, kappa: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """anchor [P, d], rows [P, C] (-1 pad) -> (vectors [P, K, d], keep [P, K]), K = min(kappa, C)."""
+        """anchor [P, d], rows [P, C] (-1 pad) -> (vectors [P, K, d], keep [P, K]), K = min(kappa, C).
+
+        ||c - a||^2 = ||c||^2 - 2 a.c + ||a||^2 with ||c||^2 precomputed. The dot products come from one
+        matmul against the batch's distinct rows when there are few of them (pools of one batch share
+        most units), else from a gathered [P, C, d] tensor in memory-bounded chunks.
+        """
         P, C = rows.shape
         K = min(kappa, C)
         if P == 0 or C == 0:
             return self.emb.new_zeros((P, K, self.dim)), torch.zeros((P, K), dtype=torch.bool, device=rows.device)
         mask = rows >= 0
-        chunk = max(1, CHUNK_ELEMENTS // max(1, C * self.dim))
-        kept, keeps = [], []
-        for s in range(0, P, chunk):  # memory-bounded chunks of positions, usually one
-            r = rows[s:s + chunk]
-            cand = self.emb[r.clamp(min=0)]                                                  # [p, C, d]
-            idx, keep = select_top_kappa(anchor[s:s + chunk], cand, mask[s:s + chunk], K)
-            kept.append(r.gather(1, idx))
-            keeps.append(keep)
-        kept_rows, keep = torch.cat(kept), torch.cat(keeps)
-        return self.emb[kept_rows.clamp(min=0)] * keep.unsqueeze(-1), keep
+        rc = rows.clamp(min=0)
+        a = anchor.to(self.emb.dtype)
+        uniq, inv = torch.unique(rc, return_inverse=True)
+        if uniq.numel() <= UNIQUE_FACTOR * C:
+            dots = (a @ self.emb[uniq].T).gather(1, inv)                                     # [P, C]
+        else:
+            chunk = max(1, CHUNK_ELEMENTS // max(1, C * self.dim))
+            dots = torch.cat([torch.bmm(self.emb[rc[s:s + chunk]], a[s:s + chunk].unsqueeze(-1)).squeeze(-1)
+                              for s in range(0, P, chunk)])                                  # memory-bounded chunks
+        dist = self.emb_sq[rc] - 2.0 * dots + a.pow(2).sum(-1, keepdim=True)
+        idx, keep = top_kappa_from_distances(dist, mask, K)
+        kept_rows = rc.gather(1, idx)
+        return self.emb[kept_rows] * keep.unsqueeze(-1), keep
 
     @torch.no_grad()
     def gather(self, labels: torch.Tensor, g: torch.Tensor, *, kappa: int, neighbors: int, frac: float, floor: int,
-               own_negative: bool = False, generator: torch.Generator | None = None) -> SenseBatch:
-        """Everything the sense loss of one micro-batch needs. labels [B, T] (-100 = none), g [B, T, d] teacher states."""
+               own_negative: bool = False, generator: torch.Generator | None = None, keep_pools: bool = False) -> SenseBatch:
+        """Everything the sense loss of one micro-batch needs. labels [B, T] (-100 = none), g [B, T, d] teacher states.
+
+        The pre-selection pools are kept in the result only with `keep_pools` (tests, inspection).
+        """
         if g.shape[-1] != self.dim:
             raise TeacherMismatch(f"the teacher's hidden size is {g.shape[-1]} but the store's senses have {self.dim}")
         b, t, is_rel = self.sample_positions(labels, frac, floor, generator)
@@ -271,4 +285,6 @@ class SenseTargets:
         anchor = g[b, t].float()
         positives, pos_mask = self.select(anchor, pos_pool, kappa)
         negatives, neg_mask = self.select(anchor, neg_pool, kappa)
+        if not keep_pools:
+            pos_pool, neg_pool = pos_pool[:, :0], neg_pool[:, :0]
         return SenseBatch(b, t, is_rel, active, positives, pos_mask, negatives, neg_mask, pos_pool, neg_pool)

@@ -274,7 +274,13 @@ def iter_documents(paths: list[str], text_field: str = "text") -> Iterator[tuple
 
 
 def iter_wordnet(root: str | None = None) -> Iterator[tuple[str, str]]:
-    """WordNet's glosses and example sentences, one document per synset (doc id = synset name)."""
+    """WordNet's glosses and example sentences, one document per synset (doc id = synset name).
+
+    Synsets come in a fixed pseudo-random order (by a hash of their name), not WordNet's
+    adjectives-first order, so that a `--max-tokens` prefix is a fair sample of all of WordNet.
+    """
+    import zlib
+
     try:
         from ..lexicon.wordnet import open_wordnet
     except ImportError:
@@ -282,15 +288,49 @@ def iter_wordnet(root: str | None = None) -> Iterator[tuple[str, str]]:
                                 "pass a corpus path to `sensekit build`") from None
     try:
         wn = open_wordnet(root)
+    except InputError as exc:
+        raise InputError(f"default corpus (WordNet glosses): {exc}; or pass a corpus path to `sensekit build`") from None
     except (LookupError, OSError) as exc:
         raise InputError("no WordNet found for the default corpus; pass a corpus path, or install Debian's "
-                         f"wordnet-base or set NLTK_DATA to a folder with corpora/wordnet ({str(exc).splitlines()[0] if str(exc) else ''})") from None
-    for s in wn.all_synsets():
-        parts = [s.definition().strip()]
-        parts += [e.strip() for e in s.examples() if e.strip()]
+                         f"wordnet-base or set NLTK_DATA ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    try:
+        docs = _wordnet_glosses_fast(wn)
+    except (AttributeError, KeyError, ValueError, OSError):  # NLTK internals moved: the public, slower path
+        docs = [(s.name(), s.definition(), s.examples()) for s in wn.all_synsets()]
+    docs.sort(key=lambda d: (zlib.crc32(d[0].encode()), d[0]))
+    for name, definition, examples in docs:
+        parts = [definition.strip()] + [e.strip() for e in examples]
         text = "\n".join(p for p in parts if p)
         if text:
-            yield s.name(), text
+            yield name, text
+
+
+_QUOTED = re.compile(r'"([^"]*)"')
+_QUOTED_ANY = re.compile(r'["].*?["]')
+
+
+def _wordnet_glosses_fast(wn) -> list[tuple[str, str, list[str]]]:
+    """(synset name, definition, examples) read straight from the data files, as NLTK parses them
+    (about 5x faster than materialising 117k Synset objects)."""
+    out = []
+    offsets_of = wn._lemma_pos_offset_map
+    for fname in ("data.noun", "data.verb", "data.adj", "data.adv"):
+        with wn.open(fname) as fh:
+            for line in fh:
+                if line.startswith("  "):
+                    continue  # licence header
+                columns, gloss = line.strip().split("|", 1)
+                cols = columns.split()
+                offset, pos = int(cols[0]), cols[2]
+                lemma = cols[4]
+                paren = lemma.rfind("(")
+                if paren > 0 and lemma.endswith(")"):
+                    lemma = lemma[:paren]
+                lemma = lemma.lower()
+                sense = offsets_of[lemma][pos].index(offset) + 1
+                definition = _QUOTED_ANY.sub("", gloss).strip().strip("; ")
+                out.append((f"{lemma}.{pos}.{sense:02d}", definition, _QUOTED.findall(gloss)))
+    return out
 
 
 def wordnet_fingerprint(root: str | None = None) -> str:

@@ -203,12 +203,16 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], **option
     def has_senses(ids: tuple[int, ...]) -> bool:
         return table.has_senses(ids)
 
-    results: dict[str, dict[str, Any]] = {}
-    all_rows: dict[str, dict[str, list]] = {}
+    # Read every source before the first tokenization: a dump is parsed in forked worker
+    # processes, which must not inherit the tokenizer's thread pool.
+    normalized: list[tuple[Source, dict[str, list], ReadReport]] = []
     for src in parsed:
         pairs, report, vocab = read_source(src, **opts)
-        rows = normalize(pairs, polarity=opts["polarity"], known=vocab)
-        del pairs
+        normalized.append((src, normalize(pairs, polarity=opts["polarity"], known=vocab), report))
+        del pairs, vocab
+    results: dict[str, dict[str, Any]] = {}
+    all_rows: dict[str, dict[str, list]] = {}
+    for src, rows, report in normalized:
         words = sorted(set(rows["head"]) | set(rows["related"]))
         token_of = dict(zip(words, tokenize_words(tokenizer, words)))
         rows, stats = map_rows(rows, token_of, opts, has_senses if opts["require_senses"] else None)

@@ -15,6 +15,8 @@ columns after the third are ignored.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import os
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import InputError
 
-__all__ = ["Pair", "ReadReport", "read_pair_file", "normalize", "open_text", "KINDS"]
+__all__ = ["Pair", "ReadReport", "read_pair_file", "normalize", "open_text", "open_binary", "paused_gc", "KINDS"]
 
 Pair = tuple[str, str, str, "dict[str, Any] | None"]
 KINDS = ("syn", "ant")
@@ -112,7 +114,7 @@ def read_pair_file(path: str | os.PathLike, report: ReadReport | None = None, *,
                 kind = one if key in ("1", "true") else zero
             elif binary_labels is None and key in _NAMES:
                 kind = _NAMES[key]
-            elif n == 1 or report.read == 1:  # a header line
+            elif report.read == 1:  # a header line
                 continue
             elif key in ("0", "1"):
                 report.error(n, f"relation {label!r} is a 0/1 label; pass --binary-labels ant|syn to say what 1 means",
@@ -129,6 +131,19 @@ def read_pair_file(path: str | os.PathLike, report: ReadReport | None = None, *,
             yield w1, w2, kind, {"file": name, "line": n}
 
 
+@contextlib.contextmanager
+def paused_gc():
+    """Pause the cyclic garbage collector around bulk work on acyclic data (tuples, dicts of
+    strings): millions of allocations otherwise trigger collections that cost more than the work."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def normalize(pairs: Iterable[Pair], *, polarity: bool = False, known: Iterable[str] | None = None,
               polarizer: Callable[[str], tuple[str, int, tuple[str, ...]]] | None = None) -> dict[str, list]:
     """Symmetric, deduplicated relation rows: {head, related, kind, derived, provenance} columns.
@@ -140,7 +155,11 @@ def normalize(pairs: Iterable[Pair], *, polarity: bool = False, known: Iterable[
     - One row per (head, related, kind): a row read directly wins over its mirror image,
       and both win over a derived row.
     """
-    pairs = list(pairs)
+    with paused_gc():
+        return _normalize(list(pairs), polarity, known, polarizer)
+
+
+def _normalize(pairs, polarity, known, polarizer) -> dict[str, list]:
     if polarity and polarizer is None:
         from .polarity import Polarizer
 

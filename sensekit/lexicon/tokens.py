@@ -55,6 +55,7 @@ class SenseTable:
         self.token_id = token_id[keep][order]
         self.embedding = np.ascontiguousarray(np.asarray(embedding, np.float32)[keep][order])
         self.dim = self.embedding.shape[1] if self.embedding.ndim == 2 else 0
+        self.sqnorm = np.einsum("nd,nd->n", self.embedding, self.embedding) if len(self.embedding) else np.zeros(0, np.float32)
         size = int(self.token_id.max()) + 1 if len(self.token_id) else 0
         self.count = np.bincount(self.token_id, minlength=size).astype(np.int64)
         self.start = np.zeros(size, np.int64)
@@ -77,13 +78,12 @@ class SenseTable:
         return int(self.count.max()) if len(self.count) else 0
 
 
-def _gather(table: SenseTable, tokens: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Senses of `tokens` [S] padded to [S, width, d], and the validity mask [S, width]."""
+def _slots(table: SenseTable, tokens: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of the senses of `tokens` [S] padded to [S, width] (0 where padded), and the mask."""
     cnt = table.count[tokens]
     slot = np.arange(width)
     mask = slot[None, :] < cnt[:, None]
-    idx = np.where(mask, table.start[tokens][:, None] + slot[None, :], 0)
-    return table.embedding[idx], mask
+    return np.where(mask, table.start[tokens][:, None] + slot[None, :], 0), mask
 
 
 def span_clouds(table: SenseTable, spans: Sequence[Sequence[int]], rows: int | None = None,
@@ -110,17 +110,19 @@ def span_clouds(table: SenseTable, spans: Sequence[Sequence[int]], rows: int | N
         toks = np.asarray([spans[i] for i in members], np.int64)  # [S_all, m]
         for lo in range(0, len(ids), step):
             t = toks[lo:lo + step]
-            A1, valid = _gather(table, t[:, 0], K)  # [S, K, d], [S, K]
-            total = A1.astype(np.float32, copy=True)
+            rows1, valid = _slots(table, t[:, 0], K)  # [S, K]
+            total = table.embedding[rows1]  # A_1 [S, K, d] (a fresh array: accumulated in place)
             for j in range(1, m):
-                M = total / j  # mean of the aligned rows so far [S, K, d]
-                C, cmask = _gather(table, t[:, j], k_max)  # [S, k, d]
-                # ||M - C||^2 = |M|^2 - 2 M.C + |C|^2 ; |M|^2 is constant per row.
-                d2 = (C * C).sum(-1)[:, None, :] - 2.0 * np.matmul(M, C.transpose(0, 2, 1))  # [S, K, k]
-                d2 = np.where(cmask[:, None, :], d2, np.inf)
+                M = total / np.float32(j)  # mean of the aligned rows so far [S, K, d]
+                rows, cmask = _slots(table, t[:, j], k_max)  # candidate senses of u_j [S, k]
+                C = table.embedding[rows]  # [S, k, d]
+                # ||M - C||^2 = |M|^2 - 2 M.C + |C|^2, and |M|^2 does not change the argmin.
+                d2 = np.matmul(M, C.transpose(0, 2, 1))  # [S, K, k]
+                d2 *= -2.0
+                d2 += np.where(cmask, table.sqnorm[rows], np.inf)[:, None, :]
                 nearest = d2.argmin(-1)  # [S, K]
-                total += np.take_along_axis(C, nearest[:, :, None], axis=1)
-            cloud = total / m
+                total += table.embedding[np.take_along_axis(rows, nearest, axis=1)]  # A_j
+            cloud = total / np.float32(m)
             s_idx, r_idx = np.nonzero(valid)
             out_span.append(ids[lo:lo + step][s_idx])
             out_row.append(r_idx)

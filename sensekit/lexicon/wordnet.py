@@ -9,8 +9,10 @@
 3. `/usr/share/wordnet` (Debian/Ubuntu `wordnet-base`).
 
 Debian's folder lacks the `lexnames` file that NLTK's reader needs. When it is missing, a
-cache copy of the folder (symbolic links plus WordNet 3.0's 45 lexnames) is made under
-`sensekit_home()/wordnet/` and read instead; nothing is ever written next to the data.
+cache copy of the folder with WordNet 3.0's 45 lexnames added (about 35 MB, made once;
+NLTK refuses symbolic and hard links that lead out of a corpus folder) is made under
+`sensekit_home()/wordnet/` and read instead; nothing is ever written next to the data. NLTK 3.9+ reads corpora only below its data path, so an
+explicitly chosen folder is appended to `nltk.data.path`.
 
 `wordnet_pairs(wn, ...)` yields the relation pairs of a WordNet: synonyms are the lemmas
 sharing a synset (the synset's gloss is the provenance), antonyms are lemma antonyms, and
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -54,8 +57,9 @@ def _is_dict_folder(path: Path) -> bool:
 
 
 def _with_lexnames(folder: Path) -> Path:
-    """`folder` itself when it has `lexnames`, otherwise a cache copy (symlinks) that does."""
+    """`folder` itself when it has `lexnames`, otherwise a cache copy that does."""
     if (folder / "lexnames").is_file():
+        _authorize(folder)
         return folder
     key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
     cache = sensekit_home() / "wordnet" / f"dict-{key}"
@@ -65,15 +69,26 @@ def _with_lexnames(folder: Path) -> Path:
         for entry in folder.iterdir():
             link = tmp / entry.name
             if entry.is_file() and not link.exists():
-                link.symlink_to(entry.resolve())
+                # A copy: NLTK refuses symbolic links that leave the corpus folder and hard links.
+                shutil.copyfile(entry, link)
         (tmp / "lexnames").write_text(LEXNAMES, encoding="utf-8")
         try:
             os.replace(tmp, cache)
         except OSError:  # another process made it first
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
+    _authorize(cache)
     return cache
+
+
+def _authorize(*folders: Path) -> None:
+    """NLTK (3.9+) reads corpora only under its data path: put an explicitly chosen folder
+    (and, for a cache copy, the folder its links point to) on `nltk.data.path`."""
+    import nltk.data
+
+    for folder in folders:
+        text = str(folder.resolve())
+        if text not in nltk.data.path:
+            nltk.data.path.append(text)
 
 
 def _reader(pointer):
@@ -91,11 +106,13 @@ def _from_root(root: Path):
     if _is_dict_folder(root):
         return _reader(str(_with_lexnames(root)))
     if root.is_file() and root.suffix == ".zip":
-        return _reader(nltk.data.find(f"{root.as_posix()}/wordnet/"))
+        _authorize(root.parent)
+        return _reader(nltk.data.find(f"{root.resolve().as_posix()}/wordnet/"))
     for sub in ("corpora/wordnet", "wordnet", "dict"):
         if _is_dict_folder(root / sub):
             return _reader(str(_with_lexnames(root / sub)))
     if (root / "corpora" / "wordnet.zip").is_file():
+        _authorize(root)
         try:
             return _reader(nltk.data.find("corpora/wordnet.zip/wordnet/", paths=[str(root)]))
         except LookupError:

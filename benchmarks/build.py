@@ -1,0 +1,228 @@
+"""Build benchmark: what the build costs around the teacher, batched k-means vs scikit-learn, FLOP/s.
+
+    python benchmarks/build.py [--quick] [--device auto|cpu|cuda] [--max-tokens N] [--kmeans-tokens N]
+
+- build_over_forward_ratio: `build()` wall time (teacher already loaded; harvest, reservoirs,
+  k-means, contexts, store + HNSW index) over the bare teacher forward (`final_hidden`, the
+  minimum a harvest needs) on exactly the same batches, measured in the same run. The bare
+  forward is timed before and after the build and averaged (other jobs share the machine).
+- kmeans_speedup_vs_sklearn: R tokens x 200 samples x 576 dims, k = 10, our batched k-means
+  against a loop of `sklearn.cluster.KMeans(n_init="auto")` per token (the original research
+  code's method). The data are per-token Gaussian mixtures (2..15 components). The full run
+  uses R = 5,000 for ours and times scikit-learn on a subset, extrapolated linearly
+  (`sklearn_tokens_timed` says how many); --quick on CPU uses R = 150 for both (on CUDA: 5,000
+  for ours, scikit-learn on 150), and 1,024 build tokens instead of 30,000.
+- kmeans_inertia_ratio: our total inertia over scikit-learn's on the tokens both ran.
+- teacher_tokens_per_s: bare forward throughput.
+- forward_gflops_fraction: the teacher's achieved FLOP/s (2 x non-embedding params + causal
+  attention, per token) over a large torch matmul's FLOP/s on the same device.
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+WIKI = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "corpus" / "enwiki-sample-pages-articles.xml.bz2"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def corpus_args(tmp: Path) -> tuple[str, ...]:
+    """The shared enwiki sample if present, else a text file of WordNet glosses, else generated prose."""
+    shared = Path(os.environ.get("SENSEKIT_SHARED", WIKI.parent.parent.parent)) / "data" / "corpus" / WIKI.name
+    if shared.is_file():
+        return (str(shared),)
+    path = tmp / "corpus.txt"
+    try:
+        from sensekit.build.corpus import iter_wordnet
+
+        with open(path, "w", encoding="utf-8") as fh:
+            for i, (_, text) in enumerate(iter_wordnet()):
+                fh.write(text + "\n\n")
+                if i > 20000:
+                    break
+    except Exception:  # noqa: BLE001 - any offline prose will do
+        rng = np.random.default_rng(0)
+        words = "the bank of a river was muddy after spring flood she put money in light box bat ball".split()
+        path.write_text("\n\n".join(" ".join(rng.choice(words, 200)) for _ in range(2000)))
+    return (str(path),)
+
+
+def bench_forward_vs_build(teacher, corpus: tuple[str, ...], max_tokens: int, seq_len: int, batch_size: int) -> dict:
+    import torch
+
+    from sensekit.build.corpus import iter_documents, special_prefix
+    from sensekit.build.harvest import BatchStream
+    from sensekit.build.pipeline import BuildConfig, build
+
+    tok = teacher.tokenizer
+    stream = BatchStream(lambda: iter_documents(list(corpus)), tok, seq_len=seq_len, batch_size=batch_size, overlap=1,
+                         prefix=special_prefix(tok), pad_id=tok.pad_token_id or 0, max_tokens=max_tokens)
+    batches = list(stream)  # tokenized up front: the baseline times the forward alone
+    n_tok = sum(b.n_tokens for b in batches)
+    sync = torch.cuda.synchronize if teacher.device.type == "cuda" else (lambda: None)
+    teacher.final_hidden(batches[0].ids[:1, :16], batches[0].mask[:1, :16])  # warm-up
+
+    def forward() -> float:
+        sync()
+        t = time.perf_counter()
+        for b in batches:
+            teacher.final_hidden(b.ids, b.mask)
+        sync()
+        return time.perf_counter() - t
+
+    f1 = forward()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = BuildConfig(corpus=corpus, store=str(Path(tmp) / "bench.sensekit"), max_tokens=max_tokens,
+                          seq_len=seq_len, batch_size=batch_size, checkpoint_every=0)
+        sync()
+        t = time.perf_counter()
+        result = build(cfg, teacher=teacher)
+        sync()
+        b_s = time.perf_counter() - t
+    f2 = forward()
+    fwd = (f1 + f2) / 2
+    return {"tokens": n_tok, "forward_s": round(fwd, 3), "forward_s_runs": [round(f1, 3), round(f2, 3)],
+            "build_s": round(b_s, 3), "harvest_s": round(result.harvest_seconds, 3),
+            "build_over_forward_ratio": round(b_s / fwd, 4), "teacher_tokens_per_s": round(n_tok / fwd, 1),
+            "senses": result.senses}
+
+
+def teacher_flops_per_token(teacher, seq_len: int) -> float:
+    cfg = teacher.model.config
+    params = sum(p.numel() for n, p in teacher.model.named_parameters() if "embed" not in n and "lm_head" not in n)
+    layers = int(cfg.num_hidden_layers)
+    # 2 flops per weight; causal attention: QK^T and AV, 2 * 2 * d per attended position, T/2 on average
+    return 2.0 * params + layers * 4.0 * teacher.hidden_size * (seq_len / 2)
+
+
+def matmul_flops(device, dtype) -> float:
+    import torch
+
+    n = 2048 if device.type == "cpu" else 8192
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a @ b
+    sync()
+    reps, t = 0, time.perf_counter()
+    while time.perf_counter() - t < 2.0:
+        a @ b
+        reps += 1
+    sync()
+    return 2.0 * n ** 3 * reps / (time.perf_counter() - t)
+
+
+def make_kmeans_data(R: int, n: int, d: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    comps = rng.integers(2, 16, R)
+    centres = rng.standard_normal((R, 16, d)).astype(np.float32) * 2.0
+    pick = rng.integers(0, 1 << 30, (R, n)) % comps[:, None]
+    X = centres[np.arange(R)[:, None], pick] + rng.standard_normal((R, n, d)).astype(np.float32)
+    return X.astype(np.float32)
+
+
+def bench_kmeans(R: int, sk_tokens: int, device, n: int = 200, d: int = 576, k: int = 10) -> dict:
+    import torch
+    from sklearn.cluster import KMeans
+
+    from sensekit.build.cluster import cluster_samples
+
+    X = make_kmeans_data(R, n, d)
+    keys = np.arange(R)
+    indptr = np.arange(R + 1) * n
+    flat16 = X.reshape(-1, d).astype(np.float16)           # the reservoir's storage dtype
+    Xr = flat16.astype(np.float32).reshape(R, n, d)        # sklearn sees the same values
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    cluster_samples(keys[:8], indptr[:9], flat16[: 8 * n], k, 3, device=device)  # warm-up
+    sync()
+    t = time.perf_counter()
+    ours = cluster_samples(keys, indptr, flat16, k, 3, seed=0, device=device)
+    sync()
+    ours_s = time.perf_counter() - t
+    # our inertia per token, from the centroids (senses are ordered by count; recompute assignment)
+    sub = np.linspace(0, R - 1, sk_tokens).astype(int)
+    t = time.perf_counter()
+    sk_inertia = [KMeans(k, n_init="auto", random_state=int(i)).fit(Xr[i]).inertia_ for i in sub]
+    sk_s = (time.perf_counter() - t) * (R / len(sub))
+    ours_inertia = []
+    for i in sub:
+        c = ours.centroids[ours.sense_key == i]
+        dist = ((Xr[i][:, None, :] - c[None]) ** 2).sum(-1).min(1)
+        ours_inertia.append(dist.sum())
+    return {"kmeans_tokens": R, "kmeans_shape": [R, n, d], "k": k, "ours_s": round(ours_s, 3),
+            "sklearn_s": round(sk_s, 3), "sklearn_tokens_timed": len(sub),
+            "kmeans_speedup_vs_sklearn": round(sk_s / ours_s, 2),
+            "kmeans_inertia_ratio": round(float(sum(ours_inertia) / sum(sk_inertia)), 5)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="under 60 s: ~1k build tokens, 150 k-means tokens on CPU")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--teacher", default="smollm2-135m")
+    ap.add_argument("--max-tokens", type=int, default=None)
+    ap.add_argument("--kmeans-tokens", type=int, default=None)
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=16)
+    args = ap.parse_args()
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    from sensekit.build.teacher import load_teacher
+
+    t0 = time.perf_counter()
+    teacher = load_teacher(args.teacher, None if args.device == "auto" else args.device)
+    load_s = time.perf_counter() - t0
+    cuda = teacher.device.type == "cuda"
+    max_tokens = args.max_tokens or ((100_000 if cuda else 1_024) if args.quick else (2_000_000 if cuda else 30_000))
+    R = args.kmeans_tokens or ((5000 if cuda else 150) if args.quick else 5000)
+    sk_tokens = min(R, 150 if args.quick else 500)
+    log(f"teacher {teacher.name} on {teacher.device} ({teacher.dtype}); loaded in {load_s:.1f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = corpus_args(Path(tmp))
+        log(f"build vs forward over {max_tokens} tokens of {corpus[0]}")
+        fb = bench_forward_vs_build(teacher, corpus, max_tokens, args.seq_len, args.batch_size)
+    log(json.dumps(fb))
+    log(f"k-means: {R} tokens x 200 x 576, k=10 (scikit-learn on {sk_tokens})")
+    km = bench_kmeans(R, sk_tokens, teacher.device)
+    log(json.dumps(km))
+    fpt = teacher_flops_per_token(teacher, args.seq_len)
+    peak = matmul_flops(teacher.device, teacher.dtype)
+    achieved = fpt * fb["teacher_tokens_per_s"]
+    out = {
+        "build_over_forward_ratio": fb["build_over_forward_ratio"],
+        "kmeans_speedup_vs_sklearn": km["kmeans_speedup_vs_sklearn"],
+        "kmeans_inertia_ratio": km["kmeans_inertia_ratio"],
+        "teacher_tokens_per_s": fb["teacher_tokens_per_s"],
+        "forward_gflops_fraction": round(achieved / peak, 4),
+        "teacher_gflops": round(achieved / 1e9, 2), "matmul_gflops": round(peak / 1e9, 2),
+        "quick": args.quick, "tokens": fb["tokens"], "forward_s": fb["forward_s"], "build_s": fb["build_s"],
+        "kmeans_shape": km["kmeans_shape"], "kmeans_ours_s": km["ours_s"], "kmeans_sklearn_s": km["sklearn_s"],
+        "sklearn_tokens_timed": km["sklearn_tokens_timed"],
+        "device": str(teacher.device), "dtype": str(teacher.dtype).replace("torch.", ""),
+        "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name(0) if cuda else None, "teacher_load_s": round(load_s, 2),
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

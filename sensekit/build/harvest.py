@@ -1,0 +1,218 @@
+"""Harvest: the batch stream over a corpus and the key positions of each teacher forward.
+
+`BatchStream` turns documents into padded batches deterministically:
+documents (this rank's shard: ordinal % world == rank) are tokenized in groups into windows;
+windows are buffered (about 32 batches' worth, always whole documents), sorted by length so
+batches carry little padding, and cut into batches. A batch's `state` says where to restart
+the stream after it (documents read before its buffer, batches of the buffer done, tokens
+before the buffer), which is all `--resume` needs.
+
+`key_positions` maps one forward pass to the (key token, vector, origin) triples of
+METHOD.md 1.1, with tensor ops only:
+- key = next: position t is filed under x_{t+1} (gold) or the teacher's argmax (pred);
+- key = input: position t is filed under x_t.
+Padding and special tokens are never keys, and a position whose input is a special token
+(a BOS prefix) is never a source in next mode: its state does not depend on the text.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .corpus import Window, pack_windows
+
+__all__ = ["Batch", "BatchStream", "key_positions", "prefetch"]
+
+GROUP_CHARS = 400_000  # text tokenized per group of documents
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor          # [B, T] int64, right-padded with pad_id
+    mask: torch.Tensor         # [B, T] bool, real tokens
+    offsets: np.ndarray        # [B, T, 2] int32 char span in the doc (-1: added special / padding)
+    docs: np.ndarray           # [B] int64 document ordinal of each row
+    n_tokens: int              # real tokens in the batch
+    state: dict = field(default_factory=dict)  # stream position *after* this batch
+
+
+class BatchStream:
+    """Deterministic batches over `docs` (an iterable of (doc_id, text)) for one rank."""
+
+    def __init__(self, docs: Callable[[], Iterable[tuple[str, str]]], tokenizer, *, seq_len: int, batch_size: int,
+                 overlap: int, prefix: list[int], pad_id: int, max_tokens: int | None = None, rank: int = 0,
+                 world: int = 1, buffer_batches: int = 32, start: dict | None = None) -> None:
+        self.docs, self.tok = docs, tokenizer
+        self.seq_len, self.batch_size, self.overlap = seq_len, batch_size, overlap
+        self.prefix, self.pad_id = prefix, pad_id
+        self.max_tokens, self.rank, self.world = max_tokens, rank, world
+        self.buffer_windows = batch_size * buffer_batches
+        self.start = dict(start or {"docs": 0, "batch": 0, "tokens": 0})
+        self.docs_seen = 0          # documents read (all shards), for the empty-corpus check
+        self.chars_seen = 0
+
+    def __iter__(self) -> Iterator[Batch]:
+        doc_iter = iter(self.docs())
+        ordinal = 0
+        skip_docs, skip_batches, tokens = self.start["docs"], self.start["batch"], self.start["tokens"]
+        while ordinal < skip_docs:  # resume: re-read, do not tokenize, the documents already done
+            if next(doc_iter, None) is None:
+                break
+            ordinal += 1
+        self.docs_seen = ordinal
+        exhausted = False
+        while not exhausted:
+            if self.max_tokens is not None and tokens >= self.max_tokens:
+                return
+            buf_docs, buf_tokens = ordinal, tokens
+            windows: list[Window] = []
+            group: list[tuple[int, str]] = []
+            budget = None if self.max_tokens is None else self.max_tokens - tokens
+            while len(windows) < self.buffer_windows and (budget is None or budget > 0):
+                group.clear()
+                chars = 0
+                # read a group of whole documents: up to 64, or about enough text for the token budget
+                # (~4 chars/token; never read far past a --max-tokens cap: parsing wiki markup is not free)
+                char_cap = GROUP_CHARS if budget is None else min(GROUP_CHARS, 8 * budget + 1000)
+                while len(group) < 64 and chars < char_cap:
+                    item = next(doc_iter, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    self.docs_seen += 1
+                    if ordinal % self.world == self.rank and item[1].strip():
+                        group.append((ordinal, item[1]))
+                        chars += len(item[1])
+                        self.chars_seen += len(item[1])
+                    ordinal += 1
+                for w in pack_windows(group, self.tok, self.seq_len, self.overlap, self.prefix, batch_docs=64):
+                    if budget is not None:
+                        if budget <= len(self.prefix) + 1:
+                            budget = 0
+                            break
+                        if len(w.ids) > budget:
+                            w = Window(w.ids[:budget], w.offsets[:budget], w.doc, w.first)
+                        budget -= len(w.ids)
+                    windows.append(w)
+                if exhausted:
+                    break
+            if not windows:
+                continue
+            windows.sort(key=lambda w: -len(w.ids))  # stable: equal lengths keep stream order
+            n_batches = -(-len(windows) // self.batch_size)
+            running = buf_tokens
+            for b in range(n_batches):
+                chunk = windows[b * self.batch_size:(b + 1) * self.batch_size]
+                n_tok = sum(len(w.ids) for w in chunk)
+                running += n_tok
+                if buf_docs == skip_docs and b < skip_batches:
+                    continue  # resume inside this buffer
+                yield self._collate(chunk, {"docs": buf_docs, "batch": b + 1, "tokens": buf_tokens,
+                                            "tokens_done": running})
+            # next buffer starts at a document boundary
+            tokens = running
+            skip_batches = 0
+
+    def _collate(self, chunk: list[Window], state: dict) -> Batch:
+        B, T = len(chunk), max(len(w.ids) for w in chunk)
+        ids = np.full((B, T), self.pad_id, np.int64)
+        mask = np.zeros((B, T), bool)
+        offsets = np.full((B, T, 2), -1, np.int32)
+        for i, w in enumerate(chunk):  # per row, not per token
+            n = len(w.ids)
+            ids[i, :n], mask[i, :n], offsets[i, :n] = w.ids, True, w.offsets
+        docs = np.asarray([w.doc for w in chunk], np.int64)
+        return Batch(torch.from_numpy(ids), torch.from_numpy(mask), offsets, docs, int(mask.sum()), state)
+
+
+def key_positions(teacher, batch: Batch, *, key: str, next_token: str, special: torch.Tensor
+                  ) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+    """One forward pass -> (keys [P] int64 numpy, vectors [P, d] on the teacher's device, meta [P, 3] int64 numpy).
+
+    special [V] bool on the teacher's device: ids that are never keys (specials and padding).
+    meta = (doc ordinal, char_start, char_end) of the key token's slot in the document.
+    """
+    dev = teacher.device
+    ids = batch.ids.to(dev, non_blocking=True)                       # [B, T]
+    mask = batch.mask.to(dev, non_blocking=True)                     # [B, T]
+    g = teacher.final_hidden(ids, mask)                              # [B, T, d]
+    sp = special[ids] | ~mask                                        # [B, T] never a key / never a source
+    if key == "input":
+        valid = ~sp                                                  # [B, T]
+        keys_t = ids
+        src = g
+        off = batch.offsets                                          # span of x_t
+    else:
+        valid = ~sp[:, :-1] & mask[:, 1:]                            # [B, T-1] source real, pair inside the window
+        src = g[:, :-1]                                              # [B, T-1, d]
+        off = batch.offsets[:, 1:]                                   # span of x_{t+1}: the slot the key fills
+        if next_token == "gold":
+            keys_t = ids[:, 1:]
+            valid &= ~sp[:, 1:]
+        else:
+            keys_t = None
+    vecs = src[valid]                                                # [P, d]
+    if keys_t is None:
+        keys_v = teacher.logits(vecs).argmax(-1)                     # [P] teacher's prediction
+        ok = ~special[keys_v]
+        vecs, keys_v = vecs[ok], keys_v[ok]
+        valid_np = valid.cpu().numpy()
+        rows, cols = np.nonzero(valid_np)
+        ok_np = ok.cpu().numpy()
+        rows, cols = rows[ok_np], cols[ok_np]
+    else:
+        keys_v = keys_t[valid]
+        rows, cols = np.nonzero(valid.cpu().numpy())                 # same row-major order as boolean indexing
+    meta = np.empty((len(rows), 3), np.int64)
+    meta[:, 0] = batch.docs[rows]
+    meta[:, 1:] = off[rows, cols]
+    return keys_v.cpu().numpy().astype(np.int64), vecs, meta
+
+
+def prefetch(it: Iterable, depth: int = 2) -> Iterator:
+    """Run `it` in a background thread (tokenization overlaps the teacher's forward); order kept,
+    exceptions re-raised here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in it:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=work, daemon=True, name="sensekit-batches")
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # drain so the producer can finish its put
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
+def check_seq_len(seq_len: int, teacher) -> None:
+    limit = getattr(teacher.model.config, "max_position_embeddings", None)
+    if limit and seq_len > limit:
+        raise InputError(f"--seq-len {seq_len} exceeds the teacher's context of {limit} tokens")

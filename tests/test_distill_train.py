@@ -1,0 +1,181 @@
+"""distill.train end to end on a tiny Llama teacher and store: the loss falls, resume and the
+frozen-prefix cache reproduce an uninterrupted uncached run, lambda=0 is the same run minus the
+sense term, mismatches are refused, and the saved student loads without sensekit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_distill_support import (HIDDEN, corpus_file, make_store, make_teacher_dir, store_dir, teacher,  # noqa: F401
+                                  teacher_dir)
+
+torch = pytest.importorskip("torch")
+
+from distill.config import DistillConfig  # noqa: E402
+from distill.train import NonFiniteLoss, train  # noqa: E402
+from sensekit.errors import InputError, TeacherMismatch  # noqa: E402
+
+TERMS = ("kd", "ce", "sense_pos", "sense_neg", "total")
+
+
+def cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, **kw) -> DistillConfig:  # noqa: F811
+    base = dict(store=str(store_dir), data=(str(corpus_file),), teacher=str(teacher_dir), student_layers=3,
+                train_top_layers=1, seq_len=24, batch_size=4, max_windows=16, max_steps=4, lr=3e-3, warmup_frac=0.25,
+                sample_floor=4, kappa=3, neighbors=3, output_dir=str(tmp_path / "run"), device="cpu", save_every=0)
+    base.update(kw)
+    return DistillConfig(**base)
+
+
+def metrics(out) -> list[dict]:
+    return [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_losses(a: list[dict], b: list[dict], rel: float) -> None:
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b):
+        for k in TERMS:
+            assert rb[k] == pytest.approx(ra[k], rel=rel, abs=1e-7), (ra["step"], k, ra[k], rb[k])
+
+
+def test_total_loss_falls_and_files_are_written(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, max_steps=30, lr=1e-2, train_top_layers=2,
+                  warmup_frac=0.1, eval_holdout=4, max_windows=24, save_every=10)
+    events = []
+    summary = train(cfg, teacher=teacher, callback=lambda e, p: events.append(e))
+    rows = metrics(cfg.output_dir)
+    assert len(rows) == 30 and set(TERMS) | {"lr", "grad_norm", "sense_positions"} <= set(rows[0])
+    first, last = sum(r["total"] for r in rows[:5]) / 5, sum(r["total"] for r in rows[-5:]) / 5
+    assert last < first - 0.1, (first, last)
+    assert any(r["sense_pos"] > 0 for r in rows) and any(r["sense_neg"] > 0 for r in rows)
+    out = Path(cfg.output_dir)
+    assert (out / "config.toml").is_file() and DistillConfig.from_toml(out / "config.toml") == cfg
+    assert summary["eval"]["ppl"] > 1 and (out / "eval.jsonl").is_file()
+    assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["step-00000020", "step-00000030"]
+    assert {"start", "step", "eval", "checkpoint", "done"} <= set(events)
+
+
+def test_kd_baseline_is_the_same_run_without_the_sense_term(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    dskd = metrics(train(cfg_for(tmp_path / "a", store_dir, corpus_file, teacher_dir), teacher=teacher)["output_dir"])
+    kd = metrics(train(cfg_for(tmp_path / "b", store_dir, corpus_file, teacher_dir, lambda_sense=0.0), teacher=teacher)["output_dir"])
+    # same data, init and schedule: step 1 (before any update) has identical KD and CE
+    assert kd[0]["kd"] == pytest.approx(dskd[0]["kd"], rel=1e-6) and kd[0]["ce"] == pytest.approx(dskd[0]["ce"], rel=1e-6)
+    assert [r["tokens"] for r in kd] == [r["tokens"] for r in dskd] and [r["lr"] for r in kd] == [r["lr"] for r in dskd]
+    assert all(r["sense_pos"] == 0 and r["sense_neg"] == 0 for r in kd)
+    assert all(r["total"] == pytest.approx(r["kd"] + r["ce"], rel=1e-6) for r in kd)
+    assert dskd[2]["kd"] != kd[2]["kd"]  # the sense gradient changed the student (step 1 has lr 0: warm-up)
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    full = cfg_for(tmp_path / "full", store_dir, corpus_file, teacher_dir, max_steps=6, save_every=3, grad_accum=2,
+                   max_windows=24)
+    train(full, teacher=teacher)
+    cut = full.replace(output_dir=str(tmp_path / "cut"))
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_5(event, payload):
+        if event == "step" and payload["step"] == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(cut, teacher=teacher, callback=stop_at_5)
+    with pytest.raises(InputError, match="--resume"):
+        train(cut, teacher=teacher)
+    with pytest.raises(InputError, match="--lr"):
+        train(cut.replace(lr=1.0), teacher=teacher, resume=True)
+    train(cut, teacher=teacher, resume=True)
+    assert_same_losses(metrics(full.output_dir), metrics(cut.output_dir), rel=1e-5)
+
+
+def test_frozen_prefix_cache_matches_the_uncached_path(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    plain = cfg_for(tmp_path / "plain", store_dir, corpus_file, teacher_dir, max_steps=0, epochs=3.0, max_windows=8)
+    cached = plain.replace(output_dir=str(tmp_path / "cached"), cache=True)
+    train(plain, teacher=teacher)
+    assert train(cached, teacher=teacher)["cache_hits"] == 4  # epochs 2 and 3 read every batch from the cache
+    a, b = metrics(plain.output_dir), metrics(cached.output_dir)
+    assert len(a) == 6  # 8 windows / batch 4 = 2 steps per epoch, epochs 2-3 read the cache
+    assert_same_losses(a, b, rel=1e-5)
+    cache = Path(cached.output_dir) / "cache"
+    assert (cache / "prefix.f32").stat().st_size == 8 * 24 * HIDDEN * 4
+    assert json.loads((cache / "meta.json").read_text())["shape"] == [8, 24, HIDDEN]
+
+
+def test_saved_student_loads_with_plain_transformers(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, max_steps=2)
+    student_dir = Path(train(cfg, teacher=teacher)["student_dir"])
+    code = (
+        "import sys; sys.modules['sensekit'] = None; sys.modules['distill'] = None\n"
+        "import torch, json\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        f"m = AutoModelForCausalLM.from_pretrained({str(student_dir)!r}); t = AutoTokenizer.from_pretrained({str(student_dir)!r})\n"
+        "ids = t(' the bank of the river', return_tensors='pt').input_ids\n"
+        "out = m(ids).logits\n"
+        "print(json.dumps({'layers': m.config.num_hidden_layers, 'finite': bool(torch.isfinite(out).all()),"
+        " 'shape': list(out.shape), 'w': m.model.layers[-1].mlp.down_proj.weight.sum().item()}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert doc["layers"] == 3 and doc["finite"] and doc["shape"][-1] == teacher.vocab_size
+    state = torch.load(Path(cfg.output_dir) / "checkpoints" / "step-00000002" / "state.pt", weights_only=False)
+    trained = state["trainable"]["lm.model.layers.2.mlp.down_proj.weight"]
+    assert doc["w"] == pytest.approx(trained.sum().item(), rel=1e-5)
+    # the teacher's own layer 2 was not touched by training
+    assert not torch.equal(teacher.model.model.layers[2].mlp.down_proj.weight, trained)
+
+
+def test_any_hf_student_with_another_width_gets_a_projection(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    sdir = tmp_path / "narrow"
+    cfg_t = teacher.model.config
+    small = LlamaConfig(vocab_size=cfg_t.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                        eos_token_id=cfg_t.eos_token_id, pad_token_id=cfg_t.pad_token_id)
+    LlamaForCausalLM(small).save_pretrained(str(sdir))
+    teacher.tokenizer.save_pretrained(str(sdir))
+    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, student=str(sdir), max_steps=3)
+    summary = train(cfg, teacher=teacher)
+    rows = metrics(cfg.output_dir)
+    assert all(r["sense_positions"] >= 0 for r in rows) and any(r["sense_pos"] > 0 for r in rows)
+    out = Path(summary["student_dir"])
+    assert (out / "sense_projection.pt").is_file()
+    assert torch.load(out / "sense_projection.pt")["weight"].shape == (HIDDEN, 16)
+
+
+def test_a_student_with_another_tokenizer_is_refused(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    from conftest import train_tokenizer
+
+    other = make_teacher_dir(tmp_path / "other", tokenizer=train_tokenizer(vocab_size=280))
+    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, student=str(other))
+    with pytest.raises(TeacherMismatch, match="another tokenizer"):
+        train(cfg, teacher=teacher)
+
+
+def test_store_mismatches_are_refused_naming_both(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    from conftest import train_tokenizer
+
+    wrong_name = make_store(tmp_path / "name.sensekit", teacher_dir, teacher_name="some/other-model")
+    with pytest.raises(TeacherMismatch, match=r"'some/other-model'.*" + str(teacher_dir).replace("/", ".")):
+        train(cfg_for(tmp_path, wrong_name, corpus_file, teacher_dir), teacher=teacher)
+    wrong_dim = make_store(tmp_path / "dim.sensekit", teacher_dir, dim=16)
+    with pytest.raises(TeacherMismatch, match=f"16-dim.*hidden size {HIDDEN}"):
+        train(cfg_for(tmp_path, wrong_dim, corpus_file, teacher_dir), teacher=teacher)
+    tok_path = tmp_path / "tok2.json"
+    tok = train_tokenizer(vocab_size=280)
+    tok.save(str(tok_path))
+    wrong_tok = make_store(tmp_path / "tok.sensekit", teacher_dir, tokenizer_json=tok_path)
+    with pytest.raises(TeacherMismatch, match="another tokenizer"):
+        train(cfg_for(tmp_path, wrong_tok, corpus_file, teacher_dir), teacher=teacher)
+
+
+def test_nan_stops_with_the_step_and_term(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, lr=1e30, warmup_frac=0.0, max_grad_norm=0.0)
+    with pytest.raises(NonFiniteLoss, match=r"step 2: the \w+ loss is (nan|inf)"):
+        train(cfg, teacher=teacher)
