@@ -6,11 +6,12 @@ Prints a few lines, the last one a JSON object:
 - dskd_over_kd_step_ratio: median DSKD step time / median KD step time. The same student
   (two copies with the same init), batch and data; the runs are interleaved (ABAB..., the
   order flipped every round) so that load from other processes hits both alike.
-- dskd_over_kd_peak_mem_ratio: peak memory of a DSKD step / a KD step, each counted as the
-  weights and optimizer state both hold plus the step's own peak allocation (same batch,
-  after warm-up). On CUDA: torch.cuda.max_memory_allocated. On CPU (torch keeps no CPU
-  allocator statistics): the profiler's memory timeline of the step. `_with_targets` also
-  counts DSKD's dense sense tensors (the dictionary on the device), which KD does not hold.
+- dskd_over_kd_peak_mem_ratio: peak memory of DSKD / KD training, each in a fresh process
+  (same setup, a warm-up step, then 4 steps). On CUDA: torch.cuda.max_memory_allocated. On
+  CPU (torch keeps no CPU allocator statistics): the peak resident set size sampled by a
+  thread every 0.2 ms, with glibc's mmap threshold fixed at 128 KiB so that freed tensors
+  leave the RSS. The peak includes weights, optimizer state and, for DSKD, the dense sense
+  targets; `dskd_over_kd_step_mem_ratio` compares only the rise above the pre-step level.
 - dskd_over_kd_step_ratio_isolated: 1 + (gather/selection + sense loss forward/backward,
   timed alone) / KD step time; steadier than the end-to-end ratio on a loaded machine.
 - cached_over_uncached_speedup: truncated student (15 of the teacher's layers, top 2
@@ -30,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +50,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small random model; under 60 s on a laptop CPU")
     ap.add_argument("--repeats", type=int, default=None, help="timed rounds per comparison")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--mem-child", choices=["kd", "dskd"], help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: steadier timings on a shared machine)")
     return ap.parse_args()
 
@@ -207,46 +211,69 @@ def isolated_sense_cost(stepper, batches, device, repeats: int) -> float:
 
 
 # -- memory ----------------------------------------------------------------------------------
-def step_peak_bytes(stepper, rows, device) -> int:
-    """Peak bytes allocated during one optimizer step, above what was allocated before it.
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    CUDA: torch.cuda.max_memory_allocated. CPU (torch keeps no CPU allocator statistics): the
-    profiler's memory timeline (profile_memory=True), i.e. every tensor allocation and free of
-    the step as the CPU allocator saw them, summed over categories at its peak.
+
+# glibc: serve every allocation >= 128 KiB with its own mmap and give it back on free (a fixed
+# threshold turns off glibc's adaptive one), so the resident set follows torch's live tensors.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072", "MALLOC_TOP_PAD_": "0"}
+
+
+def mem_child(args) -> None:
+    """Child process: build the setup, warm up, run 4 steps with lambda 1 (dskd) or 0 (kd); print peak memory.
+
+    CUDA: torch.cuda.max_memory_allocated. CPU: the resident set size, sampled every 0.2 ms by a
+    thread while stepping (see MALLOC_ENV). `base` is the memory just before the timed steps.
     """
+    import threading
+
     import torch
 
+    device = resolve(args.device)
+    sh = shapes(args.quick)
+    teacher, _ = make_teacher(sh, device)
+    windows, _ = make_windows(sh, teacher, 4 * sh["batch"])
+    targets = make_targets(windows, sh, device)
+    stepper = make_stepper(sh, teacher, windows, targets, 1.0 if args.mem_child == "dskd" else 0.0)
+    batches = [np.arange(i * sh["batch"], (i + 1) * sh["batch"]) for i in range(4)]
+    stepper.step([batches[0]], 1)  # warm-up: optimizer state exists from here on
     if device.type == "cuda":
         torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-        stepper.step([rows], 1)
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss()
+    peak = [base]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.0002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if device.type != "cuda":
+        sampler.start()
+    for i, rows in enumerate(batches):
+        stepper.step([rows], i + 2)
+    stop.set()
+    if device.type == "cuda":
         torch.cuda.synchronize()
-        return int(torch.cuda.max_memory_allocated() - base)
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
-        stepper.step([rows], 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "timeline.json"
-        prof.export_memory_timeline(str(path), device="cpu")
-        _, sizes = json.loads(path.read_text())
-    return int(max(sum(x) for x in sizes))
+        peak[0] = torch.cuda.max_memory_allocated()
+    else:
+        sampler.join()
+    print(json.dumps({"peak_bytes": int(peak[0]), "base_bytes": int(base)}))
 
 
-def static_bytes(stepper) -> dict:
-    """Memory both variants hold for the whole run (teacher, student copies, optimizer state) and DSKD's targets."""
-    seen, common = set(), 0
-    tensors = list(stepper.teacher.model.parameters()) + list(stepper.inner.parameters())
-    for st in stepper.optimizer.state.values():
-        tensors += [v for v in st.values() if hasattr(v, "data_ptr")]
-    for t in tensors:
-        if t.data_ptr() not in seen:
-            seen.add(t.data_ptr())
-            common += t.numel() * t.element_size()
-    targets = sum(t.numel() * t.element_size() for t in stepper.targets.state_dict().values()) + \
-        stepper.targets.emb_sq.numel() * stepper.targets.emb_sq.element_size()
-    return {"common": common, "targets": targets}
+def child_memory(args, which: str) -> dict:
+    cmd = [sys.executable, __file__, "--mem-child", which, "--device", args.device, "--threads", str(args.threads)]
+    cmd += ["--quick"] if args.quick else []
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **MALLOC_ENV, "PYTHONWARNINGS": "ignore"})
+    if res.returncode != 0:
+        raise RuntimeError(f"memory child {which} failed: {res.stderr[-1500:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def resolve(device: str):
@@ -262,6 +289,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.mem_child:
+        mem_child(args)
+        return
     import torch
 
     t_start = time.perf_counter()
@@ -307,20 +337,15 @@ def main() -> None:
           f"speedup {speedup:.2f}", file=sys.stderr)
     del dskd
 
-    # 3. peak memory of a step (same batch, after warm-up), and what each variant holds throughout
-    peaks = {}
-    for name, lam in (("dskd", 1.0), ("kd", 0.0)):
-        st = make_stepper(sh, teacher, windows, targets, lam)
-        st.step([batches[0]], 1)
-        peaks[name] = step_peak_bytes(st, batches[1 % len(batches)], device)
-        if name == "dskd":
-            held = static_bytes(st)
-        del st
-    step_mem_ratio = peaks["dskd"] / peaks["kd"]
-    mem_ratio = (held["common"] + peaks["dskd"]) / (held["common"] + peaks["kd"])
-    mem_ratio_targets = (held["common"] + held["targets"] + peaks["dskd"]) / (held["common"] + peaks["kd"])
-    print(f"memory: step peak dskd {peaks['dskd'] / 2**20:.2f} MiB, kd {peaks['kd'] / 2**20:.2f} MiB; held by both "
-          f"{held['common'] / 2**20:.1f} MiB; DSKD's dense targets {held['targets'] / 2**20:.2f} MiB", file=sys.stderr)
+    # 3. peak memory, each variant in a fresh process
+    m = {name: child_memory(args, name) for name in ("dskd", "kd")}
+    mem_ratio = m["dskd"]["peak_bytes"] / m["kd"]["peak_bytes"]
+    step_mem_ratio = (m["dskd"]["peak_bytes"] - m["dskd"]["base_bytes"]) / max(1, m["kd"]["peak_bytes"] - m["kd"]["base_bytes"])
+    targets_bytes = sum(t.numel() * t.element_size() for t in targets.state_dict().values())
+    print(f"memory: peak dskd {m['dskd']['peak_bytes'] / 2**20:.1f} MiB, kd {m['kd']['peak_bytes'] / 2**20:.1f} MiB "
+          f"(above the pre-step level: {(m['dskd']['peak_bytes'] - m['dskd']['base_bytes']) / 2**20:.1f} vs "
+          f"{(m['kd']['peak_bytes'] - m['kd']['base_bytes']) / 2**20:.1f} MiB); dense targets {targets_bytes / 2**20:.2f} MiB",
+          file=sys.stderr)
 
     result = {
         "dskd_over_kd_step_ratio": round(step_ratio, 4),
@@ -328,14 +353,14 @@ def main() -> None:
         "dskd_over_kd_step_ratio_isolated": round(iso_ratio, 4),
         "sense_terms_ms": round(iso * 1e3, 2),
         "dskd_over_kd_peak_mem_ratio": round(mem_ratio, 4),
-        "dskd_over_kd_peak_mem_ratio_with_targets": round(mem_ratio_targets, 4),
-        "dskd_over_kd_step_peak_ratio": round(step_mem_ratio, 4),
+        "dskd_over_kd_step_mem_ratio": round(step_mem_ratio, 4),
         "peak_mem_method": ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
-                            "torch.profiler memory timeline (CPU allocator events) of one step")
-        + "; peak = weights + optimizer state held by both + the step's peak allocation; "
-          "_with_targets also counts DSKD's dense sense tensors",
-        "mem_mib": {"step_peak_dskd": round(peaks["dskd"] / 2**20, 2), "step_peak_kd": round(peaks["kd"] / 2**20, 2),
-                    "held_by_both": round(held["common"] / 2**20, 1), "dskd_targets": round(held["targets"] / 2**20, 2)},
+                            "peak resident set size sampled every 0.2 ms by a thread, glibc mmap threshold fixed at "
+                            "128 KiB so freed tensors leave the RSS")
+        + "; one fresh process per variant, 4 steps after a warm-up step; the peak includes weights, optimizer "
+          "state and (DSKD) the dense sense targets; step_mem: the peak above the level before the steps",
+        "mem_mib": {k: round(v[f] / 2**20, 1) for k, v in m.items() for f in ("peak_bytes",)} | {
+            "dskd_targets": round(targets_bytes / 2**20, 2)},
         "cached_over_uncached_speedup": round(speedup, 3),
         "steps_per_s": round(1.0 / statistics.median(t_dskd), 4),
         "kd_steps_per_s": round(1.0 / statistics.median(t_kd), 4),

@@ -63,3 +63,6 @@ CREATE TABLE relations (
     derived    BOOLEAN NOT NULL,    -- true when polarity normalisation flipped or remapped it
     provenance VARCHAR              -- JSON: gloss, head sense, original pair, ...
 );
+
+-- Point lookups by head word (`sensekit query`) must not scan millions of rows.
+CREATE INDEX relations_by_head ON relations (head);

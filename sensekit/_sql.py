@@ -48,11 +48,7 @@ CONTEXTS_IN_RANGE = (
     "SELECT sense_id, rank, doc_id, char_start, char_end, snippet, mark_start, mark_end, distance"
     " FROM contexts WHERE sense_id BETWEEN $lo AND $hi ORDER BY sense_id, rank"
 )
-RELATIONS_OF_WORD = (
-    "SELECT head, related, kind, source, derived, provenance FROM relations"
-    " WHERE head = $word AND ($kind IS NULL OR kind = $kind) AND ($source IS NULL OR source = $source)"
-    " ORDER BY kind DESC, source, related"
-)
+RELATIONS_OF_WORD = "SELECT related, kind, source, derived, provenance FROM relations WHERE head = $word"  # ART index
 
 SIMILAR_WORDS = (
     "SELECT DISTINCT trim(text) AS w, jaro_winkler_similarity(lower(trim(text)), lower($word)) AS score"

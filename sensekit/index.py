@@ -23,7 +23,7 @@ class IndexParams:
     space: str = "cosine"
     M: int = 16
     ef_construction: int = 200
-    ef: int = 64  # query-time beam; set after load (hnswlib does not persist it)
+    ef: int = 128  # query-time beam; set after load (hnswlib does not persist it)
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -76,5 +76,5 @@ def load_index(path: Path, record: dict, ids: np.ndarray, ef: int | None = None)
                 f"HNSW index {path} does not match the store ({key}: index {value} vs recorded {record[key]}); "
                 "rebuild the store with `sensekit build`"
             )
-    index.set_ef(int(ef or record.get("ef", 64)))
+    index.set_ef(int(ef or record.get("ef", 128)))
     return index

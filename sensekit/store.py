@@ -176,12 +176,14 @@ class SenseStore:
     def relations(self, word: str, kind: str | None = None, source: str | None = None) -> list[Relation]:
         if kind not in (None, "syn", "ant"):
             raise InputError(f"relation kind must be 'syn' or 'ant', got {kind!r}")
-        rows = self.con.execute(_sql.RELATIONS_OF_WORD, {"word": word.strip(), "kind": kind, "source": source}).fetchall()
+        rows = self.con.execute(_sql.RELATIONS_OF_WORD, {"word": word.strip()}).fetchall()
+        # Filtering and ordering here keep the SQL a plain index lookup.
+        rows = sorted((r for r in rows if kind in (None, r[1]) and source in (None, r[2])), key=lambda r: (r[1] != "syn", r[2], r[0]))
         out = []
-        for head, rel, k, src, der, prov in rows:
+        for rel, k, src, der, prov in rows:
             span = self._span_words.get(rel)
             token_ids = tuple(span[0]) if span else tuple(self.token_ids(rel))
-            out.append(Relation(head, rel, k, src, bool(der), json.loads(prov) if prov else {}, token_ids, span is not None))
+            out.append(Relation(word.strip(), rel, k, src, bool(der), json.loads(prov) if prov else {}, token_ids, span is not None))
         return out
 
     def neighbors(self, query: str | int | np.ndarray, k: int = 10) -> list[Neighbor]:

@@ -31,6 +31,7 @@ from .corpus import Window, pack_windows
 __all__ = ["Batch", "BatchStream", "key_positions", "prefetch"]
 
 GROUP_CHARS = 400_000  # text tokenized per group of documents
+MAX_ROWS_FACTOR = 8    # short windows: at most 8 x batch_size rows per forward
 
 
 @dataclass
@@ -106,10 +107,17 @@ class BatchStream:
             if not windows:
                 continue
             windows.sort(key=lambda w: -len(w.ids))  # stable: equal lengths keep stream order
-            n_batches = -(-len(windows) // self.batch_size)
+            # a batch holds batch_size windows of seq_len tokens, or more shorter ones (short documents,
+            # e.g. glosses) up to the same padded token budget: fewer, fuller forward passes
+            budget_tokens = self.batch_size * self.seq_len
+            bounds, i = [], 0
+            while i < len(windows):
+                rows = max(1, min(budget_tokens // len(windows[i].ids), MAX_ROWS_FACTOR * self.batch_size))
+                bounds.append((i, min(i + rows, len(windows))))
+                i += rows
             running = buf_tokens
-            for b in range(n_batches):
-                chunk = windows[b * self.batch_size:(b + 1) * self.batch_size]
+            for b, (lo, hi) in enumerate(bounds):
+                chunk = windows[lo:hi]
                 n_tok = sum(len(w.ids) for w in chunk)
                 running += n_tok
                 if buf_docs == skip_docs and b < skip_batches:
