@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--senses", type=int, default=None, help="number of senses (default 500,000; 50,000 with --quick)")
     ap.add_argument("--dim", type=int, default=576)
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--ef", type=int, default=None, help="HNSW query beam (default: the store's recorded ef)")
     ap.add_argument("--rebuild", action="store_true")
     args = ap.parse_args()
     n_senses = args.senses or (50_000 if args.quick else 500_000)
@@ -100,7 +101,7 @@ def main() -> None:
     n_tokens = n_senses // SENSES_PER_TOKEN
     words = [word_of(i) for i in rng.integers(0, n_tokens, args.queries)]
     t = time.perf_counter()
-    store = open_store(path)
+    store = open_store(path, ef=args.ef)
     open_s = time.perf_counter() - t
     emb = store.sense_matrix()["embedding"]
     queries = emb[rng.integers(0, n_senses, args.queries)] + 0.3 * rng.standard_normal((args.queries, args.dim)).astype(np.float32)
@@ -135,14 +136,14 @@ def main() -> None:
     cold = []
     for w in words[:5]:
         t = time.perf_counter()
-        subprocess.run(cmd + ["query", w, "--store", str(path), "--json"], check=True, capture_output=True)
+        subprocess.run(cmd + ["query", w, "--store", str(path), "--json"] + (["--ef", str(args.ef)] if args.ef else []), check=True, capture_output=True)
         cold.append(time.perf_counter() - t)
 
     result = {
         "senses_p50_ms": round(senses_ms, 3), "relations_p50_ms": round(relations_ms, 3),
         "neighbors_p50_ms": round(neighbors_ms, 3), "recall_at_10": round(recall, 4),
         "overhead_vs_hnswlib": round(overhead, 3), "cli_cold_start_s": round(statistics.median(cold), 3),
-        "open_store_s": round(open_s, 3), "n_senses": n_senses, "dim": args.dim, "ef": store.meta["index"]["ef"],
+        "open_store_s": round(open_s, 3), "n_senses": n_senses, "dim": args.dim, "ef": args.ef or store.meta["index"]["ef"],
         "store_build_s": round(build_s, 1) if build_s else None,
         "machine": f"{platform.machine()} {os.cpu_count()} cores", "quick": args.quick,
     }

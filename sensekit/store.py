@@ -216,11 +216,14 @@ class SenseStore:
         keep = (self._sense_token[pos] != exclude_token) | (exclude_token < 0)
         keep &= labels != exclude_sense
         labels, dists, pos = labels[keep], dists[keep], pos[keep]
-        # A sense may be hit from several query vectors: keep its smallest distance.
-        order = np.lexsort((dists, labels))
-        first = np.r_[True, labels[order][1:] != labels[order][:-1]]
-        chosen = order[first]
-        chosen = chosen[np.argsort(dists[chosen], kind="stable")][:k]
+        if len(vectors) == 1:  # hnswlib already returns unique labels sorted by distance
+            chosen = np.arange(min(k, len(labels)))
+        else:  # a sense hit from several query vectors keeps its smallest distance
+            order = np.lexsort((dists, labels))
+            first = np.ones(len(order), bool)
+            first[1:] = labels[order][1:] != labels[order][:-1]
+            chosen = order[first]
+            chosen = chosen[np.argsort(dists[chosen], kind="stable")][:k]
         return [self._neighbor(int(pos[i]), float(dists[i])) for i in chosen]
 
     def _neighbor(self, pos: int, distance: float) -> Neighbor:
