@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `sensekit build` does: no spinning on shared cores
+
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -71,7 +73,7 @@ def bench_forward_vs_build(teacher, corpus: tuple[str, ...], max_tokens: int, se
     from sensekit.build.pipeline import BuildConfig, build
 
     tok = teacher.tokenizer
-    stream = BatchStream(lambda: iter_documents(list(corpus)), tok, seq_len=seq_len, batch_size=batch_size, overlap=1,
+    stream = BatchStream(lambda select=None: iter_documents(list(corpus), "text", select), tok, seq_len=seq_len, batch_size=batch_size, overlap=1,
                          prefix=special_prefix(tok), pad_id=tok.pad_token_id or 0, max_tokens=max_tokens)
     batches = list(stream)  # tokenized up front: the baseline times the forward alone
     n_tok = sum(b.n_tokens for b in batches)
@@ -218,7 +220,7 @@ def main() -> None:
         "kmeans_shape": km["kmeans_shape"], "kmeans_ours_s": km["ours_s"], "kmeans_sklearn_s": km["sklearn_s"],
         "sklearn_tokens_timed": km["sklearn_tokens_timed"],
         "device": str(teacher.device), "dtype": str(teacher.dtype).replace("torch.", ""),
-        "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "cpu": platform.processor() or platform.machine(),
         "gpu": torch.cuda.get_device_name(0) if cuda else None, "teacher_load_s": round(load_s, 2),
     }
     print(json.dumps(out))

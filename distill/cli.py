@@ -34,7 +34,9 @@ def _default_text(f) -> str:
     value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
     if isinstance(value, bool):
         return f"--{f.name.replace('_', '-')}" if value else f"--no-{f.name.replace('_', '-')}"
-    return repr(list(value)) if isinstance(value, tuple) else str(value)
+    if isinstance(value, tuple):
+        return "none" if not value else " ".join(value)
+    return str(value) if value != "" else "none"
 
 
 def _parameters() -> list[inspect.Parameter]:
@@ -127,3 +129,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+if __name__ == "__main__":  # `python -m distill.cli ...` / `accelerate launch -m distill.cli ...`
+    app(prog_name="sensekit distill")

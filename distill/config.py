@@ -23,6 +23,7 @@ __all__ = ["DistillConfig", "TRUNCATED", "DATA_MODES", "config_fields"]
 TRUNCATED = "truncated"
 DATA_MODES = ("corpus", "prompts")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
+SENSE_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -73,6 +74,8 @@ class DistillConfig:
     neighbors: int = _f(25, "Synonyms and antonyms sampled per relation-group position (each).")
     sample_frac: float = _f(0.4, "Relation group size: floor(frac * |Q|) when that exceeds --sample-floor.")
     sample_floor: int = _f(25, "Relation group size: min(|Q|, floor) otherwise; the token group has the same size.")
+    sense_dtype: str = _f("float32", "Precision of the sense vectors held on the device: float32, or bfloat16/float16 to "
+                                     "halve the dictionary's memory (selection and loss still run in float32).")
     own_senses_negative: bool = _f(False, "Compatibility with the released code: also put D(y_t) into the negative pool "
                                           "(contradicts the paper's text; off by default).")
     # -- run -----------------------------------------------------------------------------
@@ -132,6 +135,7 @@ class DistillConfig:
         need(self.train_top_layers <= self.student_layers, "train_top_layers", f"must be <= --student-layers ({self.student_layers})")
         need(self.data_mode in DATA_MODES, "data_mode", f"must be one of {', '.join(DATA_MODES)}")
         need(self.mixed_precision in PRECISIONS, "mixed_precision", f"must be one of {', '.join(PRECISIONS)}")
+        need(self.sense_dtype in SENSE_DTYPES, "sense_dtype", f"must be one of {', '.join(SENSE_DTYPES)}")
         need(bool(self.teacher.strip()), "teacher", "must name a model")
         need(bool(self.student.strip()), "student", "must be 'truncated' or a model")
         need(bool(self.output_dir.strip()), "output_dir", "must name a folder")

@@ -108,11 +108,12 @@ class SenseTargets:
         n_rel = (syn_ptr[1:] - syn_ptr[:-1]) + (ant_ptr[1:] - ant_ptr[:-1])
         self.has_rel = has_sense & (n_rel > 0)
         self.n_span_units = n_span_units
-        self.emb_sq = emb.pow(2).sum(-1)                                                    # [R], for the L2 selection
+        self.emb_sq = emb.float().pow(2).sum(-1)                                            # [R], for the L2 selection
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_store(cls, store, vocab_size: int, device: torch.device | str = "cpu") -> "SenseTargets":
+    def from_store(cls, store, vocab_size: int, device: torch.device | str = "cpu",
+                   dtype: torch.dtype = torch.float32) -> "SenseTargets":
         sm = store.sense_matrix()
         tok, span, sidx, emb = sm["token_id"], sm["span_id"], sm["sense_index"], sm["embedding"]
         if len(tok) == 0:
@@ -175,7 +176,7 @@ class SenseTargets:
 
         syn_ptr, syn_unit = csr("syn")
         ant_ptr, ant_unit = csr("ant")
-        return cls(torch.from_numpy(np.array(emb, np.float32)).to(device), torch.from_numpy(unit_rows).to(device),
+        return cls(torch.from_numpy(np.array(emb, np.float32)).to(device=device, dtype=dtype), torch.from_numpy(unit_rows).to(device),
                    torch.from_numpy(token_unit).to(device), syn_ptr, syn_unit, ant_ptr, ant_unit,
                    n_span_units=int((~is_tok).sum()))
 
@@ -254,21 +255,21 @@ class SenseTargets:
         P, C = rows.shape
         K = min(kappa, C)
         if P == 0 or C == 0:
-            return self.emb.new_zeros((P, K, self.dim)), torch.zeros((P, K), dtype=torch.bool, device=rows.device)
+            return self.emb.new_zeros((P, K, self.dim), dtype=torch.float32), torch.zeros((P, K), dtype=torch.bool, device=rows.device)
         mask = rows >= 0
         rc = rows.clamp(min=0)
-        a = anchor.to(self.emb.dtype)
+        a = anchor.float()
         uniq, inv = torch.unique(rc, return_inverse=True)
         if uniq.numel() <= UNIQUE_FACTOR * C:
-            dots = (a @ self.emb[uniq].T).gather(1, inv)                                     # [P, C]
+            dots = (a @ self.emb[uniq].float().T).gather(1, inv)                             # [P, C]
         else:
             chunk = max(1, CHUNK_ELEMENTS // max(1, C * self.dim))
-            dots = torch.cat([torch.bmm(self.emb[rc[s:s + chunk]], a[s:s + chunk].unsqueeze(-1)).squeeze(-1)
+            dots = torch.cat([torch.bmm(self.emb[rc[s:s + chunk]].float(), a[s:s + chunk].unsqueeze(-1)).squeeze(-1)
                               for s in range(0, P, chunk)])                                  # memory-bounded chunks
         dist = self.emb_sq[rc] - 2.0 * dots + a.pow(2).sum(-1, keepdim=True)
         idx, keep = top_kappa_from_distances(dist, mask, K)
         kept_rows = rc.gather(1, idx)
-        return self.emb[kept_rows] * keep.unsqueeze(-1), keep
+        return self.emb[kept_rows].float() * keep.unsqueeze(-1), keep
 
     @torch.no_grad()
     def gather(self, labels: torch.Tensor, g: torch.Tensor, *, kappa: int, neighbors: int, frac: float, floor: int,

@@ -2,12 +2,12 @@
 
     L = L_KD + L_CE + lambda * (L_sense_pos + L_sense_neg)
 
-`train(cfg)` loads the teacher and the store (refusing a mismatch), turns the store into
+`train(cfg)` loads the store and the teacher (refusing a mismatch), turns the store into
 `SenseTargets`, builds the student, prepares the windows, then runs AdamW with a cosine
-schedule and warm-up on `accelerate` (one CPU process here; DDP on GPUs with
-`accelerate launch`). lambda = 0 is the KD baseline: the same data order, seeds and code
-path, only the sense term is skipped (its sampling uses its own generator, so nothing else
-changes). Progress goes to a callback; nothing here prints.
+schedule and warm-up on `accelerate`: one CPU process here, DDP on GPUs with
+`accelerate launch -m distill.cli --store ... --data ...`. lambda = 0 is the KD baseline:
+the same data order, seeds and code path, only the sense term is skipped (its sampling has
+its own generator, so nothing else changes). Progress goes to a callback; nothing prints.
 
 Files in the output folder: config.toml (resolved), run.json, metrics.jsonl (one line per
 optimizer step: every loss term, lr, grad norm), eval.jsonl, checkpoints/step-N/state.pt,
@@ -162,11 +162,11 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     from sensekit.store import open_store
 
     cfg.validate_for_run()
-    emit = callback or (lambda event, payload: None)
     out = Path(cfg.output_dir)
     acc = Accelerator(mixed_precision=_mixed_precision(cfg), cpu=cfg.device == "cpu")
     device = acc.device
     main = acc.is_main_process
+    emit = callback if (callback is not None and main) else (lambda event, payload: None)  # one progress display
     if main:
         out.mkdir(parents=True, exist_ok=True)
     ckpts = _checkpoints(out)
@@ -186,7 +186,7 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
             teacher = load_teacher(cfg.teacher, device=str(device))
         vocab = teacher.vocab_size
         check_store_matches(store, teacher)
-        targets = SenseTargets.from_store(store, vocab, device)
+        targets = SenseTargets.from_store(store, vocab, device, dtype=getattr(torch, cfg.sense_dtype))
     finally:
         store.close()
     if cfg.lambda_sense > 0 and int(targets.has_rel.sum()) == 0:
@@ -368,7 +368,8 @@ class Stepper:
         return terms
 
     def step(self, batches: list[np.ndarray], number: int) -> dict[str, float]:
-        """One optimizer step over the micro-batches `batches` -> lr, the averaged terms, grad norm, counts."""
+        """One optimizer step over the micro-batches `batches` -> lr, the averaged terms, grad norm, and the step's
+        sense positions and target tokens (over all micro-batches and processes)."""
         acc, cfg = self.acc, self.cfg
         A = len(batches)
         lr = self.scheduler.get_last_lr()[0]
@@ -394,10 +395,12 @@ class Stepper:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        values = torch.tensor([sums[k] / A for k in TERMS] + [sums["_positions"], sums["_tokens"]], device=self.device)
+        values = torch.tensor([sums[k] / A for k in TERMS], device=self.device)
+        counts = torch.tensor([sums["_positions"], sums["_tokens"]], device=self.device)
         if acc.num_processes > 1:
-            values = acc.reduce(values, reduction="mean")
-        v = values.tolist()
+            values = acc.reduce(values, reduction="mean")       # loss terms: the mean over processes
+            counts = acc.reduce(counts, reduction="sum")        # sense positions and target tokens: all processes
+        v = values.tolist() + counts.tolist()
         row = {"lr": lr, **dict(zip(TERMS, v[: len(TERMS)]))}
         row.update(sense=v[2] + v[3], grad_norm=grad_norm, sense_positions=v[len(TERMS)], tokens=v[len(TERMS) + 1])
         return row

@@ -170,7 +170,7 @@ def distill(ctx: typer.Context) -> None:
     """Train a student with DSKD (CE + KD + hinge-MSE sense loss). `sensekit distill --help` for flags."""
     from distill.cli import app as distill_app  # distill depends on sensekit, never the reverse
 
-    distill_app(list(ctx.args), prog_name="sensekit distill", standalone_mode=False)
+    distill_app(list(ctx.args), prog_name="sensekit distill", standalone_mode=True)  # its own usage errors and exit codes
 
 
 def _register_commands() -> None:

@@ -115,3 +115,50 @@ def test_pack_windows_overlap_covers_every_pair_once():
         assert tok.decode([int(tid)]).strip() == text[s:e].strip()
     no_overlap = list(pack_windows([(0, text)], tok, seq_len=10, overlap=0))
     assert np.concatenate([w.ids for w in no_overlap]).tolist() == full
+
+
+def test_select_skips_stripping_but_keeps_ordinals(tmp_path, monkeypatch):
+    from sensekit.build import corpus
+
+    path = tmp_path / "wiki.xml"
+    page = '<page><title>P{i}</title><ns>0</ns><revision><text>[[a|Page]] {i} text.</text></revision></page>'
+    path.write_text('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">'
+                    + "".join(page.format(i=i) for i in range(5)) + "</mediawiki>")
+    calls = []
+    real = corpus.wikitext_to_text
+    monkeypatch.setattr(corpus, "wikitext_to_text", lambda w: calls.append(w) or real(w))
+    docs = list(iter_documents([str(path)], select=lambda o: o % 2 == 1))
+    assert [d for d, _ in docs] == [f"P{i}" for i in range(5)]
+    assert [t for _, t in docs] == ["", "Page 1 text.", "", "Page 3 text.", ""]
+    assert len(calls) == 2
+
+
+def test_wordnet_default_corpus(shared):
+    from sensekit.build.corpus import iter_wordnet
+
+    docs = iter_wordnet()
+    first = [next(docs) for _ in range(50)]
+    names = [d for d, _ in first]
+    assert all(n.count(".") >= 2 for n in names)
+    assert len({n.split(".")[-2] for n in names}) > 1          # a mix of parts of speech, not all adjectives first
+    assert [d for d, _ in zip(iter_wordnet(), range(50))] == first   # a fixed order
+    from sensekit.lexicon.wordnet import open_wordnet
+
+    wn = open_wordnet()
+    name, text = first[0]
+    s = wn.synset(name)
+    assert text.split("\n") == [s.definition()] + s.examples()
+
+
+def test_missing_wordnet_says_to_pass_a_corpus(monkeypatch):
+    from sensekit.build import corpus
+    from sensekit.lexicon import wordnet
+
+    def nowhere(root=None):
+        raise InputError("WordNet not found")
+
+    monkeypatch.setattr(wordnet, "open_wordnet", nowhere)
+    monkeypatch.setattr(corpus, "_READERS", {})
+    with pytest.raises(InputError, match="pass a corpus path") as err:
+        next(corpus.iter_wordnet())
+    assert "\n" not in str(err.value)

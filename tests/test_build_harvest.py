@@ -68,7 +68,7 @@ def test_next_pred_keys_are_the_teacher_argmax(tiny):
 
 
 def test_batch_stream_caps_tokens_shards_and_restarts(tiny):
-    docs = lambda: iter([(f"d{i}", t) for i, t in enumerate(TEXTS * 4)])  # noqa: E731
+    docs = lambda select=None: iter([(f"d{i}", t) for i, t in enumerate(TEXTS * 4)])  # noqa: E731
     kw = dict(seq_len=12, batch_size=3, overlap=1, prefix=[tiny.tokenizer.bos_token_id], pad_id=tiny.tokenizer.pad_token_id,
               buffer_batches=2)
     full = list(BatchStream(docs, tiny.tokenizer, **kw))

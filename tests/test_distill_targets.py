@@ -163,3 +163,17 @@ def test_a_store_from_another_vocabulary_is_refused(store_dir):  # noqa: F811
 
     with open_store(store_dir) as s, pytest.raises(TeacherMismatch, match="vocabulary"):
         SenseTargets.from_store(s, 10)
+
+
+def test_half_precision_dictionary_selects_like_float32(store_dir):  # noqa: F811
+    with open_store(store_dir) as s:
+        full = SenseTargets.from_store(s, VOCAB)
+        half = SenseTargets.from_store(s, VOCAB, dtype=torch.bfloat16)
+    assert half.emb.dtype == torch.bfloat16 and half.emb.element_size() == 2
+    labels = _labels(full, seed=3)
+    g = torch.randn(*labels.shape, HIDDEN, generator=torch.Generator().manual_seed(4))
+    kw = dict(kappa=3, neighbors=25, frac=0.4, floor=25)
+    a = full.gather(labels, g, generator=torch.Generator().manual_seed(1), **kw)
+    b = half.gather(labels, g, generator=torch.Generator().manual_seed(1), **kw)
+    assert torch.equal(a.b, b.b) and torch.equal(a.pos_mask, b.pos_mask) and b.positives.dtype == torch.float32
+    torch.testing.assert_close(b.positives, a.positives, rtol=1e-2, atol=2e-2)

@@ -184,3 +184,19 @@ def test_cli_relations_add(store):
     assert res.exit_code == 0, res.output
     assert "pairs:pairs.tsv" in res.output and "line 11" in res.output
     assert ("happy", "sad", "ant", True) in _rows(path)
+
+
+def test_attach_a_raw_dump(store):
+    """A .xml dump is parsed by wiktextract (in this process) and attached like any source."""
+    path, ids = store
+    res = attach_relations(path, [str(FIX / "tiny-dump.xml")], processes=1)
+    c = res["sources"]["wiktionary"]
+    assert c["read"] == 4 and c["used"] == 3  # the French page is read and filtered out
+    rows = _rows(path)
+    assert {("happy", "glad", "syn", False), ("glad", "happy", "syn", False), ("big", "small", "ant", False),
+            ("small", "big", "ant", False), ("bank", "river bank", "syn", False), ("happy", "sad", "ant", False)} <= rows
+    assert not any(h == "bon" or r == "mauvais" for h, r, _, _ in rows)
+    with open_store(path) as s:
+        prov = {r.related: r.provenance for r in s.relations("bank")}
+        assert prov["river bank"]["gloss"] == "A raised shelf of ground beside a river."
+        assert s.info().counts["spans"] == 1

@@ -53,6 +53,9 @@ def test_tiny_dump_exact_pairs(tiny_entries):
         ("bank", "savings bank", "syn", 0, "institution"),
         ("bon", "mauvais", "ant", 0, "Good."),
     }
+    # "Alternative forms" are spelling variants, not synonyms; {{alter}}'s args after the empty one are labels.
+    bank = next(e for e in entries if e["word"] == "bank")
+    assert [r["word"] for r in bank["related"]] == ["banck", "banke"]
     words = [w for e in entries for a, b, _, _ in entry_pairs(e) for w in (a, b)]
     assert not any(w.startswith("Template:") for w in words)
     report = ReadReport("d")

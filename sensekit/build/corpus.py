@@ -201,7 +201,8 @@ def wikitext_to_text(wikitext: str) -> str:
 
 
 def _read_mediawiki(path: Path, opener: Callable) -> Iterator[tuple[str, str]]:
-    """Articles (namespace 0, not redirects) of a MediaWiki XML export; doc id = page title."""
+    """Articles (namespace 0, not redirects, not empty) of a MediaWiki XML export, as raw wikitext;
+    doc id = page title."""
     import xml.etree.ElementTree as ET
 
     with opener(path, "rb") as fh:
@@ -220,9 +221,7 @@ def _read_mediawiki(path: Path, opener: Callable) -> Iterator[tuple[str, str]]:
                 root.clear()  # drop finished pages: memory stays flat over a whole dump
                 if ns.strip() != "0" or redirect or not text.strip():
                     continue
-                plain = wikitext_to_text(text)
-                if plain:
-                    yield title, plain
+                yield title, text  # raw wikitext: iter_documents strips it (only for selected documents)
         except ET.ParseError as exc:
             raise InputError(f"{path}: malformed XML ({exc}); is it a MediaWiki export?") from None
         except (OSError, EOFError) as exc:
@@ -251,24 +250,36 @@ def _read_hf(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
                     yield (str(rid) if rid is not None else f"{split + ':' if split else ''}{i * 1000 + j}"), t
 
 
-def iter_documents(paths: list[str], text_field: str = "text") -> Iterator[tuple[str, str]]:
-    """Stream `(doc_id, text)` from files, folders, globs and HF dataset folders, in a stable order."""
+def iter_documents(paths: list[str], text_field: str = "text",
+                   select: Callable[[int], bool] | None = None) -> Iterator[tuple[str, str]]:
+    """Stream `(doc_id, text)` from files, folders, globs and HF dataset folders, in a stable order.
+
+    `select(ordinal)`: when given and False for a document, its text may come back as "" without
+    the costly part (wiki markup stripping). Ordinals (positions in this stream) do not depend
+    on `select`, so callers that shard, resume or re-read the corpus skip work cheaply. A
+    document whose text is empty after stripping is still yielded (as "") to keep ordinals fixed.
+    """
     resolved = resolve_paths(paths)
     if not resolved:
         raise InputError("no corpus files found in " + ", ".join(map(str, paths)))
     multi = len(resolved) > 1
+    ordinal = 0
     for p in resolved:
         kind, opener = _kind(p)
         label = str(p) if multi else p.name
         try:
             if kind == "hf":
-                yield from _read_hf(p, text_field)
+                docs = _read_hf(p, text_field)
             elif kind == "jsonl":
-                yield from _read_jsonl(p, opener, label, text_field)
+                docs = _read_jsonl(p, opener, label, text_field)
             elif kind == "xml":
-                yield from _read_mediawiki(p, opener)
+                docs = ((t, wikitext_to_text(w) if select is None or select(o) else "")
+                        for o, (t, w) in enumerate(_read_mediawiki(p, opener), ordinal))
             else:
-                yield from _read_text(p, opener, label)
+                docs = _read_text(p, opener, label)
+            for doc in docs:
+                yield doc
+                ordinal += 1
         except (OSError, EOFError, lzma.LZMAError) as exc:
             raise InputError(f"cannot read {p}: {exc}") from None
 
@@ -287,23 +298,39 @@ def iter_wordnet(root: str | None = None) -> Iterator[tuple[str, str]]:
         raise MissingDependency("the default corpus needs sensekit.lexicon.wordnet, which is not installed; "
                                 "pass a corpus path to `sensekit build`") from None
     try:
-        wn = open_wordnet(root)
+        wn = _open_wordnet_cached(root)
     except InputError as exc:
         raise InputError(f"default corpus (WordNet glosses): {exc}; or pass a corpus path to `sensekit build`") from None
     except (LookupError, OSError) as exc:
         raise InputError("no WordNet found for the default corpus; pass a corpus path, or install Debian's "
                          f"wordnet-base or set NLTK_DATA ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    try:
-        docs = _wordnet_glosses_fast(wn)
-    except (AttributeError, KeyError, ValueError, OSError):  # NLTK internals moved: the public, slower path
-        docs = [(s.name(), s.definition(), s.examples()) for s in wn.all_synsets()]
-    docs.sort(key=lambda d: (zlib.crc32(d[0].encode()), d[0]))
+    key = str(getattr(wn, "root", root))
+    docs = _WORDNET_CACHE.get(key)
+    if docs is None:  # a build reads it up to three times (check, harvest, contexts): parse once
+        try:
+            docs = _wordnet_glosses_fast(wn)
+        except (AttributeError, KeyError, ValueError, OSError):  # NLTK internals moved: the public, slower path
+            docs = [(s.name(), s.definition(), s.examples()) for s in wn.all_synsets()]
+        docs.sort(key=lambda d: (zlib.crc32(d[0].encode()), d[0]))
+        _WORDNET_CACHE.clear()
+        _WORDNET_CACHE[key] = docs
     for name, definition, examples in docs:
         parts = [definition.strip()] + [e.strip() for e in examples]
         text = "\n".join(p for p in parts if p)
         if text:
             yield name, text
 
+
+_WORDNET_CACHE: dict[str, list] = {}
+_READERS: dict[str | None, object] = {}
+
+
+def _open_wordnet_cached(root: str | None):
+    from ..lexicon.wordnet import open_wordnet
+
+    if root not in _READERS:
+        _READERS[root] = open_wordnet(root)
+    return _READERS[root]
 
 _QUOTED = re.compile(r'"([^"]*)"')
 _QUOTED_ANY = re.compile(r'["].*?["]')
@@ -334,9 +361,7 @@ def _wordnet_glosses_fast(wn) -> list[tuple[str, str, list[str]]]:
 
 
 def wordnet_fingerprint(root: str | None = None) -> str:
-    from ..lexicon.wordnet import open_wordnet
-
-    wn = open_wordnet(root)
+    wn = _open_wordnet_cached(root)
     h = hashlib.sha256(b"wordnet")
     h.update(str(getattr(wn, "get_version", lambda: "")()).encode())
     base = Path(str(getattr(wn, "root", "")))

@@ -45,9 +45,10 @@ class Batch:
 
 
 class BatchStream:
-    """Deterministic batches over `docs` (an iterable of (doc_id, text)) for one rank."""
+    """Deterministic batches for one rank. `docs(select)` returns a fresh iterable of (doc_id, text);
+    `select(ordinal)` says which documents this rank needs (others may come back as "")."""
 
-    def __init__(self, docs: Callable[[], Iterable[tuple[str, str]]], tokenizer, *, seq_len: int, batch_size: int,
+    def __init__(self, docs: Callable[..., Iterable[tuple[str, str]]], tokenizer, *, seq_len: int, batch_size: int,
                  overlap: int, prefix: list[int], pad_id: int, max_tokens: int | None = None, rank: int = 0,
                  world: int = 1, buffer_batches: int = 32, start: dict | None = None) -> None:
         self.docs, self.tok = docs, tokenizer
@@ -60,9 +61,10 @@ class BatchStream:
         self.chars_seen = 0
 
     def __iter__(self) -> Iterator[Batch]:
-        doc_iter = iter(self.docs())
-        ordinal = 0
         skip_docs, skip_batches, tokens = self.start["docs"], self.start["batch"], self.start["tokens"]
+        # documents of other ranks, or already done before a resume, are read but not processed
+        doc_iter = iter(self.docs(lambda o: o >= skip_docs and o % self.world == self.rank))
+        ordinal = 0
         while ordinal < skip_docs:  # resume: re-read, do not tokenize, the documents already done
             if next(doc_iter, None) is None:
                 break

@@ -234,12 +234,13 @@ def _corpus(cfg: BuildConfig):
 
     if cfg.corpus:
         paths = C.resolve_paths(cfg.corpus)
-        return (lambda: C.iter_documents(list(cfg.corpus), cfg.text_field)), C.corpus_fingerprint(paths, cfg.text_field), [str(p) for p in paths]
+        return ((lambda select=None: C.iter_documents(list(cfg.corpus), cfg.text_field, select)),
+                C.corpus_fingerprint(paths, cfg.text_field), [str(p) for p in paths])
     docs = C.iter_wordnet()
     first = next(docs, None)  # fail fast (no WordNet) before loading the teacher
     if first is None:
         raise InputError("the default corpus (WordNet) is empty; pass a corpus path")
-    return (lambda: C.iter_wordnet()), C.wordnet_fingerprint(), [C.WORDNET_CORPUS]
+    return (lambda select=None: C.iter_wordnet()), C.wordnet_fingerprint(), [C.WORDNET_CORPUS]
 
 
 def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=None) -> BuildResult:
@@ -260,7 +261,11 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
 
     report("load", 0, None)
     if teacher is None:
-        teacher = load_teacher(cfg.teacher, cfg.device, cfg.dtype)
+        device = cfg.device
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device in (None, "", "auto", "cuda") and torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per rank
+            torch.cuda.set_device(torch.device(device))
+        teacher = load_teacher(cfg.teacher, device, cfg.dtype)
     rank, world, group = _dist_setup(teacher.device)
     check_seq_len(cfg.seq_len, teacher)
     tok = teacher.tokenizer
@@ -361,7 +366,7 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     if len(need_docs):
         wanted = set(need_docs.tolist())
         last = int(need_docs[-1])
-        for ordinal, (doc_id, text) in enumerate(docs()):
+        for ordinal, (doc_id, text) in enumerate(docs(wanted.__contains__)):
             if ordinal in wanted:
                 texts[ordinal] = (doc_id, text)
                 report("contexts", len(texts), len(need_docs))

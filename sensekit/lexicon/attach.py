@@ -36,7 +36,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import InputError
-from .pairs import Pair, ReadReport, check_on_error, normalize, read_pair_file
+from .pairs import Pair, ReadReport, check_on_error, normalize, paused_gc, read_pair_file
 
 __all__ = ["attach_relations", "parse_source", "read_source", "Source", "DEFAULTS", "map_rows"]
 
@@ -126,21 +126,27 @@ def read_source(source: Source, **options: Any) -> tuple[list[Pair], ReadReport,
         from .wordnet import open_wordnet, wordnet_pairs
 
         wn = open_wordnet(source.path)
-        pairs = list(wordnet_pairs(wn, similar_tos=opts["similar_tos"]))
-        report.read = report.used = len({p[0] for p in pairs})
+        stats: dict[str, int] = {}
+        with paused_gc():
+            pairs = list(wordnet_pairs(wn, similar_tos=opts["similar_tos"], stats=stats))
+        report.read = report.used = stats.get("synsets", 0)  # synsets
         report.pairs = len(pairs)
     elif source.kind == "pairs":
         pairs = list(read_pair_file(source.path, report, binary_labels=opts["binary_labels"], on_error=opts["on_error"]))
     elif source.kind == "kaikki":
         from .wiktionary import kaikki_pairs
 
-        pairs = list(kaikki_pairs(source.path, report, lang_code=opts["lang_code"], on_error=opts["on_error"],
-                                  vocabulary=vocab))
+        with paused_gc():
+            pairs = list(kaikki_pairs(source.path, report, lang_code=opts["lang_code"], on_error=opts["on_error"],
+                                      vocabulary=vocab))
     elif source.kind == "dump":
         from .wiktionary import dump_entries, entries_pairs
 
-        entries = dump_entries(source.path, processes=opts["processes"])
+        stats: dict[str, Any] = {}
+        entries = dump_entries(source.path, processes=opts["processes"], lang_code=opts["lang_code"], stats=stats)
         pairs = list(entries_pairs(entries, report, lang_code=opts["lang_code"], vocabulary=vocab))
+        report.read = stats.get("pages", report.read)  # pages parsed; `used` counts the entries kept
+        report.extra.update(dump_seconds=round(stats.get("seconds", 0.0), 1), failed_pages=stats.get("failed_pages", 0))
     else:  # pragma: no cover - parse_source never makes another kind
         raise InputError(f"unknown source kind {source.kind!r}")
     for a, b, _, _ in pairs:

@@ -21,7 +21,8 @@ defines small bodies for the templates the linking and sense machinery needs bef
 `analyze_templates()` runs. wiktextract 1.99.7 also drops the sense-level nym lines
 (`#: {{syn|en|a|b}}`, `#: {{ant|en|c}}`) as if they were usage examples; they are moved
 onto their gloss line first (`hoist_nym_lines`), where wiktextract's own sense-linkage
-code reads them into that sense's synonyms / antonyms.
+code reads them into that sense's synonyms / antonyms. It also files "Alternative forms"
+sections (spelling variants) under synonyms; here they go to `related` instead.
 
 wiktextract needs `setuptools<81` and NLTK's Brown corpus at import time (set NLTK_DATA).
 """
@@ -42,8 +43,9 @@ from ..errors import InputError, MissingDependency
 from .pairs import Pair, ReadReport, check_on_error, open_binary
 
 __all__ = [
-    "SCHEMA_NAME", "load_schema", "compile_validator", "validate_entry", "iter_kaikki", "entry_pairs",
-    "entries_pairs", "kaikki_pairs", "STUBS", "hoist_nym_lines", "dump_entries", "extract",
+    "SCHEMA_NAME", "load_schema", "compile_validator", "compile_fast_check", "validate_entry", "iter_kaikki",
+    "entry_pairs", "entries_pairs", "kaikki_pairs", "STUBS", "family_stub", "hoist_nym_lines", "dump_entries",
+    "extract",
 ]
 
 SCHEMA_NAME = "wiktextract-entry.schema.json"
@@ -401,6 +403,15 @@ def _join_args(first: int, last: int = 12) -> str:
     return body
 
 
+def _join_until_empty(first: int, last: int = 12) -> str:
+    """Args first.. joined by ', ', stopping at the first empty one ({{alter|en|a|b||dated}}:
+    the args after the empty one are labels, not words)."""
+    body = ""
+    for i in range(last, first, -1):
+        body = "{{#if:{{{%d|}}}|, {{{%d}}}%s}}" % (i, i, body)
+    return "{{{%d|}}}" % first + body
+
+
 _LINK = "{{{2|}}}"                          # {{l|en|word|alt}}: the linked word itself
 _Q = "({{{1|}}})"                            # {{q|informal}}
 _LB = "(" + _join_args(2) + ")"              # {{lb|en|slang|dated}}
@@ -415,7 +426,7 @@ STUBS: dict[str, str] = {
     "m": _LINK, "mention": _LINK, "m-self": _LINK, "m-lite": _LINK,
     "w": "{{{2|{{{1|}}}}}}", "wikipedia": "", "pedia": "", "wp": "{{{2|{{{1|}}}}}}",
     "vern": "{{{1|}}}", "taxlink": "{{{1|}}}", "taxfmt": "{{{1|}}}",
-    "alter": _join_args(2), "alt": _join_args(2),
+    "alter": _join_until_empty(2), "alt": _join_until_empty(2),
     # nym templates (wiktextract reads these itself where it looks for them)
     "syn": _NYMS, "ant": _NYMS, "synonyms": _NYMS, "antonyms": _NYMS, "hyp": _NYMS, "hyper": _NYMS,
     "hypernyms": _NYMS, "hyponyms": _NYMS, "cot": _NYMS, "coord": _NYMS, "mer": _NYMS, "hol": _NYMS,
@@ -448,7 +459,7 @@ STUBS.update({
 # ({{ja-r|...}}, {{ko-l|...}}, {{l/fro|...}}, {{l-nn|...}}) render as their first argument.
 _FAMILY_STUBS = (
     (re.compile(r"^list:"), ""),
-    (re.compile(r" Hypernyms$|^pos(?:[ _].*)?$|^g2$|^katharevousa$|^Latin letter names of the Roman alphabet$"), ""),
+    (re.compile(r"^(?:.+ Hypernyms|pos(?:[ _].*)?|g2|katharevousa|Latin letter names of the Roman alphabet)$"), ""),
     (re.compile(r"^(?:[a-z]{2,3}(?:-[a-z]+)?-(?:l|r|link|m)|[lm][-/][a-z]{2,3}(?:-[a-z]+)?)$"), "{{{1|}}}"),
 )
 _TEMPLATE_USE = re.compile(r"\{\{\s*([^{}|\n]+?)\s*[|}]")
@@ -511,11 +522,20 @@ def _import_wiktextract():
     try:
         import warnings
 
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pkg_resources deprecation
-            import wikitextprocessor  # noqa: F401  (nltk.download('brown') runs, quietly, at import)
-            import wiktextract  # noqa: F401
+        import nltk
+
+        # wiktextract calls nltk.download("brown") at import: never reach for the network from
+        # here. Without the corpus its next line raises LookupError, answered below.
+        download = nltk.download
+        nltk.download = lambda *args, **kwargs: False
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pkg_resources deprecation
+                import wikitextprocessor  # noqa: F401
+                import wiktextract  # noqa: F401
+        finally:
+            nltk.download = download
     except ImportError as exc:
         raise MissingDependency(
             f"parsing Wiktionary dumps needs wiktextract==1.99.7 and wikitextprocessor==0.4.96 with setuptools<81 "
@@ -598,6 +618,13 @@ def dump_entries(path: str | os.PathLike, *, processes: int | None = None, lang_
         ctx.process(str(path), lambda model, title, text: None, phase1_only=True)
         thesaurus_data = extract_thesaurus_data(ctx, config)
     config_kwargs = config.to_kwargs()
+    # wiktextract 1.99.7 files "Alternative forms" sections (spelling variants such as
+    # banck/bancke for bank) under synonyms; they are not synonyms, so they go to `related`.
+    # Set before the worker processes fork, restored when the parse ends.
+    from wiktextract import page as _page
+
+    saved_alt = _page.linkage_map.get("alternative forms")
+    _page.linkage_map["alternative forms"] = "related"
 
     def handler(model, title, text):
         if model == "wikitext" and text:
@@ -627,6 +654,8 @@ def dump_entries(path: str | os.PathLike, *, processes: int | None = None, lang_
                 n_entries += 1
                 yield entry
     finally:
+        if saved_alt is not None:
+            _page.linkage_map["alternative forms"] = saved_alt
         stats.update(pages=n_pages, entries=n_entries, seconds=time.perf_counter() - t0,
                      page_errors=errors, failed_pages=failed + sink.getvalue().count("=== EXCEPTION"))
         tmp = getattr(ctx, "tmp_file", None)

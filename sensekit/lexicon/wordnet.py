@@ -161,13 +161,19 @@ def _word(name: str) -> str:
     return name.replace("_", " ")
 
 
-def wordnet_pairs(wn, *, similar_tos: bool = False, lang: str = "eng") -> Iterator[tuple[str, str, str, dict]]:
+def wordnet_pairs(wn, *, similar_tos: bool = False, lang: str = "eng",
+                  stats: dict | None = None) -> Iterator[tuple[str, str, str, dict]]:
     """(word1, word2, kind, provenance) for every synonym / antonym link of the WordNet.
 
     Pairs come one way round; normalisation (pairs.normalize) makes them symmetric. The
-    provenance carries the synset name, part of speech and its gloss (`gloss`).
+    provenance carries the synset name, part of speech and its gloss (`gloss`). `stats`
+    (a dict) receives the number of synsets read.
     """
+    n = 0
     for synset in wn.all_synsets():
+        n += 1
+        if stats is not None:
+            stats["synsets"] = n
         name = synset.name()
         pos = synset.pos()
         gloss = synset.definition()
