@@ -11,7 +11,7 @@
   code's method). The data are per-token Gaussian mixtures (2..15 components). The full run
   uses R = 5,000 for ours and times scikit-learn on a subset, extrapolated linearly
   (`sklearn_tokens_timed` says how many); --quick on CPU uses R = 150 for both (on CUDA: 5,000
-  for ours, scikit-learn on 150), and 1,024 build tokens instead of 30,000.
+  for ours, scikit-learn on 150), and 2,048 build tokens instead of 30,000.
 - kmeans_inertia_ratio: our total inertia over scikit-learn's on the tokens both ran.
 - teacher_tokens_per_s: bare forward throughput.
 - forward_gflops_fraction: the teacher's achieved FLOP/s (2 x non-embedding params + causal
@@ -92,9 +92,10 @@ def bench_forward_vs_build(teacher, corpus: tuple[str, ...], max_tokens: int, se
     with tempfile.TemporaryDirectory() as tmp:
         cfg = BuildConfig(corpus=corpus, store=str(Path(tmp) / "bench.sensekit"), max_tokens=max_tokens,
                           seq_len=seq_len, batch_size=batch_size, checkpoint_every=0)
+        stages: dict[str, float] = {}
         sync()
         t = time.perf_counter()
-        result = build(cfg, teacher=teacher)
+        result = build(cfg, teacher=teacher, progress=lambda stage, done, total: stages.setdefault(stage, time.perf_counter() - t))
         sync()
         b_s = time.perf_counter() - t
     f2 = forward()
@@ -102,7 +103,7 @@ def bench_forward_vs_build(teacher, corpus: tuple[str, ...], max_tokens: int, se
     return {"tokens": n_tok, "forward_s": round(fwd, 3), "forward_s_runs": [round(f1, 3), round(f2, 3)],
             "build_s": round(b_s, 3), "harvest_s": round(result.harvest_seconds, 3),
             "build_over_forward_ratio": round(b_s / fwd, 4), "teacher_tokens_per_s": round(n_tok / fwd, 1),
-            "senses": result.senses}
+            "senses": result.senses, "stage_start_s": {k: round(v, 3) for k, v in stages.items()}}
 
 
 def teacher_flops_per_token(teacher, seq_len: int) -> float:
@@ -175,7 +176,7 @@ def bench_kmeans(R: int, sk_tokens: int, device, n: int = 200, d: int = 576, k: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="under 60 s: ~1k build tokens, 150 k-means tokens on CPU")
+    ap.add_argument("--quick", action="store_true", help="under 60 s: ~2k build tokens, 150 k-means tokens on CPU")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--teacher", default="smollm2-135m")
     ap.add_argument("--max-tokens", type=int, default=None)
@@ -194,7 +195,7 @@ def main() -> None:
     teacher = load_teacher(args.teacher, None if args.device == "auto" else args.device)
     load_s = time.perf_counter() - t0
     cuda = teacher.device.type == "cuda"
-    max_tokens = args.max_tokens or ((100_000 if cuda else 1_024) if args.quick else (2_000_000 if cuda else 30_000))
+    max_tokens = args.max_tokens or ((100_000 if cuda else 2_048) if args.quick else (2_000_000 if cuda else 30_000))
     R = args.kmeans_tokens or ((5000 if cuda else 150) if args.quick else 5000)
     sk_tokens = min(R, 150 if args.quick else 500)
     log(f"teacher {teacher.name} on {teacher.device} ({teacher.dtype}); loaded in {load_s:.1f} s")
@@ -218,7 +219,8 @@ def main() -> None:
         "teacher_gflops": round(achieved / 1e9, 2), "matmul_gflops": round(peak / 1e9, 2),
         "quick": args.quick, "tokens": fb["tokens"], "forward_s": fb["forward_s"], "build_s": fb["build_s"],
         "kmeans_shape": km["kmeans_shape"], "kmeans_ours_s": km["ours_s"], "kmeans_sklearn_s": km["sklearn_s"],
-        "sklearn_tokens_timed": km["sklearn_tokens_timed"],
+        "sklearn_tokens_timed": km["sklearn_tokens_timed"], "harvest_s": fb["harvest_s"],
+        "forward_s_runs": fb["forward_s_runs"], "build_stage_start_s": fb["stage_start_s"],
         "device": str(teacher.device), "dtype": str(teacher.dtype).replace("torch.", ""),
         "torch_threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "cpu": platform.processor() or platform.machine(),
         "gpu": torch.cuda.get_device_name(0) if cuda else None, "teacher_load_s": round(load_s, 2),

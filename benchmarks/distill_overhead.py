@@ -7,7 +7,7 @@ Prints a few lines, the last one a JSON object:
   (two copies with the same init), batch and data; the runs are interleaved (ABAB..., the
   order flipped every round) so that load from other processes hits both alike.
 - dskd_over_kd_peak_mem_ratio: peak memory of DSKD / KD training, each in a fresh process
-  (same setup, a warm-up step, then 4 steps). On CUDA: torch.cuda.max_memory_allocated. On
+  (same setup, a warm-up step, then 3 steps). On CUDA: torch.cuda.max_memory_allocated. On
   CPU (torch keeps no CPU allocator statistics): the peak resident set size sampled by a
   thread every 0.2 ms, with glibc's mmap threshold fixed at 128 KiB so that freed tensors
   leave the RSS. The peak includes weights, optimizer state and, for DSKD, the dense sense
@@ -222,7 +222,7 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131
 
 
 def mem_child(args) -> None:
-    """Child process: build the setup, warm up, run 4 steps with lambda 1 (dskd) or 0 (kd); print peak memory.
+    """Child process: build the setup, warm up, run 3 steps with lambda 1 (dskd) or 0 (kd); print peak memory.
 
     CUDA: torch.cuda.max_memory_allocated. CPU: the resident set size, sampled every 0.2 ms by a
     thread while stepping (see MALLOC_ENV). `base` is the memory just before the timed steps.
@@ -256,7 +256,7 @@ def mem_child(args) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     if device.type != "cuda":
         sampler.start()
-    for i, rows in enumerate(batches):
+    for i, rows in enumerate(batches[1:]):
         stepper.step([rows], i + 2)
     stop.set()
     if device.type == "cuda":
@@ -357,7 +357,7 @@ def main() -> None:
         "peak_mem_method": ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
                             "peak resident set size sampled every 0.2 ms by a thread, glibc mmap threshold fixed at "
                             "128 KiB so freed tensors leave the RSS")
-        + "; one fresh process per variant, 4 steps after a warm-up step; the peak includes weights, optimizer "
+        + "; one fresh process per variant, 3 steps after a warm-up step; the peak includes weights, optimizer "
           "state and (DSKD) the dense sense targets; step_mem: the peak above the level before the steps",
         "mem_mib": {k: round(v[f] / 2**20, 1) for k, v in m.items() for f in ("peak_bytes",)} | {
             "dskd_targets": round(targets_bytes / 2**20, 2)},

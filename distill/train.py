@@ -192,7 +192,6 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     if cfg.lambda_sense > 0 and int(targets.has_rel.sum()) == 0:
         emit("warning", {"message": f"store {cfg.store} links no token with senses to a synonym or antonym with senses: "
                                     "the sense loss will be zero"})
-    head = teacher.model.get_output_embeddings()
 
     # student -------------------------------------------------------------------------------
     if cfg.truncated:

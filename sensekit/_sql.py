@@ -66,3 +66,9 @@ ALL_RELATIONS = "SELECT head, related, kind, source, derived FROM relations"
 # -- lexicon (sensekit/lexicon/attach.py) ---------------------------------------------------
 RELATION_WORDS = "SELECT head AS word FROM relations UNION SELECT related FROM relations"
 DELETE_ALL_WORDS = "DELETE FROM words"
+SENSE_COUNTS = "SELECT token_id, count(*) AS n FROM senses WHERE token_id IS NOT NULL GROUP BY token_id"
+# `needed_tokens` is a local pyarrow table (column token_id) in lexicon/attach.py.
+TOKEN_SENSES_OF = (
+    "SELECT s.token_id, s.sense_index, s.embedding FROM senses s"
+    " JOIN needed_tokens n ON n.token_id = s.token_id ORDER BY s.token_id, s.sense_index"
+)

@@ -142,9 +142,9 @@ def test_wordnet_default_corpus(shared):
     assert all(n.count(".") >= 2 for n in names)
     assert len({n.split(".")[-2] for n in names}) > 1          # a mix of parts of speech, not all adjectives first
     assert [d for d, _ in zip(iter_wordnet(), range(50))] == first   # a fixed order
-    from sensekit.lexicon.wordnet import open_wordnet
+    from sensekit.build.corpus import _open_wordnet_cached
 
-    wn = open_wordnet()
+    wn = _open_wordnet_cached(None)  # the reader iter_wordnet used
     name, text = first[0]
     s = wn.synset(name)
     assert text.split("\n") == [s.definition()] + s.examples()

@@ -4,11 +4,14 @@ Tokens are processed as a padded batch X [R, n, d] with a validity mask [R, n]; 
 sorted by sample count and cut into chunks that fit a memory budget, so padding stays small
 and memory bounded. Everything runs on one device with torch, with one seeded generator.
 
-- init: greedy k-means++ (as scikit-learn does): at each step draw 2 + floor(ln k) candidates
-  with probability proportional to D(x)^2 and keep the one that lowers the potential most;
-- Lloyd: assignments by ||x||^2 - 2 x.c + ||c||^2 (one bmm), centres by a one-hot bmm;
-  a row stops when its centre shift^2 falls below tol * mean per-dimension variance
-  (scikit-learn's criterion); rows still moving are compacted each iteration;
+- init: greedy k-means++ (as scikit-learn does, with twice its candidates): at each step draw
+  2 (2 + floor(ln k)) candidates with probability proportional to D(x)^2 and keep the one that
+  lowers the potential most;
+- Lloyd: assignments by ||x||^2 - 2 x.c + ||c||^2, centres as means of their members; with
+  few samples per token (the usual G = 50..200) both run on the Gram matrix x x^T, computed
+  once, instead of the wider [n, d] vectors (see kmeans_batched); a row stops when its centre
+  shift^2 falls below tol * mean per-dimension variance (scikit-learn's criterion), and rows
+  still moving are compacted once they are fewer than half;
 - an empty cluster is dropped at the end (all points equal, or fewer distinct points than k).
 - A token with n <= k samples keeps its n vectors as senses.
 
@@ -58,16 +61,22 @@ def _tolerance(x: torch.Tensor, w: torch.Tensor, xx: torch.Tensor, tol: float) -
     return tol * var
 
 
+def local_trials(k: int) -> int:
+    """Candidates per k-means++ step: twice scikit-learn's 2 + ln k. Seeding is a small part of
+    the cost (a gather per step with the Gram matrix) and better seeds end ~1% lower in inertia."""
+    return 2 * (2 + int(math.log(k)))
+
+
 def _kmeans_pp(dist_to: Callable[[torch.Tensor], torch.Tensor], valid: torch.Tensor, k: int,
                gen: torch.Generator) -> torch.Tensor:
     """Greedy k-means++ (scikit-learn's variant) on each row -> indices of the k seed points [R, k].
 
     dist_to(idx [R, L]) -> squared distances [R, L, n] from the points idx to every point.
-    At each step 2 + floor(ln k) candidates are drawn with probability D(x)^2 and the one that
+    At each step `local_trials(k)` candidates are drawn with probability D(x)^2 and the one that
     lowers the potential most is kept.
     """
     R, n = valid.shape
-    trials = 2 + int(math.log(k))
+    trials = local_trials(k)
     ar = torch.arange(R, device=valid.device)
     w = valid.float()                                                       # [R, n]
     first = torch.multinomial(w, 1, generator=gen)                          # [R, 1] uniform over valid points
@@ -102,7 +111,7 @@ def kmeans_batched(x: torch.Tensor, valid: torch.Tensor, k: int, *, max_iter: in
     R, n, d = x.shape
     gen = gen or torch.Generator(device=x.device).manual_seed(0)
     if gram is None:
-        gram = n <= k * (2 + int(math.log(k)) + 40)   # 2 n^2 d once vs ~(k L + 2 iters) k 2 n d
+        gram = n <= k * (local_trials(k) + 40)   # 2 n^2 d once vs ~(k L + 2 iters) k 2 n d
     w = valid.to(x.dtype)                                                    # [R, n]
     ar = torch.arange(R, device=x.device)
     if gram:

@@ -32,6 +32,7 @@ __all__ = ["Batch", "BatchStream", "key_positions", "prefetch"]
 
 GROUP_CHARS = 400_000  # text tokenized per group of documents
 MAX_ROWS_FACTOR = 8    # short windows: at most 8 x batch_size rows per forward
+TEXT_CACHE_CHARS = 64_000_000  # document texts kept in memory for the contexts (else re-read at the end)
 
 
 @dataclass
@@ -55,13 +56,16 @@ class BatchStream:
         self.seq_len, self.batch_size, self.overlap = seq_len, batch_size, overlap
         self.prefix, self.pad_id = prefix, pad_id
         self.max_tokens, self.rank, self.world = max_tokens, rank, world
-        self.buffer_windows = batch_size * buffer_batches
+        self.buffer_batches = buffer_batches
+        self.texts: dict[int, tuple[str, str]] = {}  # (doc_id, text) of this rank's first documents, for contexts
+        self.text_budget = TEXT_CACHE_CHARS
         self.start = dict(start or {"docs": 0, "batch": 0, "tokens": 0})
         self.docs_seen = 0          # documents read (all shards), for the empty-corpus check
         self.chars_seen = 0
 
     def __iter__(self) -> Iterator[Batch]:
         skip_docs, skip_batches, tokens = self.start["docs"], self.start["batch"], self.start["tokens"]
+        buf_index = self.start.get("buf", 0)
         # documents of other ranks, or already done before a resume, are read but not processed
         doc_iter = iter(self.docs(lambda o: o >= skip_docs and o % self.world == self.rank))
         ordinal = 0
@@ -75,10 +79,12 @@ class BatchStream:
             if self.max_tokens is not None and tokens >= self.max_tokens:
                 return
             buf_docs, buf_tokens = ordinal, tokens
+            # buffers grow 2, 4, 8, ... up to buffer_batches batches: the first forward starts early
+            buffer_windows = self.batch_size * min(self.buffer_batches, 2 ** (buf_index + 1))
             windows: list[Window] = []
             group: list[tuple[int, str]] = []
             budget = None if self.max_tokens is None else self.max_tokens - tokens
-            while len(windows) < self.buffer_windows and (budget is None or budget > 0):
+            while len(windows) < buffer_windows and (budget is None or budget > 0):
                 group.clear()
                 chars = 0
                 # read a group of whole documents: up to 64, or about enough text for the token budget
@@ -93,6 +99,11 @@ class BatchStream:
                     if ordinal % self.world == self.rank and item[1].strip():
                         group.append((ordinal, item[1]))
                         chars += len(item[1])
+                        if len(item[1]) <= self.text_budget:  # keep early texts: contexts need no second read
+                            self.texts[ordinal] = item
+                            self.text_budget -= len(item[1])
+                        else:
+                            self.text_budget = 0
                         self.chars_seen += len(item[1])
                     ordinal += 1
                 for w in pack_windows(group, self.tok, self.seq_len, self.overlap, self.prefix, batch_docs=64):
@@ -124,11 +135,12 @@ class BatchStream:
                 running += n_tok
                 if buf_docs == skip_docs and b < skip_batches:
                     continue  # resume inside this buffer
-                yield self._collate(chunk, {"docs": buf_docs, "batch": b + 1, "tokens": buf_tokens,
+                yield self._collate(chunk, {"docs": buf_docs, "buf": buf_index, "batch": b + 1, "tokens": buf_tokens,
                                             "tokens_done": running})
             # next buffer starts at a document boundary
             tokens = running
             skip_batches = 0
+            buf_index += 1
 
     def _collate(self, chunk: list[Window], state: dict) -> Batch:
         B, T = len(chunk), max(len(w.ids) for w in chunk)

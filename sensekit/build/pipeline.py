@@ -362,10 +362,11 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     cmeta = samples.meta[clusters.ctx_sample]                                  # [C, 3]
     need_docs = np.unique(cmeta[:, 0])
     report("contexts", 0, len(need_docs))
-    texts: dict[int, tuple[str, str]] = {}
-    if len(need_docs):
-        wanted = set(need_docs.tolist())
-        last = int(need_docs[-1])
+    texts: dict[int, tuple[str, str]] = {o: stream.texts[o] for o in need_docs.tolist() if o in stream.texts}
+    missing = np.asarray([o for o in need_docs.tolist() if o not in texts], np.int64)
+    if len(missing):  # documents not kept in memory (other ranks', or past the cache): read them again
+        wanted = set(missing.tolist())
+        last = int(missing[-1])
         for ordinal, (doc_id, text) in enumerate(docs(wanted.__contains__)):
             if ordinal in wanted:
                 texts[ordinal] = (doc_id, text)

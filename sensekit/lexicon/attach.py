@@ -21,7 +21,8 @@ What happens (METHOD.md section 1, steps 4-5):
    be one token of >= `head_min_chars` characters, related words 1..`max_span_tokens` tokens;
    with `require_senses`, pairs whose head or related word has no senses (or cloud) go too;
 4. `words` is rebuilt from every relation in the store (all sources), and every multi-token
-   related word whose tokens all have senses gets a span cloud (tokens.span_clouds);
+   related word whose tokens all have senses gets a span cloud (tokens.span_clouds); only
+   the senses of tokens inside such words are read into memory, never the whole store;
 5. everything goes through `StoreWriter.update(...)`: the store changes all at once or not at all.
 """
 
@@ -31,7 +32,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -190,7 +191,7 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], **option
     from .. import _sql
     from ..store import open_store
     from ..writer import StoreWriter
-    from .tokens import SenseTable, tokenize_words
+    from .tokens import tokenize_words
 
     opts = _options(options)
     if isinstance(sources, str):
@@ -204,10 +205,15 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], **option
                          "give one a NAME= prefix")
     with open_store(store_path) as store:
         tokenizer = store.tokenizer
-        table = SenseTable.from_matrix(store.sense_matrix())
+        _ = tokenizer.get_vocab_size()  # fail now, before reading sources, if tokenizer.json is missing
+        found = store.con.execute(_sql.SENSE_COUNTS).fetchnumpy()
+    # Senses per token id; only the senses of tokens inside spans are loaded later.
+    token_ids = np.asarray(found["token_id"], np.int64)
+    sense_count = np.zeros(int(token_ids.max()) + 1 if len(token_ids) else 0, np.int64)
+    sense_count[token_ids] = np.asarray(found["n"], np.int64)
 
     def has_senses(ids: tuple[int, ...]) -> bool:
-        return table.has_senses(ids)
+        return all(0 <= t < len(sense_count) and sense_count[t] > 0 for t in ids)
 
     # Read every source before the first tokenization: a dump is parsed in forked worker
     # processes, which must not inherit the tokenizer's thread pool.
@@ -233,7 +239,7 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], **option
     try:
         for name, rows in all_rows.items():
             writer.replace_relations(name, rows)
-        store_counts = _rebuild_words_and_spans(writer, _sql, tokenizer, table, opts)
+        store_counts = _rebuild_words_and_spans(writer, _sql, tokenizer, has_senses, opts)
         writer.commit()
     except BaseException:
         writer.abort()
@@ -241,9 +247,24 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], **option
     return {"sources": results, **store_counts}
 
 
-def _rebuild_words_and_spans(writer, _sql, tokenizer, table, opts) -> dict[str, int]:
+def _span_sense_table(writer, _sql, tokens: list[int]):
+    """A SenseTable of just `tokens` (the senses span clouds need), read from the bundle being written."""
+    import pyarrow as pa
+
+    from .tokens import SenseTable
+
+    needed_tokens = pa.table({"token_id": pa.array(sorted(set(tokens)), pa.int32())})  # noqa: F841 (DuckDB scan)
+    tbl = writer.con.sql(_sql.TOKEN_SENSES_OF).to_arrow_table()
+    n = tbl.num_rows
+    emb = (tbl.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, writer.dim)
+           if n else np.zeros((0, writer.dim), np.float32))
+    return SenseTable(tbl.column("token_id").to_numpy(zero_copy_only=False),
+                      tbl.column("sense_index").to_numpy(zero_copy_only=False), emb)
+
+
+def _rebuild_words_and_spans(writer, _sql, tokenizer, has_senses, opts) -> dict[str, int]:
     """Rewrite `words` from every relation in the store, and every span cloud."""
-    from .tokens import span_clouds, tokenize_words
+    from .tokens import SenseTable, span_clouds, tokenize_words
 
     words = [w for (w,) in writer.con.execute(_sql.RELATION_WORDS).fetchall()]
     ids = tokenize_words(tokenizer, words)
@@ -253,10 +274,14 @@ def _rebuild_words_and_spans(writer, _sql, tokenizer, table, opts) -> dict[str, 
     span_tokens: list[tuple[int, ...]] = []
     span_texts: list[str] = []
     for w, t in zip(words, ids):
-        if len(t) >= 2 and t not in span_of_tokens and table.has_senses(t):
+        if len(t) >= 2 and t not in span_of_tokens and has_senses(t):
             span_of_tokens[t] = len(span_tokens)
             span_tokens.append(t)
             span_texts.append(w)
+    if span_tokens:
+        table = _span_sense_table(writer, _sql, [x for t in span_tokens for x in t])
+    else:
+        table = SenseTable(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, writer.dim), np.float32))
     span_index, row, emb = span_clouds(table, span_tokens, opts["cloud_rows"])
     base = writer.next_span_id()
     has_cloud = np.zeros(len(span_tokens), bool)

@@ -603,6 +603,10 @@ def dump_entries(path: str | os.PathLike, *, processes: int | None = None, lang_
     if processes is not None and processes < 1:
         raise InputError(f"processes must be >= 1, got {processes}")
     n_proc = processes or os.cpu_count() or 1
+    import multiprocessing
+
+    if n_proc > 1 and multiprocessing.get_start_method(allow_none=False) != "fork":
+        n_proc = 1  # wikitextprocessor's workers inherit the parser state by fork (not on macOS/Windows)
     languages = _language_names(lang_code)
     config = WiktionaryConfig(
         capture_languages=languages, capture_translations=full, capture_pronunciation=full,
@@ -656,7 +660,7 @@ def dump_entries(path: str | os.PathLike, *, processes: int | None = None, lang_
     finally:
         if saved_alt is not None:
             _page.linkage_map["alternative forms"] = saved_alt
-        stats.update(pages=n_pages, entries=n_entries, seconds=time.perf_counter() - t0,
+        stats.update(processes=n_proc, pages=n_pages, entries=n_entries, seconds=time.perf_counter() - t0,
                      page_errors=errors, failed_pages=failed + sink.getvalue().count("=== EXCEPTION"))
         tmp = getattr(ctx, "tmp_file", None)
         if tmp is not None:
