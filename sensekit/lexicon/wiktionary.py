@@ -536,6 +536,7 @@ def _import_wiktextract():
                 import wiktextract  # noqa: F401
         finally:
             nltk.download = download
+        _silence_debug_dump_file()
     except ImportError as exc:
         raise MissingDependency(
             f"parsing Wiktionary dumps needs wiktextract==1.99.7 and wikitextprocessor==0.4.96 with setuptools<81 "
@@ -544,6 +545,20 @@ def _import_wiktextract():
         raise MissingDependency("wiktextract needs NLTK's Brown corpus: python -m nltk.downloader brown, "
                                 "or set NLTK_DATA to a folder holding corpora/brown.zip") from exc
     return wikitextprocessor, wiktextract
+
+
+def _silence_debug_dump_file() -> None:
+    """wiktextract 1.99.7's inflection parser writes every table it sees to `temp.XXX` in the
+    current directory (leftover debug code). Send that file to os.devnull: a module-level `open`
+    shadows the builtin for that module only."""
+    import builtins
+
+    from wiktextract import inflection
+
+    def _open(file, *args, **kwargs):
+        return builtins.open(os.devnull if file == "temp.XXX" else file, *args, **kwargs)
+
+    inflection.open = _open
 
 
 def _language_names(lang_code: str | None) -> list[str] | None:
