@@ -50,6 +50,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small random model; under 60 s on a laptop CPU")
     ap.add_argument("--repeats", type=int, default=None, help="timed rounds per comparison")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--store", default=None, help="a real sense store of the teacher instead of the synthetic one")
     ap.add_argument("--mem-child", choices=["kd", "dskd"], help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: steadier timings on a shared machine)")
     return ap.parse_args()
@@ -101,11 +102,18 @@ def make_windows(sh: dict, teacher, n: int):
     return Windows(ids, np.full(n, sh["seq_len"] + 1, np.int32)), "Zipf(1.2) token ids"
 
 
-def make_targets(windows, sh: dict, device):
-    """A synthetic store shaped like a real one (see the module docstring), straight into SenseTargets."""
+def make_targets(windows, sh: dict, device, store: str | None = None):
+    """A synthetic store shaped like a real one (see the module docstring), straight into SenseTargets;
+    or, with `store`, a real store built with the same teacher."""
     import torch
 
     from distill.targets import SenseTargets
+
+    if store:
+        from sensekit.store import open_store
+
+        with open_store(store) as s:
+            return SenseTargets.from_store(s, sh["vocab"], device)
 
     rng = np.random.default_rng(1)
     V, d, k = sh["vocab"], sh["hidden"], 10
@@ -235,7 +243,7 @@ def mem_child(args) -> None:
     sh = shapes(args.quick)
     teacher, _ = make_teacher(sh, device)
     windows, _ = make_windows(sh, teacher, 4 * sh["batch"])
-    targets = make_targets(windows, sh, device)
+    targets = make_targets(windows, sh, device, args.store)
     stepper = make_stepper(sh, teacher, windows, targets, 1.0 if args.mem_child == "dskd" else 0.0)
     batches = [np.arange(i * sh["batch"], (i + 1) * sh["batch"]) for i in range(4)]
     stepper.step([batches[0]], 1)  # warm-up: optimizer state exists from here on
@@ -270,6 +278,7 @@ def mem_child(args) -> None:
 def child_memory(args, which: str) -> dict:
     cmd = [sys.executable, __file__, "--mem-child", which, "--device", args.device, "--threads", str(args.threads)]
     cmd += ["--quick"] if args.quick else []
+    cmd += ["--store", args.store] if args.store else []
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **MALLOC_ENV, "PYTHONWARNINGS": "ignore"})
     if res.returncode != 0:
         raise RuntimeError(f"memory child {which} failed: {res.stderr[-1500:]}")
@@ -301,7 +310,7 @@ def main() -> None:
     teacher, weights = make_teacher(sh, device)
     n_windows = 4 * sh["batch"]
     windows, data = make_windows(sh, teacher, n_windows)
-    targets = make_targets(windows, sh, device)
+    targets = make_targets(windows, sh, device, args.store)
     batches = [np.arange(i * sh["batch"], (i + 1) * sh["batch"]) for i in range(len(windows) // sh["batch"])]
     print(f"setup: {weights}, {sh}, data {data}, targets {targets.summary()}, {time.perf_counter() - t_start:.1f}s",
           file=sys.stderr)
@@ -369,7 +378,7 @@ def main() -> None:
         "mode": "quick" if args.quick else "full",
         "model": {**sh, "weights": weights},
         "data": data,
-        "targets": targets.summary(),
+        "targets": {"store": args.store or "synthetic", **targets.summary()},
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "wall_s": round(time.perf_counter() - t_start, 1),

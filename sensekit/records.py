@@ -55,7 +55,7 @@ class Relation:
     derived: bool
     provenance: dict[str, Any]
     related_token_ids: tuple[int, ...]
-    is_span: bool
+    is_span: bool  # the related word is 2+ tokens (its senses, if any, are a span cloud)
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ class SenseStore:
         """The word's tokens, in order; tokens never seen as keys have occurrences 0."""
         ids = self.token_ids(word)
         found = {r[0]: r for r in self.con.execute(_sql.TOKENS_BY_IDS, {"ids": ids}).fetchall()}
-        return [TokenInfo(i, *found[i][1:]) if i in found else TokenInfo(i, self.tokenizer.id_to_token(i) or "", 0, 0) for i in ids]
+        return [TokenInfo(i, *found[i][1:]) if i in found else TokenInfo(i, self.tokenizer.decode([i], skip_special_tokens=False), 0, 0) for i in ids]
 
     def senses(self, word: str, with_contexts: bool = True) -> list[Sense]:
         """A single-token word's senses, or a multi-token word's span cloud; [] when there are none."""
@@ -183,7 +183,7 @@ class SenseStore:
         for rel, k, src, der, prov in rows:
             span = self._span_words.get(rel)
             token_ids = tuple(span[0]) if span else tuple(self.token_ids(rel))
-            out.append(Relation(word.strip(), rel, k, src, bool(der), json.loads(prov) if prov else {}, token_ids, span is not None))
+            out.append(Relation(word.strip(), rel, k, src, bool(der), json.loads(prov) if prov else {}, token_ids, len(token_ids) > 1))
         return out
 
     def neighbors(self, query: str | int | np.ndarray, k: int = 10) -> list[Neighbor]:

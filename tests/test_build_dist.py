@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from sensekit.build.pipeline import BuildConfig, build
 from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401

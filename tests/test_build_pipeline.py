@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pytest
 
 from sensekit import open_store
@@ -71,7 +70,7 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("kill_after", [5, 34])   # inside the first buffer of batches, and in the second
+@pytest.mark.parametrize("kill_after", [5, 34])   # mid-buffer early on, and several buffers later
 def test_resume_gives_the_same_store_as_an_uninterrupted_run(tiny, text_corpus, tmp_path, kill_after):
     ref = build(_cfg(text_corpus, tmp_path / "ref.sensekit"), teacher=tiny)
     store = tmp_path / "s.sensekit"
@@ -159,3 +158,12 @@ def test_relations_are_attached_after_the_senses(tiny, text_corpus, tmp_path):
     with open_store(r.store) as s:
         kinds = {(x.head, x.related, x.kind) for x in s.relations("good")}
         assert ("good", "bad", "ant") in kinds
+
+
+def test_a_store_path_that_is_not_a_store_is_never_replaced(tiny, text_corpus, tmp_path):
+    precious = tmp_path / "documents"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("do not delete")
+    with pytest.raises(InputError, match="not a sensekit store"):
+        build(_cfg(text_corpus, precious), teacher=tiny)
+    assert (precious / "thesis.txt").read_text() == "do not delete"

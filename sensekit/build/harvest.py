@@ -2,7 +2,7 @@
 
 `BatchStream` turns documents into padded batches deterministically:
 documents (this rank's shard: ordinal % world == rank) are tokenized in groups into windows;
-windows are buffered (about 32 batches' worth, always whole documents), sorted by length so
+windows are buffered (up to 32 batches' worth of tokens, always whole documents), sorted by length so
 batches carry little padding, and cut into batches. A batch's `state` says where to restart
 the stream after it (documents read before its buffer, batches of the buffer done, tokens
 before the buffer), which is all `--resume` needs.
@@ -31,7 +31,7 @@ from .corpus import Window, pack_windows
 __all__ = ["Batch", "BatchStream", "key_positions", "prefetch"]
 
 GROUP_CHARS = 400_000  # text tokenized per group of documents
-MAX_ROWS_FACTOR = 8    # short windows: at most 8 x batch_size rows per forward
+MAX_ROWS_FACTOR = 32   # short windows: at most 32 x batch_size rows per forward
 TEXT_CACHE_CHARS = 64_000_000  # document texts kept in memory for the contexts (else re-read at the end)
 
 
@@ -79,12 +79,14 @@ class BatchStream:
             if self.max_tokens is not None and tokens >= self.max_tokens:
                 return
             buf_docs, buf_tokens = ordinal, tokens
-            # buffers grow 2, 4, 8, ... up to buffer_batches batches: the first forward starts early
-            buffer_windows = self.batch_size * min(self.buffer_batches, 2 ** (buf_index + 1))
+            # buffers hold 2, 4, 8, ... up to buffer_batches batches' worth of tokens: the first forward
+            # starts early, later buffers are long enough that sorting by length leaves little padding
+            buffer_tokens = self.batch_size * self.seq_len * min(self.buffer_batches, 2 ** (buf_index + 1))
+            buffered = 0
             windows: list[Window] = []
             group: list[tuple[int, str]] = []
             budget = None if self.max_tokens is None else self.max_tokens - tokens
-            while len(windows) < buffer_windows and (budget is None or budget > 0):
+            while buffered < buffer_tokens and (budget is None or budget > 0):
                 group.clear()
                 chars = 0
                 # read a group of whole documents: up to 64, or about enough text for the token budget
@@ -115,6 +117,7 @@ class BatchStream:
                             w = Window(w.ids[:budget], w.offsets[:budget], w.doc, w.first)
                         budget -= len(w.ids)
                     windows.append(w)
+                    buffered += len(w.ids)
                 if exhausted:
                     break
             if not windows:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import InputError, MissingDependency, SensekitError
+from ..errors import InputError, MissingDependency
 
 __all__ = ["BuildConfig", "BuildResult", "build", "parse_bytes", "Progress"]
 
@@ -257,6 +257,9 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     report = progress or (lambda stage, done, total: None)
     t_start = time.perf_counter()
     store = Path(cfg.store).expanduser()
+    if store.exists() and not (store / "store.duckdb").is_file() and (store.is_file() or any(store.iterdir())):
+        # the writer replaces the bundle directory: never let it replace something else
+        raise InputError(f"--store {store} exists and is not a sensekit store; choose another path or remove it")
     docs, corpus_fp, corpus_desc = _corpus(cfg)
 
     report("load", 0, None)

@@ -232,7 +232,7 @@ def load_teacher(name_or_path: str = BUNDLED_TEACHER, device: str | None = None,
     try:
         tok = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dt)
-    except OSError as exc:
+    except (OSError, ValueError, KeyError) as exc:  # missing files/ids offline, unknown architectures
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"cannot load teacher {name_or_path!r}: {first} (give a local folder or a cached Hugging Face id)") from None
     if not getattr(tok, "is_fast", False):
