@@ -7,9 +7,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STORE  ?= senses.sensekit
-# ~5 minutes of the bundled teacher on 2 CPU cores (see README, "Benchmarks").
-DEMO_MAX_TOKENS ?= 60000
-DEMO_WORDS ?= bank bat spring light
+# About 4-5 minutes of the bundled teacher on 2 CPU cores (see README, "Benchmarks").
+DEMO_MAX_TOKENS ?= 80000
+DEMO_WORDS ?= light plant spring bank
+# On busy shared cores torch's spinning OpenMP threads slow CPU runs 2-10x; passive waits fix it.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test setup wordnet clean bench-quick
 
