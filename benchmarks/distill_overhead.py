@@ -243,8 +243,9 @@ def mem_child(args) -> None:
     sh = shapes(args.quick)
     teacher, _ = make_teacher(sh, device)
     windows, _ = make_windows(sh, teacher, 4 * sh["batch"])
-    targets = make_targets(windows, sh, device, args.store)
-    stepper = make_stepper(sh, teacher, windows, targets, 1.0 if args.mem_child == "dskd" else 0.0)
+    dskd = args.mem_child == "dskd"
+    targets = make_targets(windows, sh, device, args.store) if dskd else None  # KD holds no dictionary
+    stepper = make_stepper(sh, teacher, windows, targets, 1.0 if dskd else 0.0)
     batches = [np.arange(i * sh["batch"], (i + 1) * sh["batch"]) for i in range(4)]
     stepper.step([batches[0]], 1)  # warm-up: optimizer state exists from here on
     if device.type == "cuda":
@@ -353,7 +354,7 @@ def main() -> None:
     targets_bytes = sum(t.numel() * t.element_size() for t in targets.state_dict().values())
     print(f"memory: peak dskd {m['dskd']['peak_bytes'] / 2**20:.1f} MiB, kd {m['kd']['peak_bytes'] / 2**20:.1f} MiB "
           f"(above the pre-step level: {(m['dskd']['peak_bytes'] - m['dskd']['base_bytes']) / 2**20:.1f} vs "
-          f"{(m['kd']['peak_bytes'] - m['kd']['base_bytes']) / 2**20:.1f} MiB); dense targets {targets_bytes / 2**20:.2f} MiB",
+          f"{(m['kd']['peak_bytes'] - m['kd']['base_bytes']) / 2**20:.1f} MiB); DSKD's dense targets {targets_bytes / 2**20:.2f} MiB",
           file=sys.stderr)
 
     result = {
@@ -367,7 +368,7 @@ def main() -> None:
                             "peak resident set size sampled every 0.2 ms by a thread, glibc mmap threshold fixed at "
                             "128 KiB so freed tensors leave the RSS")
         + "; one fresh process per variant, 3 steps after a warm-up step; the peak includes weights, optimizer "
-          "state and (DSKD) the dense sense targets; step_mem: the peak above the level before the steps",
+          "state and, for DSKD only, the dense sense targets (the KD process does not load them); step_mem: the peak above the level before the steps",
         "mem_mib": {k: round(v[f] / 2**20, 1) for k, v in m.items() for f in ("peak_bytes",)} | {
             "dskd_targets": round(targets_bytes / 2**20, 2)},
         "cached_over_uncached_speedup": round(speedup, 3),

@@ -186,10 +186,12 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
             teacher = load_teacher(cfg.teacher, device=str(device))
         vocab = teacher.vocab_size
         check_store_matches(store, teacher)
-        targets = SenseTargets.from_store(store, vocab, device, dtype=getattr(torch, cfg.sense_dtype))
+        # the KD baseline (lambda = 0) checks the store but holds no dictionary on the device
+        targets = SenseTargets.from_store(store, vocab, device, dtype=getattr(torch, cfg.sense_dtype)) \
+            if cfg.lambda_sense > 0 else None
     finally:
         store.close()
-    if cfg.lambda_sense > 0 and int(targets.has_rel.sum()) == 0:
+    if targets is not None and int(targets.has_rel.sum()) == 0:
         emit("warning", {"message": f"store {cfg.store} links no token with senses to a synonym or antonym with senses: "
                                     "the sense loss will be zero"})
 
@@ -252,14 +254,15 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
         cfg.save(out)
         (out / "run.json").write_text(json.dumps({
             "teacher": teacher.name, "teacher_revision": teacher.revision, "hidden_size": teacher.hidden_size,
-            "vocab_size": vocab, "store": str(cfg.store), "targets": targets.summary(), "student": cfg.student,
+            "vocab_size": vocab, "store": str(cfg.store), "targets": targets.summary() if targets else None,
+            "student": cfg.student,
             "trainable_parameters": n_trainable, "windows": len(windows), "target_tokens": windows.n_targets,
             "eval_windows": len(eval_windows) if eval_windows is not None else 0, "steps": total,
             "steps_per_epoch": steps_per_epoch, "processes": n_proc, "mixed_precision": acc.mixed_precision,
             "device": str(device)}, indent=2), encoding="utf-8")
     log = _Logger(out, main)
     emit("start", {"total": total, "start": start, "windows": len(windows), "trainable_parameters": n_trainable,
-                   "targets": targets.summary(), "device": str(device)})
+                   "targets": targets.summary() if targets else None, "device": str(device)})
 
     def batch_rows(step: int, micro: int) -> tuple[np.ndarray, int]:
         gm = step * A + micro
@@ -316,7 +319,7 @@ class Stepper:
     `train()` drives it; the overhead benchmark times it directly.
     """
 
-    def __init__(self, cfg: DistillConfig, acc, teacher, model, optimizer, scheduler, targets: SenseTargets,
+    def __init__(self, cfg: DistillConfig, acc, teacher, model, optimizer, scheduler, targets: SenseTargets | None,
                  windows: Windows, cache=None, sense_gen: torch.Generator | None = None) -> None:
         self.cfg, self.acc, self.teacher, self.model = cfg, acc, teacher, model
         self.optimizer, self.scheduler, self.targets, self.windows, self.cache = optimizer, scheduler, targets, windows, cache
