@@ -183,8 +183,20 @@ def save_student(model: DistillStudent, tokenizer, folder: str | Path, info: dic
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lm = model.lm
-    # the shared frozen parts may be bf16 on GPU: save one dtype, float32 for the trained copies
-    lm.save_pretrained(str(folder), safe_serialization=True)
+    dtypes = {p.dtype for p in lm.parameters()}
+    if len(dtypes) > 1:
+        # a truncated student of a bf16/fp16 teacher: frozen shared parts in half precision, trained
+        # top layers in float32. Save one dtype, float32, so nothing trained is rounded away.
+        state = {k: v.float() if v.is_floating_point() else v for k, v in lm.state_dict().items()}
+        lm.save_pretrained(str(folder), state_dict=state, safe_serialization=True)
+        cfg_path = folder / "config.json"  # save_pretrained records the first parameter's dtype
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        for key in ("dtype", "torch_dtype"):
+            if key in cfg:
+                cfg[key] = "float32"
+        cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    else:
+        lm.save_pretrained(str(folder), safe_serialization=True)
     tokenizer.save_pretrained(str(folder))
     if model.proj is not None:
         torch.save(model.proj.state_dict(), folder / "sense_projection.pt")

@@ -60,3 +60,23 @@ def test_split_equals_full_on_the_bundled_smollm2():
     except MissingDependency as exc:
         pytest.skip(f"bundled teacher unavailable: {exc}")
     _split_equals_full(t.model, t.vocab_size, seq=16, rtol=1e-4)
+
+
+def test_a_student_of_a_bf16_teacher_saves_as_float32(tmp_path, teacher_dir):  # noqa: F811
+    from transformers import AutoModelForCausalLM
+
+    from distill.student import save_student
+    from sensekit.build.teacher import load_teacher
+
+    t = load_teacher(str(teacher_dir), device="cpu", dtype="bfloat16")
+    lm = build_truncated(t.model, 3, 1)
+    student = DistillStudent(lm, t.hidden_size, t.vocab_size, n_trainable_top=1)
+    assert {p.dtype for p in lm.parameters()} == {torch.bfloat16, torch.float32}
+    with torch.no_grad():
+        lm.model.layers[2].mlp.up_proj.weight.add_(1e-4)   # a change bf16 could not hold
+    trained = lm.model.layers[2].mlp.up_proj.weight.detach().clone()
+    save_student(student, t.tokenizer, tmp_path / "s")
+    loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "s"))
+    assert loaded.dtype == torch.float32
+    torch.testing.assert_close(loaded.model.layers[2].mlp.up_proj.weight, trained, rtol=0, atol=0)
+    torch.testing.assert_close(loaded.model.layers[0].mlp.up_proj.weight, t.model.model.layers[0].mlp.up_proj.weight.float())
