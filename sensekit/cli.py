@@ -174,30 +174,21 @@ def distill(ctx: typer.Context) -> None:
 
 
 def _register_commands() -> None:
-    import importlib
-    import importlib.util
+    from .build.cli import register as register_build
+    from .lexicon.cli import register as register_lexicon
 
-    for module in ("sensekit.build.cli", "sensekit.lexicon.cli"):
-        if importlib.util.find_spec(module) is not None:  # TODO(lead): make strict once build/lexicon land
-            importlib.import_module(module).register(app)
+    register_build(app)
+    register_lexicon(app)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Console entry point: run the app, turning SensekitError into one line and an exit code."""
-    import click
+    """Console entry point. Click handles usage errors (exit 2) itself; a SensekitError becomes
+    one line and its exit code."""
     _register_commands()
     try:
-        app(argv, standalone_mode=False)
+        app(argv, standalone_mode=True)
     except SensekitError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
-        err.print("aborted")
-        raise SystemExit(130) from None
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted")
