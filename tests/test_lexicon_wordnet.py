@@ -55,6 +55,9 @@ def test_wordnet_dict_folder_without_lexnames(shared, tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("SENSEKIT_HOME", str(home))
     before = sorted(p.name for p in folder.iterdir())
+    import nltk.data
+
+    monkeypatch.setattr(nltk.data, "path", [])  # as on a machine with only Debian's WordNet
     wn = open_wordnet(str(folder))
     assert len(wn.synsets("bank")) >= 10
     assert wn.synset("bank.n.01").lexname() == "noun.object"

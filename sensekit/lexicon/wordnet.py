@@ -94,9 +94,16 @@ def _authorize(*folders: Path) -> None:
 def _reader(pointer):
     from nltk.corpus.reader import WordNetCorpusReader
 
+    class Reader(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            # NLTK 3.10 builds a version map against its *own* `corpora/wordnet` resource at
+            # construction (for OMW); that resource is absent on a machine with only Debian's
+            # WordNet, and sensekit never uses the map.
+            return None
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "multilingual functions are not available" (no OMW)
-        return WordNetCorpusReader(pointer, None)
+        return Reader(pointer, None)
 
 
 def _from_root(root: Path):
