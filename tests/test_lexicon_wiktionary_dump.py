@@ -29,7 +29,7 @@ def test_hoist_nym_lines():
 
 
 @pytest.fixture(scope="module")
-def tiny_entries():
+def tiny_entries(shared):  # wiktextract imports NLTK's Brown corpus, which lives in ../shared here
     stats: dict = {}
     entries = list(dump_entries(TINY, processes=1, lang_code=None, stats=stats))
     return entries, stats
@@ -63,7 +63,7 @@ def test_tiny_dump_exact_pairs(tiny_entries):
     assert report.used == 3 and all(p[0] != "bon" for p in en)
 
 
-def test_lexicon_extract_cli(tmp_path):
+def test_lexicon_extract_cli(shared, tmp_path):  # shared: wiktextract needs NLTK's Brown corpus
     import typer
     from typer.testing import CliRunner
 
