@@ -46,7 +46,7 @@ SPAN_WORDS = "SELECT word, token_ids, span_id FROM words WHERE span_id IS NOT NU
 EMBEDDINGS_IN_RANGE = "SELECT sense_id, embedding FROM senses WHERE sense_id BETWEEN $lo AND $hi"
 CONTEXTS_IN_RANGE = (
     "SELECT sense_id, rank, doc_id, char_start, char_end, snippet, mark_start, mark_end, distance"
-    " FROM contexts WHERE sense_id BETWEEN $lo AND $hi ORDER BY sense_id, rank"
+    " FROM contexts WHERE sense_id BETWEEN $lo AND $hi"  # ordered in Python: cheaper than a sort operator
 )
 RELATIONS_OF_WORD = "SELECT related, kind, source, derived, provenance FROM relations WHERE head = $word"  # ART index
 

@@ -161,7 +161,7 @@ class SenseStore:
         emb_of = dict(zip(got["sense_id"].tolist(), got["embedding"]))
         contexts: dict[int, list[Context]] = {}
         if with_contexts:
-            for c in self.con.execute(_sql.CONTEXTS_IN_RANGE, bounds).fetchall():
+            for c in sorted(self.con.execute(_sql.CONTEXTS_IN_RANGE, bounds).fetchall()):
                 contexts.setdefault(c[0], []).append(Context(*c[1:]))
         out = []
         for pos, sid in zip(positions.tolist(), ids.tolist()):
@@ -211,7 +211,8 @@ class SenseStore:
         n = self.index.get_current_count()
         extra = len(vectors) * 10 if exclude_token >= 0 else 1 if exclude_sense >= 0 else 0
         labels, dists = self.index.knn_query(vectors, k=min(n, k + extra))
-        labels, dists = labels.ravel(), dists.ravel()
+        # hnswlib labels are uint64: cast, or searchsorted converts the whole id column every call
+        labels, dists = labels.ravel().astype(np.int64), dists.ravel()
         pos = np.searchsorted(self._sense_ids, labels)
         keep = (self._sense_token[pos] != exclude_token) | (exclude_token < 0)
         keep &= labels != exclude_sense
