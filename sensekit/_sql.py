@@ -12,6 +12,7 @@ ALL_META = "SELECT key, value FROM meta"
 _TABLES = ("tokens", "senses", "contexts", "spans", "words", "relations")
 # `arrow_table` is a local pyarrow table in the writer, found by DuckDB's replacement scan.
 INSERT_FROM_ARROW = {t: f"INSERT INTO {t} BY NAME SELECT * FROM arrow_table" for t in _TABLES}
+CHECKPOINT = "CHECKPOINT"
 MAX_SENSE_ID = "SELECT coalesce(max(sense_id), -1) FROM senses"
 MAX_SPAN_ID = "SELECT coalesce(max(span_id), -1) FROM spans"
 DELETE_RELATIONS_OF_SOURCE = "DELETE FROM relations WHERE source = $source"
@@ -22,7 +23,6 @@ DELETE_SPANS = (
     "DELETE FROM spans",
 )
 INDEXED_SENSES = "SELECT sense_id, embedding FROM senses WHERE span_id IS NULL ORDER BY sense_id"
-INDEXED_SENSE_IDS = "SELECT sense_id FROM senses WHERE span_id IS NULL"
 
 # -- reads ------------------------------------------------------------------------------
 TABLE_COUNTS = (
@@ -59,7 +59,6 @@ TABLE_NAMES = "SELECT table_name FROM duckdb_tables() WHERE database_name = curr
 
 # Bulk matrices for consumers such as distill/targets.py and lexicon span clouds.
 SENSE_MATRIX = "SELECT sense_id, token_id, span_id, sense_index, embedding FROM senses ORDER BY sense_id"
-ALL_SPANS = "SELECT span_id, token_ids, text FROM spans ORDER BY span_id"
 ALL_WORDS = "SELECT word, token_ids, span_id FROM words"
 ALL_RELATIONS = "SELECT head, related, kind, source, derived FROM relations"
 

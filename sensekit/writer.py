@@ -198,7 +198,7 @@ class StoreWriter:
             index.save_index(str(self.tmp / INDEX_FILE))
             self.set_meta(index=index_record(index, ids, self.index_params))
         self.set_meta(updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        self.con.execute("CHECKPOINT")
+        self.con.execute(_sql.CHECKPOINT)
         self.con.close()
         _swap_into_place(self.tmp, self.path)
         return self.path
