@@ -121,7 +121,9 @@ def build_command(
               f"{result.contexts:,} contexts from {result.tokens_processed:,} corpus tokens "
               f"({result.tokens_per_s:,.0f} tok/s, {time.perf_counter() - t0:,.0f} s)")
     if result.relations:
-        out.print(f"relations: {result.relations}")
+        from ..lexicon.cli import render_attach
+
+        render_attach(result.relations, result.store)
 
 
 def _quiet_libraries() -> None:
