@@ -225,7 +225,7 @@ class SenseTargets:
         positives = D(y) (+ the senses/clouds of up to `neighbors` sampled synonyms for relation items);
         negatives = the senses/clouds of up to `neighbors` sampled antonyms (+ D(y) if `own_negative`).
         """
-        P, K = y.numel(), self.unit_rows.shape[1]
+        P = y.numel()
         unit = self.token_unit[y]
         active = unit >= 0
         own = torch.where(active.unsqueeze(1), self.unit_rows[unit.clamp(min=0)], -1)      # [P, K]

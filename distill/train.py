@@ -11,7 +11,7 @@ its own generator, so nothing else changes). Progress goes to a callback; nothin
 
 Files in the output folder: config.toml (resolved), run.json, metrics.jsonl (one line per
 optimizer step: every loss term, lr, grad norm), eval.jsonl, checkpoints/step-N/state.pt,
-student/ (save_pretrained + tokenizer), cache/ (with --cache), tensorboard/ (if installed).
+student/ (save_pretrained + tokenizer), summary.json, cache/ (with --cache), tensorboard/ (if installed).
 """
 
 from __future__ import annotations
@@ -264,10 +264,15 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     emit("start", {"total": total, "start": start, "windows": len(windows), "trainable_parameters": n_trainable,
                    "targets": targets.summary() if targets else None, "device": str(device)})
 
+    perms: dict[int, np.ndarray] = {}  # the current epoch's permutation, drawn once (not per micro-batch)
+
     def batch_rows(step: int, micro: int) -> tuple[np.ndarray, int]:
         gm = step * A + micro
         epoch, within = divmod(gm, micro_per_epoch)
-        perm = _permutation(cfg.seed, epoch, len(windows))
+        if epoch not in perms:
+            perms.clear()
+            perms[epoch] = _permutation(cfg.seed, epoch, len(windows))
+        perm = perms[epoch]
         rows = perm[within * B * n_proc:(within + 1) * B * n_proc]
         return rows[acc.process_index * B:(acc.process_index + 1) * B], epoch
 
@@ -380,13 +385,15 @@ class Stepper:
             ctx = acc.no_sync(self.model) if micro < A - 1 and acc.num_processes > 1 else _null()
             with ctx:
                 terms = self.micro_step(rows)
-                for k in TERMS:
-                    if not torch.isfinite(terms[k]).all():
+                # one device sync for all terms (not one per term): stack, then read back once
+                values = torch.stack([terms[k].detach().float() for k in sums]).tolist()
+                for k, v in zip(sums, values[: len(TERMS)]):
+                    if not math.isfinite(v):
                         raise NonFiniteLoss(f"step {number}: the {k} loss is {terms[k].item()}; lower --lr, check "
                                             f"the store's vectors, or use --mixed-precision no")
                 acc.backward(terms["total"] / A)
-            for k in sums:
-                sums[k] += float(terms[k].detach())
+            for k, v in zip(sums, values):
+                sums[k] += v
         if cfg.max_grad_norm > 0:
             grad_norm = float(acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm))
         else:

@@ -252,9 +252,10 @@ def cluster_samples(keys: np.ndarray, indptr: np.ndarray, vectors: np.ndarray, k
             pr, pp = valid.nonzero(as_tuple=True)                                # [P] row, point
             srank = rank_of[pr, lab[pr, pp]]
             dist = sq[pr, pp].sqrt()
+            grp = pr * k + srank                                                 # [P] (row, sense) group
             o = torch.sort(dist, stable=True).indices
-            o = o[torch.sort((pr * k + srank)[o], stable=True).indices]          # group-major, nearest first
-            g = (pr * k + srank)[o]
+            o = o[torch.sort(grp[o], stable=True).indices]                       # group-major, nearest first
+            g = grp[o]
             first = torch.ones_like(g, dtype=torch.bool)
             first[1:] = g[1:] != g[:-1]
             pos = torch.arange(len(g), device=device)

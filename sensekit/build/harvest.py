@@ -60,8 +60,6 @@ class BatchStream:
         self.texts: dict[int, tuple[str, str]] = {}  # (doc_id, text) of this rank's first documents, for contexts
         self.text_budget = TEXT_CACHE_CHARS
         self.start = dict(start or {"docs": 0, "batch": 0, "tokens": 0})
-        self.docs_seen = 0          # documents read (all shards), for the empty-corpus check
-        self.chars_seen = 0
 
     def __iter__(self) -> Iterator[Batch]:
         skip_docs, skip_batches, tokens = self.start["docs"], self.start["batch"], self.start["tokens"]
@@ -73,7 +71,6 @@ class BatchStream:
             if next(doc_iter, None) is None:
                 break
             ordinal += 1
-        self.docs_seen = ordinal
         exhausted = False
         while not exhausted:
             if self.max_tokens is not None and tokens >= self.max_tokens:
@@ -97,7 +94,6 @@ class BatchStream:
                     if item is None:
                         exhausted = True
                         break
-                    self.docs_seen += 1
                     if ordinal % self.world == self.rank and item[1].strip():
                         group.append((ordinal, item[1]))
                         chars += len(item[1])
@@ -106,7 +102,6 @@ class BatchStream:
                             self.text_budget -= len(item[1])
                         else:
                             self.text_budget = 0
-                        self.chars_seen += len(item[1])
                     ordinal += 1
                 for w in pack_windows(group, self.tok, self.seq_len, self.overlap, self.prefix, batch_docs=64):
                     if budget is not None:

@@ -56,9 +56,6 @@ class SampleSet:
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"keys": self.keys, "counts": self.counts, "indptr": self.indptr, "vectors": self.vectors, "meta": self.meta}
-
 
 class Reservoir:
     """Reservoirs for keys 0..vocab_size-1, cap G each."""
@@ -177,6 +174,16 @@ class Reservoir:
         return r
 
 
+def _lookup(s: SampleSet, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index into s.keys, present [R] bool, count [R] int64, 0 where absent) of sorted `keys` [R]."""
+    idx = np.searchsorted(s.keys, keys)
+    if len(s.keys) == 0:
+        return idx, np.zeros(len(keys), bool), np.zeros(len(keys), np.int64)
+    at = np.minimum(idx, len(s.keys) - 1)
+    present = (idx < len(s.keys)) & (s.keys[at] == keys)
+    return idx, present, np.where(present, s.counts[at], 0)
+
+
 def merge_samples(a: SampleSet, b: SampleSet, cap: int, rng: np.random.Generator) -> SampleSet:
     """Weighted reservoir merge: a uniform sample of size min(G, n_a + n_b) of the union of both streams.
 
@@ -186,11 +193,8 @@ def merge_samples(a: SampleSet, b: SampleSet, cap: int, rng: np.random.Generator
     """
     keys = np.union1d(a.keys, b.keys)                                  # [R]
     R = len(keys)
-    ia, ib = np.searchsorted(a.keys, keys), np.searchsorted(b.keys, keys)
-    in_a = (ia < len(a.keys)) & (a.keys[np.minimum(ia, len(a.keys) - 1)] == keys) if len(a.keys) else np.zeros(R, bool)
-    in_b = (ib < len(b.keys)) & (b.keys[np.minimum(ib, len(b.keys) - 1)] == keys) if len(b.keys) else np.zeros(R, bool)
-    na = np.where(in_a, a.counts[np.minimum(ia, max(len(a.keys) - 1, 0))] if len(a.keys) else 0, 0)
-    nb = np.where(in_b, b.counts[np.minimum(ib, max(len(b.keys) - 1, 0))] if len(b.keys) else 0, 0)
+    ia, in_a, na = _lookup(a, keys)
+    ib, in_b, nb = _lookup(b, keys)
     m = np.minimum(cap, na + nb)
     ca = rng.hypergeometric(na, nb, m)                                  # [R] vectorised over keys
     cb = m - ca

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import InputError
 from .pairs import Pair, ReadReport, check_on_error, normalize, paused_gc, read_pair_file
+from .tokens import is_head, is_related
 
 __all__ = ["attach_relations", "parse_source", "read_source", "Source", "DEFAULTS", "map_rows"]
 
@@ -165,9 +166,9 @@ def map_rows(rows: dict[str, list], token_of: dict[str, tuple[int, ...]], opts: 
     stats = {"dropped_head": 0, "dropped_related": 0, "dropped_no_senses": 0}
     for i, (h, r) in enumerate(zip(rows["head"], rows["related"])):
         th, tr = token_of[h], token_of[r]
-        if len(th) != 1 or len(h) < hm:
+        if not is_head(h, th, hm):
             stats["dropped_head"] += 1
-        elif not 1 <= len(tr) <= mx:
+        elif not is_related(tr, mx):
             stats["dropped_related"] += 1
         elif has_senses is not None and not (has_senses(th) and has_senses(tr)):
             stats["dropped_no_senses"] += 1

@@ -62,11 +62,6 @@ class SenseTable:
         if size:
             self.start[1:] = np.cumsum(self.count)[:-1]
 
-    @classmethod
-    def from_matrix(cls, matrix: dict[str, np.ndarray]) -> "SenseTable":
-        """From `SenseStore.sense_matrix()` (span rows are ignored)."""
-        return cls(matrix["token_id"], matrix["sense_index"], matrix["embedding"])
-
     def senses_of(self, token: int) -> int:
         return int(self.count[token]) if 0 <= token < len(self.count) else 0
 
