@@ -46,7 +46,7 @@ def query_word(store, word: str, k: int = 10) -> dict:
         grouped[r.kind].setdefault(r.source, []).append({
             "related": r.related, "derived": r.derived, "is_span": r.is_span,
             "token_ids": list(r.related_token_ids), "provenance": r.provenance,
-            "sense_ids": [s.sense_id for s in store.senses(r.related, with_contexts=False)],
+            "sense_ids": store.sense_ids(r.related),
         })
     return {
         "word": word.strip(),

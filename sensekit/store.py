@@ -133,13 +133,18 @@ class SenseStore:
 
     def senses(self, word: str, with_contexts: bool = True) -> list[Sense]:
         """A single-token word's senses, or a multi-token word's span cloud; [] when there are none."""
+        return self._senses_at(self._positions_of_word(word), with_contexts)
+
+    def sense_ids(self, word: str) -> list[int]:
+        """The ids of `senses(word)`, from memory (no DuckDB query)."""
+        return self._sense_ids[self._positions_of_word(word)].tolist()
+
+    def _positions_of_word(self, word: str) -> np.ndarray:
         span = self._span_words.get(word.strip())
         if span is not None:
-            return self._senses_at(self._positions_of(span[1], span=True), with_contexts)
+            return self._positions_of(span[1], span=True)
         ids = self.token_ids(word)
-        if len(ids) != 1:
-            return []
-        return self.senses_of_token(ids[0], with_contexts)
+        return self._positions_of(ids[0], span=False) if len(ids) == 1 else np.zeros(0, np.int64)
 
     def senses_of_token(self, token_id: int, with_contexts: bool = True) -> list[Sense]:
         return self._senses_at(self._positions_of(int(token_id), span=False), with_contexts)
