@@ -51,7 +51,7 @@ def corpus_args(tmp: Path) -> tuple[str, ...]:
         return (str(shared),)
     path = tmp / "corpus.txt"
     try:
-        from sensekit.build.corpus import iter_wordnet
+        from sensekit.builder.corpus import iter_wordnet
 
         with open(path, "w", encoding="utf-8") as fh:
             for i, (_, text) in enumerate(iter_wordnet()):
@@ -68,9 +68,9 @@ def corpus_args(tmp: Path) -> tuple[str, ...]:
 def bench_forward_vs_build(teacher, corpus: tuple[str, ...], max_tokens: int, seq_len: int, batch_size: int) -> dict:
     import torch
 
-    from sensekit.build.corpus import iter_documents, special_prefix
-    from sensekit.build.harvest import BatchStream
-    from sensekit.build.pipeline import BuildConfig, build
+    from sensekit.builder.corpus import iter_documents, special_prefix
+    from sensekit.builder.harvest import BatchStream
+    from sensekit.builder.pipeline import BuildConfig, build
 
     tok = teacher.tokenizer
     stream = BatchStream(lambda select=None: iter_documents(list(corpus), "text", select), tok, seq_len=seq_len, batch_size=batch_size, overlap=1,
@@ -144,7 +144,7 @@ def bench_kmeans(R: int, sk_tokens: int, device, n: int = 200, d: int = 576, k: 
     import torch
     from sklearn.cluster import KMeans
 
-    from sensekit.build.cluster import cluster_samples
+    from sensekit.builder.cluster import cluster_samples
 
     X = make_kmeans_data(R, n, d)
     keys = np.arange(R)
@@ -189,7 +189,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    from sensekit.build.teacher import load_teacher
+    from sensekit.builder.teacher import load_teacher
 
     t0 = time.perf_counter()
     teacher = load_teacher(args.teacher, None if args.device == "auto" else args.device)

@@ -68,11 +68,11 @@ def shapes(quick: bool) -> dict:
 def make_teacher(sh: dict, device):
     import torch
 
-    from sensekit.build.teacher import Teacher
+    from sensekit.builder.teacher import Teacher
 
     if sh["kind"] == "smollm2-135m":
         try:
-            from sensekit.build.teacher import load_teacher
+            from sensekit.builder.teacher import load_teacher
 
             t = load_teacher("smollm2-135m", device=str(device), dtype="float32")
             return t, "bundled SmolLM2-135M-Instruct (real weights)"

@@ -67,8 +67,8 @@ class Windows:
 
 # -- corpus mode --------------------------------------------------------------------------
 def iter_documents(paths, text_field: str = "text") -> Iterator[tuple[str, str]]:
-    """The build's streaming corpus readers (sensekit.build.corpus.iter_documents)."""
-    from sensekit.build.corpus import iter_documents as _iter
+    """The build's streaming corpus readers (sensekit.builder.corpus.iter_documents)."""
+    from sensekit.builder.corpus import iter_documents as _iter
 
     return _iter([str(p) for p in paths], text_field=text_field)
 

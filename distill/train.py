@@ -180,7 +180,7 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     store = open_store(cfg.store)
     try:
         if teacher is None:
-            from sensekit.build.teacher import load_teacher
+            from sensekit.builder.teacher import load_teacher
 
             emit("status", {"message": f"loading teacher {cfg.teacher}"})
             teacher = load_teacher(cfg.teacher, device=str(device))

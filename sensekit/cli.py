@@ -174,7 +174,7 @@ def distill(ctx: typer.Context) -> None:
 
 
 def _register_commands() -> None:
-    from .build.cli import register as register_build
+    from .builder.cli import register as register_build
     from .lexicon.cli import register as register_lexicon
 
     register_build(app)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from conftest import clustered
-from sensekit.build.cluster import cluster_samples, kmeans_batched
+from sensekit.builder.cluster import cluster_samples, kmeans_batched
 
 
 def _data(R=40, n=120, d=24, seed=0):

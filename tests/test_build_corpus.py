@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from sensekit.build.corpus import iter_documents, pack_windows, resolve_paths
+from sensekit.builder.corpus import iter_documents, pack_windows, resolve_paths
 from sensekit.errors import InputError, MissingDependency
 
 WIKI = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">
@@ -118,7 +118,7 @@ def test_pack_windows_overlap_covers_every_pair_once():
 
 
 def test_select_skips_stripping_but_keeps_ordinals(tmp_path, monkeypatch):
-    from sensekit.build import corpus
+    from sensekit.builder import corpus
 
     path = tmp_path / "wiki.xml"
     page = '<page><title>P{i}</title><ns>0</ns><revision><text>[[a|Page]] {i} text.</text></revision></page>'
@@ -134,7 +134,7 @@ def test_select_skips_stripping_but_keeps_ordinals(tmp_path, monkeypatch):
 
 
 def test_wordnet_default_corpus(shared):
-    from sensekit.build.corpus import iter_wordnet
+    from sensekit.builder.corpus import iter_wordnet
 
     docs = iter_wordnet()
     first = [next(docs) for _ in range(50)]
@@ -142,7 +142,7 @@ def test_wordnet_default_corpus(shared):
     assert all(n.count(".") >= 2 for n in names)
     assert len({n.split(".")[-2] for n in names}) > 1          # a mix of parts of speech, not all adjectives first
     assert [d for d, _ in zip(iter_wordnet(), range(50))] == first   # a fixed order
-    from sensekit.build.corpus import _open_wordnet_cached
+    from sensekit.builder.corpus import _open_wordnet_cached
 
     wn = _open_wordnet_cached(None)  # the reader iter_wordnet used
     name, text = first[0]
@@ -151,7 +151,7 @@ def test_wordnet_default_corpus(shared):
 
 
 def test_missing_wordnet_says_to_pass_a_corpus(monkeypatch):
-    from sensekit.build import corpus
+    from sensekit.builder import corpus
     from sensekit.lexicon import wordnet
 
     def nowhere(root=None):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from sensekit.build.pipeline import BuildConfig, build
+from sensekit.builder.pipeline import BuildConfig, build
 from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401
 
 

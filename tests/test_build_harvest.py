@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sensekit.build.harvest import Batch, BatchStream, key_positions
+from sensekit.builder.harvest import Batch, BatchStream, key_positions
 from test_build_utils import TEXTS, tiny, tiny_dir  # noqa: F401
 
 

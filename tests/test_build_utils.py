@@ -44,7 +44,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny(tiny_dir):
-    from sensekit.build.teacher import load_teacher
+    from sensekit.builder.teacher import load_teacher
 
     return load_teacher(str(tiny_dir), device="cpu")
 

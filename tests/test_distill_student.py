@@ -52,7 +52,7 @@ def test_bottom_top_split_equals_the_full_forward(teacher):  # noqa: F811
 
 @pytest.mark.integration
 def test_split_equals_full_on_the_bundled_smollm2():
-    from sensekit.build.teacher import load_teacher
+    from sensekit.builder.teacher import load_teacher
     from sensekit.errors import MissingDependency
 
     try:
@@ -66,7 +66,7 @@ def test_a_student_of_a_bf16_teacher_saves_as_float32(tmp_path, teacher_dir):  #
     from transformers import AutoModelForCausalLM
 
     from distill.student import save_student
-    from sensekit.build.teacher import load_teacher
+    from sensekit.builder.teacher import load_teacher
 
     t = load_teacher(str(teacher_dir), device="cpu", dtype="bfloat16")
     lm = build_truncated(t.model, 3, 1)

@@ -2,7 +2,7 @@
 
 Everything is real: the teacher folder is a LlamaForCausalLM (random weights, from config)
 saved with save_pretrained beside a fast tokenizer trained on the fly, loaded through
-`sensekit.build.teacher.load_teacher`; the store is written with `StoreWriter`.
+`sensekit.builder.teacher.load_teacher`; the store is written with `StoreWriter`.
 """
 
 from __future__ import annotations
@@ -113,6 +113,6 @@ def corpus_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def teacher(teacher_dir):
-    from sensekit.build.teacher import load_teacher
+    from sensekit.builder.teacher import load_teacher
 
     return load_teacher(str(teacher_dir), device="cpu")
