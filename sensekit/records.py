@@ -45,6 +45,10 @@ class Sense:
     embedding: np.ndarray = field(repr=False, compare=False)
     contexts: tuple[Context, ...] = ()
 
+    def __post_init__(self) -> None:
+        # The vector may be a view into the store's in-memory table: writing it would corrupt later answers.
+        self.embedding.setflags(write=False)
+
 
 @dataclass(frozen=True)
 class Relation:
