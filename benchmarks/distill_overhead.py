@@ -147,7 +147,7 @@ def make_stepper(sh, teacher, windows, targets, lambda_sense: float, cache_dir: 
     from distill.cache import PrefixCache
     from distill.config import DistillConfig
     from distill.student import DistillStudent, build_truncated
-    from distill.train import Stepper, _param_groups
+    from distill.train import Stepper, param_groups
 
     cfg = DistillConfig(store="synthetic", data=("synthetic",), student_layers=sh["student_layers"],
                         train_top_layers=sh["train_top"], seq_len=sh["seq_len"], batch_size=sh["batch"],
@@ -157,7 +157,7 @@ def make_stepper(sh, teacher, windows, targets, lambda_sense: float, cache_dir: 
     lm = build_truncated(teacher.model, cfg.student_layers, cfg.train_top_layers)
     model = DistillStudent(lm, teacher.hidden_size, teacher.model.config.vocab_size, n_trainable_top=cfg.train_top_layers)
     model.eval()
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     sched = get_cosine_schedule_with_warmup(opt, 0, 10 ** 6)
     model, opt = acc.prepare(model, opt)
     cache = None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,6 +27,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from sensekit._fs import swap_into_place, temp_sibling
 from sensekit.errors import InputError
 
 __all__ = ["Windows", "prepare_windows", "iter_documents", "read_prompts", "pack_documents"]
@@ -214,7 +214,8 @@ def prepare_windows(cfg, teacher, name: str = "train", paths=None, mode: str | N
         w = pack_documents(iter_documents(paths, cfg.text_field), teacher.tokenizer, cfg.seq_len,
                            params["max_windows"], progress=report)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, ids=w.ids, lengths=w.lengths, fingerprint=np.array(fp))
-    os.replace(tmp, path)
+    tmp = temp_sibling(path)
+    with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name without it
+        np.savez(fh, ids=w.ids, lengths=w.lengths, fingerprint=np.array(fp))
+    swap_into_place(tmp, path)
     return w

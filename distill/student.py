@@ -100,7 +100,8 @@ def load_hf_student(name_or_path: str, teacher, device: torch.device):
                          "give a local folder or a cached Hugging Face id") from None
     if tok.get_vocab() != teacher.tokenizer.get_vocab():
         raise TeacherMismatch(f"student {name_or_path!r} has another tokenizer ({len(tok)} tokens) than teacher "
-                              f"{teacher.name!r} ({len(teacher.tokenizer)} tokens); use a student with the teacher's tokenizer")
+                              f"{teacher.name!r} ({len(teacher.tokenizer)} tokens); "
+                              "use a student with the teacher's tokenizer")
     try:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch.float32)
     except (OSError, ValueError) as exc:
@@ -158,16 +159,19 @@ class DistillStudent(nn.Module):
     @torch.no_grad()
     def prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """The frozen bottom layers' output [B, T, d] (no final norm), for the cache."""
-        return self._views["bottom"](input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        bottom = self._views["bottom"]
+        return bottom(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
     def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
                 prefix: torch.Tensor | None = None, positions: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (logits [B, T, V], h [P, d_T] at `positions` (b [P], t [P]), or [B, T, d_T] when positions is None)."""
         if prefix is not None:
-            hidden = self._views["top"](inputs_embeds=prefix, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            top = self._views["top"]
+            hidden = top(inputs_embeds=prefix, attention_mask=attention_mask, use_cache=False).last_hidden_state
         else:
-            hidden = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            base = self.lm.base_model
+            hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         logits = self.head(hidden)
         h = hidden if positions is None else hidden[positions[0], positions[1]]
         if self.proj is not None:

@@ -176,7 +176,8 @@ class SenseTargets:
 
         syn_ptr, syn_unit = csr("syn")
         ant_ptr, ant_unit = csr("ant")
-        return cls(torch.from_numpy(np.array(emb, np.float32)).to(device=device, dtype=dtype), torch.from_numpy(unit_rows).to(device),
+        return cls(torch.from_numpy(np.array(emb, np.float32)).to(device=device, dtype=dtype),
+                   torch.from_numpy(unit_rows).to(device),
                    torch.from_numpy(token_unit).to(device), syn_ptr, syn_unit, ant_ptr, ant_unit,
                    n_span_units=int((~is_tok).sum()))
 
@@ -192,11 +193,13 @@ class SenseTargets:
     def summary(self) -> dict[str, int]:
         return {"sense_rows": int(self.emb.shape[0]), "units": int(self.unit_rows.shape[0]),
                 "span_units": self.n_span_units, "max_senses": int(self.unit_rows.shape[1]),
-                "tokens_with_senses": int((self.token_unit >= 0).sum()), "tokens_with_relations": int(self.has_rel.sum()),
+                "tokens_with_senses": int((self.token_unit >= 0).sum()),
+                "tokens_with_relations": int(self.has_rel.sum()),
                 "syn_links": int(self.syn_unit.numel()), "ant_links": int(self.ant_unit.numel())}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: getattr(self, k) for k in ("emb", "unit_rows", "token_unit", "syn_ptr", "syn_unit", "ant_ptr", "ant_unit")}
+        names = ("emb", "unit_rows", "token_unit", "syn_ptr", "syn_unit", "ant_ptr", "ant_unit")
+        return {k: getattr(self, k) for k in names}
 
     # -- per step ------------------------------------------------------------------------
     def sample_positions(self, labels: torch.Tensor, frac: float, floor: int, generator: torch.Generator | None = None
@@ -255,7 +258,8 @@ class SenseTargets:
         P, C = rows.shape
         K = min(kappa, C)
         if P == 0 or C == 0:
-            return self.emb.new_zeros((P, K, self.dim), dtype=torch.float32), torch.zeros((P, K), dtype=torch.bool, device=rows.device)
+            return (self.emb.new_zeros((P, K, self.dim), dtype=torch.float32),
+                    torch.zeros((P, K), dtype=torch.bool, device=rows.device))
         mask = rows >= 0
         rc = rows.clamp(min=0)
         a = anchor.float()
@@ -273,7 +277,8 @@ class SenseTargets:
 
     @torch.no_grad()
     def gather(self, labels: torch.Tensor, g: torch.Tensor, *, kappa: int, neighbors: int, frac: float, floor: int,
-               own_negative: bool = False, generator: torch.Generator | None = None, keep_pools: bool = False) -> SenseBatch:
+               own_negative: bool = False, generator: torch.Generator | None = None,
+               keep_pools: bool = False) -> SenseBatch:
         """Everything the sense loss of one micro-batch needs. labels [B, T] (-100 = none), g [B, T, d] teacher states.
 
         The pre-selection pools are kept in the result only with `keep_pools` (tests, inspection).
