@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_distill_support import corpus_file, store_dir, teacher, teacher_dir  # noqa: F401
 
 torch = pytest.importorskip("torch")
@@ -59,7 +57,8 @@ def test_missing_store_is_a_one_line_error_with_exit_2(capsys, tmp_path, corpus_
     code, _, err = run(capsys, "--store", str(tmp_path / "nope.sensekit"), "--data", str(corpus_file),
                        "--teacher", "/nonexistent/teacher", "--output-dir", str(tmp_path / "o"), "--device", "cpu")
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert code == 2 and len(lines) == 1 and "error:" in lines[0] and "nope.sensekit" in lines[0] and "Traceback" not in err
+    assert code == 2 and len(lines) == 1 and "error:" in lines[0] and "nope.sensekit" in lines[0]
+    assert "Traceback" not in err
 
 
 def test_config_file_then_flags(capsys, tmp_path, store_dir, corpus_file, teacher_dir):  # noqa: F811
@@ -108,11 +107,12 @@ def test_config_roundtrip_and_types(tmp_path):
     defaults = DistillConfig()
     assert (defaults.tau, defaults.alpha, defaults.lambda_sense, defaults.kappa, defaults.beta_p, defaults.beta_n,
             defaults.neighbors, defaults.sample_frac, defaults.sample_floor, defaults.own_senses_negative,
-            defaults.student_layers, defaults.train_top_layers) == (2.0, 0.7, 1.0, 5, 0.0, 1.0, 25, 0.4, 25, False, 15, 2)
+            defaults.student_layers, defaults.train_top_layers) == (2.0, 0.7, 1.0, 5, 0.0, 1.0, 25, 0.4, 25, False,
+                                                                    15, 2)
 
 
 def test_corpus_windows_cover_every_token_once(tmp_path, corpus_file, teacher):  # noqa: F811
-    from distill.data import pack_documents, iter_documents
+    from distill.data import iter_documents, pack_documents
 
     w = pack_documents(iter_documents([str(corpus_file)]), teacher.tokenizer, seq_len=10)
     ids, attn, labels = w.batch(np.arange(len(w)))
@@ -125,7 +125,8 @@ def test_prompts_mode_generates_cuts_and_targets_every_position(tmp_path, teache
     from distill.data import prepare_windows
 
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in ["the bank of", "a bat flew", "good and bad are"]) + "\n")
+    texts = ["the bank of", "a bat flew", "good and bad are"]
+    prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in texts) + "\n")
     cfg = DistillConfig(store="s", data=(str(prompts),), data_mode="prompts", seq_len=20, gen_max_new_tokens=8,
                         output_dir=str(tmp_path / "o"))
     w = prepare_windows(cfg, teacher)

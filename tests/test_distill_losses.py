@@ -9,8 +9,17 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
-from distill.losses import (ce_loss, hinge_mse_terms, kd_loss, kl_per_position, masked_mean, mse_d, mse_to_candidates,  # noqa: E402,E501
-                            select_top_kappa, sense_loss)
+from distill.losses import (  # noqa: E402,E501
+    ce_loss,
+    hinge_mse_terms,
+    kd_loss,
+    kl_per_position,
+    masked_mean,
+    mse_d,
+    mse_to_candidates,
+    select_top_kappa,
+    sense_loss,
+)
 
 
 def test_kd_is_zero_for_identical_logits():
@@ -27,7 +36,8 @@ def test_kd_matches_f_kl_div_with_alpha_tau_scaling():
     assert kd_loss(s, t, tau=tau, alpha=alpha).item() == pytest.approx(alpha * tau * tau * ref.item(), rel=1e-5)
     mask = torch.tensor([[True, False, True], [False, False, True]])
     per = kl_per_position(s, t, tau)
-    assert kd_loss(s, t, mask, tau, alpha).item() == pytest.approx(alpha * tau * tau * per[mask].mean().item(), rel=1e-6)
+    want = alpha * tau * tau * per[mask].mean().item()
+    assert kd_loss(s, t, mask, tau, alpha).item() == pytest.approx(want, rel=1e-6)
 
 
 def test_kd_temperature_limits():
@@ -93,8 +103,8 @@ def _slow_sense(h, g, pools_pos, pools_neg, active, kappa, beta_p, beta_n):
         if not active[i]:
             continue
 
-        def pick(pool):
-            return sorted(pool, key=lambda c: float(((c - g[i]) ** 2).sum()))[:kappa]
+        def pick(pool, anchor=g[i]):
+            return sorted(pool, key=lambda c: float(((c - anchor) ** 2).sum()))[:kappa]
 
         P, N = pick(pools_pos[i]), pick(pools_neg[i])
         lp = sum(max(0.0, float(((h[i] - p) ** 2).sum()) / d - beta_p) for p in P) / len(P) if P else 0.0

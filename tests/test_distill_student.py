@@ -5,7 +5,6 @@ and padding masks, on a tiny Llama and (integration) on the bundled SmolLM2-135M
 from __future__ import annotations
 
 import pytest
-
 from test_distill_support import teacher, teacher_dir  # noqa: F401
 
 torch = pytest.importorskip("torch")
@@ -35,7 +34,8 @@ def test_truncated_student_shares_frozen_parts_and_trains_only_its_top(teacher):
     tm = teacher.model
     lm = build_truncated(tm, 3, 1)
     assert lm.config.num_hidden_layers == 3 and len(lm.model.layers) == 3
-    assert lm.model.embed_tokens is tm.model.embed_tokens and lm.lm_head is tm.lm_head and lm.model.norm is tm.model.norm
+    assert lm.model.embed_tokens is tm.model.embed_tokens and lm.lm_head is tm.lm_head
+    assert lm.model.norm is tm.model.norm
     assert lm.model.layers[0] is tm.model.layers[0] and lm.model.layers[1] is tm.model.layers[1]
     assert lm.model.layers[2] is not tm.model.layers[2]
     torch.testing.assert_close(lm.model.layers[2].mlp.up_proj.weight, tm.model.layers[2].mlp.up_proj.weight)
@@ -79,4 +79,5 @@ def test_a_student_of_a_bf16_teacher_saves_as_float32(tmp_path, teacher_dir):  #
     loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "s"))
     assert loaded.dtype == torch.float32
     torch.testing.assert_close(loaded.model.layers[2].mlp.up_proj.weight, trained, rtol=0, atol=0)
-    torch.testing.assert_close(loaded.model.layers[0].mlp.up_proj.weight, t.model.model.layers[0].mlp.up_proj.weight.float())
+    frozen = t.model.model.layers[0].mlp.up_proj.weight.float()
+    torch.testing.assert_close(loaded.model.layers[0].mlp.up_proj.weight, frozen)

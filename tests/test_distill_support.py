@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import CORPUS, train_tokenizer
 
 torch = pytest.importorskip("torch")
@@ -21,8 +20,8 @@ transformers = pytest.importorskip("transformers")
 HIDDEN = 32
 LAYERS = 4
 
-SYN = [("happy", "glad"), ("big", "large"), ("small", "tiny"), ("quick", "fast"), ("big", "huge"), ("bank", "river bank"),
-       ("small", "little")]
+SYN = [("happy", "glad"), ("big", "large"), ("small", "tiny"), ("quick", "fast"), ("big", "huge"),
+       ("bank", "river bank"), ("small", "little")]
 ANT = [("good", "bad"), ("happy", "sad"), ("big", "small"), ("fast", "slow"), ("large", "tiny"), ("glad", "sad"),
        ("light", "dark")]
 
@@ -37,7 +36,8 @@ def make_teacher_dir(folder: Path, hidden: int = HIDDEN, layers: int = LAYERS, s
     fast = PreTrainedTokenizerFast(tokenizer_file=str(tok_path), eos_token="<|endoftext|>", pad_token="<pad>")
     fast.save_pretrained(str(folder))
     cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=256,
                       tie_word_embeddings=True, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
                       bos_token_id=None)
     torch.manual_seed(seed)
@@ -51,10 +51,11 @@ def sha256(path: Path) -> str:
 
 def make_store(path: Path, teacher_dir: Path, dim: int = HIDDEN, seed: int = 0, teacher_name: str | None = None,
                tokenizer_json: Path | None = None) -> Path:
-    """Every conftest WORDS token gets 1-4 senses; 'river bank' is a 2-token span cloud; SYN/ANT relations, symmetric."""
+    """Every conftest WORDS token gets 1-4 senses; 'river bank' is a 2-token span cloud; SYN/ANT relations,
+    symmetric."""
+    from conftest import WORDS
     from tokenizers import Tokenizer
 
-    from conftest import WORDS
     from sensekit.writer import StoreWriter
 
     tok_json = Path(tokenizer_json or teacher_dir / "tokenizer.json")

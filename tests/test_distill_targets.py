@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_distill_support import HIDDEN, corpus_file, store_dir, teacher_dir  # noqa: F401  (fixtures)
 
 torch = pytest.importorskip("torch")
@@ -19,7 +18,8 @@ VOCAB = 400
 
 @pytest.fixture(scope="module")
 def tables(store_dir):  # noqa: F811
-    """(targets, senses_of_unit: {('tok', id)|('span', id): [row, ...]}, syn: {token: {unit}}, ant: {...}, unit_key_of_word)."""
+    """(targets, senses_of_unit: {('tok', id)|('span', id): [row, ...]}, syn: {token: {unit}}, ant: {...},
+    unit_key_of_word)."""
     with open_store(store_dir) as s:
         sm = s.sense_matrix()
         words = {w: (t, sp) for w, t, sp in s.words_table()}
@@ -135,8 +135,8 @@ def test_gather_equals_a_slow_loop_over_positions(tables):
     labels = _labels(targets, seed=2)
     B, T = labels.shape
     g = torch.randn(B, T, HIDDEN, generator=torch.Generator().manual_seed(0))
-    batch = targets.gather(labels, g, kappa=3, neighbors=25, frac=0.4, floor=25, generator=torch.Generator().manual_seed(9),
-                           keep_pools=True)
+    batch = targets.gather(labels, g, kappa=3, neighbors=25, frac=0.4, floor=25,
+                           generator=torch.Generator().manual_seed(9), keep_pools=True)
     emb = targets.emb
     h = torch.randn(batch.size, HIDDEN, generator=torch.Generator().manual_seed(1)) * 0.5
     lp, ln = sense_loss(h, batch.positives, batch.pos_mask, batch.negatives, batch.neg_mask, batch.active, 0.0, 1.0)
@@ -146,7 +146,7 @@ def test_gather_equals_a_slow_loop_over_positions(tables):
             continue
         anchor = g[batch.b[i], batch.t[i]]
 
-        def top(pool):
+        def top(pool, anchor=anchor):
             return sorted((int(r) for r in pool if r >= 0), key=lambda r: float(((emb[r] - anchor) ** 2).sum()))[:3]
 
         P, N = top(batch.pos_pool[i]), top(batch.neg_pool[i])

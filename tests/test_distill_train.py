@@ -10,9 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from test_distill_support import (HIDDEN, corpus_file, make_store, make_teacher_dir, store_dir, teacher,  # noqa: F401
-                                  teacher_dir)
+from test_distill_support import (  # noqa: F401  (fixtures)
+    HIDDEN,
+    corpus_file,
+    make_store,
+    make_teacher_dir,
+    store_dir,
+    teacher,
+    teacher_dir,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -61,9 +67,11 @@ def test_total_loss_falls_and_files_are_written(tmp_path, store_dir, corpus_file
 
 def test_kd_baseline_is_the_same_run_without_the_sense_term(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
     dskd = metrics(train(cfg_for(tmp_path / "a", store_dir, corpus_file, teacher_dir), teacher=teacher)["output_dir"])
-    kd = metrics(train(cfg_for(tmp_path / "b", store_dir, corpus_file, teacher_dir, lambda_sense=0.0), teacher=teacher)["output_dir"])
+    kd_cfg = cfg_for(tmp_path / "b", store_dir, corpus_file, teacher_dir, lambda_sense=0.0)
+    kd = metrics(train(kd_cfg, teacher=teacher)["output_dir"])
     # same data, init and schedule: step 1 (before any update) has identical KD and CE
-    assert kd[0]["kd"] == pytest.approx(dskd[0]["kd"], rel=1e-6) and kd[0]["ce"] == pytest.approx(dskd[0]["ce"], rel=1e-6)
+    assert kd[0]["kd"] == pytest.approx(dskd[0]["kd"], rel=1e-6)
+    assert kd[0]["ce"] == pytest.approx(dskd[0]["ce"], rel=1e-6)
     assert [r["tokens"] for r in kd] == [r["tokens"] for r in dskd] and [r["lr"] for r in kd] == [r["lr"] for r in dskd]
     assert all(r["sense_pos"] == 0 and r["sense_neg"] == 0 for r in kd)
     assert all(r["total"] == pytest.approx(r["kd"] + r["ce"], rel=1e-6) for r in kd)
@@ -113,7 +121,8 @@ def test_saved_student_loads_with_plain_transformers(tmp_path, store_dir, corpus
         "import sys; sys.modules['sensekit'] = None; sys.modules['distill'] = None\n"
         "import torch, json\n"
         "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-        f"m = AutoModelForCausalLM.from_pretrained({str(student_dir)!r}); t = AutoTokenizer.from_pretrained({str(student_dir)!r})\n"
+        f"m = AutoModelForCausalLM.from_pretrained({str(student_dir)!r})\n"
+        f"t = AutoTokenizer.from_pretrained({str(student_dir)!r})\n"
         "ids = t(' the bank of the river', return_tensors='pt').input_ids\n"
         "out = m(ids).logits\n"
         "print(json.dumps({'layers': m.config.num_hidden_layers, 'finite': bool(torch.isfinite(out).all()),"
