@@ -47,7 +47,8 @@ class Sense:
 
     def __post_init__(self) -> None:
         # The vector may be a view into the store's in-memory table: writing it would corrupt later answers.
-        self.embedding.setflags(write=False)
+        if self.embedding is not None:  # neighbors() returns senses without their vector
+            self.embedding.setflags(write=False)
 
 
 @dataclass(frozen=True)
