@@ -51,7 +51,7 @@ def corpus_args(tmp: Path) -> tuple[str, ...]:
         return (str(shared),)
     path = tmp / "corpus.txt"
     try:
-        from sensekit.builder.corpus import iter_wordnet
+        from sensekit.builder.wordnet_corpus import iter_wordnet
 
         with open(path, "w", encoding="utf-8") as fh:
             for i, (_, text) in enumerate(iter_wordnet()):

@@ -134,7 +134,7 @@ def test_select_skips_stripping_but_keeps_ordinals(tmp_path, monkeypatch):
 
 
 def test_wordnet_default_corpus(shared):
-    from sensekit.builder.corpus import iter_wordnet
+    from sensekit.builder.wordnet_corpus import iter_wordnet
 
     docs = iter_wordnet()
     first = [next(docs) for _ in range(50)]
@@ -142,7 +142,7 @@ def test_wordnet_default_corpus(shared):
     assert all(n.count(".") >= 2 for n in names)
     assert len({n.split(".")[-2] for n in names}) > 1          # a mix of parts of speech, not all adjectives first
     assert [d for d, _ in zip(iter_wordnet(), range(50))] == first   # a fixed order
-    from sensekit.builder.corpus import _open_wordnet_cached
+    from sensekit.builder.wordnet_corpus import _open_wordnet_cached
 
     wn = _open_wordnet_cached(None)  # the reader iter_wordnet used
     name, text = first[0]
@@ -151,14 +151,14 @@ def test_wordnet_default_corpus(shared):
 
 
 def test_missing_wordnet_says_to_pass_a_corpus(monkeypatch):
-    from sensekit.builder import corpus
+    from sensekit.builder import wordnet_corpus
     from sensekit.lexicon import wordnet
 
     def nowhere(root=None):
         raise InputError("WordNet not found")
 
     monkeypatch.setattr(wordnet, "open_wordnet", nowhere)
-    monkeypatch.setattr(corpus, "_READERS", {})
+    monkeypatch.setattr(wordnet_corpus, "_READERS", {})
     with pytest.raises(InputError, match="pass a corpus path") as err:
-        next(corpus.iter_wordnet())
+        next(wordnet_corpus.iter_wordnet())
     assert "\n" not in str(err.value)

@@ -150,6 +150,31 @@ def test_cli_build_then_query(tiny_dir, text_corpus, tmp_path):
     assert res.exit_code != 0 and isinstance(res.exception, InputError)
 
 
+def test_cli_flags_come_from_build_config():
+    import dataclasses
+
+    import typer
+    from typer.testing import CliRunner
+
+    from sensekit.builder.cli import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def noop() -> None:
+        pass
+
+    res = CliRunner().invoke(app, ["build", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    for f in dataclasses.fields(BuildConfig):
+        if f.name != "corpus":  # the positional argument
+            assert "--" + f.name.replace("_", "-") in res.output, f.name
+    for short in ("-s", "-k", "-G", "-E", "-q"):
+        assert f" {short} " in res.output, short
+    assert "[default: 10]" in res.output and "[default: senses.sensekit]" in res.output
+
+
 def test_relations_are_attached_after_the_senses(tiny, text_corpus, tmp_path):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("good\tbad\tant\nhappy\tglad\tsyn\nbig\tlarge\tsyn\n")

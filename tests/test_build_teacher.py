@@ -24,6 +24,15 @@ def test_final_hidden_is_the_lm_head_input(tiny):
     assert tiny.check_post_norm(ids, mask) < 1e-4
 
 
+def test_a_teacher_whose_last_hidden_state_is_not_the_lm_head_input_is_a_one_line_error(tiny, monkeypatch):
+    ids = torch.tensor([[2, 40, 41, 42, 43]])
+    real = tiny.final_hidden
+    monkeypatch.setattr(tiny, "final_hidden", lambda *a, **k: real(*a, **k) * 2)  # as if pre-norm
+    with pytest.raises(InputError, match="not the LM-head input.*--teacher") as err:
+        tiny.check_post_norm(ids)
+    assert "\n" not in str(err.value)
+
+
 def test_teacher_fields(tiny, tiny_dir):
     assert tiny.name == str(tiny_dir)
     assert tiny.revision == "local"

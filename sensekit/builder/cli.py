@@ -1,22 +1,19 @@
-"""`sensekit build`: the typer half. Parses options into a BuildConfig, calls `pipeline.build`,
-and draws rich progress. No torch or transformers at import time (the query CLI starts fast)."""
+"""`sensekit build`: the typer half. `build_cli` parses the flags (generated from BuildConfig's
+fields) into a BuildConfig, calls `pipeline.build`, and renders its progress and result with
+rich. No torch or transformers at import time (the query CLI starts fast)."""
 
 from __future__ import annotations
 
+import inspect
 import time
-from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-__all__ = ["register", "build_command"]
+from .._config import cli_parameters, given
+from .config import BuildConfig
 
-
-def _h(name: str) -> str:
-    from .pipeline import BuildConfig
-
-    return BuildConfig.help(name)
-
+__all__ = ["register", "build_cli"]
 
 _STAGES = {"load": "loading teacher", "harvest": "harvesting", "merge": "merging ranks", "cluster": "clustering",
            "contexts": "collecting contexts", "write": "writing store", "relations": "attaching relations"}
@@ -26,8 +23,15 @@ class _RichProgress:
     """progress(stage, done, total) -> one rich bar per stage; harvest shows tokens, tokens/s and ETA."""
 
     def __init__(self, console) -> None:
-        from rich.progress import (BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            ProgressColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.text import Text
 
         class Rate(ProgressColumn):
@@ -60,7 +64,8 @@ class _RichProgress:
         if stage != self.current and self.current in self.tasks:
             t = self.tasks[self.current]
             task = self.bar.tasks[t]
-            self.bar.update(t, total=task.total or max(task.completed, 1), completed=task.total or max(task.completed, 1))
+            end = task.total or max(task.completed, 1)  # a finished stage shows full
+            self.bar.update(t, total=end, completed=end)
         self.current = stage
         if stage not in self.tasks:
             unit = {"harvest": "tok", "cluster": "vec", "contexts": "doc"}.get(stage, "")
@@ -68,28 +73,7 @@ class _RichProgress:
         self.bar.update(self.tasks[stage], completed=done, total=total)
 
 
-def build_command(
-    corpus: Optional[List[str]] = typer.Argument(None, help=_h("corpus"), show_default=False),
-    store: Path = typer.Option(Path("senses.sensekit"), "--store", "-s", help=_h("store")),
-    teacher: str = typer.Option("smollm2-135m", "--teacher", help=_h("teacher")),
-    device: Optional[str] = typer.Option(None, "--device", help=_h("device")),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help=_h("dtype")),
-    key: str = typer.Option("next", "--key", help=_h("key")),
-    next_token: str = typer.Option("gold", "--next-token", help=_h("next_token")),
-    senses_per_token: int = typer.Option(10, "--senses-per-token", "-k", help=_h("senses_per_token")),
-    samples_per_token: int = typer.Option(50, "--samples-per-token", "-G", help=_h("samples_per_token")),
-    contexts_per_sense: int = typer.Option(3, "--contexts-per-sense", "-E", help=_h("contexts_per_sense")),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help=_h("max_tokens")),
-    seq_len: int = typer.Option(256, "--seq-len", help=_h("seq_len")),
-    batch_size: int = typer.Option(16, "--batch-size", help=_h("batch_size")),
-    text_field: str = typer.Option("text", "--text-field", help=_h("text_field")),
-    seed: int = typer.Option(0, "--seed", help=_h("seed")),
-    resume: bool = typer.Option(False, "--resume", help=_h("resume")),
-    checkpoint_every: int = typer.Option(500, "--checkpoint-every", help=_h("checkpoint_every")),
-    reservoir_memory: str = typer.Option("8GB", "--reservoir-memory", help=_h("reservoir_memory")),
-    relations: Optional[List[str]] = typer.Option(None, "--relations", help=_h("relations")),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the summary."),
-) -> None:
+def build_cli(**values: Any) -> None:
     """Harvest a teacher's hidden states over a corpus, cluster them into senses, write the store."""
     import os
 
@@ -98,14 +82,10 @@ def build_command(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.console import Console
 
-    from .pipeline import BuildConfig, build
+    from .pipeline import build
 
-    cfg = BuildConfig(corpus=tuple(corpus or ()), store=str(store), teacher=teacher, device=device, dtype=dtype,
-                      key=key, next_token=next_token, senses_per_token=senses_per_token,
-                      samples_per_token=samples_per_token, contexts_per_sense=contexts_per_sense,
-                      max_tokens=max_tokens, seq_len=seq_len, batch_size=batch_size, text_field=text_field,
-                      seed=seed, resume=resume, checkpoint_every=checkpoint_every,
-                      reservoir_memory=reservoir_memory, relations=tuple(relations or ()))
+    quiet = values.pop("quiet")
+    cfg = BuildConfig(**given(values))  # the flags not given take the dataclass' defaults
     console = Console(stderr=True, highlight=False)
     _quiet_libraries()
     t0 = time.perf_counter()
@@ -126,6 +106,17 @@ def build_command(
         render_attach(result.relations, result.store)
 
 
+def _parameters() -> list[inspect.Parameter]:
+    """BuildConfig's fields as flags (the corpus as the positional argument), plus --quiet, which is not a setting."""
+    quiet = typer.Option("--quiet", "-q", help="No progress bars; print only the summary.")
+    quiet_param = inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                    annotation=Annotated[bool, quiet])
+    return [*cli_parameters(BuildConfig, arguments=("corpus",)), quiet_param]
+
+
+build_cli.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]
+
+
 def _quiet_libraries() -> None:
     """transformers' own progress bars and warnings would fight with ours."""
     import os
@@ -141,4 +132,4 @@ def _quiet_libraries() -> None:
 
 def register(app: typer.Typer) -> None:
     """Add `build` to the main sensekit app."""
-    app.command("build")(build_command)
+    app.command("build")(build_cli)

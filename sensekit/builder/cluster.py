@@ -179,6 +179,52 @@ def kmeans_batched(x: torch.Tensor, valid: torch.Tensor, k: int, *, max_iter: in
     return (centres, labels, inertia, best) if with_dist else (centres, labels, inertia)
 
 
+def _length_chunks(lengths: np.ndarray, k: int, d: int, chunk_bytes: int) -> list[np.ndarray]:
+    """The rows with more than k samples, sorted by length and cut into chunks whose work fits chunk_bytes."""
+    big = np.flatnonzero(lengths > k)
+    order = big[np.argsort(lengths[big], kind="stable")]
+    chunks: list[np.ndarray] = []
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order):
+            width, rows = int(lengths[order[j]]), j - i + 1
+            # x, Gram, one-hot, distances: ~ rows * width * (d + width + 4k) floats
+            if rows > 1 and rows * width * (d + width + 4 * k + 4) * 4 > chunk_bytes:
+                break
+            j += 1
+        chunks.append(order[i:j])
+        i = j
+    return chunks
+
+
+def _central_members(valid: torch.Tensor, lab: torch.Tensor, rank_of: torch.Tensor, sq: torch.Tensor, k: int,
+                     E: int) -> tuple[np.ndarray, ...]:
+    """The E members nearest to each sense's centroid, as numpy arrays, one entry per kept member:
+    (row in the chunk, point in the row, the sense's rank in its row, the member's rank, distance).
+
+    valid [r, width] bool, lab [r, width] cluster of each point, rank_of [r, k] rank of each cluster,
+    sq [r, width] each point's squared distance to its own centroid.
+    """
+    device = valid.device
+    # sort valid points by (row, sense rank), then distance
+    pr, pp = valid.nonzero(as_tuple=True)                                    # [P] row, point
+    srank = rank_of[pr, lab[pr, pp]]
+    dist = sq[pr, pp].sqrt()
+    grp = pr * k + srank                                                     # [P] (row, sense) group
+    o = torch.sort(dist, stable=True).indices
+    o = o[torch.sort(grp[o], stable=True).indices]                           # group-major, nearest first
+    g = grp[o]
+    first = torch.ones_like(g, dtype=torch.bool)
+    first[1:] = g[1:] != g[:-1]
+    pos = torch.arange(len(g), device=device)
+    start = torch.cummax(torch.where(first, pos, torch.zeros_like(pos)), 0).values
+    rank = pos - start
+    keep = o[rank < E]
+    return (pr[keep].cpu().numpy(), pp[keep].cpu().numpy(), srank[keep].cpu().numpy(), rank[rank < E].cpu().numpy(),
+            dist[keep].float().cpu().numpy())
+
+
 def cluster_samples(keys: np.ndarray, indptr: np.ndarray, vectors: np.ndarray, k: int, contexts_per_sense: int,
                     *, seed: int = 0, device: str | torch.device = "cpu", max_iter: int = 300, tol: float = 1e-4,
                     chunk_bytes: int = 256 << 20, progress: Callable[[int, int], None] | None = None) -> ClusterResult:
@@ -194,7 +240,8 @@ def cluster_samples(keys: np.ndarray, indptr: np.ndarray, vectors: np.ndarray, k
     total = int(indptr[-1])
     gen = torch.Generator(device=device).manual_seed(int(seed))
     E = contexts_per_sense
-    # parts of the output, each: (sense rows) key, sense_index, count, centroid; (contexts) key, sense_index, rank, sample, dist
+    # parts of the output, each: (sense rows) key, sense_index, count, centroid;
+    # (contexts) key, sense_index, rank, sample, dist
     S_key, S_idx, S_cnt, S_cent = [], [], [], []
     C_key, C_idx, C_rank, C_sample, C_dist = [], [], [], [], []
 
@@ -211,28 +258,15 @@ def cluster_samples(keys: np.ndarray, indptr: np.ndarray, vectors: np.ndarray, k
             C_sample.append(sample), C_dist.append(np.zeros(len(sample), np.float32))
 
     # the rest: chunks of rows of similar length (sorted by n) that fit chunk_bytes
-    big = np.flatnonzero(lengths > k)
-    order = big[np.argsort(lengths[big], kind="stable")]
-    chunks: list[np.ndarray] = []
-    i = 0
-    while i < len(order):
-        j = i
-        while j < len(order):
-            width, rows = int(lengths[order[j]]), j - i + 1
-            # x, Gram, one-hot, distances: ~ rows * width * (d + width + 4k) floats
-            if rows > 1 and rows * width * (d + width + 4 * k + 4) * 4 > chunk_bytes:
-                break
-            j += 1
-        chunks.append(order[i:j])
-        i = j
-
+    chunks = _length_chunks(lengths, k, d, chunk_bytes)
     done = int(lengths[small].sum())
     total_inertia = 0.0
     ark = torch.arange(k, device=device)
     for rows in chunks:
         r, width = len(rows), int(lengths[rows].max())
         ln = torch.as_tensor(lengths[rows], device=device)                        # [r]
-        idx = indptr[rows][:, None] + np.minimum(np.arange(width)[None, :], lengths[rows][:, None] - 1)  # pad: repeat last
+        # [r, width] sample of each slot; padding repeats the row's last sample
+        idx = indptr[rows][:, None] + np.minimum(np.arange(width)[None, :], lengths[rows][:, None] - 1)
         x = torch.as_tensor(vectors[idx], device=device).float()                 # [r, width, d]
         valid = torch.arange(width, device=device)[None, :] < ln[:, None]        # [r, width]
         centres, labels, inertia, sq = kmeans_batched(x, valid, k, max_iter=max_iter, tol=tol, gen=gen, with_dist=True)
@@ -248,24 +282,9 @@ def cluster_samples(keys: np.ndarray, indptr: np.ndarray, vectors: np.ndarray, k
         S_key.append(keys[rows][rr.cpu().numpy()]), S_idx.append(jj.cpu().numpy())
         S_cnt.append(sizes[rr, cc].cpu().numpy()), S_cent.append(centres[rr, cc].float().cpu().numpy())
         if E > 0:
-            # the E most central members of each sense: sort valid points by (row, rank) then distance
-            pr, pp = valid.nonzero(as_tuple=True)                                # [P] row, point
-            srank = rank_of[pr, lab[pr, pp]]
-            dist = sq[pr, pp].sqrt()
-            grp = pr * k + srank                                                 # [P] (row, sense) group
-            o = torch.sort(dist, stable=True).indices
-            o = o[torch.sort(grp[o], stable=True).indices]                       # group-major, nearest first
-            g = grp[o]
-            first = torch.ones_like(g, dtype=torch.bool)
-            first[1:] = g[1:] != g[:-1]
-            pos = torch.arange(len(g), device=device)
-            start = torch.cummax(torch.where(first, pos, torch.zeros_like(pos)), 0).values
-            rank = pos - start
-            keep = o[rank < E]
-            kr = rank[rank < E]
-            row_np = pr[keep].cpu().numpy()
-            C_key.append(keys[rows][row_np]), C_idx.append(srank[keep].cpu().numpy()), C_rank.append(kr.cpu().numpy())
-            C_sample.append(indptr[rows][row_np] + pp[keep].cpu().numpy()), C_dist.append(dist[keep].float().cpu().numpy())
+            row_np, point, sense_rank, member_rank, dist = _central_members(valid, lab, rank_of, sq, k, E)
+            C_key.append(keys[rows][row_np]), C_idx.append(sense_rank), C_rank.append(member_rank)
+            C_sample.append(indptr[rows][row_np] + point), C_dist.append(dist)
         done += int(lengths[rows].sum())
         if progress:
             progress(done, total)

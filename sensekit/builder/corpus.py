@@ -7,7 +7,7 @@
 - MediaWiki XML dumps (`.xml`, `.xml.bz2`), article namespace only, markup stripped;
 - Hugging Face `datasets` folders written by `save_to_disk`;
 - folders (recursively, sorted) and globs of any of the above.
-`iter_wordnet()` yields WordNet glosses and examples, the offline default corpus.
+(The offline default corpus, WordNet's glosses, is read by `wordnet_corpus`.)
 
 `pack_windows()` tokenizes documents into windows of at most `seq_len` tokens, keeping the
 character span of every token so that contexts can be cut out of the document later.
@@ -15,10 +15,9 @@ character span of every token so that contexts can be cut out of the document la
 
 from __future__ import annotations
 
-import bz2
 import glob
-import gzip
 import hashlib
+import io
 import json
 import lzma
 import os
@@ -29,14 +28,13 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .._fs import open_compressed, strip_compression
 from ..errors import InputError, MissingDependency
 
-__all__ = ["iter_documents", "iter_wordnet", "resolve_paths", "corpus_fingerprint", "pack_windows", "Window",
-           "WORDNET_CORPUS", "DOC_CHAR_CAP"]
+__all__ = ["iter_documents", "resolve_paths", "corpus_fingerprint", "pack_windows", "special_prefix", "Window",
+           "DOC_CHAR_CAP"]
 
-WORDNET_CORPUS = "wordnet"            # the name under which the default corpus is recorded
 DOC_CHAR_CAP = 1_000_000              # plain-text documents are cut at the next blank line past this
-_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _JSONL = (".jsonl", ".ndjson", ".json")
 _XML = (".xml",)
 
@@ -62,7 +60,8 @@ def resolve_paths(paths: Iterable[str]) -> list[Path]:
             if _is_hf_dataset(p) or p.is_file():
                 out.append(p)
             elif p.is_dir():
-                found = sorted(f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+                found = sorted(f for f in p.rglob("*")
+                               if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
                 # a folder that holds HF dataset folders: take those as units, not their arrow files
                 sub = sorted({d for d in p.rglob("*") if _is_hf_dataset(d)})
                 for d in sub:
@@ -77,21 +76,21 @@ def resolve_paths(paths: Iterable[str]) -> list[Path]:
     return uniq
 
 
-def _kind(path: Path) -> tuple[str, Callable]:
-    """('text'|'jsonl'|'xml'|'hf', opener)."""
+def _kind(path: Path) -> str:
+    """'text' | 'jsonl' | 'xml' | 'hf', by the suffix under any compression suffix."""
     if path.is_dir():
-        return "hf", open
-    suffixes = [s.lower() for s in path.suffixes]
-    opener: Callable = open
-    if suffixes and suffixes[-1] in _COMPRESSED:
-        opener = _COMPRESSED[suffixes[-1]]
-        suffixes = suffixes[:-1]
-    last = suffixes[-1] if suffixes else ""
+        return "hf"
+    last = Path(strip_compression(path.name)).suffix.lower()
     if last in _JSONL:
-        return "jsonl", opener
+        return "jsonl"
     if last in _XML:
-        return "xml", opener
-    return "text", opener
+        return "xml"
+    return "text"
+
+
+def _open_text(path: Path, errors: str = "strict") -> io.TextIOWrapper:
+    """UTF-8 text over a plain or compressed file (universal newlines, as `open`)."""
+    return io.TextIOWrapper(open_compressed(path, "rb"), encoding="utf-8", errors=errors)
 
 
 def corpus_fingerprint(paths: list[Path], text_field: str) -> str:
@@ -114,9 +113,9 @@ def corpus_fingerprint(paths: list[Path], text_field: str) -> str:
 
 
 # -- readers ------------------------------------------------------------------------------
-def _read_text(path: Path, opener: Callable, label: str) -> Iterator[tuple[str, str]]:
+def _read_text(path: Path, label: str) -> Iterator[tuple[str, str]]:
     """Documents = blank-line separated blocks, merged up to DOC_CHAR_CAP; doc id = 'file:first_line'."""
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+    with _open_text(path, errors="replace") as fh:
         buf: list[str] = []
         size = 0
         start = 1
@@ -135,8 +134,8 @@ def _read_text(path: Path, opener: Callable, label: str) -> Iterator[tuple[str, 
             yield f"{label}:{start}", text
 
 
-def _read_jsonl(path: Path, opener: Callable, label: str, text_field: str) -> Iterator[tuple[str, str]]:
-    with opener(path, "rt", encoding="utf-8") as fh:
+def _read_jsonl(path: Path, label: str, text_field: str) -> Iterator[tuple[str, str]]:
+    with _open_text(path) as fh:
         lineno = 0
         while True:
             try:
@@ -200,12 +199,12 @@ def wikitext_to_text(wikitext: str) -> str:
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
 
-def _read_mediawiki(path: Path, opener: Callable) -> Iterator[tuple[str, str]]:
+def _read_mediawiki(path: Path) -> Iterator[tuple[str, str]]:
     """Articles (namespace 0, not redirects, not empty) of a MediaWiki XML export, as raw wikitext;
     doc id = page title."""
     import xml.etree.ElementTree as ET
 
-    with opener(path, "rb") as fh:
+    with open_compressed(path, "rb") as fh:
         try:
             context = ET.iterparse(fh, events=("start", "end"))
             _, root = next(context)
@@ -265,111 +264,23 @@ def iter_documents(paths: list[str], text_field: str = "text",
     multi = len(resolved) > 1
     ordinal = 0
     for p in resolved:
-        kind, opener = _kind(p)
+        kind = _kind(p)
         label = str(p) if multi else p.name
         try:
             if kind == "hf":
                 docs = _read_hf(p, text_field)
             elif kind == "jsonl":
-                docs = _read_jsonl(p, opener, label, text_field)
+                docs = _read_jsonl(p, label, text_field)
             elif kind == "xml":
                 docs = ((t, wikitext_to_text(w) if select is None or select(o) else "")
-                        for o, (t, w) in enumerate(_read_mediawiki(p, opener), ordinal))
+                        for o, (t, w) in enumerate(_read_mediawiki(p), ordinal))
             else:
-                docs = _read_text(p, opener, label)
+                docs = _read_text(p, label)
             for doc in docs:
                 yield doc
                 ordinal += 1
         except (OSError, EOFError, lzma.LZMAError) as exc:
             raise InputError(f"cannot read {p}: {exc}") from None
-
-
-def iter_wordnet(root: str | None = None) -> Iterator[tuple[str, str]]:
-    """WordNet's glosses and example sentences, one document per synset (doc id = synset name).
-
-    Synsets come in a fixed pseudo-random order (by a hash of their name), not WordNet's
-    adjectives-first order, so that a `--max-tokens` prefix is a fair sample of all of WordNet.
-    """
-    import zlib
-
-    try:
-        from ..lexicon.wordnet import open_wordnet
-    except ImportError:
-        raise MissingDependency("the default corpus needs sensekit.lexicon.wordnet, which is not installed; "
-                                "pass a corpus path to `sensekit build`") from None
-    try:
-        wn = _open_wordnet_cached(root)
-    except InputError as exc:
-        raise InputError(f"default corpus (WordNet glosses): {exc}; or pass a corpus path to `sensekit build`") from None
-    except (LookupError, OSError) as exc:
-        raise InputError("no WordNet found for the default corpus; pass a corpus path, or install Debian's "
-                         f"wordnet-base or set NLTK_DATA ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    key = str(getattr(wn, "root", root))
-    docs = _WORDNET_CACHE.get(key)
-    if docs is None:  # a build reads it up to three times (check, harvest, contexts): parse once
-        try:
-            docs = _wordnet_glosses_fast(wn)
-        except (AttributeError, KeyError, ValueError, OSError):  # NLTK internals moved: the public, slower path
-            docs = [(s.name(), s.definition(), s.examples()) for s in wn.all_synsets()]
-        docs.sort(key=lambda d: (zlib.crc32(d[0].encode()), d[0]))
-        _WORDNET_CACHE.clear()
-        _WORDNET_CACHE[key] = docs
-    for name, definition, examples in docs:
-        parts = [definition.strip()] + [e.strip() for e in examples]
-        text = "\n".join(p for p in parts if p)
-        if text:
-            yield name, text
-
-
-_WORDNET_CACHE: dict[str, list] = {}
-_READERS: dict[str | None, object] = {}
-
-
-def _open_wordnet_cached(root: str | None):
-    from ..lexicon.wordnet import open_wordnet
-
-    if root not in _READERS:
-        _READERS[root] = open_wordnet(root)
-    return _READERS[root]
-
-_QUOTED = re.compile(r'"([^"]*)"')
-_QUOTED_ANY = re.compile(r'["].*?["]')
-
-
-def _wordnet_glosses_fast(wn) -> list[tuple[str, str, list[str]]]:
-    """(synset name, definition, examples) read straight from the data files, as NLTK parses them
-    (about 5x faster than materialising 117k Synset objects)."""
-    out = []
-    offsets_of = wn._lemma_pos_offset_map
-    for fname in ("data.noun", "data.verb", "data.adj", "data.adv"):
-        with wn.open(fname) as fh:
-            for line in fh:
-                if line.startswith("  "):
-                    continue  # licence header
-                columns, gloss = line.strip().split("|", 1)
-                cols = columns.split()
-                offset, pos = int(cols[0]), cols[2]
-                lemma = cols[4]
-                paren = lemma.rfind("(")
-                if paren > 0 and lemma.endswith(")"):
-                    lemma = lemma[:paren]
-                lemma = lemma.lower()
-                sense = offsets_of[lemma][pos].index(offset) + 1
-                definition = _QUOTED_ANY.sub("", gloss).strip().strip("; ")
-                out.append((f"{lemma}.{pos}.{sense:02d}", definition, _QUOTED.findall(gloss)))
-    return out
-
-
-def wordnet_fingerprint(root: str | None = None) -> str:
-    wn = _open_wordnet_cached(root)
-    h = hashlib.sha256(b"wordnet")
-    h.update(str(getattr(wn, "get_version", lambda: "")()).encode())
-    base = Path(str(getattr(wn, "root", "")))
-    if base.is_dir():
-        for f in sorted(base.iterdir()):
-            if f.is_file():
-                h.update(f"{f.name}:{f.stat().st_size}".encode())
-    return h.hexdigest()[:32]
 
 
 # -- windows ------------------------------------------------------------------------------

