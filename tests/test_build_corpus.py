@@ -106,7 +106,7 @@ def test_pack_windows_overlap_covers_every_pair_once():
     full = tok(text, add_special_tokens=False)["input_ids"]
     windows = list(pack_windows([(7, text)], tok, seq_len=10, overlap=1, prefix=[0]))
     assert all(len(w.ids) <= 10 and w.ids[0] == 0 and w.doc == 7 for w in windows)
-    assert windows[0].first and not any(w.first for w in windows[1:])
+    assert windows[0].repeated == 0 and all(w.repeated == 1 for w in windows[1:])
     pairs = [(int(a), int(b)) for w in windows for a, b in zip(w.ids[1:-1], w.ids[2:])]
     assert pairs == list(zip(full[:-1], full[1:]))
     # offsets point at the token's text

@@ -54,6 +54,38 @@ def test_input_keys_are_the_input_tokens(tiny):
     assert meta[:, 1].tolist() == [10 * t for _, t in src]
 
 
+def test_min_context_drops_sources_that_read_too_little(tiny):
+    batch, a, b = _batch(tiny)
+    special = _special(tiny)
+    # next: the state at body position j has read j + 1 real tokens before its key x_{j+1}
+    keys, _, _ = key_positions(tiny, batch, key="next", next_token="gold", special=special, min_context=3)
+    assert keys.tolist() == a[3:] + b[3:]
+    # input: the state at x_j has read j real tokens before it
+    keys, _, _ = key_positions(tiny, batch, key="input", next_token="gold", special=special, min_context=3)
+    assert keys.tolist() == a[3:] + b[3:]
+
+
+def test_continuation_windows_skip_what_the_previous_window_used(tiny):
+    from sensekit.builder.corpus import pack_windows
+    from sensekit.builder.harvest import Batch
+
+    tok, special = tiny.tokenizer, _special(tiny)
+    text = " ".join(["the bank of the river was muddy after the spring flood"] * 8)
+    full = tok(text, add_special_tokens=False)["input_ids"]
+    for overlap, min_context in ((1, 0), (5, 2), (6, 6)):
+        windows = list(pack_windows([(0, text)], tok, seq_len=24, overlap=overlap, prefix=[tok.bos_token_id]))
+        assert len(windows) > 2 and [w.repeated for w in windows[1:]] == [overlap] * (len(windows) - 1)
+        keys = []
+        for w in windows:
+            ids = torch.as_tensor(w.ids)[None]
+            batch = Batch(ids, torch.ones_like(ids, dtype=torch.bool), w.offsets[None], np.array([0]), ids.numel(),
+                          repeated=np.array([w.repeated]))
+            keys += key_positions(tiny, batch, key="next", next_token="gold", special=special,
+                                  min_context=min_context)[0].tolist()
+        # every (x_t, x_{t+1}) pair with enough context is filed exactly once
+        assert keys == full[max(min_context, 1):]
+
+
 def test_next_pred_keys_are_the_teacher_argmax(tiny):
     batch, a, b = _batch(tiny)
     special = _special(tiny)

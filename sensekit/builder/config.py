@@ -57,6 +57,11 @@ class BuildConfig:
                                     short="-G", panel=_SENSES)
     contexts_per_sense: int = option(3, "E: most central contexts kept per sense.", min=0, max=100,
                                      short="-E", panel=_SENSES)
+    min_context: int = option(3, "Real tokens a source position must have read before its key token (0: all "
+                              "positions). Near-empty contexts give the same state whatever the key is.",
+                              min=0, max=1 << 16, panel=_SENSES)
+    gloss_lemmas: bool = option(True, "Default corpus (WordNet): put each synset's lemma names before its gloss, "
+                                "the context a reader of a dictionary has.", panel=_IO)
     max_tokens: Optional[int] = option(
         None, "Stop after this many corpus tokens (all ranks together); none: the whole corpus.", min=1, panel=_IO)
     seq_len: int = option(256, "Tokens per teacher window (long documents are cut into windows).",
@@ -86,6 +91,12 @@ class BuildConfig:
         if not str(self.store).strip():
             raise InputError("--store must be a path")
         parse_bytes(self.reservoir_memory)
+
+    @property
+    def window_overlap(self) -> int:
+        """Tokens a continuation window repeats from the previous one, as context: at least
+        --min-context, and an eighth of a window so that no position after a cut reads a stub."""
+        return max(self.min_context, self.seq_len // 8, 1 if self.key == "next" else 0)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as JSON-ready data (recorded in the store's provenance)."""

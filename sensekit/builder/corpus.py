@@ -292,7 +292,7 @@ class Window:
     ids: np.ndarray
     offsets: np.ndarray
     doc: int
-    first: bool  # the doc's first window (continuations overlap the previous one, see pack_windows)
+    repeated: int  # leading body tokens repeated from the doc's previous window (0 in its first window)
 
 
 def special_prefix(tokenizer) -> list[int]:
@@ -310,9 +310,10 @@ def pack_windows(docs: Iterable[tuple[int, str]], tokenizer, seq_len: int, overl
     """Tokenize `(ordinal, text)` documents into windows of at most `seq_len` tokens.
 
     Each window starts with the tokenizer's own prefix (BOS, if it adds one). A long document
-    is cut into several windows; consecutive ones share `overlap` tokens so that, in next-token
-    mode, every (x_t, x_{t+1}) pair lies inside exactly one window. Documents are tokenized in
-    groups of `batch_docs` (the fast tokenizer runs them in parallel, outside the GIL).
+    is cut into several windows; each continuation repeats the last `overlap` tokens of the
+    previous one (`Window.repeated`) as context, so no position after a cut is read without
+    context, and `key_positions` skips the positions the previous window already used. Documents
+    are tokenized in groups of `batch_docs` (the fast tokenizer runs them in parallel, outside the GIL).
     """
     prefix = list(prefix or [])
     body = seq_len - len(prefix)
@@ -328,16 +329,14 @@ def pack_windows(docs: Iterable[tuple[int, str]], tokenizer, seq_len: int, overl
         for (ordinal, _), ids, offs in zip(group, enc["input_ids"], enc["offset_mapping"]):
             ids = np.asarray(ids, np.int64)
             offs = np.asarray(offs, np.int32).reshape(-1, 2)
-            start = 0
-            first = True
-            while start < len(ids) and (first or len(ids) - start > overlap):
+            start, repeated = 0, 0
+            while start < len(ids) and (repeated == 0 or len(ids) - start > overlap):
                 end = min(start + body, len(ids))
                 yield Window(np.concatenate([pre_ids, ids[start:end]]), np.concatenate([pre_off, offs[start:end]]),
-                             ordinal, first)
-                first = False
+                             ordinal, repeated)
                 if end == len(ids):
                     break
-                start = end - overlap
+                start, repeated = end - overlap, overlap
 
     for item in docs:
         group.append(item)

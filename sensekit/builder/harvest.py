@@ -13,6 +13,10 @@ METHOD.md 1.1, with tensor ops only:
 - key = input: position t is filed under x_t.
 Padding and special tokens are never keys, and a position whose input is a special token
 (a BOS prefix) is never a source in next mode: its state does not depend on the text.
+A source must also have read at least `min_context` real tokens before its key token: the state
+after `[BOS, "a"]` is the same whatever comes next, so with little context it would be filed
+as a "sense" of hundreds of different tokens. Positions that a document's previous window
+already used (the repeated overlap of a continuation window) are skipped.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Batch:
     docs: np.ndarray           # [B] int64 document ordinal of each row
     n_tokens: int              # real tokens in the batch
     state: dict = field(default_factory=dict)  # stream position *after* this batch
+    repeated: np.ndarray | None = None  # [B] int64 body tokens repeated from the doc's previous window
 
 
 class BatchStream:
@@ -109,7 +114,7 @@ class BatchStream:
                             budget = 0
                             break
                         if len(w.ids) > budget:
-                            w = Window(w.ids[:budget], w.offsets[:budget], w.doc, w.first)
+                            w = Window(w.ids[:budget], w.offsets[:budget], w.doc, w.repeated)
                         budget -= len(w.ids)
                     windows.append(w)
                     buffered += len(w.ids)
@@ -149,14 +154,36 @@ class BatchStream:
             n = len(w.ids)
             ids[i, :n], mask[i, :n], offsets[i, :n] = w.ids, True, w.offsets
         docs = np.asarray([w.doc for w in chunk], np.int64)
-        return Batch(torch.from_numpy(ids), torch.from_numpy(mask), offsets, docs, int(mask.sum()), state)
+        repeated = np.asarray([w.repeated for w in chunk], np.int64)
+        return Batch(torch.from_numpy(ids), torch.from_numpy(mask), offsets, docs, int(mask.sum()), state, repeated)
 
 
-def key_positions(teacher, batch: Batch, *, key: str, next_token: str, special: torch.Tensor
-                  ) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+def source_allowed(batch: Batch, special: torch.Tensor, *, key: str, min_context: int) -> torch.Tensor:
+    """[B, T] bool on `special`'s device: positions with enough context, not used by a previous window.
+
+    Context = real tokens read before the key token: for next, x_1..x_t (the body position + 1);
+    for input, the tokens before x_t (the body position). Body positions count from the first
+    token after the special prefix, which is all special tokens at the start of a row.
+    """
+    dev = special.device
+    ids, mask = batch.ids.to(dev), batch.mask.to(dev)                 # [B, T]
+    B, T = ids.shape
+    real = ~special[ids] & mask                                      # [B, T]
+    prefix = torch.cumprod((~real & mask).long(), dim=1).sum(1)      # [B] leading specials (the BOS prefix)
+    body_pos = torch.arange(T, device=dev)[None, :] - prefix[:, None]  # [B, T] 0 at the first real token
+    repeated = torch.zeros(B, dtype=torch.long, device=dev) if batch.repeated is None else \
+        torch.as_tensor(batch.repeated, device=dev)
+    shift = 1 if key == "next" else 0                                # next: the key is the *following* token
+    first = torch.clamp(torch.maximum(repeated, torch.full_like(repeated, min_context)) - shift, min=0)  # [B]
+    return body_pos >= first[:, None]
+
+
+def key_positions(teacher, batch: Batch, *, key: str, next_token: str, special: torch.Tensor,
+                  min_context: int = 0) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
     """One forward pass -> (keys [P] int64 numpy, vectors [P, d] on the teacher's device, meta [P, 3] int64 numpy).
 
     special [V] bool on the teacher's device: ids that are never keys (specials and padding).
+    min_context: real tokens a source must have read before its key token (see `source_allowed`).
     meta = (doc ordinal, char_start, char_end) of the key token's slot in the document.
     """
     dev = teacher.device
@@ -164,13 +191,14 @@ def key_positions(teacher, batch: Batch, *, key: str, next_token: str, special: 
     mask = batch.mask.to(dev, non_blocking=True)                     # [B, T]
     g = teacher.final_hidden(ids, mask)                              # [B, T, d]
     sp = special[ids] | ~mask                                        # [B, T] never a key / never a source
+    allowed = source_allowed(batch, special, key=key, min_context=min_context)  # [B, T]
     if key == "input":
-        valid = ~sp                                                  # [B, T]
+        valid = ~sp & allowed                                        # [B, T]
         keys_t = ids
         src = g
         off = batch.offsets                                          # span of x_t
     else:
-        valid = ~sp[:, :-1] & mask[:, 1:]                            # [B, T-1] source real, pair inside the window
+        valid = ~sp[:, :-1] & mask[:, 1:] & allowed[:, :-1]          # [B, T-1] source real, pair inside the window
         src = g[:, :-1]                                              # [B, T-1, d]
         off = batch.offsets[:, 1:]                                   # span of x_{t+1}: the slot the key fills
         if next_token == "gold":

@@ -73,7 +73,7 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     reservoir, start = resumed or (Reservoir(teacher.vocab_size, teacher.hidden_size, cfg.samples_per_token,
                                              seed=cfg.seed, stream=ranks.rank), None)
     stream = BatchStream(corpus.docs, teacher.tokenizer, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
-                         overlap=1 if cfg.key == "next" else 0, prefix=vocab.prefix, pad_id=vocab.pad_id,
+                         overlap=cfg.window_overlap, prefix=vocab.prefix, pad_id=vocab.pad_id,
                          max_tokens=cap, rank=ranks.rank, world=ranks.world, start=start)
     tokens_done, harvest_s = _harvest(cfg, teacher, stream, reservoir, vocab, ckpt, ranks, start, report)
 
@@ -138,7 +138,8 @@ def _open_corpus(cfg: BuildConfig) -> _Corpus:
                        C.corpus_fingerprint(paths, cfg.text_field), [str(p) for p in paths])
     if next(W.iter_wordnet(), None) is None:  # fail fast (no WordNet) before loading the teacher
         raise InputError("the default corpus (WordNet) is empty; pass a corpus path")
-    return _Corpus(lambda select=None: W.iter_wordnet(), W.wordnet_fingerprint(), [W.WORDNET_CORPUS])
+    return _Corpus(lambda select=None: W.iter_wordnet(lemmas=cfg.gloss_lemmas), W.wordnet_fingerprint(),
+                   [W.WORDNET_CORPUS + ("+lemmas" if cfg.gloss_lemmas else "")])
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ def _harvest(cfg: BuildConfig, teacher, stream, reservoir, vocab: _KeyVocabulary
             teacher.check_post_norm(batch.ids[:1, :32], batch.mask[:1, :32])
             checked = True
         keys, vecs, meta = key_positions(teacher, batch, key=cfg.key, next_token=cfg.next_token,
+                                         min_context=cfg.min_context,
                                          special=vocab.special)  # keys [P], vecs [P, d], meta [P, 3]
         sel, dest = reservoir.admit(keys)
         if len(sel):  # only the kept rows leave the device
@@ -239,7 +241,8 @@ def _provenance(cfg: BuildConfig, teacher, corpus: _Corpus, tokens_all: int, pos
         "k": cfg.senses_per_token, "samples_per_token": cfg.samples_per_token,
         "contexts_per_sense": cfg.contexts_per_sense,
         "corpus": corpus.description, "corpus_fingerprint": corpus.fingerprint, "text_field": cfg.text_field,
-        "seq_len": cfg.seq_len, "max_tokens": cfg.max_tokens, "tokens_processed": tokens_all,
+        "seq_len": cfg.seq_len, "min_context": cfg.min_context, "window_overlap": cfg.window_overlap,
+        "max_tokens": cfg.max_tokens, "tokens_processed": tokens_all,
         "key_positions": positions_all, "seed": cfg.seed, "world_size": world,
         "dtype": str(teacher.dtype).replace("torch.", ""), "device": str(teacher.device),
         "kmeans": {"init": "k-means++ (greedy)", "max_iter": cfg.kmeans_iters, "tol": cfg.kmeans_tol},

@@ -25,11 +25,13 @@ _QUOTED = re.compile(r'"([^"]*)"')
 _QUOTED_ANY = re.compile(r'["].*?["]')
 
 
-def iter_wordnet(root: str | None = None) -> Iterator[tuple[str, str]]:
+def iter_wordnet(root: str | None = None, lemmas: bool = False) -> Iterator[tuple[str, str]]:
     """WordNet's glosses and example sentences, one document per synset (doc id = synset name).
 
     Synsets come in a fixed pseudo-random order (by a hash of their name), not WordNet's
     adjectives-first order, so that a `--max-tokens` prefix is a fair sample of all of WordNet.
+    With `lemmas`, a gloss reads as in a dictionary: "bank, depository financial institution:
+    a financial institution that ..." (a bare gloss is a few words with no topic).
     """
     wn = _open_for_corpus(root)
     key = str(getattr(wn, "root", root))
@@ -38,12 +40,13 @@ def iter_wordnet(root: str | None = None) -> Iterator[tuple[str, str]]:
         try:
             docs = _wordnet_glosses_fast(wn)
         except (AttributeError, KeyError, ValueError, OSError):  # NLTK internals moved: the public, slower path
-            docs = [(s.name(), s.definition(), s.examples()) for s in wn.all_synsets()]
+            docs = [(s.name(), s.definition(), s.examples(), s.lemma_names()) for s in wn.all_synsets()]
         docs.sort(key=lambda d: (zlib.crc32(d[0].encode()), d[0]))
         _WORDNET_CACHE.clear()
         _WORDNET_CACHE[key] = docs
-    for name, definition, examples in docs:
-        parts = [definition.strip()] + [e.strip() for e in examples]
+    for name, definition, examples, names in docs:
+        head = ", ".join(n.replace("_", " ") for n in names) + ": " if lemmas and names else ""
+        parts = [head + definition.strip()] + [e.strip() for e in examples]
         text = "\n".join(p for p in parts if p)
         if text:
             yield name, text
@@ -75,8 +78,8 @@ def _open_wordnet_cached(root: str | None):
     return _READERS[root]
 
 
-def _wordnet_glosses_fast(wn) -> list[tuple[str, str, list[str]]]:
-    """(synset name, definition, examples) read straight from the data files, as NLTK parses them."""
+def _wordnet_glosses_fast(wn) -> list[tuple[str, str, list[str], list[str]]]:
+    """(synset name, definition, examples, lemma names) read straight from the data files, as NLTK parses them."""
     out = []
     offsets_of = wn._lemma_pos_offset_map
     for fname in ("data.noun", "data.verb", "data.adj", "data.adv"):
@@ -87,15 +90,18 @@ def _wordnet_glosses_fast(wn) -> list[tuple[str, str, list[str]]]:
                 columns, gloss = line.strip().split("|", 1)
                 cols = columns.split()
                 offset, pos = int(cols[0]), cols[2]
-                lemma = cols[4]
-                paren = lemma.rfind("(")
-                if paren > 0 and lemma.endswith(")"):
-                    lemma = lemma[:paren]
-                lemma = lemma.lower()
+                names = [_strip_marker(w) for w in cols[4 : 4 + 2 * int(cols[3], 16) : 2]]  # (word, lex_id) pairs
+                lemma = names[0].lower()
                 sense = offsets_of[lemma][pos].index(offset) + 1
                 definition = _QUOTED_ANY.sub("", gloss).strip().strip("; ")
-                out.append((f"{lemma}.{pos}.{sense:02d}", definition, _QUOTED.findall(gloss)))
+                out.append((f"{lemma}.{pos}.{sense:02d}", definition, _QUOTED.findall(gloss), names))
     return out
+
+
+def _strip_marker(word: str) -> str:
+    """'long(a)' -> 'long': adjectives carry a syntactic marker in the data files."""
+    paren = word.rfind("(")
+    return word[:paren] if paren > 0 and word.endswith(")") else word
 
 
 def wordnet_fingerprint(root: str | None = None) -> str:
