@@ -29,9 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sensekit.lexicon.kaikki import kaikki_pairs  # noqa: E402
 from sensekit.lexicon.pairs import ReadReport, normalize  # noqa: E402
 from sensekit.lexicon.tokens import SenseTable, span_clouds  # noqa: E402
-from sensekit.lexicon.wiktionary import dump_entries, kaikki_pairs  # noqa: E402
+from sensekit.lexicon.wiktionary_dump import dump_entries  # noqa: E402
 from sensekit.paths import shared_dir  # noqa: E402
 
 

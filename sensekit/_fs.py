@@ -84,9 +84,14 @@ def strip_compression(name: str) -> str:
     return name
 
 
-def open_compressed(path: str | os.PathLike, mode: str = "rb") -> IO[bytes]:
-    """A binary stream over `path`, (de)compressed by its suffix: .gz, .bz2, .xz/.lzma or plain."""
-    name = str(path).lower()
+def open_compressed(path: str | os.PathLike, mode: str = "rb", *,
+                    compression_of: str | os.PathLike | None = None) -> IO[bytes]:
+    """A binary stream over `path`, (de)compressed by its suffix: .gz, .bz2, .xz/.lzma or plain.
+
+    `compression_of` names the file whose suffix decides instead, e.g. the final name when
+    writing a `temp_sibling` of it.
+    """
+    name = str(compression_of if compression_of is not None else path).lower()
     if name.endswith(".gz"):
         import gzip
 

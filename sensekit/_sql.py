@@ -62,11 +62,10 @@ SENSE_MATRIX = "SELECT sense_id, token_id, span_id, sense_index, embedding FROM 
 ALL_WORDS = "SELECT word, token_ids, span_id FROM words"
 ALL_RELATIONS = "SELECT head, related, kind, source, derived FROM relations"
 
-# -- lexicon (sensekit/lexicon/attach.py) ---------------------------------------------------
+# -- relation words and span clouds (StoreWriter, for sensekit/lexicon/attach.py) ---------------
 RELATION_WORDS = "SELECT head AS word FROM relations UNION SELECT related FROM relations"
 DELETE_ALL_WORDS = "DELETE FROM words"
-SENSE_COUNTS = "SELECT token_id, count(*) AS n FROM senses WHERE token_id IS NOT NULL GROUP BY token_id"
-# `needed_tokens` is a local pyarrow table (column token_id) in lexicon/attach.py.
+# `needed_tokens` is a local pyarrow table (column token_id) in StoreWriter.token_senses.
 TOKEN_SENSES_OF = (
     "SELECT s.token_id, s.sense_index, s.embedding FROM senses s"
     " JOIN needed_tokens n ON n.token_id = s.token_id ORDER BY s.token_id, s.sense_index"

@@ -160,9 +160,9 @@ def export(
         raise InputError(f"unknown export format {fmt!r}; use --format parquet")
     output.mkdir(parents=True, exist_ok=True)
     with open_store(store) as s:
-        for name in s.table_names():
-            s.con.table(name).write_parquet(str(output / f"{name}.parquet"))
-            out.print(f"wrote {output / (name + '.parquet')}")
+        written = s.export_parquet(output)
+    for path in written:
+        out.print(f"wrote {path}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})

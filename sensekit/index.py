@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._fs import INDEX_FILE  # noqa: F401  (importable from here, as before)
 from .errors import IndexMismatch, InputError, StoreError
 
-INDEX_FILE = "senses.hnsw"
 SPACES = ("cosine", "l2", "ip")
 
 

@@ -15,13 +15,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _sql
+from ._fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE
 from .errors import InputError, NotFound, SchemaMismatch, StoreError
-from .index import INDEX_FILE, load_index
+from .index import load_index
 from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
 
 SCHEMA_VERSION = 1
-DB_FILE = "store.duckdb"
-TOKENIZER_FILE = "tokenizer.json"
 
 __all__ = ["SenseStore", "open_store", "SCHEMA_VERSION"]
 
@@ -261,8 +260,21 @@ class SenseStore:
     def relations_table(self) -> list[tuple[str, str, str, str, bool]]:
         return self.con.execute(_sql.ALL_RELATIONS).fetchall()
 
+    def sense_counts(self) -> np.ndarray:
+        """Senses per token id [max token id + 1] (0 where a token has none), from memory."""
+        return np.bincount(self._sense_token[self._sense_token >= 0])
+
     def table_names(self) -> list[str]:
         return [r[0] for r in self.con.execute(_sql.TABLE_NAMES).fetchall()]
+
+    def export_parquet(self, folder: str | os.PathLike) -> list[Path]:
+        """Write every table to `folder`/NAME.parquet; returns the files written."""
+        written = []
+        for name in self.table_names():
+            path = Path(folder) / f"{name}.parquet"
+            self.con.table(name).write_parquet(str(path))
+            written.append(path)
+        return written
 
     def close(self) -> None:
         self.con.close()

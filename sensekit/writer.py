@@ -21,16 +21,21 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _sql
+from ._fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
 from .errors import InputError, StoreError
-from .index import INDEX_FILE, IndexParams, build_index, index_record
+from .index import IndexParams, build_index, index_record
 from .paths import schema_text
-from .store import DB_FILE, SCHEMA_VERSION, TOKENIZER_FILE, read_meta
+from .store import SCHEMA_VERSION, read_meta
 
 __all__ = ["StoreWriter"]
 
 
-def _tmp_sibling(path: Path) -> Path:
-    return path.parent / f".{path.name}.tmp-{os.getpid()}"
+def _embedding_matrix(table, dim: int) -> np.ndarray:
+    """The `embedding` column of an arrow table as float32 [n, dim]."""
+    n = table.num_rows
+    if not n:
+        return np.zeros((0, dim), np.float32)
+    return table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, dim)
 
 
 class StoreWriter:
@@ -55,7 +60,7 @@ class StoreWriter:
             raise InputError(f"embedding dim must be an integer in 1..65536, got {dim!r}")
         self.path = Path(path)
         self.dim = dim
-        self.tmp = _tmp_sibling(self.path)
+        self.tmp = temp_sibling(self.path)
         self.index_params = index_params or IndexParams()
         self._senses_dirty = not _existing
         self._next_sense_id = 0
@@ -81,7 +86,7 @@ class StoreWriter:
         path = Path(path)
         if not (path / DB_FILE).is_file():
             raise StoreError(f"no store at {path}: build one with `sensekit build`")
-        tmp = _tmp_sibling(path)
+        tmp = temp_sibling(path)
         if tmp.exists():
             shutil.rmtree(tmp)
         shutil.copytree(path, tmp)
@@ -157,7 +162,8 @@ class StoreWriter:
                                "token_ids": pa.array([list(map(int, t)) for t in token_ids], pa.list_(pa.int32())),
                                "text": list(texts)})
 
-    def add_words(self, words: Sequence[str], token_ids: Sequence[Sequence[int]], span_ids: Sequence[int | None]) -> None:
+    def add_words(self, words: Sequence[str], token_ids: Sequence[Sequence[int]],
+                  span_ids: Sequence[int | None]) -> None:
         import pyarrow as pa
 
         self.con.execute(_sql.DELETE_WORDS_IN, [list(words)])
@@ -185,6 +191,25 @@ class StoreWriter:
         for stmt in _sql.DELETE_SPANS:
             self.con.execute(stmt)
 
+    def clear_words(self) -> None:
+        """Drop every row of `words` (before rebuilding it from the relations)."""
+        self.con.execute(_sql.DELETE_ALL_WORDS)
+
+    # -- reads of the bundle being written ------------------------------------------------
+    def relation_words(self) -> list[str]:
+        """Every word that appears in a relation, as head or related (all sources), in no set order."""
+        return [w for (w,) in self.con.execute(_sql.RELATION_WORDS).fetchall()]
+
+    def token_senses(self, token_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The senses of `token_ids`, ordered by token and sense index: token_id [n], sense_index [n],
+        embedding [n, dim] float32."""
+        import pyarrow as pa
+
+        needed_tokens = pa.table({"token_id": pa.array(list(token_ids), pa.int32())})  # noqa: F841 (DuckDB scan)
+        tbl = self.con.sql(_sql.TOKEN_SENSES_OF).to_arrow_table()
+        return (tbl.column("token_id").to_numpy(zero_copy_only=False),
+                tbl.column("sense_index").to_numpy(zero_copy_only=False), _embedding_matrix(tbl, self.dim))
+
     # -- finishing ------------------------------------------------------------------------
     def commit(self) -> Path:
         """Build the index (if token senses changed), record it, and rename the bundle into place."""
@@ -193,14 +218,14 @@ class StoreWriter:
         if self._senses_dirty:
             tbl = self.con.sql(_sql.INDEXED_SENSES).to_arrow_table()
             ids = tbl.column("sense_id").to_numpy()
-            vectors = tbl.column("embedding").combine_chunks().flatten().to_numpy().reshape(len(ids), self.dim) if len(ids) else np.zeros((0, self.dim), np.float32)
+            vectors = _embedding_matrix(tbl, self.dim)
             index = build_index(ids, vectors, self.index_params)
             index.save_index(str(self.tmp / INDEX_FILE))
             self.set_meta(index=index_record(index, ids, self.index_params))
         self.set_meta(updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
         self.con.execute(_sql.CHECKPOINT)
         self.con.close()
-        _swap_into_place(self.tmp, self.path)
+        swap_into_place(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:
@@ -218,14 +243,3 @@ class StoreWriter:
         else:
             self.abort()
 
-
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    """Rename tmp -> path. An existing bundle is moved aside first and deleted last, so at every
-    instant either the old or the new complete bundle exists (the old one under `.NAME.old-PID`)."""
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{os.getpid()}"
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import train_tokenizer
+
 from sensekit.errors import InputError
 from sensekit.lexicon.attach import attach_relations, parse_source
+from sensekit.lexicon.config import RelationsConfig
 from sensekit.lexicon.tokens import SenseTable, span_clouds
 from sensekit.store import open_store
 from sensekit.writer import StoreWriter
@@ -70,7 +71,8 @@ def store(tmp_path, tokenizer_json):
     words = ["bank", "river", "happy", "glad", "sad", "good", "bad", "big", "large", "small", "fast", "slow"]
     ids = {w: tok.token_to_id(" " + w) for w in words}
     assert all(v is not None for v in ids.values())
-    emb = [unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(3)] + [unit(i % DIM) * (1 + i) for i in range(len(words) - 2)]
+    emb = [unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(3)]
+    emb += [unit(i % DIM) * (1 + i) for i in range(len(words) - 2)]
     owners = [ids["bank"], ids["bank"], ids["river"], ids["river"]] + [ids[w] for w in words[2:]]
     index = [0, 1, 0, 1] + [0] * (len(words) - 2)
     path = tmp_path / "small.sensekit"
@@ -171,6 +173,25 @@ def test_parse_source_syntax(tmp_path):
         attach_relations(tmp_path / "none", [str(p)], colour="red")
 
 
+def test_relations_config_defaults_and_checks(store):
+    cfg = RelationsConfig()
+    got = (cfg.head_min_chars, cfg.max_span_tokens, cfg.lang_code, cfg.on_error, cfg.cloud_rows)
+    assert got == (3, 3, "en", "skip", None)
+    assert RelationsConfig(lang_code=None).lang_code is None  # None: every language
+    for bad in ({"head_min_chars": 0}, {"on_error": "ignore"}, {"binary_labels": "x"}, {"cloud_rows": 0},
+                {"polarity": "yes"}):
+        with pytest.raises(InputError, match="^--"):
+            RelationsConfig(**bad)
+    path, _ = store
+    by_config = attach_relations(path, [str(FIX / "pairs.tsv")], RelationsConfig(polarity=True, max_span_tokens=1))
+    rows = _rows(path)
+    by_keywords = attach_relations(path, [str(FIX / "pairs.tsv")], polarity=True, max_span_tokens=1)
+    assert by_config == by_keywords and _rows(path) == rows
+    # keywords override single fields of a given config
+    again = attach_relations(path, [str(FIX / "pairs.tsv")], RelationsConfig(polarity=True), max_span_tokens=1)
+    assert again == by_config
+
+
 def test_cli_relations_add(store):
     import typer
     from typer.testing import CliRunner
@@ -194,7 +215,8 @@ def test_attach_a_raw_dump(shared, store):  # shared: wiktextract needs NLTK's B
     assert c["read"] == 4 and c["used"] == 3  # the French page is read and filtered out
     rows = _rows(path)
     assert {("happy", "glad", "syn", False), ("glad", "happy", "syn", False), ("big", "small", "ant", False),
-            ("small", "big", "ant", False), ("bank", "river bank", "syn", False), ("happy", "sad", "ant", False)} <= rows
+            ("small", "big", "ant", False), ("bank", "river bank", "syn", False),
+            ("happy", "sad", "ant", False)} <= rows
     assert not any(h == "bon" or r == "mauvais" for h, r, _, _ in rows)
     with open_store(path) as s:
         prov = {r.related: r.provenance for r in s.relations("bank")}

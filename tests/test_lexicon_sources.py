@@ -5,14 +5,16 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import lzma
 from pathlib import Path
 
 import pytest
 
 from sensekit.errors import InputError
+from sensekit.lexicon.kaikki import in_language, kaikki_pairs, wanted_language
 from sensekit.lexicon.pairs import ReadReport, normalize, read_pair_file
 from sensekit.lexicon.polarity import strip_negation
-from sensekit.lexicon.wiktionary import compile_fast_check, compile_validator, kaikki_pairs, load_schema, validate_entry
+from sensekit.lexicon.wiktextract_schema import compile_fast_check, compile_validator, load_schema, validate_entry
 
 FIX = Path(__file__).parent / "fixtures" / "lexicon"
 KAIKKI = FIX / "kaikki-sample.jsonl"
@@ -76,17 +78,31 @@ def test_kaikki_compressed_and_all_languages(tmp_path):
     (tmp_path / "k.jsonl.gz").write_bytes(gzip.compress(data))
     (tmp_path / "k.jsonl.bz2").write_bytes(bz2.compress(data))
     plain = sorted((a, b, k) for a, b, k, _ in kaikki_pairs(KAIKKI))
-    for name in ("k.jsonl.gz", "k.jsonl.bz2"):
+    (tmp_path / "k.jsonl.xz").write_bytes(lzma.compress(data))
+    for name in ("k.jsonl.gz", "k.jsonl.bz2", "k.jsonl.xz"):
         assert sorted((a, b, k) for a, b, k, _ in kaikki_pairs(tmp_path / name)) == plain
     every = {(a, b, k) for a, b, k, _ in kaikki_pairs(KAIKKI, lang_code=None)}
     assert ("bon", "mauvais", "ant") in every
+    for lang in ("all", "*", ""):
+        assert {(a, b, k) for a, b, k, _ in kaikki_pairs(KAIKKI, lang_code=lang)} == every
+
+
+def test_one_language_rule():
+    """Code or name, any case; the dump parser captures by the same rule (test_lexicon_wiktionary_dump)."""
+    for given in ("en", "EN", "English", "english"):
+        want = wanted_language(given)
+        assert in_language(want, "en", "English") and not in_language(want, "fr", "French")
+    assert in_language(wanted_language("en"), None, "En")  # a name can match a code: the rule is symmetric
+    assert all(wanted_language(x) is None for x in (None, "", "all", "*"))
+    assert in_language(None, None, None)
 
 
 def test_validator_follows_the_schema_file():
     schema = load_schema()
     assert schema["required"] == ["word"]
     v = compile_validator(schema)
-    assert v({"word": "x", "senses": [{"glosses": ["g"], "synonyms": [{"word": "y", "extra": 1}]}], "other": [1]}) is None
+    ok = {"word": "x", "senses": [{"glosses": ["g"], "synonyms": [{"word": "y", "extra": 1}]}], "other": [1]}
+    assert v(ok) is None
     assert v({"word": ""}) == "word: shorter than 1 character(s)"
     assert v({"word": "x", "senses": [{"glosses": "g"}]}) == "senses[0].glosses: expected array, got string"
     assert v({"word": "x", "antonyms": [{"word": None}]}) == "antonyms[0].word: expected string, got null"
@@ -96,10 +112,12 @@ def test_validator_follows_the_schema_file():
 def test_fast_check_agrees_with_the_validator():
     schema = load_schema()
     slow, fast = compile_validator(schema), compile_fast_check(schema)
-    cases = [json.loads(line) for line in KAIKKI.read_text().splitlines() if line.strip() and not line.startswith("{not")]
+    lines = KAIKKI.read_text().splitlines()
+    cases = [json.loads(line) for line in lines if line.strip() and not line.startswith("{not")]
     cases += [{"word": "x", "senses": [{"synonyms": [{"word": "y", "tags": ["a", 1]}]}]}, {"word": "x", "pos": None},
               {"word": True}, {"word": "x", "senses": {}}, {"word": "x", "senses": [[]]}, "word", None, 3.5,
-              {"word": "x", "antonyms": [{"word": "y", "sense": 3}]}, {"word": "x", "senses": [{"senseid": ["a"], "id": "b"}]}]
+              {"word": "x", "antonyms": [{"word": "y", "sense": 3}]},
+              {"word": "x", "senses": [{"senseid": ["a"], "id": "b"}]}]
     for case in cases:
         assert fast(case) == (slow(case) is None), case
 
@@ -121,7 +139,8 @@ def test_pair_file_rows_and_errors():
 
 def test_pair_file_binary_labels():
     path = FIX / "pairs-binary.tsv"
-    assert [(a, b, k) for a, b, k, _ in read_pair_file(path, binary_labels="ant")] == [("happy", "sad", "ant"), ("happy", "glad", "syn")]
+    got = [(a, b, k) for a, b, k, _ in read_pair_file(path, binary_labels="ant")]
+    assert got == [("happy", "sad", "ant"), ("happy", "glad", "syn")]
     assert [k for _, _, k, _ in read_pair_file(path, binary_labels="syn")] == ["syn", "ant"]
     report = ReadReport("p")
     assert list(read_pair_file(path, report)) == [] and report.bad == 1  # first line reads as a header
@@ -162,6 +181,7 @@ def test_polarity_flips_are_derived_and_keep_the_original():
         ("care", "x", "syn", False), ("x", "care", "syn", False),
     }  # ant(happy, unhappy) -> syn(happy, happy): a self-pair, dropped
     prov = {(h, r): p for h, r, p in zip(rows["head"], rows["related"], rows["provenance"])}
-    assert prov[("happy", "sad")] == {"line": 1, "original": ["unhappy", "sad", "syn"], "polarity": {"unhappy": ["un-"]}}
+    want = {"line": 1, "original": ["unhappy", "sad", "syn"], "polarity": {"unhappy": ["un-"]}}
+    assert prov[("happy", "sad")] == want
     off = normalize(pairs)
     assert ("unhappy", "sad", "syn") in _pairs(off) and not any(off["derived"])

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from sensekit.lexicon.kaikki import entries_pairs, entry_pairs
 from sensekit.lexicon.pairs import ReadReport, normalize
-from sensekit.lexicon.wiktionary import dump_entries, entries_pairs, entry_pairs, extract, hoist_nym_lines
+from sensekit.lexicon.wiktionary_dump import dump_entries, extract, hoist_nym_lines
 
 FIX = Path(__file__).parent / "fixtures" / "lexicon"
 TINY = FIX / "tiny-dump.xml"
@@ -22,7 +23,8 @@ def test_hoist_nym_lines():
         "==French==", "#: {{syn|fr|orphan}}",
     ])
     assert hoist_nym_lines(text).split("\n") == [
-        "==English==", "# First {{lb|en|x}} gloss. {{syn|en|a|b|q1={{q|rare}}}} {{ant|en|d}}", "#: {{ux|en|an example}}",
+        "==English==", "# First {{lb|en|x}} gloss. {{syn|en|a|b|q1={{q|rare}}}} {{ant|en|d}}",
+        "#: {{ux|en|an example}}",
         "## Sub gloss. {{ant|en|c}}", "##* {{quote-book|en|passage=x", "|year=1900}}",
         "==French==", "#: {{syn|fr|orphan}}",
     ]
@@ -63,12 +65,34 @@ def test_tiny_dump_exact_pairs(tiny_entries):
     assert report.used == 3 and all(p[0] != "bon" for p in en)
 
 
+def test_dump_captures_languages_by_the_kaikki_rule(shared):
+    from sensekit.errors import InputError
+    from sensekit.lexicon.wiktionary_dump import _import_wiktextract, _language_names
+
+    _import_wiktextract()
+    assert "English" in _language_names("en") and _language_names("EN") == _language_names("en")
+    assert _language_names("english") == _language_names("English") == ["English"]
+    assert _language_names("all") is None and _language_names(None) is None
+    with pytest.raises(InputError, match="unknown Wiktionary language"):
+        _language_names("no-such-language")
+
+
+def test_extract_writes_xz_atomically(shared, tmp_path):
+    import lzma
+
+    out = tmp_path / "tiny.jsonl.xz"
+    counts = extract(TINY, out, processes=1, full=False)
+    lines = lzma.decompress(out.read_bytes()).splitlines()
+    assert counts["entries"] == len(lines) == 4 and json.loads(lines[0])["word"]
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.jsonl.xz"]  # no temporary file left behind
+
+
 def test_lexicon_extract_cli(shared, tmp_path):  # shared: wiktextract needs NLTK's Brown corpus
     import typer
     from typer.testing import CliRunner
 
     from sensekit.lexicon.cli import register
-    from sensekit.lexicon.wiktionary import kaikki_pairs
+    from sensekit.lexicon.kaikki import kaikki_pairs
 
     app = typer.Typer()
     register(app)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,13 +10,12 @@ import sys
 import duckdb
 import numpy as np
 import pytest
+from conftest import train_tokenizer
 
 import sensekit
 from sensekit import IndexMismatch, InputError, NotFound, SchemaMismatch, StoreError, open_store
 from sensekit.paths import schema_text
 from sensekit.writer import StoreWriter
-
-from conftest import train_tokenizer
 
 # Pin of schemas/store.sql per schema version. Changing the DDL changes the hash: bump
 # SCHEMA_VERSION in sensekit/store.py and add the new pin here.
@@ -45,7 +42,8 @@ def write_small_store(path, tokenizer_json, tok, provenance=None):
     emb = np.stack([unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(1) + 0.1 * unit(3), unit(4)])
     owners = [ids["bank"], ids["bank"], ids["river"], ids["money"], ids["glad"]]
     with StoreWriter(path, dim=DIM, tokenizer_json=tokenizer_json, provenance=provenance or {"teacher": "tiny"}) as w:
-        w.add_tokens([ids[x] for x in ("bank", "river", "money", "glad")], [" bank", " river", " money", " glad"], [30, 5, 7, 2])
+        w.add_tokens([ids[x] for x in ("bank", "river", "money", "glad")], [" bank", " river", " money", " glad"],
+                     [30, 5, 7, 2])
         sids = w.add_senses(emb, [0, 1, 0, 0, 0], [20, 10, 5, 7, 2], token_ids=owners)
         w.add_contexts({
             "sense_id": [sids[0], sids[0], sids[1]], "rank": [0, 1, 0], "doc_id": ["d1", "d2", "d3"],
@@ -93,6 +91,37 @@ def test_senses_tokens_and_contexts(store_path, tok):
         assert s.sense(senses[1].sense_id).contexts[0].snippet == "money at bank"
         with pytest.raises(NotFound):
             s.sense(999)
+
+
+def test_sense_counts_and_parquet_export(store_path, tok, tmp_path):
+    import pyarrow.parquet as pq
+
+    with open_store(store_path) as s:
+        counts = s.sense_counts()
+        assert counts[tok.token_to_id(" bank")] == 2 and counts.sum() == s.info().counts["senses"]
+        written = s.export_parquet(tmp_path)
+        assert sorted(p.name for p in written) == [f"{t}.parquet" for t in s.table_names()]
+        n_senses = s.info().counts["senses"] + s.info().counts["span_senses"]
+        assert pq.read_table(tmp_path / "senses.parquet").num_rows == n_senses
+
+
+def test_writer_reads_what_attaching_relations_needs(store_path, tok):
+    bank, glad = tok.token_to_id(" bank"), tok.token_to_id(" glad")
+    w = StoreWriter.update(store_path)
+    try:
+        assert sorted(w.relation_words()) == ["bad", "bank", "glad", "good", "happy", "river"]
+        token_id, sense_index, emb = w.token_senses([glad, bank])
+        order = sorted([(bank, 0), (bank, 1), (glad, 0)])
+        assert list(zip(token_id.tolist(), sense_index.tolist())) == order
+        assert emb.dtype == np.float32 and emb.shape == (3, DIM)
+        np.testing.assert_array_equal(emb[[i for i, (t, _) in enumerate(order) if t == glad][0]], unit(4))
+        assert [len(a) for a in w.token_senses([])] == [0, 0, 0]
+        w.clear_words()
+        assert w.con.execute("SELECT count(*) FROM words").fetchone()[0] == 0
+    finally:
+        w.abort()
+    with open_store(store_path) as s:
+        assert len(s.words_table()) == 3  # abort left the bundle as it was
 
 
 def test_relations_filters(store_path):

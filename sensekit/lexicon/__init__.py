@@ -1,10 +1,13 @@
 """Lexical relations for the sense store (METHOD.md section 1, steps 4 and 5).
 
-- `wiktionary`: kaikki.org / wiktextract JSONL, and raw MediaWiki dumps through wiktextract;
+- `kaikki`: kaikki.org / wiktextract JSONL (the main Wiktionary path), and the one language rule;
+- `wiktextract_schema`: the entry schema every JSONL line is checked against;
+- `wiktionary_dump`: raw MediaWiki dumps through wiktextract (`dump_entries`, `extract`);
 - `wordnet`: WordNet 3.0 through NLTK;
 - `pairs`: pair-list files and normalisation (symmetric, self-pairs dropped, polarity);
 - `polarity`: negating-affix normalisation;
 - `tokens`: words to the teacher's tokens, and span clouds for multi-token words;
+- `config`: `RelationsConfig`, the options of attaching relations and their defaults;
 - `attach`: all of it into a store, atomically (`attach_relations`);
 - `cli`: `sensekit relations add` and `sensekit lexicon extract`.
 

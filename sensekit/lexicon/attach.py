@@ -28,6 +28,7 @@ What happens (METHOD.md section 1, steps 4-5):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -37,23 +38,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .pairs import Pair, ReadReport, check_on_error, normalize, paused_gc, read_pair_file
+from .config import RelationsConfig
+from .pairs import Pair, ReadReport, normalize, paused_gc, read_pair_file
 from .tokens import is_head, is_related
 
-__all__ = ["attach_relations", "parse_source", "read_source", "Source", "DEFAULTS", "map_rows"]
-
-DEFAULTS: dict[str, Any] = {
-    "head_min_chars": 3,       # a head word has at least this many characters (METHOD: > 2)
-    "max_span_tokens": 3,      # m_max: a related word has 1..m_max tokens
-    "polarity": False,         # polarity normalisation (negating affixes)
-    "lang_code": "en",         # Wiktionary: keep entries of this language code ('*' or None: all)
-    "on_error": "skip",        # a malformed line: 'skip' (counted, reported) or 'fail'
-    "similar_tos": False,      # WordNet: adjective similar_to links count as synonyms
-    "binary_labels": None,     # pair lists: 'ant' (1 = antonym) or 'syn' (1 = synonym) for 0/1 labels
-    "cloud_rows": None,        # K rows per span cloud (default: the store's k)
-    "require_senses": False,   # drop pairs whose words have no senses / cloud in the store
-    "processes": None,         # Wiktionary dumps: worker processes (default: CPU count)
-}
+__all__ = ["attach_relations", "resolve_config", "parse_source", "read_source", "Source", "RelationsConfig",
+           "map_rows"]
 
 _JSONL = re.compile(r"\.(jsonl|json|ndjson)(\.(gz|bz2|xz))?$", re.I)
 _DUMP = re.compile(r"\.xml(\.(bz2|gz))?$", re.I)
@@ -105,23 +95,19 @@ def _existing(path: str) -> str:
     return str(Path(path).expanduser())
 
 
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(DEFAULTS)
+def resolve_config(config: RelationsConfig | None = None, **overrides: Any) -> RelationsConfig:
+    """`config` (default: RelationsConfig()) with `overrides` applied; unknown names raise InputError."""
+    config = config if config is not None else RelationsConfig()
+    known = [f.name for f in dataclasses.fields(RelationsConfig)]
+    unknown = set(overrides) - set(known)
     if unknown:
-        raise InputError(f"unknown relation option(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
-    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None or k in ("lang_code",)}}
-    check_on_error(opts["on_error"])
-    for key in ("head_min_chars", "max_span_tokens"):
-        if not isinstance(opts[key], int) or opts[key] < 1:
-            raise InputError(f"{key} must be a positive integer, got {opts[key]!r}")
-    if opts["cloud_rows"] is not None and (not isinstance(opts["cloud_rows"], int) or opts["cloud_rows"] < 1):
-        raise InputError(f"cloud_rows must be a positive integer, got {opts['cloud_rows']!r}")
-    return opts
+        raise InputError(f"unknown relation option(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
+    return dataclasses.replace(config, **overrides) if overrides else config
 
 
-def read_source(source: Source, **options: Any) -> tuple[list[Pair], ReadReport, set[str]]:
+def read_source(source: Source, config: RelationsConfig | None = None) -> tuple[list[Pair], ReadReport, set[str]]:
     """(pairs, report, vocabulary) of one source; vocabulary = the words polarity may map to."""
-    opts = _options(options)
+    cfg = config if config is not None else RelationsConfig()
     report = ReadReport(source.name)
     vocab: set[str] = set()
     if source.kind == "wordnet":
@@ -130,25 +116,27 @@ def read_source(source: Source, **options: Any) -> tuple[list[Pair], ReadReport,
         wn = open_wordnet(source.path)
         stats: dict[str, int] = {}
         with paused_gc():
-            pairs = list(wordnet_pairs(wn, similar_tos=opts["similar_tos"], stats=stats))
+            pairs = list(wordnet_pairs(wn, similar_tos=cfg.similar_tos, stats=stats))
         report.read = report.used = stats.get("synsets", 0)  # synsets
         report.pairs = len(pairs)
     elif source.kind == "pairs":
-        pairs = list(read_pair_file(source.path, report, binary_labels=opts["binary_labels"], on_error=opts["on_error"]))
+        pairs = list(read_pair_file(source.path, report, binary_labels=cfg.binary_labels, on_error=cfg.on_error))
     elif source.kind == "kaikki":
-        from .wiktionary import kaikki_pairs
+        from .kaikki import kaikki_pairs
 
         with paused_gc():
-            pairs = list(kaikki_pairs(source.path, report, lang_code=opts["lang_code"], on_error=opts["on_error"],
+            pairs = list(kaikki_pairs(source.path, report, lang_code=cfg.lang_code, on_error=cfg.on_error,
                                       vocabulary=vocab))
     elif source.kind == "dump":
-        from .wiktionary import dump_entries, entries_pairs
+        from .kaikki import entries_pairs
+        from .wiktionary_dump import dump_entries
 
         stats: dict[str, Any] = {}
-        entries = dump_entries(source.path, processes=opts["processes"], lang_code=opts["lang_code"], stats=stats)
-        pairs = list(entries_pairs(entries, report, lang_code=opts["lang_code"], vocabulary=vocab))
+        entries = dump_entries(source.path, processes=cfg.processes, lang_code=cfg.lang_code, stats=stats)
+        pairs = list(entries_pairs(entries, report, lang_code=cfg.lang_code, vocabulary=vocab))
         report.read = stats.get("pages", report.read)  # pages parsed; `used` counts the entries kept
-        report.extra.update(dump_seconds=round(stats.get("seconds", 0.0), 1), failed_pages=stats.get("failed_pages", 0))
+        report.extra.update(dump_seconds=round(stats.get("seconds", 0.0), 1),
+                            failed_pages=stats.get("failed_pages", 0))
     else:  # pragma: no cover - parse_source never makes another kind
         raise InputError(f"unknown source kind {source.kind!r}")
     for a, b, _, _ in pairs:
@@ -157,11 +145,11 @@ def read_source(source: Source, **options: Any) -> tuple[list[Pair], ReadReport,
     return pairs, report, vocab
 
 
-def map_rows(rows: dict[str, list], token_of: dict[str, tuple[int, ...]], opts: dict[str, Any],
+def map_rows(rows: dict[str, list], token_of: dict[str, tuple[int, ...]], config: RelationsConfig,
              has_senses=None) -> tuple[dict[str, list], dict[str, int]]:
     """Keep the rows whose head is one token of >= head_min_chars characters and whose related
     word has 1..max_span_tokens tokens (and, with `has_senses`, whose words have senses)."""
-    hm, mx = opts["head_min_chars"], opts["max_span_tokens"]
+    hm, mx = config.head_min_chars, config.max_span_tokens
     keep = []
     stats = {"dropped_head": 0, "dropped_related": 0, "dropped_no_senses": 0}
     for i, (h, r) in enumerate(zip(rows["head"], rows["related"])):
@@ -177,41 +165,28 @@ def map_rows(rows: dict[str, list], token_of: dict[str, tuple[int, ...]], opts: 
     return {k: [v[i] for i in keep] for k, v in rows.items()}, stats
 
 
-def attach_relations(store_path: str | os.PathLike, sources: list[str], **options: Any) -> dict[str, Any]:
+def attach_relations(store_path: str | os.PathLike, sources: list[str], config: RelationsConfig | None = None,
+                     **overrides: Any) -> dict[str, Any]:
     """Read `sources`, normalise, map to the store's tokens, build span clouds, and replace
     those sources' relation rows in the store at `store_path`, atomically.
 
-    Options (all keywords; see DEFAULTS): head_min_chars=3, max_span_tokens=3, polarity=False,
-    lang_code='en', on_error='skip', similar_tos=False, binary_labels=None, cloud_rows=None,
-    require_senses=False, processes=None.
+    `config` (default: RelationsConfig()) holds the options; keyword `overrides` replace single
+    fields of it, e.g. `attach_relations(path, ["wordnet"], polarity=True)`.
 
     Returns {"sources": {name: counts}, "words": n, "spans": n, "span_rows": n} where counts
     has read / used / pairs / bad / errors (first bad lines) / rows / syn / ant / derived /
     dropped_head / dropped_related / dropped_no_senses.
     """
-    from .. import _sql
     from ..store import open_store
     from ..writer import StoreWriter
     from .tokens import tokenize_words
 
-    opts = _options(options)
-    if isinstance(sources, str):
-        sources = [sources]
-    parsed = [parse_source(s) for s in sources]
-    if not parsed:
-        raise InputError("no relation sources given")
-    names = [s.name for s in parsed]
-    if len(set(names)) != len(names):
-        raise InputError(f"two sources would be stored under the same name ({', '.join(names)}); "
-                         "give one a NAME= prefix")
+    cfg = resolve_config(config, **overrides)
+    parsed = _parse_sources(sources)
     with open_store(store_path) as store:
         tokenizer = store.tokenizer
         _ = tokenizer.get_vocab_size()  # fail now, before reading sources, if tokenizer.json is missing
-        found = store.con.execute(_sql.SENSE_COUNTS).fetchnumpy()
-    # Senses per token id; only the senses of tokens inside spans are loaded later.
-    token_ids = np.asarray(found["token_id"], np.int64)
-    sense_count = np.zeros(int(token_ids.max()) + 1 if len(token_ids) else 0, np.int64)
-    sense_count[token_ids] = np.asarray(found["n"], np.int64)
+        sense_count = store.sense_counts()  # [max token id + 1]; only span tokens' senses are loaded later
 
     def has_senses(ids: tuple[int, ...]) -> bool:
         return all(0 <= t < len(sense_count) and sense_count[t] > 0 for t in ids)
@@ -220,15 +195,15 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], **option
     # processes, which must not inherit the tokenizer's thread pool.
     normalized: list[tuple[Source, dict[str, list], ReadReport]] = []
     for src in parsed:
-        pairs, report, vocab = read_source(src, **opts)
-        normalized.append((src, normalize(pairs, polarity=opts["polarity"], known=vocab), report))
+        pairs, report, vocab = read_source(src, cfg)
+        normalized.append((src, normalize(pairs, polarity=cfg.polarity, known=vocab), report))
         del pairs, vocab
     results: dict[str, dict[str, Any]] = {}
     all_rows: dict[str, dict[str, list]] = {}
     for src, rows, report in normalized:
         words = sorted(set(rows["head"]) | set(rows["related"]))
         token_of = dict(zip(words, tokenize_words(tokenizer, words)))
-        rows, stats = map_rows(rows, token_of, opts, has_senses if opts["require_senses"] else None)
+        rows, stats = map_rows(rows, token_of, cfg, has_senses if cfg.require_senses else None)
         all_rows[src.name] = rows
         counts = report.as_dict()
         counts.update(stats)
@@ -240,7 +215,7 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], **option
     try:
         for name, rows in all_rows.items():
             writer.replace_relations(name, rows)
-        store_counts = _rebuild_words_and_spans(writer, _sql, tokenizer, has_senses, opts)
+        store_counts = _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg)
         writer.commit()
     except BaseException:
         writer.abort()
@@ -248,29 +223,35 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], **option
     return {"sources": results, **store_counts}
 
 
-def _span_sense_table(writer, _sql, tokens: list[int]):
-    """A SenseTable of just `tokens` (the senses span clouds need), read from the bundle being written."""
-    import pyarrow as pa
+def _parse_sources(sources: list[str] | str) -> list[Source]:
+    """Parsed SOURCE strings, refusing none and two that would share a name."""
+    if isinstance(sources, str):
+        sources = [sources]
+    parsed = [parse_source(s) for s in sources]
+    if not parsed:
+        raise InputError("no relation sources given")
+    names = [s.name for s in parsed]
+    if len(set(names)) != len(names):
+        raise InputError(f"two sources would be stored under the same name ({', '.join(names)}); "
+                         "give one a NAME= prefix")
+    return parsed
 
+
+def _span_sense_table(writer, tokens: list[int]):
+    """A SenseTable of just `tokens` (the senses span clouds need), read from the bundle being written."""
     from .tokens import SenseTable
 
-    needed_tokens = pa.table({"token_id": pa.array(sorted(set(tokens)), pa.int32())})  # noqa: F841 (DuckDB scan)
-    tbl = writer.con.sql(_sql.TOKEN_SENSES_OF).to_arrow_table()
-    n = tbl.num_rows
-    emb = (tbl.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, writer.dim)
-           if n else np.zeros((0, writer.dim), np.float32))
-    return SenseTable(tbl.column("token_id").to_numpy(zero_copy_only=False),
-                      tbl.column("sense_index").to_numpy(zero_copy_only=False), emb)
+    return SenseTable(*writer.token_senses(sorted(set(tokens))))
 
 
-def _rebuild_words_and_spans(writer, _sql, tokenizer, has_senses, opts) -> dict[str, int]:
+def _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg: RelationsConfig) -> dict[str, int]:
     """Rewrite `words` from every relation in the store, and every span cloud."""
     from .tokens import SenseTable, span_clouds, tokenize_words
 
-    words = [w for (w,) in writer.con.execute(_sql.RELATION_WORDS).fetchall()]
+    words = writer.relation_words()
     ids = tokenize_words(tokenizer, words)
     writer.delete_span_senses()
-    writer.con.execute(_sql.DELETE_ALL_WORDS)
+    writer.clear_words()
     span_of_tokens: dict[tuple[int, ...], int] = {}
     span_tokens: list[tuple[int, ...]] = []
     span_texts: list[str] = []
@@ -280,10 +261,10 @@ def _rebuild_words_and_spans(writer, _sql, tokenizer, has_senses, opts) -> dict[
             span_tokens.append(t)
             span_texts.append(w)
     if span_tokens:
-        table = _span_sense_table(writer, _sql, [x for t in span_tokens for x in t])
+        table = _span_sense_table(writer, [x for t in span_tokens for x in t])
     else:
         table = SenseTable(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, writer.dim), np.float32))
-    span_index, row, emb = span_clouds(table, span_tokens, opts["cloud_rows"])
+    span_index, row, emb = span_clouds(table, span_tokens, cfg.cloud_rows)
     base = writer.next_span_id()
     has_cloud = np.zeros(len(span_tokens), bool)
     has_cloud[span_index] = True

@@ -1,17 +1,25 @@
 """`sensekit relations add` and `sensekit lexicon extract`: typer halves over plain functions.
 
-The lead's `sensekit/cli.py` calls `register(app)`. Module-level imports stay light (typer
-only); the work and rich rendering are imported inside the commands.
+- `relations_add_cli` parses its flags (generated from `RelationsConfig`) and calls `attach.attach_relations`;
+- `lexicon_extract_cli` calls `wiktionary_dump.extract`.
+
+The plain functions return data and print nothing; rendering happens here. The lead's
+`sensekit/cli.py` calls `register(app)`. Module-level imports stay light (typer and the config
+dataclass only); the work and rich rendering are imported inside the commands.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
-__all__ = ["register", "relations_app", "lexicon_app"]
+from .._config import cli_parameters, given
+from .config import RelationsConfig
+
+__all__ = ["register", "relations_app", "lexicon_app", "relations_add_cli", "lexicon_extract_cli", "render_attach"]
 
 relations_app = typer.Typer(help="Synonym / antonym relations of a store (Wiktionary, WordNet, pair lists).",
                             no_args_is_help=True)
@@ -29,35 +37,27 @@ def register(app: typer.Typer) -> None:
     app.add_typer(lexicon_app, name="lexicon")
 
 
-@relations_app.command("add")
-def relations_add(
-    sources: list[str] = typer.Argument(..., help=_SOURCE_HELP, metavar="SOURCE..."),
-    store: Path = typer.Option(..., "--store", "-s", help="The store bundle to update (e.g. senses.sensekit)."),
-    head_min_chars: int = typer.Option(3, help="A head word is one token of at least this many characters."),
-    max_span_tokens: int = typer.Option(3, help="A related word may span 1..N tokens (N >= 2 gets a span cloud)."),
-    polarity: bool = typer.Option(False, "--polarity/--no-polarity",
-                                  help="Polarity normalisation: syn(unhappy, sad) -> ant(happy, sad), marked derived."),
-    lang: str = typer.Option("en", help="Wiktionary: keep entries with this lang_code ('all' keeps every language)."),
-    on_error: str = typer.Option("skip", help="A malformed input line: skip (counted and reported) or fail."),
-    similar_tos: bool = typer.Option(False, "--similar-tos", help="WordNet: adjective similar_to links as synonyms."),
-    binary_labels: Optional[str] = typer.Option(None, help="Pair lists with 0/1 labels: 'ant' (1 = antonym) or 'syn' (1 = synonym)."),
-    cloud_rows: Optional[int] = typer.Option(None, help="Rows per span cloud K (default: the store's k)."),
-    require_senses: bool = typer.Option(False, "--require-senses",
-                                        help="Keep only pairs whose words have senses (or a span cloud) in the store."),
-    processes: Optional[int] = typer.Option(None, help="Wiktionary dumps: parser processes (default: CPU count)."),
-) -> None:
+def relations_add_cli(sources: List[str], store: Path, **flags: Any) -> None:
     """Add or refresh relations in an existing store; each source's rows are replaced atomically."""
     from .attach import attach_relations
 
-    result = attach_relations(
-        store, sources, head_min_chars=head_min_chars, max_span_tokens=max_span_tokens, polarity=polarity,
-        lang_code=None if lang in ("all", "*") else lang, on_error=on_error, similar_tos=similar_tos,
-        binary_labels=binary_labels, cloud_rows=cloud_rows, require_senses=require_senses, processes=processes,
-    )
+    result = attach_relations(store, sources, RelationsConfig(**given(flags)))
     render_attach(result, store)
 
 
+# The command's parameters: SOURCE... and --store, then one flag per RelationsConfig field.
+relations_add_cli.__signature__ = inspect.Signature([
+    inspect.Parameter("sources", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[
+        List[str], typer.Argument(help=_SOURCE_HELP, metavar="SOURCE...", show_default=False)]),
+    inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[
+        Path, typer.Option("--store", "-s", help="The store bundle to update (e.g. senses.sensekit).")]),
+    *cli_parameters(RelationsConfig),
+])
+relations_app.command("add")(relations_add_cli)
+
+
 def render_attach(result: dict, store) -> None:
+    """Print `attach_relations`' counts as a table, then the first malformed lines of each source."""
     from rich.console import Console
     from rich.table import Table
 
@@ -82,18 +82,18 @@ def render_attach(result: dict, store) -> None:
 
 
 @lexicon_app.command("extract")
-def lexicon_extract(
+def lexicon_extract_cli(
     dump: Path = typer.Argument(..., help="A MediaWiki Wiktionary dump (.xml or .xml.bz2)."),
-    out: Path = typer.Option(..., "--out", "-o", help="The JSONL to write (.jsonl, .jsonl.gz or .jsonl.bz2)."),
-    lang: str = typer.Option("all", help="Keep entries with this lang_code ('all' keeps every captured language)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The JSONL to write (.jsonl, or compressed: .gz, .bz2, .xz)."),
+    lang: str = typer.Option("all", help="Keep entries of this language, by code or name ('all' keeps every one)."),
     processes: Optional[int] = typer.Option(None, help="Parser processes (default: CPU count)."),
 ) -> None:
     """Parse a Wiktionary dump with wiktextract and write its entries as JSONL (kaikki format)."""
     from rich.console import Console
 
-    from .wiktionary import extract
+    from .wiktionary_dump import extract
 
-    counts = extract(dump, out, lang_code=None if lang in ("all", "*") else lang, processes=processes)
+    counts = extract(dump, out, lang_code=lang, processes=processes)
     Console().print(
         f"wrote {counts['entries']:,} entries ({counts['pages']:,} pages, {counts['seconds']:.1f} s, "
         f"{counts['synonyms']:,} synonym and {counts['antonyms']:,} antonym links) to {out}")

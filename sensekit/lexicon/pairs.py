@@ -21,8 +21,9 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
+from .._fs import open_compressed
 from ..errors import InputError
 
 __all__ = ["Pair", "ReadReport", "read_pair_file", "normalize", "open_text", "open_binary", "paused_gc", "KINDS"]
@@ -65,28 +66,15 @@ def check_on_error(on_error: str) -> None:
 
 
 def open_text(path: str | os.PathLike) -> io.TextIOBase:
-    """A text stream over a plain, .gz or .bz2 file (UTF-8)."""
+    """A UTF-8 text stream over an input file, decompressed by its suffix (see `open_binary`)."""
     return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="replace")
 
 
-def open_binary(path: str | os.PathLike):
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"file {path} does not exist")
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        import gzip
-
-        return gzip.open(path, "rb")
-    if name.endswith(".bz2"):
-        import bz2
-
-        return bz2.open(path, "rb")
-    if name.endswith((".xz", ".lzma")):
-        import lzma
-
-        return lzma.open(path, "rb")
-    return open(path, "rb", buffering=1 << 20)
+def open_binary(path: str | os.PathLike) -> IO[bytes]:
+    """A binary stream over an existing input file: plain, .gz, .bz2 or .xz/.lzma (`_fs.open_compressed`)."""
+    if not Path(path).is_file():
+        raise InputError(f"file {Path(path)} does not exist")
+    return open_compressed(path, "rb")
 
 
 def read_pair_file(path: str | os.PathLike, report: ReadReport | None = None, *, binary_labels: str | None = None,

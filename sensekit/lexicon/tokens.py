@@ -55,7 +55,8 @@ class SenseTable:
         self.token_id = token_id[keep][order]
         self.embedding = np.ascontiguousarray(np.asarray(embedding, np.float32)[keep][order])
         self.dim = self.embedding.shape[1] if self.embedding.ndim == 2 else 0
-        self.sqnorm = np.einsum("nd,nd->n", self.embedding, self.embedding) if len(self.embedding) else np.zeros(0, np.float32)
+        self.sqnorm = (np.einsum("nd,nd->n", self.embedding, self.embedding) if len(self.embedding)
+                       else np.zeros(0, np.float32))
         size = int(self.token_id.max()) + 1 if len(self.token_id) else 0
         self.count = np.bincount(self.token_id, minlength=size).astype(np.int64)
         self.start = np.zeros(size, np.int64)

@@ -11,8 +11,8 @@
 Debian's folder lacks the `lexnames` file that NLTK's reader needs. When it is missing, a
 cache copy of the folder with WordNet 3.0's 45 lexnames added (about 35 MB, made once;
 NLTK refuses symbolic and hard links that lead out of a corpus folder) is made under
-`sensekit_home()/wordnet/` and read instead; nothing is ever written next to the data. NLTK 3.9+ reads corpora only below its data path, so an
-explicitly chosen folder is appended to `nltk.data.path`.
+`sensekit_home()/wordnet/` and read instead; nothing is ever written next to the data. NLTK 3.9+
+reads corpora only below its data path, so an explicitly chosen folder is appended to `nltk.data.path`.
 
 `wordnet_pairs(wn, ...)` yields the relation pairs of a WordNet: synonyms are the lemmas
 sharing a synset (the synset's gloss is the provenance), antonyms are lemma antonyms, and
@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+from .._fs import swap_into_place, temp_sibling
 from ..errors import InputError, MissingDependency
 from ..paths import sensekit_home
 
@@ -64,7 +65,7 @@ def _with_lexnames(folder: Path) -> Path:
     key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
     cache = sensekit_home() / "wordnet" / f"dict-{key}"
     if not (cache / "lexnames").is_file():
-        tmp = cache.parent / f".{cache.name}.tmp-{os.getpid()}"
+        tmp = temp_sibling(cache)
         tmp.mkdir(parents=True, exist_ok=True)
         for entry in folder.iterdir():
             link = tmp / entry.name
@@ -72,10 +73,7 @@ def _with_lexnames(folder: Path) -> Path:
                 # A copy: NLTK refuses symbolic links that leave the corpus folder and hard links.
                 shutil.copyfile(entry, link)
         (tmp / "lexnames").write_text(LEXNAMES, encoding="utf-8")
-        try:
-            os.replace(tmp, cache)
-        except OSError:  # another process made it first
-            shutil.rmtree(tmp, ignore_errors=True)
+        swap_into_place(tmp, cache, keep_existing=True)  # another process may have made it first
     _authorize(cache)
     return cache
 
@@ -185,7 +183,7 @@ def wordnet_pairs(wn, *, similar_tos: bool = False, lang: str = "eng",
         pos = synset.pos()
         gloss = synset.definition()
         lemmas = synset.lemmas(lang) if lang != "eng" else synset.lemmas()
-        words = list(dict.fromkeys(_word(l.name()) for l in lemmas))
+        words = list(dict.fromkeys(_word(lemma.name()) for lemma in lemmas))
         prov = {"gloss": gloss, "synset": name, "pos": pos}
         for i, a in enumerate(words):
             for b in words[i + 1:]:
