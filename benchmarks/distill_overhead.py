@@ -150,12 +150,12 @@ def make_stepper(sh, teacher, windows, targets, lambda_sense: float, cache_dir: 
     from distill.train import Stepper, param_groups
 
     cfg = DistillConfig(store="synthetic", data=("synthetic",), student_layers=sh["student_layers"],
-                        train_top_layers=sh["train_top"], seq_len=sh["seq_len"], batch_size=sh["batch"],
+                        train_layers=f"top{sh['train_top']}", seq_len=sh["seq_len"], batch_size=sh["batch"],
                         lambda_sense=lambda_sense, cache=cache_dir is not None, warmup_frac=0.0, lr=1e-5, max_steps=10 ** 6)
     acc = Accelerator(cpu=teacher.device.type == "cpu")
     torch.manual_seed(0)
-    lm = build_truncated(teacher.model, cfg.student_layers, cfg.train_top_layers)
-    model = DistillStudent(lm, teacher.hidden_size, teacher.model.config.vocab_size, n_trainable_top=cfg.train_top_layers)
+    lm = build_truncated(teacher.model, cfg.student_selection, cfg.train_selection)
+    model = DistillStudent(lm, teacher.hidden_size, teacher.model.config.vocab_size, n_trainable_top=sh["train_top"])
     model.eval()
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     sched = get_cosine_schedule_with_warmup(opt, 0, 10 ** 6)

@@ -98,7 +98,7 @@ class _Progress:
         if event == "start":
             self._start(payload)
         elif event == "step" and self.bar is not None:
-            terms = " ".join(f"{k} {payload[k]:.4f}" for k in ("total", "kd", "ce", "sense_pos", "sense_neg"))
+            terms = " ".join(f"{k} {payload[k]:.4f}" for k in ("total", "kd", "ce", "sense_pos", "sense_neg", "hidden"))
             self.bar.update(self.task, completed=payload["step"], terms=f"{terms} lr {payload['lr']:.2e}")
         elif event == "eval":
             self.console.print(f"step {payload['step']}: held-out ppl {payload['ppl']:.3f}, KL {payload['kl']:.4f}",

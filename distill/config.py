@@ -22,13 +22,29 @@ from sensekit._config import check_fields, config_dict, flag, option
 from sensekit._fs import write_atomic
 from sensekit.errors import InputError
 
-__all__ = ["DistillConfig", "TRUNCATED", "DATA_MODES", "PRECISIONS", "SENSE_DTYPES", "CONFIG_FILE"]
+__all__ = ["DistillConfig", "parse_layer_list", "TRUNCATED", "DATA_MODES", "PRECISIONS", "SENSE_DTYPES", "CONFIG_FILE"]
 
 TRUNCATED = "truncated"
 DATA_MODES = ("corpus", "prompts")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 SENSE_DTYPES = ("float32", "bfloat16", "float16")
 CONFIG_FILE = "config.toml"
+
+def parse_layer_list(text: str, name: str) -> list[int]:
+    """'0-6,22-29' -> [0, 1, ..., 6, 22, ..., 29]: comma-separated indices and inclusive ranges, sorted and unique."""
+    out: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        lo, dash, hi = part.partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise InputError(f"{flag(name)} {text!r}: write layer indices and ranges such as 0-6,22-29")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first:
+            raise InputError(f"{flag(name)} {text!r}: the range {part} runs backwards; write {last}-{first}")
+        out.extend(range(first, last + 1))
+    if out != sorted(set(out)):
+        raise InputError(f"{flag(name)} {text!r}: layers must be sorted and unique")
+    return out
+
 
 # help panels of `sensekit distill --help`
 INPUTS, TRAINING, OBJECTIVE = "Inputs", "Training", "DSKD objective"
@@ -46,11 +62,13 @@ class DistillConfig:
                                           "folder.", short="-t", panel=INPUTS)
     student: str = option(TRUNCATED, "Student: 'truncated' (the teacher's first --student-layers layers) or any HF "
                                      "causal LM id/folder that shares the teacher's tokenizer.", panel=INPUTS)
-    student_layers: int = option(15, "Truncated student: how many of the teacher's bottom layers it keeps.",
-                                 min=1, panel=TRAINING)
-    train_top_layers: int = option(2, "Truncated student: how many of its top layers train (the rest, embeddings, "
-                                      "final norm and LM head stay frozen and shared with the teacher).",
-                                   min=1, panel=TRAINING)
+    student_layers: str = option("15", "Truncated student: which teacher layers it keeps. A count N keeps the first N "
+                                       "(the paper: half); a list of teacher layer indices and ranges keeps those, "
+                                       "e.g. 0-6,22-29 (sorted, unique).", panel=TRAINING)
+    train_layers: str = option("top2", "Truncated student: which of its layers train. topN: its top N (the paper: "
+                                       "top2); or student layer indices and ranges, e.g. 13,14. The rest, embeddings, "
+                                       "final norm and LM head stay frozen and shared with the teacher.",
+                               panel=TRAINING)
     data_mode: str = option("corpus", "'corpus': pack documents into windows; 'prompts': the teacher continues each "
                                       "JSONL prompt, the sequence is cut at a random point and every position is a "
                                       "target.", choices=DATA_MODES, panel=TRAINING)
@@ -70,8 +88,11 @@ class DistillConfig:
     seq_len: int = option(256, "Tokens per training window.", min=2, panel=TRAINING)
     batch_size: int = option(8, "Windows per micro-batch per process.", min=1, panel=TRAINING)
     grad_accum: int = option(1, "Micro-batches accumulated per optimizer step.", min=1, panel=TRAINING)
-    lr: float = option(5e-5, "Peak learning rate of AdamW (the paper: 5e-5 for Llama, 2e-5 for Mistral).",
-                       panel=TRAINING)  # > 0: checked in _check
+    lr: float = option(5e-5, "Peak learning rate of AdamW (the paper: 5e-5 for Llama, 2e-5 for Mistral), per "
+                             "process; see --scale-lr.", panel=TRAINING)  # > 0: checked in _check
+    scale_lr: bool = option(True, "Multiply --lr by the number of processes, as the paper scales it by the number of "
+                                  "GPUs (run.json records the effective rate); --no-scale-lr uses --lr as given.",
+                            panel=TRAINING)
     weight_decay: float = option(1e-3, "AdamW weight decay (not applied to norms and biases).", min=0, panel=TRAINING)
     warmup_frac: float = option(0.1, "Fraction of the optimizer steps spent in linear warm-up before the cosine "
                                      "decay.", panel=TRAINING)  # in [0, 1): checked in _check
@@ -87,6 +108,9 @@ class DistillConfig:
                           panel=OBJECTIVE)
     lambda_sense: float = option(1.0, "Weight lambda of the sense loss (0 = the plain KD baseline on the same code "
                                       "path).", min=0, panel=OBJECTIVE)
+    lambda_hidden: float = option(0.0, "Weight lambda_h of hidden-state distillation, lambda_h * MSE_d(h_t, g_t) over "
+                                       "the target positions: the control arm that needs no dictionary (0 = off).",
+                                  min=0, panel=OBJECTIVE)
     kappa: int = option(5, "Candidates kept per pool: the kappa nearest (L2) to the teacher state g_t.", min=1,
                         panel=OBJECTIVE)
     beta_p: float = option(0.0, "Positive margin beta_p: max(0, MSE_d(h, p) - beta_p).", min=0, panel=OBJECTIVE)
@@ -123,6 +147,12 @@ class DistillConfig:
 
     # ------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
+        if isinstance(self.student_layers, int) and not isinstance(self.student_layers, bool):
+            object.__setattr__(self, "student_layers", str(self.student_layers))  # a count, from Python or TOML
+        for name in ("student_layers", "train_layers"):  # a TOML list of indices
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                object.__setattr__(self, name, ",".join(map(str, value)))
         check_fields(self)  # types, finiteness, min/max, choices (tuples coerced)
         self._check()
 
@@ -137,13 +167,51 @@ class DistillConfig:
         need(0 <= self.warmup_frac < 1, "warmup_frac", "must be in [0, 1)")
         need(self.epochs > 0, "epochs", "must be > 0")
         need(0 < self.sample_frac <= 1, "sample_frac", "must be in (0, 1]")
-        need(self.train_top_layers <= self.student_layers, "train_top_layers",
-             f"must be <= --student-layers ({self.student_layers})")
+        n_student = self._check_layers()
         need(bool(self.teacher.strip()), "teacher", "must name a model")
         need(bool(self.student.strip()), "student", "must be 'truncated' or a model")
         need(bool(self.output_dir.strip()), "output_dir", "must name a folder")
         if self.cache:
             need(self.student == TRUNCATED, "cache", "needs --student truncated (only its bottom layers are frozen)")
+            trained = self.train_selection
+            lowest = trained[0] if isinstance(trained, list) else n_student - trained
+            if lowest == 0:
+                raise InputError(f"--cache needs a frozen layer below the lowest trained one, but --train-layers "
+                                 f"{self.train_layers} trains student layer 0; train higher layers or drop --cache")
+
+    def _check_layers(self) -> int:
+        """--student-layers and --train-layers parse, and agree with each other; -> the student's layer count."""
+        kept = self.student_selection
+        n_student = kept if isinstance(kept, int) else len(kept)
+        trained = self.train_selection
+        if isinstance(trained, int) and trained > n_student:
+            raise InputError(f"--train-layers {self.train_layers} trains more layers than the student has "
+                             f"({n_student}, from --student-layers {self.student_layers})")
+        if isinstance(trained, list) and trained[-1] >= n_student:
+            raise InputError(f"--train-layers {self.train_layers}: student layer {trained[-1]} does not exist (the "
+                             f"student has layers 0..{n_student - 1}, from --student-layers {self.student_layers})")
+        return n_student
+
+    @property
+    def student_selection(self) -> int | list[int]:
+        """--student-layers as a count (the first N teacher layers) or sorted teacher layer indices."""
+        text = self.student_layers.strip()
+        if text.isdigit():
+            if int(text) < 1:
+                raise InputError(f"--student-layers must keep at least 1 layer, got {self.student_layers!r}")
+            return int(text)
+        return parse_layer_list(text, "student_layers")
+
+    @property
+    def train_selection(self) -> int | list[int]:
+        """--train-layers as a count (the student's top N layers) or sorted student layer indices."""
+        text = self.train_layers.strip().lower()
+        if text.startswith("top"):
+            if not text[3:].isdigit() or int(text[3:]) < 1:
+                raise InputError(f"--train-layers {self.train_layers!r}: write topN with N >= 1 (e.g. top2), "
+                                 "or student layer indices (e.g. 13,14)")
+            return int(text[3:])
+        return parse_layer_list(text, "train_layers")
 
     # ------------------------------------------------------------------------------------
     def validate_for_run(self) -> None:

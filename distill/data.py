@@ -1,9 +1,15 @@
 """Training data: packed corpus windows, or the teacher's own continuations of prompts.
 
 Both modes produce `Windows`: token rows `ids` [N, T+1] int32 and their valid lengths [N].
-Position t of a row takes ids[t] as input and ids[t+1] as its target y_t, so a full corpus
-window of T+1 tokens gives T targets and consecutive windows overlap by one token (every
-corpus token but the first is a target exactly once).
+Position t of a row takes ids[t] as input and ids[t+1] as its target y_t.
+
+Windows are framed as `sensekit build` frames them (sensekit.builder.corpus.pack_windows): each
+starts with the tokenizer's special prefix (its BOS, for Llama-3 or Mistral; nothing for GPT-2 or
+SmolLM2), and a position whose input is a prefix token is never a target, as the build never
+files its state. So g_t during training comes from the same kind of context as the senses D(y).
+A full corpus window of T+1 tokens with a prefix of p tokens gives T - p targets, and
+consecutive windows overlap by one text token (every corpus token but the first is a target
+exactly once).
 
 - **corpus**: the streaming readers of `sensekit build` (`iter_documents`: text files,
   folders, globs, JSONL, MediaWiki XML(.bz2)); documents are tokenized without special
@@ -30,13 +36,14 @@ import torch
 from sensekit._fs import swap_into_place, temp_sibling
 from sensekit.errors import InputError
 
-__all__ = ["Windows", "prepare_windows", "iter_documents", "read_prompts", "pack_documents"]
+__all__ = ["Windows", "prepare_windows", "iter_documents", "read_prompts", "pack_documents", "special_prefix"]
 
 
 @dataclass
 class Windows:
     ids: np.ndarray        # [N, T+1] int32, right-padded with 0
     lengths: np.ndarray    # [N] int32, valid tokens per row (>= 2)
+    n_prefix: int = 0      # leading special-prefix tokens (BOS) of every row: never inputs of a target
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -47,21 +54,24 @@ class Windows:
 
     @property
     def n_targets(self) -> int:
-        return int((self.lengths - 1).sum())
+        return int(np.clip(self.lengths - 1 - self.n_prefix, 0, None).sum())
 
     def subset(self, idx: np.ndarray | slice) -> "Windows":
-        return Windows(self.ids[idx], self.lengths[idx])
+        return Windows(self.ids[idx], self.lengths[idx], self.n_prefix)
 
     def batch(self, idx: np.ndarray, device: torch.device | str = "cpu"
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Rows idx -> (input_ids [B, T] long, attention_mask [B, T] long, labels [B, T] long, -100 = no target)."""
+        """Rows idx -> (input_ids [B, T] long, attention_mask [B, T] long, labels [B, T] long, -100 = no target).
+
+        The prefix positions (BOS) are real inputs but carry no target.
+        """
         rows = torch.from_numpy(self.ids[idx].astype(np.int64))
         lengths = torch.from_numpy(self.lengths[idx].astype(np.int64))
         T = rows.shape[1] - 1
         pos = torch.arange(T)
-        inside = pos.unsqueeze(0) < (lengths - 1).unsqueeze(1)
+        inside = pos.unsqueeze(0) < (lengths - 1).unsqueeze(1)                       # [B, T]
         input_ids = rows[:, :-1].masked_fill(~inside, 0)
-        labels = rows[:, 1:].masked_fill(~inside, -100)
+        labels = rows[:, 1:].masked_fill(~inside | (pos < self.n_prefix).unsqueeze(0), -100)
         return input_ids.to(device), inside.long().to(device), labels.to(device)
 
 
@@ -74,10 +84,17 @@ def iter_documents(paths, text_field: str = "text") -> Iterator[tuple[str, str]]
 
 
 def pack_documents(docs: Iterator[tuple[str, str]], tokenizer, seq_len: int, max_windows: int = 0,
-                   progress: Callable[[int], None] | None = None) -> Windows:
-    """Tokenize and pack documents (EOS between them) into windows of seq_len + 1 tokens, stride seq_len."""
+                   progress: Callable[[int], None] | None = None, prefix: list[int] | None = None) -> Windows:
+    """Tokenize and pack documents (EOS between them) into windows of seq_len + 1 tokens: `prefix` (default: the
+    tokenizer's special prefix, its BOS if it adds one), then seq_len + 1 - len(prefix) text tokens, stride
+    seq_len - len(prefix)."""
+    prefix = special_prefix(tokenizer) if prefix is None else list(prefix)
+    body = seq_len - len(prefix)  # text targets per window
+    if body < 1:
+        raise InputError(f"--seq-len {seq_len} is too short: the tokenizer puts {len(prefix)} prefix tokens before "
+                         "every window; give a longer --seq-len")
     sep = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.bos_token_id
-    need = max_windows * seq_len + 1 if max_windows else 0
+    need = max_windows * body + 1 if max_windows else 0
     chunks: list[np.ndarray] = []
     total = 0
     for _doc_id, text in docs:
@@ -92,15 +109,23 @@ def pack_documents(docs: Iterator[tuple[str, str]], tokenizer, seq_len: int, max
             progress(total)
         if need and total >= need:
             break
-    if total < seq_len + 1:
-        raise InputError(f"the training data has {total} tokens, fewer than one window of {seq_len + 1}; "
+    if total < body + 1:
+        raise InputError(f"the training data has {total} tokens, fewer than one window of {body + 1}; "
                          "give more data or a smaller --seq-len")
     stream = np.concatenate(chunks)
-    n = (len(stream) - 1) // seq_len
+    n = (len(stream) - 1) // body
     if max_windows:
         n = min(n, max_windows)
-    idx = np.arange(n)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
-    return Windows(np.ascontiguousarray(stream[idx]), np.full(n, seq_len + 1, np.int32))
+    idx = np.arange(n)[:, None] * body + np.arange(body + 1)[None, :]                # [n, body + 1]
+    rows = np.concatenate([np.tile(np.asarray(prefix, np.int32), (n, 1)), stream[idx]], axis=1)  # [n, T + 1]
+    return Windows(np.ascontiguousarray(rows), np.full(n, seq_len + 1, np.int32), len(prefix))
+
+
+def special_prefix(tokenizer) -> list[int]:
+    """The ids the tokenizer puts before a text (its BOS, or nothing): `sensekit build`'s rule."""
+    from sensekit.builder.corpus import special_prefix as _prefix
+
+    return _prefix(tokenizer)
 
 
 # -- prompts mode ---------------------------------------------------------------------------
@@ -176,7 +201,9 @@ def generate_windows(teacher, prompts: list[str], seq_len: int, max_new_tokens: 
     keep = lengths >= 2
     if not keep.any():
         raise InputError("every prompt produced fewer than 2 tokens; give longer prompts")
-    return Windows(rows[keep], lengths[keep])
+    prefix = np.asarray(special_prefix(tok), np.int32)
+    starts = len(prefix) and bool((rows[keep, : len(prefix)] == prefix).all())  # then BOS is never a target
+    return Windows(rows[keep], lengths[keep], len(prefix) if starts else 0)
 
 
 # -- preparation with an on-disk copy ---------------------------------------------------------
@@ -196,14 +223,15 @@ def prepare_windows(cfg, teacher, name: str = "train", paths=None, mode: str | N
     mode = mode or cfg.data_mode
     params = dict(mode=mode, seq_len=cfg.seq_len, max_windows=cfg.max_windows if name == "train" else 0,
                   teacher=teacher.name, vocab=len(teacher.tokenizer), text_field=cfg.text_field,
-                  prompt_field=cfg.prompt_field, gen=cfg.gen_max_new_tokens, chat=cfg.chat_template, seed=cfg.seed)
+                  prompt_field=cfg.prompt_field, gen=cfg.gen_max_new_tokens, chat=cfg.chat_template, seed=cfg.seed,
+                  prefix=special_prefix(teacher.tokenizer))
     fp = _fingerprint(paths, **params)
     folder = Path(cfg.output_dir) / "data"
     path = folder / f"{name}.npz"
     if path.is_file():
         with np.load(path) as z:
             if str(z["fingerprint"]) == fp:
-                return Windows(z["ids"], z["lengths"])
+                return Windows(z["ids"], z["lengths"], int(z["n_prefix"]) if "n_prefix" in z else 0)
     report = (lambda n: progress(name, n)) if progress else None
     if mode == "prompts":
         w = generate_windows(teacher, read_prompts(paths, cfg.prompt_field), cfg.seq_len, cfg.gen_max_new_tokens,
@@ -216,6 +244,6 @@ def prepare_windows(cfg, teacher, name: str = "train", paths=None, mode: str | N
     folder.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(path)
     with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name without it
-        np.savez(fh, ids=w.ids, lengths=w.lengths, fingerprint=np.array(fp))
+        np.savez(fh, ids=w.ids, lengths=w.lengths, n_prefix=np.array(w.n_prefix), fingerprint=np.array(fp))
     swap_into_place(tmp, path)
     return w

@@ -15,11 +15,16 @@ __all__ = ["evaluate"]
 
 @torch.no_grad()
 def evaluate(student, teacher, windows: Windows, batch_size: int, device, tau: float = 2.0,
-             max_batches: int = 0, autocast=None) -> dict[str, float]:
+             max_batches: int = 0, autocast=None, teacher_logits=None) -> dict[str, float]:
     """-> {"ppl", "ce", "kl", "teacher_ppl", "tokens"}: token-weighted over the windows (in order).
 
     `student` is a DistillStudent (its full, uncached path); `kl` is KL(T || S) at temperature tau.
+    `teacher_logits` (a distill.families.TeacherLogits, checked at start-up) gives the teacher's logits;
+    by default its LM head and family logits step applied to g_t.
     """
+    from .families import TeacherLogits
+
+    teacher_logits = teacher_logits or TeacherLogits(teacher)
     was_training = student.training
     student.eval()
     ce_sum = kl_sum = t_ce_sum = 0.0
@@ -28,13 +33,12 @@ def evaluate(student, teacher, windows: Windows, batch_size: int, device, tau: f
     batches = range(0, n, batch_size)
     if max_batches:
         batches = list(batches)[:max_batches]
-    head = teacher.model.get_output_embeddings()
     for s in batches:
         idx = np.arange(s, min(s + batch_size, n))
         input_ids, attn, labels = windows.batch(idx, device)
         mask = labels >= 0
         g = teacher.final_hidden(input_ids, attn).clone()
-        t_logits = head(g)
+        t_logits = teacher_logits(g, input_ids, attn)
         ctx = autocast() if autocast is not None else torch.autocast("cpu", enabled=False)
         with ctx:
             logits, _ = student(input_ids, attn)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["masked_mean", "kl_per_position", "kd_loss", "ce_per_position", "ce_loss", "mse_d", "mse_to_candidates",
-           "select_top_kappa", "top_kappa_from_distances", "hinge_mse_terms", "sense_loss"]
+           "select_top_kappa", "top_kappa_from_distances", "hinge_mse_terms", "sense_loss", "hidden_mse_loss"]
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -135,3 +135,14 @@ def sense_loss(h: torch.Tensor, positives: torch.Tensor, pos_mask: torch.Tensor,
     """
     pos_t, neg_t = hinge_mse_terms(h, positives, pos_mask, negatives, neg_mask, beta_p, beta_n)
     return masked_mean(pos_t, active), masked_mean(neg_t, active)
+
+
+def hidden_mse_loss(h: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Hidden-state (feature) distillation: L_hidden = mean over masked-in positions of MSE_d(h_t, g_t).
+
+    h [..., d] student states (projected to the teacher's width), g [..., d] teacher post-norm states (a
+    constant), mask [...] bool -> scalar. The control for the sense loss: it pulls h_t toward the teacher's
+    own state, with no dictionary. Half precision is computed in float32.
+    """
+    hf = _up(h)
+    return masked_mean(mse_d(hf, _up(g).to(hf.dtype).detach()), mask)

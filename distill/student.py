@@ -1,14 +1,21 @@
-"""Students: the truncated teacher (the paper's), or any HF causal LM that shares the tokenizer.
+"""Students: teacher layers (the paper's truncated teacher, or any selection), or any HF causal LM.
 
-`DistillStudent` wraps either one with one `forward(input_ids, attention_mask, prefix=None)`
+`build_truncated` keeps a selection of the teacher's layers: its first N (the paper: the first
+half), or any sorted list such as 0-6 and 22-29 (a small model's last layers do work that two
+re-trained layers cannot redo). It trains its top N layers, or any listed ones. The selection is
+recorded in the student's `config.sensekit`, so the saved config.json says which teacher layers
+it holds and which trained; the folder still loads with plain `AutoModelForCausalLM`.
+
+`DistillStudent` wraps a student with one `forward(input_ids, attention_mask, prefix=None)`
 returning (logits [B, T, V], h [B, T, d_teacher]): h is the student's last hidden state after
 its final norm, mapped by a learned linear projection when the student's width differs from
-the teacher's. With `prefix` (the frozen bottom layers' output, from the cache) only the
-trainable top layers, the final norm and the LM head run.
+the teacher's. With `prefix` (the input of the lowest trainable layer, from the cache) only the
+layers from there up, the final norm and the LM head run; the split is exact for every family
+(see distill.families).
 
-The truncated student shares the teacher's embeddings, final norm, LM head and frozen bottom
-layers (the same tensors, no copy); its trainable top layers are float32 copies. It is built
-on the meta device, so no teacher-sized allocation happens.
+The truncated student shares the teacher's embeddings, final norm, LM head and frozen layers
+(the same tensors, no copy); its trainable layers are float32 copies. It is built on the meta
+device, so no teacher-sized allocation happens.
 """
 
 from __future__ import annotations
@@ -16,38 +23,37 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from sensekit.errors import InputError, TeacherMismatch
 
-__all__ = ["DistillStudent", "build_truncated", "load_hf_student", "save_student", "layers_of"]
+from .families import layers_of, lm_logits, resume_at_layer, run_to_layer
 
-LAYER_ATTRS = ("layers", "h", "blocks")
+__all__ = ["DistillStudent", "build_truncated", "resolve_selection", "load_hf_student", "save_student", "layers_of"]
 
-
-def layers_of(model) -> tuple[nn.Module, str, nn.ModuleList]:
-    """(base model, attribute name, ModuleList) of an HF causal LM's decoder layers."""
-    base = model.base_model
-    for attr in LAYER_ATTRS:
-        layers = getattr(base, attr, None)
-        if isinstance(layers, nn.ModuleList):
-            return base, attr, layers
-    raise InputError(f"cannot find the decoder layers of {type(model).__name__}; use an architecture with "
-                     f"base_model.layers (Llama, Mistral, Qwen, Gemma, ...) or pass --student")
-
-
-def _sliced_config(config, start: int, stop: int):
+def _sliced_config(config, indices: Sequence[int]):
+    """A copy of `config` for the layers `indices` (in order): the layer count, and every per-layer list."""
     cfg = copy.deepcopy(config)
-    n = stop - start
+    total = _layer_count(config)
     for name in ("num_hidden_layers", "n_layer", "num_layers"):
         if hasattr(cfg, name) and isinstance(getattr(cfg, name), int):
-            setattr(cfg, name, n)
-    if isinstance(getattr(cfg, "layer_types", None), list):
-        cfg.layer_types = cfg.layer_types[start:stop]
+            setattr(cfg, name, len(indices))
+    for name, value in list(vars(cfg).items()):
+        # layer_types (sliding/full attention), no_rope_layers, ...: one entry per layer
+        if isinstance(value, list) and total and len(value) == total and name != "sensekit":
+            setattr(cfg, name, [value[i] for i in indices])
     return cfg
+
+
+def _layer_count(config) -> int:
+    for name in ("num_hidden_layers", "n_layer", "num_layers"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    return 0
 
 
 def _no_meta(module: nn.Module, what: str) -> None:
@@ -57,17 +63,46 @@ def _no_meta(module: nn.Module, what: str) -> None:
                              "for truncation, pass --student ID|PATH instead")
 
 
-def build_truncated(teacher_model, n_layers: int, n_train: int):
-    """The teacher's first `n_layers` layers; only the top `n_train` train. Returns an HF causal LM."""
+def resolve_selection(n_teacher: int, layers: int | Sequence[int], train: int | Sequence[int]
+                      ) -> tuple[list[int], list[int]]:
+    """(teacher layer indices kept, student layer indices trained) from counts or explicit lists.
+
+    layers: N = the first N teacher layers, or teacher indices; train: N = the top N student layers, or
+    student indices. Both lists come back sorted; out-of-range or repeated entries are one-line errors.
+    """
+    kept = list(range(layers)) if isinstance(layers, int) else [int(i) for i in layers]
+    if not kept or (isinstance(layers, int) and not 1 <= layers <= n_teacher):
+        raise InputError(f"--student-layers {layers} must be in 1..{n_teacher} (the teacher has {n_teacher} layers)")
+    if kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= n_teacher:
+        raise InputError(f"--student-layers {','.join(map(str, kept))}: teacher layers must be sorted, unique and in "
+                         f"0..{n_teacher - 1} (the teacher has {n_teacher} layers)")
+    n = len(kept)
+    if isinstance(train, int):
+        if not 1 <= train <= n:
+            raise InputError(f"--train-layers top{train} must train 1..{n} layers (the student has {n})")
+        trained = list(range(n - train, n))
+    else:
+        trained = [int(i) for i in train]
+        if not trained or trained != sorted(set(trained)) or trained[0] < 0 or trained[-1] >= n:
+            raise InputError(f"--train-layers {','.join(map(str, trained))}: student layers must be sorted, unique "
+                             f"and in 0..{n - 1} (the student has {n} layers)")
+    return kept, trained
+
+
+def build_truncated(teacher_model, layers: int | Sequence[int], train: int | Sequence[int]):
+    """A student made of teacher layers; only the `train` ones train. Returns an HF causal LM.
+
+    layers: a count (the teacher's first N layers) or teacher layer indices (e.g. 0-6 and 22-29);
+    train: a count (the student's top N layers) or student layer indices. The embeddings, the final
+    norm, the LM head and the frozen layers are the teacher's own modules (no copy); the trained
+    layers are float32 copies. The selection is recorded in `config.sensekit`, which save_pretrained
+    writes into config.json.
+    """
     from transformers import AutoModelForCausalLM
 
-    base, attr, layers = layers_of(teacher_model)
-    total = len(layers)
-    if not 1 <= n_layers <= total:
-        raise InputError(f"--student-layers {n_layers} must be in 1..{total} (the teacher has {total} layers)")
-    if not 1 <= n_train <= n_layers:
-        raise InputError(f"--train-top-layers {n_train} must be in 1..{n_layers}")
-    cfg = _sliced_config(teacher_model.config, 0, n_layers)
+    base, attr, teacher_layers = layers_of(teacher_model)
+    kept, trained = resolve_selection(len(teacher_layers), layers, train)
+    cfg = _sliced_config(teacher_model.config, kept)
     with torch.device("meta"):
         student = AutoModelForCausalLM.from_config(cfg)
     s_base = student.base_model
@@ -77,15 +112,19 @@ def build_truncated(teacher_model, n_layers: int, n_train: int):
     for name, child in teacher_model.named_children():
         if child is not base:
             setattr(student, name, child)
-    frozen = [layers[i] for i in range(n_layers - n_train)]
-    trainable = []
-    for i in range(n_layers - n_train, n_layers):
-        layer = copy.deepcopy(layers[i]).float()
-        layer.requires_grad_(True)
-        trainable.append(layer)
-    setattr(s_base, attr, nn.ModuleList(frozen + trainable))
+    modules = []
+    for position, index in enumerate(kept):
+        if position in trained:
+            layer = copy.deepcopy(teacher_layers[index]).float()
+            layer.requires_grad_(True)
+        else:
+            layer = teacher_layers[index]
+        modules.append(layer)
+    setattr(s_base, attr, nn.ModuleList(modules))
     _no_meta(student, "truncated student")
     student.config.use_cache = False
+    student.config.sensekit = {"teacher_layers": kept, "trained_layers": trained,
+                               "teacher_num_layers": len(teacher_layers)}
     return student
 
 
@@ -114,64 +153,84 @@ def load_hf_student(name_or_path: str, teacher, device: torch.device):
 
 
 class DistillStudent(nn.Module):
-    """The student plus, when widths differ, a learned projection d_S -> d_T for the sense loss."""
+    """The student plus, when widths differ, a learned projection d_S -> d_T for the sense loss.
 
-    def __init__(self, lm, teacher_hidden: int, vocab_size: int, n_trainable_top: int | None = None) -> None:
+    A truncated student splits at `split_at`, its lowest trainable layer: the frozen layers below it
+    form the cached prefix; the layers from it up (trainable, and frozen ones above a trainable one)
+    run every step. `n_trainable_top=N` is the same as split_at = layers - N.
+    """
+
+    def __init__(self, lm, teacher_hidden: int, vocab_size: int, n_trainable_top: int | None = None,
+                 split_at: int | None = None) -> None:
         super().__init__()
         self.lm = lm
         self.vocab_size = vocab_size
         d_s = int(lm.get_output_embeddings().weight.shape[1])
         self.proj = nn.Linear(d_s, teacher_hidden) if d_s != teacher_hidden else None
-        self.truncated = n_trainable_top is not None
+        self.truncated = n_trainable_top is not None or split_at is not None
+        self.split_at = 0
         self._views: dict[str, nn.Module] = {}
         if self.truncated:
-            base, attr, layers = layers_of(lm)
+            _, _, layers = layers_of(lm)
             n = len(layers)
-            object.__setattr__(self, "_views", {
-                "bottom": self._view(lm, layers, 0, n - n_trainable_top, keep_norm=False),
-                "top": self._view(lm, layers, n - n_trainable_top, n, keep_norm=True),
-            })
+            self.split_at = split_at if split_at is not None else n - int(n_trainable_top)
+            if not 0 <= self.split_at < n:
+                raise InputError(f"the student's split point {self.split_at} must be in 0..{n - 1}")
+            if self.split_at > 0:  # plain attributes, not submodules: the views share the lm's modules
+                object.__setattr__(self, "_views", {"bottom": self._view(lm, layers, 0, self.split_at),
+                                                    "top": self._view(lm, layers, self.split_at, n)})
 
     @staticmethod
-    def _view(lm, layers: nn.ModuleList, start: int, stop: int, keep_norm: bool) -> nn.Module:
+    def _view(lm, layers: nn.ModuleList, start: int, stop: int) -> nn.Module:
         """A base model of the same class that runs only layers[start:stop] (sharing the modules)."""
         base, attr, _ = layers_of(lm)
-        cfg = _sliced_config(base.config, start, stop)
+        cfg = _sliced_config(base.config, range(start, stop))
         with torch.device("meta"):
             view = type(base)(cfg)
         for name, child in base.named_children():
             setattr(view, name, child)
         setattr(view, attr, nn.ModuleList([layers[i] for i in range(start, stop)]))
-        if not keep_norm:
-            for name in ("norm", "ln_f", "final_layer_norm"):
-                if isinstance(getattr(view, name, None), nn.Module):
-                    setattr(view, name, nn.Identity())
         _no_meta(view, "student view")
         return view
+
+    @property
+    def can_split(self) -> bool:
+        """Whether frozen layers lie below the lowest trainable one (what the frozen-prefix cache stores)."""
+        return bool(self._views)
 
     def trainable_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        """Post-norm states [..., d_S] -> logits [..., V] (the student's own LM head)."""
-        return self.lm.get_output_embeddings()(h)[..., : self.vocab_size]
+        """Post-norm states [..., d_S] -> logits [..., V] (the student's own LM head and logits step)."""
+        return lm_logits(self.lm, h)[..., : self.vocab_size]
 
     @torch.no_grad()
     def prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """The frozen bottom layers' output [B, T, d] (no final norm), for the cache."""
+        """The frozen layers below the split: their output [B, T, d] (the input of the lowest trainable layer)."""
+        if not self.can_split:
+            raise InputError("the frozen-prefix cache needs frozen layers below the lowest trained one; "
+                             "drop --cache or train higher layers")
         bottom = self._views["bottom"]
-        return bottom(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        _, _, layers = layers_of(bottom)
+        return run_to_layer(bottom, layers[-1], input_ids, attention_mask)
+
+    def final_hidden(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                     prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """The student's last hidden state after its final norm [B, T, d_S]: from the layers above the split when
+        `prefix` (the cached input of the lowest trainable layer) is given, else the plain forward."""
+        if prefix is not None:
+            top = self._views["top"]
+            _, _, layers = layers_of(top)
+            return resume_at_layer(top, layers[0], prefix, attention_mask)
+        base = self.lm.base_model
+        return base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
     def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
                 prefix: torch.Tensor | None = None, positions: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (logits [B, T, V], h [P, d_T] at `positions` (b [P], t [P]), or [B, T, d_T] when positions is None)."""
-        if prefix is not None:
-            top = self._views["top"]
-            hidden = top(inputs_embeds=prefix, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        else:
-            base = self.lm.base_model
-            hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        hidden = self.final_hidden(input_ids, attention_mask, prefix)                  # [B, T, d_S]
         logits = self.head(hidden)
         h = hidden if positions is None else hidden[positions[0], positions[1]]
         if self.proj is not None:

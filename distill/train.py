@@ -1,13 +1,19 @@
 """The DSKD training loop (METHOD.md section 2), readable top to bottom.
 
-    L = L_KD + L_CE + lambda * (L_sense_pos + L_sense_neg)
+    L = L_KD + L_CE + lambda * (L_sense_pos + L_sense_neg) + lambda_h * L_hidden
 
 `train(cfg)` loads the store and the teacher (refusing a mismatch), turns the store into
 `SenseTargets`, builds the student, prepares the windows, then runs AdamW with a cosine
 schedule and warm-up on `accelerate`: one CPU process here, DDP on GPUs with
 `accelerate launch -m distill.cli --store ... --data ...`. lambda = 0 is the KD baseline:
 the same data order, seeds and code path, only the sense term is skipped (its sampling has
-its own generator, so nothing else changes). Progress goes to a callback; nothing prints.
+its own generator, so nothing else changes); lambda_h > 0 adds hidden-state distillation,
+MSE_d(h_t, g_t), the control that needs no dictionary. Progress goes to a callback; nothing
+prints.
+
+Before the first step, on the first batch, the run checks what it relies on: the teacher's
+logits from g_t equal its own forward's (else it runs that forward for them), the student's
+head equals its own forward, and with the cache the split forward equals the full one.
 
 The run folder's layout and records live in `distill.run_folder`, checkpoints in
 `distill.checkpoint`; `Stepper` below is one optimizer step.
@@ -31,7 +37,8 @@ from sensekit.errors import InputError, SensekitError, TeacherMismatch
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .config import DistillConfig
 from .data import Windows, prepare_windows
-from .losses import ce_loss, kd_loss, sense_loss
+from .families import TeacherLogits, logits_difference, max_difference, tolerance
+from .losses import ce_loss, hidden_mse_loss, kd_loss, sense_loss
 from .run_folder import RunFolder
 from .student import DistillStudent, build_truncated, load_hf_student, save_student
 from .targets import SenseTargets
@@ -40,7 +47,7 @@ __all__ = ["train", "Stepper", "BatchOrder", "check_store_matches", "param_group
            "TERMS"]
 
 Callback = Callable[[str, dict[str, Any]], None]
-TERMS = ("kd", "ce", "sense_pos", "sense_neg", "total")
+TERMS = ("kd", "ce", "sense_pos", "sense_neg", "hidden", "total")
 SENSE_SEED_OFFSET = 0x5E45E
 
 
@@ -70,10 +77,13 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     windows, eval_windows = _windows(cfg, teacher, acc, emit)
     order = BatchOrder(cfg.seed, len(windows), cfg.batch_size, cfg.grad_accum, acc.num_processes, acc.process_index)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * order.steps_per_epoch))
-    cache = _prefix_cache(cfg, teacher, windows, run.cache) if cfg.cache else None
+    cache = _prefix_cache(cfg, teacher, model, windows, run.cache) if cfg.cache else None
+    teacher_logits = TeacherLogits(teacher)
+    checks = startup_checks(cfg, teacher, model, windows, order.batches(0)[0], acc, teacher_logits, emit)
 
-    # optimisation: AdamW over the trainable parameters, linear warm-up then cosine decay
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+    # optimisation: AdamW over the trainable parameters (lr x processes, as the paper), warm-up then cosine decay
+    lr = effective_lr(cfg, acc.num_processes)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(cfg.warmup_frac * total), total)
     model, optimizer = acc.prepare(model, optimizer)
     inner: DistillStudent = acc.unwrap_model(model)
@@ -86,16 +96,18 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     run.write_setup(cfg, {
         "teacher": teacher.name, "teacher_revision": teacher.revision, "hidden_size": teacher.hidden_size,
         "vocab_size": teacher.vocab_size, "store": str(cfg.store), "targets": targets.summary() if targets else None,
-        "student": cfg.student, "trainable_parameters": n_trainable, "windows": len(windows),
+        "student": cfg.student, "student_selection": getattr(inner.lm.config, "sensekit", None),
+        "trainable_parameters": n_trainable, "windows": len(windows), "window_prefix_tokens": windows.n_prefix,
         "target_tokens": windows.n_targets, "eval_windows": len(eval_windows) if eval_windows is not None else 0,
         "steps": total, "steps_per_epoch": order.steps_per_epoch, "processes": acc.num_processes,
-        "mixed_precision": acc.mixed_precision, "device": str(device)})
+        "lr": cfg.lr, "effective_lr": lr, "mixed_precision": acc.mixed_precision, "device": str(device), **checks})
     log = run.open_log(resumed_at=start if resume else None)
     emit("start", {"total": total, "start": start, "windows": len(windows), "trainable_parameters": n_trainable,
                    "targets": targets.summary() if targets else None, "device": str(device)})
 
     # the loop: one optimizer step per iteration; evaluate and checkpoint on their schedules and at the end
-    stepper = Stepper(cfg, acc, teacher, model, optimizer, scheduler, targets, windows, cache, sense_gen)
+    stepper = Stepper(cfg, acc, teacher, model, optimizer, scheduler, targets, windows, cache, sense_gen,
+                      teacher_logits=teacher_logits)
     t0 = time.perf_counter()
     last: dict[str, Any] = {}
     evals: list[dict[str, Any]] = []
@@ -108,7 +120,7 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
             last = row
             emit("step", row)
             if eval_windows is not None and (_due(cfg.eval_every, number) or done):
-                evals.append(_evaluate(cfg, inner, teacher, eval_windows, device, acc, number))
+                evals.append(_evaluate(cfg, inner, teacher, eval_windows, device, acc, number, teacher_logits))
                 log.evaluation(evals[-1])
                 emit("eval", evals[-1])
             if _due(cfg.save_every, number) or done:
@@ -128,7 +140,8 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     if main:
         save_student(inner, teacher.tokenizer, run.student, info={
             "made_by": "sensekit distill", "teacher": teacher.name, "teacher_revision": teacher.revision,
-            "store": str(cfg.store), "steps": total, "lambda_sense": cfg.lambda_sense, "config": cfg.to_dict()})
+            "store": str(cfg.store), "steps": total, "lambda_sense": cfg.lambda_sense,
+            "lambda_hidden": cfg.lambda_hidden, "effective_lr": lr, "config": cfg.to_dict()})
     summary = {"steps": total, "last": last, "eval": evals[-1] if evals else None, "output_dir": str(run.path),
                "student_dir": str(run.student), "metrics": str(run.metrics),
                "elapsed_s": round(time.perf_counter() - t0, 3), "cache_hits": stepper.cache_hits}
@@ -167,8 +180,10 @@ def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Callback):
 def _student(cfg: DistillConfig, teacher, device) -> DistillStudent:
     """The truncated teacher (its top layers trainable) or any HF causal LM, with a projection if its width differs."""
     if cfg.truncated:
-        lm = build_truncated(teacher.model, cfg.student_layers, cfg.train_top_layers)
-        model = DistillStudent(lm, teacher.hidden_size, teacher.vocab_size, n_trainable_top=cfg.train_top_layers)
+        lm = build_truncated(teacher.model, cfg.student_selection, cfg.train_selection)
+        lm.config.sensekit["teacher"] = teacher.name  # config.json then says where its layers came from
+        model = DistillStudent(lm, teacher.hidden_size, teacher.vocab_size,
+                               split_at=lm.config.sensekit["trained_layers"][0])
         model.eval()  # dropout off: the frozen modules are the teacher's own and must stay deterministic
         return model
     lm = load_hf_student(cfg.student, teacher, device)
@@ -194,13 +209,58 @@ def _windows(cfg: DistillConfig, teacher, acc, emit: Callback) -> tuple[Windows,
     return windows, eval_windows
 
 
-def _prefix_cache(cfg: DistillConfig, teacher, windows: Windows, folder: Path):
+def _prefix_cache(cfg: DistillConfig, teacher, model: DistillStudent, windows: Windows, folder: Path):
     """The frozen-prefix cache, keyed by the windows and everything that shapes the frozen layers' output."""
     from .cache import PrefixCache
 
-    fp = hashlib.sha256(windows.ids.tobytes() + json.dumps([teacher.name, cfg.student_layers, cfg.train_top_layers,
-                                                              cfg.mixed_precision]).encode()).hexdigest()
+    selection = model.lm.config.sensekit
+    fp = hashlib.sha256(windows.ids.tobytes() + json.dumps([
+        teacher.name, selection["teacher_layers"], selection["trained_layers"], windows.n_prefix,
+        cfg.mixed_precision]).encode()).hexdigest()
     return PrefixCache(folder, len(windows), windows.seq_len, teacher.hidden_size, fp)
+
+
+def effective_lr(cfg: DistillConfig, processes: int) -> float:
+    """--lr x the number of processes (the paper scales by GPUs), or --lr as given with --no-scale-lr."""
+    return cfg.lr * (processes if cfg.scale_lr else 1)
+
+
+def startup_checks(cfg: DistillConfig, teacher, model: DistillStudent, windows: Windows, rows: np.ndarray, acc,
+                   teacher_logits: TeacherLogits, emit: Callback) -> dict[str, Any]:
+    """On the first batch (rows [B]): the teacher's logits path, the student's head, and with --cache the split.
+
+    Where the teacher's head of g_t is not its own output (a family step this code does not know), the run uses
+    the teacher's own forward for its logits; a student that differs is refused, as is an inexact split.
+    """
+    input_ids, attn, _ = windows.batch(rows, acc.device)                           # [B, T] each
+    t_diff = teacher_logits.check(input_ids, attn)
+    if teacher_logits.own_forward:
+        emit("warning", {"message": f"teacher {teacher.name}: its LM head of g_t differs from its own logits by "
+                                    f"{t_diff:.3g}; using its own forward for the teacher's logits (slower)"})
+    exact = acc.mixed_precision == "no" and teacher.dtype == torch.float32
+    with torch.no_grad(), acc.autocast():
+        s_diff, allowed = logits_difference(model.lm, input_ids, attn)
+        if not s_diff <= allowed:
+            raise InputError(f"student {cfg.student}: its LM head of its final hidden state differs from its own "
+                             f"logits by {s_diff:.3g} (> {allowed:.3g}); this architecture cannot be a student here")
+        split_diff = None
+        if cfg.cache:
+            full = model.final_hidden(input_ids, attn)                                  # [B, T, d]
+            prefix = model.prefix(input_ids, attn).float()  # as the cache stores it
+            split = model.final_hidden(None, attn, prefix.to(_trainable_dtype(model, prefix.dtype)))
+            split_diff, scale = max_difference(split, full, attn.bool())
+            allowed = tolerance(torch.float32 if exact else torch.bfloat16, scale)
+            if not split_diff <= allowed:
+                raise InputError(f"the frozen-prefix cache is not exact for {type(model.lm).__name__}: the split "
+                                 f"forward differs from the full one by {split_diff:.3g} (> {allowed:.3g}) on the "
+                                 "first batch; drop --cache")
+    return {"teacher_logits": "own forward" if teacher_logits.own_forward else "lm_head(g)",
+            "check_teacher_logits_diff": t_diff, "check_student_logits_diff": s_diff, "check_split_diff": split_diff}
+
+
+def _trainable_dtype(model: DistillStudent, default: torch.dtype) -> torch.dtype:
+    params = [p for _, p in model.trainable_named_parameters()]
+    return params[0].dtype if params else default
 
 
 class BatchOrder:
@@ -276,8 +336,13 @@ def _sha256(path: Path) -> str:
 
 
 def check_store_matches(store, teacher) -> None:
-    """Refuse a store built with another teacher id, hidden size or tokenizer, naming both."""
+    """Refuse a store built with another teacher id, hidden size, tokenizer or key mode, naming both."""
     meta = store.meta
+    key = meta.get("key_mode") or (meta.get("build_config") or {}).get("key")
+    if key and key != "next":
+        raise TeacherMismatch(f"store {store.path} was built with --key {key} (senses filed under the input token "
+                              "x_t) but distill's sense loss needs --key next (senses of the predicted token y_t); "
+                              "rebuild the store with --key next")
     built = meta.get("teacher")
     if isinstance(built, dict):
         built = built.get("name") or built.get("id")
@@ -310,13 +375,14 @@ class Stepper:
     """
 
     def __init__(self, cfg: DistillConfig, acc, teacher, model, optimizer, scheduler, targets: SenseTargets | None,
-                 windows: Windows, cache=None, sense_gen: torch.Generator | None = None) -> None:
+                 windows: Windows, cache=None, sense_gen: torch.Generator | None = None,
+                 teacher_logits: TeacherLogits | None = None) -> None:
         self.cfg, self.acc, self.teacher, self.model = cfg, acc, teacher, model
         self.optimizer, self.scheduler, self.targets = optimizer, scheduler, targets
         self.windows, self.cache = windows, cache
         self.inner: DistillStudent = acc.unwrap_model(model)
         self.trainable = [p for _, p in self.inner.trainable_named_parameters()]
-        self.head = teacher.model.get_output_embeddings()
+        self.teacher_logits = teacher_logits or TeacherLogits(teacher)
         self.device = acc.device
         self.sense_gen = sense_gen
         self.cache_hits = 0
@@ -335,27 +401,30 @@ class Stepper:
                 prefix = inner.prefix(input_ids, attn).float()
                 cache.put(rows, prefix, g)
         with torch.no_grad():
-            t_logits = self.head(g.to(self.head.weight.dtype))                      # [B, T, V]
+            t_logits = self.teacher_logits(g, input_ids, attn)                      # [B, T, V]
             sense = None
             if cfg.lambda_sense > 0:
                 sense = self.targets.gather(labels, g, kappa=cfg.kappa, neighbors=cfg.neighbors, frac=cfg.sample_frac,
                                             floor=cfg.sample_floor, own_negative=cfg.own_senses_negative,
                                             generator=self.sense_gen)
-        positions = (sense.b, sense.t) if sense is not None else None
         if prefix is not None:
             prefix = prefix.to(self.trainable[0].dtype if self.trainable else prefix.dtype)
         with self.acc.autocast():
-            logits, h = self.model(input_ids, attn, prefix=prefix, positions=positions)  # [B, T, V], [P, d]
-        mask = labels >= 0
+            logits, h = self.model(input_ids, attn, prefix=prefix)                  # [B, T, V], [B, T, d]
+        mask = labels >= 0                                                          # [B, T] target positions
+        zero = torch.zeros((), device=device)
         terms = {"kd": kd_loss(logits, t_logits, mask, cfg.tau, cfg.alpha), "ce": ce_loss(logits, labels, mask)}
         if sense is not None:
-            terms["sense_pos"], terms["sense_neg"] = sense_loss(h, sense.positives, sense.pos_mask, sense.negatives,
-                                                                sense.neg_mask, sense.active, cfg.beta_p, cfg.beta_n)
+            terms["sense_pos"], terms["sense_neg"] = sense_loss(h[sense.b, sense.t], sense.positives, sense.pos_mask,
+                                                                sense.negatives, sense.neg_mask, sense.active,
+                                                                cfg.beta_p, cfg.beta_n)          # h at [P, d]
             n_active = int(sense.active.sum())
         else:
-            terms["sense_pos"] = terms["sense_neg"] = torch.zeros((), device=device)
+            terms["sense_pos"] = terms["sense_neg"] = zero
             n_active = 0
-        terms["total"] = terms["kd"] + terms["ce"] + cfg.lambda_sense * (terms["sense_pos"] + terms["sense_neg"])
+        terms["hidden"] = hidden_mse_loss(h, g, mask) if cfg.lambda_hidden > 0 else zero
+        terms["total"] = (terms["kd"] + terms["ce"] + cfg.lambda_sense * (terms["sense_pos"] + terms["sense_neg"])
+                          + cfg.lambda_hidden * terms["hidden"])
         terms["_positions"] = torch.tensor(float(n_active), device=device)
         terms["_tokens"] = mask.sum().float()
         return terms
@@ -398,7 +467,8 @@ class Stepper:
             counts = acc.reduce(counts, reduction="sum")        # sense positions and target tokens: all processes
         v = values.tolist() + counts.tolist()
         row = {"lr": lr, **dict(zip(TERMS, v[: len(TERMS)]))}
-        row.update(sense=v[2] + v[3], grad_norm=grad_norm, sense_positions=v[len(TERMS)], tokens=v[len(TERMS) + 1])
+        row.update(sense=row["sense_pos"] + row["sense_neg"], grad_norm=grad_norm, sense_positions=v[len(TERMS)],
+                   tokens=v[len(TERMS) + 1])
         return row
 
 
@@ -410,11 +480,11 @@ class _null:
         return False
 
 
-def _evaluate(cfg, inner, teacher, windows, device, acc, step) -> dict[str, Any]:
+def _evaluate(cfg, inner, teacher, windows, device, acc, step, teacher_logits=None) -> dict[str, Any]:
     from .evaluate import evaluate
 
     result = evaluate(inner, teacher, windows, cfg.batch_size, device, tau=cfg.tau, max_batches=cfg.eval_batches,
-                      autocast=acc.autocast)
+                      autocast=acc.autocast, teacher_logits=teacher_logits)
     if cfg.truncated:
         inner.eval()
     return {"step": step, **result}

@@ -42,7 +42,14 @@ def test_every_config_field_is_a_flag_with_help(capsys, monkeypatch):
 @pytest.mark.parametrize("args,needle", [
     (["--tau", "0"], "--tau must be > 0"),
     (["--warmup-frac", "1.5"], "--warmup-frac must be in [0, 1)"),
-    (["--train-top-layers", "20"], "--train-top-layers must be <= --student-layers (15)"),
+    (["--train-layers", "top20"], "--train-layers top20 trains more layers than the student has (15"),
+    (["--train-layers", "3,15"], "--train-layers 3,15: student layer 15 does not exist"),
+    (["--train-layers", "2,1"], "--train-layers '2,1': layers must be sorted and unique"),
+    (["--train-layers", "topx"], "--train-layers 'topx': write topN"),
+    (["--student-layers", "0-6,5-9"], "--student-layers '0-6,5-9': layers must be sorted and unique"),
+    (["--student-layers", "6-0"], "runs backwards"),
+    (["--student-layers", "0-3", "--train-layers", "0,1", "--cache"], "--cache needs a frozen layer below"),
+    (["--lambda-hidden", "-1"], "--lambda-hidden must be >= 0"),
     (["--data-mode", "chat"], "--data-mode must be one of corpus, prompts"),
     (["--cache", "--student", "gpt2"], "--cache needs --student truncated"),
 ])
@@ -70,7 +77,7 @@ store = "{store_dir}"
 data = ["{corpus_file}"]
 teacher = "{teacher_dir}"
 student_layers = 3
-train_top_layers = 1
+train_layers = "top1"
 seq_len = 16
 batch_size = 2
 max_windows = 8
@@ -107,8 +114,8 @@ def test_config_roundtrip_and_types(tmp_path):
     defaults = DistillConfig()
     assert (defaults.tau, defaults.alpha, defaults.lambda_sense, defaults.kappa, defaults.beta_p, defaults.beta_n,
             defaults.neighbors, defaults.sample_frac, defaults.sample_floor, defaults.own_senses_negative,
-            defaults.student_layers, defaults.train_top_layers) == (2.0, 0.7, 1.0, 5, 0.0, 1.0, 25, 0.4, 25, False,
-                                                                    15, 2)
+            defaults.student_layers, defaults.train_layers, defaults.lambda_hidden, defaults.scale_lr) == (
+        2.0, 0.7, 1.0, 5, 0.0, 1.0, 25, 0.4, 25, False, "15", "top2", 0.0, True)
 
 
 def test_corpus_windows_cover_every_token_once(tmp_path, corpus_file, teacher):  # noqa: F811

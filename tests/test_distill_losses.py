@@ -11,6 +11,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from distill.losses import (  # noqa: E402,E501
     ce_loss,
+    hidden_mse_loss,
     hinge_mse_terms,
     kd_loss,
     kl_per_position,
@@ -159,3 +160,30 @@ def test_gradients_are_finite_everywhere():
     assert torch.isfinite(s.grad).all() and torch.isfinite(h.grad).all()
     assert h.grad[1].abs().sum().item() == 0.0  # an inactive position gets no gradient
     assert math.isfinite(total.item())
+
+
+def test_hidden_mse_is_zero_on_identical_states_and_equals_a_slow_loop():
+    h, g = torch.randn(2, 3, 5, dtype=torch.float64), torch.randn(2, 3, 5, dtype=torch.float64)
+    assert hidden_mse_loss(g.clone(), g).item() == 0.0
+    mask = torch.tensor([[True, False, True], [False, True, True]])
+    slow, n = 0.0, 0
+    for b in range(2):
+        for t in range(3):
+            if mask[b, t]:
+                slow += sum((h[b, t, i] - g[b, t, i]).item() ** 2 for i in range(5)) / 5  # ||h - g||^2 / d
+                n += 1
+    assert hidden_mse_loss(h, g, mask).item() == pytest.approx(slow / n, rel=1e-12)
+    assert hidden_mse_loss(h, g).item() == pytest.approx(((h - g) ** 2).mean().item(), rel=1e-12)
+    assert hidden_mse_loss(h, g, torch.zeros(2, 3, dtype=torch.bool)).item() == 0.0  # no positions: 0
+
+
+def test_hidden_mse_gradient_reaches_only_the_student():
+    h = torch.randn(2, 3, 4, requires_grad=True)
+    g = torch.randn(2, 3, 4, requires_grad=True)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    hidden_mse_loss(h.bfloat16(), g, mask).backward()
+    assert torch.isfinite(h.grad).all() and g.grad is None
+    assert h.grad[~mask].abs().sum() == 0  # masked-out positions get no gradient
+    # d/dh mean_t ||h_t - g_t||^2 / d = 2 (h_t - g_t) / (d * n)
+    want = 2 * (h.detach().bfloat16().float() - g.detach()) / (4 * 3)
+    torch.testing.assert_close(h.grad[mask], want[mask], rtol=2e-2, atol=1e-3)

@@ -26,6 +26,17 @@ ANT = [("good", "bad"), ("happy", "sad"), ("big", "small"), ("fast", "slow"), ("
        ("light", "dark")]
 
 
+def bos_tokenizer():
+    """The test tokenizer, plus a BOS `<s>` that it puts before every text (as Llama-3 and Mistral do)."""
+    from tokenizers import processors
+
+    tok = train_tokenizer()
+    tok.add_special_tokens(["<s>"])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    return tok
+
+
 def make_teacher_dir(folder: Path, hidden: int = HIDDEN, layers: int = LAYERS, seed: int = 0, tokenizer=None) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -33,7 +44,8 @@ def make_teacher_dir(folder: Path, hidden: int = HIDDEN, layers: int = LAYERS, s
     tok = tokenizer or train_tokenizer()
     tok_path = folder / "tokenizer.json"
     tok.save(str(tok_path))
-    fast = PreTrainedTokenizerFast(tokenizer_file=str(tok_path), eos_token="<|endoftext|>", pad_token="<pad>")
+    bos = {"bos_token": "<s>"} if tok.token_to_id("<s>") is not None else {}
+    fast = PreTrainedTokenizerFast(tokenizer_file=str(tok_path), eos_token="<|endoftext|>", pad_token="<pad>", **bos)
     fast.save_pretrained(str(folder))
     cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=2 * hidden,
                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
@@ -50,7 +62,7 @@ def sha256(path: Path) -> str:
 
 
 def make_store(path: Path, teacher_dir: Path, dim: int = HIDDEN, seed: int = 0, teacher_name: str | None = None,
-               tokenizer_json: Path | None = None) -> Path:
+               tokenizer_json: Path | None = None, provenance: dict | None = None) -> Path:
     """Every conftest WORDS token gets 1-4 senses; 'river bank' is a 2-token span cloud; SYN/ANT relations,
     symmetric."""
     from conftest import WORDS
@@ -70,6 +82,7 @@ def make_store(path: Path, teacher_dir: Path, dim: int = HIDDEN, seed: int = 0, 
     span_tokens = tok.encode(" river bank", add_special_tokens=False).ids
     assert len(span_tokens) == 2
     prov = {"teacher": teacher_name or str(teacher_dir), "hidden_size": dim, "tokenizer_sha256": sha256(tok_json)}
+    prov.update(provenance or {})
     with StoreWriter(path, dim=dim, tokenizer_json=tok_json, provenance=prov) as w:
         w.add_tokens([ids[x][0] for x in WORDS], [" " + x for x in WORDS], [10] * len(WORDS))
         w.add_senses(emb, sense_index, [5] * len(owners), token_ids=owners)

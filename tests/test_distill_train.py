@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_distill_support import (  # noqa: F401  (fixtures)
     HIDDEN,
@@ -31,7 +32,7 @@ TERMS = ("kd", "ce", "sense_pos", "sense_neg", "total")
 
 def cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, **kw) -> DistillConfig:  # noqa: F811
     base = dict(store=str(store_dir), data=(str(corpus_file),), teacher=str(teacher_dir), student_layers=3,
-                train_top_layers=1, seq_len=24, batch_size=4, max_windows=16, max_steps=4, lr=3e-3, warmup_frac=0.25,
+                train_layers="top1", seq_len=24, batch_size=4, max_windows=16, max_steps=4, lr=3e-3, warmup_frac=0.25,
                 sample_floor=4, kappa=3, neighbors=3, output_dir=str(tmp_path / "run"), device="cpu", save_every=0)
     base.update(kw)
     return DistillConfig(**base)
@@ -49,7 +50,7 @@ def assert_same_losses(a: list[dict], b: list[dict], rel: float) -> None:
 
 
 def test_total_loss_falls_and_files_are_written(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
-    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, max_steps=30, lr=1e-2, train_top_layers=2,
+    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, max_steps=30, lr=1e-2, train_layers="top2",
                   warmup_frac=0.1, eval_holdout=4, max_windows=24, save_every=10)
     events = []
     summary = train(cfg, teacher=teacher, callback=lambda e, p: events.append(e))
@@ -188,3 +189,82 @@ def test_nan_stops_with_the_step_and_term(tmp_path, store_dir, corpus_file, teac
     cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, lr=1e30, warmup_frac=0.0, max_grad_norm=0.0)
     with pytest.raises(NonFiniteLoss, match=r"step 2: the \w+ loss is (nan|inf)"):
         train(cfg, teacher=teacher)
+
+
+def test_kd_hidden_and_dskd_arms_share_data_order_and_differ_only_in_their_terms(tmp_path, store_dir, corpus_file,  # noqa: F811
+                                                                                  teacher_dir, teacher):  # noqa: F811
+    kd_cfg = cfg_for(tmp_path / "kd", store_dir, corpus_file, teacher_dir, lambda_sense=0.0)
+    arms = {"kd": kd_cfg, "hidden": kd_cfg.replace(output_dir=str(tmp_path / "hid"), lambda_hidden=1.0),
+            "dskd": kd_cfg.replace(output_dir=str(tmp_path / "dskd"), lambda_sense=1.0)}
+    rows = {name: metrics(train(cfg, teacher=teacher)["output_dir"]) for name, cfg in arms.items()}
+    for name in ("hidden", "dskd"):  # step 1 runs before any update: the same batch gives the same KD and CE
+        assert rows[name][0]["kd"] == pytest.approx(rows["kd"][0]["kd"], rel=1e-6)
+        assert rows[name][0]["ce"] == pytest.approx(rows["kd"][0]["ce"], rel=1e-6)
+        assert [r["tokens"] for r in rows[name]] == [r["tokens"] for r in rows["kd"]]
+        assert [r["lr"] for r in rows[name]] == [r["lr"] for r in rows["kd"]]
+    assert all(r["hidden"] == 0 for r in rows["kd"] + rows["dskd"])
+    assert all(r["hidden"] > 0 and r["sense_pos"] == 0 for r in rows["hidden"])
+    assert all(r["total"] == pytest.approx(r["kd"] + r["ce"] + r["hidden"], rel=1e-6) for r in rows["hidden"])
+    assert rows["hidden"][2]["kd"] != rows["kd"][2]["kd"]  # the hidden gradient changed the student
+    assert json.loads((Path(arms["hidden"].output_dir) / "student" / "distill_info.json").read_text())[
+        "lambda_hidden"] == 1.0
+
+
+def test_a_layer_selection_trains_its_listed_layers_with_an_exact_cache(tmp_path, store_dir, corpus_file,  # noqa: F811
+                                                                        teacher_dir, teacher):  # noqa: F811
+    from transformers import AutoModelForCausalLM
+
+    from distill.data import Windows
+    from distill.evaluate import evaluate
+    from distill.student import DistillStudent
+
+    # teacher layers 0, 1, 3; student layer 1 trains; the frozen layer above it (teacher 3) runs every step
+    plain = cfg_for(tmp_path / "plain", store_dir, corpus_file, teacher_dir, student_layers="0,1,3",
+                    train_layers="1", max_steps=0, epochs=3.0, max_windows=10, eval_holdout=2)
+    cached = plain.replace(output_dir=str(tmp_path / "cached"), cache=True)
+    train(plain, teacher=teacher)
+    summary = train(cached, teacher=teacher)
+    assert summary["cache_hits"] == 4
+    assert_same_losses(metrics(plain.output_dir), metrics(cached.output_dir), rel=1e-5)
+    out = Path(cached.output_dir)
+    selection = {"teacher_layers": [0, 1, 3], "trained_layers": [1], "teacher_num_layers": 4,
+                 "teacher": str(teacher_dir)}
+    run = json.loads((out / "run.json").read_text())
+    assert run["student_selection"] == selection and run["check_split_diff"] <= 1e-5
+    assert run["teacher_logits"] == "lm_head(g)" and run["effective_lr"] == cached.lr
+    state = torch.load(out / "checkpoints" / "step-00000006" / "state.pt", weights_only=False)
+    assert state["trainable"] and all(n.startswith("lm.model.layers.1.") for n in state["trainable"])
+    assert json.loads((out / "student" / "config.json").read_text())["sensekit"] == selection
+    # the saved student, loaded with plain transformers, gives the held-out numbers it had in training
+    loaded = AutoModelForCausalLM.from_pretrained(str(out / "student")).eval()
+    assert loaded.config.num_hidden_layers == 3
+    with np.load(out / "data" / "train.npz") as z:
+        held_out = Windows(z["ids"], z["lengths"], int(z["n_prefix"])).subset(slice(8, 10))
+    again = evaluate(DistillStudent(loaded, HIDDEN, teacher.vocab_size), teacher, held_out, 4, "cpu")
+    assert again["ppl"] == pytest.approx(summary["eval"]["ppl"], rel=1e-5)
+
+
+def test_an_inexact_split_is_refused_at_start_up(tmp_path, store_dir, corpus_file, teacher_dir, teacher,  # noqa: F811
+                                                 monkeypatch):
+    import distill.student
+
+    real = distill.student.resume_at_layer
+    monkeypatch.setattr(distill.student, "resume_at_layer", lambda *a: real(*a) + 1e-2)  # e.g. a re-applied input
+    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, train_layers="top1", cache=True)
+    with pytest.raises(InputError, match="frozen-prefix cache is not exact for LlamaForCausalLM.*drop --cache"):
+        train(cfg, teacher=teacher)
+    assert not (Path(cfg.output_dir) / "metrics.jsonl").exists()  # refused before any step
+
+
+def test_a_store_keyed_by_the_input_token_is_refused(tmp_path, corpus_file, teacher_dir, teacher):  # noqa: F811
+    store = make_store(tmp_path / "input.sensekit", teacher_dir, provenance={"key_mode": "input"})
+    with pytest.raises(TeacherMismatch, match="built with --key input .* needs --key next"):
+        train(cfg_for(tmp_path, store, corpus_file, teacher_dir), teacher=teacher)
+
+
+def test_the_learning_rate_scales_with_processes_unless_told_not_to():
+    from distill.train import effective_lr
+
+    cfg = DistillConfig(lr=2e-5)
+    assert effective_lr(cfg, 1) == 2e-5 and effective_lr(cfg, 4) == pytest.approx(8e-5)
+    assert effective_lr(cfg.replace(scale_lr=False), 4) == 2e-5
