@@ -1,5 +1,5 @@
 -- sensekit store schema. The only DDL of the store.
--- Any change here must bump SCHEMA_VERSION in sensekit/store.py (tests/test_schema.py pins it).
+-- Any change here must bump SCHEMA_VERSION in sensekit/store.py (tests/test_store.py pins its hash).
 -- {dim} is the teacher's hidden size, an integer validated by the writer before substitution.
 
 CREATE TABLE meta (
@@ -14,7 +14,7 @@ CREATE TABLE tokens (
     occurrences BIGINT  NOT NULL    -- how often it was a key (before reservoir sampling)
 );
 
--- Multi-token related words (relations.related_word with 2..max_span_tokens tokens).
+-- Multi-token related words (relations.related with 2..max_span_tokens tokens).
 CREATE TABLE spans (
     span_id   INTEGER PRIMARY KEY,
     token_ids INTEGER[] NOT NULL,
@@ -44,7 +44,18 @@ CREATE TABLE contexts (
     mark_start INTEGER  NOT NULL,   -- the key token inside snippet
     mark_end   INTEGER  NOT NULL,
     distance   FLOAT    NOT NULL,   -- L2 distance of the sampled vector to its centroid
+    vector     FLOAT[{dim}],        -- the sampled (raw) vector itself, for plots; NULL if not kept
     PRIMARY KEY (sense_id, rank)
+);
+
+-- The similarity space (sensekit/space.py) that the index and every similarity use:
+-- x -> ((x - mean) / scale) minus its projection on the top principal components.
+-- Raw vectors stay in `senses` (the DSKD loss is defined on them). meta.space names the kind.
+CREATE TABLE similarity_space (
+    part   VARCHAR NOT NULL CHECK (part IN ('mean', 'scale', 'component')),
+    idx    INTEGER NOT NULL,        -- 0 for mean and scale; 0..D-1 for the components
+    vector FLOAT[{dim}] NOT NULL,
+    PRIMARY KEY (part, idx)
 );
 
 -- Words of the lexicons, as the teacher tokenizes them (leading space, no special tokens).
@@ -61,7 +72,9 @@ CREATE TABLE relations (
     kind       VARCHAR NOT NULL CHECK (kind IN ('syn', 'ant')),
     source     VARCHAR NOT NULL,    -- e.g. 'wiktionary', 'wordnet', 'pairs:antsyn.tsv'
     derived    BOOLEAN NOT NULL,    -- true when polarity normalisation flipped or remapped it
-    provenance VARCHAR              -- JSON: gloss, head sense, original pair, ...
+    provenance VARCHAR,             -- JSON: gloss, the lexicon's sense, original pair, ...
+    head_sense SMALLINT,            -- sense_index of the head's sense nearest to the related word's senses
+    head_distance FLOAT             -- its cosine distance in the similarity space; both NULL when unattached
 );
 
 -- Point lookups by head word (`sensekit query`) must not scan millions of rows.

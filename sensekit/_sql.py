@@ -9,7 +9,7 @@ UPSERT_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
 ALL_META = "SELECT key, value FROM meta"
 
 # -- writer -----------------------------------------------------------------------------
-_TABLES = ("tokens", "senses", "contexts", "spans", "words", "relations")
+_TABLES = ("tokens", "senses", "contexts", "spans", "words", "relations", "similarity_space")
 # `arrow_table` is a local pyarrow table in the writer, found by DuckDB's replacement scan.
 INSERT_FROM_ARROW = {t: f"INSERT INTO {t} BY NAME SELECT * FROM arrow_table" for t in _TABLES}
 CHECKPOINT = "CHECKPOINT"
@@ -23,6 +23,14 @@ DELETE_SPANS = (
     "DELETE FROM spans",
 )
 INDEXED_SENSES = "SELECT sense_id, embedding FROM senses WHERE span_id IS NULL ORDER BY sense_id"
+DELETE_SPACE = "DELETE FROM similarity_space"
+SPACE_ROWS = "SELECT part, idx, vector FROM similarity_space ORDER BY part, idx"
+RELATION_PAIRS = "SELECT DISTINCT head, related FROM relations ORDER BY head, related"
+# `head_senses` is a local pyarrow table (head, related, head_sense, head_distance) in the writer.
+SET_HEAD_SENSES = (
+    "UPDATE relations SET head_sense = h.head_sense, head_distance = h.head_distance FROM head_senses h"
+    " WHERE relations.head = h.head AND relations.related = h.related"
+)
 
 # -- reads ------------------------------------------------------------------------------
 TABLE_COUNTS = (
@@ -48,7 +56,9 @@ CONTEXTS_IN_RANGE = (
     "SELECT sense_id, rank, doc_id, char_start, char_end, snippet, mark_start, mark_end, distance"
     " FROM contexts WHERE sense_id BETWEEN $lo AND $hi"  # ordered in Python: cheaper than a sort operator
 )
-RELATIONS_OF_WORD = "SELECT related, kind, source, derived, provenance FROM relations WHERE head = $word"  # ART index
+RELATIONS_OF_WORD = (  # ART index
+    "SELECT related, kind, source, derived, provenance, head_sense, head_distance FROM relations WHERE head = $word"
+)
 
 SIMILAR_WORDS = (
     "SELECT DISTINCT trim(text) AS w, jaro_winkler_similarity(lower(trim(text)), lower($word)) AS score"

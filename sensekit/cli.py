@@ -136,9 +136,10 @@ def info(store: Path = StoreOpt, as_json: bool = typer.Option(False, "--json", h
         i = s.info()
     if as_json:
         sys.stdout.write(json.dumps({"path": i.path, "schema_version": i.schema_version, "provenance": i.provenance,
-                                     "counts": i.counts, "index": i.index}, default=str) + "\n")
+                                     "counts": i.counts, "index": i.index, "space": i.space}, default=str) + "\n")
         return
-    for title, data in (("provenance", {"schema_version": i.schema_version, **i.provenance}), ("counts", i.counts), ("HNSW index", i.index)):
+    for title, data in (("provenance", {"schema_version": i.schema_version, **i.provenance}), ("counts", i.counts), ("HNSW index", i.index),
+                        ("similarity space", i.space)):
         t = Table(title=f"{title} ({escape(i.path)})" if title == "provenance" else title, title_justify="left")
         t.add_column("key")
         t.add_column("value")
@@ -179,6 +180,7 @@ def _register_commands() -> None:
 
     register_build(app)
     register_lexicon(app)
+    from .eval.cli import register as register_eval; register_eval(app)  # noqa: E702
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -61,6 +61,8 @@ class Relation:
     provenance: dict[str, Any]
     related_token_ids: tuple[int, ...]
     is_span: bool  # the related word is 2+ tokens (its senses, if any, are a span cloud)
+    head_sense: int | None = None  # sense_index of the head's sense the related word is nearest to
+    head_distance: float | None = None  # that cosine distance in the store's similarity space
 
 
 @dataclass(frozen=True)
@@ -80,3 +82,4 @@ class StoreInfo:
     provenance: dict[str, Any]
     counts: dict[str, int]
     index: dict[str, Any]
+    space: dict[str, Any] = field(default_factory=dict)  # the similarity space: kind, components, dim

@@ -19,8 +19,9 @@ from ._fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE
 from .errors import InputError, NotFound, SchemaMismatch, StoreError
 from .index import load_index
 from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
+from .space import SimilaritySpace
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 __all__ = ["SenseStore", "open_store", "SCHEMA_VERSION"]
 
@@ -41,6 +42,20 @@ def read_meta(con, path: Path) -> dict[str, Any]:
             "rebuild the store with this version's `sensekit build` (or install the sensekit that wrote it)"
         )
     return meta
+
+
+def read_space(con, dim: int, meta: dict[str, Any]) -> SimilaritySpace:
+    """The bundle's similarity space (sensekit/space.py); identity when none was recorded."""
+    record = meta.get("space") or {}
+    rows = con.execute(_sql.SPACE_ROWS).fetchall()
+    if not rows or record.get("kind", "identity") == "identity":
+        return SimilaritySpace.identity(dim)
+    parts: dict[str, list] = {}
+    for part, _, vector in rows:  # ordered by part, idx
+        parts.setdefault(part, []).append(vector)
+    comps = np.asarray(parts.get("component", []), np.float32).reshape(-1, dim)
+    return SimilaritySpace(record["kind"], np.asarray(parts["mean"][0], np.float32),
+                           np.asarray(parts["scale"][0], np.float32), comps)
 
 
 def open_store(path: str | os.PathLike, read_only: bool = True, ef: int | None = None) -> "SenseStore":
@@ -67,6 +82,7 @@ class SenseStore:
         self.dim = int(self.meta["dim"])
         self._tokenizer = None
         self._load_sense_table()
+        self.space = read_space(self.con, self.dim, self.meta)  # every similarity is measured in it
         self.index = None
         if self.meta.get("index", {}).get("count"):
             self.index = load_index(self.path / INDEX_FILE, self.meta["index"], self._indexed_ids(), ef)
@@ -121,8 +137,9 @@ class SenseStore:
     # -- the query surface ----------------------------------------------------------------
     def info(self) -> StoreInfo:
         counts = dict(zip(_sql.COUNT_NAMES, self.con.execute(_sql.TABLE_COUNTS).fetchone()))
-        provenance = {k: v for k, v in self.meta.items() if k not in ("schema_version", "index")}
-        return StoreInfo(str(self.path), int(self.meta["schema_version"]), provenance, counts, dict(self.meta.get("index", {})))
+        provenance = {k: v for k, v in self.meta.items() if k not in ("schema_version", "index", "space")}
+        return StoreInfo(str(self.path), int(self.meta["schema_version"]), provenance, counts,
+                         dict(self.meta.get("index", {})), self.space.describe())
 
     def tokens(self, word: str) -> list[TokenInfo]:
         """The word's tokens, in order; tokens never seen as keys have occurrences 0."""
@@ -184,16 +201,19 @@ class SenseStore:
         # Filtering and ordering here keep the SQL a plain index lookup.
         rows = sorted((r for r in rows if kind in (None, r[1]) and source in (None, r[2])), key=lambda r: (r[1] != "syn", r[2], r[0]))
         out = []
-        for rel, k, src, der, prov in rows:
+        for rel, k, src, der, prov, head_sense, head_distance in rows:
             span = self._span_words.get(rel)
             token_ids = tuple(span[0]) if span else tuple(self.token_ids(rel))
-            out.append(Relation(word.strip(), rel, k, src, bool(der), json.loads(prov) if prov else {}, token_ids, len(token_ids) > 1))
+            out.append(Relation(word.strip(), rel, k, src, bool(der), json.loads(prov) if prov else {}, token_ids,
+                                len(token_ids) > 1, None if head_sense is None else int(head_sense),
+                                None if head_distance is None else float(head_distance)))
         return out
 
     def neighbors(self, query: str | int | np.ndarray, k: int = 10) -> list[Neighbor]:
-        """Nearest token senses (HNSW) to a word's senses, a sense id, or a vector [dim].
+        """Nearest token senses (HNSW) to a word's senses, a sense id, or a raw vector [dim].
 
-        For a word, each of its senses is a query and the word's own token is excluded; for
+        Distances are cosine distances in the store's similarity space (`self.space`), which the
+        index was built in; a raw query vector is mapped into it first. For a word, each of its senses is a query and the word's own token is excluded; for
         a sense id, that sense is excluded. Returned senses carry no embedding or contexts
         (use `sense(id)` for those), which keeps this call at hnswlib speed.
         """
@@ -212,6 +232,7 @@ class SenseStore:
             exclude_sense = int(query)
         else:
             vectors = np.asarray(query, dtype=np.float32).reshape(-1, self.dim)
+        vectors = self.space.apply(vectors)
         n = self.index.get_current_count()
         extra = len(vectors) * 10 if exclude_token >= 0 else 1 if exclude_sense >= 0 else 0
         labels, dists = self.index.knn_query(vectors, k=min(n, k + extra))

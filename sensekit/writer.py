@@ -25,7 +25,8 @@ from ._fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE, swap_into_place, temp_sibl
 from .errors import InputError, StoreError
 from .index import IndexParams, build_index, index_record
 from .paths import schema_text
-from .store import SCHEMA_VERSION, read_meta
+from .space import DEFAULT_SPACE, SimilaritySpace, fit_space
+from .store import SCHEMA_VERSION, read_meta, read_space
 
 __all__ = ["StoreWriter"]
 
@@ -52,6 +53,8 @@ class StoreWriter:
         tokenizer_json: str | os.PathLike | None,
         provenance: dict[str, Any] | None = None,
         index_params: IndexParams | None = None,
+        space: str = DEFAULT_SPACE,
+        space_components: int | None = None,
         _existing: bool = False,
     ) -> None:
         import duckdb
@@ -62,6 +65,8 @@ class StoreWriter:
         self.dim = dim
         self.tmp = temp_sibling(self.path)
         self.index_params = index_params or IndexParams()
+        self.space_kind, self.space_components = space, space_components
+        self.space: SimilaritySpace | None = None  # fitted at commit; an update keeps the bundle's own
         self._senses_dirty = not _existing
         self._next_sense_id = 0
         if not _existing:
@@ -78,6 +83,10 @@ class StoreWriter:
             self.set_meta(**meta)
         else:
             self._next_sense_id = int(self.con.execute(_sql.MAX_SENSE_ID).fetchone()[0]) + 1
+            meta = read_meta(self.con, self.path)
+            self.space = read_space(self.con, dim, meta)
+            self.space_kind = self.space.kind
+            self.space_components = len(self.space.components) if self.space.kind.endswith("abtt") else None
 
     # -- opening an existing bundle for modification ------------------------------------
     @classmethod
@@ -97,7 +106,7 @@ class StoreWriter:
             meta = read_meta(con, path)
         finally:
             con.close()
-        params = IndexParams(**{k: meta["index"][k] for k in ("space", "M", "ef_construction", "ef")})
+        params = IndexParams(**{k: meta["index"][k] for k in ("space", "M", "ef_construction", "ef")})  # hnswlib's
         return cls(path, dim=int(meta["dim"]), tokenizer_json=None, index_params=params, _existing=True)
 
     # -- writes ---------------------------------------------------------------------------
@@ -210,7 +219,48 @@ class StoreWriter:
         return (tbl.column("token_id").to_numpy(zero_copy_only=False),
                 tbl.column("sense_index").to_numpy(zero_copy_only=False), _embedding_matrix(tbl, self.dim))
 
+    def relation_pairs(self) -> tuple[list[str], list[str]]:
+        """Every distinct (head, related) pair of the relations, all sources."""
+        rows = self.con.execute(_sql.RELATION_PAIRS).fetchall()
+        return [h for h, _ in rows], [r for _, r in rows]
+
+    def set_head_senses(self, heads: Sequence[str], related: Sequence[str], sense_index: np.ndarray,
+                        distance: np.ndarray) -> None:
+        """Record, per (head, related) pair, the head's sense the related word belongs to (-1: none)."""
+        import pyarrow as pa
+
+        found = np.asarray(sense_index) >= 0
+        head_senses = pa.table({  # noqa: F841  (DuckDB reads it by name)
+            "head": pa.array(list(heads), pa.string()), "related": pa.array(list(related), pa.string()),
+            "head_sense": pa.array(np.asarray(sense_index, np.int16), mask=~found),
+            "head_distance": pa.array(np.asarray(distance, np.float32), mask=~found),
+        })
+        self.con.execute(_sql.SET_HEAD_SENSES)
+
+    def sense_rows(self) -> dict[str, np.ndarray]:
+        """All sense rows of the bundle being written: sense_id, token_id (-1 for spans), span_id
+        (-1 for tokens), sense_index [n]; embedding [n, dim] float32."""
+        tbl = self.con.sql(_sql.SENSE_MATRIX).to_arrow_table()
+        out = {c: np.asarray(tbl.column(c).fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+               for c in ("sense_id", "token_id", "span_id", "sense_index")}
+        out["embedding"] = _embedding_matrix(tbl, self.dim)
+        return out
+
     # -- finishing ------------------------------------------------------------------------
+    def _write_space(self, space: SimilaritySpace) -> None:
+        """Replace the bundle's similarity space (rows + meta.space)."""
+        import pyarrow as pa
+
+        self.space = space
+        self.con.execute(_sql.DELETE_SPACE)
+        vectors = np.concatenate([space.mean[None], space.scale[None], space.components]).astype(np.float32)
+        parts = ["mean", "scale"] + ["component"] * len(space.components)
+        idx = [0, 0] + list(range(len(space.components)))
+        self._insert("similarity_space", {"part": parts, "idx": np.asarray(idx, np.int32),
+                                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
+                                                                                      self.dim)})
+        self.set_meta(space=space.describe())
+
     def commit(self) -> Path:
         """Build the index (if token senses changed), record it, and rename the bundle into place."""
         import pyarrow  # noqa: F401  (fetch_arrow_table needs it)
@@ -219,7 +269,8 @@ class StoreWriter:
             tbl = self.con.sql(_sql.INDEXED_SENSES).to_arrow_table()
             ids = tbl.column("sense_id").to_numpy()
             vectors = _embedding_matrix(tbl, self.dim)
-            index = build_index(ids, vectors, self.index_params)
+            self._write_space(fit_space(vectors, self.space_kind, self.space_components))
+            index = build_index(ids, self.space.apply(vectors), self.index_params)
             index.save_index(str(self.tmp / INDEX_FILE))
             self.set_meta(index=index_record(index, ids, self.index_params))
         self.set_meta(updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))

@@ -86,10 +86,12 @@ def test_info_and_export(capsys, store_path, tmp_path):
     code, out, _ = run(capsys, "info", "--store", str(store_path), "--json")
     doc = json.loads(out)
     assert code == 0 and doc["counts"]["senses"] == 5 and doc["index"]["count"] == 5 and doc["provenance"]["teacher"] == "tiny"
+    assert doc["space"] == {"kind": "identity", "components": 0, "dim": 16}
     code, out, _ = run(capsys, "export", "--store", str(store_path), "-o", str(tmp_path / "pq"))
     assert code == 0
     names = sorted(p.name for p in (tmp_path / "pq").iterdir())
-    assert names == sorted(f"{t}.parquet" for t in ("meta", "tokens", "spans", "senses", "contexts", "words", "relations"))
+    assert names == sorted(f"{t}.parquet" for t in ("meta", "tokens", "spans", "senses", "contexts", "words",
+                                                       "relations", "similarity_space"))
     n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path / 'pq' / 'senses.parquet'}')").fetchall()[0][0]
     assert n == 5
 

@@ -19,7 +19,10 @@ from sensekit.writer import StoreWriter
 
 # Pin of schemas/store.sql per schema version. Changing the DDL changes the hash: bump
 # SCHEMA_VERSION in sensekit/store.py and add the new pin here.
-SCHEMA_PINS = {1: "61a303e863be3f3373dfbf96a4059c86eef08a5c9ddcfe1885aa19daf101a9ce"}
+SCHEMA_PINS = {
+    1: "61a303e863be3f3373dfbf96a4059c86eef08a5c9ddcfe1885aa19daf101a9ce",
+    2: "1d34a152b8d9a088e5f7343fe3c9aa4d23b0d340aaf4bdb82a3bde21b08d9222",
+}
 
 DIM = 16
 
@@ -35,13 +38,15 @@ def tok():
     return train_tokenizer()
 
 
-def write_small_store(path, tokenizer_json, tok, provenance=None):
+def write_small_store(path, tokenizer_json, tok, provenance=None, space="identity"):
     """bank: 2 senses (e0, e1); river: 1 sense (e0 + 0.1 e2); money: 1 sense (e1 + 0.1 e3);
-    glad: 1 sense (e4). Relations: bank~river (syn, wiktionary), happy~glad, good!~bad."""
+    glad: 1 sense (e4). Relations: bank~river (syn, wiktionary), happy~glad, good!~bad.
+    The identity space keeps these hand-made geometries (tests/test_space.py covers the others)."""
     ids = {w: tok.token_to_id(" " + w) for w in ("bank", "river", "money", "glad", "happy", "good", "bad")}
     emb = np.stack([unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(1) + 0.1 * unit(3), unit(4)])
     owners = [ids["bank"], ids["bank"], ids["river"], ids["money"], ids["glad"]]
-    with StoreWriter(path, dim=DIM, tokenizer_json=tokenizer_json, provenance=provenance or {"teacher": "tiny"}) as w:
+    with StoreWriter(path, dim=DIM, tokenizer_json=tokenizer_json, provenance=provenance or {"teacher": "tiny"},
+                     space=space) as w:
         w.add_tokens([ids[x] for x in ("bank", "river", "money", "glad")], [" bank", " river", " money", " glad"],
                      [30, 5, 7, 2])
         sids = w.add_senses(emb, [0, 1, 0, 0, 0], [20, 10, 5, 7, 2], token_ids=owners)
@@ -197,7 +202,7 @@ def test_schema_version_mismatch_is_refused(store_path):
     con = duckdb.connect(str(store_path / "store.duckdb"))
     con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     con.close()
-    with pytest.raises(SchemaMismatch, match=r"schema version 99.*version 1.*rebuild"):
+    with pytest.raises(SchemaMismatch, match=r"schema version 99.*version 2.*rebuild"):
         open_store(store_path)
 
 
@@ -233,11 +238,12 @@ def test_hnsw_recall_at_10(tmp_path, tokenizer_json):
         w.add_tokens(np.arange(2000), [f"t{i}" for i in range(2000)], np.full(2000, 10))
         w.add_senses(vectors, np.arange(n) % 10, np.ones(n), token_ids=np.arange(n) // 10)
     queries = centres[rng.integers(0, 200, 200)] + 0.3 * rng.standard_normal((200, d)).astype(np.float32)
-    unit_v = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit_q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    truth = np.argsort(-(unit_q @ unit_v.T), axis=1)[:, :10]
     with open_store(tmp_path / "big.sensekit") as s:
         found = [[nb.sense.sense_id for nb in s.neighbors(q, k=10)] for q in queries]
+        space_v, space_q = s.space.apply(vectors), s.space.apply(queries)  # exact search in the store's space
+    unit_v = space_v / np.linalg.norm(space_v, axis=1, keepdims=True)
+    unit_q = space_q / np.linalg.norm(space_q, axis=1, keepdims=True)
+    truth = np.argsort(-(unit_q @ unit_v.T), axis=1)[:, :10]
     recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
     assert recall >= 0.98
 

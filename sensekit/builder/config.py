@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from .._config import check_fields, config_dict, option
 from ..errors import InputError
+from ..space import DEFAULT_SPACE, SPACE_KINDS
 
 __all__ = ["BuildConfig", "parse_bytes"]
 
@@ -62,6 +63,11 @@ class BuildConfig:
                               min=0, max=1 << 16, panel=_SENSES)
     gloss_lemmas: bool = option(True, "Default corpus (WordNet): put each synset's lemma names before its gloss, "
                                 "the context a reader of a dictionary has.", panel=_IO)
+    space: str = option(DEFAULT_SPACE, "Similarity space of the index and of every similarity (the raw vectors stay "
+                        "as they are): identity, centre, zscore, abtt (all-but-the-top) or zscore+abtt.",
+                        choices=SPACE_KINDS, panel=_SENSES)
+    space_components: Optional[int] = option(None, "Principal components the abtt spaces remove; none: about d/100.",
+                                             min=0, max=1 << 16, panel=_SENSES)
     max_tokens: Optional[int] = option(
         None, "Stop after this many corpus tokens (all ranks together); none: the whole corpus.", min=1, panel=_IO)
     seq_len: int = option(256, "Tokens per teacher window (long documents are cut into windows).",

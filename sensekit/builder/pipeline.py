@@ -260,8 +260,9 @@ def _write_store(store: Path, teacher, samples, clusters, contexts: dict[str, An
 
     report("write", 0, None)
     token_texts = teacher.tokenizer.batch_decode([[int(k)] for k in samples.keys], clean_up_tokenization_spaces=False)
-    with StoreWriter(store, dim=teacher.hidden_size, tokenizer_json=teacher.tokenizer_json,
-                     provenance=provenance) as w:
+    build_cfg = provenance["build_config"]
+    with StoreWriter(store, dim=teacher.hidden_size, tokenizer_json=teacher.tokenizer_json, provenance=provenance,
+                     space=build_cfg["space"], space_components=build_cfg["space_components"]) as w:
         w.add_tokens(samples.keys.tolist(), token_texts, samples.counts.tolist())
         sense_ids = w.add_senses(clusters.centroids, clusters.sense_index, clusters.sense_count,
                                  token_ids=clusters.sense_key)
