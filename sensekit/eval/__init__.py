@@ -1,0 +1,13 @@
+"""Measure a sense store (and, with `distill.student_eval`, a student) on real benchmarks.
+
+- `wic`: word in context, nearest-sense agreement vs a cosine threshold on raw states;
+- `similarity`: SimLex-999 / WordSim-353 Spearman with MaxSim, AvgSim and centroid cosine;
+- `purity`: sense assignments of WordNet example sentences against their synsets (ARI, purity);
+- `neighbours`: share of a word's nearest senses that are WordNet relatives of it;
+- `health`: duplicated senses, raw-sample tokens, anisotropy;
+- `senses`: the store's token senses as one dense table, and the similarity space;
+- `states`: a language model's state for a word in a sentence, batched;
+- `store_eval`: the driver (`evaluate_store`), `config`: the settings, `cli`: the typer half.
+
+Importing this package imports neither torch nor transformers; the commands load them.
+"""

@@ -1,0 +1,133 @@
+"""The settings of `sensekit eval store` and `sensekit eval student`, validated at construction.
+
+Each field is a `sensekit._config.option`; the CLI flags are generated from them, so every
+default lives here. No torch, numpy or distill imports: the CLI reads this module to build
+its flags. Benchmark files left unset default to the shared data
+(`sensekit.paths.shared_dir()/data/eval/...`) when it is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .._config import check_fields, config_dict, option
+from ..errors import InputError
+from ..paths import shared_dir
+
+__all__ = ["EvalConfig", "StudentEvalConfig", "STORE_METRICS", "default_data", "data_file", "DEFAULT_CARRIER"]
+
+STORE_METRICS = ("wic", "similarity", "purity", "neighbours", "health")
+DEFAULT_CARRIER = "The word is {w}."
+_DATA, _RUN, _SIZE = "Benchmarks", "Run", "Sizes"
+_DEFAULT_FILES = {"wic": "wic/val.jsonl", "simlex": "simlex999.txt", "wordsim": "wordsim353.tsv"}
+
+
+def default_data(name: str) -> Optional[str]:
+    """The shared copy of a benchmark file, or None when the shared data folder lacks it."""
+    path = shared_dir() / "data" / "eval" / _DEFAULT_FILES[name]
+    return str(path) if path.is_file() else None
+
+
+def data_file(name: str, given: Optional[str]) -> Optional[str]:
+    """The file a benchmark reads: the flag's (which must exist), else the shared default, else None."""
+    if given is not None:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise InputError(f"--{name} {given}: no such file")
+        return str(path)
+    return default_data(name)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """`sensekit eval store`: every metric of a sense store, each with its coverage and a baseline."""
+
+    store: str = option("senses.sensekit", "Store bundle directory.", short="-s")
+    metrics: tuple[str, ...] = option((), f"Metrics to run (repeatable): {', '.join(STORE_METRICS)}; none: all.")
+    wic: Optional[str] = option(None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.",
+                                panel=_DATA)
+    simlex: Optional[str] = option(None, "SimLex-999 pairs (word1 word2 score); none: the shared copy.", panel=_DATA)
+    wordsim: Optional[str] = option(None, "WordSim-353 pairs (word1 word2 score); none: the shared copy.", panel=_DATA)
+    wordnet: Optional[str] = option(None, "WordNet 3.0 folder (purity, neighbours); none: NLTK's data path, then "
+                                    "/usr/share/wordnet.", panel=_DATA)
+    teacher: Optional[str] = option(None, "Teacher for the contextual states; none: the one the store was built with.",
+                                    panel=_RUN)
+    device: Optional[str] = option(None, "Device (cpu, cuda, ...); none: cuda if available, else cpu.", panel=_RUN)
+    dtype: Optional[str] = option(None, "Teacher dtype; none: bf16 on CUDA, fp32 on CPU.", panel=_RUN)
+    seed: int = option(0, "Seed of every sample and baseline.", min=0, panel=_RUN)
+    limit: Optional[int] = option(None, "Quick run: at most this many items per metric (pairs, words).", min=1,
+                                  panel=_RUN)
+    batch_tokens: int = option(4096, "Padded tokens per teacher forward.", min=16, panel=_RUN)
+    neighbour_words: int = option(500, "Neighbourhood quality: tokens sampled.", min=1, panel=_SIZE)
+    neighbours_k: int = option(10, "Neighbourhood quality: nearest senses judged per token.", min=1, max=100,
+                               panel=_SIZE)
+    purity_words: int = option(400, "Sense purity: most words scored (a seeded sample; 0: all).", min=0, panel=_SIZE)
+    anisotropy_pairs: int = option(20000, "Anisotropy: random sense pairs.", min=1, panel=_SIZE)
+    duplicate_cos: float = option(0.9999, "Health: cosine above which two senses count as the same vector.",
+                                  min=0.0, max=1.0, panel=_SIZE)
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            object.__setattr__(self, "metrics", ())
+        check_fields(self)
+        unknown = [m for m in self.metrics if m not in STORE_METRICS]
+        if unknown:
+            raise InputError(f"--metrics {', '.join(unknown)}: unknown; choose from {', '.join(STORE_METRICS)}")
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        return tuple(m for m in STORE_METRICS if not self.metrics or m in self.metrics)
+
+    def data_file(self, name: str) -> Optional[str]:
+        return data_file(name, getattr(self, name))
+
+    def to_dict(self) -> dict:
+        return config_dict(self)
+
+
+@dataclass(frozen=True)
+class StudentEvalConfig:
+    """`sensekit eval student`: a student beside its teacher on held-out text, WiC and syn/ant probes."""
+
+    student: str = option("", "The student: any Hugging Face causal LM folder (or id) with the teacher's tokenizer.")
+    store: str = option("senses.sensekit", "Store bundle: its teacher is the reference; its relations give the "
+                        "syn/ant pairs when --pairs is not given.", short="-s")
+    data: tuple[str, ...] = option((), "Held-out text (files, folders, globs, JSONL; the build's corpus readers).")
+    teacher: Optional[str] = option(None, "Teacher; none: the one the store was built with.", panel=_RUN)
+    wic: Optional[str] = option(None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.",
+                                panel=_DATA)
+    pairs: Optional[str] = option(None, "Held-out relation pairs: lines 'word1<TAB>word2<TAB>syn|ant'; none: a "
+                                  "seeded sample of the store's own relations (not held out from the store).",
+                                  panel=_DATA)
+    text_field: str = option("text", "JSONL field holding the held-out text.", panel=_DATA)
+    carrier: str = option(DEFAULT_CARRIER, "Neutral sentence for the syn/ant probe; {w} marks the word.", panel=_DATA)
+    seq_len: int = option(256, "Tokens per held-out window.", min=2, panel=_SIZE)
+    max_windows: int = option(64, "Held-out windows scored (0: all).", min=0, panel=_SIZE)
+    batch_size: int = option(8, "Windows per forward pass.", min=1, panel=_SIZE)
+    tau: float = option(2.0, "Temperature of the KL to the teacher (as in training).", min=0.01, panel=_RUN)
+    pair_limit: int = option(500, "Syn/ant probe: at most this many pairs of each kind.", min=1, panel=_SIZE)
+    position: Optional[str] = option(None, "WiC state: 'next' (the state predicting the word) or 'input' (at the "
+                                     "word); none: the store's key mode.", choices=("next", "input"), panel=_RUN)
+    device: Optional[str] = option(None, "Device; none: cuda if available, else cpu.", panel=_RUN)
+    dtype: Optional[str] = option(None, "Teacher dtype; none: bf16 on CUDA, fp32 on CPU.", panel=_RUN)
+    seed: int = option(0, "Seed of the pair sample and the WiC halves.", min=0, panel=_RUN)
+    limit: Optional[int] = option(None, "Quick run: at most this many WiC pairs.", min=1, panel=_RUN)
+
+    def __post_init__(self) -> None:
+        if self.data is None:
+            object.__setattr__(self, "data", ())
+        check_fields(self)
+        if not str(self.student).strip():
+            raise InputError("--student is required: a Hugging Face causal LM folder")
+        if not self.data:
+            raise InputError("--data is required: held-out text files")
+        if "{w}" not in self.carrier:
+            raise InputError(f"--carrier {self.carrier!r} must contain {{w}} where the word goes")
+
+    def data_file(self, name: str) -> Optional[str]:
+        return data_file(name, getattr(self, name))
+
+    def to_dict(self) -> dict:
+        return config_dict(self)

@@ -1,0 +1,105 @@
+"""Store health: duplicated senses, tokens left as raw samples, anisotropy.
+
+- A sense is a *duplicate* when its vector is identical, or nearly so (cosine above 0.9999),
+  to a sense of another token. Identical rows are grouped by hashing; near ones are found
+  among the nearest neighbours of each distinct row (an exact blocked product for small
+  tables, the store's HNSW index for large ones).
+- A token is *raw* when it had n <= k samples: the build keeps its n sample vectors as senses
+  instead of clustering them (METHOD.md 1.3); its senses' counts then sum to n <= k.
+- *Anisotropy* is the mean cosine between random pairs of senses; after centring (subtracting
+  the mean sense) for reference. Isotropic vectors give about 0.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .senses import unit
+
+__all__ = ["duplicate_senses", "raw_tokens", "anisotropy", "exact_groups", "near_pairs_exact"]
+
+# knn(queries [m, d] unit rows, k) -> (rows [m, k] int64 into the table, -1 = none; cosines [m, k])
+Knn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+EXACT_LIMIT = 8192  # distinct rows up to which near pairs come from an exact blocked matrix product
+
+
+def exact_groups(vectors: np.ndarray) -> np.ndarray:
+    """[n] group id per row; rows with identical bytes share a group (a hash of the row, in effect)."""
+    v = np.ascontiguousarray(vectors)
+    if len(v) == 0:
+        return np.zeros(0, np.int64)
+    rows = v.view(np.dtype((np.void, v.dtype.itemsize * v.shape[1]))).ravel()
+    _, inverse = np.unique(rows, return_inverse=True)
+    return inverse.ravel().astype(np.int64)
+
+
+def near_pairs_exact(u: np.ndarray, cos: float, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j), i != j, with u[i] . u[j] > cos, for unit rows u [m, d], by a blocked matrix product."""
+    out_i, out_j = [], []
+    for s in range(0, len(u), block):
+        sims = u[s:s + block] @ u.T                                               # [b, m]
+        i, j = np.nonzero(sims > cos)
+        keep = (i + s) != j
+        out_i.append(i[keep] + s)
+        out_j.append(j[keep])
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64)
+
+
+def duplicate_senses(vectors: np.ndarray, token_ids: np.ndarray, cos: float = 0.9999, knn: Knn | None = None,
+                     k: int = 16) -> np.ndarray:
+    """[n] bool: the sense's vector is identical or nearly so (cosine > `cos`) to a sense of another token.
+
+    vectors [n, d], token_ids [n]. `knn` (optional) finds each distinct row's `k` nearest rows; without it
+    near pairs come from an exact blocked product (fine up to a few thousand distinct rows).
+    """
+    token_ids = np.asarray(token_ids, np.int64)
+    n = len(token_ids)
+    if n == 0:
+        return np.zeros(0, bool)
+    u = unit(vectors)
+    group = exact_groups(u)                                                       # [n]
+    m = int(group.max()) + 1
+    g_min = np.full(m, np.iinfo(np.int64).max)
+    g_max = np.full(m, np.iinfo(np.int64).min)
+    np.minimum.at(g_min, group, token_ids)
+    np.maximum.at(g_max, group, token_ids)
+    dup_group = g_min != g_max                                                    # identical rows of 2+ tokens
+    rep = np.zeros(m, np.int64)
+    rep[group] = np.arange(n)                                                     # one row per group
+    if knn is None or m <= EXACT_LIMIT:
+        gi, gj = near_pairs_exact(u[rep], cos)
+    else:
+        rows, sims = knn(u[rep], k)                                               # [m, k]
+        gi = np.repeat(np.arange(m), rows.shape[1])
+        rows, sims = rows.ravel(), sims.ravel()
+        ok = (rows >= 0) & (sims > cos)
+        gi, gj = gi[ok], group[rows[ok]]
+        gi, gj = gi[gi != gj], gj[gi != gj]
+    # a group of one token t is a duplicate when a near group holds another token than t
+    other = (g_min[gj] != g_max[gi]) | (g_max[gj] != g_min[gi])
+    np.logical_or.at(dup_group, gi[other], True)
+    return dup_group[group]
+
+
+def raw_tokens(table_indptr: np.ndarray, counts: np.ndarray, k: int) -> np.ndarray:
+    """[U] bool per token of a SenseTable: its senses' counts sum to <= k (kept as raw samples)."""
+    sums = np.add.reduceat(np.asarray(counts, np.int64), table_indptr[:-1]) if len(counts) else np.zeros(0, np.int64)
+    return sums <= k
+
+
+def anisotropy(vectors: np.ndarray, n_pairs: int = 20000, seed: int = 0, centre: bool = False) -> float:
+    """Mean cosine over `n_pairs` random pairs of distinct rows (optionally after subtracting the mean row)."""
+    v = np.asarray(vectors, np.float32)
+    if len(v) < 2:
+        return float("nan")
+    if centre:
+        v = v - v.mean(0, keepdims=True)
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, len(v), n_pairs)
+    j = (i + rng.integers(1, len(v), n_pairs)) % len(v)                           # j != i
+    u = unit(v)
+    return float((u[i] * u[j]).sum(1).mean())

@@ -1,0 +1,134 @@
+"""Word in context (WiC, Pilehvar & Camacho-Collados 2019): are two uses of a word the same sense?
+
+The file format is WiC's JSONL: `word`, `sentence1`, `sentence2`, `start1`, `end1`, `start2`,
+`end2` (character offsets of the word in each sentence) and `label` (true/false, or 1/0).
+
+Two answers are scored:
+- the store's: each state goes to its nearest sense of the word's token; "same" when both agree
+  (`wic_accuracy`);
+- the baseline: the cosine between the two raw states, with the threshold fitted on one half of
+  the pairs and scored on the other (`threshold_baseline`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["WicItems", "read_wic", "wic_accuracy", "threshold_baseline", "fit_threshold", "pair_cosines"]
+
+_TRUE = {"true", "t", "1", "yes", "y", "same"}
+_FALSE = {"false", "f", "0", "no", "n", "different"}
+
+
+@dataclass
+class WicItems:
+    words: list[str]
+    sentences1: list[str]
+    sentences2: list[str]
+    spans1: np.ndarray   # [N, 2] int64 char (start, end) in sentence1
+    spans2: np.ndarray   # [N, 2]
+    labels: np.ndarray   # [N] bool, True = same sense
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+def _label(value, where: str) -> bool:
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InputError(f"{where}: label {value!r} is not true/false or 1/0")
+
+
+def read_wic(path: str | Path, limit: int | None = None) -> WicItems:
+    """Read a WiC JSONL file (first `limit` items). Raises InputError for a malformed line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"WiC file {path} does not exist; pass --wic FILE (WiC JSONL)")
+    need = ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2", "label")
+    cols: dict[str, list] = {k: [] for k in need}
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            if limit is not None and len(cols["word"]) >= limit:
+                break
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise InputError(f"{path}:{i} is not JSON; a WiC file has one JSON object per line") from None
+            missing = [k for k in need if not isinstance(rec, dict) or k not in rec]
+            if missing:
+                raise InputError(f"{path}:{i} lacks {', '.join(missing)}; WiC lines need {', '.join(need)}")
+            for k in need:
+                cols[k].append(rec[k])
+            cols["label"][-1] = _label(rec["label"], f"{path}:{i}")
+            for s, a, b in (("sentence1", "start1", "end1"), ("sentence2", "start2", "end2")):
+                if not (isinstance(rec[a], int) and isinstance(rec[b], int) and 0 <= rec[a] < rec[b] <= len(rec[s])):
+                    raise InputError(f"{path}:{i}: offsets {a}/{b} = {rec[a]!r}/{rec[b]!r} are outside {s}")
+    if not cols["word"]:
+        raise InputError(f"WiC file {path} holds no items")
+    return WicItems([str(w) for w in cols["word"]], cols["sentence1"], cols["sentence2"],
+                    np.stack([cols["start1"], cols["end1"]], 1).astype(np.int64),
+                    np.stack([cols["start2"], cols["end2"]], 1).astype(np.int64), np.asarray(cols["label"], bool))
+
+
+def wic_accuracy(assign1: np.ndarray, assign2: np.ndarray, labels: np.ndarray) -> float:
+    """Share of pairs where "same nearest sense" equals the label. assign*: [N] sense indices, labels [N] bool."""
+    same = np.asarray(assign1) == np.asarray(assign2)
+    labels = np.asarray(labels, bool)
+    return float(np.mean(same == labels)) if len(labels) else float("nan")
+
+
+def pair_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of a [N, d] and b [N, d] -> [N]."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(den, 1e-12)
+
+
+def fit_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold t maximising accuracy of "same iff score >= t" on (scores, labels).
+
+    Candidates are the midpoints between sorted scores plus both ends, scored at once with cumulative sums.
+    """
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels, bool)
+    order = np.argsort(s, kind="stable")
+    s, y = s[order], y[order]
+    cand = np.concatenate([[s[0] - 1.0], (s[1:] + s[:-1]) / 2, [s[-1] + 1.0]]) if len(s) else np.zeros(1)
+    # threshold cand[j] puts the first j sorted items below (answer "different"), the rest at or above ("same")
+    neg_below = np.concatenate([[0], np.cumsum(~y)])                        # [N + 1] true "different" below
+    pos_above = np.concatenate([[0], np.cumsum(y[::-1])])[::-1]              # [N + 1] true "same" at or above
+    correct = neg_below + pos_above
+    return float(cand[int(np.argmax(correct))])
+
+
+def threshold_baseline(scores: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
+    """Cosine-threshold WiC: fit on a random half, score the other half; then the reverse, averaged.
+
+    -> {"accuracy", "threshold" (fitted on the first half), "fit", "scored"}. Both halves are used
+    for scoring (two-fold), so every pair is scored once by a threshold that never saw it.
+    """
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels, bool)
+    n = len(s)
+    if n < 2:
+        return {"accuracy": float("nan"), "threshold": float("nan"), "fit": 0, "scored": 0}
+    perm = np.random.default_rng(seed).permutation(n)
+    a, b = perm[: n // 2], perm[n // 2:]
+    correct = 0
+    thresholds = []
+    for fit, score in ((a, b), (b, a)):
+        t = fit_threshold(s[fit], y[fit])
+        thresholds.append(t)
+        correct += int(((s[score] >= t) == y[score]).sum())
+    return {"accuracy": correct / n, "threshold": thresholds[0], "fit": len(a), "scored": n}

@@ -1,0 +1,110 @@
+"""`sensekit eval student` end to end: a plain HF causal LM folder beside the tiny store's teacher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_eval_store import TEXTS, bos_teacher, bos_teacher_dir, eval_files, eval_store, invoke, make_bos_teacher_dir  # noqa: F401
+
+torch = pytest.importorskip("torch")
+
+from sensekit.errors import InputError, TeacherMismatch  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def student_dir(tmp_path_factory) -> Path:
+    """Another random Llama (one layer, another seed) with the teacher's tokenizer: no sensekit metadata."""
+    return make_bos_teacher_dir(tmp_path_factory.mktemp("student") / "plain-hf", layers=1, seed=7)
+
+
+@pytest.fixture(scope="session")
+def heldout(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("heldout") / "heldout.txt"
+    path.write_text("\n\n".join(TEXTS[::-1] * 2) + "\n", encoding="utf-8")
+    return path
+
+
+def config(eval_store, student, heldout, tmp_path, **kw):  # noqa: F811
+    from sensekit.eval.config import StudentEvalConfig
+
+    f = eval_files(tmp_path)
+    base = dict(student=str(student), store=str(eval_store), data=(str(heldout),), wic=str(f["wic"]), seq_len=16,
+                max_windows=6, batch_size=4, device="cpu")
+    base.update(kw)
+    return StudentEvalConfig(**base)
+
+
+def test_the_teacher_as_its_own_student_matches_itself(eval_store, bos_teacher, bos_teacher_dir, heldout, tmp_path):  # noqa: F811
+    from distill.student_eval import evaluate_student
+
+    events = []
+    r = evaluate_student(config(eval_store, bos_teacher_dir, heldout, tmp_path), progress=events.append,
+                         teacher=bos_teacher)
+    h = r["heldout"]
+    from distill.data import iter_documents, pack_documents
+
+    w = pack_documents(iter_documents([heldout]), bos_teacher.tokenizer, 16, 6)
+    assert len(w) == 6 and h["tokens"] == int((w.batch(np.arange(6))[2] >= 0).sum())  # every target of the windows
+    assert h["top1_agreement"] == 1.0 and h["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert h["student"]["ppl"] == pytest.approx(h["teacher"]["ppl"], rel=1e-5)
+    assert h["student"]["accuracy"] == h["teacher"]["accuracy"]
+    assert r["wic"]["status"] == "ok" and r["wic"]["student"] == r["wic"]["teacher"]
+    s = r["synant"]
+    assert s["status"] == "ok" and s["pairs"] == {"syn": 3, "ant": 3}
+    assert s["student"]["auc"] == pytest.approx(s["teacher"]["auc"]) and "NOT held out" in s["source"]
+    assert events[0] == "loading models" and "synonym/antonym separation" in events
+    json.dumps(r)
+
+
+def test_plain_hf_student_via_cli_with_a_pair_file(eval_store, student_dir, heldout, tmp_path):  # noqa: F811
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("# held out\nhappy\tglad\tsyn\nbank\triver\tsyn\ngood\tbad\tant\nlight\tdark\tant\n",
+                     encoding="utf-8")
+    f = eval_files(tmp_path)
+    res = invoke("eval", "student", "--student", student_dir, "--store", eval_store, "--data", heldout,
+                 "--wic", f["wic"], "--pairs", pairs, "--seq-len", "16", "--max-windows", "4", "--device", "cpu",
+                 "--json")
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    h = r["heldout"]
+    assert 0 <= h["top1_agreement"] <= 1 and h["kl"] > 0 and h["student"]["ppl"] > 1 and h["tokens"] > 3 * 14
+    s = r["synant"]
+    assert s["pairs"] == {"syn": 2, "ant": 2} and "held out by the caller" in s["source"]
+    for side in ("student", "teacher"):
+        assert 0 <= s[side]["auc"] <= 1
+        assert s[side]["gap"] == pytest.approx(s[side]["syn_mean"] - s[side]["ant_mean"])
+    assert [row[0] for row in r["rows"]][:2] == ["held-out perplexity", "next-token accuracy"]
+    res = invoke("eval", "student", "--student", student_dir, "--store", eval_store, "--data", heldout,
+                 "--wic", f["wic"], "--seq-len", "16", "--max-windows", "2", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "held-out perplexity" in res.stdout and "NOT held out" in res.stdout
+
+
+def test_separation_by_hand():
+    from distill.student_eval import separation
+
+    r = separation(np.array([0.9, 0.8, 0.1, 0.85]), np.array([True, True, False, False]))
+    assert r["gap"] == pytest.approx(0.85 - 0.475)
+    assert r["auc"] == pytest.approx(0.75)  # syn scores beat ant scores in 3 of the 4 (syn, ant) comparisons
+
+
+def test_user_errors(eval_store, student_dir, heldout, tmp_path):  # noqa: F811
+    bad = tmp_path / "pairs.tsv"
+    bad.write_text("happy glad similar\n")
+    res = invoke("eval", "student", "--student", student_dir, "--store", eval_store, "--data", heldout,
+                 "--pairs", bad, "--device", "cpu")
+    assert isinstance(res.exception, InputError) and "syn|ant" in str(res.exception)
+    res = invoke("eval", "student", "--store", eval_store, "--data", heldout)
+    assert isinstance(res.exception, InputError) and "--student is required" in str(res.exception)
+
+
+def test_a_student_with_another_tokenizer_is_refused(eval_store, heldout, tmp_path):  # noqa: F811
+    from conftest import train_tokenizer
+    from test_distill_support import make_teacher_dir
+
+    other = make_teacher_dir(tmp_path / "other", tokenizer=train_tokenizer(vocab_size=280))
+    res = invoke("eval", "student", "--student", other, "--store", eval_store, "--data", heldout, "--device", "cpu")
+    assert isinstance(res.exception, TeacherMismatch), res.output
