@@ -80,7 +80,8 @@ def store_rows(result: dict) -> list[tuple[str, str, str, str]]:
                      "0 expected", _cov(h["coverage"])))
         rows.append((f"raw-sample tokens (n <= k = {r['k']})", f"{r['tokens']:,} ({_fmt(r['share'])})", "-", "-"))
         rows.append(("anisotropy (mean cosine of random senses)", _fmt(a["mean_cosine"]),
-                     f"centred {_fmt(a['baseline_centred'])}", f"{a['pairs']:,} pairs"))
+                     f"centred {_fmt(a['baseline_centred'])}; in the similarity space "
+                     f"{_fmt(a['in_similarity_space'])}", f"{a['pairs']:,} pairs"))
     return rows
 
 
@@ -89,8 +90,9 @@ def render_store(result: dict, console) -> None:
     from rich.table import Table
 
     s = result["store"]
+    space = s["space"]["kind"] + (f" -{s['space']['components']} PCs" if s["space"].get("components") else "")
     t = Table(title=f"sensekit eval store {escape(s['path'])} (teacher {escape(str(s['teacher']))}, "
-                    f"key={s['key_mode']}, "
+                    f"key={s['key_mode']}, space={escape(space)}, "
                     f"{s['token_senses']:,} senses of {s['tokens_with_senses']:,} tokens)", title_justify="left")
     for col, kw in (("metric", {}), ("value", {"justify": "right"}), ("baseline (same run)", {"ratio": 1}),
                     ("coverage", {"justify": "right"})):

@@ -52,6 +52,9 @@ class EvalConfig:
     wordsim: Optional[str] = option(None, "WordSim-353 pairs (word1 word2 score); none: the shared copy.", panel=_DATA)
     wordnet: Optional[str] = option(None, "WordNet 3.0 folder (purity, neighbours); none: NLTK's data path, then "
                                     "/usr/share/wordnet.", panel=_DATA)
+    space: str = option("store", "Similarity space of every cosine: 'store' (the bundle's de-biasing transform, raw "
+                        "for stores without one) or 'raw' (plain cosine of the stored vectors).",
+                        choices=("store", "raw"), panel=_RUN)
     teacher: Optional[str] = option(None, "Teacher for the contextual states; none: the one the store was built with.",
                                     panel=_RUN)
     device: Optional[str] = option(None, "Device (cpu, cuda, ...); none: cuda if available, else cpu.", panel=_RUN)

@@ -20,8 +20,8 @@ from .senses import unit
 
 __all__ = ["duplicate_senses", "raw_tokens", "anisotropy", "exact_groups", "near_pairs_exact"]
 
-# knn(queries [m, d] unit rows, k) -> (rows [m, k] int64 into the table, -1 = none; cosines [m, k])
-Knn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+# knn(queries [m, d] raw rows, k) -> candidate rows [m, k] int64 into the table (-1 = none), nearest first
+Knn = Callable[[np.ndarray, int], np.ndarray]
 EXACT_LIMIT = 8192  # distinct rows up to which near pairs come from an exact blocked matrix product
 
 
@@ -53,8 +53,9 @@ def duplicate_senses(vectors: np.ndarray, token_ids: np.ndarray, cos: float = 0.
                      k: int = 16) -> np.ndarray:
     """[n] bool: the sense's vector is identical or nearly so (cosine > `cos`) to a sense of another token.
 
-    vectors [n, d], token_ids [n]. `knn` (optional) finds each distinct row's `k` nearest rows; without it
-    near pairs come from an exact blocked product (fine up to a few thousand distinct rows).
+    vectors [n, d], token_ids [n]. `knn` (optional) proposes each distinct row's `k` nearest rows (in any
+    space, e.g. the index's); the cosine of the raw rows decides. Without it, or for a few thousand distinct
+    rows, near pairs come from an exact blocked product.
     """
     token_ids = np.asarray(token_ids, np.int64)
     n = len(token_ids)
@@ -73,10 +74,11 @@ def duplicate_senses(vectors: np.ndarray, token_ids: np.ndarray, cos: float = 0.
     if knn is None or m <= EXACT_LIMIT:
         gi, gj = near_pairs_exact(u[rep], cos)
     else:
-        rows, sims = knn(u[rep], k)                                               # [m, k]
+        rows = np.asarray(knn(np.asarray(vectors)[rep], k), np.int64)             # [m, k] candidates
         gi = np.repeat(np.arange(m), rows.shape[1])
-        rows, sims = rows.ravel(), sims.ravel()
-        ok = (rows >= 0) & (sims > cos)
+        rows = rows.ravel()
+        gi, rows = gi[rows >= 0], rows[rows >= 0]
+        ok = (u[rep[gi]] * u[rows]).sum(1) > cos                                  # raw cosine of each candidate
         gi, gj = gi[ok], group[rows[ok]]
         gi, gj = gi[gi != gj], gj[gi != gj]
     # a group of one token t is a duplicate when a near group holds another token than t

@@ -125,7 +125,8 @@ def _wic(run: _Run) -> dict:
     y = items.labels[scored]
     base = threshold_baseline(pair_cosines(run.to_space(s1[scored]), run.to_space(s2[scored])), y, run.cfg.seed)
     both = ok1 & ok2
-    base_all = threshold_baseline(pair_cosines(s1[both], s2[both]), items.labels[both], run.cfg.seed)
+    base_all = threshold_baseline(pair_cosines(run.to_space(s1[both]), run.to_space(s2[both])), items.labels[both],
+                                  run.cfg.seed)
     return {
         "status": "ok", "file": path, "state": run.key_mode,
         "accuracy": _num(wic_accuracy(a1, a2, y)),
@@ -258,25 +259,25 @@ def _neighbours(run: _Run) -> dict:
 
 
 def _index_knn(store, table: SenseTable):
-    """knn(unit queries [m, d], k) over the store's HNSW index, as rows of `table` with cosines."""
+    """knn(raw queries [m, d], k) -> candidate rows of `table` [m, k], from the store's HNSW index (which is
+    built in the store's similarity space: the queries are mapped into it, as `neighbors` does)."""
     index = store.index
-    if index is None or store.meta.get("index", {}).get("space", "cosine") != "cosine":
+    if index is None:
         return None
     by_id = np.argsort(table.sense_ids)
     ids_sorted = table.sense_ids[by_id]
 
-    def knn(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def knn(queries: np.ndarray, k: int) -> np.ndarray:
         old = index.ef
         index.set_ef(max(2 * k, 32))  # near-identical vectors sit at the very top: a short beam finds them
         try:
-            labels, dist = index.knn_query(np.ascontiguousarray(queries, np.float32),
-                                           k=min(k, index.get_current_count()))
+            labels, _ = index.knn_query(np.ascontiguousarray(store.space.apply(queries), np.float32),
+                                        k=min(k, index.get_current_count()))
         finally:
             index.set_ef(old)
         labels = labels.astype(np.int64)
         pos = np.minimum(np.searchsorted(ids_sorted, labels), len(ids_sorted) - 1)
-        rows = np.where(ids_sorted[pos] == labels, by_id[pos], -1)
-        return rows, 1.0 - dist.astype(np.float64)
+        return np.where(ids_sorted[pos] == labels, by_id[pos], -1)
 
     return knn
 
@@ -291,7 +292,6 @@ def _health(run: _Run) -> dict:
     raw = raw_tokens(t.indptr, t.counts, run.k)                                   # [U]
     raw_sense = np.repeat(raw, np.diff(t.indptr))                                 # [S]
     seed, pairs = run.cfg.seed, run.cfg.anisotropy_pairs
-    space = t.in_space(run.to_space)
     return {
         "status": "ok",
         "duplicates": {"senses": int(dup.sum()), "share": _num(dup.mean()), "cos_above": run.cfg.duplicate_cos,
@@ -300,8 +300,9 @@ def _health(run: _Run) -> dict:
                        "share_among_clustered_senses": _num(dup[~raw_sense].mean()) if (~raw_sense).any() else None},
         "raw_tokens": {"tokens": int(raw.sum()), "share": _num(raw.mean()), "k": run.k,
                        "senses": int(raw_sense.sum()), "sense_share": _num(raw_sense.mean())},
-        "anisotropy": {"mean_cosine": _num(anisotropy(space, pairs, seed)), "pairs": pairs,
-                       "baseline_centred": _num(anisotropy(space, pairs, seed, centre=True))},
+        "anisotropy": {"mean_cosine": _num(anisotropy(t.vectors, pairs, seed)), "pairs": pairs,
+                       "baseline_centred": _num(anisotropy(t.vectors, pairs, seed, centre=True)),
+                       "in_similarity_space": _num(anisotropy(t.in_space(run.to_space), pairs, seed))},
         "coverage": _coverage(len(t.owner), len(t.owner)),
         "baseline": {"method": "a healthy store has no duplicates; isotropic vectors have mean cosine ~0 "
                                "(the centred senses' mean cosine is measured beside it)"},
@@ -313,14 +314,18 @@ METRICS = {"wic": _wic, "similarity": _similarity, "purity": _purity, "neighbour
 
 
 def evaluate_store(cfg: EvalConfig, progress: Optional[Progress] = None, *, teacher=None,
-                   to_space: Space = identity) -> dict:
+                   to_space: Optional[Space] = None) -> dict:
     """Run the selected metrics on `cfg.store`. `teacher`: an already loaded Teacher (tests, benchmarks).
-    `to_space`: the similarity space (identity: raw cosine)."""
+    `to_space`: a similarity transform [n, d] -> [n, d'] overriding `cfg.space` (the store's own, or raw)."""
     from ..store import open_store
 
     report = progress or (lambda name: None)
     t0 = time.perf_counter()
     with open_store(cfg.store) as store:
+        space = {"kind": "custom"} if to_space is not None else (
+            store.space.describe() if cfg.space == "store" else {"kind": "identity"})
+        if to_space is None:
+            to_space = store.space.apply if cfg.space == "store" else identity
         run = _Run(cfg, store, to_space, teacher)
         results: dict[str, dict] = {}
         for name in cfg.selected:
@@ -332,6 +337,6 @@ def evaluate_store(cfg: EvalConfig, progress: Optional[Progress] = None, *, teac
                 results[name] = {"status": "skipped", "reason": str(exc)}
             results[name]["seconds"] = round(time.perf_counter() - t, 2)
         info = {"path": str(store.path), "teacher": store.meta.get("teacher"), "key_mode": run.key_mode, "k": run.k,
-                "min_context": run.min_context,
+                "min_context": run.min_context, "space": space,
                 "tokens_with_senses": int(len(run.table.token_ids)), "token_senses": int(len(run.table.owner))}
     return {"store": info, "config": cfg.to_dict(), "metrics": results, "seconds": round(time.perf_counter() - t0, 2)}

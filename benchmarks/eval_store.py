@@ -1,0 +1,60 @@
+"""`sensekit eval store` on the `make demo` store, timed as a whole process.
+
+    python benchmarks/eval_store.py [--store senses.sensekit] [--out benchmarks/results/eval_store_demo.json]
+                                    [-- extra `sensekit eval store` flags]
+
+Runs `sensekit eval store --store STORE --json` in a fresh process (imports, teacher load and
+every metric included), checks the issue's budget (under 5 minutes on 2 cores), and writes
+the metrics plus how they were measured (command, wall time, cores, machine) to `--out`.
+The last line printed is a one-line summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUDGET_S = 300.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", default="senses.sensekit", help="store bundle (default: the `make demo` store)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "eval_store_demo.json"))
+    ap.add_argument("extra", nargs="*", help="more `sensekit eval store` flags (after --)")
+    args = ap.parse_args(argv)
+    exe = Path(sys.executable).with_name("sensekit")
+    cmd = [str(exe) if exe.is_file() else "sensekit", "eval", "store", "--store", args.store, "--json", *args.extra]
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        return done.returncode
+    result = json.loads(done.stdout)
+    result["benchmark"] = {
+        "command": " ".join(["sensekit", *cmd[1:]]), "wall_s": round(wall, 1), "budget_s": BUDGET_S,
+        "within_budget": wall < BUDGET_S, "cpu_count": os.cpu_count(), "omp_wait_policy": env["OMP_WAIT_POLICY"],
+        "machine": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    m = result["metrics"]
+    summary = {"wall_s": round(wall, 1), "within_budget": wall < BUDGET_S, "out": str(out),
+               **{k: v.get("status") for k, v in m.items()}}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
