@@ -42,12 +42,18 @@ def query_word(store, word: str, k: int = 10) -> dict:
         raise NotFound(f"unknown word {word.strip()!r}: it is {shape} with no senses or relations in {store.path}{hint}")
     total = sum(s.count for s in senses) or 1
     grouped: dict[str, dict[str, list]] = {"syn": {}, "ant": {}}
+    by_sense: dict[int, dict[str, dict[str, float]]] = {s.sense_index: {"syn": {}, "ant": {}} for s in senses}
     for r in relations:
         grouped[r.kind].setdefault(r.source, []).append({
             "related": r.related, "derived": r.derived, "is_span": r.is_span,
             "token_ids": list(r.related_token_ids), "provenance": r.provenance,
-            "sense_ids": store.sense_ids(r.related),
+            "sense_ids": store.sense_ids(r.related), "head_sense": r.head_sense, "head_distance": r.head_distance,
         })
+        if r.head_sense in by_sense:  # the same word from several sources is listed once, nearest first
+            words = by_sense[r.head_sense][r.kind]
+            words[r.related] = min(words.get(r.related, 2.0), r.head_distance)
+    unattached = {kind: sorted({r.related for r in relations if r.kind == kind and r.head_sense not in by_sense})
+                  for kind in ("syn", "ant")}
     return {
         "word": word.strip(),
         "store": str(store.path),
@@ -56,8 +62,11 @@ def query_word(store, word: str, k: int = 10) -> dict:
             "sense_id": s.sense_id, "sense_index": s.sense_index, "count": s.count, "share": round(s.count / total, 4),
             "contexts": [{"doc_id": c.doc_id, "char_start": c.char_start, "char_end": c.char_end, "snippet": c.snippet,
                           "mark_start": c.mark_start, "mark_end": c.mark_end, "distance": round(c.distance, 4)} for c in s.contexts],
+            **{kind: [w for w, _ in sorted(by_sense[s.sense_index][kind].items(), key=lambda x: (x[1], x[0]))]
+               for kind in ("syn", "ant")},
         } for s in senses],
         "relations": grouped,
+        "unattached": unattached,
         "neighbors": [{"sense_id": n.sense.sense_id, "token_id": n.sense.token_id, "text": n.text,
                        "sense_index": n.sense.sense_index, "distance": round(n.distance, 4)} for n in store.neighbors(word, k=k)],
     }
@@ -69,6 +78,11 @@ def _marked(c: dict) -> str:
     return escape(s[:a]) + "[bold yellow]" + escape(s[a:b]) + "[/]" + escape(s[b:])
 
 
+def _word_list(words: list[str], limit: int = 6) -> str:
+    shown = ", ".join(escape(w) for w in words[:limit])
+    return (shown + f" [dim](+{len(words) - limit})[/]" if len(words) > limit else shown) or "-"
+
+
 def render_query(result: dict) -> None:
     word = escape(result["word"])
     t = Table(title=f"tokens of {word!r}", title_justify="left")
@@ -78,29 +92,25 @@ def render_query(result: dict) -> None:
         t.add_row(str(tok["token_id"]), escape(repr(tok["text"])), str(tok["occurrences"]), str(tok["n_senses"]))
     out.print(t)
 
-    t = Table(title=f"senses of {word!r}", title_justify="left", show_lines=True)
-    for col, kw in (("#", {}), ("count", {"justify": "right"}), ("share", {"justify": "right"}), ("representative contexts", {"ratio": 1})):
+    t = Table(title=f"senses of {word!r}, with the synonyms and antonyms nearest to each", title_justify="left",
+              show_lines=True)
+    for col, kw in (("#", {}), ("count", {"justify": "right"}), ("share", {"justify": "right"}),
+                    ("representative contexts", {"ratio": 3}), ("synonyms", {"ratio": 1}), ("antonyms", {"ratio": 1})):
         t.add_column(col, **kw)
     for s in result["senses"]:
-        t.add_row(str(s["sense_index"]), str(s["count"]), f"{s['share']:.0%}", "\n".join(_marked(c) for c in s["contexts"]) or "-")
+        t.add_row(str(s["sense_index"]), str(s["count"]), f"{s['share']:.0%}",
+                  "\n".join(_marked(c) for c in s["contexts"]) or "-", _word_list(s["syn"]), _word_list(s["ant"]))
     out.print(t if result["senses"] else f"[dim]{word!r} has no senses in this store[/]")
 
     for kind, label in (("syn", "synonyms"), ("ant", "antonyms")):
-        by_source = result["relations"][kind]
-        if not by_source:
-            out.print(f"[dim]no {label}[/]")
-            continue
-        t = Table(title=f"{label} of {word!r}", title_justify="left")
-        for col in ("source", "word", "senses", "provenance"):
-            t.add_column(col)
-        for source, rows in by_source.items():
-            for r in rows:
-                name = escape(r["related"]) + (" [dim](span)[/]" if r["is_span"] else "") + (" [dim](derived)[/]" if r["derived"] else "")
-                prov = r["provenance"].get("gloss") or ", ".join(f"{k}={v}" for k, v in r["provenance"].items())
-                t.add_row(escape(source), name, str(len(r["sense_ids"])), escape(str(prov))[:90])
-        out.print(t)
+        sources = {src: len(rows) for src, rows in result["relations"][kind].items()}
+        line = ", ".join(f"{escape(src)} {n}" for src, n in sources.items()) or "none"
+        loose = result["unattached"][kind]
+        if loose:
+            line += f"; without senses to attach: {_word_list(loose, 12)}"
+        out.print(f"[bold]{label}[/] by source: {line}")
 
-    t = Table(title=f"nearest senses of other tokens (HNSW)", title_justify="left")
+    t = Table(title="nearest senses of other tokens (HNSW, in the store's similarity space)", title_justify="left")
     for col in ("token", "sense", "distance"):
         t.add_column(col)
     for n in result["neighbors"]:

@@ -219,6 +219,10 @@ class StoreWriter:
         return (tbl.column("token_id").to_numpy(zero_copy_only=False),
                 tbl.column("sense_index").to_numpy(zero_copy_only=False), _embedding_matrix(tbl, self.dim))
 
+    def words_rows(self) -> list[tuple[str, list[int], int | None]]:
+        """Every row of `words`: (word, token_ids, span_id or None)."""
+        return [(w, list(t), s) for w, t, s in self.con.execute(_sql.ALL_WORDS).fetchall()]
+
     def relation_pairs(self) -> tuple[list[str], list[str]]:
         """Every distinct (head, related) pair of the relations, all sources."""
         rows = self.con.execute(_sql.RELATION_PAIRS).fetchall()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import duckdb
+import numpy as np
 import pytest
 
 from sensekit.cli import main
@@ -35,7 +36,7 @@ def test_query_json_shape(capsys, store_path):
     code, out, _ = run(capsys, "query", "bank", "--store", str(store_path), "--json", "-k", "3")
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"word", "store", "tokens", "senses", "relations", "neighbors"}
+    assert set(doc) == {"word", "store", "tokens", "senses", "relations", "unattached", "neighbors"}
     assert doc["word"] == "bank"
     assert [t["text"] for t in doc["tokens"]] == [" bank"]
     assert [(s["sense_index"], s["count"], s["share"]) for s in doc["senses"]] == [(0, 20, 0.6667), (1, 10, 0.3333)]
@@ -44,15 +45,31 @@ def test_query_json_shape(capsys, store_path):
     [river] = doc["relations"]["syn"]["wiktionary"]
     assert river["related"] == "river" and len(river["sense_ids"]) == 1 and not river["is_span"]
     assert doc["relations"]["ant"] == {}
+    # written without attaching (no `relations add`): river belongs to no sense yet
+    assert doc["unattached"] == {"syn": ["river"], "ant": []} and doc["senses"][0]["syn"] == []
     assert len(doc["neighbors"]) == 3 and {n["text"] for n in doc["neighbors"][:2]} == {" river", " money"}
 
 
 def test_query_tables(capsys, store_path):
     code, out, _ = run(capsys, "query", "bank", "--store", str(store_path))
     assert code == 0
-    for needle in ("senses of 'bank'", "the bank of the river", "synonyms of 'bank'", "wiktionary", "land beside water",
+    for needle in ("senses of 'bank'", "the bank of the river", "synonyms", "wiktionary 1", "without senses to attach: river",
                    "nearest senses", "' river'"):
         assert needle in out
+
+
+def test_query_groups_relations_under_their_sense(capsys, store_path):
+    from sensekit.writer import StoreWriter
+
+    with StoreWriter.update(store_path) as w:
+        w.set_head_senses(["bank"], ["river"], np.array([1]), np.array([0.25]))
+    code, out, _ = run(capsys, "query", "bank", "--store", str(store_path), "--json")
+    doc = json.loads(out)
+    assert [s["syn"] for s in doc["senses"]] == [[], ["river"]] and doc["unattached"]["syn"] == []
+    assert doc["relations"]["syn"]["wiktionary"][0]["head_sense"] == 1
+    code, out, _ = run(capsys, "query", "bank", "--store", str(store_path))
+    row = next(line for line in out.splitlines() if "money at bank" in line)
+    assert "river" in row
 
 
 def test_query_relations_only_word(capsys, store_path):

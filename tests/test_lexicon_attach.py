@@ -222,3 +222,26 @@ def test_attach_a_raw_dump(shared, store):  # shared: wiktextract needs NLTK's B
         prov = {r.related: r.provenance for r in s.relations("bank")}
         assert prov["river bank"]["gloss"] == "A raised shelf of ground beside a river."
         assert s.info().counts["spans"] == 1
+
+
+def test_relations_are_attached_to_the_head_sense_they_belong_to(tmp_path, tokenizer_json):
+    tok = train_tokenizer()
+    words = ["bank", "river", "money", "glad"]
+    ids = {w: tok.token_to_id(" " + w) for w in words}
+    path = tmp_path / "senses.sensekit"
+    with StoreWriter(path, dim=DIM, tokenizer_json=tokenizer_json, space="identity") as w:  # hand-made geometry
+        w.add_tokens([ids[x] for x in words], [" " + x for x in words], [5] * 4)
+        w.add_senses(np.stack([unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(1) + 0.1 * unit(3), -unit(3)]),
+                     [0, 1, 0, 0, 0], [3] * 5, token_ids=[ids["bank"], ids["bank"], ids["river"], ids["money"],
+                                                        ids["glad"]])
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("bank\triver\tsyn\nbank\tmoney\tsyn\nhappy\tglad\tsyn\n")
+    result = attach_relations(path, [f"pairs:{pairs}"])
+    with open_store(path) as s:
+        rel = {r.related: r for r in s.relations("bank")}
+        assert rel["river"].head_sense == 0 and rel["money"].head_sense == 1
+        assert rel["river"].head_distance == pytest.approx(1 - 1 / np.sqrt(1.01), abs=1e-5)
+        assert [r.head_sense for r in s.relations("river")] == [0]
+        # 'happy' has no senses: its relation is kept, unattached
+        assert [(r.related, r.head_sense, r.head_distance) for r in s.relations("happy")] == [("glad", None, None)]
+    assert result["attached"] == 4  # both directions of bank~river and bank~money; happy~glad is not

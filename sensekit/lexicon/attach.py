@@ -216,6 +216,7 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], config: 
         for name, rows in all_rows.items():
             writer.replace_relations(name, rows)
         store_counts = _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg)
+        store_counts["attached"] = attach_head_senses(writer, tokenizer)
         writer.commit()
     except BaseException:
         writer.abort()
@@ -279,3 +280,63 @@ def _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg: RelationsConfig
     if words:
         writer.add_words(words, ids, span_ids)
     return {"words": len(words), "spans": int(len(keep)), "span_rows": int(len(row))}
+
+
+def _owner_rows(owner: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of each wanted owner in a table sorted by owner: (start [n], count [n]); count 0 if absent."""
+    lo = np.searchsorted(owner, wanted, side="left")
+    hi = np.searchsorted(owner, wanted, side="right")
+    return lo, hi - lo
+
+
+def _padded(vectors: np.ndarray, start: np.ndarray, count: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gather rows start..start+count-1 of each item into [n, width, d] plus a [n, width] validity mask."""
+    slot = np.arange(width)[None, :]
+    valid = slot < count[:, None]
+    rows = np.where(valid, start[:, None] + slot, 0)
+    return vectors[rows], valid
+
+
+def attach_head_senses(writer, tokenizer, chunk: int = 2048) -> int:
+    """For every (head, related) pair, record which of the head's senses the related word's senses
+    (token senses, or span cloud rows) are nearest to, by cosine in the bundle's similarity space.
+
+    A thesaurus says "light ~ illumination" but not which sense of light; the teacher's own
+    senses decide. Pairs whose words have no senses stay unattached (NULL). Returns how many
+    pairs were attached.
+    """
+    from .tokens import tokenize_words
+
+    heads, related = writer.relation_pairs()
+    if not heads:
+        return 0
+    rows = writer.sense_rows()
+    space = writer.space if writer.space is not None else None
+    vectors = rows["embedding"] if space is None else space.apply(rows["embedding"])
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    # Owner keys: token t -> t, span s -> -(s + 1); rows sorted by (owner, sense_index).
+    owner = np.where(rows["span_id"] >= 0, -(rows["span_id"] + 1), rows["token_id"])
+    order = np.lexsort((rows["sense_index"], owner))
+    owner, vectors, sense_index = owner[order], vectors[order], rows["sense_index"][order]
+    span_of = {w: s for w, _, s in writer.words_rows() if s is not None}
+    words = sorted(set(heads) | set(related))
+    ids = dict(zip(words, tokenize_words(tokenizer, words)))
+    key_of = {w: (-(span_of[w] + 1) if w in span_of else (t[0] if len(t) == 1 else np.iinfo(np.int64).min))
+              for w, t in ids.items()}
+    h_start, h_count = _owner_rows(owner, np.asarray([key_of[h] for h in heads], np.int64))
+    r_start, r_count = _owner_rows(owner, np.asarray([key_of[r] for r in related], np.int64))
+    best = np.full(len(heads), -1, np.int64)
+    dist = np.zeros(len(heads), np.float32)
+    hw, rw = max(int(h_count.max()), 1), max(int(r_count.max()), 1)
+    for lo in range(0, len(heads), chunk):
+        sl = slice(lo, lo + chunk)
+        H, hv = _padded(vectors, h_start[sl], h_count[sl], hw)             # [n, hw, d], [n, hw]
+        R, rv = _padded(vectors, r_start[sl], r_count[sl], rw)             # [n, rw, d], [n, rw]
+        cos = np.einsum("nhd,nrd->nhr", H, R)                               # [n, hw, rw]
+        cos = np.where(hv[:, :, None] & rv[:, None, :], cos, -np.inf).max(2)  # [n, hw] best related sense
+        pick = cos.argmax(1)                                                # [n] the head's nearest sense
+        ok = np.isfinite(cos[np.arange(len(pick)), pick])
+        best[sl] = np.where(ok, sense_index[np.minimum(h_start[sl] + pick, len(sense_index) - 1)], -1)
+        dist[sl] = np.where(ok, 1.0 - cos[np.arange(len(pick)), pick], 0.0)
+    writer.set_head_senses(heads, related, best, dist)
+    return int((best >= 0).sum())
