@@ -197,7 +197,7 @@ def test_cli_json_table_and_skips(eval_store, bos_teacher_dir, tmp_path, monkeyp
                                    "seconds": r["metrics"]["wic"]["seconds"]}
     assert r["metrics"]["similarity"]["wordsim353"]["status"] == "skipped"
     assert r["metrics"]["similarity"]["simlex999"]["status"] == "ok"
-    res = invoke("eval", "store", "--store", eval_store, "--wic", f["wic"], "--metrics", "wic", "--metrics", "health")
+    res = invoke("eval", "store", "--store", eval_store, "--wic", f["wic"], "--metrics", "wic,health")
     assert res.exit_code == 0, res.output
     assert "WiC accuracy" in res.stdout and "duplicate senses" in res.stdout
 

@@ -45,7 +45,8 @@ class EvalConfig:
     """`sensekit eval store`: every metric of a sense store, each with its coverage and a baseline."""
 
     store: str = option("senses.sensekit", "Store bundle directory.", short="-s")
-    metrics: tuple[str, ...] = option((), f"Metrics to run (repeatable): {', '.join(STORE_METRICS)}; none: all.")
+    metrics: tuple[str, ...] = option((), "Metrics to run (repeatable or comma-separated): "
+                                      f"{', '.join(STORE_METRICS)}; none: all.")
     wic: Optional[str] = option(None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.",
                                 panel=_DATA)
     simlex: Optional[str] = option(None, "SimLex-999 pairs (word1 word2 score); none: the shared copy.", panel=_DATA)
@@ -74,6 +75,11 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.metrics is None:
             object.__setattr__(self, "metrics", ())
+        if isinstance(self.metrics, str):
+            object.__setattr__(self, "metrics", (self.metrics,))
+        # "--metrics wic,health" and "--metrics wic --metrics health" alike
+        parts = (m.strip() for v in self.metrics for m in str(v).split(","))
+        object.__setattr__(self, "metrics", tuple(m for m in parts if m))
         check_fields(self)
         unknown = [m for m in self.metrics if m not in STORE_METRICS]
         if unknown:

@@ -46,7 +46,7 @@ class _Run:
         self.k = int(store.meta.get("k") or 10)
         self.min_context = int(store.meta.get("min_context") or 0)  # the build's rule for sources (0: older stores)
         self._teacher, self._teacher_error = teacher, None
-        self._wn, self._word_tokens = None, None
+        self._wn, self._word_tokens, self._token_text, self._embeddings = None, None, None, None
 
     def teacher(self):
         if self._teacher is None and self._teacher_error is None:
@@ -86,13 +86,25 @@ class _Run:
         enc = self.store.tokenizer.encode_batch([" " + w.strip() for w in words], add_special_tokens=False)
         return np.asarray([e.ids[0] if len(e.ids) == 1 else -1 for e in enc], np.int64)
 
+    def token_text(self) -> dict[int, str]:
+        if self._token_text is None:
+            from .. import _sql
+
+            self._token_text = dict(self.store.con.execute(_sql.TOKEN_TEXTS).fetchall())
+        return self._token_text
+
+    def input_embeddings(self) -> np.ndarray:
+        """The teacher's input embedding matrix [V, d] (the word-similarity baseline)."""
+        if self._embeddings is None:
+            self._embeddings = self.teacher().model.get_input_embeddings().weight.detach().float().cpu().numpy()
+        return self._embeddings
+
     def word_tokens(self) -> tuple[list[str], np.ndarray]:
         """Tokens with senses whose text is a lower-case word that tokenizes back to that token: (words, token ids)."""
         if self._word_tokens is None:
-            from .. import _sql
             from .neighbours import clean_word
 
-            text_of = dict(self.store.con.execute(_sql.TOKEN_TEXTS).fetchall())
+            text_of = self.token_text()
             words, ids = [], []
             for tid in self.table.token_ids.tolist():  # per token with senses: a one-off scan, not a hot path
                 t = text_of.get(tid, "")
@@ -158,9 +170,9 @@ def _similarity_one(run: _Run, name: str, path: str) -> dict:
     out = {"status": "ok", "file": path, "coverage": _coverage(int(covered.sum()), len(gold)),
            **{k: _num(spearman(sims[k], gold[covered])) for k in SIMILARITIES}}
     try:
-        emb = run.teacher().model.get_input_embeddings().weight.detach().float().cpu().numpy()
         from .senses import unit
 
+        emb = run.input_embeddings()
         cos = (unit(emb[t1[covered]]) * unit(emb[t2[covered]])).sum(1)
         out["baseline"] = {"method": "cosine of the teacher's input embeddings of the two tokens, same pairs",
                            "spearman": _num(spearman(cos, gold[covered]))}
@@ -190,7 +202,7 @@ def _purity(run: _Run) -> dict:
     words, ids = [w for w, m in zip(words, multi) if m], ids[multi]
     eligible = [i for i, w in enumerate(words) if len(wn.synsets(w)) >= 2]
     order = np.random.default_rng(run.cfg.seed).permutation(len(eligible))
-    cap = run.cfg.limit or run.cfg.purity_words or len(eligible)
+    cap = min([c for c in (run.cfg.limit, run.cfg.purity_words) if c] or [len(eligible)])
     occ = collect_occurrences(wn, [words[eligible[i]] for i in order], max_words=cap)
     token_of = dict(zip(words, ids.tolist()))
     tokens = np.asarray([token_of[w] for w in occ.word], np.int64)
@@ -241,9 +253,7 @@ def _neighbours(run: _Run) -> dict:
     texts = [[nb.text for nb in f] for f in found]
     dists = np.asarray([nb.distance for f in found for nb in f], np.float64)
     share, judged = related_share(rel, sample, texts)
-    from .. import _sql
-
-    token_text = dict(run.store.con.execute(_sql.TOKEN_TEXTS).fetchall())
+    token_text = run.token_text()
     random_texts = [[token_text.get(int(t), "") for t in rng.choice(run.table.token_ids, k)] for _ in sample]
     base, base_judged = related_share(rel, sample, random_texts)
     return {
