@@ -9,6 +9,11 @@
 - folders (recursively, sorted) and globs of any of the above.
 (The offline default corpus, WordNet's glosses, is read by `wordnet_corpus`.)
 
+Text must be UTF-8: a byte sequence that is not UTF-8, or a NUL byte in a plain-text file (a
+binary or UTF-16 file), is refused with its file and line number rather than silently replaced,
+so a wrong file never becomes a store of replacement characters. A JSONL line over
+`MAX_JSONL_LINE` (10 MiB) is refused too: it is almost always a file without newlines.
+
 `pack_windows()` tokenizes documents into windows of at most `seq_len` tokens, keeping the
 character span of every token so that contexts can be cut out of the document later.
 """
@@ -22,6 +27,7 @@ import json
 import lzma
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -35,6 +41,7 @@ __all__ = ["iter_documents", "resolve_paths", "corpus_fingerprint", "pack_window
            "DOC_CHAR_CAP"]
 
 DOC_CHAR_CAP = 1_000_000              # plain-text documents are cut at the next blank line past this
+MAX_JSONL_LINE = 10 << 20             # characters; a longer JSONL line is refused (a file without newlines?)
 _JSONL = (".jsonl", ".ndjson", ".json")
 _XML = (".xml",)
 
@@ -93,6 +100,20 @@ def _open_text(path: Path, errors: str = "strict") -> io.TextIOWrapper:
     return io.TextIOWrapper(open_compressed(path, "rb"), encoding="utf-8", errors=errors)
 
 
+def _not_utf8(path: Path) -> InputError:
+    """The error for a file that failed UTF-8 decoding, with the exact line: the decoder reads in chunks,
+    so the failing line is found again by a binary re-scan (only on this error path)."""
+    with open_compressed(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = raw[exc.start:exc.start + 4].hex(" ")
+                return InputError(f"{path}:{lineno}: not valid UTF-8 (bytes {bad} at byte {exc.start + 1} of the "
+                                  "line); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+    return InputError(f"{path}: not valid UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+
+
 def corpus_fingerprint(paths: list[Path], text_field: str) -> str:
     """sha256 over each input's name, size and content (files up to 64 MB whole; larger: head and tail)."""
     h = hashlib.sha256(f"text_field={text_field}".encode())
@@ -115,11 +136,21 @@ def corpus_fingerprint(paths: list[Path], text_field: str) -> str:
 # -- readers ------------------------------------------------------------------------------
 def _read_text(path: Path, label: str) -> Iterator[tuple[str, str]]:
     """Documents = blank-line separated blocks, merged up to DOC_CHAR_CAP; doc id = 'file:first_line'."""
-    with _open_text(path, errors="replace") as fh:
+    with _open_text(path) as fh:
         buf: list[str] = []
         size = 0
         start = 1
-        for lineno, line in enumerate(fh, 1):
+        lines = enumerate(fh, 1)
+        while True:
+            try:
+                lineno, line = next(lines)
+            except StopIteration:
+                break
+            except UnicodeDecodeError:
+                raise _not_utf8(path) from None
+            if "\x00" in line:
+                raise InputError(f"{path}:{lineno}: NUL byte in a text file (binary? UTF-16?); "
+                                 "give UTF-8 text") from None
             if not buf:
                 start = lineno
             buf.append(line)
@@ -139,12 +170,15 @@ def _read_jsonl(path: Path, label: str, text_field: str) -> Iterator[tuple[str, 
         lineno = 0
         while True:
             try:
-                line = fh.readline()
+                line = fh.readline(MAX_JSONL_LINE + 1)  # bounded: a file without newlines must not fill memory
             except UnicodeDecodeError:
-                raise InputError(f"{path}:{lineno + 1}: not valid UTF-8") from None
+                raise _not_utf8(path) from None
             if not line:
                 break
             lineno += 1
+            if len(line) > MAX_JSONL_LINE:
+                raise InputError(f"{path}:{lineno}: line longer than {MAX_JSONL_LINE >> 20} MiB; JSONL needs one "
+                                 "JSON object per line (is it a JSON array, or a file without newlines?)")
             if not line.strip():
                 continue
             try:
@@ -279,8 +313,8 @@ def iter_documents(paths: list[str], text_field: str = "text",
             for doc in docs:
                 yield doc
                 ordinal += 1
-        except (OSError, EOFError, lzma.LZMAError) as exc:
-            raise InputError(f"cannot read {p}: {exc}") from None
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:  # truncated or corrupt compressed files
+            raise InputError(f"cannot read {p}: {exc} (truncated or corrupt?)") from None
 
 
 # -- windows ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import os
 import re
 from typing import Any, Iterable, Iterator
 
-from .pairs import Pair, ReadReport, check_on_error, open_binary, paused_gc
+from .pairs import MAX_LINE_BYTES, Pair, ReadReport, bounded_lines, check_on_error, open_binary, paused_gc
 from .wiktextract_schema import SCHEMA_NAME, validate_entry
 
 __all__ = ["EVERY_LANGUAGE", "wanted_language", "in_language", "iter_kaikki", "entry_pairs", "entries_pairs",
@@ -66,7 +66,11 @@ def _kaikki_lines(path, report: ReadReport, on_error: str, want: str | None) -> 
 
     loads, validate = orjson.loads, validate_entry
     with open_binary(path) as fh:
-        for n, line in enumerate(fh, 1):
+        for n, line in bounded_lines(fh, path):  # a truncated .bz2/.gz raises InputError with its line
+            if line is None:
+                report.read += 1
+                report.error(n, f"line longer than {MAX_LINE_BYTES >> 20} MiB", on_error, path)
+                continue
             if not line.strip():
                 continue
             report.read += 1

@@ -10,7 +10,9 @@ Pair-list files (`read_pair_file`) hold one pair per line, `word1 <TAB> word2 <T
 `ant`, `antonym`, any case) or, with `binary_labels`, 0/1: `binary_labels='ant'` reads 1 as
 antonym and 0 as synonym (AntSynNET), `'syn'` the other way round. Blank lines and lines
 starting with `#` are ignored, and so is a header line (`word1 word2 relation`). Extra
-columns after the third are ignored.
+columns after the third are ignored. A line that is not UTF-8, holds a NUL byte or is longer
+than `MAX_LINE_BYTES` is a bad line (reported with its number, like any malformed line); a
+truncated or corrupt compressed file is refused with the line it stopped at.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import lzma
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
@@ -26,13 +30,16 @@ from typing import IO, Any, Callable, Iterable, Iterator
 from .._fs import open_compressed
 from ..errors import InputError
 
-__all__ = ["Pair", "ReadReport", "read_pair_file", "normalize", "open_text", "open_binary", "paused_gc", "KINDS"]
+__all__ = ["Pair", "ReadReport", "read_pair_file", "normalize", "open_text", "open_binary", "paused_gc", "KINDS",
+           "bounded_lines", "MAX_LINE_BYTES"]
 
 Pair = tuple[str, str, str, "dict[str, Any] | None"]
 KINDS = ("syn", "ant")
 _SIGN = {"syn": 1, "ant": -1}
 _NAMES = {"syn": "syn", "synonym": "syn", "synonyms": "syn", "ant": "ant", "antonym": "ant", "antonyms": "ant"}
 MAX_REPORTED_ERRORS = 50
+MAX_LINE_BYTES = 10 << 20  # a longer line is a bad line (a file without newlines must not fill memory)
+_READ_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)  # truncated or corrupt (compressed) files
 
 
 @dataclass
@@ -77,6 +84,42 @@ def open_binary(path: str | os.PathLike) -> IO[bytes]:
     return open_compressed(path, "rb")
 
 
+def bounded_lines(fh: IO[bytes], path: str | os.PathLike, limit: int = MAX_LINE_BYTES
+                  ) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, raw line) of a binary stream; None for a line longer than `limit` (skipped unread).
+
+    A truncated or corrupt compressed file raises InputError naming the line where reading stopped.
+    """
+    n = 0
+    try:
+        while True:
+            raw = fh.readline(limit + 1)
+            if not raw:
+                return
+            n += 1
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # drop the rest of the long line, a bounded piece at a time
+                    raw = fh.readline(limit)
+                yield n, None
+                continue
+            yield n, raw
+    except _READ_ERRORS as exc:
+        raise InputError(f"{path}:{n + 1}: cannot read on ({exc}); the file is truncated or corrupt") from None
+
+
+def _decoded(raw: bytes | None) -> tuple[str | None, str | None]:
+    """(text, None) for a good line; (None, why) for one that is too long, not UTF-8, or holds a NUL byte."""
+    if raw is None:
+        return None, f"line longer than {MAX_LINE_BYTES >> 20} MiB"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not valid UTF-8 (bytes {raw[exc.start:exc.start + 4].hex(' ')} at byte {exc.start + 1})"
+    if "\x00" in text:
+        return None, "NUL byte in the line"
+    return text, None
+
+
 def read_pair_file(path: str | os.PathLike, report: ReadReport | None = None, *, binary_labels: str | None = None,
                    on_error: str = "skip") -> Iterator[Pair]:
     """Yield the pairs of a pair-list file (see the module docstring for the format)."""
@@ -86,8 +129,13 @@ def read_pair_file(path: str | os.PathLike, report: ReadReport | None = None, *,
     report = report if report is not None else ReadReport(str(path))
     name = Path(path).name
     one, zero = ("ant", "syn") if binary_labels == "ant" else ("syn", "ant")
-    with open_text(path) as fh:
-        for n, line in enumerate(fh, 1):
+    with open_binary(path) as fh:
+        for n, raw in bounded_lines(fh, path):
+            line, why = _decoded(raw)
+            if line is None:
+                report.read += 1
+                report.error(n, why, on_error, path)
+                continue
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
