@@ -56,6 +56,11 @@ CONTEXTS_IN_RANGE = (
     "SELECT sense_id, rank, doc_id, char_start, char_end, snippet, mark_start, mark_end, distance"
     " FROM contexts WHERE sense_id BETWEEN $lo AND $hi"  # ordered in Python: cheaper than a sort operator
 )
+# The kept sampled vectors of some senses (plots); the range bound lets zone maps prune the scan.
+CONTEXT_VECTORS = (
+    "SELECT sense_id, vector FROM contexts WHERE sense_id BETWEEN $lo AND $hi AND list_contains($ids, sense_id)"
+    " AND vector IS NOT NULL ORDER BY sense_id, rank"
+)
 RELATIONS_OF_WORD = (  # ART index
     "SELECT related, kind, source, derived, provenance, head_sense, head_distance FROM relations WHERE head = $word"
 )

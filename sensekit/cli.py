@@ -176,6 +176,26 @@ def export(
         out.print(f"wrote {path}")
 
 
+@app.command("plot")
+def plot_cli(
+    word: str = typer.Argument(..., help="The word whose senses to draw."),
+    store: Path = StoreOpt,
+    output: Path = typer.Option(..., "--output", "-o", help="The PNG file to write (its folder must exist)."),
+    relations: bool = typer.Option(False, "--relations", help="Also draw the senses of its synonyms and antonyms."),
+) -> None:
+    """Draw a word's senses and their context vectors (PCA of the store's similarity space) as a PNG."""
+    from .plot import plot_word
+    from .store import open_store
+
+    with open_store(store) as s:
+        r = plot_word(s, word, output, relations=relations)
+    related = f", {r['synonyms']} synonyms, {r['antonyms']} antonyms" if relations else ""
+    out.print(f"wrote {escape(r['path'])} ({r['width']}x{r['height']} px): {r['senses']} senses, "
+              f"{r['contexts']} context vectors{related}", soft_wrap=True)
+    if r["note"]:
+        out.print(f"[dim]note: {escape(r['note'])}[/]", soft_wrap=True)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def distill(ctx: typer.Context) -> None:
     """Train a student with DSKD (CE + KD + hinge-MSE sense loss). `sensekit distill --help` for flags."""

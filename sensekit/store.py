@@ -194,6 +194,21 @@ class SenseStore:
             ))
         return out
 
+    def context_vectors(self, sense_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The raw sampled vectors kept with the senses' contexts: sense_id -> [n, dim] float32, most
+        central first. Senses without kept vectors (NULL, or stores built before they were kept) are left out."""
+        ids = sorted({int(i) for i in sense_ids})
+        if not ids:
+            return {}
+        tbl = self.con.sql(_sql.CONTEXT_VECTORS, params={"lo": ids[0], "hi": ids[-1], "ids": ids}).to_arrow_table()
+        if not tbl.num_rows:
+            return {}
+        owner = tbl.column("sense_id").to_numpy()                                      # [n]
+        vectors = tbl.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        vectors = np.asarray(vectors, np.float32).reshape(tbl.num_rows, self.dim)      # [n, dim]
+        cuts = np.flatnonzero(np.diff(owner)) + 1                                      # rows come grouped by sense
+        return {int(o[0]): v for o, v in zip(np.split(owner, cuts), np.split(vectors, cuts))}
+
     def relations(self, word: str, kind: str | None = None, source: str | None = None) -> list[Relation]:
         if kind not in (None, "syn", "ant"):
             raise InputError(f"relation kind must be 'syn' or 'ant', got {kind!r}")

@@ -269,8 +269,17 @@ def _write_store(store: Path, teacher, samples, clusters, contexts: dict[str, An
         if len(clusters.ctx_sense):
             w.add_contexts({"sense_id": sense_ids[clusters.ctx_sense].astype(np.int32),
                             "rank": clusters.ctx_rank.astype(np.int16), **contexts,
-                            "distance": clusters.ctx_distance.astype(np.float32)})
+                            "distance": clusters.ctx_distance.astype(np.float32),
+                            "vector": _vector_column(samples.vectors[clusters.ctx_sample])})  # for `sensekit plot`
     report("write", 1, 1)
+
+
+def _vector_column(vectors: np.ndarray):
+    """Sampled vectors [n, d] (fp16 in the reservoirs) as a FLOAT[d] arrow column."""
+    import pyarrow as pa
+
+    flat = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat), vectors.shape[1])
 
 
 def _attach_relations(cfg: BuildConfig, store: Path, report: Progress) -> Optional[dict]:
