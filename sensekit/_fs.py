@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import IO
 
 __all__ = ["DB_FILE", "TOKENIZER_FILE", "INDEX_FILE", "COMPRESSED_SUFFIXES", "temp_sibling", "swap_into_place",
-           "write_atomic", "open_compressed", "strip_compression"]
+           "exchange_paths", "write_atomic", "open_compressed", "strip_compression"]
 
 DB_FILE = "store.duckdb"
 TOKENIZER_FILE = "tokenizer.json"
@@ -35,16 +36,36 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def exchange_paths(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
+    kernel, the C library or the file system cannot, and nothing was changed."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a C library without renameat2 (glibc < 2.28, musl)
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def swap_into_place(tmp: str | os.PathLike, target: str | os.PathLike, *, keep_existing: bool = False) -> Path:
     """Rename the finished `tmp` (file or folder) to `target`, replacing what was there.
 
-    A folder cannot be renamed over a non-empty folder, so an existing target first moves aside
-    and is deleted only after the swap. With `keep_existing`, a target that appeared meanwhile
-    (another process won the race) is kept and `tmp` is discarded.
+    A folder cannot be renamed over a non-empty folder: where the system can, the two folders are
+    exchanged atomically (so `target` always holds a complete bundle, old or new); elsewhere the
+    existing target first moves aside and is deleted only after the swap. With `keep_existing`, a
+    target that appeared meanwhile (another process won the race) is kept and `tmp` is discarded.
     """
     tmp, target = Path(tmp), Path(target)
     if target.exists() and keep_existing:
         _remove(tmp)
+        return target
+    if target.is_dir() and not target.is_symlink() and tmp.is_dir() and exchange_paths(tmp, target):
+        _remove(tmp)  # now the old folder
         return target
     old = None
     if target.is_dir() and not target.is_symlink():

@@ -85,3 +85,14 @@ TOKEN_SENSES_OF = (
     "SELECT s.token_id, s.sense_index, s.embedding FROM senses s"
     " JOIN needed_tokens n ON n.token_id = s.token_id ORDER BY s.token_id, s.sense_index"
 )
+
+# -- the content fingerprint (sensekit/fingerprint.py): every content table in a fixed row order ---------
+FINGERPRINT_TABLES = (
+    ("tokens", "SELECT * FROM tokens ORDER BY token_id"),
+    ("spans", "SELECT * FROM spans ORDER BY span_id"),
+    ("senses", "SELECT * FROM senses ORDER BY sense_id"),
+    ("contexts", "SELECT * FROM contexts ORDER BY sense_id, rank"),
+    ("words", "SELECT * FROM words ORDER BY word"),
+    ("relations", "SELECT * FROM relations ORDER BY source, head, related, kind, derived, provenance"),
+)
+DELETE_META = "DELETE FROM meta WHERE key = ?"

@@ -29,6 +29,15 @@ err = Console(stderr=True, highlight=False)
 StoreOpt = typer.Option(DEFAULT_STORE, "--store", "-s", help="Store bundle directory.")
 
 
+def shown(text: str, limit: int = 60) -> str:
+    """`text` quoted for a message, cut to `limit` characters with an ellipsis: a 10,000-character
+    word is not echoed back whole."""
+    text = str(text)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[: limit - 1] + '…'!r} ({len(text):,} characters)"
+
+
 # -- query ------------------------------------------------------------------------------
 def query_word(store, word: str, k: int = 10) -> dict:
     """Everything `sensekit query` shows, as plain data. Raises NotFound for an unknown word."""
@@ -39,7 +48,8 @@ def query_word(store, word: str, k: int = 10) -> dict:
         close = [w for w in store.similar_words(word) if w != word.strip()]
         shape = "a single token" if len(tokens) == 1 else f"{len(tokens)} tokens"
         hint = f"; did you mean: {', '.join(close)}" if close else ""
-        raise NotFound(f"unknown word {word.strip()!r}: it is {shape} with no senses or relations in {store.path}{hint}")
+        raise NotFound(f"unknown word {shown(word.strip())}: it is {shape} with no senses or relations in "
+                       f"{store.path}{hint}")
     total = sum(s.count for s in senses) or 1
     grouped: dict[str, dict[str, list]] = {"syn": {}, "ant": {}}
     by_sense: dict[int, dict[str, dict[str, float]]] = {s.sense_index: {"syn": {}, "ant": {}} for s in senses}
@@ -138,15 +148,19 @@ def query(
 
 
 @app.command()
-def info(store: Path = StoreOpt, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Print a store's provenance, counts and index parameters."""
+def info(store: Path = StoreOpt, as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+         verify: bool = typer.Option(False, "--verify", help="Recompute the content fingerprint (content_sha256) "
+                                     "and check it against the one recorded when the store was written.")) -> None:
+    """Print a store's provenance (with its content fingerprint), counts and index parameters."""
     from .store import open_store
 
     with open_store(store) as s:
         i = s.info()
+        verified = s.verify() if verify else None  # StoreError (exit 2) when the content does not match
     if as_json:
-        sys.stdout.write(json.dumps({"path": i.path, "schema_version": i.schema_version, "provenance": i.provenance,
-                                     "counts": i.counts, "index": i.index, "space": i.space}, default=str) + "\n")
+        doc = {"path": i.path, "schema_version": i.schema_version, "provenance": i.provenance, "counts": i.counts,
+               "index": i.index, "space": i.space}
+        sys.stdout.write(json.dumps({**doc, "verified": verified} if verify else doc, default=str) + "\n")
         return
     for title, data in (("provenance", {"schema_version": i.schema_version, **i.provenance}), ("counts", i.counts), ("HNSW index", i.index),
                         ("similarity space", i.space)):
@@ -156,6 +170,8 @@ def info(store: Path = StoreOpt, as_json: bool = typer.Option(False, "--json", h
         for key, value in data.items():
             t.add_row(key, escape(json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
         out.print(t)
+    if verified:
+        out.print(f"content fingerprint verified: {verified}")
 
 
 @app.command()

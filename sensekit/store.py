@@ -3,6 +3,11 @@
 A bundle is a directory holding `store.duckdb`, the hnswlib index `senses.hnsw` and the
 teacher's `tokenizer.json`. Words map to token ids with the `tokenizers` package, the way
 the build tokenized them: a leading space and no special tokens.
+
+An open store keeps answering from the version it opened when the bundle is replaced (a rebuild,
+`relations add`): DuckDB reads through its open file and the index is in memory. The one file read
+later, the tokenizer, is read only if the bundle at the path is still that version; otherwise
+StoreError says the store changed and must be reopened (`changed()` tells without raising).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
 from .space import SimilaritySpace
 
 SCHEMA_VERSION = 2
+WRITING_KEY = "writing"  # meta key a StoreWriter sets while it writes a bundle and removes when it commits
 
-__all__ = ["SenseStore", "open_store", "SCHEMA_VERSION"]
+__all__ = ["SenseStore", "open_store", "SCHEMA_VERSION", "WRITING_KEY"]
 
 
 def read_meta(con, path: Path) -> dict[str, Any]:
@@ -41,6 +47,9 @@ def read_meta(con, path: Path) -> dict[str, Any]:
             f"store {path} has schema version {found}, this sensekit reads version {SCHEMA_VERSION}; "
             "rebuild the store with this version's `sensekit build` (or install the sensekit that wrote it)"
         )
+    if meta.get(WRITING_KEY):
+        raise StoreError(f"{path} is an incomplete store: its writer stopped before committing it (killed, or out "
+                         "of space); open the store it was meant to replace, or run the build again (--resume)")
     return meta
 
 
@@ -58,6 +67,11 @@ def read_space(con, dim: int, meta: dict[str, Any]) -> SimilaritySpace:
                            np.asarray(parts["scale"][0], np.float32), comps)
 
 
+def _file_id(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
 def open_store(path: str | os.PathLike, read_only: bool = True, ef: int | None = None) -> "SenseStore":
     """Open a store bundle. Raises StoreError (missing/corrupt), SchemaMismatch, IndexMismatch."""
     return SenseStore(path, read_only=read_only, ef=ef)
@@ -67,25 +81,75 @@ class SenseStore:
     """Query a sense store. Plural getters return lists (maybe empty); singular ones raise NotFound."""
 
     def __init__(self, path: str | os.PathLike, read_only: bool = True, ef: int | None = None) -> None:
+        self.path = Path(path)
+        self._tokenizer = None
+        for _ in range(3):  # a bundle replaced while it opens (a rebuild, `relations add`): open the new one
+            if self._open(read_only, ef):
+                return
+        raise StoreError(f"store {self.path} kept changing while it was being opened; try again")
+
+    def _open(self, read_only: bool, ef: int | None) -> bool:
+        """Connect DuckDB and load the index; False (closed again) when the bundle was replaced meanwhile,
+        so that DuckDB and the index file always come from the same version."""
         import duckdb
 
-        self.path = Path(path)
         db = self.path / DB_FILE
         if not db.is_file():
             hint = " (an interrupted build left it half-written; run the build again)" if self._leftover() else ""
             raise StoreError(f"no sensekit store at {self.path}{hint}; build one with `sensekit build` or pass --store")
         try:
+            self._version = _file_id(db)  # which bundle this is: a replaced one has a new store.duckdb
             self.con = duckdb.connect(str(db), read_only=read_only)
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
             raise StoreError(f"cannot open {db}: {str(exc).splitlines()[0]}; the store may be corrupt, rebuild it") from None
-        self.meta = read_meta(self.con, self.path)
-        self.dim = int(self.meta["dim"])
-        self._tokenizer = None
-        self._load_sense_table()
-        self.space = read_space(self.con, self.dim, self.meta)  # every similarity is measured in it
-        self.index = None
-        if self.meta.get("index", {}).get("count"):
-            self.index = load_index(self.path / INDEX_FILE, self.meta["index"], self._indexed_ids(), ef)
+        try:
+            self.meta = read_meta(self.con, self.path)
+            self.dim = int(self.meta["dim"])
+            self._load_sense_table()
+            self.space = read_space(self.con, self.dim, self.meta)  # every similarity is measured in it
+            self.index = None
+            if self.meta.get("index", {}).get("count"):
+                self.index = load_index(self.path / INDEX_FILE, self.meta["index"], self._indexed_ids(), ef,
+                                        probe=self._index_probe())
+        except StoreError:
+            self.con.close()
+            if self.changed():
+                return False
+            raise
+        if self.changed():
+            self.con.close()
+            return False
+        return True
+
+    def _index_probe(self, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+        """A few indexed sense ids and their vectors in the index's space [n, dim]: load_index compares them
+        with the index file's own, so an index copied from another store is refused."""
+        ids = self._indexed_ids()[:n]
+        got = self.con.execute(_sql.EMBEDDINGS_IN_RANGE, {"lo": int(ids.min()), "hi": int(ids.max())}).fetchnumpy()
+        emb_of = dict(zip(got["sense_id"].tolist(), got["embedding"]))
+        return ids, self.space.apply(np.stack([np.asarray(emb_of[i], np.float32) for i in ids.tolist()]))
+
+    def changed(self) -> bool:
+        """Whether the bundle at `self.path` is no longer the one this store opened (rebuilt, relations added)."""
+        try:
+            return _file_id(self.path / DB_FILE) != self._version
+        except OSError:
+            return True
+
+    def verify(self) -> str:
+        """Recompute the content fingerprint and compare it with the one recorded at write time; returns it.
+        Raises StoreError when they differ, or when the store records none (written before fingerprints)."""
+        from .fingerprint import FINGERPRINT_KEY, content_fingerprint
+
+        recorded = self.meta.get(FINGERPRINT_KEY)
+        if not recorded:
+            raise StoreError(f"store {self.path} records no content fingerprint (written before sensekit kept one); "
+                             "rebuild it, or run `sensekit relations add` on it, to record one")
+        found = content_fingerprint(self.con)
+        if found != recorded:
+            raise StoreError(f"store {self.path} content does not match its fingerprint (recorded {recorded[:16]}, "
+                             f"content {found[:16]}): it was changed outside sensekit; rebuild it")
+        return found
 
     def _leftover(self) -> bool:
         return any(p.name.startswith(f".{self.path.name}.tmp-") for p in self.path.parent.glob(f".{self.path.name}.*"))
@@ -123,6 +187,9 @@ class SenseStore:
             from tokenizers import Tokenizer
 
             path = self.path / TOKENIZER_FILE
+            if self.changed():  # the file at the path now belongs to another version of the store
+                raise StoreError(f"store {self.path} changed since it was opened (rebuilt, or relations added); "
+                                 "reopen it")
             if not path.is_file():
                 raise StoreError(f"store is incomplete: {path} is missing; rebuild the store")
             self._tokenizer = Tokenizer.from_file(str(path))

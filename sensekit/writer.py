@@ -6,12 +6,18 @@ place. A crash before that leaves the old bundle untouched. `StoreWriter.update(
 copies an existing bundle into such a temporary directory so that, for example, relation
 rows can be replaced per source without ever exposing a half-written store.
 
+While it is written, the bundle's `meta` holds `writing = true` (`store.WRITING_KEY`), removed by
+`commit()`: a temporary bundle left by a killed process is refused by `open_store` as incomplete.
+`commit()` also records the content fingerprint (`sensekit/fingerprint.py`). A full disk (or a
+file-size limit) becomes a one-line StoreError, and the old bundle stays as it was.
+
 The writer needs pyarrow (bulk inserts); the read path does not.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import shutil
@@ -23,10 +29,11 @@ import numpy as np
 from . import _sql
 from ._fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
 from .errors import InputError, StoreError
-from .index import IndexParams, build_index, index_record
+from .fingerprint import FINGERPRINT_KEY, content_fingerprint
+from .index import IndexParams, build_index, check_index_file, index_record
 from .paths import schema_text
 from .space import DEFAULT_SPACE, SimilaritySpace, fit_space
-from .store import SCHEMA_VERSION, read_meta, read_space
+from .store import SCHEMA_VERSION, WRITING_KEY, read_meta, read_space
 
 __all__ = ["StoreWriter"]
 
@@ -37,6 +44,17 @@ def _embedding_matrix(table, dim: int) -> np.ndarray:
     if not n:
         return np.zeros((0, dim), np.float32)
     return table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, dim)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DISK_FULL_TEXT = ("no space left on device", "disk quota exceeded", "file too large", "could not write all bytes")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether `exc` says the disk (or a quota or file-size limit) is full: OSError, DuckDB or hnswlib."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return True
+    return any(text in str(exc).lower() for text in _DISK_FULL_TEXT)
 
 
 class StoreWriter:
@@ -87,27 +105,39 @@ class StoreWriter:
             self.space = read_space(self.con, dim, meta)
             self.space_kind = self.space.kind
             self.space_components = len(self.space.components) if self.space.kind.endswith("abtt") else None
+        self.set_meta(**{WRITING_KEY: True})  # until commit(): a bundle left by a killed writer never opens
 
     # -- opening an existing bundle for modification ------------------------------------
     @classmethod
     def update(cls, path: str | os.PathLike) -> "StoreWriter":
         """Copy the bundle at `path` into a temporary sibling and open it for writing."""
+        import duckdb
+
         path = Path(path)
         if not (path / DB_FILE).is_file():
             raise StoreError(f"no store at {path}: build one with `sensekit build`")
-        tmp = temp_sibling(path)
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        shutil.copytree(path, tmp)
-        import duckdb
-
-        con = duckdb.connect(str(tmp / DB_FILE), read_only=True)
+        try:  # the store's own meta first: another schema version is refused before anything is copied
+            con = duckdb.connect(str(path / DB_FILE), read_only=True)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open {path / DB_FILE}: {str(exc).splitlines()[0]}; the store may be corrupt, "
+                             "rebuild it") from None
         try:
             meta = read_meta(con, path)
         finally:
             con.close()
         params = IndexParams(**{k: meta["index"][k] for k in ("space", "M", "ef_construction", "ef")})  # hnswlib's
-        return cls(path, dim=int(meta["dim"]), tokenizer_json=None, index_params=params, _existing=True)
+        tmp = temp_sibling(path)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        try:
+            shutil.copytree(path, tmp)
+            return cls(path, dim=int(meta["dim"]), tokenizer_json=None, index_params=params, _existing=True)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if _disk_full(exc):
+                raise StoreError(f"no space left to copy {path} for the update ({exc}); free space; the store is "
+                                 "unchanged") from None
+            raise
 
     # -- writes ---------------------------------------------------------------------------
     def set_meta(self, **values: Any) -> None:
@@ -266,7 +296,21 @@ class StoreWriter:
         self.set_meta(space=space.describe())
 
     def commit(self) -> Path:
-        """Build the index (if token senses changed), record it, and rename the bundle into place."""
+        """Build the index (if token senses changed), record it and the content fingerprint, and rename the
+        bundle into place. A full disk aborts: StoreError, the old bundle untouched."""
+        try:
+            self._finish()
+        except Exception as exc:
+            if not _disk_full(exc):
+                raise
+            self.abort()
+            raise StoreError(f"no space left on the device while writing {self.path} ({_first_line(exc)}); "
+                             "free space or choose another --store; the previous store is unchanged") from None
+        swap_into_place(self.tmp, self.path)
+        return self.path
+
+    def _finish(self) -> None:
+        """Everything commit() writes into the temporary bundle, ending with a checkpointed, closed DuckDB file."""
         import pyarrow  # noqa: F401  (fetch_arrow_table needs it)
 
         if self._senses_dirty:
@@ -276,12 +320,16 @@ class StoreWriter:
             self._write_space(fit_space(vectors, self.space_kind, self.space_components))
             index = build_index(ids, self.space.apply(vectors), self.index_params)
             index.save_index(str(self.tmp / INDEX_FILE))
+            try:  # hnswlib does not check its writes: a full disk leaves a short file
+                check_index_file(self.tmp / INDEX_FILE, int(index.get_current_count()), self.dim)
+            except StoreError as exc:
+                raise OSError(errno.ENOSPC, f"the HNSW index was not written whole ({exc})") from None
             self.set_meta(index=index_record(index, ids, self.index_params))
-        self.set_meta(updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        self.set_meta(updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                      **{FINGERPRINT_KEY: content_fingerprint(self.con)})
+        self.con.execute(_sql.DELETE_META, [WRITING_KEY])
         self.con.execute(_sql.CHECKPOINT)
         self.con.close()
-        swap_into_place(self.tmp, self.path)
-        return self.path
 
     def abort(self) -> None:
         try:
@@ -295,6 +343,13 @@ class StoreWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.abort()
+            return
+        self.abort()
+        if _disk_full(exc):  # DuckDB writes its WAL while rows are added: the disk can fill before commit()
+            raise StoreError(f"no space left on the device while writing {self.path} ({_first_line(exc)}); "
+                             "free space or choose another --store; the previous store is unchanged") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 

@@ -22,8 +22,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .._fs import DB_FILE
+from .._hooks import pause_point
 from ..errors import InputError, MissingDependency
-from .checkpoint import Checkpoint, build_fingerprint
+from .checkpoint import Checkpoint, build_fingerprint, build_settings
 from .config import BuildConfig, parse_bytes
 from .contexts import context_columns, fetch_documents
 from .distributed import Ranks, init_ranks, merge_tree, teacher_device
@@ -68,7 +69,9 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     cap = ranks.token_cap(cfg.max_tokens)
     _check_reservoir_memory(cfg, teacher, vocab, cap)  # before any work
 
-    ckpt = Checkpoint.for_rank(store, ranks.rank, build_fingerprint(cfg, corpus.fingerprint, teacher, ranks.world))
+    settings = build_settings(cfg, corpus.fingerprint, teacher, ranks.world)  # a refused --resume names what changed
+    ckpt = Checkpoint.for_rank(store, ranks.rank, build_fingerprint(cfg, corpus.fingerprint, teacher, ranks.world),
+                               settings)
     resumed = ckpt.load() if cfg.resume else None
     reservoir, start = resumed or (Reservoir(teacher.vocab_size, teacher.hidden_size, cfg.samples_per_token,
                                              seed=cfg.seed, stream=ranks.rank), None)
@@ -206,6 +209,7 @@ def _harvest(cfg: BuildConfig, teacher, stream, reservoir, vocab: _KeyVocabulary
         report("harvest", tokens_done * ranks.world if ranks.world > 1 else tokens_done, cfg.max_tokens)
         if cfg.checkpoint_every and batches % cfg.checkpoint_every == 0:
             ckpt.save(reservoir, batch.state)
+            pause_point("harvest")  # tests SIGKILL the build here (sensekit/_hooks.py)
     return tokens_done, time.perf_counter() - t_h
 
 
@@ -214,6 +218,7 @@ def _cluster(cfg: BuildConfig, samples, teacher, report: Progress):
     from .cluster import cluster_samples
 
     report("cluster", 0, int(samples.indptr[-1]))
+    pause_point("cluster")
     return cluster_samples(samples.keys, samples.indptr, samples.vectors, cfg.senses_per_token,
                            cfg.contexts_per_sense, seed=cfg.seed, device=teacher.device,
                            max_iter=cfg.kmeans_iters, tol=cfg.kmeans_tol,
@@ -266,6 +271,7 @@ def _write_store(store: Path, teacher, samples, clusters, contexts: dict[str, An
         w.add_tokens(samples.keys.tolist(), token_texts, samples.counts.tolist())
         sense_ids = w.add_senses(clusters.centroids, clusters.sense_index, clusters.sense_count,
                                  token_ids=clusters.sense_key)
+        pause_point("write")  # the new bundle half-written
         if len(clusters.ctx_sense):
             w.add_contexts({"sense_id": sense_ids[clusters.ctx_sense].astype(np.int32),
                             "rank": clusters.ctx_rank.astype(np.int16), **contexts,
