@@ -1,16 +1,17 @@
 """Frozen-prefix cache for the truncated-teacher student on a fixed set of windows.
 
-For window i it keeps, per token, the frozen bottom layers' output (the input of the first
-trainable layer) and the teacher's final post-norm state g_t, in two memory-mapped float32
-files in the run folder:
+For window i it keeps, per token, the output of the frozen layers below the lowest trainable
+one (the exact input of that layer: see distill.families) and the teacher's final post-norm
+state g_t, in two memory-mapped float32 files in the run folder:
 
     OUTPUT/cache/prefix.f32   [N, T, d]
     OUTPUT/cache/final.f32    [N, T, d]
     OUTPUT/cache/filled.u8    [N]       1 once window i is stored (written after its rows)
     OUTPUT/cache/meta.json    shape, dtype and what the cache was built from
 
-The first pass over the data fills it; later steps run only the trainable layers and the
-two LM-head products (teacher logits = the shared head applied to the cached g_t). Values
+The first pass over the data fills it; later steps run only the layers from the lowest
+trainable one up (frozen layers above a trainable one included), and the two LM-head products
+(teacher logits = the teacher's head and logits step applied to the cached g_t). Values
 are stored in float32, so the cached path reproduces the uncached losses (1e-5 relative).
 Processes of a multi-process run write disjoint windows of the same files.
 """
