@@ -90,7 +90,8 @@ def render_store(result: dict, console) -> None:
     from rich.table import Table
 
     s = result["store"]
-    space = s["space"]["kind"] + (f" -{s['space']['components']} PCs" if s["space"].get("components") else "")
+    n_pc = s["space"].get("components") or 0
+    space = s["space"]["kind"] + (f" ({n_pc} PC{'s' if n_pc > 1 else ''} removed)" if n_pc else "")
     t = Table(title=f"sensekit eval store {escape(s['path'])} (teacher {escape(str(s['teacher']))}, "
                     f"key={s['key_mode']}, space={escape(space)}, "
                     f"{s['token_senses']:,} senses of {s['tokens_with_senses']:,} tokens)", title_justify="left")
