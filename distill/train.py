@@ -232,6 +232,9 @@ def startup_checks(cfg: DistillConfig, teacher, model: DistillStudent, windows: 
     Where the teacher's head of g_t is not its own output (a family step this code does not know), the run uses
     the teacher's own forward for its logits; a student that differs is refused, as is an inexact split.
     """
+    if cfg.truncated and teacher.dtype != torch.float32 and acc.mixed_precision == "no":
+        raise InputError(f"the teacher is in {str(teacher.dtype).replace('torch.', '')} and the student's trained "
+                         "layers in float32: they meet only under autocast; pass --mixed-precision bf16 (or fp16)")
     input_ids, attn, _ = windows.batch(rows, acc.device)                           # [B, T] each
     t_diff = teacher_logits.check(input_ids, attn)
     if teacher_logits.own_forward:
