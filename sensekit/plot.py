@@ -47,8 +47,12 @@ def short_snippet(ctx: Context, width: int = 46) -> str:
     key = " ".join(s[a:b].split())
     room = max(width - len(key) - 2, 8)
     left, right = " ".join(s[:a].split()), " ".join(s[b:].split())
-    left = ("…" + left[-(room // 2) + 1:]) if len(left) > room // 2 else left
-    right = (right[: room - room // 2 - 1] + "…") if len(right) > room - room // 2 else right
+    if len(left) > room // 2:  # keep the words nearest to the key, whole where possible
+        cut = left[len(left) - room // 2 + 1:]
+        left = "…" + (cut.split(" ", 1)[1] if " " in cut else cut)
+    if len(right) > room - room // 2:
+        cut = right[: room - room // 2 - 1]
+        right = (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
     pad_l = " " if s[:a][-1:].isspace() else ""
     pad_r = " " if s[b:][:1].isspace() else ""
     return f"{left}{pad_l}[{key}]{pad_r}{right}".strip()
@@ -137,7 +141,7 @@ def plot_word(store, word: str, out: str | Path, relations: bool = False, max_re
         drawn.append(_Related(rel, kind, head if head in by_index else None, pts, anchor))
 
     note = None if vectors else NO_VECTORS_NOTE
-    _draw(path, word.strip(), senses, sense_xy, ctx_xy, ctx_owner, drawn, ratio, store.space.kind, note)
+    _draw(path, word.strip(), senses, sense_xy, ctx_xy, ctx_owner, drawn, totals, ratio, store.space.kind, note)
     return {
         "word": word.strip(), "path": str(path), "width": int(FIGSIZE[0] * DPI), "height": int(FIGSIZE[1] * DPI),
         "senses": n_s, "contexts": n_c, "space": store.space.kind,
@@ -149,7 +153,8 @@ def plot_word(store, word: str, out: str | Path, relations: bool = False, max_re
 
 
 def _draw(path: Path, word: str, senses: list[Sense], sense_xy: np.ndarray, ctx_xy: np.ndarray,
-          ctx_owner: np.ndarray, related: list[_Related], ratio: np.ndarray, space: str, note: str | None) -> None:
+          ctx_owner: np.ndarray, related: list[_Related], totals: dict[str, int], ratio: np.ndarray, space: str,
+          note: str | None) -> None:
     """The figure: the scatter on the left, the sense legend (with snippets) on the right."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -165,25 +170,30 @@ def _draw(path: Path, word: str, senses: list[Sense], sense_xy: np.ndarray, ctx_
     if len(ctx_xy):
         ax.scatter(ctx_xy[:, 0], ctx_xy[:, 1], s=22, c=[colours[o] for o in ctx_owner], alpha=0.7,
                    edgecolors="none", zorder=2)
-    for r in related:
+    for r in related:  # above the discs (small, hollow); the labelled sense stands out, the others recede
         fill = "none" if r.kind == "syn" else "0.35"
-        ax.scatter(r.points[:, 0], r.points[:, 1], s=26, marker=RELATION_MARKERS[r.kind][0], facecolors=fill,
-                   edgecolors="0.35", linewidths=0.8, alpha=0.75, zorder=5)  # above the discs: small, hollow
+        rest = np.arange(len(r.points)) != r.anchor
+        ax.scatter(r.points[rest, 0], r.points[rest, 1], s=20, marker=RELATION_MARKERS[r.kind][0], facecolors=fill,
+                   edgecolors="0.35", linewidths=0.7, alpha=0.4, zorder=5)
+        ax.scatter(r.points[r.anchor, 0], r.points[r.anchor, 1], s=42, marker=RELATION_MARKERS[r.kind][0],
+                   facecolors="none" if r.kind == "syn" else "0.1", edgecolors="0.1", linewidths=1.1, zorder=5)
         if r.head_sense is not None:
             hx, hy = sense_xy[[s.sense_index for s in senses].index(r.head_sense)]
             ax.plot([r.points[r.anchor, 0], hx], [r.points[r.anchor, 1], hy], color="0.55", lw=0.5, ls=":", zorder=1)
     ax.scatter(sense_xy[:, 0], sense_xy[:, 1], s=[_disc_size(s.count, senses) for s in senses], c=colours,
                edgecolors="black", linewidths=1.0, zorder=4)
     for i, (sx, sy) in enumerate(sense_xy):
+        dark = sum(colours[i][:3]) < 1.8  # white digits on dark discs, black on light ones
         ax.text(sx, sy, str(senses[i].sense_index), ha="center", va="center", fontsize=8, fontweight="bold",
-                color="white", zorder=5)
-    _label_related(fig, ax, related)
+                color="white" if dark else "black", zorder=5)
+    ax.margins(0.12)
+    _label_related(fig, ax, related, sense_xy, [_disc_size(s.count, senses) for s in senses])
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of the variance)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%})")
-    ax.margins(0.12)
     ax.grid(True, lw=0.3, alpha=0.5)
-    counts = {kind: sum(r.kind == kind for r in related) for kind in ("syn", "ant")}
-    extra = f", {counts['syn']} synonyms, {counts['ant']} antonyms" if related else ""
+    shown = {kind: sum(r.kind == kind for r in related) for kind in ("syn", "ant")}
+    extra = "".join(f", {shown[k]}{f' of {totals[k]}' if totals[k] > shown[k] else ''} {name}"
+                    for k, name in (("syn", "synonyms"), ("ant", "antonyms")) if totals)
     fig.suptitle(_escape(f"'{word}': {len(senses)} senses, {len(ctx_xy)} context vectors{extra}"), x=0.06,
                  ha="left", fontsize=13, fontweight="bold")
     fig.text(0.06, 0.915, _escape(f"PCA of the store's similarity space ({space}), unit vectors (cosine geometry)"
@@ -220,19 +230,24 @@ def _disc_size(count: int, senses: list[Sense]) -> float:
     return 90 + 310 * np.sqrt(max(count, 0) / top)
 
 
-def _wrapped(contexts, n: int = 2, width: int = 46) -> str:
+def _wrapped(contexts, n: int = 2, width: int = 64) -> str:
     if not contexts:
         return "(no contexts kept)"
     return "\n".join(textwrap.shorten(short_snippet(c, width), width + 4, placeholder="…") for c in contexts[:n])
 
 
-def _label_related(fig, ax, related: list[_Related]) -> None:
-    """Label each related word at its anchor sense, nudging labels so that they do not overlap (greedy)."""
+def _label_related(fig, ax, related: list[_Related], sense_xy: np.ndarray, disc_sizes: list[float]) -> None:
+    """Label each related word at its anchor sense, nudging labels off the discs and off each other (greedy)."""
+    from matplotlib.transforms import Bbox
+
     if not related:
         return
+    fig.canvas.draw()  # fix the data limits before measuring
     renderer = fig.canvas.get_renderer()
-    ax.figure.canvas.draw()  # fix the data limits before measuring
     taken = []
+    for (px, py), size in zip(ax.transData.transform(sense_xy), disc_sizes):  # the discs, in pixels
+        radius = np.sqrt(size) / 2 * fig.dpi / 72
+        taken.append(Bbox.from_extents(px - radius, py - radius, px + radius, py + radius))
     offsets = [(6, 4), (6, -10), (-6, 4), (-6, -10), (0, 12), (0, -16), (14, 14), (-14, 14), (14, -20), (-14, -20),
                (24, 0), (-24, 0), (0, 24), (0, -28)]
     for r in related:
