@@ -417,6 +417,45 @@ def check_run_inputs(run_dir: Path, train_file: str, dev_file: str) -> dict[str,
     return {"data": data, "eval_data": evals, "ok": ok}
 
 
+TOKEN_NGRAM = 16              # token n-gram of the check on the windows the runs actually trained on
+MAX_TOKEN_NGRAM_SHARE = 0.01
+
+
+def window_ngrams(ids: np.ndarray, lengths: np.ndarray, n: int = TOKEN_NGRAM) -> set[bytes]:
+    """The token n-grams inside each window (rows of ids [N, T+1], valid lengths [N]), as bytes."""
+    out: set[bytes] = set()
+    for row, length in zip(np.ascontiguousarray(ids, dtype=np.int32), lengths):
+        data = row[: int(length)].tobytes()
+        out.update(data[4 * i: 4 * (i + n)] for i in range(int(length) - n + 1))
+    return out
+
+
+def training_windows_check(run_dirs: list[Path], held_out: dict[str, Any]) -> dict[str, Any]:
+    """The windows every run trained on (OUTPUT/data/train.npz) are identical across runs, and share (almost) no
+    16-token sequence with the held-out windows; raises LeakError otherwise."""
+    digests, train = set(), None
+    for run_dir in run_dirs:
+        with np.load(run_dir / "data" / "train.npz") as z:
+            ids, lengths = z["ids"], z["lengths"]
+        digests.add(hashlib.sha256(ids.tobytes() + lengths.tobytes()).hexdigest())
+        if train is None:
+            train = window_ngrams(ids, lengths)
+    out: dict[str, Any] = {"token_ngram": TOKEN_NGRAM, "runs": len(run_dirs), "identical_across_runs":
+                           len(digests) == 1, "train_windows_sha256": sorted(digests), "bound": MAX_TOKEN_NGRAM_SHARE}
+    problems = [] if len(digests) <= 1 else [f"runs trained on {len(digests)} different window sets"]
+    for name, windows in held_out.items():
+        grams = window_ngrams(windows.ids, windows.lengths)
+        share = len(grams & (train or set())) / max(len(grams), 1)
+        out[f"{name}_share_in_train"] = round(share, 5)
+        if share > MAX_TOKEN_NGRAM_SHARE:
+            problems.append(f"{share:.1%} of the {name} windows' {TOKEN_NGRAM}-token sequences occur in the training "
+                            "windows")
+    out["problems"], out["passed"] = problems, not problems
+    if problems:
+        raise LeakError("training-window check failed: " + "; ".join(problems))
+    return out
+
+
 # -- 4. the student ---------------------------------------------------------------------------
 def layer_subset(model, keep: list[int]):
     """A causal LM made of the teacher's layers `keep` and its embeddings, final norm and head (shared, no copy).
@@ -902,6 +941,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"{r['arm']} seed {r['seed']}: test ppl {m['flat']['ppl']:.2f}, WiC {m['flat']['wic_accuracy']}, "
                 f"syn/ant gap {m['flat']['synant_gap']}")
         synant_source = base["raw"]["synant"].get("source")
+
+    with stage("training-window leak check"):
+        from distill.data import iter_documents, pack_documents
+
+        held = {"dev": dev_windows(teacher, files["dev"], dataclasses.replace(scale, dev_batches=10**6)),
+                "test": pack_documents(iter_documents([files["test"]]), teacher.tokenizer, scale.seq_len)}
+        leaks["training_windows"] = training_windows_check([Path(r["run_dir"]) for r in runs], held)
 
     with stage("statistics and plots"):
         table, comparisons = aggregate(runs, arms, seeds)

@@ -169,3 +169,23 @@ def test_arms_share_every_flag_but_their_own(K, tmp_path):
     assert K.comparisons_for(["kd", "kd_hidden", "dskd"]) == [("dskd", "kd"), ("dskd", "kd_hidden")]
     assert K.comparisons_for(["kd", "dskd", "dskd_kappa1"]) == [("dskd", "kd"), ("dskd_kappa1", "dskd"),
                                                                ("dskd_kappa1", "kd")]
+
+
+def test_training_windows_check(K, tmp_path):
+    from distill.data import Windows
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 50_000, (6, 33)).astype(np.int32)
+    for name in ("a", "b"):
+        (tmp_path / name / "data").mkdir(parents=True)
+        np.savez(tmp_path / name / "data" / "train.npz", ids=train, lengths=np.full(6, 33, np.int32))
+    runs = [tmp_path / "a", tmp_path / "b"]
+    clean = Windows(rng.integers(0, 50_000, (4, 33)).astype(np.int32), np.full(4, 33, np.int32))
+    out = K.training_windows_check(runs, {"dev": clean})
+    assert out["passed"] and out["identical_across_runs"] and out["dev_share_in_train"] == 0.0
+    leaked = Windows(np.concatenate([clean.ids, train[:1]]), np.full(5, 33, np.int32))
+    with pytest.raises(K.LeakError, match="dev"):
+        K.training_windows_check(runs, {"dev": leaked})
+    np.savez(tmp_path / "b" / "data" / "train.npz", ids=train[::-1].copy(), lengths=np.full(6, 33, np.int32))
+    with pytest.raises(K.LeakError, match="different window sets"):
+        K.training_windows_check(runs, {"dev": clean})
