@@ -120,3 +120,26 @@ def test_merge_keys_on_one_side_only_and_small_counts():
     assert m.keys.tolist() == [0, 1, 2]
     assert m.counts.tolist() == [3, 3, 7]
     assert m.lengths.tolist() == [3, 3, 5]
+
+
+def test_states_shared_by_different_keys_are_dropped():
+    from sensekit.builder.reservoir import SampleSet
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((6, 16)).astype(np.float16)
+    near = (base[4].astype(np.float32) * (1 + 1e-4)).astype(np.float16)  # the same state up to rounding
+    vectors = np.stack([base[0], base[1], base[0], base[2], base[3], base[3], base[4], near]).astype(np.float16)
+    keys = np.array([10, 20, 30, 40])
+    indptr = np.array([0, 2, 4, 6, 8])  # key 10: rows 0-1, 20: 2-3, 30: 4-5, 40: 6-7
+    meta = np.arange(24).reshape(8, 3)
+    out, dropped = SampleSet(keys, np.array([5, 5, 5, 5]), indptr, vectors, meta).without_shared_states()
+    # base[0] is under keys 10 and 20: both copies go; base[3] twice under key 30 is one key's business: kept;
+    # key 40's two near-identical rows belong to one key too: kept
+    assert dropped == 2
+    assert out.keys.tolist() == [10, 20, 30, 40] and out.lengths.tolist() == [1, 1, 2, 2]
+    assert out.meta[:, 0].tolist() == [3, 9, 12, 15, 18, 21]
+    # a near-identical state under another key goes too
+    vectors[7] = near
+    keys2, indptr2 = np.array([10, 20, 30, 40, 50]), np.array([0, 2, 4, 6, 7, 8])
+    out, dropped = SampleSet(keys2, np.ones(5, int), indptr2, vectors, meta).without_shared_states()
+    assert dropped == 4 and out.keys.tolist() == [10, 20, 30]

@@ -92,13 +92,14 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
         ckpt.remove()
         return BuildResult(None, 0, 0, 0, tokens_all, positions_all, time.perf_counter() - t_start, harvest_s,
                            tokens_all / max(harvest_s, 1e-9))
+    samples, shared_dropped = samples.without_shared_states()  # context-free states say nothing of their key
     if len(samples.keys) == 0:
         raise InputError(f"the corpus gave no key tokens ({tokens_all} tokens read from "
                          f"{', '.join(corpus.description)}); give a larger corpus or --max-tokens")
-
     clusters = _cluster(cfg, samples, teacher, report)
     contexts = _collect_contexts(samples, clusters, stream, corpus, report)
     provenance = _provenance(cfg, teacher, corpus, tokens_all, positions_all, ranks.world)
+    provenance["shared_states_dropped"] = shared_dropped
     _write_store(store, teacher, samples, clusters, contexts, provenance, report)
     relations = _attach_relations(cfg, store, report)
 

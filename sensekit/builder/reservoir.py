@@ -41,6 +41,40 @@ def reservoir_bytes(n_keys: int, cap: int, dim: int, max_positions: int | None) 
     return int(slots * per_slot + n_keys * 8 * 3)
 
 
+
+
+def _shared_exactly(vectors: np.ndarray, key_of: np.ndarray) -> np.ndarray:
+    """[S] bool: rows whose exact bytes also occur under another key (any group size)."""
+    S, d = vectors.shape
+    rows = np.ascontiguousarray(vectors).view(np.dtype((np.void, d * vectors.itemsize))).ravel()
+    _, group = np.unique(rows, return_inverse=True)                          # [S] identical rows share a group
+    group = group.ravel()
+    pairs = np.unique(np.stack([group, key_of], 1), axis=0)                  # distinct (group, key)
+    keys_per_group = np.bincount(pairs[:, 0], minlength=int(group.max()) + 1)
+    return keys_per_group[group] >= 2
+
+
+def _shared_nearly(vectors: np.ndarray, key_of: np.ndarray, cos: float, window: int, seed: int,
+                   chunk: int = 65536) -> np.ndarray:
+    """[S] bool: rows with cosine > `cos` to a row of another key among their `window` neighbours along
+    two random projections (near-identical vectors project next to each other). O(S * window * d)."""
+    S, d = vectors.shape
+    rng = np.random.default_rng(seed)
+    unit = vectors.astype(np.float32)
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)   # [S, d]
+    shared = np.zeros(S, bool)
+    for _ in range(2):
+        order = np.argsort(unit @ rng.standard_normal(d).astype(np.float32), kind="stable")  # [S]
+        for off in range(1, min(window, S - 1) + 1):
+            for lo in range(0, S - off, chunk):
+                a = order[lo:min(lo + chunk, S - off)]
+                b = order[lo + off:min(lo + chunk, S - off) + off]
+                hit = ((unit[a] * unit[b]).sum(1) > cos) & (key_of[a] != key_of[b])  # [n]
+                shared[a[hit]] = True
+                shared[b[hit]] = True
+    return shared
+
+
 @dataclass
 class SampleSet:
     """Sampled vectors grouped by key (CSR). keys/counts/lengths [R]; indptr [R+1]; vectors [S, d] fp16;
@@ -55,6 +89,29 @@ class SampleSet:
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
+
+    def without_shared_states(self, cos: float = 0.9999, window: int = 8, seed: int = 0) -> tuple["SampleSet", int]:
+        """Drop every sample whose vector was also filed, identically or nearly (cosine > `cos`), under
+        another key. Returns (set, dropped).
+
+        A causal LM's state depends only on the prefix, so one state under two keys means one context
+        followed by different tokens: it cannot tell the keys apart (e.g. the state after a repeated
+        gloss opening such as "a person who"). The same prefix in two batches differs by rounding
+        only, hence "nearly". Keys left with no sample disappear.
+        """
+        S = len(self.vectors)
+        if S == 0:
+            return self, 0
+        key_of = np.repeat(self.keys, self.lengths)                          # [S]
+        shared = _shared_exactly(self.vectors, key_of) | _shared_nearly(self.vectors, key_of, cos, window, seed)
+        dropped = int(shared.sum())
+        if not dropped:
+            return self, 0
+        keep = ~shared
+        lengths = np.bincount(np.repeat(np.arange(len(self.keys)), self.lengths)[keep], minlength=len(self.keys))
+        alive = lengths > 0
+        indptr = np.r_[0, np.cumsum(lengths[alive])].astype(np.int64)
+        return SampleSet(self.keys[alive], self.counts[alive], indptr, self.vectors[keep], self.meta[keep]), dropped
 
 
 class Reservoir:
