@@ -259,6 +259,8 @@ class DistillConfig:
             doc = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(f"config file {path} does not exist; check --config") from None
+        except IsADirectoryError:
+            raise InputError(f"config file {path} is a directory; give a TOML file to --config") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"config file {path} is not valid TOML: {exc}; fix the file") from None
         if "distill" in doc and isinstance(doc["distill"], dict):

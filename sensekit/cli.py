@@ -185,6 +185,8 @@ def export(
 
     if fmt != "parquet":
         raise InputError(f"unknown export format {fmt!r}; use --format parquet")
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output} is not a directory; give a folder for the Parquet files")
     output.mkdir(parents=True, exist_ok=True)
     with open_store(store) as s:
         written = s.export_parquet(output)

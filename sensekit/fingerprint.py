@@ -67,15 +67,24 @@ def content_fingerprint(con) -> str:
     import pyarrow  # noqa: F401  (DuckDB's arrow export needs it)
 
     total = hashlib.sha256()
-    for table, query in _sql.FINGERPRINT_TABLES:
-        reader = con.sql(query).to_arrow_reader(_BATCH_ROWS)
-        columns = {name: _Column() for name in reader.schema.names}
-        rows = 0
-        for batch in reader:
-            rows += batch.num_rows
-            for name, column in columns.items():
-                column.update(batch.column(name))
-        total.update(f"{table}:{rows}:{reader.schema}".encode())
-        for name, column in columns.items():
-            total.update(name.encode() + column.digest())
+    cursor = con.cursor()  # its own result set: a caller's unfinished fetchone() is no obstacle
+    try:
+        for table, query in _sql.FINGERPRINT_TABLES:
+            _hash_table(cursor, table, query, total)
+    finally:
+        cursor.close()
     return total.hexdigest()
+
+
+def _hash_table(cursor, table: str, query: str, total) -> None:
+    """Add one table (name, row count, schema, then each column's streams) to `total`."""
+    reader = cursor.sql(query).to_arrow_reader(_BATCH_ROWS)
+    columns = {name: _Column() for name in reader.schema.names}
+    rows = 0
+    for batch in reader:
+        rows += batch.num_rows
+        for name, column in columns.items():
+            column.update(batch.column(name))
+    total.update(f"{table}:{rows}:{reader.schema}".encode())
+    for name, column in columns.items():
+        total.update(name.encode() + column.digest())

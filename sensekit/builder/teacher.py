@@ -232,11 +232,17 @@ def load_teacher(name_or_path: str = BUNDLED_TEACHER, device: str | None = None,
         revision = "local" if folder is not None else "unknown"
     try:
         tok = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt)
+        model, loading = AutoModelForCausalLM.from_pretrained(source, dtype=dt, output_loading_info=True)
     except (OSError, ValueError, KeyError) as exc:  # missing files/ids offline, unknown architectures
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"cannot load teacher {name_or_path!r}: {first} "
                          "(give a local folder or a cached Hugging Face id)") from None
+    missing = sorted(loading.get("missing_keys") or ())
+    if missing:  # e.g. an encoder (BERT) checkpoint: transformers would make up its causal-LM head at random
+        saved_as = ", ".join(getattr(model.config, "architectures", None) or ["?"])
+        raise InputError(f"teacher {name_or_path!r} is not a causal LM checkpoint: it was saved as {saved_as}, and "
+                         f"{len(missing)} weights of {type(model).__name__} are missing from it (e.g. {missing[0]}); "
+                         "give a causal LM (Llama, Mistral, Qwen2, GPT-2, ...)")
     if not getattr(tok, "is_fast", False):
         raise InputError(f"teacher {name_or_path!r} has no fast tokenizer ({TOKENIZER_FILE}); "
                          "sensekit needs one for char spans")

@@ -90,6 +90,8 @@ def parse_source(spec: str) -> Source:
 
 
 def _existing(path: str) -> str:
+    if path and Path(path).expanduser().is_dir():
+        raise InputError(f"relation source {path!r} is a directory; give a file")
     if not path or not Path(path).expanduser().is_file():
         raise InputError(f"relation source file {path!r} does not exist")
     return str(Path(path).expanduser())

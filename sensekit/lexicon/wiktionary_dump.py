@@ -225,12 +225,29 @@ def _worker_count(processes: int | None) -> int:
     return n_proc
 
 
+_LOOP = '<strong class="error">Template loop detected: [[Template:{}]]</strong>'
+
+
 def _stubbed_wtp(Wtp):
     """A Wtp that notes the template names pages use while it collects them (phase 1) and,
-    just before analyze_templates(), defines family stubs for those the dump lacks."""
+    just before analyze_templates(), defines family stubs for those the dump lacks. It also
+    refuses template loops as MediaWiki does: a template met again inside its own expansion
+    becomes an error marker. wikitextprocessor only caps the depth (100), so a template that calls
+    itself twice would expand 2^100 times and hang the parser."""
 
     class StubbedWtp(Wtp):
+        def expand(self, text, parent=None, pre_expand=False, template_fn=None, *rest, **kwargs):
+            def loop_safe(name, args):
+                # the template being expanded was just pushed on expand_stack: seen below it = a loop
+                stack = self.expand_stack
+                if stack and stack[-1] in stack[:-1]:
+                    return _LOOP.format(stack[-1])
+                return template_fn(name, args) if template_fn is not None else None
+
+            return super().expand(text, parent, pre_expand, loop_safe, *rest, **kwargs)
+
         def add_page(self, model, title, text, transient=False):
+            model = model or "wikitext"  # an export without <model> elements (wikitextprocessor asserts a str)
             if model == "wikitext" and not title.startswith("Template:"):
                 used = self.__dict__.setdefault("_used_templates", set())
                 used.update(m.strip() for m in _TEMPLATE_USE.findall(text))
