@@ -4,8 +4,9 @@
                                     [-- extra `sensekit eval store` flags]
 
 Runs `sensekit eval store --store STORE --json` in a fresh process (imports, teacher load and
-every metric included), checks the issue's budget (under 5 minutes on 2 cores), and writes
-the metrics plus how they were measured (command, wall time, cores, machine) to `--out`.
+every metric included) with the code of the checkout this file sits in (`python -m sensekit.cli`
+from its root), checks the issue's budget (under 5 minutes on 2 cores), and writes the metrics
+plus how they were measured (command, wall time, cores, machine, commit) to `--out`.
 The last line printed is a one-line summary.
 """
 
@@ -24,14 +25,22 @@ ROOT = Path(__file__).resolve().parent.parent
 BUDGET_S = 300.0
 
 
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                              check=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None  # an exported tree (git archive) has no history
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", default="senses.sensekit", help="store bundle (default: the `make demo` store)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "eval_store_demo.json"))
     ap.add_argument("extra", nargs="*", help="more `sensekit eval store` flags (after --)")
     args = ap.parse_args(argv)
-    exe = Path(sys.executable).with_name("sensekit")
-    cmd = [str(exe) if exe.is_file() else "sensekit", "eval", "store", "--store", args.store, "--json", *args.extra]
+    store = str(Path(args.store).expanduser().resolve())
+    cmd = [sys.executable, "-m", "sensekit.cli", "eval", "store", "--store", store, "--json", *args.extra]
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -41,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return done.returncode
     result = json.loads(done.stdout)
     result["benchmark"] = {
-        "command": " ".join(["sensekit", *cmd[1:]]), "wall_s": round(wall, 1), "budget_s": BUDGET_S,
+        "command": " ".join(["sensekit", *cmd[3:]]), "wall_s": round(wall, 1), "budget_s": BUDGET_S,
         "within_budget": wall < BUDGET_S, "cpu_count": os.cpu_count(), "omp_wait_policy": env["OMP_WAIT_POLICY"],
         "machine": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d"), "commit": _commit(),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
