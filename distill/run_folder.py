@@ -112,9 +112,15 @@ class RunLog:
 
 
 def _truncate_jsonl(path: Path, last_step: int) -> None:
-    """Keep the lines of steps <= last_step (those a resumed run does not write again)."""
+    """Keep the lines of steps <= last_step (those a resumed run does not write again). A line cut short by
+    a killed run (no JSON) is dropped with the rest after the checkpoint."""
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-            if ln.strip() and json.loads(ln)["step"] <= last_step]
+    keep = []
+    for ln in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            if ln.strip() and json.loads(ln)["step"] <= last_step:
+                keep.append(ln)
+        except (ValueError, KeyError, TypeError):
+            continue
     write_atomic(path, "".join(ln + "\n" for ln in keep))
