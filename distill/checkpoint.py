@@ -23,8 +23,8 @@ from sensekit.errors import InputError
 from .config import DistillConfig
 from .student import DistillStudent
 
-__all__ = ["TrainState", "checkpoint_folders", "save_checkpoint", "load_checkpoint", "RESUMABLE_CHANGES",
-           "STATE_FILE"]
+__all__ = ["TrainState", "checkpoint_folders", "save_checkpoint", "load_checkpoint", "check_same_run",
+           "RESUMABLE_CHANGES", "STATE_FILE"]
 
 STATE_FILE = "state.pt"
 # Settings a resumed run may change; everything else must equal the checkpoint's config.
@@ -78,7 +78,7 @@ def load_checkpoint(folder: Path, cfg: DistillConfig, state: TrainState) -> int:
     except Exception as exc:  # noqa: BLE001  (any unreadable file gets the same one-line advice)
         raise InputError(f"checkpoint {folder} is unreadable ({type(exc).__name__}); "
                          "delete it to resume from an older one") from None
-    _check_same_run(saved["config"], cfg)
+    check_same_run(saved["config"], cfg)
     params = dict(state.model.trainable_named_parameters())
     missing = set(params) ^ set(saved["trainable"])
     if missing:
@@ -96,7 +96,7 @@ def load_checkpoint(folder: Path, cfg: DistillConfig, state: TrainState) -> int:
     return int(saved["step"])
 
 
-def _check_same_run(saved: dict[str, Any], cfg: DistillConfig) -> None:
+def check_same_run(saved: dict[str, Any], cfg: DistillConfig) -> None:
     """A resumed run may change only RESUMABLE_CHANGES; name the first other setting that differs."""
     now = cfg.to_dict()
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])

@@ -23,8 +23,8 @@ from typing import Any
 from sensekit._fs import write_atomic
 from sensekit.errors import InputError
 
-from .checkpoint import checkpoint_folders
-from .config import DistillConfig
+from .checkpoint import check_same_run, checkpoint_folders
+from .config import CONFIG_FILE, DistillConfig
 
 __all__ = ["RunFolder", "RunLog", "METRICS_FILE", "EVAL_FILE"]
 
@@ -43,8 +43,10 @@ class RunFolder:
         if main:
             self.path.mkdir(parents=True, exist_ok=True)
 
-    def resume_point(self, resume: bool) -> Path | None:
-        """The checkpoint to resume from (None for a new run); refuse a new run over an old one, and vice versa."""
+    def resume_point(self, resume: bool, cfg: DistillConfig | None = None) -> Path | None:
+        """The checkpoint to resume from (None for a new run); refuse a new run over an old one, and vice versa.
+        With `cfg`, a resume whose settings differ from the run's config.toml is refused here, before any work
+        (the checkpoint itself is checked again when it loads)."""
         found = checkpoint_folders(self.checkpoints)
         if not resume and found:
             raise InputError(f"{self.path} already holds checkpoints of a run; pass --resume to continue it "
@@ -52,6 +54,8 @@ class RunFolder:
         if resume and not found:
             raise InputError(f"--resume: no checkpoint in {self.checkpoints}; start a run there first "
                              "(without --resume)")
+        if resume and cfg is not None and (self.path / CONFIG_FILE).is_file():
+            check_same_run(DistillConfig.from_toml(self.path / CONFIG_FILE).to_dict(), cfg)
         return found[-1] if resume else None
 
     def write_setup(self, cfg: DistillConfig, info: dict[str, Any]) -> None:

@@ -68,7 +68,7 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     device, main = acc.device, acc.is_main_process
     emit = callback if (callback is not None and main) else _silent  # one progress display, the main process's
     run = RunFolder(cfg.output_dir, main)
-    resume_from = run.resume_point(resume)
+    resume_from = run.resume_point(resume, cfg)  # a changed config is refused here, before any work
     set_seed(cfg.seed)
 
     # the store must come from this teacher; the student, then the data (it may need the teacher to generate)
