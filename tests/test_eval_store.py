@@ -175,6 +175,8 @@ def test_eval_store_end_to_end(eval_store, bos_teacher, tmp_path):
     wic = r["metrics"]["wic"]
     assert wic["status"] == "ok" and wic["coverage"]["total"] == 4
     assert wic["coverage"]["scored"] + sum(wic["excluded"].values()) >= 4
+    ctx = wic["in_store_context"]
+    assert ctx["min_context"] == 3 and ctx["pairs"] <= wic["coverage"]["scored"]  # the build's default rule
     sim = r["metrics"]["similarity"]["simlex999"]
     # 'zebrafish' is not one token of the tiny tokenizer; 'river' has senses
     assert sim["coverage"] == {"scored": 4, "total": 5, "share": 0.8}

@@ -55,6 +55,11 @@ def store_rows(result: dict) -> list[tuple[str, str, str, str]]:
         rows.append((f"WiC accuracy (nearest sense, state={w['state']})", _fmt(w["accuracy"]),
                      f"cosine threshold {_fmt(w['baseline']['accuracy'])}; majority {_fmt(w['majority_class'])}",
                      _cov(w["coverage"])))
+        c = w.get("in_store_context")
+        if c and c["min_context"]:
+            rows.append((f"WiC accuracy, states with >= {c['min_context']} tokens read (the build's rule)",
+                         _fmt(c["accuracy"]), f"cosine threshold {_fmt(c['baseline_accuracy'])}",
+                         f"{c['pairs']} pairs"))
     if "similarity" in m and not skipped("word similarity", m["similarity"]):
         for name, s in m["similarity"].items():
             if not isinstance(s, dict) or skipped(name, s):

@@ -50,7 +50,7 @@ def near_pairs_exact(u: np.ndarray, cos: float, block: int = 1024) -> tuple[np.n
 
 
 def duplicate_senses(vectors: np.ndarray, token_ids: np.ndarray, cos: float = 0.9999, knn: Knn | None = None,
-                     k: int = 16) -> np.ndarray:
+                     k: int = 8) -> np.ndarray:
     """[n] bool: the sense's vector is identical or nearly so (cosine > `cos`) to a sense of another token.
 
     vectors [n, d], token_ids [n]. `knn` (optional) proposes each distinct row's `k` nearest rows (in any

@@ -62,14 +62,25 @@ class _Run:
             raise Skip(self._teacher_error)
         return self._teacher
 
-    def states(self, sentences, starts, ends, where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The teacher's state for each word span, where the store's key mode files it."""
+    def states(self, sentences, starts, ends) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher's state for each word span, where the store's key mode files it: (states [N, d], ok [N]).
+
+        The build's --min-context is not applied to these queries (it would drop most words near the start of
+        short benchmark sentences); `in_store_context` tells which states meet it."""
         from .states import teacher_prefix_and_pad, word_states
 
         t = self.teacher()
         prefix, pad = teacher_prefix_and_pad(t.tokenizer)
-        return word_states(t.final_hidden, t.tokenizer, sentences, starts, ends, where or self.key_mode, prefix,
-                           t.hidden_size, t.device, pad, self.cfg.batch_tokens, self.min_context)
+        return word_states(t.final_hidden, t.tokenizer, sentences, starts, ends, self.key_mode, prefix,
+                           t.hidden_size, t.device, pad, self.cfg.batch_tokens)
+
+    def in_store_context(self, sentences, starts, ends) -> np.ndarray:
+        """[N] bool: the state has read at least the build's min_context real tokens (tokenization only)."""
+        from .states import locate, teacher_prefix_and_pad
+
+        t = self.teacher()
+        return locate(t.tokenizer, sentences, starts, ends, self.key_mode, teacher_prefix_and_pad(t.tokenizer)[0],
+                      self.min_context)[2]
 
     def wordnet(self):
         if self._wn is None:
@@ -135,10 +146,13 @@ def _wic(run: _Run) -> dict:
     a1 = run.table.nearest(s1[scored], tokens[scored], run.to_space)
     a2 = run.table.nearest(s2[scored], tokens[scored], run.to_space)
     y = items.labels[scored]
-    base = threshold_baseline(pair_cosines(run.to_space(s1[scored]), run.to_space(s2[scored])), y, run.cfg.seed)
+    cos = pair_cosines(run.to_space(s1), run.to_space(s2))                        # [N]
+    base = threshold_baseline(cos[scored], y, run.cfg.seed)
     both = ok1 & ok2
-    base_all = threshold_baseline(pair_cosines(run.to_space(s1[both]), run.to_space(s2[both])), items.labels[both],
-                                  run.cfg.seed)
+    base_all = threshold_baseline(cos[both], items.labels[both], run.cfg.seed)
+    # the pairs whose two states meet the build's --min-context: the states the store's senses are made of
+    ctx = (run.in_store_context(items.sentences1, items.spans1[:, 0], items.spans1[:, 1])
+           & run.in_store_context(items.sentences2, items.spans2[:, 0], items.spans2[:, 1]))[scored]
     return {
         "status": "ok", "file": path, "state": run.key_mode,
         "accuracy": _num(wic_accuracy(a1, a2, y)),
@@ -148,13 +162,17 @@ def _wic(run: _Run) -> dict:
         "majority_class": _num(max(y.mean(), 1 - y.mean())) if len(y) else None,
         "same_sense_rate": _num(np.mean(a1 == a2)) if len(y) else None,
         "baseline_all_pairs": {"accuracy": _num(base_all["accuracy"]), "pairs": int(both.sum())},
+        "in_store_context": {"min_context": run.min_context, "pairs": int(ctx.sum()),
+                             "accuracy": _num(wic_accuracy(a1[ctx], a2[ctx], y[ctx])),
+                             "baseline_accuracy": _num(threshold_baseline(cos[scored][ctx], y[ctx],
+                                                                          run.cfg.seed)["accuracy"])},
         "excluded": {"word_not_one_token": int((tokens < 0).sum()),
                      "under_2_senses": int(((tokens >= 0) & (n_senses < 2)).sum()),
                      "no_state": int((~both).sum())},
         "note": ("pairs whose word is one token with >= 2 senses; the sense inventory is the lemma's token "
                  "(' ' + word), the state is taken from the sentence as written (the word may be inflected); "
-                 "with key=next a word that opens its sentence has no state, nor one whose state has read fewer than "
-                 "the build's min_context tokens"),
+                 "with key=next a word that opens its sentence has no state; in_store_context: the pairs whose "
+                 "states have read at least the build's min_context tokens"),
     }
 
 
@@ -279,7 +297,7 @@ def _index_knn(store, table: SenseTable):
 
     def knn(queries: np.ndarray, k: int) -> np.ndarray:
         old = index.ef
-        index.set_ef(max(2 * k, 32))  # near-identical vectors sit at the very top: a short beam finds them
+        index.set_ef(max(2 * k, 16))  # near-identical vectors sit at the very top: a short beam finds them
         try:
             labels, _ = index.knn_query(np.ascontiguousarray(store.space.apply(queries), np.float32),
                                         k=min(k, index.get_current_count()))
