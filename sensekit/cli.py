@@ -170,8 +170,10 @@ def info(store: Path = StoreOpt, as_json: bool = typer.Option(False, "--json", h
         for key, value in data.items():
             t.add_row(key, escape(json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
         out.print(t)
-    if verified:
-        out.print(f"content fingerprint verified: {verified}")
+    fingerprint = i.provenance.get("content_sha256")
+    if fingerprint:  # whole, on its own line: a table cell would cut it to the terminal's width
+        out.print(f"content fingerprint (sha256 over the tables): {fingerprint}" + (" verified" if verified else ""),
+                  soft_wrap=True)
 
 
 @app.command()
