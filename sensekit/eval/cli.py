@@ -72,11 +72,13 @@ def store_rows(result: dict) -> list[tuple[str, str, str, str]]:
         rows.append(("sense purity (WordNet): ARI / purity", f"{_fmt(p['ari'])} / {_fmt(p['purity'])}",
                      f"shuffled {_fmt(p['baseline']['ari'])} / {_fmt(p['baseline']['purity'])}; one cluster "
                      f"{_fmt(p['one_cluster']['purity'])}",
-                     _cov(p["coverage"]) + f", {p['coverage']['occurrences']} ex."))
+                     f"{p['coverage']['scored']:,} words of {p['coverage']['total']:,} eligible "
+                     f"(sample cap {p['coverage']['sample_cap']:,}), {p['coverage']['occurrences']:,} examples"))
     if "neighbours" in m and not skipped("neighbourhood quality", m["neighbours"]):
         n = m["neighbours"]
         rows.append((f"neighbours: WordNet-related share of top {n['k']}", _fmt(n["related_share"]),
-                     f"random tokens {_fmt(n['baseline']['related_share'])}", _cov(n["coverage"])))
+                     f"random tokens {_fmt(n['baseline']['related_share'])}",
+                     f"{n['coverage']['scored']:,} sampled of {n['coverage']['total']:,}"))
         rows.append(("neighbours at distance < 1e-4", _fmt(n["zero_distance_share"]), "0 expected", "-"))
     if "health" in m and not skipped("store health", m["health"]):
         h = m["health"]
