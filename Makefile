@@ -41,7 +41,10 @@ demo: setup wordnet
 	$(BIN)/sensekit build --store $(STORE) --max-tokens $(DEMO_MAX_TOKENS) --relations wordnet
 	@for w in $(DEMO_WORDS); do $(BIN)/sensekit query $$w --store $(STORE) -k 8 || exit 1; done
 
+# Lint and format checks first (ruff, configured in pyproject.toml), then the suite.
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 bench-quick: setup

@@ -37,7 +37,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-WIKI = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "corpus" / "enwiki-sample-pages-articles.xml.bz2"
+WIKI = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared"
+    / "data"
+    / "corpus"
+    / "enwiki-sample-pages-articles.xml.bz2"
+)
 
 
 def log(msg: str) -> None:
@@ -73,8 +79,16 @@ def bench_forward_vs_build(teacher, corpus: tuple[str, ...], max_tokens: int, se
     from sensekit.builder.pipeline import BuildConfig, build
 
     tok = teacher.tokenizer
-    stream = BatchStream(lambda select=None: iter_documents(list(corpus), "text", select), tok, seq_len=seq_len, batch_size=batch_size, overlap=1,
-                         prefix=special_prefix(tok), pad_id=tok.pad_token_id or 0, max_tokens=max_tokens)
+    stream = BatchStream(
+        lambda select=None: iter_documents(list(corpus), "text", select),
+        tok,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        overlap=1,
+        prefix=special_prefix(tok),
+        pad_id=tok.pad_token_id or 0,
+        max_tokens=max_tokens,
+    )
     batches = list(stream)  # tokenized up front: the baseline times the forward alone
     n_tok = sum(b.n_tokens for b in batches)
     sync = torch.cuda.synchronize if teacher.device.type == "cuda" else (lambda: None)
@@ -90,20 +104,35 @@ def bench_forward_vs_build(teacher, corpus: tuple[str, ...], max_tokens: int, se
 
     f1 = forward()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = BuildConfig(corpus=corpus, store=str(Path(tmp) / "bench.sensekit"), max_tokens=max_tokens,
-                          seq_len=seq_len, batch_size=batch_size, checkpoint_every=0)
+        cfg = BuildConfig(
+            corpus=corpus,
+            store=str(Path(tmp) / "bench.sensekit"),
+            max_tokens=max_tokens,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            checkpoint_every=0,
+        )
         stages: dict[str, float] = {}
         sync()
         t = time.perf_counter()
-        result = build(cfg, teacher=teacher, progress=lambda stage, done, total: stages.setdefault(stage, time.perf_counter() - t))
+        result = build(
+            cfg, teacher=teacher, progress=lambda stage, done, total: stages.setdefault(stage, time.perf_counter() - t)
+        )
         sync()
         b_s = time.perf_counter() - t
     f2 = forward()
     fwd = (f1 + f2) / 2
-    return {"tokens": n_tok, "forward_s": round(fwd, 3), "forward_s_runs": [round(f1, 3), round(f2, 3)],
-            "build_s": round(b_s, 3), "harvest_s": round(result.harvest_seconds, 3),
-            "build_over_forward_ratio": round(b_s / fwd, 4), "teacher_tokens_per_s": round(n_tok / fwd, 1),
-            "senses": result.senses, "stage_start_s": {k: round(v, 3) for k, v in stages.items()}}
+    return {
+        "tokens": n_tok,
+        "forward_s": round(fwd, 3),
+        "forward_s_runs": [round(f1, 3), round(f2, 3)],
+        "build_s": round(b_s, 3),
+        "harvest_s": round(result.harvest_seconds, 3),
+        "build_over_forward_ratio": round(b_s / fwd, 4),
+        "teacher_tokens_per_s": round(n_tok / fwd, 1),
+        "senses": result.senses,
+        "stage_start_s": {k: round(v, 3) for k, v in stages.items()},
+    }
 
 
 def teacher_flops_per_token(teacher, seq_len: int) -> float:
@@ -128,7 +157,7 @@ def matmul_flops(device, dtype) -> float:
         a @ b
         reps += 1
     sync()
-    return 2.0 * n ** 3 * reps / (time.perf_counter() - t)
+    return 2.0 * n**3 * reps / (time.perf_counter() - t)
 
 
 def make_kmeans_data(R: int, n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -149,8 +178,8 @@ def bench_kmeans(R: int, sk_tokens: int, device, n: int = 200, d: int = 576, k: 
     X = make_kmeans_data(R, n, d)
     keys = np.arange(R)
     indptr = np.arange(R + 1) * n
-    flat16 = X.reshape(-1, d).astype(np.float16)           # the reservoir's storage dtype
-    Xr = flat16.astype(np.float32).reshape(R, n, d)        # sklearn sees the same values
+    flat16 = X.reshape(-1, d).astype(np.float16)  # the reservoir's storage dtype
+    Xr = flat16.astype(np.float32).reshape(R, n, d)  # sklearn sees the same values
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     cluster_samples(keys[:8], indptr[:9], flat16[: 8 * n], k, 3, device=device)  # warm-up
     sync()
@@ -168,10 +197,16 @@ def bench_kmeans(R: int, sk_tokens: int, device, n: int = 200, d: int = 576, k: 
         c = ours.centroids[ours.sense_key == i]
         dist = ((Xr[i][:, None, :] - c[None]) ** 2).sum(-1).min(1)
         ours_inertia.append(dist.sum())
-    return {"kmeans_tokens": R, "kmeans_shape": [R, n, d], "k": k, "ours_s": round(ours_s, 3),
-            "sklearn_s": round(sk_s, 3), "sklearn_tokens_timed": len(sub),
-            "kmeans_speedup_vs_sklearn": round(sk_s / ours_s, 2),
-            "kmeans_inertia_ratio": round(float(sum(ours_inertia) / sum(sk_inertia)), 5)}
+    return {
+        "kmeans_tokens": R,
+        "kmeans_shape": [R, n, d],
+        "k": k,
+        "ours_s": round(ours_s, 3),
+        "sklearn_s": round(sk_s, 3),
+        "sklearn_tokens_timed": len(sub),
+        "kmeans_speedup_vs_sklearn": round(sk_s / ours_s, 2),
+        "kmeans_inertia_ratio": round(float(sum(ours_inertia) / sum(sk_inertia)), 5),
+    }
 
 
 def main() -> None:
@@ -216,14 +251,26 @@ def main() -> None:
         "kmeans_inertia_ratio": km["kmeans_inertia_ratio"],
         "teacher_tokens_per_s": fb["teacher_tokens_per_s"],
         "forward_gflops_fraction": round(achieved / peak, 4),
-        "teacher_gflops": round(achieved / 1e9, 2), "matmul_gflops": round(peak / 1e9, 2),
-        "quick": args.quick, "tokens": fb["tokens"], "forward_s": fb["forward_s"], "build_s": fb["build_s"],
-        "kmeans_shape": km["kmeans_shape"], "kmeans_ours_s": km["ours_s"], "kmeans_sklearn_s": km["sklearn_s"],
-        "sklearn_tokens_timed": km["sklearn_tokens_timed"], "harvest_s": fb["harvest_s"],
-        "forward_s_runs": fb["forward_s_runs"], "build_stage_start_s": fb["stage_start_s"],
-        "device": str(teacher.device), "dtype": str(teacher.dtype).replace("torch.", ""),
-        "torch_threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "cpu": platform.processor() or platform.machine(),
-        "gpu": torch.cuda.get_device_name(0) if cuda else None, "teacher_load_s": round(load_s, 2),
+        "teacher_gflops": round(achieved / 1e9, 2),
+        "matmul_gflops": round(peak / 1e9, 2),
+        "quick": args.quick,
+        "tokens": fb["tokens"],
+        "forward_s": fb["forward_s"],
+        "build_s": fb["build_s"],
+        "kmeans_shape": km["kmeans_shape"],
+        "kmeans_ours_s": km["ours_s"],
+        "kmeans_sklearn_s": km["sklearn_s"],
+        "sklearn_tokens_timed": km["sklearn_tokens_timed"],
+        "harvest_s": fb["harvest_s"],
+        "forward_s_runs": fb["forward_s_runs"],
+        "build_stage_start_s": fb["stage_start_s"],
+        "device": str(teacher.device),
+        "dtype": str(teacher.dtype).replace("torch.", ""),
+        "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "teacher_load_s": round(load_s, 2),
     }
     print(json.dumps(out))
 

@@ -52,17 +52,41 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--store", default=None, help="a real sense store of the teacher instead of the synthetic one")
     ap.add_argument("--mem-child", choices=["kd", "dskd"], help=argparse.SUPPRESS)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: steadier timings on a shared machine)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: steadier timings on a shared machine)"
+    )
     return ap.parse_args()
 
 
 # -- the setup ------------------------------------------------------------------------------
 def shapes(quick: bool) -> dict:
     if quick:
-        return dict(kind="random-llama", layers=16, hidden=128, heads=4, kv=2, inter=256, vocab=8192, seq_len=128,
-                    batch=4, student_layers=15, train_top=2)
-    return dict(kind="smollm2-135m", layers=30, hidden=576, heads=9, kv=3, inter=1536, vocab=49152, seq_len=256,
-                batch=4, student_layers=15, train_top=2)
+        return dict(
+            kind="random-llama",
+            layers=16,
+            hidden=128,
+            heads=4,
+            kv=2,
+            inter=256,
+            vocab=8192,
+            seq_len=128,
+            batch=4,
+            student_layers=15,
+            train_top=2,
+        )
+    return dict(
+        kind="smollm2-135m",
+        layers=30,
+        hidden=576,
+        heads=9,
+        kv=3,
+        inter=1536,
+        vocab=49152,
+        seq_len=256,
+        batch=4,
+        student_layers=15,
+        train_top=2,
+    )
 
 
 def make_teacher(sh: dict, device):
@@ -77,16 +101,34 @@ def make_teacher(sh: dict, device):
             t = load_teacher("smollm2-135m", device=str(device), dtype="float32")
             return t, "bundled SmolLM2-135M-Instruct (real weights)"
         except Exception as exc:  # noqa: BLE001  (benchmark: fall back to the same shape, random weights)
-            print(f"bundled teacher unavailable ({type(exc).__name__}); using random weights of its shape", file=sys.stderr)
+            print(
+                f"bundled teacher unavailable ({type(exc).__name__}); using random weights of its shape",
+                file=sys.stderr,
+            )
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=sh["vocab"], hidden_size=sh["hidden"], intermediate_size=sh["inter"],
-                      num_hidden_layers=sh["layers"], num_attention_heads=sh["heads"], num_key_value_heads=sh["kv"],
-                      max_position_embeddings=2048, tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        vocab_size=sh["vocab"],
+        hidden_size=sh["hidden"],
+        intermediate_size=sh["inter"],
+        num_hidden_layers=sh["layers"],
+        num_attention_heads=sh["heads"],
+        num_key_value_heads=sh["kv"],
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).to(device).eval().requires_grad_(False)
-    return Teacher(model=model, tokenizer=None, name="random-llama", revision="random", hidden_size=sh["hidden"],
-                   device=torch.device(device), dtype=torch.float32, tokenizer_json=None), "random Llama weights"
+    return Teacher(
+        model=model,
+        tokenizer=None,
+        name="random-llama",
+        revision="random",
+        hidden_size=sh["hidden"],
+        device=torch.device(device),
+        dtype=torch.float32,
+        tokenizer_json=None,
+    ), "random Llama weights"
 
 
 def make_windows(sh: dict, teacher, n: int):
@@ -135,8 +177,16 @@ def make_targets(windows, sh: dict, device, store: str | None = None):
 
     syn_ptr, syn_unit = csr(4.0, 1)
     ant_ptr, ant_unit = csr(1.0, 0)
-    return SenseTargets(torch.from_numpy(emb).to(device), torch.from_numpy(unit_rows).to(device),
-                        torch.from_numpy(token_unit).to(device), syn_ptr, syn_unit, ant_ptr, ant_unit, n_span)
+    return SenseTargets(
+        torch.from_numpy(emb).to(device),
+        torch.from_numpy(unit_rows).to(device),
+        torch.from_numpy(token_unit).to(device),
+        syn_ptr,
+        syn_unit,
+        ant_ptr,
+        ant_unit,
+        n_span,
+    )
 
 
 def make_stepper(sh, teacher, windows, targets, lambda_sense: float, cache_dir: Path | None = None):
@@ -149,16 +199,26 @@ def make_stepper(sh, teacher, windows, targets, lambda_sense: float, cache_dir: 
     from distill.student import DistillStudent, build_truncated
     from distill.train import Stepper, param_groups
 
-    cfg = DistillConfig(store="synthetic", data=("synthetic",), student_layers=sh["student_layers"],
-                        train_layers=f"top{sh['train_top']}", seq_len=sh["seq_len"], batch_size=sh["batch"],
-                        lambda_sense=lambda_sense, cache=cache_dir is not None, warmup_frac=0.0, lr=1e-5, max_steps=10 ** 6)
+    cfg = DistillConfig(
+        store="synthetic",
+        data=("synthetic",),
+        student_layers=sh["student_layers"],
+        train_layers=f"top{sh['train_top']}",
+        seq_len=sh["seq_len"],
+        batch_size=sh["batch"],
+        lambda_sense=lambda_sense,
+        cache=cache_dir is not None,
+        warmup_frac=0.0,
+        lr=1e-5,
+        max_steps=10**6,
+    )
     acc = Accelerator(cpu=teacher.device.type == "cpu")
     torch.manual_seed(0)
     lm = build_truncated(teacher.model, cfg.student_selection, cfg.train_selection)
     model = DistillStudent(lm, teacher.hidden_size, teacher.model.config.vocab_size, n_trainable_top=sh["train_top"])
     model.eval()
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    sched = get_cosine_schedule_with_warmup(opt, 0, 10 ** 6)
+    sched = get_cosine_schedule_with_warmup(opt, 0, 10**6)
     model, opt = acc.prepare(model, opt)
     cache = None
     if cache_dir is not None:
@@ -209,8 +269,15 @@ def isolated_sense_cost(stepper, batches, device, repeats: int) -> float:
         hidden = torch.randn(*labels.shape, d, device=device, requires_grad=True)
         sync(device)
         t = time.perf_counter()
-        sb = stepper.targets.gather(labels, g, kappa=cfg.kappa, neighbors=cfg.neighbors, frac=cfg.sample_frac,
-                                    floor=cfg.sample_floor, generator=stepper.sense_gen)
+        sb = stepper.targets.gather(
+            labels,
+            g,
+            kappa=cfg.kappa,
+            neighbors=cfg.neighbors,
+            frac=cfg.sample_frac,
+            floor=cfg.sample_floor,
+            generator=stepper.sense_gen,
+        )
         lp, ln = sense_loss(hidden[sb.b, sb.t], sb.positives, sb.pos_mask, sb.negatives, sb.neg_mask, sb.active)
         (lp + ln).backward()
         sync(device)
@@ -280,7 +347,9 @@ def child_memory(args, which: str) -> dict:
     cmd = [sys.executable, __file__, "--mem-child", which, "--device", args.device, "--threads", str(args.threads)]
     cmd += ["--quick"] if args.quick else []
     cmd += ["--store", args.store] if args.store else []
-    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **MALLOC_ENV, "PYTHONWARNINGS": "ignore"})
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, **MALLOC_ENV, "PYTHONWARNINGS": "ignore"}
+    )
     if res.returncode != 0:
         raise RuntimeError(f"memory child {which} failed: {res.stderr[-1500:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -313,8 +382,10 @@ def main() -> None:
     windows, data = make_windows(sh, teacher, n_windows)
     targets = make_targets(windows, sh, device, args.store)
     batches = [np.arange(i * sh["batch"], (i + 1) * sh["batch"]) for i in range(len(windows) // sh["batch"])]
-    print(f"setup: {weights}, {sh}, data {data}, targets {targets.summary()}, {time.perf_counter() - t_start:.1f}s",
-          file=sys.stderr)
+    print(
+        f"setup: {weights}, {sh}, data {data}, targets {targets.summary()}, {time.perf_counter() - t_start:.1f}s",
+        file=sys.stderr,
+    )
 
     # 1. DSKD vs KD step time, interleaved
     dskd = make_stepper(sh, teacher, windows, targets, 1.0)
@@ -327,10 +398,15 @@ def main() -> None:
     paired = statistics.median(a / b for a, b in zip(t_dskd, t_kd))
     iso = isolated_sense_cost(dskd, batches, device, 3 * repeats)
     iso_ratio = 1.0 + iso / statistics.median(t_kd)
-    print(f"step: dskd median {statistics.median(t_dskd):.3f}s, kd {statistics.median(t_kd):.3f}s, ratio {step_ratio:.4f} "
-          f"(paired median {paired:.4f}); {positions:.0f} sense positions per batch", file=sys.stderr)
-    print(f"sense terms alone (gather + loss forward/backward): median {iso * 1e3:.1f} ms -> ratio {iso_ratio:.4f}",
-          file=sys.stderr)
+    print(
+        f"step: dskd median {statistics.median(t_dskd):.3f}s, kd {statistics.median(t_kd):.3f}s, ratio {step_ratio:.4f} "
+        f"(paired median {paired:.4f}); {positions:.0f} sense positions per batch",
+        file=sys.stderr,
+    )
+    print(
+        f"sense terms alone (gather + loss forward/backward): median {iso * 1e3:.1f} ms -> ratio {iso_ratio:.4f}",
+        file=sys.stderr,
+    )
     del kd
 
     # 2. frozen-prefix cache: filled cache vs the uncached path (both DSKD)
@@ -343,19 +419,26 @@ def main() -> None:
         assert cached.cache_hits >= repeats
         del cached
     speedup = statistics.median(t_uncached) / statistics.median(t_cached)
-    print(f"cache: uncached {statistics.median(t_uncached):.3f}s, cached {statistics.median(t_cached):.3f}s, "
-          f"speedup {speedup:.2f}", file=sys.stderr)
+    print(
+        f"cache: uncached {statistics.median(t_uncached):.3f}s, cached {statistics.median(t_cached):.3f}s, "
+        f"speedup {speedup:.2f}",
+        file=sys.stderr,
+    )
     del dskd
 
     # 3. peak memory, each variant in a fresh process
     m = {name: child_memory(args, name) for name in ("dskd", "kd")}
     mem_ratio = m["dskd"]["peak_bytes"] / m["kd"]["peak_bytes"]
-    step_mem_ratio = (m["dskd"]["peak_bytes"] - m["dskd"]["base_bytes"]) / max(1, m["kd"]["peak_bytes"] - m["kd"]["base_bytes"])
+    step_mem_ratio = (m["dskd"]["peak_bytes"] - m["dskd"]["base_bytes"]) / max(
+        1, m["kd"]["peak_bytes"] - m["kd"]["base_bytes"]
+    )
     targets_bytes = sum(t.numel() * t.element_size() for t in targets.state_dict().values())
-    print(f"memory: peak dskd {m['dskd']['peak_bytes'] / 2**20:.1f} MiB, kd {m['kd']['peak_bytes'] / 2**20:.1f} MiB "
-          f"(above the pre-step level: {(m['dskd']['peak_bytes'] - m['dskd']['base_bytes']) / 2**20:.1f} vs "
-          f"{(m['kd']['peak_bytes'] - m['kd']['base_bytes']) / 2**20:.1f} MiB); DSKD's dense targets {targets_bytes / 2**20:.2f} MiB",
-          file=sys.stderr)
+    print(
+        f"memory: peak dskd {m['dskd']['peak_bytes'] / 2**20:.1f} MiB, kd {m['kd']['peak_bytes'] / 2**20:.1f} MiB "
+        f"(above the pre-step level: {(m['dskd']['peak_bytes'] - m['dskd']['base_bytes']) / 2**20:.1f} vs "
+        f"{(m['kd']['peak_bytes'] - m['kd']['base_bytes']) / 2**20:.1f} MiB); DSKD's dense targets {targets_bytes / 2**20:.2f} MiB",
+        file=sys.stderr,
+    )
 
     result = {
         "dskd_over_kd_step_ratio": round(step_ratio, 4),
@@ -364,13 +447,16 @@ def main() -> None:
         "sense_terms_ms": round(iso * 1e3, 2),
         "dskd_over_kd_peak_mem_ratio": round(mem_ratio, 4),
         "dskd_over_kd_step_mem_ratio": round(step_mem_ratio, 4),
-        "peak_mem_method": ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
-                            "peak resident set size sampled every 0.2 ms by a thread, glibc mmap threshold fixed at "
-                            "128 KiB so freed tensors leave the RSS")
+        "peak_mem_method": (
+            "torch.cuda.max_memory_allocated"
+            if device.type == "cuda"
+            else "peak resident set size sampled every 0.2 ms by a thread, glibc mmap threshold fixed at "
+            "128 KiB so freed tensors leave the RSS"
+        )
         + "; one fresh process per variant, 3 steps after a warm-up step; the peak includes weights, optimizer "
-          "state and, for DSKD only, the dense sense targets (the KD process does not load them); step_mem: the peak above the level before the steps",
-        "mem_mib": {k: round(v[f] / 2**20, 1) for k, v in m.items() for f in ("peak_bytes",)} | {
-            "dskd_targets": round(targets_bytes / 2**20, 2)},
+        "state and, for DSKD only, the dense sense targets (the KD process does not load them); step_mem: the peak above the level before the steps",
+        "mem_mib": {k: round(v[f] / 2**20, 1) for k, v in m.items() for f in ("peak_bytes",)}
+        | {"dskd_targets": round(targets_bytes / 2**20, 2)},
         "cached_over_uncached_speedup": round(speedup, 3),
         "steps_per_s": round(1.0 / statistics.median(t_dskd), 4),
         "kd_steps_per_s": round(1.0 / statistics.median(t_kd), 4),

@@ -28,8 +28,12 @@ BUDGET_S = 300.0
 
 def _commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                              check=True).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.CalledProcessError):
         return None  # an exported tree (git archive) has no history
 
@@ -53,20 +57,30 @@ def main(argv: list[str] | None = None) -> int:
         return done.returncode
     result = json.loads(done.stdout)
     result["benchmark"] = {
-        "command": " ".join(["sensekit", *cmd[3:]]), "wall_s": round(wall, 1), "budget_s": BUDGET_S,
-        "cpu_user_s": round(usage.ru_utime, 1), "cpu_sys_s": round(usage.ru_stime, 1),
+        "command": " ".join(["sensekit", *cmd[3:]]),
+        "wall_s": round(wall, 1),
+        "budget_s": BUDGET_S,
+        "cpu_user_s": round(usage.ru_utime, 1),
+        "cpu_sys_s": round(usage.ru_stime, 1),
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-        "within_budget": wall < BUDGET_S, "cpu_count": os.cpu_count(), "omp_wait_policy": env["OMP_WAIT_POLICY"],
+        "within_budget": wall < BUDGET_S,
+        "cpu_count": os.cpu_count(),
+        "omp_wait_policy": env["OMP_WAIT_POLICY"],
         "machine": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"), "commit": _commit(),
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": _commit(),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     m = result["metrics"]
-    summary = {"wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-               "within_budget": wall < BUDGET_S, "out": str(out),
-               **{k: v.get("status") for k, v in m.items()}}
+    summary = {
+        "wall_s": round(wall, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "within_budget": wall < BUDGET_S,
+        "out": str(out),
+        **{k: v.get("status") for k, v in m.items()},
+    }
     print(json.dumps(summary))
     return 0
 

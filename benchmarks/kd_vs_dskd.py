@@ -84,9 +84,15 @@ ABLATIONS = {  # issue section 4, each a DSKD variant (`--ablations`); key input
     "dskd_own_negative": {"own-senses-negative": True},
 }
 ALL_ARMS = {**ARMS, **ABLATIONS}
-ARM_LABELS = {"kd": "KD", "kd_hidden": "KD + hidden MSE", "dskd": "DSKD", "dskd_kappa1": "DSKD kappa 1",
-              "dskd_lambda0.5": "DSKD lambda 0.5", "dskd_lambda1.5": "DSKD lambda 1.5",
-              "dskd_own_negative": "DSKD own senses neg."}
+ARM_LABELS = {
+    "kd": "KD",
+    "kd_hidden": "KD + hidden MSE",
+    "dskd": "DSKD",
+    "dskd_kappa1": "DSKD kappa 1",
+    "dskd_lambda0.5": "DSKD lambda 0.5",
+    "dskd_lambda1.5": "DSKD lambda 1.5",
+    "dskd_own_negative": "DSKD own senses neg.",
+}
 COMPARISONS = (("dskd", "kd"), ("dskd", "kd_hidden"))
 
 
@@ -99,9 +105,9 @@ def comparisons_for(arms: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-SPLIT_BUCKETS = 10            # sha256(title) mod 10: 0 -> dev, 1 -> test, else train
-NGRAM = 13                    # word n-gram of the contamination check (as GPT-3's)
-MAX_NGRAM_SHARE = 0.5         # a held-out article sharing more of its 13-grams with train is a leak
+SPLIT_BUCKETS = 10  # sha256(title) mod 10: 0 -> dev, 1 -> test, else train
+NGRAM = 13  # word n-gram of the contamination check (as GPT-3's)
+MAX_NGRAM_SHARE = 0.5  # a held-out article sharing more of its 13-grams with train is a leak
 FALL_FACTOR, FLAT_TAIL, FLAT_GAIN = 2.0, 0.2, 0.05  # the schedule criteria of the issue
 BOOTSTRAP = 10_000
 
@@ -112,25 +118,49 @@ class Scale:
 
     seeds: int
     steps: int
-    curve_points: int             # dev evaluations per run (steps * (1 - FLAT_TAIL) is one of them)
+    curve_points: int  # dev evaluations per run (steps * (1 - FLAT_TAIL) is one of them)
     seq_len: int
     batch_size: int
-    train_windows: int            # --max-windows: training windows of seq_len tokens
+    train_windows: int  # --max-windows: training windows of seq_len tokens
     lr: float
-    store_tokens: int             # sensekit build --max-tokens (a prefix of the train split)
-    dev_batches: int              # --eval-batches: dev windows = dev_batches * batch_size
-    test_windows: int             # eval student: held-out windows of the test split
-    wic_limit: int                # eval student: WiC pairs
-    pair_limit: int               # eval student: syn and ant pairs each
+    store_tokens: int  # sensekit build --max-tokens (a prefix of the train split)
+    dev_batches: int  # --eval-batches: dev windows = dev_batches * batch_size
+    test_windows: int  # eval student: held-out windows of the test split
+    wic_limit: int  # eval student: WiC pairs
+    pair_limit: int  # eval student: syn and ant pairs each
 
 
 # The full schedule was set from two KD probes on the dev split (never on test), before any comparison was run:
 # lr 3e-4 with 4 x 128 tokens per step took dev perplexity from 612 to 291 in 96 steps (2.1x, still falling);
 # lr 1e-3 with 2 x 128 tokens took it to 194 in 192 steps (3.2x) and flat (0.2% over the last quarter).
-FULL = Scale(seeds=3, steps=200, curve_points=10, seq_len=128, batch_size=2, train_windows=256, lr=1e-3,
-             store_tokens=40_000, dev_batches=4, test_windows=24, wic_limit=200, pair_limit=100)
-QUICK = Scale(seeds=1, steps=30, curve_points=5, seq_len=64, batch_size=2, train_windows=32, lr=1e-3,
-              store_tokens=3_000, dev_batches=2, test_windows=8, wic_limit=40, pair_limit=40)
+FULL = Scale(
+    seeds=3,
+    steps=200,
+    curve_points=10,
+    seq_len=128,
+    batch_size=2,
+    train_windows=256,
+    lr=1e-3,
+    store_tokens=40_000,
+    dev_batches=4,
+    test_windows=24,
+    wic_limit=200,
+    pair_limit=100,
+)
+QUICK = Scale(
+    seeds=1,
+    steps=30,
+    curve_points=5,
+    seq_len=64,
+    batch_size=2,
+    train_windows=32,
+    lr=1e-3,
+    store_tokens=3_000,
+    dev_batches=2,
+    test_windows=8,
+    wic_limit=40,
+    pair_limit=40,
+)
 
 
 class LeakError(RuntimeError):
@@ -153,8 +183,10 @@ class Stages:
     def _cpu() -> float:
         import resource
 
-        return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                      resource.getrusage(resource.RUSAGE_CHILDREN)))
+        return sum(
+            u.ru_utime + u.ru_stime
+            for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+        )
 
     @contextlib.contextmanager
     def __call__(self, name: str):
@@ -165,8 +197,10 @@ class Stages:
         finally:
             self.seconds[name] = round(time.perf_counter() - t0, 2)
             self.cpu_seconds[name] = round(self._cpu() - c0, 2)
-            log(f"{name}: {self.seconds[name]:.1f} s (CPU {self.cpu_seconds[name]:.1f} s, load "
-                f"{os.getloadavg()[0]:.1f})")
+            log(
+                f"{name}: {self.seconds[name]:.1f} s (CPU {self.cpu_seconds[name]:.1f} s, load "
+                f"{os.getloadavg()[0]:.1f})"
+            )
 
 
 def sha256_text(text: str) -> str:
@@ -210,9 +244,12 @@ def run_measured(cmd: list[str], log_path: Path) -> dict[str, Any]:
             proc.wait()
             raise
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"returncode": proc.returncode, "wall_s": round(time.perf_counter() - t0, 2),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # busy machine: CPU seconds vary less than wall
-            "max_rss_mb": round(usage.ru_maxrss / 1024, 1)}  # ru_maxrss is in KiB on Linux
+    return {
+        "returncode": proc.returncode,
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # busy machine: CPU seconds vary less than wall
+        "max_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }  # ru_maxrss is in KiB on Linux
 
 
 def check_call(cmd: list[str], log_path: Path, what: str) -> dict[str, Any]:
@@ -235,10 +272,17 @@ def machine() -> dict[str, Any]:
     mem = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         mem = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "memory_gib": mem,
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "load_average_at_start": list(os.getloadavg())}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "memory_gib": mem,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average_at_start": list(os.getloadavg()),
+    }
 
 
 # -- 1. split -------------------------------------------------------------------------------
@@ -257,7 +301,8 @@ def write_splits(corpus: Path, folder: Path) -> dict[str, Any]:
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("corpus_fingerprint") == fingerprint and all(
-                Path(manifest["files"][s]).is_file() for s in ("train", "dev", "test")):
+            Path(manifest["files"][s]).is_file() for s in ("train", "dev", "test")
+        ):
             return manifest
     docs: dict[str, list[dict[str, str]]] = {"train": [], "dev": [], "test": []}
     skipped = 0
@@ -271,12 +316,17 @@ def write_splits(corpus: Path, folder: Path) -> dict[str, Any]:
         path = folder / f"{name}.jsonl"
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         files[name] = str(path)
-    manifest = {"corpus": str(corpus), "corpus_fingerprint": fingerprint, "rule": f"sha256(title) mod "
-                f"{SPLIT_BUCKETS}: 0 dev, 1 test, else train", "empty_articles_skipped": skipped, "files": files,
-                "articles": {s: len(r) for s, r in docs.items()},
-                "characters": {s: sum(len(d["text"]) for d in r) for s, r in docs.items()},
-                "titles": {s: [d["id"] for d in r] for s, r in docs.items()},
-                "text_sha256": {s: [sha256_text(d["text"]) for d in r] for s, r in docs.items()}}
+    manifest = {
+        "corpus": str(corpus),
+        "corpus_fingerprint": fingerprint,
+        "rule": f"sha256(title) mod {SPLIT_BUCKETS}: 0 dev, 1 test, else train",
+        "empty_articles_skipped": skipped,
+        "files": files,
+        "articles": {s: len(r) for s, r in docs.items()},
+        "characters": {s: sum(len(d["text"]) for d in r) for s, r in docs.items()},
+        "titles": {s: [d["id"] for d in r] for s, r in docs.items()},
+        "text_sha256": {s: [sha256_text(d["text"]) for d in r] for s, r in docs.items()},
+    }
     manifest_path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return manifest
 
@@ -288,8 +338,22 @@ def read_jsonl(path: str | Path) -> list[dict[str, str]]:
 
 # -- 2. store -------------------------------------------------------------------------------
 def build_command(train_file: str, store: Path, scale: Scale) -> list[str]:
-    return [*sensekit_cmd(), "build", train_file, "--store", str(store), "--max-tokens", str(scale.store_tokens),
-            "--relations", "wordnet", "--relations", f"wiktionary:{WIKTIONARY}", "--seed", "0", "--quiet"]
+    return [
+        *sensekit_cmd(),
+        "build",
+        train_file,
+        "--store",
+        str(store),
+        "--max-tokens",
+        str(scale.store_tokens),
+        "--relations",
+        "wordnet",
+        "--relations",
+        f"wiktionary:{WIKTIONARY}",
+        "--seed",
+        "0",
+        "--quiet",
+    ]
 
 
 def build_store(train_file: str, store: Path, scale: Scale, logs: Path) -> dict[str, Any]:
@@ -338,10 +402,26 @@ def store_facts(store: Path) -> dict[str, Any]:
         }
     finally:
         con.close()
-    return {"meta": {k: meta.get(k) for k in ("teacher", "corpus", "corpus_fingerprint", "max_tokens", "created_at",
-                                              "tokens_processed", "key_mode", "next_token", "k",
-                                              "samples_per_token")},
-            "counts": counts, "context_doc_ids": doc_ids, "info": str(info) if info is not None else None}
+    return {
+        "meta": {
+            k: meta.get(k)
+            for k in (
+                "teacher",
+                "corpus",
+                "corpus_fingerprint",
+                "max_tokens",
+                "created_at",
+                "tokens_processed",
+                "key_mode",
+                "next_token",
+                "k",
+                "samples_per_token",
+            )
+        },
+        "counts": counts,
+        "context_doc_ids": doc_ids,
+        "info": str(info) if info is not None else None,
+    }
 
 
 # -- 3. leak check ----------------------------------------------------------------------------
@@ -350,7 +430,7 @@ _WORD = re.compile(r"\w+")
 
 def ngrams(text: str, n: int = NGRAM) -> set[int]:
     words = _WORD.findall(text.lower())
-    return {hash(tuple(words[i:i + n])) for i in range(len(words) - n + 1)}
+    return {hash(tuple(words[i : i + n])) for i in range(len(words) - n + 1)}
 
 
 def leak_check(splits: dict[str, Any], store: dict[str, Any] | None, train_file: str) -> dict[str, Any]:
@@ -380,25 +460,35 @@ def leak_check(splits: dict[str, Any], store: dict[str, Any] | None, train_file:
     if worst is not None and shares[worst] > MAX_NGRAM_SHARE:
         problems.append(f"held-out article {worst!r} shares {shares[worst]:.0%} of its {NGRAM}-grams with train")
     out: dict[str, Any] = {
-        "titles_shared": shared_titles, "texts_shared": shared_texts,
-        "ngram": NGRAM, "ngram_share_max": round(shares[worst], 4) if worst else None, "ngram_share_worst": worst,
+        "titles_shared": shared_titles,
+        "texts_shared": shared_texts,
+        "ngram": NGRAM,
+        "ngram_share_max": round(shares[worst], 4) if worst else None,
+        "ngram_share_worst": worst,
         "ngram_share_mean": round(float(np.mean(list(shares.values()))), 4) if shares else None,
-        "ngram_share_bound": MAX_NGRAM_SHARE}
+        "ngram_share_bound": MAX_NGRAM_SHARE,
+    }
     if store is not None:
         corpus = [str(Path(p).resolve()) for p in store["meta"].get("corpus") or []]
         want_fp = corpus_fingerprint(resolve_paths([train_file]), "text")
         ctx_ids = set(store["context_doc_ids"])
-        out.update(store_corpus=corpus, store_corpus_is_train_file=corpus == [str(Path(train_file).resolve())],
-                   store_fingerprint_matches_train=store["meta"].get("corpus_fingerprint") == want_fp,
-                   store_context_docs=len(ctx_ids), store_context_docs_not_train=sorted(ctx_ids - titles["train"]),
-                   store_context_docs_held_out=sorted(ctx_ids & held_titles))
+        out.update(
+            store_corpus=corpus,
+            store_corpus_is_train_file=corpus == [str(Path(train_file).resolve())],
+            store_fingerprint_matches_train=store["meta"].get("corpus_fingerprint") == want_fp,
+            store_context_docs=len(ctx_ids),
+            store_context_docs_not_train=sorted(ctx_ids - titles["train"]),
+            store_context_docs_held_out=sorted(ctx_ids & held_titles),
+        )
         if not out["store_corpus_is_train_file"]:
             problems.append(f"the store's corpus is {corpus}, not the train split {train_file}")
         if not out["store_fingerprint_matches_train"]:
             problems.append("the store's corpus fingerprint is not the train split's")
         if out["store_context_docs_held_out"] or out["store_context_docs_not_train"]:
-            problems.append(f"store contexts come from non-train articles: "
-                            f"{(out['store_context_docs_held_out'] or out['store_context_docs_not_train'])[:5]}")
+            problems.append(
+                f"store contexts come from non-train articles: "
+                f"{(out['store_context_docs_held_out'] or out['store_context_docs_not_train'])[:5]}"
+            )
     out["problems"] = problems
     out["passed"] = not problems
     if problems:
@@ -420,7 +510,7 @@ def check_run_inputs(run_dir: Path, train_file: str, dev_file: str) -> dict[str,
     return {"data": data, "eval_data": evals, "ok": ok}
 
 
-TOKEN_NGRAM = 16              # token n-gram of the check on the windows the runs actually trained on
+TOKEN_NGRAM = 16  # token n-gram of the check on the windows the runs actually trained on
 MAX_TOKEN_NGRAM_SHARE = 0.01
 
 
@@ -429,7 +519,7 @@ def window_ngrams(ids: np.ndarray, lengths: np.ndarray, n: int = TOKEN_NGRAM) ->
     out: set[bytes] = set()
     for row, length in zip(np.ascontiguousarray(ids, dtype=np.int32), lengths):
         data = row[: int(length)].tobytes()
-        out.update(data[4 * i: 4 * (i + n)] for i in range(int(length) - n + 1))
+        out.update(data[4 * i : 4 * (i + n)] for i in range(int(length) - n + 1))
     return out
 
 
@@ -443,16 +533,22 @@ def training_windows_check(run_dirs: list[Path], held_out: dict[str, Any]) -> di
         digests.add(hashlib.sha256(ids.tobytes() + lengths.tobytes()).hexdigest())
         if train is None:
             train = window_ngrams(ids, lengths)
-    out: dict[str, Any] = {"token_ngram": TOKEN_NGRAM, "runs": len(run_dirs), "identical_across_runs":
-                           len(digests) == 1, "train_windows_sha256": sorted(digests), "bound": MAX_TOKEN_NGRAM_SHARE}
+    out: dict[str, Any] = {
+        "token_ngram": TOKEN_NGRAM,
+        "runs": len(run_dirs),
+        "identical_across_runs": len(digests) == 1,
+        "train_windows_sha256": sorted(digests),
+        "bound": MAX_TOKEN_NGRAM_SHARE,
+    }
     problems = [] if len(digests) <= 1 else [f"runs trained on {len(digests)} different window sets"]
     for name, windows in held_out.items():
         grams = window_ngrams(windows.ids, windows.lengths)
         share = len(grams & (train or set())) / max(len(grams), 1)
         out[f"{name}_share_in_train"] = round(share, 5)
         if share > MAX_TOKEN_NGRAM_SHARE:
-            problems.append(f"{share:.1%} of the {name} windows' {TOKEN_NGRAM}-token sequences occur in the training "
-                            "windows")
+            problems.append(
+                f"{share:.1%} of the {name} windows' {TOKEN_NGRAM}-token sequences occur in the training windows"
+            )
     out["problems"], out["passed"] = problems, not problems
     if problems:
         raise LeakError("training-window check failed: " + "; ".join(problems))
@@ -497,8 +593,9 @@ def dev_windows(teacher, dev_file: str, scale: Scale):
     """The dev windows `sensekit distill --eval-data DEV --eval-batches B` scores: the first B * batch_size."""
     from distill.data import iter_documents, pack_documents
 
-    return pack_documents(iter_documents([dev_file]), teacher.tokenizer, scale.seq_len,
-                          scale.dev_batches * scale.batch_size)
+    return pack_documents(
+        iter_documents([dev_file]), teacher.tokenizer, scale.seq_len, scale.dev_batches * scale.batch_size
+    )
 
 
 def choose_student(teacher, dev_file: str, scale: Scale, untrained_dir: Path) -> dict[str, Any]:
@@ -515,10 +612,17 @@ def choose_student(teacher, dev_file: str, scale: Scale, untrained_dir: Path) ->
         model = layer_subset(teacher.model, keep)
         m = heldout_metrics(model, teacher, windows, scale.batch_size)
         ratio = m["student"]["ppl"] / m["teacher"]["ppl"]
-        tried.append({"layers": spec, "n_layers": len(keep), "dev_ppl": m["student"]["ppl"],
-                      "teacher_dev_ppl": m["teacher"]["ppl"], "ratio": ratio, "passes": ratio <= MAX_PPL_RATIO})
-        log(f"student {spec}: dev ppl {m['student']['ppl']:.1f} vs teacher {m['teacher']['ppl']:.2f} "
-            f"({ratio:.1f}x)")
+        tried.append(
+            {
+                "layers": spec,
+                "n_layers": len(keep),
+                "dev_ppl": m["student"]["ppl"],
+                "teacher_dev_ppl": m["teacher"]["ppl"],
+                "ratio": ratio,
+                "passes": ratio <= MAX_PPL_RATIO,
+            }
+        )
+        log(f"student {spec}: dev ppl {m['student']['ppl']:.1f} vs teacher {m['teacher']['ppl']:.2f} ({ratio:.1f}x)")
         if ratio <= MAX_PPL_RATIO:
             chosen = spec
             if untrained_dir.exists():
@@ -527,12 +631,22 @@ def choose_student(teacher, dev_file: str, scale: Scale, untrained_dir: Path) ->
             teacher.tokenizer.save_pretrained(str(untrained_dir))
             break
     if chosen is None:
-        raise RuntimeError(f"no candidate student is within {MAX_PPL_RATIO:g}x of the teacher's dev perplexity: "
-                           f"{[(t['layers'], round(t['ratio'], 1)) for t in tried]}")
-    return {"candidates": list(CANDIDATES), "tried": tried, "chosen": chosen, "train_layers": TRAIN_LAYERS,
-            "max_ratio": MAX_PPL_RATIO, "dev_tokens": int(windows.n_targets), "measured_on": "dev split",
-            "dev_ppl_before": tried[-1]["dev_ppl"], "teacher_dev_ppl": tried[-1]["teacher_dev_ppl"],
-            "untrained_dir": str(untrained_dir)}
+        raise RuntimeError(
+            f"no candidate student is within {MAX_PPL_RATIO:g}x of the teacher's dev perplexity: "
+            f"{[(t['layers'], round(t['ratio'], 1)) for t in tried]}"
+        )
+    return {
+        "candidates": list(CANDIDATES),
+        "tried": tried,
+        "chosen": chosen,
+        "train_layers": TRAIN_LAYERS,
+        "max_ratio": MAX_PPL_RATIO,
+        "dev_tokens": int(windows.n_targets),
+        "measured_on": "dev split",
+        "dev_ppl_before": tried[-1]["dev_ppl"],
+        "teacher_dev_ppl": tried[-1]["teacher_dev_ppl"],
+        "untrained_dir": str(untrained_dir),
+    }
 
 
 # -- 5. runs ----------------------------------------------------------------------------------
@@ -544,14 +658,36 @@ def eval_every_for(steps: int, points: int = 10) -> int:
     return min(divisors, key=lambda d: (abs(steps / d - points), d))
 
 
-def distill_command(arm: str, seed: int, layers: str, scale: Scale, steps: int, eval_every: int,
-                    files: dict[str, str], store: Path, run_dir: Path) -> list[str]:
+def distill_command(
+    arm: str,
+    seed: int,
+    layers: str,
+    scale: Scale,
+    steps: int,
+    eval_every: int,
+    files: dict[str, str],
+    store: Path,
+    run_dir: Path,
+) -> list[str]:
     flags: dict[str, Any] = {
-        "store": store, "data": files["train"], "eval-data": files["dev"], "eval-batches": scale.dev_batches,
-        "eval-every": eval_every, "seq-len": scale.seq_len, "batch-size": scale.batch_size,
-        "max-windows": scale.train_windows, "max-steps": steps, "lr": scale.lr, "seed": seed,
-        "student-layers": layers, "train-layers": TRAIN_LAYERS, "save-every": 0, "device": "cpu",
-        "output-dir": run_dir, **ALL_ARMS[arm]}
+        "store": store,
+        "data": files["train"],
+        "eval-data": files["dev"],
+        "eval-batches": scale.dev_batches,
+        "eval-every": eval_every,
+        "seq-len": scale.seq_len,
+        "batch-size": scale.batch_size,
+        "max-windows": scale.train_windows,
+        "max-steps": steps,
+        "lr": scale.lr,
+        "seed": seed,
+        "student-layers": layers,
+        "train-layers": TRAIN_LAYERS,
+        "save-every": 0,
+        "device": "cpu",
+        "output-dir": run_dir,
+        **ALL_ARMS[arm],
+    }
     cmd = [*sensekit_cmd(), "distill"]
     for name, value in flags.items():
         cmd += [f"--{name}"] if value is True else [f"--{name}", str(value)]
@@ -571,14 +707,18 @@ def step_times(rows: list[dict[str, Any]], eval_steps: set[int]) -> list[float]:
     return out
 
 
-def run_arm(arm: str, seed: int, cmd: list[str], run_dir: Path, shared_cache: Path, files: dict[str, str],
-            store_id: str) -> dict[str, Any]:
+def run_arm(
+    arm: str, seed: int, cmd: list[str], run_dir: Path, shared_cache: Path, files: dict[str, str], store_id: str
+) -> dict[str, Any]:
     """One `sensekit distill` child, measured; a finished run of the same command and store is reused."""
     record_path = run_dir / "bench_run.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
-        if (record.get("command") == cmd and record.get("store_id") == store_id
-                and (run_dir / "student" / "config.json").is_file()):
+        if (
+            record.get("command") == cmd
+            and record.get("store_id") == store_id
+            and (run_dir / "student" / "config.json").is_file()
+        ):
             log(f"{arm} seed {seed}: reusing the finished run in {run_dir}")
             return {**record, "reused": True}
     if run_dir.exists():
@@ -595,20 +735,34 @@ def run_arm(arm: str, seed: int, cmd: list[str], run_dir: Path, shared_cache: Pa
     student_cfg = json.loads((run_dir / "student" / "config.json").read_text())
     last = rows[-1] if rows else {}
     record = {
-        "arm": arm, "seed": seed, "command": cmd, "store_id": store_id, "run_dir": str(run_dir), **measured,
+        "arm": arm,
+        "seed": seed,
+        "command": cmd,
+        "store_id": store_id,
+        "run_dir": str(run_dir),
+        **measured,
         "inputs": check_run_inputs(run_dir, files["train"], files["dev"]),
-        "steps": summary.get("steps"), "train_elapsed_s": summary.get("elapsed_s"),
+        "steps": summary.get("steps"),
+        "train_elapsed_s": summary.get("elapsed_s"),
         "cache_hits": summary.get("cache_hits"),
-        "step_time_s": {"median": float(np.median(times)) if times else None,
-                        "mean": float(np.mean(times)) if times else None, "n": len(times)},
+        "step_time_s": {
+            "median": float(np.median(times)) if times else None,
+            "mean": float(np.mean(times)) if times else None,
+            "n": len(times),
+        },
         "curve": [{"step": e["step"], "ppl": e["ppl"], "ce": e["ce"], "kl": e.get("kl")} for e in evals],
         "last_train_terms": {k: v for k, v in last.items() if isinstance(v, (int, float))},
-        "student_config": {"num_hidden_layers": student_cfg.get("num_hidden_layers"),
-                           "sensekit": student_cfg.get("sensekit")},  # the selection, as the student records it
-        "reused": False}
+        "student_config": {
+            "num_hidden_layers": student_cfg.get("num_hidden_layers"),
+            "sensekit": student_cfg.get("sensekit"),
+        },  # the selection, as the student records it
+        "reused": False,
+    }
     record_path.write_text(json.dumps(record, indent=1))
-    log(f"{arm} seed {seed}: {measured['wall_s']:.0f} s, peak RSS {measured['max_rss_mb']:.0f} MB, "
-        f"step {record['step_time_s']['median']} s, dev ppl {evals[-1]['ppl'] if evals else None}")
+    log(
+        f"{arm} seed {seed}: {measured['wall_s']:.0f} s, peak RSS {measured['max_rss_mb']:.0f} MB, "
+        f"step {record['step_time_s']['median']} s, dev ppl {evals[-1]['ppl'] if evals else None}"
+    )
     return record
 
 
@@ -616,21 +770,52 @@ def run_arm(arm: str, seed: int, cmd: list[str], run_dir: Path, shared_cache: Pa
 def eval_config(student_dir: Path | str, store: Path, test_file: str, scale: Scale):
     from sensekit.eval.config import StudentEvalConfig
 
-    return StudentEvalConfig(student=str(student_dir), store=str(store), data=(test_file,), seq_len=scale.seq_len,
-                             max_windows=scale.test_windows, batch_size=scale.batch_size,
-                             pair_limit=scale.pair_limit, limit=scale.wic_limit, seed=0, device="cpu")
+    return StudentEvalConfig(
+        student=str(student_dir),
+        store=str(store),
+        data=(test_file,),
+        seq_len=scale.seq_len,
+        max_windows=scale.test_windows,
+        batch_size=scale.batch_size,
+        pair_limit=scale.pair_limit,
+        limit=scale.wic_limit,
+        seed=0,
+        device="cpu",
+    )
 
 
 def eval_command(cfg) -> list[str]:
     """The `sensekit eval student` command line equivalent to the Python call."""
-    return [*sensekit_cmd(), "eval", "student", "--student", cfg.student, "--store", cfg.store,
-            *[a for d in cfg.data for a in ("--data", d)], "--seq-len", str(cfg.seq_len), "--max-windows",
-            str(cfg.max_windows), "--batch-size", str(cfg.batch_size), "--pair-limit", str(cfg.pair_limit),
-            "--limit", str(cfg.limit), "--seed", str(cfg.seed), "--device", str(cfg.device), "--json"]
+    return [
+        *sensekit_cmd(),
+        "eval",
+        "student",
+        "--student",
+        cfg.student,
+        "--store",
+        cfg.store,
+        *[a for d in cfg.data for a in ("--data", d)],
+        "--seq-len",
+        str(cfg.seq_len),
+        "--max-windows",
+        str(cfg.max_windows),
+        "--batch-size",
+        str(cfg.batch_size),
+        "--pair-limit",
+        str(cfg.pair_limit),
+        "--limit",
+        str(cfg.limit),
+        "--seed",
+        str(cfg.seed),
+        "--device",
+        str(cfg.device),
+        "--json",
+    ]
 
 
-def student_metrics(teacher, student_dir: Path | str, store: Path, test_file: str, scale: Scale,
-                    store_id: str = "") -> dict[str, Any]:
+def student_metrics(
+    teacher, student_dir: Path | str, store: Path, test_file: str, scale: Scale, store_id: str = ""
+) -> dict[str, Any]:
     """Every `sensekit eval student` number on the test split: the one call that measures a student.
 
     The result is kept beside the student (bench_eval.json) and reused for the same command, store and weights.
@@ -639,25 +824,37 @@ def student_metrics(teacher, student_dir: Path | str, store: Path, test_file: st
 
     cfg = eval_config(student_dir, store, test_file, scale)
     weights = sorted(Path(student_dir).glob("*.safetensors"))
-    key = {"command": eval_command(cfg), "store_id": store_id,
-           "weights": [[w.name, w.stat().st_size, w.stat().st_mtime_ns] for w in weights]}
+    key = {
+        "command": eval_command(cfg),
+        "store_id": store_id,
+        "weights": [[w.name, w.stat().st_size, w.stat().st_mtime_ns] for w in weights],
+    }
     saved = Path(student_dir).parent / f"{Path(student_dir).name}.bench_eval.json"
     if saved.is_file():
         old = json.loads(saved.read_text())
         if old.get("key") == key:
             return {**old["result"], "reused": True}
     result = evaluate_student(cfg, teacher=teacher)
-    out = {"flat": flat_metrics(result, "student"), "teacher_flat": flat_metrics(result, "teacher"),
-           "command": eval_command(cfg), "seconds": result.get("seconds"), "raw": _jsonable(result)}
+    out = {
+        "flat": flat_metrics(result, "student"),
+        "teacher_flat": flat_metrics(result, "teacher"),
+        "command": eval_command(cfg),
+        "seconds": result.get("seconds"),
+        "raw": _jsonable(result),
+    }
     saved.write_text(json.dumps({"key": key, "result": out}))
     return {**out, "reused": False}
 
 
 METRICS = {  # key -> (label, higher is better)
-    "ppl": ("held-out perplexity", False), "ce": ("held-out cross-entropy (nats)", False),
-    "accuracy": ("next-token accuracy", True), "kl": ("KL(teacher || student), tau=2", False),
-    "top1_agreement": ("top-1 agreement with the teacher", True), "wic_accuracy": ("WiC accuracy", True),
-    "synant_gap": ("syn/ant: mean cos syn - ant", True), "synant_auc": ("syn/ant: ROC AUC", True),
+    "ppl": ("held-out perplexity", False),
+    "ce": ("held-out cross-entropy (nats)", False),
+    "accuracy": ("next-token accuracy", True),
+    "kl": ("KL(teacher || student), tau=2", False),
+    "top1_agreement": ("top-1 agreement with the teacher", True),
+    "wic_accuracy": ("WiC accuracy", True),
+    "synant_gap": ("syn/ant: mean cos syn - ant", True),
+    "synant_auc": ("syn/ant: ROC AUC", True),
 }
 COST = {"step_time_s": ("training time per step (s)", False), "max_rss_mb": ("peak memory, RSS (MB)", False)}
 
@@ -666,7 +863,9 @@ def flat_metrics(result: dict[str, Any], side: str) -> dict[str, float | None]:
     held, wic, synant = result["heldout"], result["wic"], result["synant"]
     ok = lambda part: part.get("status") == "ok" and isinstance(part.get(side), dict)  # noqa: E731
     return {
-        "ppl": held[side]["ppl"], "ce": held[side]["ce"], "accuracy": held[side]["accuracy"],
+        "ppl": held[side]["ppl"],
+        "ce": held[side]["ce"],
+        "accuracy": held[side]["accuracy"],
         "kl": held["kl"] if side == "student" else 0.0,
         "top1_agreement": held["top1_agreement"] if side == "student" else 1.0,
         "wic_accuracy": wic[side]["accuracy"] if ok(wic) else None,
@@ -683,8 +882,12 @@ def _jsonable(value: Any) -> Any:
 def describe(values: list[float | None]) -> dict[str, Any]:
     """Mean and sample standard deviation (None with fewer than 2 values) of the non-missing values."""
     xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    return {"mean": float(np.mean(xs)) if xs else None,
-            "std": float(np.std(xs, ddof=1)) if len(xs) >= 2 else None, "n": len(xs), "values": values}
+    return {
+        "mean": float(np.mean(xs)) if xs else None,
+        "std": float(np.std(xs, ddof=1)) if len(xs) >= 2 else None,
+        "n": len(xs),
+        "values": values,
+    }
 
 
 def paired(a: list[float], b: list[float], seed: int = 0) -> dict[str, Any]:
@@ -692,8 +895,15 @@ def paired(a: list[float], b: list[float], seed: int = 0) -> dict[str, Any]:
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
     d = np.asarray([x - y for x, y in pairs], np.float64)
     n = len(d)
-    out: dict[str, Any] = {"n": n, "diffs": d.tolist(), "mean": float(d.mean()) if n else None, "sd": None,
-                           "t_ci95": None, "p_value": None, "bootstrap_ci95": None}
+    out: dict[str, Any] = {
+        "n": n,
+        "diffs": d.tolist(),
+        "mean": float(d.mean()) if n else None,
+        "sd": None,
+        "t_ci95": None,
+        "p_value": None,
+        "bootstrap_ci95": None,
+    }
     if n < 2:
         return out
     from scipy import stats
@@ -733,13 +943,28 @@ def schedule_criteria(runs: list[dict[str, Any]], start_ppl: float, steps: int) 
         before_tail = [p for p in curve if p["step"] <= tail_start] or curve[:1]
         at = before_tail[-1]
         gain = (at["ppl"] - final) / at["ppl"]
-        per_run.append({"arm": r["arm"], "seed": r["seed"], "start_ppl": start_ppl, "final_ppl": final,
-                        "fall": start_ppl / final, "fell_enough": start_ppl / final >= FALL_FACTOR,
-                        "tail_from_step": at["step"], "tail_gain": gain, "flattened": gain < FLAT_GAIN})
+        per_run.append(
+            {
+                "arm": r["arm"],
+                "seed": r["seed"],
+                "start_ppl": start_ppl,
+                "final_ppl": final,
+                "fall": start_ppl / final,
+                "fell_enough": start_ppl / final >= FALL_FACTOR,
+                "tail_from_step": at["step"],
+                "tail_gain": gain,
+                "flattened": gain < FLAT_GAIN,
+            }
+        )
     kd = [p for p in per_run if p["arm"] == "kd"]
-    return {"fall_factor": FALL_FACTOR, "flat_tail": FLAT_TAIL, "flat_gain": FLAT_GAIN, "runs": per_run,
-            "kd_fell_enough": bool(kd) and all(p["fell_enough"] for p in kd),
-            "kd_flattened": bool(kd) and all(p["flattened"] for p in kd)}
+    return {
+        "fall_factor": FALL_FACTOR,
+        "flat_tail": FLAT_TAIL,
+        "flat_gain": FLAT_GAIN,
+        "runs": per_run,
+        "kd_fell_enough": bool(kd) and all(p["fell_enough"] for p in kd),
+        "kd_flattened": bool(kd) and all(p["flattened"] for p in kd),
+    }
 
 
 def aggregate(runs: list[dict[str, Any]], arms: list[str], seeds: list[int]) -> tuple[dict, dict]:
@@ -756,8 +981,11 @@ def aggregate(runs: list[dict[str, Any]], arms: list[str], seeds: list[int]) -> 
     for a, b in comparisons_for(arms):
         comp = {}
         for k, (_, higher) in {**METRICS, **COST}.items():
-            get = (lambda r, k=k: r["step_time_s"]["median"]) if k == "step_time_s" else (
-                lambda r, k=k: r["max_rss_mb"] if k == "max_rss_mb" else r["metrics"].get(k))
+            get = (
+                (lambda r, k=k: r["step_time_s"]["median"])
+                if k == "step_time_s"
+                else (lambda r, k=k: r["max_rss_mb"] if k == "max_rss_mb" else r["metrics"].get(k))
+            )
             c = paired([get(by[(a, s)]) for s in seeds], [get(by[(b, s)]) for s in seeds])
             c["verdict"] = verdict(c, higher)
             comp[k] = c
@@ -766,12 +994,20 @@ def aggregate(runs: list[dict[str, Any]], arms: list[str], seeds: list[int]) -> 
 
 
 # -- 7. plots -----------------------------------------------------------------------------------
-ARM_COLORS = {"kd": "#1f77b4", "kd_hidden": "#ff7f0e", "dskd": "#2ca02c", "dskd_kappa1": "#d62728",
-              "dskd_lambda0.5": "#9467bd", "dskd_lambda1.5": "#8c564b", "dskd_own_negative": "#e377c2"}
+ARM_COLORS = {
+    "kd": "#1f77b4",
+    "kd_hidden": "#ff7f0e",
+    "dskd": "#2ca02c",
+    "dskd_kappa1": "#d62728",
+    "dskd_lambda0.5": "#9467bd",
+    "dskd_lambda1.5": "#8c564b",
+    "dskd_own_negative": "#e377c2",
+}
 
 
-def plot_curves(runs: list[dict[str, Any]], arms: list[str], start_ppl: float, teacher_ppl: float, path: Path,
-                title: str) -> None:
+def plot_curves(
+    runs: list[dict[str, Any]], arms: list[str], start_ppl: float, teacher_ppl: float, path: Path, title: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -818,20 +1054,33 @@ def plot_bars(table: dict[str, Any], arms: list[str], reference: dict[str, Any],
             ax.bar(i, d["mean"], yerr=d["std"] or 0, color=ARM_COLORS[arm], capsize=4, alpha=0.85)
             pts = [v for v in d["values"] if v is not None]
             ax.scatter([i] * len(pts), pts, color="k", s=8, zorder=3)
-        refs = [f"{name} {reference[name][key]:.4g}" for name in ("teacher", "untrained")
-                if reference.get(name, {}).get(key) is not None]
-        ax.set_xticks(range(len(arms)), [ARM_LABELS[a] for a in arms], fontsize=8,
-                      rotation=30 if len(arms) > 3 else 0, ha="right" if len(arms) > 3 else "center")
+        refs = [
+            f"{name} {reference[name][key]:.4g}"
+            for name in ("teacher", "untrained")
+            if reference.get(name, {}).get(key) is not None
+        ]
+        ax.set_xticks(
+            range(len(arms)),
+            [ARM_LABELS[a] for a in arms],
+            fontsize=8,
+            rotation=30 if len(arms) > 3 else 0,
+            ha="right" if len(arms) > 3 else "center",
+        )
         # the references as text: on a zoomed axis they usually lie outside it
-        ax.set_title(f"{label} ({'higher' if higher else 'lower'} is better)" + ("\n" + ", ".join(refs) if refs
-                                                                                  else ""), fontsize=8)
-        spans = [(d["mean"] - (d["std"] or 0), d["mean"] + (d["std"] or 0), *[v for v in d["values"] if v is not None])
-                 for d in (table[a][key] for a in arms) if d["mean"] is not None]
+        ax.set_title(
+            f"{label} ({'higher' if higher else 'lower'} is better)" + ("\n" + ", ".join(refs) if refs else ""),
+            fontsize=8,
+        )
+        spans = [
+            (d["mean"] - (d["std"] or 0), d["mean"] + (d["std"] or 0), *[v for v in d["values"] if v is not None])
+            for d in (table[a][key] for a in arms)
+            if d["mean"] is not None
+        ]
         lo, hi = min((min(x) for x in spans), default=0.0), max((max(x) for x in spans), default=1.0)
         if key not in COST and hi > lo:  # zoom on the arms: their differences are small next to the values
             pad = (hi - lo) * 0.8
             ax.set_ylim(lo - pad, hi + pad)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -843,8 +1092,9 @@ def plot_bars(table: dict[str, Any], arms: list[str], reference: dict[str, Any],
 def required_flags(arms: list[str]) -> list[str]:
     """The `sensekit distill` flags this benchmark needs that the installed CLI lacks."""
     env = {**child_env(), "COLUMNS": "300"}  # rich cuts long flag names to the terminal width
-    out = subprocess.run([*sensekit_cmd(), "distill", "--help"], capture_output=True, text=True, env=env,
-                         cwd=str(REPO), timeout=300)
+    out = subprocess.run(
+        [*sensekit_cmd(), "distill", "--help"], capture_output=True, text=True, env=env, cwd=str(REPO), timeout=300
+    )
     text = re.sub(r"\s+", " ", out.stdout + out.stderr)
     need = {"--student-layers", "--train-layers", "--cache", "--eval-data", "--eval-every"}
     for arm in arms:
@@ -856,17 +1106,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, few steps, a small store: every path in < 10 min")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3; 1 with --quick)")
-    ap.add_argument("--steps", type=int, default=None,
-                    help=f"optimizer steps per run (default {FULL.steps}; {QUICK.steps} with --quick)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"optimizer steps per run (default {FULL.steps}; {QUICK.steps} with --quick)",
+    )
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms (default: {','.join(ARMS)})")
-    ap.add_argument("--ablations", action="store_true",
-                    help=f"add the DSKD ablation arms ({', '.join(ABLATIONS)}); default output "
-                         "kd_vs_dskd-ablations.json. With the same --work, finished runs are reused")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="result JSON (default benchmarks/results/kd_vs_dskd.json, -quick with --quick); PNGs beside")
-    ap.add_argument("--work", type=Path, default=None,
-                    help="work folder for splits, store, runs (default $TMPDIR/sensekit-kd-vs-dskd[-quick]); "
-                         "finished stages of the same settings are reused")
+    ap.add_argument(
+        "--ablations",
+        action="store_true",
+        help=f"add the DSKD ablation arms ({', '.join(ABLATIONS)}); default output "
+        "kd_vs_dskd-ablations.json. With the same --work, finished runs are reused",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="result JSON (default benchmarks/results/kd_vs_dskd.json, -quick with --quick); PNGs beside",
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="work folder for splits, store, runs (default $TMPDIR/sensekit-kd-vs-dskd[-quick]); "
+        "finished stages of the same settings are reused",
+    )
     return ap.parse_args(argv)
 
 
@@ -895,10 +1160,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     (work / "logs").mkdir(parents=True, exist_ok=True)
     stage = Stages()
-    report: dict[str, Any] = {"benchmark": "kd_vs_dskd", "quick": args.quick, "argv": sys.argv[1:],
-                              "command": shlex.join([sys.executable, *sys.argv]), "scale": dataclasses.asdict(scale),
-                              "eval_every": eval_every,
-                              "arms": {a: ALL_ARMS[a] for a in arms}, "work": str(work), "machine": machine()}
+    report: dict[str, Any] = {
+        "benchmark": "kd_vs_dskd",
+        "quick": args.quick,
+        "argv": sys.argv[1:],
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "scale": dataclasses.asdict(scale),
+        "eval_every": eval_every,
+        "arms": {a: ALL_ARMS[a] for a in arms},
+        "work": str(work),
+        "machine": machine(),
+    }
     seeds = list(range(scale.seeds))
 
     with stage("split"):
@@ -926,13 +1198,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for seed in seeds:  # seeds outermost, arms interleaved: drifting machine load hits every arm alike
             for arm in arms:
                 run_dir = work / "runs" / f"{arm}-seed{seed}"
-                cmd = distill_command(arm, seed, student["chosen"], scale, scale.steps, eval_every, files,
-                                      store, run_dir)
+                cmd = distill_command(
+                    arm, seed, student["chosen"], scale, scale.steps, eval_every, files, store, run_dir
+                )
                 runs.append(run_arm(arm, seed, cmd, run_dir, work / "prefix-cache", files, store_id))
                 recorded = (runs[-1]["student_config"].get("sensekit") or {}).get("teacher_layers")
                 if recorded is not None and list(recorded) != parse_layers(student["chosen"]):
-                    raise RuntimeError(f"{run_dir}: the student kept teacher layers {recorded}, "
-                                       f"not {student['chosen']}")
+                    raise RuntimeError(
+                        f"{run_dir}: the student kept teacher layers {recorded}, not {student['chosen']}"
+                    )
 
     reference: dict[str, Any] = {}
     with stage("evaluate"):
@@ -942,15 +1216,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             m = student_metrics(teacher, Path(r["run_dir"]) / "student", store, files["test"], scale, store_id)
             r["metrics"], r["eval_command"], r["eval_seconds"] = m["flat"], m["command"], m["seconds"]
             r["eval_raw"] = m["raw"]
-            log(f"{r['arm']} seed {r['seed']}: test ppl {m['flat']['ppl']:.2f}, WiC {m['flat']['wic_accuracy']}, "
-                f"syn/ant gap {m['flat']['synant_gap']}")
+            log(
+                f"{r['arm']} seed {r['seed']}: test ppl {m['flat']['ppl']:.2f}, WiC {m['flat']['wic_accuracy']}, "
+                f"syn/ant gap {m['flat']['synant_gap']}"
+            )
         synant_source = base["raw"]["synant"].get("source")
 
     with stage("training-window leak check"):
         from distill.data import iter_documents, pack_documents
 
-        held = {"dev": dev_windows(teacher, files["dev"], dataclasses.replace(scale, dev_batches=10**6)),
-                "test": pack_documents(iter_documents([files["test"]]), teacher.tokenizer, scale.seq_len)}
+        held = {
+            "dev": dev_windows(teacher, files["dev"], dataclasses.replace(scale, dev_batches=10**6)),
+            "test": pack_documents(iter_documents([files["test"]]), teacher.tokenizer, scale.seq_len),
+        }
         leaks["training_windows"] = training_windows_check([Path(r["run_dir"]) for r in runs], held)
 
     with stage("statistics and plots"):
@@ -958,30 +1236,61 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         schedule = schedule_criteria(runs, student["dev_ppl_before"], scale.steps)
         out.parent.mkdir(parents=True, exist_ok=True)
         curves_png, bars_png = out.with_name(out.stem + "-curves.png"), out.with_name(out.stem + "-metrics.png")
-        what = (f"SmolLM2-135M teacher, student layers {student['chosen']} ({TRAIN_LAYERS} train), "
-                f"{scale.steps} steps x {scale.batch_size}x{scale.seq_len} tokens, {len(seeds)} seed(s)")
-        plot_curves(runs, arms, student["dev_ppl_before"], student["teacher_dev_ppl"], curves_png,
-                    f"dev perplexity during training (band: min-max over seeds)\n{what}")
-        plot_bars(table, arms, reference, bars_png, f"test-split metrics, mean +- std over seeds (dots: seeds; "
-                  f"quality axes zoomed, bars do not start at 0)\n{what}")
+        what = (
+            f"SmolLM2-135M teacher, student layers {student['chosen']} ({TRAIN_LAYERS} train), "
+            f"{scale.steps} steps x {scale.batch_size}x{scale.seq_len} tokens, {len(seeds)} seed(s)"
+        )
+        plot_curves(
+            runs,
+            arms,
+            student["dev_ppl_before"],
+            student["teacher_dev_ppl"],
+            curves_png,
+            f"dev perplexity during training (band: min-max over seeds)\n{what}",
+        )
+        plot_bars(
+            table,
+            arms,
+            reference,
+            bars_png,
+            f"test-split metrics, mean +- std over seeds (dots: seeds; "
+            f"quality axes zoomed, bars do not start at 0)\n{what}",
+        )
 
-    report.update({
-        "data": {k: v for k, v in splits.items()},
-        "store": {"path": str(store), "build": build, "meta": facts["meta"], "counts": facts["counts"],
-                  "context_docs": len(facts["context_doc_ids"])},
-        "leak_check": leaks, "student": student, "teacher_test": reference["teacher"],
-        "untrained_student_test": reference["untrained"], "synant_pairs": synant_source,
-        "runs": [{k: v for k, v in r.items() if k != "eval_raw"} for r in runs],
-        "eval_raw": {f"{r['arm']}-seed{r['seed']}": r["eval_raw"] for r in runs} | {"untrained": base["raw"]},
-        "metrics": table, "comparisons": comparisons, "schedule": schedule,
-        "commands": {"benchmark": shlex.join([sys.executable, *sys.argv]), "build": shlex.join(build["command"]),
-                     "distill": {f"{r['arm']}-seed{r['seed']}": shlex.join(r["command"]) for r in runs},
-                     "eval_student": {f"{r['arm']}-seed{r['seed']}": shlex.join(r["eval_command"]) for r in runs}
-                     | {"untrained": shlex.join(base["command"])}},
-        "plots": {"curves": str(curves_png.relative_to(REPO) if curves_png.is_relative_to(REPO) else curves_png),
-                  "metrics": str(bars_png.relative_to(REPO) if bars_png.is_relative_to(REPO) else bars_png)},
-        "notes": notes(synant_source),
-    })
+    report.update(
+        {
+            "data": {k: v for k, v in splits.items()},
+            "store": {
+                "path": str(store),
+                "build": build,
+                "meta": facts["meta"],
+                "counts": facts["counts"],
+                "context_docs": len(facts["context_doc_ids"]),
+            },
+            "leak_check": leaks,
+            "student": student,
+            "teacher_test": reference["teacher"],
+            "untrained_student_test": reference["untrained"],
+            "synant_pairs": synant_source,
+            "runs": [{k: v for k, v in r.items() if k != "eval_raw"} for r in runs],
+            "eval_raw": {f"{r['arm']}-seed{r['seed']}": r["eval_raw"] for r in runs} | {"untrained": base["raw"]},
+            "metrics": table,
+            "comparisons": comparisons,
+            "schedule": schedule,
+            "commands": {
+                "benchmark": shlex.join([sys.executable, *sys.argv]),
+                "build": shlex.join(build["command"]),
+                "distill": {f"{r['arm']}-seed{r['seed']}": shlex.join(r["command"]) for r in runs},
+                "eval_student": {f"{r['arm']}-seed{r['seed']}": shlex.join(r["eval_command"]) for r in runs}
+                | {"untrained": shlex.join(base["command"])},
+            },
+            "plots": {
+                "curves": str(curves_png.relative_to(REPO) if curves_png.is_relative_to(REPO) else curves_png),
+                "metrics": str(bars_png.relative_to(REPO) if bars_png.is_relative_to(REPO) else bars_png),
+            },
+            "notes": notes(synant_source),
+        }
+    )
     report["machine"]["load_average_at_end"] = list(os.getloadavg())
     report["stages_s"] = stage.seconds
     report["stages_cpu_s"] = stage.cpu_seconds
@@ -1007,8 +1316,10 @@ def notes(synant_source: str | None) -> list[str]:
 
 def print_summary(report: dict[str, Any], arms: list[str], out: Path) -> None:
     table = report["metrics"]
-    print(f"student {report['student']['chosen']}: dev ppl before {report['student']['dev_ppl_before']:.1f}, "
-          f"teacher {report['student']['teacher_dev_ppl']:.2f}")
+    print(
+        f"student {report['student']['chosen']}: dev ppl before {report['student']['dev_ppl_before']:.1f}, "
+        f"teacher {report['student']['teacher_dev_ppl']:.2f}"
+    )
     keys = [*METRICS, *COST]
     print("metric".ljust(34) + "".join(ARM_LABELS[a].rjust(22) for a in arms))
     for k in keys:

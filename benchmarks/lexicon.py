@@ -64,7 +64,9 @@ def rename(line: bytes, suffix: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a run under a minute")
-    ap.add_argument("--dump", type=Path, default=shared_dir() / "data" / "wiktionary" / "enwiktionary-test-pages-articles.xml.bz2")
+    ap.add_argument(
+        "--dump", type=Path, default=shared_dir() / "data" / "wiktionary" / "enwiktionary-test-pages-articles.xml.bz2"
+    )
     ap.add_argument("--entries", type=int, default=None)
     ap.add_argument("--processes", type=int, default=2)
     args = ap.parse_args()
@@ -76,9 +78,16 @@ def main() -> None:
         dump = head_of_dump(args.dump, 80, tmp / "head.xml") if args.quick else args.dump
         stats: dict = {}
         entries = list(dump_entries(dump, processes=args.processes, lang_code="en", full=True, stats=stats))
-        result.update(dump_pages=stats["pages"], dump_entries=stats["entries"], dump_seconds=round(stats["seconds"], 2),
-                      dump_pages_per_s=round(stats["pages"] / stats["seconds"], 1), dump_processes=args.processes)
-        print(f"dump: {stats['pages']} pages -> {stats['entries']} entries in {stats['seconds']:.1f} s", file=sys.stderr)
+        result.update(
+            dump_pages=stats["pages"],
+            dump_entries=stats["entries"],
+            dump_seconds=round(stats["seconds"], 2),
+            dump_pages_per_s=round(stats["pages"] / stats["seconds"], 1),
+            dump_processes=args.processes,
+        )
+        print(
+            f"dump: {stats['pages']} pages -> {stats['entries']} entries in {stats['seconds']:.1f} s", file=sys.stderr
+        )
 
         import orjson
 
@@ -91,7 +100,11 @@ def main() -> None:
                     if i >= n_entries:
                         break
                     copy_no = i // len(entries)
-                    fh.write(lines[i % len(lines)] if copy_no == 0 else orjson.dumps(rename(lines[i % len(lines)], f"_{copy_no}")))
+                    fh.write(
+                        lines[i % len(lines)]
+                        if copy_no == 0
+                        else orjson.dumps(rename(lines[i % len(lines)], f"_{copy_no}"))
+                    )
                     fh.write(b"\n")
                     i += 1
         size = path.stat().st_size
@@ -99,8 +112,13 @@ def main() -> None:
         t0 = time.perf_counter()
         pairs = list(kaikki_pairs(path, report))
         dt = time.perf_counter() - t0
-        result.update(kaikki_entries=report.read, kaikki_bytes=size, kaikki_seconds=round(dt, 2),
-                      kaikki_entries_per_s=round(report.read / dt), kaikki_pairs=len(pairs))
+        result.update(
+            kaikki_entries=report.read,
+            kaikki_bytes=size,
+            kaikki_seconds=round(dt, 2),
+            kaikki_entries_per_s=round(report.read / dt),
+            kaikki_pairs=len(pairs),
+        )
         print(f"kaikki: {report.read} entries ({size / 1e6:.0f} MB) in {dt:.2f} s", file=sys.stderr)
         t0 = time.perf_counter()
         rows = normalize(pairs)
@@ -108,14 +126,21 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     n_tok, k, d = 5000, 10, 1024
-    table = SenseTable(np.repeat(np.arange(n_tok), k), np.tile(np.arange(k), n_tok),
-                       rng.standard_normal((n_tok * k, d), dtype=np.float32))
+    table = SenseTable(
+        np.repeat(np.arange(n_tok), k),
+        np.tile(np.arange(k), n_tok),
+        rng.standard_normal((n_tok * k, d), dtype=np.float32),
+    )
     spans = [tuple(rng.integers(0, n_tok, size=int(rng.integers(2, 4)))) for _ in range(1000)]
     span_clouds(table, spans[:10])
     t0 = time.perf_counter()
     s_idx, _, emb = span_clouds(table, spans)
-    result.update(span_cloud_ms_per_1000=round((time.perf_counter() - t0) * 1000, 1), span_cloud_dim=d,
-                  span_cloud_k=k, span_cloud_rows=int(len(s_idx)))
+    result.update(
+        span_cloud_ms_per_1000=round((time.perf_counter() - t0) * 1000, 1),
+        span_cloud_dim=d,
+        span_cloud_k=k,
+        span_cloud_rows=int(len(s_idx)),
+    )
     print(json.dumps(result))
 
 

@@ -49,23 +49,43 @@ def build_store(path: Path, n_senses: int, dim: int, seed: int = 0) -> None:
     # Clustered: each token's senses sit around a few of 2,000 shared centres.
     centres = rng.standard_normal((2000, dim)).astype(np.float32)
     owners = np.repeat(np.arange(n_tokens), SENSES_PER_TOKEN)
-    vectors = centres[rng.integers(0, len(centres), n_senses)] + 0.5 * rng.standard_normal((n_senses, dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), n_senses)] + 0.5 * rng.standard_normal((n_senses, dim)).astype(
+        np.float32
+    )
     pairs = rng.integers(0, n_tokens, (n_tokens * 2, 2))
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     kinds = np.where(rng.random(len(pairs)) < 0.8, "syn", "ant")
     heads = [word_of(a) for a in pairs[:, 0]] + [word_of(b) for b in pairs[:, 1]]
-    related = heads[len(pairs):] + heads[: len(pairs)]
+    related = heads[len(pairs) :] + heads[: len(pairs)]
     with StoreWriter(path, dim=dim, tokenizer_json=tok_path, provenance={"teacher": "synthetic"}) as w:
         w.add_tokens(np.arange(n_tokens), [" " + word_of(i) for i in range(n_tokens)], np.full(n_tokens, 100))
-        sids = w.add_senses(vectors, np.tile(np.arange(SENSES_PER_TOKEN), n_tokens), np.full(n_senses, 10), token_ids=owners)
-        w.add_contexts({"sense_id": sids, "rank": np.zeros(n_senses, np.int16), "doc_id": ["synthetic"] * n_senses,
-                        "char_start": np.zeros(n_senses, np.int32), "char_end": np.full(n_senses, 5, np.int32),
-                        "snippet": ["a context snippet around the key token"] * n_senses,
-                        "mark_start": np.full(n_senses, 2, np.int32), "mark_end": np.full(n_senses, 9, np.int32),
-                        "distance": np.zeros(n_senses, np.float32)})
+        sids = w.add_senses(
+            vectors, np.tile(np.arange(SENSES_PER_TOKEN), n_tokens), np.full(n_senses, 10), token_ids=owners
+        )
+        w.add_contexts(
+            {
+                "sense_id": sids,
+                "rank": np.zeros(n_senses, np.int16),
+                "doc_id": ["synthetic"] * n_senses,
+                "char_start": np.zeros(n_senses, np.int32),
+                "char_end": np.full(n_senses, 5, np.int32),
+                "snippet": ["a context snippet around the key token"] * n_senses,
+                "mark_start": np.full(n_senses, 2, np.int32),
+                "mark_end": np.full(n_senses, 9, np.int32),
+                "distance": np.zeros(n_senses, np.float32),
+            }
+        )
         w.add_words([word_of(i) for i in range(n_tokens)], [[i] for i in range(n_tokens)], [None] * n_tokens)
-        w.replace_relations("synthetic", {"head": heads, "related": related, "kind": list(kinds) * 2,
-                                          "derived": [False] * len(heads), "provenance": [{"gloss": "synthetic"}] * len(heads)})
+        w.replace_relations(
+            "synthetic",
+            {
+                "head": heads,
+                "related": related,
+                "kind": list(kinds) * 2,
+                "derived": [False] * len(heads),
+                "provenance": [{"gloss": "synthetic"}] * len(heads),
+            },
+        )
 
 
 def p50_ms(fn, args) -> float:
@@ -104,7 +124,9 @@ def main() -> None:
     store = open_store(path, ef=args.ef)
     open_s = time.perf_counter() - t
     emb = store.sense_matrix()["embedding"]
-    queries = emb[rng.integers(0, n_senses, args.queries)] + 0.3 * rng.standard_normal((args.queries, args.dim)).astype(np.float32)
+    queries = emb[rng.integers(0, n_senses, args.queries)] + 0.3 * rng.standard_normal((args.queries, args.dim)).astype(
+        np.float32
+    )
 
     for w in words[:20]:  # warm-up: DuckDB plans, page cache
         store.senses(w), store.relations(w), store.neighbors(queries[0])
@@ -136,16 +158,27 @@ def main() -> None:
     cold = []
     for w in words[:5]:
         t = time.perf_counter()
-        subprocess.run(cmd + ["query", w, "--store", str(path), "--json"] + (["--ef", str(args.ef)] if args.ef else []), check=True, capture_output=True)
+        subprocess.run(
+            cmd + ["query", w, "--store", str(path), "--json"] + (["--ef", str(args.ef)] if args.ef else []),
+            check=True,
+            capture_output=True,
+        )
         cold.append(time.perf_counter() - t)
 
     result = {
-        "senses_p50_ms": round(senses_ms, 3), "relations_p50_ms": round(relations_ms, 3),
-        "neighbors_p50_ms": round(neighbors_ms, 3), "recall_at_10": round(recall, 4),
-        "overhead_vs_hnswlib": round(overhead, 3), "cli_cold_start_s": round(statistics.median(cold), 3),
-        "open_store_s": round(open_s, 3), "n_senses": n_senses, "dim": args.dim, "ef": args.ef or store.meta["index"]["ef"],
+        "senses_p50_ms": round(senses_ms, 3),
+        "relations_p50_ms": round(relations_ms, 3),
+        "neighbors_p50_ms": round(neighbors_ms, 3),
+        "recall_at_10": round(recall, 4),
+        "overhead_vs_hnswlib": round(overhead, 3),
+        "cli_cold_start_s": round(statistics.median(cold), 3),
+        "open_store_s": round(open_s, 3),
+        "n_senses": n_senses,
+        "dim": args.dim,
+        "ef": args.ef or store.meta["index"]["ef"],
         "store_build_s": round(build_s, 1) if build_s else None,
-        "machine": f"{platform.machine()} {os.cpu_count()} cores", "quick": args.quick,
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "quick": args.quick,
     }
     print(json.dumps(result))
 

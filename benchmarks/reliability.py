@@ -41,9 +41,12 @@ sys.path[:0] = [str(ROOT), str(TESTS)]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 SUITES = {
-    "bad_input": "test_reliability_bad_input.py", "fuzz": "test_reliability_fuzz.py",
-    "kills": "test_reliability_kills.py", "mismatches": "test_reliability_mismatches.py",
-    "concurrency": "test_reliability_concurrency.py", "reproducibility": "test_reliability_reproducibility.py",
+    "bad_input": "test_reliability_bad_input.py",
+    "fuzz": "test_reliability_fuzz.py",
+    "kills": "test_reliability_kills.py",
+    "mismatches": "test_reliability_mismatches.py",
+    "concurrency": "test_reliability_concurrency.py",
+    "reproducibility": "test_reliability_reproducibility.py",
     "families": "test_families.py",
 }
 GUARDS_DATA = ("kills", "concurrency", "reproducibility")  # a failure here may mean lost or wrong data
@@ -67,8 +70,7 @@ def run_tests(extra: list[str]) -> dict[str, dict[str, str]]:
 
     plugin = Outcomes()
     os.chdir(ROOT)
-    pytest.main([str(TESTS / f) for f in SUITES.values()] + ["-q", "-p", "no:cacheprovider", *extra],
-                plugins=[plugin])
+    pytest.main([str(TESTS / f) for f in SUITES.values()] + ["-q", "-p", "no:cacheprovider", *extra], plugins=[plugin])
     by_suite: dict[str, dict[str, str]] = {s: {} for s in SUITES}
     for nodeid, outcome in plugin.results.items():
         for suite, file in SUITES.items():
@@ -114,8 +116,16 @@ def concurrency(work: Path, n_senses: int, processes: int, queries: int, writes_
 
     def relations_add() -> None:
         with StoreWriter.update(store) as w:
-            w.replace_relations("bench:extra", {"head": ["w0", "w1"], "related": ["w1", "w0"], "kind": ["ant", "ant"],
-                                                "derived": [False, False], "provenance": [None, None]})
+            w.replace_relations(
+                "bench:extra",
+                {
+                    "head": ["w0", "w1"],
+                    "related": ["w1", "w0"],
+                    "kind": ["ant", "ant"],
+                    "derived": [False, False],
+                    "provenance": [None, None],
+                },
+            )
 
     t0 = time.perf_counter()
     build_store(store, n_senses, 64)  # version 0 (a rebuild gives it again: same inputs and seed)
@@ -126,16 +136,23 @@ def concurrency(work: Path, n_senses: int, processes: int, queries: int, writes_
     (work / "expected.json").write_text(json.dumps(expected))
     build_store(store, n_senses, 64)  # back to version 0 for the readers
 
-    alone = C.collect(C.start_readers(store, work / "expected.json", work, processes, queries, reopen_every=0),
-                      timeout=1800)
+    alone = C.collect(
+        C.start_readers(store, work / "expected.json", work, processes, queries, reopen_every=0), timeout=1800
+    )
     procs = C.start_readers(store, work / "expected.json", work, processes, writes_queries, reopen_every=100)
     replacements = 0
     while any(p.poll() is None for p, _ in procs):
         (relations_add if replacements % 2 == 0 else lambda: build_store(store, n_senses, 64))()
         replacements += 1
     during = C.collect(procs, timeout=1800)
-    return {"alone": alone, "during_writes": during, "replacements": replacements, "words": len(words),
-            "store_senses": n_senses, "store_build_s": round(build_seconds, 1)}
+    return {
+        "alone": alone,
+        "during_writes": during,
+        "replacements": replacements,
+        "words": len(words),
+        "store_senses": n_senses,
+        "store_build_s": round(build_seconds, 1),
+    }
 
 
 def main() -> None:
@@ -151,8 +168,13 @@ def main() -> None:
     tests = run_tests(args.pytest_args.split())
     t_tests = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="sensekit-reliability-") as tmp:
-        conc = concurrency(Path(tmp), 20_000 if args.quick else 200_000, args.processes, args.queries,
-                           args.queries // 4 if args.quick else args.queries)
+        conc = concurrency(
+            Path(tmp),
+            20_000 if args.quick else 200_000,
+            args.processes,
+            args.queries,
+            args.queries // 4 if args.quick else args.queries,
+        )
 
     n_families, exact, not_exact = families_exact(tests["families"])
     kills = tests["kills"]
@@ -161,7 +183,8 @@ def main() -> None:
     summary = {
         "bad_inputs_tried": len(tests["bad_input"]) - _count(tests["bad_input"], "skipped"),
         "bad_inputs_clean": _count(tests["bad_input"], "passed"),
-        "fuzz_tests_passed": _count(tests["fuzz"], "passed"), "fuzz_tests": len(tests["fuzz"]),
+        "fuzz_tests_passed": _count(tests["fuzz"], "passed"),
+        "fuzz_tests": len(tests["fuzz"]),
         "kills_tried": len(kills) - _count(kills, "skipped"),
         "kills_survived": _count(kills, "passed"),
         "resumes_equal": _count(kills, "passed", r"resume"),
@@ -174,20 +197,28 @@ def main() -> None:
         "queries_during_writes": args.processes * (args.queries // 4 if args.quick else args.queries),
         "store_replacements_during_queries": conc["replacements"],
         "families_exact": n_families,
-        "data_lost": failed_guards + alone["wrong"] + alone["unknown_version"] + during["wrong"]
+        "data_lost": failed_guards
+        + alone["wrong"]
+        + alone["unknown_version"]
+        + during["wrong"]
         + during["unknown_version"],
         "skipped": sum(_count(t, "skipped") for t in tests.values()),
         "tests_failed": sum(_count(t, "failed") for t in tests.values()),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     details = {
-        "quick": args.quick, "tests_s": round(t_tests, 1), "families": exact, "families_not_exact": not_exact,
+        "quick": args.quick,
+        "tests_s": round(t_tests, 1),
+        "families": exact,
+        "families_not_exact": not_exact,
         "failed": sorted(n for t in tests.values() for n, o in t.items() if o == "failed"),
         "skipped": sorted(n for t in tests.values() for n, o in t.items() if o == "skipped"),
-        "concurrency": {**{k: v for k, v in conc.items() if k not in ("alone", "during_writes")},
-                        "alone": {k: v for k, v in alone.items() if k != "errors"},
-                        "during_writes": {k: v for k, v in during.items() if k != "errors"},
-                        "errors": (alone["errors"] + during["errors"])[:20]},
+        "concurrency": {
+            **{k: v for k, v in conc.items() if k not in ("alone", "during_writes")},
+            "alone": {k: v for k, v in alone.items() if k != "errors"},
+            "during_writes": {k: v for k, v in during.items() if k != "errors"},
+            "errors": (alone["errors"] + during["errors"])[:20],
+        },
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
     }
     out = args.out or ROOT / "benchmarks" / "results" / "reliability.json"

@@ -45,8 +45,10 @@ class PrefixCache:
         need = 2 * n_windows * seq_len * dim * 4
         free = _free_bytes(self.folder)
         if fresh and free is not None and need > free:
-            raise InputError(f"the frozen-prefix cache needs {need / 2**30:.1f} GiB in {self.folder} but only "
-                             f"{free / 2**30:.1f} GiB are free; free space, cut --max-windows or drop --cache")
+            raise InputError(
+                f"the frozen-prefix cache needs {need / 2**30:.1f} GiB in {self.folder} but only "
+                f"{free / 2**30:.1f} GiB are free; free space, cut --max-windows or drop --cache"
+            )
         mode = "w+" if fresh else "r+"
         self.prefix = np.memmap(self.folder / "prefix.f32", np.float32, mode, shape=self.shape)
         self.final = np.memmap(self.folder / "final.f32", np.float32, mode, shape=self.shape)

@@ -23,8 +23,15 @@ from sensekit.errors import InputError
 from .config import DistillConfig
 from .student import DistillStudent
 
-__all__ = ["TrainState", "checkpoint_folders", "save_checkpoint", "load_checkpoint", "check_same_run",
-           "RESUMABLE_CHANGES", "STATE_FILE"]
+__all__ = [
+    "TrainState",
+    "checkpoint_folders",
+    "save_checkpoint",
+    "load_checkpoint",
+    "check_same_run",
+    "RESUMABLE_CHANGES",
+    "STATE_FILE",
+]
 
 STATE_FILE = "state.pt"
 # Settings a resumed run may change; everything else must equal the checkpoint's config.
@@ -35,10 +42,10 @@ RESUMABLE_CHANGES = {"save_every", "eval_every", "eval_batches", "keep_checkpoin
 class TrainState:
     """What a checkpoint saves and restores besides the config."""
 
-    model: DistillStudent              # unwrapped (not the DDP wrapper); only its trainable parameters are saved
+    model: DistillStudent  # unwrapped (not the DDP wrapper); only its trainable parameters are saved
     optimizer: torch.optim.Optimizer
-    scheduler: Any                     # a torch LR scheduler
-    sense_gen: torch.Generator         # the sense sampling's own generator
+    scheduler: Any  # a torch LR scheduler
+    sense_gen: torch.Generator  # the sense sampling's own generator
 
 
 def checkpoint_folders(root: Path) -> list[Path]:
@@ -76,14 +83,17 @@ def load_checkpoint(folder: Path, cfg: DistillConfig, state: TrainState) -> int:
     try:
         saved = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001  (any unreadable file gets the same one-line advice)
-        raise InputError(f"checkpoint {folder} is unreadable ({type(exc).__name__}); "
-                         "delete it to resume from an older one") from None
+        raise InputError(
+            f"checkpoint {folder} is unreadable ({type(exc).__name__}); delete it to resume from an older one"
+        ) from None
     check_same_run(saved["config"], cfg)
     params = dict(state.model.trainable_named_parameters())
     missing = set(params) ^ set(saved["trainable"])
     if missing:
-        raise InputError(f"checkpoint {folder} does not fit this student (parameters {sorted(missing)[:3]}); "
-                         "resume with the run's settings")
+        raise InputError(
+            f"checkpoint {folder} does not fit this student (parameters {sorted(missing)[:3]}); "
+            "resume with the run's settings"
+        )
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(saved["trainable"][n].to(p.device))
@@ -102,5 +112,7 @@ def check_same_run(saved: dict[str, Any], cfg: DistillConfig) -> None:
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
         k = changed[0]
-        raise InputError(f"--resume: {flag(k)} is {now[k]!r} but the run in {cfg.output_dir} used "
-                         f"{saved.get(k)!r}; resume with the run's settings (see its config.toml)")
+        raise InputError(
+            f"--resume: {flag(k)} is {now[k]!r} but the run in {cfg.output_dir} used "
+            f"{saved.get(k)!r}; resume with the run's settings (see its config.toml)"
+        )

@@ -21,18 +21,39 @@ from .config import DistillConfig
 
 __all__ = ["app", "distill_cli", "distill"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Decoder-based Sense Knowledge Distillation (METHOD.md section 2).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Decoder-based Sense Knowledge Distillation (METHOD.md section 2).",
+)
 
 
 def _command_parameters() -> list[inspect.Parameter]:
     """--config and --resume, then one flag per DistillConfig field."""
     extras = [
-        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-            Optional[Path], typer.Option("--config", "-c", help="TOML file with any of these settings (flat, or under "
-                                                                "\\[distill]); flags given here override it.")]),
-        inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-            bool, typer.Option("--resume", help="Continue the run in --output-dir from its last checkpoint.")]),
+        inspect.Parameter(
+            "config",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Optional[Path],
+                typer.Option(
+                    "--config",
+                    "-c",
+                    help="TOML file with any of these settings (flat, or under "
+                    "\\[distill]); flags given here override it.",
+                ),
+            ],
+        ),
+        inspect.Parameter(
+            "resume",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[
+                bool, typer.Option("--resume", help="Continue the run in --output-dir from its last checkpoint.")
+            ],
+        ),
     ]
     return extras + cli_parameters(DistillConfig)
 
@@ -75,8 +96,10 @@ def distill_cli(**kwargs: Any) -> None:
 
 def _done_line(summary: dict[str, Any]) -> str:
     last = summary.get("last") or {}
-    line = (f"done: {summary['steps']} steps, total {last.get('total', float('nan')):.4f}; "
-            f"student in {summary['student_dir']}")
+    line = (
+        f"done: {summary['steps']} steps, total {last.get('total', float('nan')):.4f}; "
+        f"student in {summary['student_dir']}"
+    )
     if summary.get("eval"):
         line += f"; held-out ppl {summary['eval']['ppl']:.3f} (teacher {summary['eval']['teacher_ppl']:.3f})"
     return line
@@ -101,11 +124,13 @@ class _Progress:
             terms = " ".join(f"{k} {payload[k]:.4f}" for k in ("total", "kd", "ce", "sense_pos", "sense_neg", "hidden"))
             self.bar.update(self.task, completed=payload["step"], terms=f"{terms} lr {payload['lr']:.2e}")
         elif event == "eval":
-            self.console.print(f"step {payload['step']}: held-out ppl {payload['ppl']:.3f}, KL {payload['kl']:.4f}",
-                               highlight=False)
+            self.console.print(
+                f"step {payload['step']}: held-out ppl {payload['ppl']:.3f}, KL {payload['kl']:.4f}", highlight=False
+            )
         elif event in ("warning", "status"):
-            self.console.print(("[yellow]warning:[/] " if event == "warning" else "") + payload["message"],
-                               highlight=False)
+            self.console.print(
+                ("[yellow]warning:[/] " if event == "warning" else "") + payload["message"], highlight=False
+            )
 
     def _start(self, payload: dict[str, Any]) -> None:
         from rich.progress import (
@@ -117,9 +142,16 @@ class _Progress:
             TimeRemainingColumn,
         )
 
-        self.bar = Progress(TextColumn("[bold]distill"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TimeRemainingColumn(), TextColumn("{task.fields[terms]}"), console=self.console,
-                            transient=False)
+        self.bar = Progress(
+            TextColumn("[bold]distill"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[terms]}"),
+            console=self.console,
+            transient=False,
+        )
         self.bar.start()
         self.task = self.bar.add_task("distill", total=payload["total"], completed=payload["start"], terms="")
 

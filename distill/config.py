@@ -30,6 +30,7 @@ PRECISIONS = ("auto", "no", "bf16", "fp16")
 SENSE_DTYPES = ("float32", "bfloat16", "float16")
 CONFIG_FILE = "config.toml"
 
+
 def parse_layer_list(text: str, name: str) -> list[int]:
     """'0-6,22-29' -> [0, 1, ..., 6, 22, ..., 29]: comma-separated indices and inclusive ranges, sorted and unique."""
     out: list[int] = []
@@ -53,96 +54,171 @@ INPUTS, TRAINING, OBJECTIVE = "Inputs", "Training", "DSKD objective"
 @dataclass(frozen=True)
 class DistillConfig:
     # -- models and inputs -------------------------------------------------------------
-    store: str = option("", "Sense store bundle built by `sensekit build` with the same teacher (required).",
-                        short="-s", panel=INPUTS)
-    data: tuple[str, ...] = option((), "Training data: text files, folders, globs, JSONL or MediaWiki XML(.bz2) in "
-                                       "corpus mode; a JSONL prompt file in prompts mode (repeatable; required).",
-                                   short="-d", panel=INPUTS)
-    teacher: str = option("smollm2-135m", "Teacher: 'smollm2-135m' (bundled, offline), a Hugging Face id or a local "
-                                          "folder.", short="-t", panel=INPUTS)
-    student: str = option(TRUNCATED, "Student: 'truncated' (the teacher's first --student-layers layers) or any HF "
-                                     "causal LM id/folder that shares the teacher's tokenizer.", panel=INPUTS)
-    student_layers: str = option("15", "Truncated student: which teacher layers it keeps. A count N keeps the first N "
-                                       "(the paper: half); a list of teacher layer indices and ranges keeps those, "
-                                       "e.g. 0-6,22-29 (sorted, unique).", panel=TRAINING)
-    train_layers: str = option("top2", "Truncated student: which of its layers train. topN: its top N (the paper: "
-                                       "top2); or student layer indices and ranges, e.g. 13,14. The rest, embeddings, "
-                                       "final norm and LM head stay frozen and shared with the teacher.",
-                               panel=TRAINING)
-    data_mode: str = option("corpus", "'corpus': pack documents into windows; 'prompts': the teacher continues each "
-                                      "JSONL prompt, the sequence is cut at a random point and every position is a "
-                                      "target.", choices=DATA_MODES, panel=TRAINING)
+    store: str = option(
+        "", "Sense store bundle built by `sensekit build` with the same teacher (required).", short="-s", panel=INPUTS
+    )
+    data: tuple[str, ...] = option(
+        (),
+        "Training data: text files, folders, globs, JSONL or MediaWiki XML(.bz2) in "
+        "corpus mode; a JSONL prompt file in prompts mode (repeatable; required).",
+        short="-d",
+        panel=INPUTS,
+    )
+    teacher: str = option(
+        "smollm2-135m",
+        "Teacher: 'smollm2-135m' (bundled, offline), a Hugging Face id or a local folder.",
+        short="-t",
+        panel=INPUTS,
+    )
+    student: str = option(
+        TRUNCATED,
+        "Student: 'truncated' (the teacher's first --student-layers layers) or any HF "
+        "causal LM id/folder that shares the teacher's tokenizer.",
+        panel=INPUTS,
+    )
+    student_layers: str = option(
+        "15",
+        "Truncated student: which teacher layers it keeps. A count N keeps the first N "
+        "(the paper: half); a list of teacher layer indices and ranges keeps those, "
+        "e.g. 0-6,22-29 (sorted, unique).",
+        panel=TRAINING,
+    )
+    train_layers: str = option(
+        "top2",
+        "Truncated student: which of its layers train. topN: its top N (the paper: "
+        "top2); or student layer indices and ranges, e.g. 13,14. The rest, embeddings, "
+        "final norm and LM head stay frozen and shared with the teacher.",
+        panel=TRAINING,
+    )
+    data_mode: str = option(
+        "corpus",
+        "'corpus': pack documents into windows; 'prompts': the teacher continues each "
+        "JSONL prompt, the sequence is cut at a random point and every position is a "
+        "target.",
+        choices=DATA_MODES,
+        panel=TRAINING,
+    )
     text_field: str = option("text", "JSONL field holding the document text (corpus mode).", panel=TRAINING)
     prompt_field: str = option("prompt", "JSONL field holding the prompt (prompts mode).", panel=TRAINING)
-    chat_template: bool = option(True, "Prompts mode: wrap each prompt in the tokenizer's chat template when it has "
-                                       "one.", panel=TRAINING)
-    gen_max_new_tokens: int = option(128, "Prompts mode: most tokens the teacher generates per prompt (greedy).",
-                                     min=1, panel=TRAINING)
-    max_windows: int = option(0, "Use at most this many training windows/sequences (0 = all of the data).",
-                              min=0, panel=TRAINING)
-    eval_data: tuple[str, ...] = option((), "Held-out corpus for perplexity (corpus readers; repeatable). Empty: use "
-                                            "--eval-holdout.", panel=INPUTS)
-    eval_holdout: int = option(0, "Hold out this many windows from the end of --data for evaluation (when "
-                                  "--eval-data is empty).", min=0, panel=TRAINING)
+    chat_template: bool = option(
+        True, "Prompts mode: wrap each prompt in the tokenizer's chat template when it has one.", panel=TRAINING
+    )
+    gen_max_new_tokens: int = option(
+        128, "Prompts mode: most tokens the teacher generates per prompt (greedy).", min=1, panel=TRAINING
+    )
+    max_windows: int = option(
+        0, "Use at most this many training windows/sequences (0 = all of the data).", min=0, panel=TRAINING
+    )
+    eval_data: tuple[str, ...] = option(
+        (), "Held-out corpus for perplexity (corpus readers; repeatable). Empty: use --eval-holdout.", panel=INPUTS
+    )
+    eval_holdout: int = option(
+        0,
+        "Hold out this many windows from the end of --data for evaluation (when --eval-data is empty).",
+        min=0,
+        panel=TRAINING,
+    )
     # -- optimisation --------------------------------------------------------------------
     seq_len: int = option(256, "Tokens per training window.", min=2, panel=TRAINING)
     batch_size: int = option(8, "Windows per micro-batch per process.", min=1, panel=TRAINING)
     grad_accum: int = option(1, "Micro-batches accumulated per optimizer step.", min=1, panel=TRAINING)
-    lr: float = option(5e-5, "Peak learning rate of AdamW (the paper: 5e-5 for Llama, 2e-5 for Mistral), per "
-                             "process; see --scale-lr.", panel=TRAINING)  # > 0: checked in _check
-    scale_lr: bool = option(True, "Multiply --lr by the number of processes, as the paper scales it by the number of "
-                                  "GPUs (run.json records the effective rate); --no-scale-lr uses --lr as given.",
-                            panel=TRAINING)
+    lr: float = option(
+        5e-5,
+        "Peak learning rate of AdamW (the paper: 5e-5 for Llama, 2e-5 for Mistral), per process; see --scale-lr.",
+        panel=TRAINING,
+    )  # > 0: checked in _check
+    scale_lr: bool = option(
+        True,
+        "Multiply --lr by the number of processes, as the paper scales it by the number of "
+        "GPUs (run.json records the effective rate); --no-scale-lr uses --lr as given.",
+        panel=TRAINING,
+    )
     weight_decay: float = option(1e-3, "AdamW weight decay (not applied to norms and biases).", min=0, panel=TRAINING)
-    warmup_frac: float = option(0.1, "Fraction of the optimizer steps spent in linear warm-up before the cosine "
-                                     "decay.", panel=TRAINING)  # in [0, 1): checked in _check
+    warmup_frac: float = option(
+        0.1, "Fraction of the optimizer steps spent in linear warm-up before the cosine decay.", panel=TRAINING
+    )  # in [0, 1): checked in _check
     max_grad_norm: float = option(1.0, "Gradient clipping norm (0 = no clipping).", min=0, panel=TRAINING)
-    epochs: float = option(2.0, "Passes over the training windows (ignored when --max-steps > 0).",
-                           panel=TRAINING)  # > 0: checked in _check
+    epochs: float = option(
+        2.0, "Passes over the training windows (ignored when --max-steps > 0).", panel=TRAINING
+    )  # > 0: checked in _check
     max_steps: int = option(0, "Optimizer steps to run (0 = derive from --epochs).", min=0, panel=TRAINING)
-    mixed_precision: str = option("auto", "auto (bf16 on GPU, none on CPU), no, bf16 or fp16.", choices=PRECISIONS,
-                                  panel=TRAINING)
+    mixed_precision: str = option(
+        "auto", "auto (bf16 on GPU, none on CPU), no, bf16 or fp16.", choices=PRECISIONS, panel=TRAINING
+    )
     # -- the DSKD objective (METHOD.md section 2) ----------------------------------------
     tau: float = option(2.0, "KD temperature tau.", panel=OBJECTIVE)  # > 0: checked in _check
-    alpha: float = option(0.7, "KD scale alpha: L_KD = alpha * tau^2 * KL(teacher || student).", min=0,
-                          panel=OBJECTIVE)
-    lambda_sense: float = option(1.0, "Weight lambda of the sense loss (0 = the plain KD baseline on the same code "
-                                      "path).", min=0, panel=OBJECTIVE)
-    lambda_hidden: float = option(0.0, "Weight lambda_h of hidden-state distillation, lambda_h * MSE_d(h_t, g_t) over "
-                                       "the target positions: the control arm that needs no dictionary (0 = off).",
-                                  min=0, panel=OBJECTIVE)
-    kappa: int = option(5, "Candidates kept per pool: the kappa nearest (L2) to the teacher state g_t.", min=1,
-                        panel=OBJECTIVE)
+    alpha: float = option(0.7, "KD scale alpha: L_KD = alpha * tau^2 * KL(teacher || student).", min=0, panel=OBJECTIVE)
+    lambda_sense: float = option(
+        1.0,
+        "Weight lambda of the sense loss (0 = the plain KD baseline on the same code path).",
+        min=0,
+        panel=OBJECTIVE,
+    )
+    lambda_hidden: float = option(
+        0.0,
+        "Weight lambda_h of hidden-state distillation, lambda_h * MSE_d(h_t, g_t) over "
+        "the target positions: the control arm that needs no dictionary (0 = off).",
+        min=0,
+        panel=OBJECTIVE,
+    )
+    kappa: int = option(
+        5, "Candidates kept per pool: the kappa nearest (L2) to the teacher state g_t.", min=1, panel=OBJECTIVE
+    )
     beta_p: float = option(0.0, "Positive margin beta_p: max(0, MSE_d(h, p) - beta_p).", min=0, panel=OBJECTIVE)
     beta_n: float = option(1.0, "Negative margin beta_n: max(0, beta_n - MSE_d(h, q)).", min=0, panel=OBJECTIVE)
-    neighbors: int = option(25, "Synonyms and antonyms sampled per relation-group position (each).", min=1,
-                            panel=OBJECTIVE)
-    sample_frac: float = option(0.4, "Relation group size: floor(frac * |Q|) when that exceeds --sample-floor.",
-                                panel=OBJECTIVE)  # in (0, 1]: checked in _check
-    sample_floor: int = option(25, "Relation group size: min(|Q|, floor) otherwise; the token group has the same "
-                                   "size.", min=1, panel=OBJECTIVE)
-    sense_dtype: str = option("float32", "Precision of the sense vectors held on the device: float32, or "
-                                         "bfloat16/float16 to halve the dictionary's memory (selection and loss still "
-                                         "run in float32).", choices=SENSE_DTYPES, panel=TRAINING)
-    own_senses_negative: bool = option(False, "Compatibility with the released code: also put D(y_t) into the "
-                                              "negative pool (contradicts the paper's text; off by default).",
-                                       panel=OBJECTIVE)
+    neighbors: int = option(
+        25, "Synonyms and antonyms sampled per relation-group position (each).", min=1, panel=OBJECTIVE
+    )
+    sample_frac: float = option(
+        0.4, "Relation group size: floor(frac * |Q|) when that exceeds --sample-floor.", panel=OBJECTIVE
+    )  # in (0, 1]: checked in _check
+    sample_floor: int = option(
+        25, "Relation group size: min(|Q|, floor) otherwise; the token group has the same size.", min=1, panel=OBJECTIVE
+    )
+    sense_dtype: str = option(
+        "float32",
+        "Precision of the sense vectors held on the device: float32, or "
+        "bfloat16/float16 to halve the dictionary's memory (selection and loss still "
+        "run in float32).",
+        choices=SENSE_DTYPES,
+        panel=TRAINING,
+    )
+    own_senses_negative: bool = option(
+        False,
+        "Compatibility with the released code: also put D(y_t) into the "
+        "negative pool (contradicts the paper's text; off by default).",
+        panel=OBJECTIVE,
+    )
     # -- run -----------------------------------------------------------------------------
-    seed: int = option(0, "Seed for weights of new layers, data order and position/neighbour sampling.", min=0,
-                       panel=TRAINING)
-    output_dir: str = option("distill-out", "Run folder: config, metrics.jsonl, checkpoints, the final student, the "
-                                            "cache.", short="-o", panel=TRAINING)
-    save_every: int = option(500, "Save a checkpoint every N optimizer steps (0 = only at the end).", min=0,
-                             panel=TRAINING)
-    eval_every: int = option(0, "Evaluate held-out perplexity every N optimizer steps (0 = only at the end, if eval "
-                                "data).", min=0, panel=TRAINING)
-    eval_batches: int = option(0, "Evaluate on at most this many batches (0 = all eval windows).", min=0,
-                               panel=TRAINING)
+    seed: int = option(
+        0, "Seed for weights of new layers, data order and position/neighbour sampling.", min=0, panel=TRAINING
+    )
+    output_dir: str = option(
+        "distill-out",
+        "Run folder: config, metrics.jsonl, checkpoints, the final student, the cache.",
+        short="-o",
+        panel=TRAINING,
+    )
+    save_every: int = option(
+        500, "Save a checkpoint every N optimizer steps (0 = only at the end).", min=0, panel=TRAINING
+    )
+    eval_every: int = option(
+        0,
+        "Evaluate held-out perplexity every N optimizer steps (0 = only at the end, if eval data).",
+        min=0,
+        panel=TRAINING,
+    )
+    eval_batches: int = option(
+        0, "Evaluate on at most this many batches (0 = all eval windows).", min=0, panel=TRAINING
+    )
     keep_checkpoints: int = option(2, "Checkpoints kept on disk (older ones are deleted).", min=1, panel=TRAINING)
-    cache: bool = option(False, "Frozen-prefix cache (truncated student, corpus mode): the first epoch stores the "
-                                "frozen layers' output and the teacher's final state per token in a memory-mapped "
-                                "file; later steps run only the trainable layers and the two LM-head products.",
-                         panel=TRAINING)
+    cache: bool = option(
+        False,
+        "Frozen-prefix cache (truncated student, corpus mode): the first epoch stores the "
+        "frozen layers' output and the teacher's final state per token in a memory-mapped "
+        "file; later steps run only the trainable layers and the two LM-head products.",
+        panel=TRAINING,
+    )
     device: str = option("auto", "auto, cpu or cuda; under `accelerate launch` the launcher decides.", panel=TRAINING)
 
     # ------------------------------------------------------------------------------------
@@ -158,6 +234,7 @@ class DistillConfig:
 
     def _check(self) -> None:
         """Open and half-open ranges, and the rules between fields (check_fields knows closed ranges of one field)."""
+
         def need(ok: bool, name: str, what: str) -> None:
             if not ok:
                 raise InputError(f"{flag(name)} {what}, got {getattr(self, name)!r}")
@@ -176,8 +253,10 @@ class DistillConfig:
             trained = self.train_selection
             lowest = trained[0] if isinstance(trained, list) else n_student - trained
             if lowest == 0:
-                raise InputError(f"--cache needs a frozen layer below the lowest trained one, but --train-layers "
-                                 f"{self.train_layers} trains student layer 0; train higher layers or drop --cache")
+                raise InputError(
+                    f"--cache needs a frozen layer below the lowest trained one, but --train-layers "
+                    f"{self.train_layers} trains student layer 0; train higher layers or drop --cache"
+                )
 
     def _check_layers(self) -> int:
         """--student-layers and --train-layers parse, and agree with each other; -> the student's layer count."""
@@ -185,11 +264,15 @@ class DistillConfig:
         n_student = kept if isinstance(kept, int) else len(kept)
         trained = self.train_selection
         if isinstance(trained, int) and trained > n_student:
-            raise InputError(f"--train-layers {self.train_layers} trains more layers than the student has "
-                             f"({n_student}, from --student-layers {self.student_layers})")
+            raise InputError(
+                f"--train-layers {self.train_layers} trains more layers than the student has "
+                f"({n_student}, from --student-layers {self.student_layers})"
+            )
         if isinstance(trained, list) and trained[-1] >= n_student:
-            raise InputError(f"--train-layers {self.train_layers}: student layer {trained[-1]} does not exist (the "
-                             f"student has layers 0..{n_student - 1}, from --student-layers {self.student_layers})")
+            raise InputError(
+                f"--train-layers {self.train_layers}: student layer {trained[-1]} does not exist (the "
+                f"student has layers 0..{n_student - 1}, from --student-layers {self.student_layers})"
+            )
         return n_student
 
     @property
@@ -208,8 +291,10 @@ class DistillConfig:
         text = self.train_layers.strip().lower()
         if text.startswith("top"):
             if not text[3:].isdigit() or int(text[3:]) < 1:
-                raise InputError(f"--train-layers {self.train_layers!r}: write topN with N >= 1 (e.g. top2), "
-                                 "or student layer indices (e.g. 13,14)")
+                raise InputError(
+                    f"--train-layers {self.train_layers!r}: write topN with N >= 1 (e.g. top2), "
+                    "or student layer indices (e.g. 13,14)"
+                )
             return int(text[3:])
         return parse_layer_list(text, "train_layers")
 

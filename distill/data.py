@@ -41,9 +41,9 @@ __all__ = ["Windows", "prepare_windows", "iter_documents", "read_prompts", "pack
 
 @dataclass
 class Windows:
-    ids: np.ndarray        # [N, T+1] int32, right-padded with 0
-    lengths: np.ndarray    # [N] int32, valid tokens per row (>= 2)
-    n_prefix: int = 0      # leading special-prefix tokens (BOS) of every row: never inputs of a target
+    ids: np.ndarray  # [N, T+1] int32, right-padded with 0
+    lengths: np.ndarray  # [N] int32, valid tokens per row (>= 2)
+    n_prefix: int = 0  # leading special-prefix tokens (BOS) of every row: never inputs of a target
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -59,8 +59,9 @@ class Windows:
     def subset(self, idx: np.ndarray | slice) -> "Windows":
         return Windows(self.ids[idx], self.lengths[idx], self.n_prefix)
 
-    def batch(self, idx: np.ndarray, device: torch.device | str = "cpu"
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(
+        self, idx: np.ndarray, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rows idx -> (input_ids [B, T] long, attention_mask [B, T] long, labels [B, T] long, -100 = no target).
 
         The prefix positions (BOS) are real inputs but carry no target.
@@ -69,7 +70,7 @@ class Windows:
         lengths = torch.from_numpy(self.lengths[idx].astype(np.int64))
         T = rows.shape[1] - 1
         pos = torch.arange(T)
-        inside = pos.unsqueeze(0) < (lengths - 1).unsqueeze(1)                       # [B, T]
+        inside = pos.unsqueeze(0) < (lengths - 1).unsqueeze(1)  # [B, T]
         input_ids = rows[:, :-1].masked_fill(~inside, 0)
         labels = rows[:, 1:].masked_fill(~inside | (pos < self.n_prefix).unsqueeze(0), -100)
         return input_ids.to(device), inside.long().to(device), labels.to(device)
@@ -83,16 +84,24 @@ def iter_documents(paths, text_field: str = "text") -> Iterator[tuple[str, str]]
     return _iter([str(p) for p in paths], text_field=text_field)
 
 
-def pack_documents(docs: Iterator[tuple[str, str]], tokenizer, seq_len: int, max_windows: int = 0,
-                   progress: Callable[[int], None] | None = None, prefix: list[int] | None = None) -> Windows:
+def pack_documents(
+    docs: Iterator[tuple[str, str]],
+    tokenizer,
+    seq_len: int,
+    max_windows: int = 0,
+    progress: Callable[[int], None] | None = None,
+    prefix: list[int] | None = None,
+) -> Windows:
     """Tokenize and pack documents (EOS between them) into windows of seq_len + 1 tokens: `prefix` (default: the
     tokenizer's special prefix, its BOS if it adds one), then seq_len + 1 - len(prefix) text tokens, stride
     seq_len - len(prefix)."""
     prefix = special_prefix(tokenizer) if prefix is None else list(prefix)
     body = seq_len - len(prefix)  # text targets per window
     if body < 1:
-        raise InputError(f"--seq-len {seq_len} is too short: the tokenizer puts {len(prefix)} prefix tokens before "
-                         "every window; give a longer --seq-len")
+        raise InputError(
+            f"--seq-len {seq_len} is too short: the tokenizer puts {len(prefix)} prefix tokens before "
+            "every window; give a longer --seq-len"
+        )
     sep = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.bos_token_id
     need = max_windows * body + 1 if max_windows else 0
     chunks: list[np.ndarray] = []
@@ -110,13 +119,15 @@ def pack_documents(docs: Iterator[tuple[str, str]], tokenizer, seq_len: int, max
         if need and total >= need:
             break
     if total < body + 1:
-        raise InputError(f"the training data has {total} tokens, fewer than one window of {body + 1}; "
-                         "give more data or a smaller --seq-len")
+        raise InputError(
+            f"the training data has {total} tokens, fewer than one window of {body + 1}; "
+            "give more data or a smaller --seq-len"
+        )
     stream = np.concatenate(chunks)
     n = (len(stream) - 1) // body
     if max_windows:
         n = min(n, max_windows)
-    idx = np.arange(n)[:, None] * body + np.arange(body + 1)[None, :]                # [n, body + 1]
+    idx = np.arange(n)[:, None] * body + np.arange(body + 1)[None, :]  # [n, body + 1]
     rows = np.concatenate([np.tile(np.asarray(prefix, np.int32), (n, 1)), stream[idx]], axis=1)  # [n, T + 1]
     return Windows(np.ascontiguousarray(rows), np.full(n, seq_len + 1, np.int32), len(prefix))
 
@@ -153,9 +164,16 @@ def read_prompts(paths, field: str) -> list[str]:
 
 
 @torch.no_grad()
-def generate_windows(teacher, prompts: list[str], seq_len: int, max_new_tokens: int, seed: int,
-                     chat_template: bool = True, batch_size: int = 8,
-                     progress: Callable[[int], None] | None = None) -> Windows:
+def generate_windows(
+    teacher,
+    prompts: list[str],
+    seq_len: int,
+    max_new_tokens: int,
+    seed: int,
+    chat_template: bool = True,
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> Windows:
     """The teacher continues each prompt (greedy); each sequence is cut at a random point after the prompt."""
     tok = teacher.tokenizer
     rng = np.random.default_rng(seed)
@@ -167,23 +185,29 @@ def generate_windows(teacher, prompts: list[str], seq_len: int, max_new_tokens: 
             ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
         else:
             ids = tok(p)["input_ids"]
-        encoded.append(list(ids)[: seq_len])  # a prompt longer than the window is cut
+        encoded.append(list(ids)[:seq_len])  # a prompt longer than the window is cut
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     eos = tok.eos_token_id
     rows = np.zeros((len(encoded), seq_len + 1), np.int32)
     lengths = np.zeros(len(encoded), np.int32)
     model = teacher.model
     for s in range(0, len(encoded), batch_size):
-        group = encoded[s:s + batch_size]
+        group = encoded[s : s + batch_size]
         width = max(map(len, group))
         ids = torch.full((len(group), width), pad, dtype=torch.long)
         mask = torch.zeros((len(group), width), dtype=torch.long)
         for i, g in enumerate(group):  # left padding for generation
-            ids[i, width - len(g):] = torch.tensor(g)
-            mask[i, width - len(g):] = 1
+            ids[i, width - len(g) :] = torch.tensor(g)
+            mask[i, width - len(g) :] = 1
         budget = max(1, min(max_new_tokens, seq_len + 1 - min(map(len, group))))
-        out = model.generate(input_ids=ids.to(teacher.device), attention_mask=mask.to(teacher.device),
-                             max_new_tokens=budget, do_sample=False, pad_token_id=pad, eos_token_id=eos)
+        out = model.generate(
+            input_ids=ids.to(teacher.device),
+            attention_mask=mask.to(teacher.device),
+            max_new_tokens=budget,
+            do_sample=False,
+            pad_token_id=pad,
+            eos_token_id=eos,
+        )
         new = out[:, width:].cpu().numpy()
         for i, g in enumerate(group):
             gen = list(new[i])
@@ -216,15 +240,30 @@ def _fingerprint(paths, **params) -> str:
     return hashlib.sha256(json.dumps([items, params], sort_keys=True, default=str).encode()).hexdigest()
 
 
-def prepare_windows(cfg, teacher, name: str = "train", paths=None, mode: str | None = None,
-                    progress: Callable[[str, int], None] | None = None) -> Windows:
+def prepare_windows(
+    cfg,
+    teacher,
+    name: str = "train",
+    paths=None,
+    mode: str | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> Windows:
     """Windows for `paths` (default cfg.data), saved once as OUTPUT/data/NAME.npz and reused when unchanged."""
     paths = list(cfg.data if paths is None else paths)
     mode = mode or cfg.data_mode
-    params = dict(mode=mode, seq_len=cfg.seq_len, max_windows=cfg.max_windows if name == "train" else 0,
-                  teacher=teacher.name, vocab=len(teacher.tokenizer), text_field=cfg.text_field,
-                  prompt_field=cfg.prompt_field, gen=cfg.gen_max_new_tokens, chat=cfg.chat_template, seed=cfg.seed,
-                  prefix=special_prefix(teacher.tokenizer))
+    params = dict(
+        mode=mode,
+        seq_len=cfg.seq_len,
+        max_windows=cfg.max_windows if name == "train" else 0,
+        teacher=teacher.name,
+        vocab=len(teacher.tokenizer),
+        text_field=cfg.text_field,
+        prompt_field=cfg.prompt_field,
+        gen=cfg.gen_max_new_tokens,
+        chat=cfg.chat_template,
+        seed=cfg.seed,
+        prefix=special_prefix(teacher.tokenizer),
+    )
     fp = _fingerprint(paths, **params)
     folder = Path(cfg.output_dir) / "data"
     path = folder / f"{name}.npz"
@@ -234,13 +273,25 @@ def prepare_windows(cfg, teacher, name: str = "train", paths=None, mode: str | N
                 return Windows(z["ids"], z["lengths"], int(z["n_prefix"]) if "n_prefix" in z else 0)
     report = (lambda n: progress(name, n)) if progress else None
     if mode == "prompts":
-        w = generate_windows(teacher, read_prompts(paths, cfg.prompt_field), cfg.seq_len, cfg.gen_max_new_tokens,
-                             cfg.seed, cfg.chat_template, progress=report)
+        w = generate_windows(
+            teacher,
+            read_prompts(paths, cfg.prompt_field),
+            cfg.seq_len,
+            cfg.gen_max_new_tokens,
+            cfg.seed,
+            cfg.chat_template,
+            progress=report,
+        )
         if params["max_windows"]:
             w = w.subset(slice(0, params["max_windows"]))
     else:
-        w = pack_documents(iter_documents(paths, cfg.text_field), teacher.tokenizer, cfg.seq_len,
-                           params["max_windows"], progress=report)
+        w = pack_documents(
+            iter_documents(paths, cfg.text_field),
+            teacher.tokenizer,
+            cfg.seq_len,
+            params["max_windows"],
+            progress=report,
+        )
     folder.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(path)
     with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name without it

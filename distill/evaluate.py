@@ -14,8 +14,17 @@ __all__ = ["evaluate"]
 
 
 @torch.no_grad()
-def evaluate(student, teacher, windows: Windows, batch_size: int, device, tau: float = 2.0,
-             max_batches: int = 0, autocast=None, teacher_logits=None) -> dict[str, float]:
+def evaluate(
+    student,
+    teacher,
+    windows: Windows,
+    batch_size: int,
+    device,
+    tau: float = 2.0,
+    max_batches: int = 0,
+    autocast=None,
+    teacher_logits=None,
+) -> dict[str, float]:
     """-> {"ppl", "ce", "kl", "teacher_ppl", "tokens"}: token-weighted over the windows (in order).
 
     `student` is a DistillStudent (its full, uncached path); `kl` is KL(T || S) at temperature tau.
@@ -49,5 +58,10 @@ def evaluate(student, teacher, windows: Windows, batch_size: int, device, tau: f
     if was_training:
         student.train()
     n_tok = max(n_tok, 1)
-    return {"ppl": math.exp(min(ce_sum / n_tok, 50.0)), "ce": ce_sum / n_tok, "kl": kl_sum / n_tok,
-            "teacher_ppl": math.exp(min(t_ce_sum / n_tok, 50.0)), "tokens": n_tok}
+    return {
+        "ppl": math.exp(min(ce_sum / n_tok, 50.0)),
+        "ce": ce_sum / n_tok,
+        "kl": kl_sum / n_tok,
+        "teacher_ppl": math.exp(min(t_ce_sum / n_tok, 50.0)),
+        "tokens": n_tok,
+    }

@@ -31,8 +31,18 @@ from torch import nn
 
 from sensekit.errors import InputError
 
-__all__ = ["LAYER_ATTRS", "layers_of", "lm_logits", "logits_transform", "run_to_layer", "resume_at_layer",
-           "tolerance", "max_difference", "logits_difference", "TeacherLogits"]
+__all__ = [
+    "LAYER_ATTRS",
+    "layers_of",
+    "lm_logits",
+    "logits_transform",
+    "run_to_layer",
+    "resume_at_layer",
+    "tolerance",
+    "max_difference",
+    "logits_difference",
+    "TeacherLogits",
+]
 
 LAYER_ATTRS = ("layers", "h", "blocks")
 
@@ -44,8 +54,10 @@ def layers_of(model) -> tuple[nn.Module, str, nn.ModuleList]:
         layers = getattr(base, attr, None)
         if isinstance(layers, nn.ModuleList):
             return base, attr, layers
-    raise InputError(f"cannot find the decoder layers of {type(model).__name__}; use an architecture with "
-                     f"base_model.layers (Llama, Mistral, Qwen, Gemma, ...) or pass --student")
+    raise InputError(
+        f"cannot find the decoder layers of {type(model).__name__}; use an architecture with "
+        f"base_model.layers (Llama, Mistral, Qwen, Gemma, ...) or pass --student"
+    )
 
 
 # -- logits ---------------------------------------------------------------------------------
@@ -88,8 +100,9 @@ def _first_output(output):
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
-def run_to_layer(model: nn.Module, layer: nn.Module, input_ids: torch.Tensor,
-                 attention_mask: torch.Tensor | None) -> torch.Tensor:
+def run_to_layer(
+    model: nn.Module, layer: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
     """Run `model` (a base model) on input_ids [B, T]; -> the output [B, T, d] of its decoder layer `layer`."""
     captured: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda module, args, output: captured.append(_first_output(output)))
@@ -98,8 +111,10 @@ def run_to_layer(model: nn.Module, layer: nn.Module, input_ids: torch.Tensor,
     finally:
         handle.remove()
     if len(captured) != 1:
-        raise InputError(f"{type(model).__name__} ran its layer {len(captured)} times in one forward; this "
-                         "architecture cannot be split, drop --cache")
+        raise InputError(
+            f"{type(model).__name__} ran its layer {len(captured)} times in one forward; this "
+            "architecture cannot be split, drop --cache"
+        )
     return captured[0]
 
 
@@ -121,8 +136,9 @@ def _replaced_input(layer: nn.Module, hidden: torch.Tensor) -> Iterator[list[int
         handle.remove()
 
 
-def resume_at_layer(model: nn.Module, layer: nn.Module, hidden: torch.Tensor,
-                    attention_mask: torch.Tensor | None) -> torch.Tensor:
+def resume_at_layer(
+    model: nn.Module, layer: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
     """Run `model` (a base model whose first decoder layer is `layer`) from hidden [B, T, d], the input of
     `layer`; -> its last_hidden_state [B, T, d] (after the final norm).
 
@@ -132,8 +148,10 @@ def resume_at_layer(model: nn.Module, layer: nn.Module, hidden: torch.Tensor,
     with _replaced_input(layer, hidden) as calls:
         out = model(inputs_embeds=hidden, attention_mask=attention_mask, use_cache=False).last_hidden_state
     if calls[0] != 1:
-        raise InputError(f"{type(model).__name__} ran its layer {calls[0]} times in one forward; this "
-                         "architecture cannot be split, drop --cache")
+        raise InputError(
+            f"{type(model).__name__} ran its layer {calls[0]} times in one forward; this "
+            "architecture cannot be split, drop --cache"
+        )
     return out
 
 
@@ -155,8 +173,7 @@ def max_difference(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None =
 
 
 @torch.no_grad()
-def logits_difference(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
-                      ) -> tuple[float, float]:
+def logits_difference(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[float, float]:
     """lm_logits(base model's last_hidden_state) vs the model's own logits: (max abs diff, allowed)."""
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     ours = lm_logits(model, hidden)
@@ -183,10 +200,12 @@ class TeacherLogits:
         return diff
 
     @torch.no_grad()
-    def __call__(self, g: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
-                 ) -> torch.Tensor:
+    def __call__(self, g: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """g [B, T, d] post-norm teacher states (the cache's or fresh) -> logits [B, T, V]."""
         if self.own_forward:
-            return self.model(input_ids=input_ids.to(self.device), use_cache=False,
-                              attention_mask=None if attention_mask is None else attention_mask.to(self.device)).logits
+            return self.model(
+                input_ids=input_ids.to(self.device),
+                use_cache=False,
+                attention_mask=None if attention_mask is None else attention_mask.to(self.device),
+            ).logits
         return lm_logits(self.model, g)

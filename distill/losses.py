@@ -10,8 +10,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["masked_mean", "kl_per_position", "kd_loss", "ce_per_position", "ce_loss", "mse_d", "mse_to_candidates",
-           "select_top_kappa", "top_kappa_from_distances", "hinge_mse_terms", "sense_loss", "hidden_mse_loss"]
+__all__ = [
+    "masked_mean",
+    "kl_per_position",
+    "kd_loss",
+    "ce_per_position",
+    "ce_loss",
+    "mse_d",
+    "mse_to_candidates",
+    "select_top_kappa",
+    "top_kappa_from_distances",
+    "hinge_mse_terms",
+    "sense_loss",
+    "hidden_mse_loss",
+]
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -37,21 +49,28 @@ def kl_per_position(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     return (t.exp() * (t - s)).sum(-1)
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor | None = None,
-            tau: float = 2.0, alpha: float = 0.7) -> torch.Tensor:
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    tau: float = 2.0,
+    alpha: float = 0.7,
+) -> torch.Tensor:
     """L_KD = alpha * tau^2 * mean_t KL(T || S). logits [..., V], mask [...] -> scalar."""
     return alpha * tau * tau * masked_mean(kl_per_position(student_logits, teacher_logits, tau), mask)
 
 
 def ce_per_position(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """-log p(y_t) per position: logits [..., V], labels [...] long -> [...] (0 where ignored)."""
-    flat = F.cross_entropy(_up(logits).reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                           ignore_index=ignore_index, reduction="none")
+    flat = F.cross_entropy(
+        _up(logits).reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=ignore_index, reduction="none"
+    )
     return flat.reshape(labels.shape)
 
 
-def ce_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None,
-            ignore_index: int = -100) -> torch.Tensor:
+def ce_loss(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None, ignore_index: int = -100
+) -> torch.Tensor:
     """L_CE = mean over masked-in positions of -log p(y_t). mask defaults to labels != ignore_index."""
     if mask is None:
         mask = labels != ignore_index
@@ -70,15 +89,16 @@ def mse_to_candidates(h: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor
     instead of a [P, K, d] difference per pool; clamped at 0 against rounding.
     """
     d = h.shape[-1]
-    hc = torch.bmm(candidates, h.unsqueeze(-1)).squeeze(-1)                                  # [P, K]
+    hc = torch.bmm(candidates, h.unsqueeze(-1)).squeeze(-1)  # [P, K]
     with torch.no_grad():
         c_sq = candidates.pow(2).sum(-1)
     return ((h.pow(2).sum(-1, keepdim=True) - 2.0 * hc + c_sq) / d).clamp(min=0.0)
 
 
 @torch.no_grad()
-def select_top_kappa(anchor: torch.Tensor, candidates: torch.Tensor, mask: torch.Tensor, kappa: int,
-                     cand_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def select_top_kappa(
+    anchor: torch.Tensor, candidates: torch.Tensor, mask: torch.Tensor, kappa: int, cand_sq: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Teacher-guided selection: per position, the kappa candidates nearest (L2) to the anchor.
 
     anchor [P, d] (the teacher state g_t), candidates [P, C, d], mask [P, C] bool (real candidates),
@@ -107,9 +127,15 @@ def top_kappa_from_distances(dist: torch.Tensor, mask: torch.Tensor, kappa: int)
     return index.masked_fill(~keep, 0), keep
 
 
-def hinge_mse_terms(h: torch.Tensor, positives: torch.Tensor, pos_mask: torch.Tensor,
-                    negatives: torch.Tensor, neg_mask: torch.Tensor,
-                    beta_p: float = 0.0, beta_n: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def hinge_mse_terms(
+    h: torch.Tensor,
+    positives: torch.Tensor,
+    pos_mask: torch.Tensor,
+    negatives: torch.Tensor,
+    neg_mask: torch.Tensor,
+    beta_p: float = 0.0,
+    beta_n: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-position hinge-MSE terms.
 
     h [P, d] student states; positives [P, Kp, d] with pos_mask [P, Kp]; negatives [P, Kn, d] with
@@ -126,9 +152,16 @@ def hinge_mse_terms(h: torch.Tensor, positives: torch.Tensor, pos_mask: torch.Te
     return pos_t, neg_t
 
 
-def sense_loss(h: torch.Tensor, positives: torch.Tensor, pos_mask: torch.Tensor, negatives: torch.Tensor,
-               neg_mask: torch.Tensor, active: torch.Tensor, beta_p: float = 0.0, beta_n: float = 1.0
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def sense_loss(
+    h: torch.Tensor,
+    positives: torch.Tensor,
+    pos_mask: torch.Tensor,
+    negatives: torch.Tensor,
+    neg_mask: torch.Tensor,
+    active: torch.Tensor,
+    beta_p: float = 0.0,
+    beta_n: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_pos, L_neg): hinge terms averaged over the active positions (those whose token has senses).
 
     active [P] bool. L_sense = L_pos + L_neg. Both are 0 (with a graph to h) when nothing is active.

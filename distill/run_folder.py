@@ -49,11 +49,14 @@ class RunFolder:
         (the checkpoint itself is checked again when it loads)."""
         found = checkpoint_folders(self.checkpoints)
         if not resume and found:
-            raise InputError(f"{self.path} already holds checkpoints of a run; pass --resume to continue it "
-                             "or choose another --output-dir")
+            raise InputError(
+                f"{self.path} already holds checkpoints of a run; pass --resume to continue it "
+                "or choose another --output-dir"
+            )
         if resume and not found:
-            raise InputError(f"--resume: no checkpoint in {self.checkpoints}; start a run there first "
-                             "(without --resume)")
+            raise InputError(
+                f"--resume: no checkpoint in {self.checkpoints}; start a run there first (without --resume)"
+            )
         if resume and cfg is not None and (self.path / CONFIG_FILE).is_file():
             check_same_run(DistillConfig.from_toml(self.path / CONFIG_FILE).to_dict(), cfg)
         return found[-1] if resume else None

@@ -34,6 +34,7 @@ from .families import layers_of, lm_logits, resume_at_layer, run_to_layer
 
 __all__ = ["DistillStudent", "build_truncated", "resolve_selection", "load_hf_student", "save_student", "layers_of"]
 
+
 def _sliced_config(config, indices: Sequence[int]):
     """A copy of `config` for the layers `indices` (in order): the layer count, and every per-layer list."""
     cfg = copy.deepcopy(config)
@@ -59,12 +60,15 @@ def _layer_count(config) -> int:
 def _no_meta(module: nn.Module, what: str) -> None:
     for name, t in list(module.named_parameters()) + list(module.named_buffers()):
         if t.is_meta:
-            raise InputError(f"{what}: {name} was not taken from the teacher; this architecture is not supported "
-                             "for truncation, pass --student ID|PATH instead")
+            raise InputError(
+                f"{what}: {name} was not taken from the teacher; this architecture is not supported "
+                "for truncation, pass --student ID|PATH instead"
+            )
 
 
-def resolve_selection(n_teacher: int, layers: int | Sequence[int], train: int | Sequence[int]
-                      ) -> tuple[list[int], list[int]]:
+def resolve_selection(
+    n_teacher: int, layers: int | Sequence[int], train: int | Sequence[int]
+) -> tuple[list[int], list[int]]:
     """(teacher layer indices kept, student layer indices trained) from counts or explicit lists.
 
     layers: N = the first N teacher layers, or teacher indices; train: N = the top N student layers, or
@@ -74,8 +78,10 @@ def resolve_selection(n_teacher: int, layers: int | Sequence[int], train: int | 
     if not kept or (isinstance(layers, int) and not 1 <= layers <= n_teacher):
         raise InputError(f"--student-layers {layers} must be in 1..{n_teacher} (the teacher has {n_teacher} layers)")
     if kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= n_teacher:
-        raise InputError(f"--student-layers {','.join(map(str, kept))}: teacher layers must be sorted, unique and in "
-                         f"0..{n_teacher - 1} (the teacher has {n_teacher} layers)")
+        raise InputError(
+            f"--student-layers {','.join(map(str, kept))}: teacher layers must be sorted, unique and in "
+            f"0..{n_teacher - 1} (the teacher has {n_teacher} layers)"
+        )
     n = len(kept)
     if isinstance(train, int):
         if not 1 <= train <= n:
@@ -84,8 +90,10 @@ def resolve_selection(n_teacher: int, layers: int | Sequence[int], train: int | 
     else:
         trained = [int(i) for i in train]
         if not trained or trained != sorted(set(trained)) or trained[0] < 0 or trained[-1] >= n:
-            raise InputError(f"--train-layers {','.join(map(str, trained))}: student layers must be sorted, unique "
-                             f"and in 0..{n - 1} (the student has {n} layers)")
+            raise InputError(
+                f"--train-layers {','.join(map(str, trained))}: student layers must be sorted, unique "
+                f"and in 0..{n - 1} (the student has {n} layers)"
+            )
     return kept, trained
 
 
@@ -123,8 +131,11 @@ def build_truncated(teacher_model, layers: int | Sequence[int], train: int | Seq
     setattr(s_base, attr, nn.ModuleList(modules))
     _no_meta(student, "truncated student")
     student.config.use_cache = False
-    student.config.sensekit = {"teacher_layers": kept, "trained_layers": trained,
-                               "teacher_num_layers": len(teacher_layers)}
+    student.config.sensekit = {
+        "teacher_layers": kept,
+        "trained_layers": trained,
+        "teacher_num_layers": len(teacher_layers),
+    }
     return student
 
 
@@ -135,19 +146,25 @@ def load_hf_student(name_or_path: str, teacher, device: torch.device):
     try:
         tok = AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load the tokenizer of student {name_or_path!r}: {str(exc).splitlines()[0]}; "
-                         "give a local folder or a cached Hugging Face id") from None
+        raise InputError(
+            f"cannot load the tokenizer of student {name_or_path!r}: {str(exc).splitlines()[0]}; "
+            "give a local folder or a cached Hugging Face id"
+        ) from None
     if tok.get_vocab() != teacher.tokenizer.get_vocab():
-        raise TeacherMismatch(f"student {name_or_path!r} has another tokenizer ({len(tok)} tokens) than teacher "
-                              f"{teacher.name!r} ({len(teacher.tokenizer)} tokens); "
-                              "use a student with the teacher's tokenizer")
+        raise TeacherMismatch(
+            f"student {name_or_path!r} has another tokenizer ({len(tok)} tokens) than teacher "
+            f"{teacher.name!r} ({len(teacher.tokenizer)} tokens); "
+            "use a student with the teacher's tokenizer"
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot load student {name_or_path!r}: {str(exc).splitlines()[0]}") from None
     if model.get_output_embeddings().weight.shape[0] < teacher.vocab_size:
-        raise TeacherMismatch(f"student {name_or_path!r} has {model.get_output_embeddings().weight.shape[0]} output "
-                              f"logits, the teacher {teacher.vocab_size}; use a student with the teacher's vocabulary")
+        raise TeacherMismatch(
+            f"student {name_or_path!r} has {model.get_output_embeddings().weight.shape[0]} output "
+            f"logits, the teacher {teacher.vocab_size}; use a student with the teacher's vocabulary"
+        )
     model.config.use_cache = False
     return model.to(device)
 
@@ -160,8 +177,9 @@ class DistillStudent(nn.Module):
     run every step. `n_trainable_top=N` is the same as split_at = layers - N.
     """
 
-    def __init__(self, lm, teacher_hidden: int, vocab_size: int, n_trainable_top: int | None = None,
-                 split_at: int | None = None) -> None:
+    def __init__(
+        self, lm, teacher_hidden: int, vocab_size: int, n_trainable_top: int | None = None, split_at: int | None = None
+    ) -> None:
         super().__init__()
         self.lm = lm
         self.vocab_size = vocab_size
@@ -177,8 +195,14 @@ class DistillStudent(nn.Module):
             if not 0 <= self.split_at < n:
                 raise InputError(f"the student's split point {self.split_at} must be in 0..{n - 1}")
             if self.split_at > 0:  # plain attributes, not submodules: the views share the lm's modules
-                object.__setattr__(self, "_views", {"bottom": self._view(lm, layers, 0, self.split_at),
-                                                    "top": self._view(lm, layers, self.split_at, n)})
+                object.__setattr__(
+                    self,
+                    "_views",
+                    {
+                        "bottom": self._view(lm, layers, 0, self.split_at),
+                        "top": self._view(lm, layers, self.split_at, n),
+                    },
+                )
 
     @staticmethod
     def _view(lm, layers: nn.ModuleList, start: int, stop: int) -> nn.Module:
@@ -209,14 +233,17 @@ class DistillStudent(nn.Module):
     def prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """The frozen layers below the split: their output [B, T, d] (the input of the lowest trainable layer)."""
         if not self.can_split:
-            raise InputError("the frozen-prefix cache needs frozen layers below the lowest trained one; "
-                             "drop --cache or train higher layers")
+            raise InputError(
+                "the frozen-prefix cache needs frozen layers below the lowest trained one; "
+                "drop --cache or train higher layers"
+            )
         bottom = self._views["bottom"]
         _, _, layers = layers_of(bottom)
         return run_to_layer(bottom, layers[-1], input_ids, attention_mask)
 
-    def final_hidden(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
-                     prefix: torch.Tensor | None = None) -> torch.Tensor:
+    def final_hidden(
+        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, prefix: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The student's last hidden state after its final norm [B, T, d_S]: from the layers above the split when
         `prefix` (the cached input of the lowest trainable layer) is given, else the plain forward."""
         if prefix is not None:
@@ -226,11 +253,15 @@ class DistillStudent(nn.Module):
         base = self.lm.base_model
         return base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
-    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
-                prefix: torch.Tensor | None = None, positions: tuple[torch.Tensor, torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        prefix: torch.Tensor | None = None,
+        positions: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (logits [B, T, V], h [P, d_T] at `positions` (b [P], t [P]), or [B, T, d_T] when positions is None)."""
-        hidden = self.final_hidden(input_ids, attention_mask, prefix)                  # [B, T, d_S]
+        hidden = self.final_hidden(input_ids, attention_mask, prefix)  # [B, T, d_S]
         logits = self.head(hidden)
         h = hidden if positions is None else hidden[positions[0], positions[1]]
         if self.proj is not None:

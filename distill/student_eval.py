@@ -47,10 +47,10 @@ def heldout_metrics(student, teacher, windows: Windows, batch_size: int, tau: fl
     n_tok = 0
     for s in range(0, len(windows), batch_size):
         ids, attn, labels = windows.batch(np.arange(s, min(s + batch_size, len(windows))), teacher.device)
-        mask = labels >= 0                                                          # [B, T]
-        t_logits = head(teacher.final_hidden(ids, attn)).float()                    # [B, T, V]
+        mask = labels >= 0  # [B, T]
+        t_logits = head(teacher.final_hidden(ids, attn)).float()  # [B, T, V]
         s_logits = student(input_ids=ids, attention_mask=attn, use_cache=False).logits[..., :V].float()
-        s_top, t_top = s_logits.argmax(-1), t_logits.argmax(-1)                     # [B, T]
+        s_top, t_top = s_logits.argmax(-1), t_logits.argmax(-1)  # [B, T]
         sums["ce_s"] += float(ce_per_position(s_logits, labels)[mask].sum())
         sums["ce_t"] += float(ce_per_position(t_logits, labels)[mask].sum())
         sums["kl"] += float(kl_per_position(s_logits, t_logits, tau)[mask].sum())
@@ -63,8 +63,14 @@ def heldout_metrics(student, teacher, windows: Windows, batch_size: int, tau: fl
     def side(ce: float, acc: int) -> dict:
         return {"ppl": math.exp(min(ce / n, 50.0)), "ce": ce / n, "accuracy": acc / n}
 
-    return {"student": side(sums["ce_s"], sums["acc_s"]), "teacher": side(sums["ce_t"], sums["acc_t"]),
-            "kl": sums["kl"] / n, "tau": tau, "top1_agreement": sums["agree"] / n, "tokens": n_tok}
+    return {
+        "student": side(sums["ce_s"], sums["acc_s"]),
+        "teacher": side(sums["ce_t"], sums["acc_t"]),
+        "kl": sums["kl"] / n,
+        "tau": tau,
+        "top1_agreement": sums["agree"] / n,
+        "tokens": n_tok,
+    }
 
 
 def read_relation_pairs(path: str | Path) -> list[tuple[str, str, str]]:
@@ -171,8 +177,12 @@ def _synant(models: dict, states, store, cfg: StudentEvalConfig) -> dict:
     is_syn = np.asarray([k == "syn" for _, _, k in pairs])
     from sensekit.eval.wic import pair_cosines
 
-    out: dict = {"status": "ok", "source": source, "carrier": cfg.carrier,
-                 "pairs": {"syn": int(is_syn.sum()), "ant": int((~is_syn).sum())}}
+    out: dict = {
+        "status": "ok",
+        "source": source,
+        "carrier": cfg.carrier,
+        "pairs": {"syn": int(is_syn.sum()), "ant": int((~is_syn).sum())},
+    }
     for name, (forward, dim) in models.items():
         st, ok = states(forward, dim, sentences, starts, ends, "last")
         keep = ok[a_idx] & ok[b_idx]
@@ -184,29 +194,44 @@ def _synant(models: dict, states, store, cfg: StudentEvalConfig) -> dict:
 def _rows(held: dict, wic: dict, synant: dict) -> list[tuple[str, object, object, str]]:
     """(metric, student, teacher, note) rows for the table."""
     s, t = held["student"], held["teacher"]
-    rows = [("held-out perplexity", s["ppl"], t["ppl"], f"{held['tokens']:,} tokens"),
-            ("next-token accuracy", s["accuracy"], t["accuracy"], ""),
-            (f"KL(teacher || student), tau={held['tau']:g}", held["kl"], 0.0, "per token"),
-            ("top-1 agreement with the teacher", held["top1_agreement"], 1.0, "")]
+    rows = [
+        ("held-out perplexity", s["ppl"], t["ppl"], f"{held['tokens']:,} tokens"),
+        ("next-token accuracy", s["accuracy"], t["accuracy"], ""),
+        (f"KL(teacher || student), tau={held['tau']:g}", held["kl"], 0.0, "per token"),
+        ("top-1 agreement with the teacher", held["top1_agreement"], 1.0, ""),
+    ]
     if wic["status"] == "ok":
-        rows.append((f"WiC accuracy (cosine threshold, state={wic['state']})", wic["student"]["accuracy"],
-                     wic["teacher"]["accuracy"], f"{wic['pairs']}/{wic['total']} pairs; majority "
-                     f"{wic['majority_class']:.3f}" if wic["majority_class"] is not None else ""))
+        rows.append(
+            (
+                f"WiC accuracy (cosine threshold, state={wic['state']})",
+                wic["student"]["accuracy"],
+                wic["teacher"]["accuracy"],
+                f"{wic['pairs']}/{wic['total']} pairs; majority {wic['majority_class']:.3f}"
+                if wic["majority_class"] is not None
+                else "",
+            )
+        )
     else:
         rows.append(("WiC accuracy", None, None, f"skipped: {wic['reason']}"))
     if synant["status"] == "ok":
         p = synant["pairs"]
-        rows.append(("syn/ant: mean cos syn - mean cos ant", synant["student"]["gap"], synant["teacher"]["gap"],
-                     f"{p['syn']} syn, {p['ant']} ant pairs"))
-        rows.append(("syn/ant: ROC AUC (cos -> synonym)", synant["student"]["auc"], synant["teacher"]["auc"],
-                     "chance 0.5"))
+        rows.append(
+            (
+                "syn/ant: mean cos syn - mean cos ant",
+                synant["student"]["gap"],
+                synant["teacher"]["gap"],
+                f"{p['syn']} syn, {p['ant']} ant pairs",
+            )
+        )
+        rows.append(
+            ("syn/ant: ROC AUC (cos -> synonym)", synant["student"]["auc"], synant["teacher"]["auc"], "chance 0.5")
+        )
     else:
         rows.append(("syn/ant separation", None, None, f"skipped: {synant['reason']}"))
     return rows
 
 
-def evaluate_student(cfg: StudentEvalConfig, progress: Optional[Callable[[str], None]] = None, *,
-                     teacher=None) -> dict:
+def evaluate_student(cfg: StudentEvalConfig, progress: Optional[Callable[[str], None]] = None, *, teacher=None) -> dict:
     """Every metric for the student and the teacher, as plain data. `teacher`: an already loaded Teacher."""
     from sensekit.eval.states import hidden_forward, load_store_teacher
     from sensekit.store import open_store
@@ -220,19 +245,33 @@ def evaluate_student(cfg: StudentEvalConfig, progress: Optional[Callable[[str], 
         teacher = teacher or load_store_teacher(store, cfg.teacher, cfg.device, cfg.dtype)
         student = load_hf_student(cfg.student, teacher, teacher.device).eval().requires_grad_(False)
         report("held-out text")
-        windows = pack_documents(iter_documents(cfg.data, cfg.text_field), teacher.tokenizer, cfg.seq_len,
-                                 cfg.max_windows)
+        windows = pack_documents(
+            iter_documents(cfg.data, cfg.text_field), teacher.tokenizer, cfg.seq_len, cfg.max_windows
+        )
         held = heldout_metrics(student, teacher, windows, cfg.batch_size, cfg.tau)
         d_student = int(student.get_output_embeddings().weight.shape[1])
-        models = {"student": (hidden_forward(student), d_student),
-                  "teacher": (teacher.final_hidden, teacher.hidden_size)}
+        models = {
+            "student": (hidden_forward(student), d_student),
+            "teacher": (teacher.final_hidden, teacher.hidden_size),
+        }
         states = _states_fn(teacher, cfg)
         report("word in context")
         wic = _wic(models, states, cfg, cfg.position or str(store.meta.get("key_mode") or "next"))
         report("synonym/antonym separation")
         synant = _synant(models, states, store, cfg)
-    notes = [f"syn/ant pairs: {synant['source']}" if synant["status"] == "ok" else "",
-             "the teacher column is the reference: the student's target on every row"]
-    return {"student": cfg.student, "teacher": teacher.name, "store": str(cfg.store), "config": cfg.to_dict(),
-            "heldout": held, "wic": wic, "synant": synant, "rows": _rows(held, wic, synant),
-            "notes": [n for n in notes if n], "seconds": round(time.perf_counter() - t0, 2)}
+    notes = [
+        f"syn/ant pairs: {synant['source']}" if synant["status"] == "ok" else "",
+        "the teacher column is the reference: the student's target on every row",
+    ]
+    return {
+        "student": cfg.student,
+        "teacher": teacher.name,
+        "store": str(cfg.store),
+        "config": cfg.to_dict(),
+        "heldout": held,
+        "wic": wic,
+        "synant": synant,
+        "rows": _rows(held, wic, synant),
+        "notes": [n for n in notes if n],
+        "seconds": round(time.perf_counter() - t0, 2),
+    }

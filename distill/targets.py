@@ -39,16 +39,16 @@ UNIQUE_FACTOR = 64
 class SenseBatch:
     """What one step needs for the sense loss. P items = relation group + token group."""
 
-    b: torch.Tensor            # [P] long, batch row of the item
-    t: torch.Tensor            # [P] long, position in the row
-    is_rel: torch.Tensor       # [P] bool, relation group (True) or token group (False)
-    active: torch.Tensor       # [P] bool, y_t has senses (inactive items contribute nothing)
-    positives: torch.Tensor    # [P, Kp, d] kept positive vectors
-    pos_mask: torch.Tensor     # [P, Kp] bool
-    negatives: torch.Tensor    # [P, Kn, d] kept negative vectors
-    neg_mask: torch.Tensor     # [P, Kn] bool
-    pos_pool: torch.Tensor     # [P, Cp] long sense rows of the whole positive pool (-1 pad), before selection
-    neg_pool: torch.Tensor     # [P, Cn] long, the same for negatives (both [P, 0] unless gather(keep_pools=True))
+    b: torch.Tensor  # [P] long, batch row of the item
+    t: torch.Tensor  # [P] long, position in the row
+    is_rel: torch.Tensor  # [P] bool, relation group (True) or token group (False)
+    active: torch.Tensor  # [P] bool, y_t has senses (inactive items contribute nothing)
+    positives: torch.Tensor  # [P, Kp, d] kept positive vectors
+    pos_mask: torch.Tensor  # [P, Kp] bool
+    negatives: torch.Tensor  # [P, Kn, d] kept negative vectors
+    neg_mask: torch.Tensor  # [P, Kn] bool
+    pos_pool: torch.Tensor  # [P, Cp] long sense rows of the whole positive pool (-1 pad), before selection
+    neg_pool: torch.Tensor  # [P, Cn] long, the same for negatives (both [P, 0] unless gather(keep_pools=True))
 
     @property
     def size(self) -> int:
@@ -72,8 +72,9 @@ def _draw(candidates: torch.Tensor, n: torch.Tensor, generator: torch.Generator 
     return (rank < n.unsqueeze(1)) & candidates
 
 
-def _sample_csr(ptr: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, limit: int,
-                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_csr(
+    ptr: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, limit: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to `limit` entries sampled without replacement from CSR rows `rows` [P].
 
     -> (values [P, k] long, mask [P, k] bool), k = min(limit, longest row).
@@ -84,10 +85,10 @@ def _sample_csr(ptr: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, lim
     if longest == 0:
         return rows.new_zeros((rows.numel(), 0)), torch.zeros((rows.numel(), 0), dtype=torch.bool, device=rows.device)
     span = torch.arange(longest, device=rows.device)
-    inside = span.unsqueeze(0) < length.unsqueeze(1)                                   # [P, L]
+    inside = span.unsqueeze(0) < length.unsqueeze(1)  # [P, L]
     keys = torch.rand(inside.shape, generator=generator, device=rows.device).masked_fill(~inside, -1.0)
     k = min(limit, longest)
-    top, j = torch.topk(keys, k, dim=1)                                                 # [P, k]
+    top, j = torch.topk(keys, k, dim=1)  # [P, k]
     ok = top >= 0
     idx = (start.unsqueeze(1) + j).clamp(max=max(values.numel() - 1, 0))
     return values[idx].masked_fill(~ok, 0), ok
@@ -96,9 +97,17 @@ def _sample_csr(ptr: torch.Tensor, values: torch.Tensor, rows: torch.Tensor, lim
 class SenseTargets:
     """Dense, device-resident sense rows and relation pools of a store (see the module docstring)."""
 
-    def __init__(self, emb: torch.Tensor, unit_rows: torch.Tensor, token_unit: torch.Tensor,
-                 syn_ptr: torch.Tensor, syn_unit: torch.Tensor, ant_ptr: torch.Tensor, ant_unit: torch.Tensor,
-                 n_span_units: int = 0) -> None:
+    def __init__(
+        self,
+        emb: torch.Tensor,
+        unit_rows: torch.Tensor,
+        token_unit: torch.Tensor,
+        syn_ptr: torch.Tensor,
+        syn_unit: torch.Tensor,
+        ant_ptr: torch.Tensor,
+        ant_unit: torch.Tensor,
+        n_span_units: int = 0,
+    ) -> None:
         self.emb = emb
         self.unit_rows = unit_rows
         self.token_unit = token_unit
@@ -108,19 +117,22 @@ class SenseTargets:
         n_rel = (syn_ptr[1:] - syn_ptr[:-1]) + (ant_ptr[1:] - ant_ptr[:-1])
         self.has_rel = has_sense & (n_rel > 0)
         self.n_span_units = n_span_units
-        self.emb_sq = emb.float().pow(2).sum(-1)                                            # [R], for the L2 selection
+        self.emb_sq = emb.float().pow(2).sum(-1)  # [R], for the L2 selection
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_store(cls, store, vocab_size: int, device: torch.device | str = "cpu",
-                   dtype: torch.dtype = torch.float32) -> "SenseTargets":
+    def from_store(
+        cls, store, vocab_size: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> "SenseTargets":
         sm = store.sense_matrix()
         tok, span, sidx, emb = sm["token_id"], sm["span_id"], sm["sense_index"], sm["embedding"]
         if len(tok) == 0:
             raise InputError(f"store {store.path} holds no senses; build it with `sensekit build` on a corpus")
         if tok.max(initial=-1) >= vocab_size:
-            raise TeacherMismatch(f"store {store.path} has token id {int(tok.max())} but the teacher's vocabulary has "
-                                  f"{vocab_size}; use the store built with this teacher")
+            raise TeacherMismatch(
+                f"store {store.path} has token id {int(tok.max())} but the teacher's vocabulary has "
+                f"{vocab_size}; use the store built with this teacher"
+            )
         # unit key: tokens first (0..V-1), spans after (V + span_id)
         key = np.where(tok >= 0, tok, vocab_size + span).astype(np.int64)
         units, unit_of_row = np.unique(key, return_inverse=True)
@@ -176,10 +188,16 @@ class SenseTargets:
 
         syn_ptr, syn_unit = csr("syn")
         ant_ptr, ant_unit = csr("ant")
-        return cls(torch.from_numpy(np.array(emb, np.float32)).to(device=device, dtype=dtype),
-                   torch.from_numpy(unit_rows).to(device),
-                   torch.from_numpy(token_unit).to(device), syn_ptr, syn_unit, ant_ptr, ant_unit,
-                   n_span_units=int((~is_tok).sum()))
+        return cls(
+            torch.from_numpy(np.array(emb, np.float32)).to(device=device, dtype=dtype),
+            torch.from_numpy(unit_rows).to(device),
+            torch.from_numpy(token_unit).to(device),
+            syn_ptr,
+            syn_unit,
+            ant_ptr,
+            ant_unit,
+            n_span_units=int((~is_tok).sum()),
+        )
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -191,19 +209,25 @@ class SenseTargets:
         return int(self.emb.shape[1])
 
     def summary(self) -> dict[str, int]:
-        return {"sense_rows": int(self.emb.shape[0]), "units": int(self.unit_rows.shape[0]),
-                "span_units": self.n_span_units, "max_senses": int(self.unit_rows.shape[1]),
-                "tokens_with_senses": int((self.token_unit >= 0).sum()),
-                "tokens_with_relations": int(self.has_rel.sum()),
-                "syn_links": int(self.syn_unit.numel()), "ant_links": int(self.ant_unit.numel())}
+        return {
+            "sense_rows": int(self.emb.shape[0]),
+            "units": int(self.unit_rows.shape[0]),
+            "span_units": self.n_span_units,
+            "max_senses": int(self.unit_rows.shape[1]),
+            "tokens_with_senses": int((self.token_unit >= 0).sum()),
+            "tokens_with_relations": int(self.has_rel.sum()),
+            "syn_links": int(self.syn_unit.numel()),
+            "ant_links": int(self.ant_unit.numel()),
+        }
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         names = ("emb", "unit_rows", "token_unit", "syn_ptr", "syn_unit", "ant_ptr", "ant_unit")
         return {k: getattr(self, k) for k in names}
 
     # -- per step ------------------------------------------------------------------------
-    def sample_positions(self, labels: torch.Tensor, frac: float, floor: int, generator: torch.Generator | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample_positions(
+        self, labels: torch.Tensor, frac: float, floor: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """labels [B, T] long (-100 = no target) -> (b [P], t [P], is_rel [P]): relation group, then token group.
 
         Q_b = positions of row b whose y_t has senses and relations; n_b = group_size(|Q_b|);
@@ -220,8 +244,14 @@ class SenseTargets:
         is_rel = torch.cat([torch.ones_like(rb, dtype=torch.bool), torch.zeros_like(tb, dtype=torch.bool)])
         return torch.cat([rb, tb]), torch.cat([rt, tt]), is_rel
 
-    def pools(self, y: torch.Tensor, is_rel: torch.Tensor, neighbors: int, own_negative: bool = False,
-              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def pools(
+        self,
+        y: torch.Tensor,
+        is_rel: torch.Tensor,
+        neighbors: int,
+        own_negative: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Candidate sense rows per item. y [P] target tokens, is_rel [P] ->
         (pos_rows [P, Cp], neg_rows [P, Cn], active [P]); rows are -1 where padded.
 
@@ -231,13 +261,13 @@ class SenseTargets:
         P = y.numel()
         unit = self.token_unit[y]
         active = unit >= 0
-        own = torch.where(active.unsqueeze(1), self.unit_rows[unit.clamp(min=0)], -1)      # [P, K]
+        own = torch.where(active.unsqueeze(1), self.unit_rows[unit.clamp(min=0)], -1)  # [P, K]
         rel_idx = is_rel.nonzero(as_tuple=True)[0]
         y_rel = y[rel_idx]
 
         def related(ptr: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
-            units, ok = _sample_csr(ptr, vals, y_rel, neighbors, generator)                 # [Pr, k]
-            rows = torch.where(ok.unsqueeze(-1), self.unit_rows[units], -1).flatten(1)       # [Pr, k*K]
+            units, ok = _sample_csr(ptr, vals, y_rel, neighbors, generator)  # [Pr, k]
+            rows = torch.where(ok.unsqueeze(-1), self.unit_rows[units], -1).flatten(1)  # [Pr, k*K]
             out = torch.full((P, rows.shape[1]), -1, dtype=torch.long, device=y.device)
             out[rel_idx] = rows
             return out
@@ -258,27 +288,43 @@ class SenseTargets:
         P, C = rows.shape
         K = min(kappa, C)
         if P == 0 or C == 0:
-            return (self.emb.new_zeros((P, K, self.dim), dtype=torch.float32),
-                    torch.zeros((P, K), dtype=torch.bool, device=rows.device))
+            return (
+                self.emb.new_zeros((P, K, self.dim), dtype=torch.float32),
+                torch.zeros((P, K), dtype=torch.bool, device=rows.device),
+            )
         mask = rows >= 0
         rc = rows.clamp(min=0)
         a = anchor.float()
         uniq, inv = torch.unique(rc, return_inverse=True)
         if uniq.numel() <= UNIQUE_FACTOR * C:
-            dots = (a @ self.emb[uniq].float().T).gather(1, inv)                             # [P, C]
+            dots = (a @ self.emb[uniq].float().T).gather(1, inv)  # [P, C]
         else:
             chunk = max(1, CHUNK_ELEMENTS // max(1, C * self.dim))
-            dots = torch.cat([torch.bmm(self.emb[rc[s:s + chunk]].float(), a[s:s + chunk].unsqueeze(-1)).squeeze(-1)
-                              for s in range(0, P, chunk)])                                  # memory-bounded chunks
+            dots = torch.cat(
+                [
+                    torch.bmm(self.emb[rc[s : s + chunk]].float(), a[s : s + chunk].unsqueeze(-1)).squeeze(-1)
+                    for s in range(0, P, chunk)
+                ]
+            )  # memory-bounded chunks
         dist = self.emb_sq[rc] - 2.0 * dots + a.pow(2).sum(-1, keepdim=True)
         idx, keep = top_kappa_from_distances(dist, mask, K)
         kept_rows = rc.gather(1, idx)
         return self.emb[kept_rows].float() * keep.unsqueeze(-1), keep
 
     @torch.no_grad()
-    def gather(self, labels: torch.Tensor, g: torch.Tensor, *, kappa: int, neighbors: int, frac: float, floor: int,
-               own_negative: bool = False, generator: torch.Generator | None = None,
-               keep_pools: bool = False) -> SenseBatch:
+    def gather(
+        self,
+        labels: torch.Tensor,
+        g: torch.Tensor,
+        *,
+        kappa: int,
+        neighbors: int,
+        frac: float,
+        floor: int,
+        own_negative: bool = False,
+        generator: torch.Generator | None = None,
+        keep_pools: bool = False,
+    ) -> SenseBatch:
         """Everything the sense loss of one micro-batch needs. labels [B, T] (-100 = none), g [B, T, d] teacher states.
 
         The pre-selection pools are kept in the result only with `keep_pools` (tests, inspection).

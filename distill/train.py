@@ -43,8 +43,16 @@ from .run_folder import RunFolder
 from .student import DistillStudent, build_truncated, load_hf_student, save_student
 from .targets import SenseTargets
 
-__all__ = ["train", "Stepper", "BatchOrder", "check_store_matches", "param_groups", "NonFiniteLoss", "Callback",
-           "TERMS"]
+__all__ = [
+    "train",
+    "Stepper",
+    "BatchOrder",
+    "check_store_matches",
+    "param_groups",
+    "NonFiniteLoss",
+    "Callback",
+    "TERMS",
+]
 
 Callback = Callable[[str, dict[str, Any]], None]
 TERMS = ("kd", "ce", "sense_pos", "sense_neg", "hidden", "total")
@@ -56,8 +64,9 @@ class NonFiniteLoss(SensekitError):
 
 
 # -- the run ----------------------------------------------------------------------------
-def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None = None,
-          teacher=None) -> dict[str, Any]:
+def train(
+    cfg: DistillConfig, *, resume: bool = False, callback: Callback | None = None, teacher=None
+) -> dict[str, Any]:
     """Run a distillation. Returns a summary (steps, last metrics, eval, folders). Raises SensekitError on bad input."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -93,29 +102,71 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     start = load_checkpoint(resume_from, cfg, state) if resume_from is not None else 0
 
     n_trainable = sum(p.numel() for _, p in inner.trainable_named_parameters())
-    run.write_setup(cfg, {
-        "teacher": teacher.name, "teacher_revision": teacher.revision, "hidden_size": teacher.hidden_size,
-        "vocab_size": teacher.vocab_size, "store": str(cfg.store), "targets": targets.summary() if targets else None,
-        "student": cfg.student, "student_selection": getattr(inner.lm.config, "sensekit", None),
-        "trainable_parameters": n_trainable, "windows": len(windows), "window_prefix_tokens": windows.n_prefix,
-        "target_tokens": windows.n_targets, "eval_windows": len(eval_windows) if eval_windows is not None else 0,
-        "steps": total, "steps_per_epoch": order.steps_per_epoch, "processes": acc.num_processes,
-        "lr": cfg.lr, "effective_lr": lr, "mixed_precision": acc.mixed_precision, "device": str(device), **checks})
+    run.write_setup(
+        cfg,
+        {
+            "teacher": teacher.name,
+            "teacher_revision": teacher.revision,
+            "hidden_size": teacher.hidden_size,
+            "vocab_size": teacher.vocab_size,
+            "store": str(cfg.store),
+            "targets": targets.summary() if targets else None,
+            "student": cfg.student,
+            "student_selection": getattr(inner.lm.config, "sensekit", None),
+            "trainable_parameters": n_trainable,
+            "windows": len(windows),
+            "window_prefix_tokens": windows.n_prefix,
+            "target_tokens": windows.n_targets,
+            "eval_windows": len(eval_windows) if eval_windows is not None else 0,
+            "steps": total,
+            "steps_per_epoch": order.steps_per_epoch,
+            "processes": acc.num_processes,
+            "lr": cfg.lr,
+            "effective_lr": lr,
+            "mixed_precision": acc.mixed_precision,
+            "device": str(device),
+            **checks,
+        },
+    )
     log = run.open_log(resumed_at=start if resume else None)
-    emit("start", {"total": total, "start": start, "windows": len(windows), "trainable_parameters": n_trainable,
-                   "targets": targets.summary() if targets else None, "device": str(device)})
+    emit(
+        "start",
+        {
+            "total": total,
+            "start": start,
+            "windows": len(windows),
+            "trainable_parameters": n_trainable,
+            "targets": targets.summary() if targets else None,
+            "device": str(device),
+        },
+    )
 
     # the loop: one optimizer step per iteration; evaluate and checkpoint on their schedules and at the end
-    stepper = Stepper(cfg, acc, teacher, model, optimizer, scheduler, targets, windows, cache, sense_gen,
-                      teacher_logits=teacher_logits)
+    stepper = Stepper(
+        cfg,
+        acc,
+        teacher,
+        model,
+        optimizer,
+        scheduler,
+        targets,
+        windows,
+        cache,
+        sense_gen,
+        teacher_logits=teacher_logits,
+    )
     t0 = time.perf_counter()
     last: dict[str, Any] = {}
     evals: list[dict[str, Any]] = []
     try:
         for step in range(start, total):
             number, done = step + 1, step + 1 == total
-            row = {"step": number, "epoch": order.epoch_at(step), **stepper.step(order.batches(step), number),
-                   "elapsed_s": round(time.perf_counter() - t0, 3)}
+            row = {
+                "step": number,
+                "epoch": order.epoch_at(step),
+                **stepper.step(order.batches(step), number),
+                "elapsed_s": round(time.perf_counter() - t0, 3),
+            }
             log.step(row)
             last = row
             emit("step", row)
@@ -138,13 +189,32 @@ def train(cfg: DistillConfig, *, resume: bool = False, callback: Callback | None
     # the student, saved as a plain Hugging Face model, and the summary
     acc.wait_for_everyone()
     if main:
-        save_student(inner, teacher.tokenizer, run.student, info={
-            "made_by": "sensekit distill", "teacher": teacher.name, "teacher_revision": teacher.revision,
-            "store": str(cfg.store), "steps": total, "lambda_sense": cfg.lambda_sense,
-            "lambda_hidden": cfg.lambda_hidden, "effective_lr": lr, "config": cfg.to_dict()})
-    summary = {"steps": total, "last": last, "eval": evals[-1] if evals else None, "output_dir": str(run.path),
-               "student_dir": str(run.student), "metrics": str(run.metrics),
-               "elapsed_s": round(time.perf_counter() - t0, 3), "cache_hits": stepper.cache_hits}
+        save_student(
+            inner,
+            teacher.tokenizer,
+            run.student,
+            info={
+                "made_by": "sensekit distill",
+                "teacher": teacher.name,
+                "teacher_revision": teacher.revision,
+                "store": str(cfg.store),
+                "steps": total,
+                "lambda_sense": cfg.lambda_sense,
+                "lambda_hidden": cfg.lambda_hidden,
+                "effective_lr": lr,
+                "config": cfg.to_dict(),
+            },
+        )
+    summary = {
+        "steps": total,
+        "last": last,
+        "eval": evals[-1] if evals else None,
+        "output_dir": str(run.path),
+        "student_dir": str(run.student),
+        "metrics": str(run.metrics),
+        "elapsed_s": round(time.perf_counter() - t0, 3),
+        "cache_hits": stepper.cache_hits,
+    }
     run.write_summary(summary)
     emit("done", summary)
     return summary
@@ -167,13 +237,21 @@ def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Callback):
             emit("status", {"message": f"loading teacher {cfg.teacher}"})
             teacher = load_teacher(cfg.teacher, device=str(device))
         check_store_matches(store, teacher)
-        targets = SenseTargets.from_store(store, teacher.vocab_size, device, dtype=getattr(torch, cfg.sense_dtype)) \
-            if cfg.lambda_sense > 0 else None
+        targets = (
+            SenseTargets.from_store(store, teacher.vocab_size, device, dtype=getattr(torch, cfg.sense_dtype))
+            if cfg.lambda_sense > 0
+            else None
+        )
     finally:
         store.close()
     if targets is not None and int(targets.has_rel.sum()) == 0:
-        emit("warning", {"message": f"store {cfg.store} links no token with senses to a synonym or antonym with "
-                                    "senses: the sense loss will be zero"})
+        emit(
+            "warning",
+            {
+                "message": f"store {cfg.store} links no token with senses to a synonym or antonym with "
+                "senses: the sense loss will be zero"
+            },
+        )
     return teacher, targets
 
 
@@ -182,8 +260,9 @@ def _student(cfg: DistillConfig, teacher, device) -> DistillStudent:
     if cfg.truncated:
         lm = build_truncated(teacher.model, cfg.student_selection, cfg.train_selection)
         lm.config.sensekit["teacher"] = teacher.name  # config.json then says where its layers came from
-        model = DistillStudent(lm, teacher.hidden_size, teacher.vocab_size,
-                               split_at=lm.config.sensekit["trained_layers"][0])
+        model = DistillStudent(
+            lm, teacher.hidden_size, teacher.vocab_size, split_at=lm.config.sensekit["trained_layers"][0]
+        )
         model.eval()  # dropout off: the frozen modules are the teacher's own and must stay deterministic
         return model
     lm = load_hf_student(cfg.student, teacher, device)
@@ -195,15 +274,15 @@ def _student(cfg: DistillConfig, teacher, device) -> DistillStudent:
 def _windows(cfg: DistillConfig, teacher, acc, emit: Callback) -> tuple[Windows, Windows | None]:
     """Training windows, and the held-out ones: --eval-data, else the last --eval-holdout training windows."""
     with acc.main_process_first():  # the main process prepares and saves them; the others read its copy
-        windows = prepare_windows(cfg, teacher, "train",
-                                  progress=lambda name, n: emit("data", {"name": name, "count": n}))
+        windows = prepare_windows(
+            cfg, teacher, "train", progress=lambda name, n: emit("data", {"name": name, "count": n})
+        )
         eval_windows: Windows | None = None
         if cfg.eval_data:
             eval_windows = prepare_windows(cfg, teacher, "eval", paths=cfg.eval_data, mode="corpus")
     if not cfg.eval_data and cfg.eval_holdout:
         if cfg.eval_holdout >= len(windows):
-            raise InputError(f"--eval-holdout {cfg.eval_holdout} leaves no training windows "
-                             f"(there are {len(windows)})")
+            raise InputError(f"--eval-holdout {cfg.eval_holdout} leaves no training windows (there are {len(windows)})")
         eval_windows = windows.subset(slice(len(windows) - cfg.eval_holdout, None))
         windows = windows.subset(slice(0, len(windows) - cfg.eval_holdout))
     return windows, eval_windows
@@ -214,9 +293,18 @@ def _prefix_cache(cfg: DistillConfig, teacher, model: DistillStudent, windows: W
     from .cache import PrefixCache
 
     selection = model.lm.config.sensekit
-    fp = hashlib.sha256(windows.ids.tobytes() + json.dumps([
-        teacher.name, selection["teacher_layers"], selection["trained_layers"], windows.n_prefix,
-        cfg.mixed_precision]).encode()).hexdigest()
+    fp = hashlib.sha256(
+        windows.ids.tobytes()
+        + json.dumps(
+            [
+                teacher.name,
+                selection["teacher_layers"],
+                selection["trained_layers"],
+                windows.n_prefix,
+                cfg.mixed_precision,
+            ]
+        ).encode()
+    ).hexdigest()
     return PrefixCache(folder, len(windows), windows.seq_len, teacher.hidden_size, fp)
 
 
@@ -225,40 +313,63 @@ def effective_lr(cfg: DistillConfig, processes: int) -> float:
     return cfg.lr * (processes if cfg.scale_lr else 1)
 
 
-def startup_checks(cfg: DistillConfig, teacher, model: DistillStudent, windows: Windows, rows: np.ndarray, acc,
-                   teacher_logits: TeacherLogits, emit: Callback) -> dict[str, Any]:
+def startup_checks(
+    cfg: DistillConfig,
+    teacher,
+    model: DistillStudent,
+    windows: Windows,
+    rows: np.ndarray,
+    acc,
+    teacher_logits: TeacherLogits,
+    emit: Callback,
+) -> dict[str, Any]:
     """On the first batch (rows [B]): the teacher's logits path, the student's head, and with --cache the split.
 
     Where the teacher's head of g_t is not its own output (a family step this code does not know), the run uses
     the teacher's own forward for its logits; a student that differs is refused, as is an inexact split.
     """
     if cfg.truncated and teacher.dtype != torch.float32 and acc.mixed_precision == "no":
-        raise InputError(f"the teacher is in {str(teacher.dtype).replace('torch.', '')} and the student's trained "
-                         "layers in float32: they meet only under autocast; pass --mixed-precision bf16 (or fp16)")
-    input_ids, attn, _ = windows.batch(rows, acc.device)                           # [B, T] each
+        raise InputError(
+            f"the teacher is in {str(teacher.dtype).replace('torch.', '')} and the student's trained "
+            "layers in float32: they meet only under autocast; pass --mixed-precision bf16 (or fp16)"
+        )
+    input_ids, attn, _ = windows.batch(rows, acc.device)  # [B, T] each
     t_diff = teacher_logits.check(input_ids, attn)
     if teacher_logits.own_forward:
-        emit("warning", {"message": f"teacher {teacher.name}: its LM head of g_t differs from its own logits by "
-                                    f"{t_diff:.3g}; using its own forward for the teacher's logits (slower)"})
+        emit(
+            "warning",
+            {
+                "message": f"teacher {teacher.name}: its LM head of g_t differs from its own logits by "
+                f"{t_diff:.3g}; using its own forward for the teacher's logits (slower)"
+            },
+        )
     exact = acc.mixed_precision == "no" and teacher.dtype == torch.float32
     with torch.no_grad(), acc.autocast():
         s_diff, allowed = logits_difference(model.lm, input_ids, attn)
         if not s_diff <= allowed:
-            raise InputError(f"student {cfg.student}: its LM head of its final hidden state differs from its own "
-                             f"logits by {s_diff:.3g} (> {allowed:.3g}); this architecture cannot be a student here")
+            raise InputError(
+                f"student {cfg.student}: its LM head of its final hidden state differs from its own "
+                f"logits by {s_diff:.3g} (> {allowed:.3g}); this architecture cannot be a student here"
+            )
         split_diff = None
         if cfg.cache:
-            full = model.final_hidden(input_ids, attn)                                  # [B, T, d]
+            full = model.final_hidden(input_ids, attn)  # [B, T, d]
             prefix = model.prefix(input_ids, attn).float()  # as the cache stores it
             split = model.final_hidden(None, attn, prefix.to(_trainable_dtype(model, prefix.dtype)))
             split_diff, scale = max_difference(split, full, attn.bool())
             allowed = tolerance(torch.float32 if exact else torch.bfloat16, scale)
             if not split_diff <= allowed:
-                raise InputError(f"the frozen-prefix cache is not exact for {type(model.lm).__name__}: the split "
-                                 f"forward differs from the full one by {split_diff:.3g} (> {allowed:.3g}) on the "
-                                 "first batch; drop --cache")
-    return {"teacher_logits": "own forward" if teacher_logits.own_forward else "lm_head(g)",
-            "check_teacher_logits_diff": t_diff, "check_student_logits_diff": s_diff, "check_split_diff": split_diff}
+                raise InputError(
+                    f"the frozen-prefix cache is not exact for {type(model.lm).__name__}: the split "
+                    f"forward differs from the full one by {split_diff:.3g} (> {allowed:.3g}) on the "
+                    "first batch; drop --cache"
+                )
+    return {
+        "teacher_logits": "own forward" if teacher_logits.own_forward else "lm_head(g)",
+        "check_teacher_logits_diff": t_diff,
+        "check_student_logits_diff": s_diff,
+        "check_split_diff": split_diff,
+    }
 
 
 def _trainable_dtype(model: DistillStudent, default: torch.dtype) -> torch.dtype:
@@ -273,16 +384,19 @@ class BatchOrder:
     own B of them. An optimizer step is `grad_accum` consecutive micro-steps (it may straddle two epochs).
     """
 
-    def __init__(self, seed: int, n_windows: int, batch_size: int, grad_accum: int, processes: int,
-                 process_index: int) -> None:
+    def __init__(
+        self, seed: int, n_windows: int, batch_size: int, grad_accum: int, processes: int, process_index: int
+    ) -> None:
         self.seed, self.n_windows, self.batch_size, self.grad_accum = seed, n_windows, batch_size, grad_accum
         self.processes, self.process_index = processes, process_index
         self.micro_per_epoch = n_windows // (batch_size * processes)
         self.steps_per_epoch = self.micro_per_epoch // grad_accum
         if self.steps_per_epoch == 0:
-            raise InputError(f"{n_windows} training windows are fewer than one optimizer step needs "
-                             f"({batch_size * processes * grad_accum} = batch size x processes x grad accumulation); "
-                             "give more data or lower them")
+            raise InputError(
+                f"{n_windows} training windows are fewer than one optimizer step needs "
+                f"({batch_size * processes * grad_accum} = batch size x processes x grad accumulation); "
+                "give more data or lower them"
+            )
         self._epoch, self._perm = -1, np.empty(0, np.int64)  # the current epoch's permutation, drawn once
 
     def epoch_at(self, step: int) -> float:
@@ -298,8 +412,8 @@ class BatchOrder:
         if epoch != self._epoch:
             self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
         span = self.batch_size * self.processes
-        rows = self._perm[within * span:(within + 1) * span]
-        return rows[self.process_index * self.batch_size:(self.process_index + 1) * self.batch_size]
+        rows = self._perm[within * span : (within + 1) * span]
+        return rows[self.process_index * self.batch_size : (self.process_index + 1) * self.batch_size]
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -343,19 +457,25 @@ def check_store_matches(store, teacher) -> None:
     meta = store.meta
     key = meta.get("key_mode") or (meta.get("build_config") or {}).get("key")
     if key and key != "next":
-        raise TeacherMismatch(f"store {store.path} was built with --key {key} (senses filed under the input token "
-                              "x_t) but distill's sense loss needs --key next (senses of the predicted token y_t); "
-                              "rebuild the store with --key next")
+        raise TeacherMismatch(
+            f"store {store.path} was built with --key {key} (senses filed under the input token "
+            "x_t) but distill's sense loss needs --key next (senses of the predicted token y_t); "
+            "rebuild the store with --key next"
+        )
     built = meta.get("teacher")
     if isinstance(built, dict):
         built = built.get("name") or built.get("id")
     if built and str(built) != str(teacher.name):
-        raise TeacherMismatch(f"store {store.path} was built with teacher {built!r} but this run's teacher is "
-                              f"{teacher.name!r}; pass --teacher {built} or rebuild the store with this teacher")
+        raise TeacherMismatch(
+            f"store {store.path} was built with teacher {built!r} but this run's teacher is "
+            f"{teacher.name!r}; pass --teacher {built} or rebuild the store with this teacher"
+        )
     hidden = int(meta.get("hidden_size", meta.get("dim", store.dim)))
     if hidden != int(teacher.hidden_size) or int(store.dim) != int(teacher.hidden_size):
-        raise TeacherMismatch(f"store {store.path} holds {hidden}-dim senses but teacher {teacher.name!r} has hidden "
-                              f"size {teacher.hidden_size}; use the store built with this teacher")
+        raise TeacherMismatch(
+            f"store {store.path} holds {hidden}-dim senses but teacher {teacher.name!r} has hidden "
+            f"size {teacher.hidden_size}; use the store built with this teacher"
+        )
     store_tok = store.path / TOKENIZER_FILE
     want = meta.get("tokenizer_sha256") or (_sha256(store_tok) if store_tok.is_file() else None)
     have = _sha256(Path(teacher.tokenizer_json)) if teacher.tokenizer_json else None
@@ -367,8 +487,10 @@ def check_store_matches(store, teacher) -> None:
 
         if Tokenizer.from_file(str(store_tok)).get_vocab(with_added_tokens=True) == teacher.tokenizer.get_vocab():
             return
-    raise TeacherMismatch(f"store {store.path} was built with another tokenizer (sha256 {str(want)[:12]}) than teacher "
-                          f"{teacher.name!r} (sha256 {str(have)[:12]}); use the store built with this teacher")
+    raise TeacherMismatch(
+        f"store {store.path} was built with another tokenizer (sha256 {str(want)[:12]}) than teacher "
+        f"{teacher.name!r} (sha256 {str(have)[:12]}); use the store built with this teacher"
+    )
 
 
 class Stepper:
@@ -377,9 +499,20 @@ class Stepper:
     `train()` drives it; the overhead benchmark times it directly.
     """
 
-    def __init__(self, cfg: DistillConfig, acc, teacher, model, optimizer, scheduler, targets: SenseTargets | None,
-                 windows: Windows, cache=None, sense_gen: torch.Generator | None = None,
-                 teacher_logits: TeacherLogits | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DistillConfig,
+        acc,
+        teacher,
+        model,
+        optimizer,
+        scheduler,
+        targets: SenseTargets | None,
+        windows: Windows,
+        cache=None,
+        sense_gen: torch.Generator | None = None,
+        teacher_logits: TeacherLogits | None = None,
+    ) -> None:
         self.cfg, self.acc, self.teacher, self.model = cfg, acc, teacher, model
         self.optimizer, self.scheduler, self.targets = optimizer, scheduler, targets
         self.windows, self.cache = windows, cache
@@ -393,41 +526,59 @@ class Stepper:
     def micro_step(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """Forward one micro-batch (windows `rows`) and return every loss term (scalars with graphs)."""
         cfg, device, inner, cache = self.cfg, self.device, self.inner, self.cache
-        input_ids, attn, labels = self.windows.batch(rows, device)                  # [B, T] each
+        input_ids, attn, labels = self.windows.batch(rows, device)  # [B, T] each
         prefix = None
         if cache is not None and cache.has(rows):
-            prefix, g = cache.get(rows, device)                                     # [B, T, d] x2
+            prefix, g = cache.get(rows, device)  # [B, T, d] x2
             self.cache_hits += 1
         else:
-            g = self.teacher.final_hidden(input_ids, attn).clone()                  # [B, T, d], g_t post-norm
+            g = self.teacher.final_hidden(input_ids, attn).clone()  # [B, T, d], g_t post-norm
             if cache is not None:
                 prefix = inner.prefix(input_ids, attn).float()
                 cache.put(rows, prefix, g)
         with torch.no_grad():
-            t_logits = self.teacher_logits(g, input_ids, attn)                      # [B, T, V]
+            t_logits = self.teacher_logits(g, input_ids, attn)  # [B, T, V]
             sense = None
             if cfg.lambda_sense > 0:
-                sense = self.targets.gather(labels, g, kappa=cfg.kappa, neighbors=cfg.neighbors, frac=cfg.sample_frac,
-                                            floor=cfg.sample_floor, own_negative=cfg.own_senses_negative,
-                                            generator=self.sense_gen)
+                sense = self.targets.gather(
+                    labels,
+                    g,
+                    kappa=cfg.kappa,
+                    neighbors=cfg.neighbors,
+                    frac=cfg.sample_frac,
+                    floor=cfg.sample_floor,
+                    own_negative=cfg.own_senses_negative,
+                    generator=self.sense_gen,
+                )
         if prefix is not None:
             prefix = prefix.to(self.trainable[0].dtype if self.trainable else prefix.dtype)
         with self.acc.autocast():
-            logits, h = self.model(input_ids, attn, prefix=prefix)                  # [B, T, V], [B, T, d]
-        mask = labels >= 0                                                          # [B, T] target positions
+            logits, h = self.model(input_ids, attn, prefix=prefix)  # [B, T, V], [B, T, d]
+        mask = labels >= 0  # [B, T] target positions
         zero = torch.zeros((), device=device)
         terms = {"kd": kd_loss(logits, t_logits, mask, cfg.tau, cfg.alpha), "ce": ce_loss(logits, labels, mask)}
         if sense is not None:
-            terms["sense_pos"], terms["sense_neg"] = sense_loss(h[sense.b, sense.t], sense.positives, sense.pos_mask,
-                                                                sense.negatives, sense.neg_mask, sense.active,
-                                                                cfg.beta_p, cfg.beta_n)          # h at [P, d]
+            terms["sense_pos"], terms["sense_neg"] = sense_loss(
+                h[sense.b, sense.t],
+                sense.positives,
+                sense.pos_mask,
+                sense.negatives,
+                sense.neg_mask,
+                sense.active,
+                cfg.beta_p,
+                cfg.beta_n,
+            )  # h at [P, d]
             n_active = int(sense.active.sum())
         else:
             terms["sense_pos"] = terms["sense_neg"] = zero
             n_active = 0
         terms["hidden"] = hidden_mse_loss(h, g, mask) if cfg.lambda_hidden > 0 else zero
-        terms["total"] = (terms["kd"] + terms["ce"] + cfg.lambda_sense * (terms["sense_pos"] + terms["sense_neg"])
-                          + cfg.lambda_hidden * terms["hidden"])
+        terms["total"] = (
+            terms["kd"]
+            + terms["ce"]
+            + cfg.lambda_sense * (terms["sense_pos"] + terms["sense_neg"])
+            + cfg.lambda_hidden * terms["hidden"]
+        )
         terms["_positions"] = torch.tensor(float(n_active), device=device)
         terms["_tokens"] = mask.sum().float()
         return terms
@@ -447,8 +598,10 @@ class Stepper:
                 values = torch.stack([terms[k].detach().float() for k in sums]).tolist()
                 for k, v in zip(sums, values[: len(TERMS)]):
                     if not math.isfinite(v):
-                        raise NonFiniteLoss(f"step {number}: the {k} loss is {terms[k].item()}; lower --lr, check "
-                                            f"the store's vectors, or use --mixed-precision no")
+                        raise NonFiniteLoss(
+                            f"step {number}: the {k} loss is {terms[k].item()}; lower --lr, check "
+                            f"the store's vectors, or use --mixed-precision no"
+                        )
                 acc.backward(terms["total"] / A)
             for k, v in zip(sums, values):
                 sums[k] += v
@@ -458,20 +611,25 @@ class Stepper:
             grads = [p.grad.norm() for p in self.trainable if p.grad is not None]
             grad_norm = float(torch.linalg.vector_norm(torch.stack(grads))) if grads else 0.0
         if not math.isfinite(grad_norm):
-            raise NonFiniteLoss(f"step {number}: the gradient norm is {grad_norm}; "
-                                "lower --lr or use --mixed-precision no")
+            raise NonFiniteLoss(
+                f"step {number}: the gradient norm is {grad_norm}; lower --lr or use --mixed-precision no"
+            )
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         values = torch.tensor([sums[k] / A for k in TERMS], device=self.device)
         counts = torch.tensor([sums["_positions"], sums["_tokens"]], device=self.device)
         if acc.num_processes > 1:
-            values = acc.reduce(values, reduction="mean")       # loss terms: the mean over processes
-            counts = acc.reduce(counts, reduction="sum")        # sense positions and target tokens: all processes
+            values = acc.reduce(values, reduction="mean")  # loss terms: the mean over processes
+            counts = acc.reduce(counts, reduction="sum")  # sense positions and target tokens: all processes
         v = values.tolist() + counts.tolist()
         row = {"lr": lr, **dict(zip(TERMS, v[: len(TERMS)]))}
-        row.update(sense=row["sense_pos"] + row["sense_neg"], grad_norm=grad_norm, sense_positions=v[len(TERMS)],
-                   tokens=v[len(TERMS) + 1])
+        row.update(
+            sense=row["sense_pos"] + row["sense_neg"],
+            grad_norm=grad_norm,
+            sense_positions=v[len(TERMS)],
+            tokens=v[len(TERMS) + 1],
+        )
         return row
 
 
@@ -486,8 +644,17 @@ class _null:
 def _evaluate(cfg, inner, teacher, windows, device, acc, step, teacher_logits=None) -> dict[str, Any]:
     from .evaluate import evaluate
 
-    result = evaluate(inner, teacher, windows, cfg.batch_size, device, tau=cfg.tau, max_batches=cfg.eval_batches,
-                      autocast=acc.autocast, teacher_logits=teacher_logits)
+    result = evaluate(
+        inner,
+        teacher,
+        windows,
+        cfg.batch_size,
+        device,
+        tau=cfg.tau,
+        max_batches=cfg.eval_batches,
+        autocast=acc.autocast,
+        teacher_logits=teacher_logits,
+    )
     if cfg.truncated:
         inner.eval()
     return {"step": step, **result}

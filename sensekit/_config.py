@@ -118,8 +118,11 @@ def cli_parameters(cls: type, skip: Iterable[str] = (), arguments: Iterable[str]
             if f.metadata.get("short"):
                 names.append(f.metadata["short"])
             info = typer.Option(*names, help=text, show_default=False, rich_help_panel=f.metadata.get("panel"))
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                        annotation=Annotated[Optional[py], info]))
+        params.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[py], info]
+            )
+        )
     return params
 
 

@@ -14,8 +14,18 @@ import sys
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DB_FILE", "TOKENIZER_FILE", "INDEX_FILE", "COMPRESSED_SUFFIXES", "temp_sibling", "swap_into_place",
-           "exchange_paths", "write_atomic", "open_compressed", "strip_compression"]
+__all__ = [
+    "DB_FILE",
+    "TOKENIZER_FILE",
+    "INDEX_FILE",
+    "COMPRESSED_SUFFIXES",
+    "temp_sibling",
+    "swap_into_place",
+    "exchange_paths",
+    "write_atomic",
+    "open_compressed",
+    "strip_compression",
+]
 
 DB_FILE = "store.duckdb"
 TOKENIZER_FILE = "tokenizer.json"
@@ -105,8 +115,9 @@ def strip_compression(name: str) -> str:
     return name
 
 
-def open_compressed(path: str | os.PathLike, mode: str = "rb", *,
-                    compression_of: str | os.PathLike | None = None) -> IO[bytes]:
+def open_compressed(
+    path: str | os.PathLike, mode: str = "rb", *, compression_of: str | os.PathLike | None = None
+) -> IO[bytes]:
     """A binary stream over `path`, (de)compressed by its suffix: .gz, .bz2, .xz/.lzma or plain.
 
     `compression_of` names the file whose suffix decides instead, e.g. the final name when

@@ -21,8 +21,12 @@ from .errors import InputError, NotFound, SensekitError
 
 DEFAULT_STORE = Path("senses.sensekit")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Sense dictionaries for decoder LMs (DuckDB + HNSW), and DSKD distillation.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Sense dictionaries for decoder LMs (DuckDB + HNSW), and DSKD distillation.",
+)
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -48,37 +52,76 @@ def query_word(store, word: str, k: int = 10) -> dict:
         close = [w for w in store.similar_words(word) if w != word.strip()]
         shape = "a single token" if len(tokens) == 1 else f"{len(tokens)} tokens"
         hint = f"; did you mean: {', '.join(close)}" if close else ""
-        raise NotFound(f"unknown word {shown(word.strip())}: it is {shape} with no senses or relations in "
-                       f"{store.path}{hint}")
+        raise NotFound(
+            f"unknown word {shown(word.strip())}: it is {shape} with no senses or relations in {store.path}{hint}"
+        )
     total = sum(s.count for s in senses) or 1
     grouped: dict[str, dict[str, list]] = {"syn": {}, "ant": {}}
     by_sense: dict[int, dict[str, dict[str, float]]] = {s.sense_index: {"syn": {}, "ant": {}} for s in senses}
     for r in relations:
-        grouped[r.kind].setdefault(r.source, []).append({
-            "related": r.related, "derived": r.derived, "is_span": r.is_span,
-            "token_ids": list(r.related_token_ids), "provenance": r.provenance,
-            "sense_ids": store.sense_ids(r.related), "head_sense": r.head_sense, "head_distance": r.head_distance,
-        })
+        grouped[r.kind].setdefault(r.source, []).append(
+            {
+                "related": r.related,
+                "derived": r.derived,
+                "is_span": r.is_span,
+                "token_ids": list(r.related_token_ids),
+                "provenance": r.provenance,
+                "sense_ids": store.sense_ids(r.related),
+                "head_sense": r.head_sense,
+                "head_distance": r.head_distance,
+            }
+        )
         if r.head_sense in by_sense:  # the same word from several sources is listed once, nearest first
             words = by_sense[r.head_sense][r.kind]
             words[r.related] = min(words.get(r.related, 2.0), r.head_distance)
-    unattached = {kind: sorted({r.related for r in relations if r.kind == kind and r.head_sense not in by_sense})
-                  for kind in ("syn", "ant")}
+    unattached = {
+        kind: sorted({r.related for r in relations if r.kind == kind and r.head_sense not in by_sense})
+        for kind in ("syn", "ant")
+    }
     return {
         "word": word.strip(),
         "store": str(store.path),
-        "tokens": [{"token_id": t.token_id, "text": t.text, "occurrences": t.occurrences, "n_senses": t.n_senses} for t in tokens],
-        "senses": [{
-            "sense_id": s.sense_id, "sense_index": s.sense_index, "count": s.count, "share": round(s.count / total, 4),
-            "contexts": [{"doc_id": c.doc_id, "char_start": c.char_start, "char_end": c.char_end, "snippet": c.snippet,
-                          "mark_start": c.mark_start, "mark_end": c.mark_end, "distance": round(c.distance, 4)} for c in s.contexts],
-            **{kind: [w for w, _ in sorted(by_sense[s.sense_index][kind].items(), key=lambda x: (x[1], x[0]))]
-               for kind in ("syn", "ant")},
-        } for s in senses],
+        "tokens": [
+            {"token_id": t.token_id, "text": t.text, "occurrences": t.occurrences, "n_senses": t.n_senses}
+            for t in tokens
+        ],
+        "senses": [
+            {
+                "sense_id": s.sense_id,
+                "sense_index": s.sense_index,
+                "count": s.count,
+                "share": round(s.count / total, 4),
+                "contexts": [
+                    {
+                        "doc_id": c.doc_id,
+                        "char_start": c.char_start,
+                        "char_end": c.char_end,
+                        "snippet": c.snippet,
+                        "mark_start": c.mark_start,
+                        "mark_end": c.mark_end,
+                        "distance": round(c.distance, 4),
+                    }
+                    for c in s.contexts
+                ],
+                **{
+                    kind: [w for w, _ in sorted(by_sense[s.sense_index][kind].items(), key=lambda x: (x[1], x[0]))]
+                    for kind in ("syn", "ant")
+                },
+            }
+            for s in senses
+        ],
         "relations": grouped,
         "unattached": unattached,
-        "neighbors": [{"sense_id": n.sense.sense_id, "token_id": n.sense.token_id, "text": n.text,
-                       "sense_index": n.sense.sense_index, "distance": round(n.distance, 4)} for n in store.neighbors(word, k=k)],
+        "neighbors": [
+            {
+                "sense_id": n.sense.sense_id,
+                "token_id": n.sense.token_id,
+                "text": n.text,
+                "sense_index": n.sense.sense_index,
+                "distance": round(n.distance, 4),
+            }
+            for n in store.neighbors(word, k=k)
+        ],
     }
 
 
@@ -102,14 +145,29 @@ def render_query(result: dict) -> None:
         t.add_row(str(tok["token_id"]), escape(repr(tok["text"])), str(tok["occurrences"]), str(tok["n_senses"]))
     out.print(t)
 
-    t = Table(title=f"senses of {word!r}, with the synonyms and antonyms nearest to each", title_justify="left",
-              show_lines=True)
-    for col, kw in (("#", {}), ("count", {"justify": "right"}), ("share", {"justify": "right"}),
-                    ("representative contexts", {"ratio": 3}), ("synonyms", {"ratio": 1}), ("antonyms", {"ratio": 1})):
+    t = Table(
+        title=f"senses of {word!r}, with the synonyms and antonyms nearest to each",
+        title_justify="left",
+        show_lines=True,
+    )
+    for col, kw in (
+        ("#", {}),
+        ("count", {"justify": "right"}),
+        ("share", {"justify": "right"}),
+        ("representative contexts", {"ratio": 3}),
+        ("synonyms", {"ratio": 1}),
+        ("antonyms", {"ratio": 1}),
+    ):
         t.add_column(col, **kw)
     for s in result["senses"]:
-        t.add_row(str(s["sense_index"]), str(s["count"]), f"{s['share']:.0%}",
-                  "\n".join(_marked(c) for c in s["contexts"]) or "-", _word_list(s["syn"]), _word_list(s["ant"]))
+        t.add_row(
+            str(s["sense_index"]),
+            str(s["count"]),
+            f"{s['share']:.0%}",
+            "\n".join(_marked(c) for c in s["contexts"]) or "-",
+            _word_list(s["syn"]),
+            _word_list(s["ant"]),
+        )
     out.print(t if result["senses"] else f"[dim]{word!r} has no senses in this store[/]")
 
     for kind, label in (("syn", "synonyms"), ("ant", "antonyms")):
@@ -148,9 +206,16 @@ def query(
 
 
 @app.command()
-def info(store: Path = StoreOpt, as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-         verify: bool = typer.Option(False, "--verify", help="Recompute the content fingerprint (content_sha256) "
-                                     "and check it against the one recorded when the store was written.")) -> None:
+def info(
+    store: Path = StoreOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Recompute the content fingerprint (content_sha256) "
+        "and check it against the one recorded when the store was written.",
+    ),
+) -> None:
     """Print a store's provenance (with its content fingerprint), counts and index parameters."""
     from .store import open_store
 
@@ -158,12 +223,22 @@ def info(store: Path = StoreOpt, as_json: bool = typer.Option(False, "--json", h
         i = s.info()
         verified = s.verify() if verify else None  # StoreError (exit 2) when the content does not match
     if as_json:
-        doc = {"path": i.path, "schema_version": i.schema_version, "provenance": i.provenance, "counts": i.counts,
-               "index": i.index, "space": i.space}
+        doc = {
+            "path": i.path,
+            "schema_version": i.schema_version,
+            "provenance": i.provenance,
+            "counts": i.counts,
+            "index": i.index,
+            "space": i.space,
+        }
         sys.stdout.write(json.dumps({**doc, "verified": verified} if verify else doc, default=str) + "\n")
         return
-    for title, data in (("provenance", {"schema_version": i.schema_version, **i.provenance}), ("counts", i.counts), ("HNSW index", i.index),
-                        ("similarity space", i.space)):
+    for title, data in (
+        ("provenance", {"schema_version": i.schema_version, **i.provenance}),
+        ("counts", i.counts),
+        ("HNSW index", i.index),
+        ("similarity space", i.space),
+    ):
         t = Table(title=f"{title} ({escape(i.path)})" if title == "provenance" else title, title_justify="left")
         t.add_column("key")
         t.add_column("value")
@@ -172,8 +247,10 @@ def info(store: Path = StoreOpt, as_json: bool = typer.Option(False, "--json", h
         out.print(t)
     fingerprint = i.provenance.get("content_sha256")
     if fingerprint:  # whole, on its own line: a table cell would cut it to the terminal's width
-        out.print(f"content fingerprint (sha256 over the tables): {fingerprint}" + (" verified" if verified else ""),
-                  soft_wrap=True)
+        out.print(
+            f"content fingerprint (sha256 over the tables): {fingerprint}" + (" verified" if verified else ""),
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -210,8 +287,11 @@ def plot_cli(
     with open_store(store) as s:
         r = plot_word(s, word, output, relations=relations)
     related = f", {r['synonyms']} synonyms, {r['antonyms']} antonyms" if relations else ""
-    out.print(f"wrote {escape(r['path'])} ({r['width']}x{r['height']} px): {r['senses']} senses, "
-              f"{r['contexts']} context vectors{related}", soft_wrap=True)
+    out.print(
+        f"wrote {escape(r['path'])} ({r['width']}x{r['height']} px): {r['senses']} senses, "
+        f"{r['contexts']} context vectors{related}",
+        soft_wrap=True,
+    )
     if r["note"]:
         out.print(f"[dim]note: {escape(r['note'])}[/]", soft_wrap=True)
 
@@ -221,7 +301,9 @@ def distill(ctx: typer.Context) -> None:
     """Train a student with DSKD (CE + KD + hinge-MSE sense loss). `sensekit distill --help` for flags."""
     from distill.cli import app as distill_app  # distill depends on sensekit, never the reverse
 
-    distill_app(list(ctx.args), prog_name="sensekit distill", standalone_mode=True)  # its own usage errors and exit codes
+    distill_app(
+        list(ctx.args), prog_name="sensekit distill", standalone_mode=True
+    )  # its own usage errors and exit codes
 
 
 def _register_commands() -> None:
@@ -230,7 +312,9 @@ def _register_commands() -> None:
 
     register_build(app)
     register_lexicon(app)
-    from .eval.cli import register as register_eval; register_eval(app)  # noqa: E702
+    from .eval.cli import register as register_eval
+
+    register_eval(app)  # noqa: E702
 
 
 def main(argv: Optional[list[str]] = None) -> None:

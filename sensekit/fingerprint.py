@@ -40,10 +40,10 @@ class _Column:
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             arr = pc.cast(arr, pa.large_string())
             self.lengths.update(np.asarray(pc.fill_null(pc.binary_length(arr), 0).to_numpy(), np.int64))
-            offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset:arr.offset + len(arr) + 1]
+            offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + len(arr) + 1]
             data = arr.buffers()[2]
             if data is not None and len(offsets):
-                self.values.update(memoryview(data)[offsets[0]:offsets[-1]])
+                self.values.update(memoryview(data)[offsets[0] : offsets[-1]])
         elif pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
             lengths = arr.value_lengths() if not pa.types.is_fixed_size_list(kind) else pc.list_value_length(arr)
             self.lengths.update(np.asarray(pc.fill_null(lengths, 0).to_numpy(), np.int64))

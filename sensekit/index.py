@@ -54,8 +54,11 @@ def index_file_header(path: Path) -> dict:
         raise IndexMismatch(f"HNSW index {path} is truncated ({len(raw)} bytes); rebuild the store")
     _, _, count, per_element, label_offset, data_offset, *_ = _HEADER.unpack(raw)
     # after the header: every element's level-0 block, then a 4-byte link-list size per element at least
-    return {"count": count, "vector_bytes": label_offset - data_offset,
-            "min_size": _HEADER.size + count * per_element + 4 * count}
+    return {
+        "count": count,
+        "vector_bytes": label_offset - data_offset,
+        "min_size": _HEADER.size + count * per_element + 4 * count,
+    }
 
 
 def check_index_file(path: Path, count: int, dim: int) -> None:
@@ -63,14 +66,19 @@ def check_index_file(path: Path, count: int, dim: int) -> None:
     head = index_file_header(path)
     size = path.stat().st_size
     if head["vector_bytes"] != 4 * dim:
-        raise IndexMismatch(f"HNSW index {path} holds {head['vector_bytes'] // 4}-dim vectors but the store's senses "
-                            f"are {dim}-dim: it belongs to another store; rebuild the store with `sensekit build`")
+        raise IndexMismatch(
+            f"HNSW index {path} holds {head['vector_bytes'] // 4}-dim vectors but the store's senses "
+            f"are {dim}-dim: it belongs to another store; rebuild the store with `sensekit build`"
+        )
     if head["count"] != count:
-        raise IndexMismatch(f"HNSW index {path} does not match the store (count: index {head['count']} vs recorded "
-                            f"{count}); rebuild the store with `sensekit build`")
+        raise IndexMismatch(
+            f"HNSW index {path} does not match the store (count: index {head['count']} vs recorded "
+            f"{count}); rebuild the store with `sensekit build`"
+        )
     if size < head["min_size"]:
-        raise IndexMismatch(f"HNSW index {path} is truncated ({size} bytes, at least {head['min_size']} needed); "
-                            "rebuild the store")
+        raise IndexMismatch(
+            f"HNSW index {path} is truncated ({size} bytes, at least {head['min_size']} needed); rebuild the store"
+        )
 
 
 def build_index(ids: np.ndarray, vectors: np.ndarray, params: IndexParams, num_threads: int = -1):
@@ -81,18 +89,26 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, params: IndexParams, num_t
     index = hnswlib.Index(space=params.space, dim=dim)
     index.init_index(max_elements=max(n, 1), M=params.M, ef_construction=params.ef_construction, random_seed=100)
     if n:
-        index.add_items(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64), num_threads=num_threads)
+        index.add_items(
+            np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64), num_threads=num_threads
+        )
     index.set_ef(params.ef)
     return index
 
 
 def index_record(index, ids: np.ndarray, params: IndexParams) -> dict:
     """What DuckDB stores about the index, checked again by `load_index`."""
-    return {**params.to_dict(), "dim": int(index.dim), "count": int(index.get_current_count()), "checksum": ids_checksum(ids)}
+    return {
+        **params.to_dict(),
+        "dim": int(index.dim),
+        "count": int(index.get_current_count()),
+        "checksum": ids_checksum(ids),
+    }
 
 
-def load_index(path: Path, record: dict, ids: np.ndarray, ef: int | None = None,
-               probe: tuple[np.ndarray, np.ndarray] | None = None):
+def load_index(
+    path: Path, record: dict, ids: np.ndarray, ef: int | None = None, probe: tuple[np.ndarray, np.ndarray] | None = None
+):
     """Load the index file and verify it against the DuckDB record, the sense ids and, with `probe`
     (ids [m], their vectors [m, dim] in the index's space), the vectors it holds."""
     import hnswlib
@@ -130,5 +146,7 @@ def _check_probe(index, path: Path, space: str, ids: np.ndarray, vectors: np.nda
     except RuntimeError:
         have = None
     if have is None or have.shape != want.shape or not np.allclose(have, want, rtol=1e-3, atol=1e-4):
-        raise IndexMismatch(f"HNSW index {path} holds other vectors than the store's senses (checked ids "
-                            f"{list(map(int, ids))}): it belongs to another store; rebuild the store")
+        raise IndexMismatch(
+            f"HNSW index {path} holds other vectors than the store's senses (checked ids "
+            f"{list(map(int, ids))}): it belongs to another store; rebuild the store"
+        )

@@ -43,8 +43,8 @@ class SimilaritySpace:
     """x -> ((x - mean) / scale) @ (I - P^T P), with P [D, d] orthonormal rows."""
 
     kind: str
-    mean: np.ndarray        # [d] float32
-    scale: np.ndarray       # [d] float32, > 0
+    mean: np.ndarray  # [d] float32
+    scale: np.ndarray  # [d] float32, > 0
     components: np.ndarray  # [D, d] float32
 
     @classmethod
@@ -66,8 +66,9 @@ class SimilaritySpace:
         return {"kind": self.kind, "components": int(len(self.components)), "dim": self.dim}
 
 
-def fit_space(vectors: np.ndarray, kind: str = DEFAULT_SPACE, components: int | None = None,
-              seed: int = 0) -> SimilaritySpace:
+def fit_space(
+    vectors: np.ndarray, kind: str = DEFAULT_SPACE, components: int | None = None, seed: int = 0
+) -> SimilaritySpace:
     """Fit the transform on raw sense vectors [n, d] (the store's token senses)."""
     if kind not in SPACE_KINDS:
         raise InputError(f"--space must be one of {', '.join(SPACE_KINDS)}, got {kind!r}")
@@ -84,8 +85,10 @@ def fit_space(vectors: np.ndarray, kind: str = DEFAULT_SPACE, components: int | 
         D = min(default_components(d) if components is None else components, d - 1, n - 1)
     basis = np.zeros((0, d), np.float32)
     if D > 0:
-        rows = np.random.default_rng(seed).choice(n, min(n, FIT_SAMPLE), replace=False) if n > FIT_SAMPLE else slice(None)
-        z = (x[rows] - mean) / scale                               # [m, d]
+        rows = (
+            np.random.default_rng(seed).choice(n, min(n, FIT_SAMPLE), replace=False) if n > FIT_SAMPLE else slice(None)
+        )
+        z = (x[rows] - mean) / scale  # [m, d]
         _, _, vt = np.linalg.svd(z.astype(np.float64), full_matrices=False)
-        basis = vt[:D].astype(np.float32)                           # [D, d] top principal directions
+        basis = vt[:D].astype(np.float32)  # [D, d] top principal directions
     return SimilaritySpace(kind, mean.astype(np.float32), scale, basis)

@@ -48,8 +48,10 @@ def read_meta(con, path: Path) -> dict[str, Any]:
             "rebuild the store with this version's `sensekit build` (or install the sensekit that wrote it)"
         )
     if meta.get(WRITING_KEY):
-        raise StoreError(f"{path} is an incomplete store: its writer stopped before committing it (killed, or out "
-                         "of space); open the store it was meant to replace, or run the build again (--resume)")
+        raise StoreError(
+            f"{path} is an incomplete store: its writer stopped before committing it (killed, or out "
+            "of space); open the store it was meant to replace, or run the build again (--resume)"
+        )
     return meta
 
 
@@ -63,8 +65,9 @@ def read_space(con, dim: int, meta: dict[str, Any]) -> SimilaritySpace:
     for part, _, vector in rows:  # ordered by part, idx
         parts.setdefault(part, []).append(vector)
     comps = np.asarray(parts.get("component", []), np.float32).reshape(-1, dim)
-    return SimilaritySpace(record["kind"], np.asarray(parts["mean"][0], np.float32),
-                           np.asarray(parts["scale"][0], np.float32), comps)
+    return SimilaritySpace(
+        record["kind"], np.asarray(parts["mean"][0], np.float32), np.asarray(parts["scale"][0], np.float32), comps
+    )
 
 
 def _file_id(path: Path) -> tuple[int, int]:
@@ -101,7 +104,9 @@ class SenseStore:
             self._version = _file_id(db)  # which bundle this is: a replaced one has a new store.duckdb
             self.con = duckdb.connect(str(db), read_only=read_only)
         except (duckdb.Error, OSError) as exc:
-            raise StoreError(f"cannot open {db}: {str(exc).splitlines()[0]}; the store may be corrupt, rebuild it") from None
+            raise StoreError(
+                f"cannot open {db}: {str(exc).splitlines()[0]}; the store may be corrupt, rebuild it"
+            ) from None
         try:
             self.meta = read_meta(self.con, self.path)
             self.dim = int(self.meta["dim"])
@@ -109,8 +114,9 @@ class SenseStore:
             self.space = read_space(self.con, self.dim, self.meta)  # every similarity is measured in it
             self.index = None
             if self.meta.get("index", {}).get("count"):
-                self.index = load_index(self.path / INDEX_FILE, self.meta["index"], self._indexed_ids(), ef,
-                                        probe=self._index_probe())
+                self.index = load_index(
+                    self.path / INDEX_FILE, self.meta["index"], self._indexed_ids(), ef, probe=self._index_probe()
+                )
         except StoreError:
             self.con.close()
             if self.changed():
@@ -143,12 +149,16 @@ class SenseStore:
 
         recorded = self.meta.get(FINGERPRINT_KEY)
         if not recorded:
-            raise StoreError(f"store {self.path} records no content fingerprint (written before sensekit kept one); "
-                             "rebuild it, or run `sensekit relations add` on it, to record one")
+            raise StoreError(
+                f"store {self.path} records no content fingerprint (written before sensekit kept one); "
+                "rebuild it, or run `sensekit relations add` on it, to record one"
+            )
         found = content_fingerprint(self.con)
         if found != recorded:
-            raise StoreError(f"store {self.path} content does not match its fingerprint (recorded {recorded[:16]}, "
-                             f"content {found[:16]}): it was changed outside sensekit; rebuild it")
+            raise StoreError(
+                f"store {self.path} content does not match its fingerprint (recorded {recorded[:16]}, "
+                f"content {found[:16]}): it was changed outside sensekit; rebuild it"
+            )
         return found
 
     def _leftover(self) -> bool:
@@ -188,8 +198,9 @@ class SenseStore:
 
             path = self.path / TOKENIZER_FILE
             if self.changed():  # the file at the path now belongs to another version of the store
-                raise StoreError(f"store {self.path} changed since it was opened (rebuilt, or relations added); "
-                                 "reopen it")
+                raise StoreError(
+                    f"store {self.path} changed since it was opened (rebuilt, or relations added); reopen it"
+                )
             if not path.is_file():
                 raise StoreError(f"store is incomplete: {path} is missing; rebuild the store")
             self._tokenizer = Tokenizer.from_file(str(path))
@@ -205,14 +216,25 @@ class SenseStore:
     def info(self) -> StoreInfo:
         counts = dict(zip(_sql.COUNT_NAMES, self.con.execute(_sql.TABLE_COUNTS).fetchone()))
         provenance = {k: v for k, v in self.meta.items() if k not in ("schema_version", "index", "space")}
-        return StoreInfo(str(self.path), int(self.meta["schema_version"]), provenance, counts,
-                         dict(self.meta.get("index", {})), self.space.describe())
+        return StoreInfo(
+            str(self.path),
+            int(self.meta["schema_version"]),
+            provenance,
+            counts,
+            dict(self.meta.get("index", {})),
+            self.space.describe(),
+        )
 
     def tokens(self, word: str) -> list[TokenInfo]:
         """The word's tokens, in order; tokens never seen as keys have occurrences 0."""
         ids = self.token_ids(word)
         found = {r[0]: r for r in self.con.execute(_sql.TOKENS_BY_IDS, {"ids": ids}).fetchall()}
-        return [TokenInfo(i, *found[i][1:]) if i in found else TokenInfo(i, self.tokenizer.decode([i], skip_special_tokens=False), 0, 0) for i in ids]
+        return [
+            TokenInfo(i, *found[i][1:])
+            if i in found
+            else TokenInfo(i, self.tokenizer.decode([i], skip_special_tokens=False), 0, 0)
+            for i in ids
+        ]
 
     def senses(self, word: str, with_contexts: bool = True) -> list[Sense]:
         """A single-token word's senses, or a multi-token word's span cloud; [] when there are none."""
@@ -254,11 +276,18 @@ class SenseStore:
         out = []
         for pos, sid in zip(positions.tolist(), ids.tolist()):
             tok, span = int(self._sense_token[pos]), int(self._sense_span[pos])
-            out.append(Sense(
-                sid, tok if tok >= 0 else None, span if span >= 0 else None, int(self._sense_index[pos]),
-                int(self._sense_count[pos]), self._token_text.get(tok, "") if tok >= 0 else self._span_text.get(span, ""),
-                np.asarray(emb_of[sid], dtype=np.float32), tuple(contexts.get(sid, ())),
-            ))
+            out.append(
+                Sense(
+                    sid,
+                    tok if tok >= 0 else None,
+                    span if span >= 0 else None,
+                    int(self._sense_index[pos]),
+                    int(self._sense_count[pos]),
+                    self._token_text.get(tok, "") if tok >= 0 else self._span_text.get(span, ""),
+                    np.asarray(emb_of[sid], dtype=np.float32),
+                    tuple(contexts.get(sid, ())),
+                )
+            )
         return out
 
     def context_vectors(self, sense_ids: Sequence[int]) -> dict[int, np.ndarray]:
@@ -270,10 +299,10 @@ class SenseStore:
         tbl = self.con.sql(_sql.CONTEXT_VECTORS, params={"lo": ids[0], "hi": ids[-1], "ids": ids}).to_arrow_table()
         if not tbl.num_rows:
             return {}
-        owner = tbl.column("sense_id").to_numpy()                                      # [n]
+        owner = tbl.column("sense_id").to_numpy()  # [n]
         vectors = tbl.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        vectors = np.asarray(vectors, np.float32).reshape(tbl.num_rows, self.dim)      # [n, dim]
-        cuts = np.flatnonzero(np.diff(owner)) + 1                                      # rows come grouped by sense
+        vectors = np.asarray(vectors, np.float32).reshape(tbl.num_rows, self.dim)  # [n, dim]
+        cuts = np.flatnonzero(np.diff(owner)) + 1  # rows come grouped by sense
         return {int(o[0]): v for o, v in zip(np.split(owner, cuts), np.split(vectors, cuts))}
 
     def relations(self, word: str, kind: str | None = None, source: str | None = None) -> list[Relation]:
@@ -281,14 +310,28 @@ class SenseStore:
             raise InputError(f"relation kind must be 'syn' or 'ant', got {kind!r}")
         rows = self.con.execute(_sql.RELATIONS_OF_WORD, {"word": word.strip()}).fetchall()
         # Filtering and ordering here keep the SQL a plain index lookup.
-        rows = sorted((r for r in rows if kind in (None, r[1]) and source in (None, r[2])), key=lambda r: (r[1] != "syn", r[2], r[0]))
+        rows = sorted(
+            (r for r in rows if kind in (None, r[1]) and source in (None, r[2])),
+            key=lambda r: (r[1] != "syn", r[2], r[0]),
+        )
         out = []
         for rel, k, src, der, prov, head_sense, head_distance in rows:
             span = self._span_words.get(rel)
             token_ids = tuple(span[0]) if span else tuple(self.token_ids(rel))
-            out.append(Relation(word.strip(), rel, k, src, bool(der), json.loads(prov) if prov else {}, token_ids,
-                                len(token_ids) > 1, None if head_sense is None else int(head_sense),
-                                None if head_distance is None else float(head_distance)))
+            out.append(
+                Relation(
+                    word.strip(),
+                    rel,
+                    k,
+                    src,
+                    bool(der),
+                    json.loads(prov) if prov else {},
+                    token_ids,
+                    len(token_ids) > 1,
+                    None if head_sense is None else int(head_sense),
+                    None if head_distance is None else float(head_distance),
+                )
+            )
         return out
 
     def neighbors(self, query: str | int | np.ndarray, k: int = 10) -> list[Neighbor]:
@@ -336,13 +379,24 @@ class SenseStore:
 
     def _neighbor(self, pos: int, distance: float) -> Neighbor:
         tok = int(self._sense_token[pos])
-        sense = Sense(int(self._sense_ids[pos]), tok, None, int(self._sense_index[pos]), int(self._sense_count[pos]),
-                      self._token_text.get(tok, ""), None)
+        sense = Sense(
+            int(self._sense_ids[pos]),
+            tok,
+            None,
+            int(self._sense_index[pos]),
+            int(self._sense_count[pos]),
+            self._token_text.get(tok, ""),
+            None,
+        )
         return Neighbor(sense, distance)
 
     def similar_words(self, word: str, limit: int = 5) -> list[str]:
         """Up to `limit` token texts spelled like `word` (Jaro-Winkler), for 'did you mean'."""
-        return [w for w, score in self.con.execute(_sql.SIMILAR_WORDS, {"word": word.strip(), "limit": limit}).fetchall() if score > 0.6]
+        return [
+            w
+            for w, score in self.con.execute(_sql.SIMILAR_WORDS, {"word": word.strip(), "limit": limit}).fetchall()
+            if score > 0.6
+        ]
 
     # -- bulk access for build/distill ------------------------------------------------------
     def sense_matrix(self) -> dict[str, np.ndarray]:
@@ -350,10 +404,16 @@ class SenseStore:
         embedding [n, dim] float32."""
         tbl = self.con.sql(_sql.SENSE_MATRIX).to_arrow_table()
         n = tbl.num_rows
-        emb = tbl.column("embedding").combine_chunks().flatten().to_numpy().reshape(n, self.dim) if n else np.zeros((0, self.dim), np.float32)
+        emb = (
+            tbl.column("embedding").combine_chunks().flatten().to_numpy().reshape(n, self.dim)
+            if n
+            else np.zeros((0, self.dim), np.float32)
+        )
         return {
-            "sense_id": self._sense_ids.copy(), "token_id": self._sense_token.copy(),
-            "span_id": self._sense_span.copy(), "sense_index": self._sense_index.copy(),
+            "sense_id": self._sense_ids.copy(),
+            "token_id": self._sense_token.copy(),
+            "span_id": self._sense_span.copy(),
+            "sense_index": self._sense_index.copy(),
             "embedding": np.ascontiguousarray(emb, dtype=np.float32),
         }
 

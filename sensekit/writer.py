@@ -119,8 +119,9 @@ class StoreWriter:
         try:  # the store's own meta first: another schema version is refused before anything is copied
             con = duckdb.connect(str(path / DB_FILE), read_only=True)
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open {path / DB_FILE}: {str(exc).splitlines()[0]}; the store may be corrupt, "
-                             "rebuild it") from None
+            raise StoreError(
+                f"cannot open {path / DB_FILE}: {str(exc).splitlines()[0]}; the store may be corrupt, rebuild it"
+            ) from None
         try:
             meta = read_meta(con, path)
         finally:
@@ -135,8 +136,9 @@ class StoreWriter:
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if _disk_full(exc):
-                raise StoreError(f"no space left to copy {path} for the update ({exc}); free space; the store is "
-                                 "unchanged") from None
+                raise StoreError(
+                    f"no space left to copy {path} for the update ({exc}); free space; the store is unchanged"
+                ) from None
             raise
 
     # -- writes ---------------------------------------------------------------------------
@@ -151,8 +153,14 @@ class StoreWriter:
         self.con.execute(_sql.INSERT_FROM_ARROW[table])
 
     def add_tokens(self, token_ids: Sequence[int], texts: Sequence[str], occurrences: Sequence[int]) -> None:
-        self._insert("tokens", {"token_id": np.asarray(token_ids, np.int32), "text": list(texts),
-                                "occurrences": np.asarray(occurrences, np.int64)})
+        self._insert(
+            "tokens",
+            {
+                "token_id": np.asarray(token_ids, np.int32),
+                "text": list(texts),
+                "occurrences": np.asarray(occurrences, np.int64),
+            },
+        )
 
     def add_senses(
         self,
@@ -176,14 +184,17 @@ class StoreWriter:
             raise InputError("sense embeddings contain NaN or inf; check the teacher's dtype (fp16 overflow?)")
         ids = np.arange(self._next_sense_id, self._next_sense_id + n, dtype=np.int32)
         none = pa.nulls(n, pa.int32())
-        self._insert("senses", {
-            "sense_id": ids,
-            "token_id": pa.array(np.asarray(token_ids, np.int32)) if token_ids is not None else none,
-            "span_id": pa.array(np.asarray(span_ids, np.int32)) if span_ids is not None else none,
-            "sense_index": np.asarray(sense_index, np.int16),
-            "count": np.asarray(counts, np.int32),
-            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)), self.dim),
-        })
+        self._insert(
+            "senses",
+            {
+                "sense_id": ids,
+                "token_id": pa.array(np.asarray(token_ids, np.int32)) if token_ids is not None else none,
+                "span_id": pa.array(np.asarray(span_ids, np.int32)) if span_ids is not None else none,
+                "sense_index": np.asarray(sense_index, np.int16),
+                "count": np.asarray(counts, np.int32),
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)), self.dim),
+            },
+        )
         self._next_sense_id += n
         if token_ids is not None:
             self._senses_dirty = True
@@ -197,29 +208,48 @@ class StoreWriter:
     def add_spans(self, span_ids: Sequence[int], token_ids: Sequence[Sequence[int]], texts: Sequence[str]) -> None:
         import pyarrow as pa
 
-        self._insert("spans", {"span_id": np.asarray(span_ids, np.int32),
-                               "token_ids": pa.array([list(map(int, t)) for t in token_ids], pa.list_(pa.int32())),
-                               "text": list(texts)})
+        self._insert(
+            "spans",
+            {
+                "span_id": np.asarray(span_ids, np.int32),
+                "token_ids": pa.array([list(map(int, t)) for t in token_ids], pa.list_(pa.int32())),
+                "text": list(texts),
+            },
+        )
 
-    def add_words(self, words: Sequence[str], token_ids: Sequence[Sequence[int]],
-                  span_ids: Sequence[int | None]) -> None:
+    def add_words(
+        self, words: Sequence[str], token_ids: Sequence[Sequence[int]], span_ids: Sequence[int | None]
+    ) -> None:
         import pyarrow as pa
 
         self.con.execute(_sql.DELETE_WORDS_IN, [list(words)])
-        self._insert("words", {"word": list(words),
-                               "token_ids": pa.array([list(map(int, t)) for t in token_ids], pa.list_(pa.int32())),
-                               "span_id": pa.array(list(span_ids), pa.int32())})
+        self._insert(
+            "words",
+            {
+                "word": list(words),
+                "token_ids": pa.array([list(map(int, t)) for t in token_ids], pa.list_(pa.int32())),
+                "span_id": pa.array(list(span_ids), pa.int32()),
+            },
+        )
 
     def replace_relations(self, source: str, rows: dict[str, Sequence[Any]]) -> int:
         """Replace every relation row of `source`. rows: head, related, kind, derived, provenance
         (dicts, JSON-encoded here). Returns the number of rows written."""
         n = len(rows["head"])
         self.con.execute(_sql.DELETE_RELATIONS_OF_SOURCE, {"source": source})
-        self._insert("relations", {
-            "head": list(rows["head"]), "related": list(rows["related"]), "kind": list(rows["kind"]),
-            "source": [source] * n, "derived": [bool(d) for d in rows["derived"]],
-            "provenance": [json.dumps(p, ensure_ascii=False) if p is not None else None for p in rows["provenance"]],
-        })
+        self._insert(
+            "relations",
+            {
+                "head": list(rows["head"]),
+                "related": list(rows["related"]),
+                "kind": list(rows["kind"]),
+                "source": [source] * n,
+                "derived": [bool(d) for d in rows["derived"]],
+                "provenance": [
+                    json.dumps(p, ensure_ascii=False) if p is not None else None for p in rows["provenance"]
+                ],
+            },
+        )
         return n
 
     def next_span_id(self) -> int:
@@ -246,8 +276,11 @@ class StoreWriter:
 
         needed_tokens = pa.table({"token_id": pa.array(list(token_ids), pa.int32())})  # noqa: F841 (DuckDB scan)
         tbl = self.con.sql(_sql.TOKEN_SENSES_OF).to_arrow_table()
-        return (tbl.column("token_id").to_numpy(zero_copy_only=False),
-                tbl.column("sense_index").to_numpy(zero_copy_only=False), _embedding_matrix(tbl, self.dim))
+        return (
+            tbl.column("token_id").to_numpy(zero_copy_only=False),
+            tbl.column("sense_index").to_numpy(zero_copy_only=False),
+            _embedding_matrix(tbl, self.dim),
+        )
 
     def words_rows(self) -> list[tuple[str, list[int], int | None]]:
         """Every row of `words`: (word, token_ids, span_id or None)."""
@@ -258,25 +291,31 @@ class StoreWriter:
         rows = self.con.execute(_sql.RELATION_PAIRS).fetchall()
         return [h for h, _ in rows], [r for _, r in rows]
 
-    def set_head_senses(self, heads: Sequence[str], related: Sequence[str], sense_index: np.ndarray,
-                        distance: np.ndarray) -> None:
+    def set_head_senses(
+        self, heads: Sequence[str], related: Sequence[str], sense_index: np.ndarray, distance: np.ndarray
+    ) -> None:
         """Record, per (head, related) pair, the head's sense the related word belongs to (-1: none)."""
         import pyarrow as pa
 
         found = np.asarray(sense_index) >= 0
-        head_senses = pa.table({  # noqa: F841  (DuckDB reads it by name)
-            "head": pa.array(list(heads), pa.string()), "related": pa.array(list(related), pa.string()),
-            "head_sense": pa.array(np.asarray(sense_index, np.int16), mask=~found),
-            "head_distance": pa.array(np.asarray(distance, np.float32), mask=~found),
-        })
+        head_senses = pa.table(
+            {  # noqa: F841  (DuckDB reads it by name)
+                "head": pa.array(list(heads), pa.string()),
+                "related": pa.array(list(related), pa.string()),
+                "head_sense": pa.array(np.asarray(sense_index, np.int16), mask=~found),
+                "head_distance": pa.array(np.asarray(distance, np.float32), mask=~found),
+            }
+        )
         self.con.execute(_sql.SET_HEAD_SENSES)
 
     def sense_rows(self) -> dict[str, np.ndarray]:
         """All sense rows of the bundle being written: sense_id, token_id (-1 for spans), span_id
         (-1 for tokens), sense_index [n]; embedding [n, dim] float32."""
         tbl = self.con.sql(_sql.SENSE_MATRIX).to_arrow_table()
-        out = {c: np.asarray(tbl.column(c).fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
-               for c in ("sense_id", "token_id", "span_id", "sense_index")}
+        out = {
+            c: np.asarray(tbl.column(c).fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+            for c in ("sense_id", "token_id", "span_id", "sense_index")
+        }
         out["embedding"] = _embedding_matrix(tbl, self.dim)
         return out
 
@@ -290,9 +329,14 @@ class StoreWriter:
         vectors = np.concatenate([space.mean[None], space.scale[None], space.components]).astype(np.float32)
         parts = ["mean", "scale"] + ["component"] * len(space.components)
         idx = [0, 0] + list(range(len(space.components)))
-        self._insert("similarity_space", {"part": parts, "idx": np.asarray(idx, np.int32),
-                                          "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
-                                                                                      self.dim)})
+        self._insert(
+            "similarity_space",
+            {
+                "part": parts,
+                "idx": np.asarray(idx, np.int32),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dim),
+            },
+        )
         self.set_meta(space=space.describe())
 
     def commit(self) -> Path:
@@ -304,8 +348,10 @@ class StoreWriter:
             if not _disk_full(exc):
                 raise
             self.abort()
-            raise StoreError(f"no space left on the device while writing {self.path} ({_first_line(exc)}); "
-                             "free space or choose another --store; the previous store is unchanged") from None
+            raise StoreError(
+                f"no space left on the device while writing {self.path} ({_first_line(exc)}); "
+                "free space or choose another --store; the previous store is unchanged"
+            ) from None
         swap_into_place(self.tmp, self.path)
         return self.path
 
@@ -325,8 +371,10 @@ class StoreWriter:
             except StoreError as exc:
                 raise OSError(errno.ENOSPC, f"the HNSW index was not written whole ({exc})") from None
             self.set_meta(index=index_record(index, ids, self.index_params))
-        self.set_meta(updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                      **{FINGERPRINT_KEY: content_fingerprint(self.con)})
+        self.set_meta(
+            updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **{FINGERPRINT_KEY: content_fingerprint(self.con)},
+        )
         self.con.execute(_sql.DELETE_META, [WRITING_KEY])
         self.con.execute(_sql.CHECKPOINT)
         self.con.close()
@@ -346,10 +394,11 @@ class StoreWriter:
             return
         self.abort()
         if _disk_full(exc):  # DuckDB writes its WAL while rows are added: the disk can fill before commit()
-            raise StoreError(f"no space left on the device while writing {self.path} ({_first_line(exc)}); "
-                             "free space or choose another --store; the previous store is unchanged") from None
+            raise StoreError(
+                f"no space left on the device while writing {self.path} ({_first_line(exc)}); "
+                "free space or choose another --store; the previous store is unchanged"
+            ) from None
 
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-

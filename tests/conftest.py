@@ -21,8 +21,29 @@ CORPUS = [
     "the spring in the mattress was broken so we bought a new one",
     "big large huge small tiny little quick fast slow",
 ]
-WORDS = ["bank", "bat", "spring", "light", "good", "bad", "happy", "glad", "sad", "big", "large",
-         "small", "river", "money", "ball", "dark", "quick", "fast", "slow", "huge", "tiny"]
+WORDS = [
+    "bank",
+    "bat",
+    "spring",
+    "light",
+    "good",
+    "bad",
+    "happy",
+    "glad",
+    "sad",
+    "big",
+    "large",
+    "small",
+    "river",
+    "money",
+    "ball",
+    "dark",
+    "quick",
+    "fast",
+    "slow",
+    "huge",
+    "tiny",
+]
 
 
 def train_tokenizer(vocab_size: int = 300):
@@ -33,8 +54,10 @@ def train_tokenizer(vocab_size: int = 300):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(CORPUS * 20 + [" ".join(WORDS)] * 50, trainer)
     tok.add_tokens([" " + w for w in WORDS])
@@ -60,4 +83,6 @@ def shared() -> Path:
 
 def clustered(rng: np.random.Generator, centres: np.ndarray, n_per: int, noise: float = 0.01) -> np.ndarray:
     """[len(centres) * n_per, d] points drawn around the centres."""
-    return (np.repeat(centres, n_per, axis=0) + noise * rng.standard_normal((len(centres) * n_per, centres.shape[1]))).astype(np.float32)
+    return (
+        np.repeat(centres, n_per, axis=0) + noise * rng.standard_normal((len(centres) * n_per, centres.shape[1]))
+    ).astype(np.float32)

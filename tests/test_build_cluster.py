@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from conftest import clustered
+
 from sensekit.builder.cluster import cluster_samples, kmeans_batched
 
 
@@ -23,8 +23,9 @@ def test_batched_kmeans_matches_sklearn_inertia_within_1pct():
 
     X = _data()
     k = 6
-    _, labels, inertia = kmeans_batched(torch.tensor(X), torch.ones(X.shape[:2], dtype=torch.bool), k,
-                                        gen=torch.Generator().manual_seed(0))
+    _, labels, inertia = kmeans_batched(
+        torch.tensor(X), torch.ones(X.shape[:2], dtype=torch.bool), k, gen=torch.Generator().manual_seed(0)
+    )
     ref = sum(KMeans(k, n_init="auto", random_state=i).fit(X[i]).inertia_ for i in range(len(X)))
     assert inertia.sum().item() <= 1.01 * ref
     # inertia is what the labels say it is
@@ -34,12 +35,12 @@ def test_batched_kmeans_matches_sklearn_inertia_within_1pct():
 
 def test_padding_is_ignored():
     X = _data(R=3, n=50)
-    pad = np.concatenate([X, np.full((3, 30, X.shape[2]), 1e3, np.float32)], 1)   # far-away junk
+    pad = np.concatenate([X, np.full((3, 30, X.shape[2]), 1e3, np.float32)], 1)  # far-away junk
     valid = torch.zeros(3, 80, dtype=torch.bool)
     valid[:, :50] = True
     c, labels, inertia = kmeans_batched(torch.tensor(pad), valid, 4, gen=torch.Generator().manual_seed(1))
     assert (labels[:, 50:] == -1).all() and (labels[:, :50] >= 0).all()
-    assert c.abs().max() < 100                                    # no centre was pulled to the padding
+    assert c.abs().max() < 100  # no centre was pulled to the padding
     for r in range(3):
         x, lab = torch.tensor(X[r]), labels[r, :50]
         for j in lab.unique():
@@ -54,9 +55,9 @@ def _csr(rows: list[np.ndarray]):
 
 def test_cluster_samples_small_rows_duplicates_and_contexts():
     rng = np.random.default_rng(0)
-    big = clustered(rng, rng.standard_normal((3, 8)) * 5, 20, noise=0.1)      # 60 points, 3 clear groups
-    small = rng.standard_normal((2, 8)).astype(np.float32)                     # n=2 <= k: raw vectors
-    dup = np.repeat(rng.standard_normal((1, 8)), 12, 0).astype(np.float32)     # 12 identical points
+    big = clustered(rng, rng.standard_normal((3, 8)) * 5, 20, noise=0.1)  # 60 points, 3 clear groups
+    small = rng.standard_normal((2, 8)).astype(np.float32)  # n=2 <= k: raw vectors
+    dup = np.repeat(rng.standard_normal((1, 8)), 12, 0).astype(np.float32)  # 12 identical points
     keys, indptr, vecs = _csr([big, small, dup])
     r = cluster_samples(keys, indptr, vecs, k=4, contexts_per_sense=3, seed=0)
     by_key = {k: np.flatnonzero(r.sense_key == k) for k in keys}
@@ -65,7 +66,7 @@ def test_cluster_samples_small_rows_duplicates_and_contexts():
     assert r.sense_index[by_key[0]].tolist() == list(range(len(by_key[0])))
     np.testing.assert_allclose(r.centroids[by_key[10]], vecs[60:62].astype(np.float32))
     assert r.sense_count[by_key[10]].tolist() == [1, 1]
-    assert r.sense_count[by_key[20]].tolist() == [12]            # empty clusters dropped
+    assert r.sense_count[by_key[20]].tolist() == [12]  # empty clusters dropped
     # contexts: <= E per sense, ranks 0.., sorted by distance, samples belong to the sense's key
     for s in range(len(r.sense_key)):
         m = r.ctx_sense == s

@@ -97,9 +97,8 @@ def test_hf_folder_is_a_unit(tmp_path):
 
 
 def test_pack_windows_overlap_covers_every_pair_once():
-    from transformers import PreTrainedTokenizerFast
-
     from conftest import train_tokenizer
+    from transformers import PreTrainedTokenizerFast
 
     tok = PreTrainedTokenizerFast(tokenizer_object=train_tokenizer())
     text = " ".join(["the bank of the river was muddy"] * 6)
@@ -121,9 +120,12 @@ def test_select_skips_stripping_but_keeps_ordinals(tmp_path, monkeypatch):
     from sensekit.builder import corpus
 
     path = tmp_path / "wiki.xml"
-    page = '<page><title>P{i}</title><ns>0</ns><revision><text>[[a|Page]] {i} text.</text></revision></page>'
-    path.write_text('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">'
-                    + "".join(page.format(i=i) for i in range(5)) + "</mediawiki>")
+    page = "<page><title>P{i}</title><ns>0</ns><revision><text>[[a|Page]] {i} text.</text></revision></page>"
+    path.write_text(
+        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">'
+        + "".join(page.format(i=i) for i in range(5))
+        + "</mediawiki>"
+    )
     calls = []
     real = corpus.wikitext_to_text
     monkeypatch.setattr(corpus, "wikitext_to_text", lambda w: calls.append(w) or real(w))
@@ -140,8 +142,8 @@ def test_wordnet_default_corpus(shared):
     first = [next(docs) for _ in range(50)]
     names = [d for d, _ in first]
     assert all(n.count(".") >= 2 for n in names)
-    assert len({n.split(".")[-2] for n in names}) > 1          # a mix of parts of speech, not all adjectives first
-    assert [d for d, _ in zip(iter_wordnet(), range(50))] == first   # a fixed order
+    assert len({n.split(".")[-2] for n in names}) > 1  # a mix of parts of speech, not all adjectives first
+    assert [d for d, _ in zip(iter_wordnet(), range(50))] == first  # a fixed order
     from sensekit.builder.wordnet_corpus import _open_wordnet_cached
 
     wn = _open_wordnet_cached(None)  # the reader iter_wordnet used

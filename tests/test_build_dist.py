@@ -8,21 +8,25 @@ import socket
 from pathlib import Path
 
 import duckdb
+from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401
 
 from sensekit.builder.pipeline import BuildConfig, build
-from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401
 
 
 def _worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     import torch
 
     torch.set_num_threads(1)
     cfg = BuildConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg_dict.items()})
     r = build(cfg)
-    Path(out, f"rank{rank}.json").write_text(json.dumps({"store": str(r.store) if r.store else None,
-                                                         "tokens": r.tokens_processed, "positions": r.key_positions}))
+    Path(out, f"rank{rank}.json").write_text(
+        json.dumps(
+            {"store": str(r.store) if r.store else None, "tokens": r.tokens_processed, "positions": r.key_positions}
+        )
+    )
     import torch.distributed as dist
 
     dist.destroy_process_group()
@@ -54,14 +58,27 @@ def test_two_gloo_processes_merge_to_the_single_process_counts(tiny, tiny_dir, t
     import torch.multiprocessing as mp
 
     G = 4
-    common = dict(corpus=[str(text_corpus)], teacher=str(tiny_dir), device="cpu", seq_len=16, batch_size=4,
-                  senses_per_token=2, samples_per_token=G, checkpoint_every=0)
-    single = build(BuildConfig(**{**common, "corpus": (str(text_corpus),), "store": str(tmp_path / "one.sensekit")}),
-                   teacher=tiny)
+    common = dict(
+        corpus=[str(text_corpus)],
+        teacher=str(tiny_dir),
+        device="cpu",
+        seq_len=16,
+        batch_size=4,
+        senses_per_token=2,
+        samples_per_token=G,
+        checkpoint_every=0,
+    )
+    single = build(
+        BuildConfig(**{**common, "corpus": (str(text_corpus),), "store": str(tmp_path / "one.sensekit")}), teacher=tiny
+    )
     ctx = mp.get_context("spawn")
     port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, 2, port, {**common, "store": str(tmp_path / "two.sensekit")}, str(tmp_path)))
-             for r in range(2)]
+    procs = [
+        ctx.Process(
+            target=_worker, args=(r, 2, port, {**common, "store": str(tmp_path / "two.sensekit")}, str(tmp_path))
+        )
+        for r in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -72,6 +89,6 @@ def test_two_gloo_processes_merge_to_the_single_process_counts(tiny, tiny_dir, t
     assert r0["store"] and r1["store"] is None
     assert r0["tokens"] == single.tokens_processed and r0["positions"] == single.key_positions
     occ_one, occ_two = _tokens(tmp_path / "one.sensekit"), _tokens(tmp_path / "two.sensekit")
-    assert occ_two == occ_one                                 # merged occurrence counts are exact
+    assert occ_two == occ_one  # merged occurrence counts are exact
     kept = _sense_counts(tmp_path / "two.sensekit")
     assert kept == {t: min(G, n) for t, n in occ_one.items()}  # merged reservoirs hold min(G, n) samples

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from test_build_utils import TEXTS, tiny, tiny_dir  # noqa: F401
 
 from sensekit.builder.harvest import Batch, BatchStream, key_positions
-from test_build_utils import TEXTS, tiny, tiny_dir  # noqa: F401
 
 
 def _batch(tiny):
@@ -20,7 +20,7 @@ def _batch(tiny):
     ids[1, : 1 + len(b)] = torch.tensor([bos] + b)
     mask = ids != pad
     offsets = np.zeros((2, T, 2), np.int32)
-    offsets[:, :, 0] = np.arange(T) * 10          # recognisable fake spans: position t -> (10t, 10t+5)
+    offsets[:, :, 0] = np.arange(T) * 10  # recognisable fake spans: position t -> (10t, 10t+5)
     offsets[:, :, 1] = offsets[:, :, 0] + 5
     return Batch(ids, mask, offsets, np.array([4, 9]), int(mask.sum())), a, b
 
@@ -48,7 +48,7 @@ def test_input_keys_are_the_input_tokens(tiny):
     batch, a, b = _batch(tiny)
     keys, vecs, meta = key_positions(tiny, batch, key="input", next_token="gold", special=_special(tiny))
     g = tiny.final_hidden(batch.ids, batch.mask)
-    assert keys.tolist() == a + b                                   # no BOS, no padding
+    assert keys.tolist() == a + b  # no BOS, no padding
     src = [(0, t) for t in range(1, 1 + len(a))] + [(1, t) for t in range(1, 1 + len(b))]
     torch.testing.assert_close(vecs, torch.stack([g[r, t] for r, t in src]))
     assert meta[:, 1].tolist() == [10 * t for _, t in src]
@@ -78,12 +78,19 @@ def test_continuation_windows_skip_what_the_previous_window_used(tiny):
         keys = []
         for w in windows:
             ids = torch.as_tensor(w.ids)[None]
-            batch = Batch(ids, torch.ones_like(ids, dtype=torch.bool), w.offsets[None], np.array([0]), ids.numel(),
-                          repeated=np.array([w.repeated]))
-            keys += key_positions(tiny, batch, key="next", next_token="gold", special=special,
-                                  min_context=min_context)[0].tolist()
+            batch = Batch(
+                ids,
+                torch.ones_like(ids, dtype=torch.bool),
+                w.offsets[None],
+                np.array([0]),
+                ids.numel(),
+                repeated=np.array([w.repeated]),
+            )
+            keys += key_positions(tiny, batch, key="next", next_token="gold", special=special, min_context=min_context)[
+                0
+            ].tolist()
         # every (x_t, x_{t+1}) pair with enough context is filed exactly once
-        assert keys == full[max(min_context, 1):]
+        assert keys == full[max(min_context, 1) :]
 
 
 def test_next_pred_keys_are_the_teacher_argmax(tiny):
@@ -100,8 +107,14 @@ def test_next_pred_keys_are_the_teacher_argmax(tiny):
 
 def test_batch_stream_caps_tokens_shards_and_restarts(tiny):
     docs = lambda select=None: iter([(f"d{i}", t) for i, t in enumerate(TEXTS * 4)])  # noqa: E731
-    kw = dict(seq_len=12, batch_size=3, overlap=1, prefix=[tiny.tokenizer.bos_token_id], pad_id=tiny.tokenizer.pad_token_id,
-              buffer_batches=2)
+    kw = dict(
+        seq_len=12,
+        batch_size=3,
+        overlap=1,
+        prefix=[tiny.tokenizer.bos_token_id],
+        pad_id=tiny.tokenizer.pad_token_id,
+        buffer_batches=2,
+    )
     full = list(BatchStream(docs, tiny.tokenizer, **kw))
     capped = list(BatchStream(docs, tiny.tokenizer, max_tokens=50, **kw))
     assert sum(b.n_tokens for b in capped) == 50

@@ -16,17 +16,23 @@ def test_bundled_teacher_builds_a_store_from_enwiki(shared, tmp_path):
     from sensekit.builder.pipeline import BuildConfig, build
 
     corpus = shared / "data" / "corpus" / "enwiki-sample-pages-articles.xml.bz2"
-    cfg = BuildConfig(corpus=(str(corpus),), store=str(tmp_path / "wiki.sensekit"), max_tokens=2000, seq_len=256,
-                      batch_size=8, checkpoint_every=0)
+    cfg = BuildConfig(
+        corpus=(str(corpus),),
+        store=str(tmp_path / "wiki.sensekit"),
+        max_tokens=2000,
+        seq_len=256,
+        batch_size=8,
+        checkpoint_every=0,
+    )
     result = build(cfg)
     assert result.tokens_processed == 2000
     with open_store(result.store) as store:
         assert store.meta["teacher"] == "smollm2-135m" and store.meta["hidden_size"] == 576
         assert store.meta["layer"] == "final_norm" and store.meta["key_mode"] == "next"
         the = store.senses("the")
-        assert len(the) == 10 and sum(s.count for s in the) == 50            # k = 10 senses of a G = 50 reservoir
+        assert len(the) == 10 and sum(s.count for s in the) == 50  # k = 10 senses of a G = 50 reservoir
         assert store.tokens("the")[0].occurrences > 50
         ctx = the[0].contexts[0]
-        assert ctx.snippet[ctx.mark_start:ctx.mark_end] == "the" and ctx.doc_id
+        assert ctx.snippet[ctx.mark_start : ctx.mark_end] == "the" and ctx.doc_id
         near = store.neighbors("the", k=5)
         assert len(near) == 5 and all(n.sense.token_id != the[0].token_id for n in near)

@@ -7,16 +7,24 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401
 
 from sensekit import open_store
 from sensekit.builder.pipeline import BuildConfig, build
 from sensekit.errors import InputError
-from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401
 
 
 def _cfg(corpus: Path, store: Path, **kw) -> BuildConfig:
-    base = dict(corpus=(str(corpus),), store=str(store), seq_len=16, batch_size=2, senses_per_token=3,
-                samples_per_token=6, contexts_per_sense=2, checkpoint_every=0)
+    base = dict(
+        corpus=(str(corpus),),
+        store=str(store),
+        seq_len=16,
+        batch_size=2,
+        senses_per_token=3,
+        samples_per_token=6,
+        contexts_per_sense=2,
+        checkpoint_every=0,
+    )
     base.update(kw)
     return BuildConfig(**base)
 
@@ -26,7 +34,9 @@ def _tables(store: Path) -> dict:
     try:
         return {
             "tokens": con.execute("SELECT * FROM tokens ORDER BY token_id").fetchall(),
-            "senses": con.execute("SELECT sense_id, token_id, sense_index, count, embedding FROM senses ORDER BY sense_id").fetchall(),
+            "senses": con.execute(
+                "SELECT sense_id, token_id, sense_index, count, embedding FROM senses ORDER BY sense_id"
+            ).fetchall(),
             "contexts": con.execute("SELECT * FROM contexts ORDER BY sense_id, rank").fetchall(),
         }
     finally:
@@ -40,9 +50,23 @@ def test_build_writes_a_complete_queryable_store(tiny, text_corpus, tmp_path):
     assert result.tokens > 20 and result.senses >= result.tokens and result.contexts > 0
     with open_store(result.store) as s:
         meta = s.meta
-        for key in ("teacher", "teacher_revision", "hidden_size", "layer", "key_mode", "next_token", "k",
-                    "samples_per_token", "corpus_fingerprint", "sensekit_version", "created_at", "tokenizer_sha256",
-                    "seq_len", "max_tokens", "seed"):
+        for key in (
+            "teacher",
+            "teacher_revision",
+            "hidden_size",
+            "layer",
+            "key_mode",
+            "next_token",
+            "k",
+            "samples_per_token",
+            "corpus_fingerprint",
+            "sensekit_version",
+            "created_at",
+            "tokenizer_sha256",
+            "seq_len",
+            "max_tokens",
+            "seed",
+        ):
             assert key in meta, key
         assert meta["key_mode"] == "next" and meta["k"] == 3 and meta["hidden_size"] == tiny.hidden_size
         bank = s.senses("bank")
@@ -50,9 +74,9 @@ def test_build_writes_a_complete_queryable_store(tiny, text_corpus, tmp_path):
         total = sum(x.count for x in bank)
         assert s.tokens("bank")[0].occurrences >= total and total == min(6, s.tokens("bank")[0].occurrences)
         ctx = bank[0].contexts[0]
-        assert ctx.snippet[ctx.mark_start:ctx.mark_end] == "bank"
+        assert ctx.snippet[ctx.mark_start : ctx.mark_end] == "bank"
         text = text_corpus.read_text()
-        assert text[ctx.char_start:ctx.char_end] == "bank"
+        assert text[ctx.char_start : ctx.char_end] == "bank"
         assert s.neighbors("bank", k=3)
         assert s.info().counts["senses"] == result.senses
     assert not (tmp_path / ".s.sensekit.ckpt").exists()
@@ -70,7 +94,7 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("kill_after", [5, 34])   # mid-buffer early on, and several buffers later
+@pytest.mark.parametrize("kill_after", [5, 34])  # mid-buffer early on, and several buffers later
 def test_resume_gives_the_same_store_as_an_uninterrupted_run(tiny, text_corpus, tmp_path, kill_after):
     ref = build(_cfg(text_corpus, tmp_path / "ref.sensekit"), teacher=tiny)
     store = tmp_path / "s.sensekit"
@@ -117,9 +141,18 @@ def test_empty_corpus_is_a_one_line_error(tiny, tmp_path):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("bad", [dict(key="middle"), dict(next_token="beam"), dict(senses_per_token=0),
-                                 dict(samples_per_token=0), dict(seq_len=2), dict(reservoir_memory="lots"),
-                                 dict(max_tokens=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(key="middle"),
+        dict(next_token="beam"),
+        dict(senses_per_token=0),
+        dict(samples_per_token=0),
+        dict(seq_len=2),
+        dict(reservoir_memory="lots"),
+        dict(max_tokens=0),
+    ],
+)
 def test_config_is_validated(bad, tmp_path):
     with pytest.raises(InputError):
         _cfg(tmp_path / "c.txt", tmp_path / "s", **bad)
@@ -139,9 +172,30 @@ def test_cli_build_then_query(tiny_dir, text_corpus, tmp_path):
         pass
 
     store = tmp_path / "cli.sensekit"
-    res = CliRunner().invoke(app, ["build", str(text_corpus), "--store", str(store), "--teacher", str(tiny_dir),
-                                   "--device", "cpu", "-k", "2", "-G", "5", "--seq-len", "16", "--batch-size", "4",
-                                   "--max-tokens", "300", "--quiet"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "build",
+            str(text_corpus),
+            "--store",
+            str(store),
+            "--teacher",
+            str(tiny_dir),
+            "--device",
+            "cpu",
+            "-k",
+            "2",
+            "-G",
+            "5",
+            "--seq-len",
+            "16",
+            "--batch-size",
+            "4",
+            "--max-tokens",
+            "300",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output
     with open_store(store) as s:

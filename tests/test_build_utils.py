@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import CORPUS
 
 TEXTS = CORPUS + [
@@ -18,16 +17,24 @@ TEXTS = CORPUS + [
 def make_tiny_teacher_dir(folder: Path, *, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
     """Save a random tiny LlamaForCausalLM + a trained tokenizer to `folder` (loadable by load_teacher)."""
     import torch
+    from conftest import train_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from conftest import train_tokenizer
-
-    tok = PreTrainedTokenizerFast(tokenizer_object=train_tokenizer(), pad_token="<pad>", eos_token="<|endoftext|>",
-                                  bos_token="<|endoftext|>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=train_tokenizer(), pad_token="<pad>", eos_token="<|endoftext|>", bos_token="<|endoftext|>"
+    )
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+    )
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():  # a non-trivial final norm weight, so "after the norm" is really tested
         model.model.norm.weight.uniform_(0.5, 1.5)

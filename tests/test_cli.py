@@ -9,10 +9,9 @@ import sys
 import duckdb
 import numpy as np
 import pytest
+from test_store import tok, write_small_store  # noqa: F401  (tok is a fixture)
 
 from sensekit.cli import main
-
-from test_store import tok, write_small_store  # noqa: F401  (tok is a fixture)
 
 
 @pytest.fixture()
@@ -40,8 +39,15 @@ def test_query_json_shape(capsys, store_path):
     assert doc["word"] == "bank"
     assert [t["text"] for t in doc["tokens"]] == [" bank"]
     assert [(s["sense_index"], s["count"], s["share"]) for s in doc["senses"]] == [(0, 20, 0.6667), (1, 10, 0.3333)]
-    assert doc["senses"][0]["contexts"][0] == {"doc_id": "d1", "char_start": 4, "char_end": 9, "snippet": "the bank of the river",
-                                               "mark_start": 4, "mark_end": 8, "distance": 0.1}
+    assert doc["senses"][0]["contexts"][0] == {
+        "doc_id": "d1",
+        "char_start": 4,
+        "char_end": 9,
+        "snippet": "the bank of the river",
+        "mark_start": 4,
+        "mark_end": 8,
+        "distance": 0.1,
+    }
     [river] = doc["relations"]["syn"]["wiktionary"]
     assert river["related"] == "river" and len(river["sense_ids"]) == 1 and not river["is_span"]
     assert doc["relations"]["ant"] == {}
@@ -53,8 +59,15 @@ def test_query_json_shape(capsys, store_path):
 def test_query_tables(capsys, store_path):
     code, out, _ = run(capsys, "query", "bank", "--store", str(store_path))
     assert code == 0
-    for needle in ("senses of 'bank'", "the bank of the river", "synonyms", "wiktionary 1", "without senses to attach: river",
-                   "nearest senses", "' river'"):
+    for needle in (
+        "senses of 'bank'",
+        "the bank of the river",
+        "synonyms",
+        "wiktionary 1",
+        "without senses to attach: river",
+        "nearest senses",
+        "' river'",
+    ):
         assert needle in out
 
 
@@ -102,18 +115,28 @@ def test_missing_and_corrupt_store_exit_2(capsys, tmp_path):
 def test_info_and_export(capsys, store_path, tmp_path):
     code, out, _ = run(capsys, "info", "--store", str(store_path), "--json")
     doc = json.loads(out)
-    assert code == 0 and doc["counts"]["senses"] == 5 and doc["index"]["count"] == 5 and doc["provenance"]["teacher"] == "tiny"
+    assert (
+        code == 0
+        and doc["counts"]["senses"] == 5
+        and doc["index"]["count"] == 5
+        and doc["provenance"]["teacher"] == "tiny"
+    )
     assert doc["space"] == {"kind": "identity", "components": 0, "dim": 16}
     code, out, _ = run(capsys, "export", "--store", str(store_path), "-o", str(tmp_path / "pq"))
     assert code == 0
     names = sorted(p.name for p in (tmp_path / "pq").iterdir())
-    assert names == sorted(f"{t}.parquet" for t in ("meta", "tokens", "spans", "senses", "contexts", "words",
-                                                       "relations", "similarity_space"))
+    assert names == sorted(
+        f"{t}.parquet"
+        for t in ("meta", "tokens", "spans", "senses", "contexts", "words", "relations", "similarity_space")
+    )
     n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path / 'pq' / 'senses.parquet'}')").fetchall()[0][0]
     assert n == 5
 
 
 def test_console_script_has_no_traceback(store_path):
-    proc = subprocess.run([sys.executable, "-m", "sensekit.cli", "query", "zzzz", "--store", str(store_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sensekit.cli", "query", "zzzz", "--store", str(store_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stderr.startswith("error:")

@@ -39,20 +39,23 @@ def test_every_config_field_is_a_flag_with_help(capsys, monkeypatch):
     assert "--config" in text and "--resume" in text
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--tau", "0"], "--tau must be > 0"),
-    (["--warmup-frac", "1.5"], "--warmup-frac must be in [0, 1)"),
-    (["--train-layers", "top20"], "--train-layers top20 trains more layers than the student has (15"),
-    (["--train-layers", "3,15"], "--train-layers 3,15: student layer 15 does not exist"),
-    (["--train-layers", "2,1"], "--train-layers '2,1': layers must be sorted and unique"),
-    (["--train-layers", "topx"], "--train-layers 'topx': write topN"),
-    (["--student-layers", "0-6,5-9"], "--student-layers '0-6,5-9': layers must be sorted and unique"),
-    (["--student-layers", "6-0"], "runs backwards"),
-    (["--student-layers", "0-3", "--train-layers", "0,1", "--cache"], "--cache needs a frozen layer below"),
-    (["--lambda-hidden", "-1"], "--lambda-hidden must be >= 0"),
-    (["--data-mode", "chat"], "--data-mode must be one of corpus, prompts"),
-    (["--cache", "--student", "gpt2"], "--cache needs --student truncated"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--tau", "0"], "--tau must be > 0"),
+        (["--warmup-frac", "1.5"], "--warmup-frac must be in [0, 1)"),
+        (["--train-layers", "top20"], "--train-layers top20 trains more layers than the student has (15"),
+        (["--train-layers", "3,15"], "--train-layers 3,15: student layer 15 does not exist"),
+        (["--train-layers", "2,1"], "--train-layers '2,1': layers must be sorted and unique"),
+        (["--train-layers", "topx"], "--train-layers 'topx': write topN"),
+        (["--student-layers", "0-6,5-9"], "--student-layers '0-6,5-9': layers must be sorted and unique"),
+        (["--student-layers", "6-0"], "runs backwards"),
+        (["--student-layers", "0-3", "--train-layers", "0,1", "--cache"], "--cache needs a frozen layer below"),
+        (["--lambda-hidden", "-1"], "--lambda-hidden must be >= 0"),
+        (["--data-mode", "chat"], "--data-mode must be one of corpus, prompts"),
+        (["--cache", "--student", "gpt2"], "--cache needs --student truncated"),
+    ],
+)
 def test_bad_values_are_one_line_errors(capsys, args, needle):
     code, out, err = run(capsys, "--store", "x", "--data", "y", *args)
     assert code == 1
@@ -61,8 +64,19 @@ def test_bad_values_are_one_line_errors(capsys, args, needle):
 
 
 def test_missing_store_is_a_one_line_error_with_exit_2(capsys, tmp_path, corpus_file):  # noqa: F811
-    code, _, err = run(capsys, "--store", str(tmp_path / "nope.sensekit"), "--data", str(corpus_file),
-                       "--teacher", "/nonexistent/teacher", "--output-dir", str(tmp_path / "o"), "--device", "cpu")
+    code, _, err = run(
+        capsys,
+        "--store",
+        str(tmp_path / "nope.sensekit"),
+        "--data",
+        str(corpus_file),
+        "--teacher",
+        "/nonexistent/teacher",
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--device",
+        "cpu",
+    )
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "error:" in lines[0] and "nope.sensekit" in lines[0]
     assert "Traceback" not in err
@@ -112,10 +126,22 @@ def test_config_roundtrip_and_types(tmp_path):
     with pytest.raises(InputError, match="--kappa must be >= 1"):
         DistillConfig(kappa=0)
     defaults = DistillConfig()
-    assert (defaults.tau, defaults.alpha, defaults.lambda_sense, defaults.kappa, defaults.beta_p, defaults.beta_n,
-            defaults.neighbors, defaults.sample_frac, defaults.sample_floor, defaults.own_senses_negative,
-            defaults.student_layers, defaults.train_layers, defaults.lambda_hidden, defaults.scale_lr) == (
-        2.0, 0.7, 1.0, 5, 0.0, 1.0, 25, 0.4, 25, False, "15", "top2", 0.0, True)
+    assert (
+        defaults.tau,
+        defaults.alpha,
+        defaults.lambda_sense,
+        defaults.kappa,
+        defaults.beta_p,
+        defaults.beta_n,
+        defaults.neighbors,
+        defaults.sample_frac,
+        defaults.sample_floor,
+        defaults.own_senses_negative,
+        defaults.student_layers,
+        defaults.train_layers,
+        defaults.lambda_hidden,
+        defaults.scale_lr,
+    ) == (2.0, 0.7, 1.0, 5, 0.0, 1.0, 25, 0.4, 25, False, "15", "top2", 0.0, True)
 
 
 def test_corpus_windows_cover_every_token_once(tmp_path, corpus_file, teacher):  # noqa: F811
@@ -134,8 +160,14 @@ def test_prompts_mode_generates_cuts_and_targets_every_position(tmp_path, teache
     prompts = tmp_path / "p.jsonl"
     texts = ["the bank of", "a bat flew", "good and bad are"]
     prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in texts) + "\n")
-    cfg = DistillConfig(store="s", data=(str(prompts),), data_mode="prompts", seq_len=20, gen_max_new_tokens=8,
-                        output_dir=str(tmp_path / "o"))
+    cfg = DistillConfig(
+        store="s",
+        data=(str(prompts),),
+        data_mode="prompts",
+        seq_len=20,
+        gen_max_new_tokens=8,
+        output_dir=str(tmp_path / "o"),
+    )
     w = prepare_windows(cfg, teacher)
     assert len(w) == 3 and (tmp_path / "o" / "data" / "train.npz").is_file()
     for row, length, prompt in zip(w.ids, w.lengths, ["the bank of", "a bat flew", "good and bad are"]):

@@ -36,14 +36,18 @@ def test_windows_start_with_the_builds_prefix_and_bos_is_never_a_target(corpus_f
     bos = tok.convert_tokens_to_ids("<s>")
     assert special_prefix(tok) == [bos]  # the rule `sensekit build` frames its windows with
     w = pack_documents(iter_documents([str(corpus_file)]), tok, seq_len=10)
-    ids, attn, labels = w.batch(np.arange(len(w)))                               # [N, 10] each
+    ids, attn, labels = w.batch(np.arange(len(w)))  # [N, 10] each
     assert w.n_prefix == 1 and bool((ids[:, 0] == bos).all()) and bool(attn.all())
     assert bool((labels[:, 0] == -100).all()) and bool((labels[:, 1:] >= 0).all())
     assert int((labels >= 0).sum()) == w.n_targets == len(w) * 9
     # the text targets, window after window, are the token stream from its second token on: each exactly once
-    stream = np.concatenate([np.asarray(tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
-                             for _, text in iter_documents([str(corpus_file)])])
-    assert labels[labels >= 0].tolist() == stream[1: 1 + len(w) * 9].tolist()
+    stream = np.concatenate(
+        [
+            np.asarray(tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+            for _, text in iter_documents([str(corpus_file)])
+        ]
+    )
+    assert labels[labels >= 0].tolist() == stream[1 : 1 + len(w) * 9].tolist()
     assert bos not in ids[:, 1:].tolist() and bos not in labels.tolist()
 
 
@@ -53,15 +57,32 @@ def test_a_tokenizer_without_bos_keeps_the_plain_windows(corpus_file, bos_teache
     assert w.n_prefix == 0 and bool((labels >= 0).all())
 
 
-def test_prepared_windows_keep_their_prefix_and_training_skips_the_bos_position(tmp_path, corpus_file,  # noqa: F811
-                                                                                bos_teacher_dir, bos_teacher):
+def test_prepared_windows_keep_their_prefix_and_training_skips_the_bos_position(
+    tmp_path,
+    corpus_file,  # noqa: F811
+    bos_teacher_dir,
+    bos_teacher,
+):
     from distill.train import train
 
     store = make_store(tmp_path / "bos.sensekit", bos_teacher_dir)
-    cfg = DistillConfig(store=str(store), data=(str(corpus_file),), teacher=str(bos_teacher_dir), student_layers=3,
-                        train_layers="top1", seq_len=12, batch_size=2, max_windows=8, max_steps=2,
-                        output_dir=str(tmp_path / "run"), device="cpu", save_every=0, sample_floor=4, kappa=2,
-                        neighbors=2)
+    cfg = DistillConfig(
+        store=str(store),
+        data=(str(corpus_file),),
+        teacher=str(bos_teacher_dir),
+        student_layers=3,
+        train_layers="top1",
+        seq_len=12,
+        batch_size=2,
+        max_windows=8,
+        max_steps=2,
+        output_dir=str(tmp_path / "run"),
+        device="cpu",
+        save_every=0,
+        sample_floor=4,
+        kappa=2,
+        neighbors=2,
+    )
     again = prepare_windows(cfg, bos_teacher)  # before the run: the same windows the run will read from disk
     assert again.n_prefix == 1
     train(cfg, teacher=bos_teacher)

@@ -32,8 +32,12 @@ def test_kd_is_zero_for_identical_logits():
 def test_kd_matches_f_kl_div_with_alpha_tau_scaling():
     s, t = torch.randn(2, 3, 5), torch.randn(2, 3, 5)
     tau, alpha = 2.0, 0.7
-    ref = F.kl_div(F.log_softmax(s / tau, -1).reshape(-1, 5), F.log_softmax(t / tau, -1).reshape(-1, 5),
-                   log_target=True, reduction="batchmean")
+    ref = F.kl_div(
+        F.log_softmax(s / tau, -1).reshape(-1, 5),
+        F.log_softmax(t / tau, -1).reshape(-1, 5),
+        log_target=True,
+        reduction="batchmean",
+    )
     assert kd_loss(s, t, tau=tau, alpha=alpha).item() == pytest.approx(alpha * tau * tau * ref.item(), rel=1e-5)
     mask = torch.tensor([[True, False, True], [False, False, True]])
     per = kl_per_position(s, t, tau)
@@ -72,11 +76,11 @@ def test_masked_mean_of_nothing_is_zero():
 def test_hinge_terms_zero_past_margins_and_exact_inside():
     d = 4
     h = torch.zeros(1, d)
-    near = torch.full((1, 1, d), 0.1)          # MSE 0.01
-    far = torch.full((1, 1, d), 2.0)           # MSE 4
+    near = torch.full((1, 1, d), 0.1)  # MSE 0.01
+    far = torch.full((1, 1, d), 2.0)  # MSE 4
     one = torch.ones(1, 1, dtype=torch.bool)
     pos, neg = hinge_mse_terms(h, near, one, far, one, beta_p=0.05, beta_n=1.0)
-    assert pos.item() == 0.0 and neg.item() == 0.0   # positive inside beta_p, negative beyond beta_n
+    assert pos.item() == 0.0 and neg.item() == 0.0  # positive inside beta_p, negative beyond beta_n
     pos, neg = hinge_mse_terms(h, far, one, near, one, beta_p=0.5, beta_n=1.0)
     assert pos.item() == pytest.approx(4.0 - 0.5) and neg.item() == pytest.approx(1.0 - 0.01)
     assert mse_d(torch.zeros(d), torch.full((d,), 3.0)).item() == pytest.approx(9.0)  # ||a-b||^2 / d
@@ -89,8 +93,9 @@ def test_hinge_terms_zero_past_margins_and_exact_inside():
 
 def test_select_top_kappa_orders_by_l2_and_respects_mask():
     anchor = torch.zeros(2, 3)
-    cands = torch.tensor([[[3.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0], [0.5, 0, 0]],
-                          [[1.0, 0, 0], [0.1, 0, 0], [9.0, 0, 0], [9.0, 0, 0]]])
+    cands = torch.tensor(
+        [[[3.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0], [0.5, 0, 0]], [[1.0, 0, 0], [0.1, 0, 0], [9.0, 0, 0], [9.0, 0, 0]]]
+    )
     mask = torch.tensor([[True, True, True, False], [True, False, False, False]])
     idx, keep = select_top_kappa(anchor, cands, mask, 2)
     assert idx.tolist() == [[1, 2], [0, 0]] and keep.tolist() == [[True, True], [True, False]]
@@ -149,7 +154,7 @@ def test_vectorised_sense_loss_equals_slow_loop_on_uneven_pools(seed):
 def test_gradients_are_finite_everywhere():
     s = torch.randn(2, 3, 5, requires_grad=True)
     t = torch.randn(2, 3, 5)
-    h = torch.zeros(4, 6, requires_grad=True)   # h equal to a positive: the MSE kink at 0
+    h = torch.zeros(4, 6, requires_grad=True)  # h equal to a positive: the MSE kink at 0
     pos = torch.zeros(4, 2, 6)
     neg = torch.randn(4, 2, 6)
     mask = torch.tensor([[True, False], [False, False], [True, True], [True, False]])

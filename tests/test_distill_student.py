@@ -18,7 +18,7 @@ def _split_equals_full(model, vocab: int, seq: int = 12, rtol: float = 1e-5) -> 
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (2, seq), generator=gen)
     mask = torch.ones_like(ids)
-    mask[1, seq - 4:] = 0                                   # right padding in row 1
+    mask[1, seq - 4 :] = 0  # right padding in row 1
     with torch.no_grad():
         full_logits, full_h = student(ids, mask)
         prefix = student.prefix(ids, mask)
@@ -73,7 +73,7 @@ def test_a_student_of_a_bf16_teacher_saves_as_float32(tmp_path, teacher_dir):  #
     student = DistillStudent(lm, t.hidden_size, t.vocab_size, n_trainable_top=1)
     assert {p.dtype for p in lm.parameters()} == {torch.bfloat16, torch.float32}
     with torch.no_grad():
-        lm.model.layers[2].mlp.up_proj.weight.add_(1e-4)   # a change bf16 could not hold
+        lm.model.layers[2].mlp.up_proj.weight.add_(1e-4)  # a change bf16 could not hold
     trained = lm.model.layers[2].mlp.up_proj.weight.detach().clone()
     save_student(student, t.tokenizer, tmp_path / "s")
     loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "s"))

@@ -20,10 +20,24 @@ transformers = pytest.importorskip("transformers")
 HIDDEN = 32
 LAYERS = 4
 
-SYN = [("happy", "glad"), ("big", "large"), ("small", "tiny"), ("quick", "fast"), ("big", "huge"),
-       ("bank", "river bank"), ("small", "little")]
-ANT = [("good", "bad"), ("happy", "sad"), ("big", "small"), ("fast", "slow"), ("large", "tiny"), ("glad", "sad"),
-       ("light", "dark")]
+SYN = [
+    ("happy", "glad"),
+    ("big", "large"),
+    ("small", "tiny"),
+    ("quick", "fast"),
+    ("big", "huge"),
+    ("bank", "river bank"),
+    ("small", "little"),
+]
+ANT = [
+    ("good", "bad"),
+    ("happy", "sad"),
+    ("big", "small"),
+    ("fast", "slow"),
+    ("large", "tiny"),
+    ("glad", "sad"),
+    ("light", "dark"),
+]
 
 
 def bos_tokenizer():
@@ -32,8 +46,9 @@ def bos_tokenizer():
 
     tok = train_tokenizer()
     tok.add_special_tokens(["<s>"])
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+    )
     return tok
 
 
@@ -47,11 +62,19 @@ def make_teacher_dir(folder: Path, hidden: int = HIDDEN, layers: int = LAYERS, s
     bos = {"bos_token": "<s>"} if tok.token_to_id("<s>") is not None else {}
     fast = PreTrainedTokenizerFast(tokenizer_file=str(tok_path), eos_token="<|endoftext|>", pad_token="<pad>", **bos)
     fast.save_pretrained(str(folder))
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=256,
-                      tie_word_embeddings=True, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
-                      bos_token_id=None)
+    cfg = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=None,
+    )
     torch.manual_seed(seed)
     LlamaForCausalLM(cfg).save_pretrained(str(folder))
     return folder
@@ -61,8 +84,15 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def make_store(path: Path, teacher_dir: Path, dim: int = HIDDEN, seed: int = 0, teacher_name: str | None = None,
-               tokenizer_json: Path | None = None, provenance: dict | None = None) -> Path:
+def make_store(
+    path: Path,
+    teacher_dir: Path,
+    dim: int = HIDDEN,
+    seed: int = 0,
+    teacher_name: str | None = None,
+    tokenizer_json: Path | None = None,
+    provenance: dict | None = None,
+) -> Path:
     """Every conftest WORDS token gets 1-4 senses; 'river bank' is a 2-token span cloud; SYN/ANT relations,
     symmetric."""
     from conftest import WORDS
@@ -95,8 +125,16 @@ def make_store(path: Path, teacher_dir: Path, dim: int = HIDDEN, seed: int = 0, 
                 for h, r in ((a, b), (b, a)):
                     if len(tok.encode(" " + h, add_special_tokens=False).ids) == 1:
                         heads.append(h), rel.append(r), kind.append(k)
-        w.replace_relations("pairs", {"head": heads, "related": rel, "kind": kind, "derived": [False] * len(heads),
-                                      "provenance": [None] * len(heads)})
+        w.replace_relations(
+            "pairs",
+            {
+                "head": heads,
+                "related": rel,
+                "kind": kind,
+                "derived": [False] * len(heads),
+                "provenance": [None] * len(heads),
+            },
+        )
     return path
 
 

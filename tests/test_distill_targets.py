@@ -31,7 +31,7 @@ def tables(store_dir):  # noqa: F811
         rows.setdefault(key, []).append(int(r))
 
     def unit(word):
-        if word not in words:   # e.g. ' little' is two tokens and has no cloud: no unit
+        if word not in words:  # e.g. ' little' is two tokens and has no cloud: no unit
             return None
         t, sp = words[word]
         key = ("span", sp) if sp is not None else ("tok", t[0]) if len(t) == 1 else None
@@ -61,7 +61,7 @@ def test_dense_rows_and_csr_pools_match_the_store(tables):
     assert targets.n_span_units == 1
     for ptr, vals, ref in ((targets.syn_ptr, targets.syn_unit, syn), (targets.ant_ptr, targets.ant_unit, ant)):
         for tok in range(VOCAB):
-            units = vals[ptr[tok]:ptr[tok + 1]].tolist()
+            units = vals[ptr[tok] : ptr[tok + 1]].tolist()
             got = {_unit_key(targets, rows, u) for u in units}
             assert got == ref.get(tok, set()), tok
             assert len(units) == len(got)  # no duplicates
@@ -81,7 +81,7 @@ def _labels(targets, B=5, T=40, seed=0):
     pick = torch.rand(B, T, generator=g) < 0.5
     labels[pick] = rel_tokens[torch.randint(0, len(rel_tokens), (int(pick.sum()),), generator=g)]
     labels[torch.rand(B, T, generator=g) < 0.1] = -100
-    labels[4] = -100                    # a row without targets
+    labels[4] = -100  # a row without targets
     return labels
 
 
@@ -117,7 +117,7 @@ def test_pools_hold_the_right_units(tables, own_negative):
         p = [x for x in pos[i].tolist() if x >= 0]
         n = [x for x in neg[i].tolist() if x >= 0]
         assert p[: len(own)] == own
-        extra_p, extra_n = set(p[len(own):]), set(n)
+        extra_p, extra_n = set(p[len(own) :]), set(n)
         if own_negative and is_rel[i]:
             assert set(own) <= extra_n
             extra_n -= set(own)
@@ -135,13 +135,21 @@ def test_gather_equals_a_slow_loop_over_positions(tables):
     labels = _labels(targets, seed=2)
     B, T = labels.shape
     g = torch.randn(B, T, HIDDEN, generator=torch.Generator().manual_seed(0))
-    batch = targets.gather(labels, g, kappa=3, neighbors=25, frac=0.4, floor=25,
-                           generator=torch.Generator().manual_seed(9), keep_pools=True)
+    batch = targets.gather(
+        labels,
+        g,
+        kappa=3,
+        neighbors=25,
+        frac=0.4,
+        floor=25,
+        generator=torch.Generator().manual_seed(9),
+        keep_pools=True,
+    )
     emb = targets.emb
     h = torch.randn(batch.size, HIDDEN, generator=torch.Generator().manual_seed(1)) * 0.5
     lp, ln = sense_loss(h, batch.positives, batch.pos_mask, batch.negatives, batch.neg_mask, batch.active, 0.0, 1.0)
     tp, tn, count = 0.0, 0.0, 0
-    for i in range(batch.size):   # the slow reference: one position at a time, pools as Python lists
+    for i in range(batch.size):  # the slow reference: one position at a time, pools as Python lists
         if not batch.active[i]:
             continue
         anchor = g[batch.b[i], batch.t[i]]

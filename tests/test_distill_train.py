@@ -31,9 +31,25 @@ TERMS = ("kd", "ce", "sense_pos", "sense_neg", "total")
 
 
 def cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, **kw) -> DistillConfig:  # noqa: F811
-    base = dict(store=str(store_dir), data=(str(corpus_file),), teacher=str(teacher_dir), student_layers=3,
-                train_layers="top1", seq_len=24, batch_size=4, max_windows=16, max_steps=4, lr=3e-3, warmup_frac=0.25,
-                sample_floor=4, kappa=3, neighbors=3, output_dir=str(tmp_path / "run"), device="cpu", save_every=0)
+    base = dict(
+        store=str(store_dir),
+        data=(str(corpus_file),),
+        teacher=str(teacher_dir),
+        student_layers=3,
+        train_layers="top1",
+        seq_len=24,
+        batch_size=4,
+        max_windows=16,
+        max_steps=4,
+        lr=3e-3,
+        warmup_frac=0.25,
+        sample_floor=4,
+        kappa=3,
+        neighbors=3,
+        output_dir=str(tmp_path / "run"),
+        device="cpu",
+        save_every=0,
+    )
     base.update(kw)
     return DistillConfig(**base)
 
@@ -50,8 +66,19 @@ def assert_same_losses(a: list[dict], b: list[dict], rel: float) -> None:
 
 
 def test_total_loss_falls_and_files_are_written(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
-    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, max_steps=30, lr=1e-2, train_layers="top2",
-                  warmup_frac=0.1, eval_holdout=4, max_windows=24, save_every=10)
+    cfg = cfg_for(
+        tmp_path,
+        store_dir,
+        corpus_file,
+        teacher_dir,
+        max_steps=30,
+        lr=1e-2,
+        train_layers="top2",
+        warmup_frac=0.1,
+        eval_holdout=4,
+        max_windows=24,
+        save_every=10,
+    )
     events = []
     summary = train(cfg, teacher=teacher, callback=lambda e, p: events.append(e))
     rows = metrics(cfg.output_dir)
@@ -80,8 +107,9 @@ def test_kd_baseline_is_the_same_run_without_the_sense_term(tmp_path, store_dir,
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
-    full = cfg_for(tmp_path / "full", store_dir, corpus_file, teacher_dir, max_steps=6, save_every=3, grad_accum=2,
-                   max_windows=24)
+    full = cfg_for(
+        tmp_path / "full", store_dir, corpus_file, teacher_dir, max_steps=6, save_every=3, grad_accum=2, max_windows=24
+    )
     train(full, teacher=teacher)
     cut = full.replace(output_dir=str(tmp_path / "cut"))
 
@@ -145,9 +173,17 @@ def test_any_hf_student_with_another_width_gets_a_projection(tmp_path, store_dir
 
     sdir = tmp_path / "narrow"
     cfg_t = teacher.model.config
-    small = LlamaConfig(vocab_size=cfg_t.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-                        eos_token_id=cfg_t.eos_token_id, pad_token_id=cfg_t.pad_token_id)
+    small = LlamaConfig(
+        vocab_size=cfg_t.vocab_size,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        eos_token_id=cfg_t.eos_token_id,
+        pad_token_id=cfg_t.pad_token_id,
+    )
     LlamaForCausalLM(small).save_pretrained(str(sdir))
     teacher.tokenizer.save_pretrained(str(sdir))
     cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, student=str(sdir), max_steps=3)
@@ -191,11 +227,19 @@ def test_nan_stops_with_the_step_and_term(tmp_path, store_dir, corpus_file, teac
         train(cfg, teacher=teacher)
 
 
-def test_kd_hidden_and_dskd_arms_share_data_order_and_differ_only_in_their_terms(tmp_path, store_dir, corpus_file,  # noqa: F811
-                                                                                  teacher_dir, teacher):  # noqa: F811
+def test_kd_hidden_and_dskd_arms_share_data_order_and_differ_only_in_their_terms(
+    tmp_path,
+    store_dir,
+    corpus_file,  # noqa: F811
+    teacher_dir,
+    teacher,
+):  # noqa: F811
     kd_cfg = cfg_for(tmp_path / "kd", store_dir, corpus_file, teacher_dir, lambda_sense=0.0)
-    arms = {"kd": kd_cfg, "hidden": kd_cfg.replace(output_dir=str(tmp_path / "hid"), lambda_hidden=1.0),
-            "dskd": kd_cfg.replace(output_dir=str(tmp_path / "dskd"), lambda_sense=1.0)}
+    arms = {
+        "kd": kd_cfg,
+        "hidden": kd_cfg.replace(output_dir=str(tmp_path / "hid"), lambda_hidden=1.0),
+        "dskd": kd_cfg.replace(output_dir=str(tmp_path / "dskd"), lambda_sense=1.0),
+    }
     rows = {name: metrics(train(cfg, teacher=teacher)["output_dir"]) for name, cfg in arms.items()}
     for name in ("hidden", "dskd"):  # step 1 runs before any update: the same batch gives the same KD and CE
         assert rows[name][0]["kd"] == pytest.approx(rows["kd"][0]["kd"], rel=1e-6)
@@ -206,12 +250,19 @@ def test_kd_hidden_and_dskd_arms_share_data_order_and_differ_only_in_their_terms
     assert all(r["hidden"] > 0 and r["sense_pos"] == 0 for r in rows["hidden"])
     assert all(r["total"] == pytest.approx(r["kd"] + r["ce"] + r["hidden"], rel=1e-6) for r in rows["hidden"])
     assert rows["hidden"][2]["kd"] != rows["kd"][2]["kd"]  # the hidden gradient changed the student
-    assert json.loads((Path(arms["hidden"].output_dir) / "student" / "distill_info.json").read_text())[
-        "lambda_hidden"] == 1.0
+    assert (
+        json.loads((Path(arms["hidden"].output_dir) / "student" / "distill_info.json").read_text())["lambda_hidden"]
+        == 1.0
+    )
 
 
-def test_a_layer_selection_trains_its_listed_layers_with_an_exact_cache(tmp_path, store_dir, corpus_file,  # noqa: F811
-                                                                        teacher_dir, teacher):  # noqa: F811
+def test_a_layer_selection_trains_its_listed_layers_with_an_exact_cache(
+    tmp_path,
+    store_dir,
+    corpus_file,  # noqa: F811
+    teacher_dir,
+    teacher,
+):  # noqa: F811
     from transformers import AutoModelForCausalLM
 
     from distill.data import Windows
@@ -219,16 +270,30 @@ def test_a_layer_selection_trains_its_listed_layers_with_an_exact_cache(tmp_path
     from distill.student import DistillStudent
 
     # teacher layers 0, 1, 3; student layer 1 trains; the frozen layer above it (teacher 3) runs every step
-    plain = cfg_for(tmp_path / "plain", store_dir, corpus_file, teacher_dir, student_layers="0,1,3",
-                    train_layers="1", max_steps=0, epochs=3.0, max_windows=10, eval_holdout=2)
+    plain = cfg_for(
+        tmp_path / "plain",
+        store_dir,
+        corpus_file,
+        teacher_dir,
+        student_layers="0,1,3",
+        train_layers="1",
+        max_steps=0,
+        epochs=3.0,
+        max_windows=10,
+        eval_holdout=2,
+    )
     cached = plain.replace(output_dir=str(tmp_path / "cached"), cache=True)
     train(plain, teacher=teacher)
     summary = train(cached, teacher=teacher)
     assert summary["cache_hits"] == 4
     assert_same_losses(metrics(plain.output_dir), metrics(cached.output_dir), rel=1e-5)
     out = Path(cached.output_dir)
-    selection = {"teacher_layers": [0, 1, 3], "trained_layers": [1], "teacher_num_layers": 4,
-                 "teacher": str(teacher_dir)}
+    selection = {
+        "teacher_layers": [0, 1, 3],
+        "trained_layers": [1],
+        "teacher_num_layers": 4,
+        "teacher": str(teacher_dir),
+    }
     run = json.loads((out / "run.json").read_text())
     assert run["student_selection"] == selection and run["check_split_diff"] <= 1e-5
     assert run["teacher_logits"] == "lm_head(g)" and run["effective_lr"] == cached.lr
@@ -244,8 +309,14 @@ def test_a_layer_selection_trains_its_listed_layers_with_an_exact_cache(tmp_path
     assert again["ppl"] == pytest.approx(summary["eval"]["ppl"], rel=1e-5)
 
 
-def test_an_inexact_split_is_refused_at_start_up(tmp_path, store_dir, corpus_file, teacher_dir, teacher,  # noqa: F811
-                                                 monkeypatch):
+def test_an_inexact_split_is_refused_at_start_up(
+    tmp_path,
+    store_dir,
+    corpus_file,
+    teacher_dir,
+    teacher,  # noqa: F811
+    monkeypatch,
+):
     import distill.student
 
     real = distill.student.resume_at_layer

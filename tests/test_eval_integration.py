@@ -17,15 +17,19 @@ def test_eval_with_the_bundled_teacher(shared, tmp_path):
     if not (shared / "data" / "eval" / "wic" / "val.jsonl").is_file():
         pytest.skip(f"the shared benchmark files are absent from {shared / 'data' / 'eval'}")
     pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("good\tbad\tant\nbig\tlarge\tsyn\nhot\tcold\tant\nquick\tfast\tsyn\nhappy\tglad\tsyn\n"
-                     "light\tdark\tant\n", encoding="utf-8")
+    pairs.write_text(
+        "good\tbad\tant\nbig\tlarge\tsyn\nhot\tcold\tant\nquick\tfast\tsyn\nhappy\tglad\tsyn\nlight\tdark\tant\n",
+        encoding="utf-8",
+    )
     store = tmp_path / "wn.sensekit"
-    res = invoke("build", "--store", store, "--max-tokens", "3000", "--relations", f"pairs:{pairs}", "--device", "cpu",
-                 "--quiet")
+    res = invoke(
+        "build", "--store", store, "--max-tokens", "3000", "--relations", f"pairs:{pairs}", "--device", "cpu", "--quiet"
+    )
     assert res.exit_code == 0, res.output
 
-    res = invoke("eval", "store", "--store", store, "--limit", "25", "--neighbour-words", "25", "--device", "cpu",
-                 "--json")
+    res = invoke(
+        "eval", "store", "--store", store, "--limit", "25", "--neighbour-words", "25", "--device", "cpu", "--json"
+    )
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
     m = r["metrics"]
@@ -43,9 +47,27 @@ def test_eval_with_the_bundled_teacher(shared, tmp_path):
 
     heldout = tmp_path / "heldout.txt"
     heldout.write_text("The river bank was muddy after the flood, so we walked along the road instead. " * 4)
-    res = invoke("eval", "student", "--student", converted_dir(), "--store", store, "--data", heldout,
-                 "--seq-len", "32", "--max-windows", "2", "--limit", "10", "--pair-limit", "5", "--device", "cpu",
-                 "--json")
+    res = invoke(
+        "eval",
+        "student",
+        "--student",
+        converted_dir(),
+        "--store",
+        store,
+        "--data",
+        heldout,
+        "--seq-len",
+        "32",
+        "--max-windows",
+        "2",
+        "--limit",
+        "10",
+        "--pair-limit",
+        "5",
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     s = json.loads(res.stdout)
     assert s["heldout"]["top1_agreement"] == 1.0 and s["heldout"]["teacher"]["ppl"] < 100

@@ -24,14 +24,46 @@ def _wic_file(tmp_path, rows):
 
 
 WIC4 = [
-    {"word": "bank", "sentence1": "the bank of the river", "sentence2": "money at the bank", "start1": 4, "end1": 8,
-     "start2": 13, "end2": 17, "label": "false"},
-    {"word": "bat", "sentence1": "a bat flew out", "sentence2": "a bat flew in", "start1": 2, "end1": 5,
-     "start2": 2, "end2": 5, "label": "true"},
-    {"word": "light", "sentence1": "turn on the light", "sentence2": "the box was light", "start1": 12, "end1": 17,
-     "start2": 12, "end2": 17, "label": "F"},
-    {"word": "spring", "sentence1": "in the spring", "sentence2": "spring flowers", "start1": 7, "end1": 13,
-     "start2": 0, "end2": 6, "label": 1},
+    {
+        "word": "bank",
+        "sentence1": "the bank of the river",
+        "sentence2": "money at the bank",
+        "start1": 4,
+        "end1": 8,
+        "start2": 13,
+        "end2": 17,
+        "label": "false",
+    },
+    {
+        "word": "bat",
+        "sentence1": "a bat flew out",
+        "sentence2": "a bat flew in",
+        "start1": 2,
+        "end1": 5,
+        "start2": 2,
+        "end2": 5,
+        "label": "true",
+    },
+    {
+        "word": "light",
+        "sentence1": "turn on the light",
+        "sentence2": "the box was light",
+        "start1": 12,
+        "end1": 17,
+        "start2": 12,
+        "end2": 17,
+        "label": "F",
+    },
+    {
+        "word": "spring",
+        "sentence1": "in the spring",
+        "sentence2": "spring flowers",
+        "start1": 7,
+        "end1": 13,
+        "start2": 0,
+        "end2": 6,
+        "label": 1,
+    },
 ]
 
 
@@ -47,11 +79,17 @@ def test_wic_file_and_accuracy_by_hand(tmp_path):
     assert len(read_wic(_wic_file(tmp_path, WIC4), limit=2)) == 2
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"word": "x", "sentence1": "x", "sentence2": "x", "start1": 0, "end1": 1, "start2": 0, "end2": 1}, "lacks label"),
-    ({**WIC4[0], "end1": 99}, "outside sentence1"),
-    ({**WIC4[0], "label": "maybe"}, "not true/false"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (
+            {"word": "x", "sentence1": "x", "sentence2": "x", "start1": 0, "end1": 1, "start2": 0, "end2": 1},
+            "lacks label",
+        ),
+        ({**WIC4[0], "end1": 99}, "outside sentence1"),
+        ({**WIC4[0], "label": "maybe"}, "not true/false"),
+    ],
+)
 def test_wic_file_errors_are_one_line(tmp_path, row, message):
     with pytest.raises(InputError, match=message):
         read_wic(_wic_file(tmp_path, [row]))
@@ -86,8 +124,8 @@ def test_similarity_file_with_header_and_comments(tmp_path):
 
 def test_five_pairs_with_known_ranks(tmp_path):
     # word A is e0; word B of pair i sits at angle theta_i from e0, so its cosine is cos(theta_i)
-    angles = np.array([0.1, 1.2, 0.5, 1.5, 0.8])          # cosines rank: 1, 4, 2, 5, 3 (1 = most similar)
-    gold = np.array([9.0, 3.0, 7.0, 1.0, 5.0])           # human ranks agree exactly
+    angles = np.array([0.1, 1.2, 0.5, 1.5, 0.8])  # cosines rank: 1, 4, 2, 5, 3 (1 = most similar)
+    gold = np.array([9.0, 3.0, 7.0, 1.0, 5.0])  # human ranks agree exactly
     a = np.zeros((5, 1, 2))
     a[:, 0, 0] = 1.0
     b = np.stack([np.cos(angles), np.sin(angles)], 1)[:, None, :]
@@ -102,12 +140,12 @@ def test_five_pairs_with_known_ranks(tmp_path):
 
 def test_maxsim_avgsim_centroid_by_hand():
     e = np.eye(3)
-    a = np.stack([np.stack([e[0], e[1]])])               # senses x, y
-    b = np.stack([np.stack([e[0], e[2]])])               # senses x, z
+    a = np.stack([np.stack([e[0], e[1]])])  # senses x, y
+    b = np.stack([np.stack([e[0], e[2]])])  # senses x, z
     m = np.ones((1, 2), bool)
     sims = pair_similarities(a, m, b, m)
-    assert sims["maxsim"][0] == pytest.approx(1.0)        # x . x
-    assert sims["avgsim"][0] == pytest.approx(0.25)       # (1 + 0 + 0 + 0) / 4
+    assert sims["maxsim"][0] == pytest.approx(1.0)  # x . x
+    assert sims["avgsim"][0] == pytest.approx(0.25)  # (1 + 0 + 0 + 0) / 4
     # centroids (x + y) / 2 and (x + z) / 2: cosine 1/2
     assert sims["centroid"][0] == pytest.approx(0.5)
     # a masked-out sense is ignored; no sense at all gives NaN
@@ -130,7 +168,7 @@ def test_purity_and_ari_by_hand():
 def test_grouped_and_baseline_scores():
     groups = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     gold = np.array([0, 0, 1, 1, 2, 2, 3, 3])
-    pred = np.array([0, 0, 1, 1, 0, 1, 0, 1])           # word 0 perfect, word 1 crossed
+    pred = np.array([0, 0, 1, 1, 0, 1, 0, 1])  # word 0 perfect, word 1 crossed
     ari, pur = grouped_scores(groups, pred, gold)
     assert ari.tolist() == pytest.approx([1.0, -0.5]) and pur.tolist() == pytest.approx([1.0, 0.5])
     o_ari, o_pur = one_cluster_scores(groups, gold)
@@ -144,10 +182,10 @@ def test_grouped_and_baseline_scores():
 def _planted(rng):
     v = rng.standard_normal((300, 16)).astype(np.float32)
     tok = np.repeat(np.arange(100), 3)
-    v[150] = v[3]                     # exact copy, other token (1 vs 50): both duplicates
-    v[8] = v[7]                       # exact copy inside one token (2): not a duplicate
-    v[200] = v[20] + 1e-6             # near copy, other token: both duplicates
-    v[250] = 3.0 * v[40]              # same direction, other token: cosine 1, both duplicates
+    v[150] = v[3]  # exact copy, other token (1 vs 50): both duplicates
+    v[8] = v[7]  # exact copy inside one token (2): not a duplicate
+    v[200] = v[20] + 1e-6  # near copy, other token: both duplicates
+    v[250] = 3.0 * v[40]  # same direction, other token: cosine 1, both duplicates
     return v, tok, {3, 150, 20, 200, 40, 250}
 
 
@@ -169,13 +207,13 @@ def test_duplicate_counter_with_a_knn_function():
 
     import sensekit.eval.health as health
 
-    old, health.EXACT_LIMIT = health.EXACT_LIMIT, 10    # force the knn path
+    old, health.EXACT_LIMIT = health.EXACT_LIMIT, 10  # force the knn path
     try:
         dup = duplicate_senses(v, tok, knn=knn, k=4)
     finally:
         health.EXACT_LIMIT = old
     assert set(np.nonzero(dup)[0].tolist()) == planted
-    assert calls == [298]                                # one query per distinct row (v[8] = v[7], v[150] = v[3])
+    assert calls == [298]  # one query per distinct row (v[8] = v[7], v[150] = v[3])
 
 
 def test_raw_tokens_and_anisotropy():
@@ -195,8 +233,9 @@ def test_raw_tokens_and_anisotropy():
 def test_sense_table_nearest_and_padding():
     e = np.eye(4, dtype=np.float32)
     # token 7: senses e0, e1; token 3: sense e2; given out of order
-    table = SenseTable.from_arrays(np.array([7, 3, 7]), np.array([1, 0, 0]), np.stack([e[1], e[2], e[0]]),
-                                   np.array([2, 1, 4]))
+    table = SenseTable.from_arrays(
+        np.array([7, 3, 7]), np.array([1, 0, 0]), np.stack([e[1], e[2], e[0]]), np.array([2, 1, 4])
+    )
     assert table.token_ids.tolist() == [3, 7] and table.n_senses([7, 3, 9]).tolist() == [2, 1, 0]
     states = np.stack([e[1] + 0.1 * e[0], e[0], e[3], e[2]])
     assert table.nearest(states, [7, 7, 9, 3]).tolist() == [1, 0, -1, 0]
@@ -215,9 +254,9 @@ def test_wordnet_relatives_and_occurrences(shared):
 
     wn = open_wordnet()
     rel = WordNetRelatives(wn)
-    assert rel.related("dog", " puppy") and rel.related("dog", " canine")     # hyponym, hypernym
-    assert rel.related("bank", " banks") and rel.related("bank", " Bank")     # same lemma, another form
-    assert rel.related("car", " automobile")                                  # synonym
+    assert rel.related("dog", " puppy") and rel.related("dog", " canine")  # hyponym, hypernym
+    assert rel.related("bank", " banks") and rel.related("bank", " Bank")  # same lemma, another form
+    assert rel.related("car", " automobile")  # synonym
     assert not rel.related("dog", "com") and not rel.related("bank", " parasite")
     assert find_occurrence("They rode the horses home.", "horse", "n", wn) == (14, 20)
     assert find_occurrence("The bank was closed.", "bank", "n", wn) == (4, 8)

@@ -35,14 +35,25 @@ def make_bos_teacher_dir(folder: Path, hidden: int = 32, layers: int = 2, seed: 
 
     raw = train_tokenizer()
     bos = raw.token_to_id("<|endoftext|>")
-    raw.post_processor = TemplateProcessing(single="<|endoftext|> $A", pair="<|endoftext|> $A $B",
-                                            special_tokens=[("<|endoftext|>", bos)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                  pad_token="<pad>")
+    raw.post_processor = TemplateProcessing(
+        single="<|endoftext|> $A", pair="<|endoftext|> $A $B", special_tokens=[("<|endoftext|>", bos)]
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<pad>"
+    )
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id, bos_token_id=bos)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=bos,
+    )
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():  # a non-trivial final norm: "after the norm" is really tested
         model.model.norm.weight.uniform_(0.5, 1.5)
@@ -92,24 +103,58 @@ def eval_store(tmp_path_factory, bos_teacher_dir) -> Path:
     for i, text in enumerate(TEXTS):
         (corpus / f"{i:02d}.txt").write_text(text + "\n", encoding="utf-8")
     pairs = folder / "pairs.tsv"
-    pairs.write_text("happy\tglad\tsyn\nbig\tlarge\tsyn\nquick\tfast\tsyn\ngood\tbad\tant\nbig\tsmall\tant\n"
-                     "fast\tslow\tant\n", encoding="utf-8")
+    pairs.write_text(
+        "happy\tglad\tsyn\nbig\tlarge\tsyn\nquick\tfast\tsyn\ngood\tbad\tant\nbig\tsmall\tant\nfast\tslow\tant\n",
+        encoding="utf-8",
+    )
     store = folder / "tiny.sensekit"
-    res = invoke("build", corpus, "--store", store, "--teacher", bos_teacher_dir, "--device", "cpu", "-k", "2",
-                 "-G", "6", "--seq-len", "64", "--batch-size", "4", "--relations", f"pairs:{pairs}", "--quiet")
+    res = invoke(
+        "build",
+        corpus,
+        "--store",
+        store,
+        "--teacher",
+        bos_teacher_dir,
+        "--device",
+        "cpu",
+        "-k",
+        "2",
+        "-G",
+        "6",
+        "--seq-len",
+        "64",
+        "--batch-size",
+        "4",
+        "--relations",
+        f"pairs:{pairs}",
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output
     return store
 
 
 def eval_files(folder: Path) -> dict[str, Path]:
     """A 4-pair WiC file and two 5-pair similarity files over CORPUS sentences and WORDS."""
+
     def item(word, s1, s2, label):
         a, b = s1.index(" " + word) + 1, s2.index(" " + word) + 1
-        return {"word": word, "sentence1": s1, "sentence2": s2, "start1": a, "end1": a + len(word), "start2": b,
-                "end2": b + len(word), "label": label}
+        return {
+            "word": word,
+            "sentence1": s1,
+            "sentence2": s2,
+            "start1": a,
+            "end1": a + len(word),
+            "start2": b,
+            "end2": b + len(word),
+            "label": label,
+        }
 
-    wic = [item("bank", CORPUS[0], CORPUS[1], "false"), item("bat", CORPUS[2], CORPUS[3], "false"),
-           item("light", CORPUS[4], CORPUS[5], "false"), item("bank", CORPUS[1], CORPUS[1], "true")]
+    wic = [
+        item("bank", CORPUS[0], CORPUS[1], "false"),
+        item("bat", CORPUS[2], CORPUS[3], "false"),
+        item("light", CORPUS[4], CORPUS[5], "false"),
+        item("bank", CORPUS[1], CORPUS[1], "true"),
+    ]
     files = {"wic": folder / "wic.jsonl", "simlex": folder / "simlex.txt", "wordsim": folder / "wordsim.tsv"}
     files["wic"].write_text("\n".join(json.dumps(r) for r in wic) + "\n", encoding="utf-8")
     # every word but 'zebrafish' is one token that occurs after 3+ other tokens in TEXTS (so it has next-token
@@ -135,9 +180,19 @@ def test_states_are_the_states_the_build_filed(eval_store, bos_teacher):
         raw = [s for s in raw if s.contexts and s.contexts[0].mark_end > s.contexts[0].mark_start]  # not '\n' keys
         assert len(raw) > 20
         ctx = [s.contexts[0] for s in raw]
-        states, ok = word_states(bos_teacher.final_hidden, bos_teacher.tokenizer, [c.snippet for c in ctx],
-                                 [c.mark_start for c in ctx], [c.mark_end for c in ctx], "next", prefix,
-                                 bos_teacher.hidden_size, "cpu", pad, min_context=store.meta["min_context"])
+        states, ok = word_states(
+            bos_teacher.final_hidden,
+            bos_teacher.tokenizer,
+            [c.snippet for c in ctx],
+            [c.mark_start for c in ctx],
+            [c.mark_end for c in ctx],
+            "next",
+            prefix,
+            bos_teacher.hidden_size,
+            "cpu",
+            pad,
+            min_context=store.meta["min_context"],
+        )
         assert ok.all()
         cos = (unit(states) * unit(np.stack([s.embedding for s in raw]))).sum(1)
         assert cos.min() > 0.999, cos
@@ -151,7 +206,7 @@ def test_word_opening_a_sentence_has_no_next_state(bos_teacher):
     rows, pos, ok = locate(bos_teacher.tokenizer, text, [0, 4, 4], [4, 8, 8], "next", prefix)
     tok = bos_teacher.tokenizer
     bank = tok(" bank", add_special_tokens=False)["input_ids"]
-    assert ok.tolist() == [False, True, True]      # the state before 'bank' in row 0 would be the BOS state
+    assert ok.tolist() == [False, True, True]  # the state before 'bank' in row 0 would be the BOS state
     # [BOS, 'the'...] then cut after the position that predicts ' bank': later tokens cannot change it
     assert rows[1][0] == prefix[0] and tok.decode(rows[1][1:]) == "the" and pos[1] == len(rows[1]) - 1
     rows, pos, ok = locate(tok, text, [0, 4, 4], [4, 8, 8], "input", prefix)
@@ -167,8 +222,13 @@ def test_eval_store_end_to_end(eval_store, bos_teacher, tmp_path):
     from sensekit.eval.store_eval import evaluate_store
 
     f = eval_files(tmp_path)
-    cfg = EvalConfig(store=str(eval_store), wic=str(f["wic"]), simlex=str(f["simlex"]), wordsim=str(f["wordsim"]),
-                     metrics=("wic", "similarity", "health"))
+    cfg = EvalConfig(
+        store=str(eval_store),
+        wic=str(f["wic"]),
+        simlex=str(f["simlex"]),
+        wordsim=str(f["wordsim"]),
+        metrics=("wic", "similarity", "health"),
+    )
     seen = []
     r = evaluate_store(cfg, progress=seen.append, teacher=bos_teacher)
     assert seen == ["wic", "similarity", "health"]
@@ -191,12 +251,26 @@ def test_eval_store_end_to_end(eval_store, bos_teacher, tmp_path):
 def test_cli_json_table_and_skips(eval_store, bos_teacher_dir, tmp_path, monkeypatch):
     f = eval_files(tmp_path)
     monkeypatch.setenv("SENSEKIT_SHARED", str(tmp_path / "no-shared"))  # no default benchmark files
-    res = invoke("eval", "store", "--store", eval_store, "--metrics", "wic", "--metrics", "similarity",
-                 "--simlex", f["simlex"], "--json")
+    res = invoke(
+        "eval",
+        "store",
+        "--store",
+        eval_store,
+        "--metrics",
+        "wic",
+        "--metrics",
+        "similarity",
+        "--simlex",
+        f["simlex"],
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
-    assert r["metrics"]["wic"] == {"status": "skipped", "reason": "no WiC file: pass --wic FILE (WiC JSONL)",
-                                   "seconds": r["metrics"]["wic"]["seconds"]}
+    assert r["metrics"]["wic"] == {
+        "status": "skipped",
+        "reason": "no WiC file: pass --wic FILE (WiC JSONL)",
+        "seconds": r["metrics"]["wic"]["seconds"],
+    }
     assert r["metrics"]["similarity"]["wordsim353"]["status"] == "skipped"
     assert r["metrics"]["similarity"]["simlex999"]["status"] == "ok"
     res = invoke("eval", "store", "--store", eval_store, "--wic", f["wic"], "--metrics", "wic,health")
@@ -204,11 +278,14 @@ def test_cli_json_table_and_skips(eval_store, bos_teacher_dir, tmp_path, monkeyp
     assert "WiC accuracy" in res.stdout and "duplicate senses" in res.stdout
 
 
-@pytest.mark.parametrize("args, error", [
-    (["--metrics", "colour"], "unknown; choose from"),
-    (["--wic", "/no/such/file.jsonl"], "no such file"),
-    (["--limit", "0"], "--limit must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--metrics", "colour"], "unknown; choose from"),
+        (["--wic", "/no/such/file.jsonl"], "no such file"),
+        (["--limit", "0"], "--limit must be >= 1"),
+    ],
+)
 def test_cli_user_errors_are_sensekit_errors(eval_store, args, error):
     res = invoke("eval", "store", "--store", eval_store, *args)
     assert res.exit_code != 0 and isinstance(res.exception, InputError) and error in str(res.exception)
@@ -229,8 +306,16 @@ def test_all_metrics_with_wordnet(eval_store, bos_teacher, shared, tmp_path):
     from sensekit.eval.store_eval import evaluate_store
 
     f = eval_files(tmp_path)
-    r = evaluate_store(EvalConfig(store=str(eval_store), wic=str(f["wic"]), simlex=str(f["simlex"]),
-                                  wordsim=str(f["wordsim"]), neighbour_words=5), teacher=bos_teacher)
+    r = evaluate_store(
+        EvalConfig(
+            store=str(eval_store),
+            wic=str(f["wic"]),
+            simlex=str(f["simlex"]),
+            wordsim=str(f["wordsim"]),
+            neighbour_words=5,
+        ),
+        teacher=bos_teacher,
+    )
     n = r["metrics"]["neighbours"]
     assert n["status"] == "ok" and n["coverage"]["scored"] == 5 and n["coverage"]["neighbours_judged"] == 50
     p = r["metrics"]["purity"]

@@ -31,8 +31,16 @@ def config(eval_store, student, heldout, tmp_path, **kw):  # noqa: F811
     from sensekit.eval.config import StudentEvalConfig
 
     f = eval_files(tmp_path)
-    base = dict(student=str(student), store=str(eval_store), data=(str(heldout),), wic=str(f["wic"]), seq_len=16,
-                max_windows=6, batch_size=4, device="cpu")
+    base = dict(
+        student=str(student),
+        store=str(eval_store),
+        data=(str(heldout),),
+        wic=str(f["wic"]),
+        seq_len=16,
+        max_windows=6,
+        batch_size=4,
+        device="cpu",
+    )
     base.update(kw)
     return StudentEvalConfig(**base)
 
@@ -41,8 +49,9 @@ def test_the_teacher_as_its_own_student_matches_itself(eval_store, bos_teacher, 
     from distill.student_eval import evaluate_student
 
     events = []
-    r = evaluate_student(config(eval_store, bos_teacher_dir, heldout, tmp_path), progress=events.append,
-                         teacher=bos_teacher)
+    r = evaluate_student(
+        config(eval_store, bos_teacher_dir, heldout, tmp_path), progress=events.append, teacher=bos_teacher
+    )
     h = r["heldout"]
     from distill.data import iter_documents, pack_documents
 
@@ -61,12 +70,31 @@ def test_the_teacher_as_its_own_student_matches_itself(eval_store, bos_teacher, 
 
 def test_plain_hf_student_via_cli_with_a_pair_file(eval_store, student_dir, heldout, tmp_path):  # noqa: F811
     pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("# held out\nhappy\tglad\tsyn\nbank\triver\tsyn\ngood\tbad\tant\nlight\tdark\tant\n",
-                     encoding="utf-8")
+    pairs.write_text(
+        "# held out\nhappy\tglad\tsyn\nbank\triver\tsyn\ngood\tbad\tant\nlight\tdark\tant\n", encoding="utf-8"
+    )
     f = eval_files(tmp_path)
-    res = invoke("eval", "student", "--student", student_dir, "--store", eval_store, "--data", heldout,
-                 "--wic", f["wic"], "--pairs", pairs, "--seq-len", "16", "--max-windows", "4", "--device", "cpu",
-                 "--json")
+    res = invoke(
+        "eval",
+        "student",
+        "--student",
+        student_dir,
+        "--store",
+        eval_store,
+        "--data",
+        heldout,
+        "--wic",
+        f["wic"],
+        "--pairs",
+        pairs,
+        "--seq-len",
+        "16",
+        "--max-windows",
+        "4",
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
     h = r["heldout"]
@@ -77,8 +105,24 @@ def test_plain_hf_student_via_cli_with_a_pair_file(eval_store, student_dir, held
         assert 0 <= s[side]["auc"] <= 1
         assert s[side]["gap"] == pytest.approx(s[side]["syn_mean"] - s[side]["ant_mean"])
     assert [row[0] for row in r["rows"]][:2] == ["held-out perplexity", "next-token accuracy"]
-    res = invoke("eval", "student", "--student", student_dir, "--store", eval_store, "--data", heldout,
-                 "--wic", f["wic"], "--seq-len", "16", "--max-windows", "2", "--device", "cpu")
+    res = invoke(
+        "eval",
+        "student",
+        "--student",
+        student_dir,
+        "--store",
+        eval_store,
+        "--data",
+        heldout,
+        "--wic",
+        f["wic"],
+        "--seq-len",
+        "16",
+        "--max-windows",
+        "2",
+        "--device",
+        "cpu",
+    )
     assert res.exit_code == 0, res.output
     assert "held-out perplexity" in res.stdout and "NOT held out" in res.stdout
 
@@ -94,8 +138,20 @@ def test_separation_by_hand():
 def test_user_errors(eval_store, student_dir, heldout, tmp_path):  # noqa: F811
     bad = tmp_path / "pairs.tsv"
     bad.write_text("happy glad similar\n")
-    res = invoke("eval", "student", "--student", student_dir, "--store", eval_store, "--data", heldout,
-                 "--pairs", bad, "--device", "cpu")
+    res = invoke(
+        "eval",
+        "student",
+        "--student",
+        student_dir,
+        "--store",
+        eval_store,
+        "--data",
+        heldout,
+        "--pairs",
+        bad,
+        "--device",
+        "cpu",
+    )
     assert isinstance(res.exception, InputError) and "syn|ant" in str(res.exception)
     res = invoke("eval", "student", "--store", eval_store, "--data", heldout)
     assert isinstance(res.exception, InputError) and "--student is required" in str(res.exception)

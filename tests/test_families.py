@@ -14,8 +14,14 @@ from distill.families import lm_logits, logits_difference  # noqa: E402
 from distill.student import DistillStudent, build_truncated  # noqa: E402
 
 VOCAB, HIDDEN, LAYERS = 96, 32, 6
-COMMON = dict(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=LAYERS,
-              num_attention_heads=4, max_position_embeddings=128)
+COMMON = dict(
+    vocab_size=VOCAB,
+    hidden_size=HIDDEN,
+    intermediate_size=64,
+    num_hidden_layers=LAYERS,
+    num_attention_heads=4,
+    max_position_embeddings=128,
+)
 
 
 def _config(family: str):
@@ -33,22 +39,23 @@ def _config(family: str):
     )
 
     if family == "gpt2":
-        return GPT2Config(vocab_size=VOCAB, n_embd=HIDDEN, n_layer=LAYERS, n_head=4, n_positions=128, bos_token_id=0,
-                          eos_token_id=0)
+        return GPT2Config(
+            vocab_size=VOCAB, n_embd=HIDDEN, n_layer=LAYERS, n_head=4, n_positions=128, bos_token_id=0, eos_token_id=0
+        )
     if family == "gpt_neox":
         return GPTNeoXConfig(**COMMON, rotary_pct=0.5)
     if family == "phi":
         return PhiConfig(**COMMON, partial_rotary_factor=0.5)
     if family == "qwen2":  # sliding-window layers above layer 3: layer types differ per layer
-        return Qwen2Config(**COMMON, num_key_value_heads=2, use_sliding_window=True, sliding_window=4,
-                           max_window_layers=3)
+        return Qwen2Config(
+            **COMMON, num_key_value_heads=2, use_sliding_window=True, sliding_window=4, max_window_layers=3
+        )
     if family == "mistral":
         return MistralConfig(**COMMON, num_key_value_heads=2, sliding_window=4)
     if family == "gemma":
         return GemmaConfig(**COMMON, num_key_value_heads=2, head_dim=8)
     if family == "gemma2":  # soft-capped logits, alternating sliding/full layers
-        return Gemma2Config(**COMMON, num_key_value_heads=2, head_dim=8, sliding_window=4,
-                            final_logit_softcapping=0.5)
+        return Gemma2Config(**COMMON, num_key_value_heads=2, head_dim=8, sliding_window=4, final_logit_softcapping=0.5)
     if family == "cohere":
         return CohereConfig(**COMMON, num_key_value_heads=2, logit_scale=0.25)
     if family == "granite":
@@ -75,7 +82,7 @@ def _batch(seq: int = 12):
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(0, VOCAB, (2, seq), generator=gen)
     mask = torch.ones_like(ids)
-    mask[1, seq - 3:] = 0  # right padding in row 1
+    mask[1, seq - 3 :] = 0  # right padding in row 1
     return ids, mask
 
 
@@ -121,8 +128,9 @@ def test_the_prefix_is_the_lowest_trainable_layers_input(family):
     ids, mask = _batch()
     seen = []
     layer = student.lm.base_model.get_submodule(_layers_attr(lm))[2]
-    handle = layer.register_forward_pre_hook(lambda m, args, kwargs: seen.append(
-        args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
+    handle = layer.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(args[0] if args else kwargs["hidden_states"]), with_kwargs=True
+    )
     with torch.no_grad():
         student(ids, mask)
     handle.remove()
@@ -157,8 +165,11 @@ def test_a_selected_student_reloads_with_plain_transformers(tmp_path, family):
     save_student(student, tok, tmp_path / "s")
     loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "s")).eval()
     assert loaded.config.num_hidden_layers == 4
-    assert loaded.config.sensekit == {"teacher_layers": [0, 1, 4, 5], "trained_layers": [2, 3],
-                                      "teacher_num_layers": LAYERS}
+    assert loaded.config.sensekit == {
+        "teacher_layers": [0, 1, 4, 5],
+        "trained_layers": [2, 3],
+        "teacher_num_layers": LAYERS,
+    }
     with torch.no_grad():
         again = loaded(input_ids=ids, attention_mask=mask).logits
     torch.testing.assert_close(again[mask.bool()], trained_logits[mask.bool()], rtol=1e-5, atol=1e-5)

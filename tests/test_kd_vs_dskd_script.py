@@ -69,8 +69,9 @@ def _prose(seed: int, n: int = 200) -> str:
 
 
 def test_leak_check_passes_clean_splits(K, tmp_path):
-    s = _splits(tmp_path, {"train": [("A", _prose(1)), ("B", _prose(2))], "dev": [("C", _prose(3))],
-                           "test": [("D", _prose(4))]})
+    s = _splits(
+        tmp_path, {"train": [("A", _prose(1)), ("B", _prose(2))], "dev": [("C", _prose(3))], "test": [("D", _prose(4))]}
+    )
     out = K.leak_check(s, None, s["files"]["train"])
     assert out["passed"] and out["ngram_share_max"] == 0.0
 
@@ -78,8 +79,11 @@ def test_leak_check_passes_clean_splits(K, tmp_path):
 @pytest.mark.parametrize("leak", ["title", "text", "near-duplicate"])
 def test_leak_check_fails_loudly(K, tmp_path, leak):
     train = [("A", _prose(1)), ("B", _prose(2))]
-    held = {"title": ("A", _prose(3)), "text": ("C", _prose(1)),
-            "near-duplicate": ("C", _prose(2) + " " + _prose(9, 20))}[leak]
+    held = {
+        "title": ("A", _prose(3)),
+        "text": ("C", _prose(1)),
+        "near-duplicate": ("C", _prose(2) + " " + _prose(9, 20)),
+    }[leak]
     s = _splits(tmp_path, {"train": train, "dev": [held], "test": [("D", _prose(4))]})
     with pytest.raises(K.LeakError):
         K.leak_check(s, None, s["files"]["train"])
@@ -95,8 +99,9 @@ def test_leak_check_refuses_store_contexts_from_held_out_articles(K, tmp_path):
     with pytest.raises(K.LeakError, match="non-train"):
         K.leak_check(s, {**store, "context_doc_ids": ["A", "C"]}, s["files"]["train"])
     with pytest.raises(K.LeakError, match="corpus"):
-        K.leak_check(s, {**store, "meta": {"corpus": [s["files"]["dev"]], "corpus_fingerprint": fp}},
-                     s["files"]["train"])
+        K.leak_check(
+            s, {**store, "meta": {"corpus": [s["files"]["dev"]], "corpus_fingerprint": fp}}, s["files"]["train"]
+        )
 
 
 def test_paired_statistics_match_scipy(K):
@@ -138,17 +143,27 @@ def test_schedule_criteria(K):
     kd = out["runs"][0]
     assert kd["tail_from_step"] == 40 and kd["tail_gain"] == pytest.approx(0.5 / 40)
     assert kd["fell_enough"] and kd["flattened"] and out["kd_fell_enough"] and out["kd_flattened"]
-    slow = K.schedule_criteria([{"arm": "kd", "seed": 0, "curve": [{"step": 40, "ppl": 90.0},
-                                                                   {"step": 50, "ppl": 60.0}]}], 100.0, 50)
+    slow = K.schedule_criteria(
+        [{"arm": "kd", "seed": 0, "curve": [{"step": 40, "ppl": 90.0}, {"step": 50, "ppl": 60.0}]}], 100.0, 50
+    )
     assert not slow["kd_fell_enough"] and not slow["kd_flattened"]
 
 
 def test_plots_write_pngs(K, tmp_path):
     pytest.importorskip("matplotlib")
     curve = lambda f: [{"step": s, "ppl": 100 / (f * s), "ce": math.log(100 / (f * s))} for s in (1, 2, 4)]  # noqa: E731
-    runs = [{"arm": a, "seed": s, "curve": curve(1 + s + i), "metrics": {k: 0.5 + 0.1 * s for k in K.METRICS},
-             "step_time_s": {"median": 1.0 + s}, "max_rss_mb": 900.0 + i}
-            for i, a in enumerate(K.ARMS) for s in range(2)]
+    runs = [
+        {
+            "arm": a,
+            "seed": s,
+            "curve": curve(1 + s + i),
+            "metrics": {k: 0.5 + 0.1 * s for k in K.METRICS},
+            "step_time_s": {"median": 1.0 + s},
+            "max_rss_mb": 900.0 + i,
+        }
+        for i, a in enumerate(K.ARMS)
+        for s in range(2)
+    ]
     table, comparisons = K.aggregate(runs, list(K.ARMS), [0, 1])
     assert set(comparisons) == {"dskd-kd", "dskd-kd_hidden"}
     assert comparisons["dskd-kd"]["ppl"]["diffs"] == [0.0, 0.0]
@@ -159,16 +174,21 @@ def test_plots_write_pngs(K, tmp_path):
 
 def test_arms_share_every_flag_but_their_own(K, tmp_path):
     files = {"train": "train.jsonl", "dev": "dev.jsonl"}
-    cmds = {a: K.distill_command(a, 1, "0-9,20-29", K.QUICK, 20, 4, files, tmp_path / "s", tmp_path / "run")
-            for a in K.ALL_ARMS}
+    cmds = {
+        a: K.distill_command(a, 1, "0-9,20-29", K.QUICK, 20, 4, files, tmp_path / "s", tmp_path / "run")
+        for a in K.ALL_ARMS
+    }
     shared = set(cmds["dskd"])
     assert "--lambda-sense" not in shared and "--cache" in shared and "0-9,20-29" in shared
     assert [x for x in cmds["kd"] if x not in shared] == ["--lambda-sense", "0.0"]
     assert [x for x in cmds["kd_hidden"] if x not in shared] == ["--lambda-sense", "0.0", "--lambda-hidden", "1.0"]
     assert [x for x in cmds["dskd_own_negative"] if x not in shared] == ["--own-senses-negative"]
     assert K.comparisons_for(["kd", "kd_hidden", "dskd"]) == [("dskd", "kd"), ("dskd", "kd_hidden")]
-    assert K.comparisons_for(["kd", "dskd", "dskd_kappa1"]) == [("dskd", "kd"), ("dskd_kappa1", "dskd"),
-                                                               ("dskd_kappa1", "kd")]
+    assert K.comparisons_for(["kd", "dskd", "dskd_kappa1"]) == [
+        ("dskd", "kd"),
+        ("dskd_kappa1", "dskd"),
+        ("dskd_kappa1", "kd"),
+    ]
 
 
 def test_training_windows_check(K, tmp_path):

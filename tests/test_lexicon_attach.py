@@ -93,20 +93,38 @@ def test_attach_pair_file(store):
     counts = result["sources"]["pairs:pairs.tsv"]
     assert counts["bad"] == 2 and [n for n, _ in counts["errors"]] == [11, 12]
     assert _rows(path) == {
-        ("happy", "glad", "syn", False), ("glad", "happy", "syn", False),
-        ("good", "bad", "ant", False), ("bad", "good", "ant", False),
-        ("big", "large", "syn", False), ("large", "big", "syn", False),
-        ("big", "small", "ant", False), ("small", "big", "ant", False),
-        ("fast", "slow", "ant", False), ("slow", "fast", "ant", False),
+        ("happy", "glad", "syn", False),
+        ("glad", "happy", "syn", False),
+        ("good", "bad", "ant", False),
+        ("bad", "good", "ant", False),
+        ("big", "large", "syn", False),
+        ("large", "big", "syn", False),
+        ("big", "small", "ant", False),
+        ("small", "big", "ant", False),
+        ("fast", "slow", "ant", False),
+        ("slow", "fast", "ant", False),
         ("bank", "river bank", "syn", False),  # 'river bank' is two tokens: never a head
-        ("happy", "sad", "ant", True), ("sad", "happy", "ant", True),  # syn(unhappy, sad), polarity-normalised
+        ("happy", "sad", "ant", True),
+        ("sad", "happy", "ant", True),  # syn(unhappy, sad), polarity-normalised
     }
     assert counts["rows"] == 13 and counts["syn"] == 5 and counts["ant"] == 8 and counts["derived"] == 2
     assert result["spans"] == 1 and result["span_rows"] == 2
     with open_store(path) as s:
         words = {w: (t, sp) for w, t, sp in s.words_table()}
-        assert set(words) == {"happy", "glad", "good", "bad", "big", "large", "small", "fast", "slow", "bank",
-                              "river bank", "sad"}
+        assert set(words) == {
+            "happy",
+            "glad",
+            "good",
+            "bad",
+            "big",
+            "large",
+            "small",
+            "fast",
+            "slow",
+            "bank",
+            "river bank",
+            "sad",
+        }
         tids, span_id = words["river bank"]
         assert tids == [ids["river"], ids["bank"]] and span_id is not None and span_id >= 0
         assert words["bank"] == ([ids["bank"]], None)
@@ -178,8 +196,13 @@ def test_relations_config_defaults_and_checks(store):
     got = (cfg.head_min_chars, cfg.max_span_tokens, cfg.lang_code, cfg.on_error, cfg.cloud_rows)
     assert got == (3, 3, "en", "skip", None)
     assert RelationsConfig(lang_code=None).lang_code is None  # None: every language
-    for bad in ({"head_min_chars": 0}, {"on_error": "ignore"}, {"binary_labels": "x"}, {"cloud_rows": 0},
-                {"polarity": "yes"}):
+    for bad in (
+        {"head_min_chars": 0},
+        {"on_error": "ignore"},
+        {"binary_labels": "x"},
+        {"cloud_rows": 0},
+        {"polarity": "yes"},
+    ):
         with pytest.raises(InputError, match="^--"):
             RelationsConfig(**bad)
     path, _ = store
@@ -214,9 +237,14 @@ def test_attach_a_raw_dump(shared, store):  # shared: wiktextract needs NLTK's B
     c = res["sources"]["wiktionary"]
     assert c["read"] == 4 and c["used"] == 3  # the French page is read and filtered out
     rows = _rows(path)
-    assert {("happy", "glad", "syn", False), ("glad", "happy", "syn", False), ("big", "small", "ant", False),
-            ("small", "big", "ant", False), ("bank", "river bank", "syn", False),
-            ("happy", "sad", "ant", False)} <= rows
+    assert {
+        ("happy", "glad", "syn", False),
+        ("glad", "happy", "syn", False),
+        ("big", "small", "ant", False),
+        ("small", "big", "ant", False),
+        ("bank", "river bank", "syn", False),
+        ("happy", "sad", "ant", False),
+    } <= rows
     assert not any(h == "bon" or r == "mauvais" for h, r, _, _ in rows)
     with open_store(path) as s:
         prov = {r.related: r.provenance for r in s.relations("bank")}
@@ -231,9 +259,12 @@ def test_relations_are_attached_to_the_head_sense_they_belong_to(tmp_path, token
     path = tmp_path / "senses.sensekit"
     with StoreWriter(path, dim=DIM, tokenizer_json=tokenizer_json, space="identity") as w:  # hand-made geometry
         w.add_tokens([ids[x] for x in words], [" " + x for x in words], [5] * 4)
-        w.add_senses(np.stack([unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(1) + 0.1 * unit(3), -unit(3)]),
-                     [0, 1, 0, 0, 0], [3] * 5, token_ids=[ids["bank"], ids["bank"], ids["river"], ids["money"],
-                                                        ids["glad"]])
+        w.add_senses(
+            np.stack([unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(1) + 0.1 * unit(3), -unit(3)]),
+            [0, 1, 0, 0, 0],
+            [3] * 5,
+            token_ids=[ids["bank"], ids["bank"], ids["river"], ids["money"], ids["glad"]],
+        )
     pairs = tmp_path / "p.tsv"
     pairs.write_text("bank\triver\tsyn\nbank\tmoney\tsyn\nhappy\tglad\tsyn\n")
     result = attach_relations(path, [f"pairs:{pairs}"])

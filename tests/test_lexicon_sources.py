@@ -32,14 +32,31 @@ def test_kaikki_pairs_exact_and_bad_lines_reported():
     pairs = list(kaikki_pairs(KAIKKI, report, vocabulary=vocab))
     got = {(a, b, k) for a, b, k, _ in pairs}
     assert got == {
-        ("happy", "glad", "syn"), ("happy", "cheerful", "syn"), ("happy", "sad", "ant"), ("happy", "unhappy", "ant"),
-        ("happy", "lucky", "syn"), ("glad", "happy", "syn"), ("good", "bad", "ant"), ("good", "evil", "ant"),
-        ("good", "fine", "syn"), ("bad", "good", "ant"), ("big", "large", "syn"), ("big", "huge", "syn"),
-        ("big", "small", "ant"), ("big", "little", "ant"), ("large", "big", "syn"), ("small", "tiny", "syn"),
-        ("small", "big", "ant"), ("small", "large", "ant"), ("fast", "quick", "syn"), ("fast", "slow", "ant"),
+        ("happy", "glad", "syn"),
+        ("happy", "cheerful", "syn"),
+        ("happy", "sad", "ant"),
+        ("happy", "unhappy", "ant"),
+        ("happy", "lucky", "syn"),
+        ("glad", "happy", "syn"),
+        ("good", "bad", "ant"),
+        ("good", "evil", "ant"),
+        ("good", "fine", "syn"),
+        ("bad", "good", "ant"),
+        ("big", "large", "syn"),
+        ("big", "huge", "syn"),
+        ("big", "small", "ant"),
+        ("big", "little", "ant"),
+        ("large", "big", "syn"),
+        ("small", "tiny", "syn"),
+        ("small", "big", "ant"),
+        ("small", "large", "ant"),
+        ("fast", "quick", "syn"),
+        ("fast", "slow", "ant"),
         ("bank", "bank", "syn"),  # Thesaurus:bank -> bank; the self-pair goes in normalize()
         ("bank", "river bank", "syn"),
-        ("unhappy", "sad", "syn"), ("spring", "springtime", "syn"), ("tiny", "huge", "ant"),
+        ("unhappy", "sad", "syn"),
+        ("spring", "springtime", "syn"),
+        ("tiny", "huge", "ant"),
     }
     # French is filtered out, Template:l is dropped, and `light` has no lang_code (only lang: English).
     assert not any("mauvais" in p[:2] or p[1].startswith("Template:") for p in pairs)
@@ -114,10 +131,18 @@ def test_fast_check_agrees_with_the_validator():
     slow, fast = compile_validator(schema), compile_fast_check(schema)
     lines = KAIKKI.read_text().splitlines()
     cases = [json.loads(line) for line in lines if line.strip() and not line.startswith("{not")]
-    cases += [{"word": "x", "senses": [{"synonyms": [{"word": "y", "tags": ["a", 1]}]}]}, {"word": "x", "pos": None},
-              {"word": True}, {"word": "x", "senses": {}}, {"word": "x", "senses": [[]]}, "word", None, 3.5,
-              {"word": "x", "antonyms": [{"word": "y", "sense": 3}]},
-              {"word": "x", "senses": [{"senseid": ["a"], "id": "b"}]}]
+    cases += [
+        {"word": "x", "senses": [{"synonyms": [{"word": "y", "tags": ["a", 1]}]}]},
+        {"word": "x", "pos": None},
+        {"word": True},
+        {"word": "x", "senses": {}},
+        {"word": "x", "senses": [[]]},
+        "word",
+        None,
+        3.5,
+        {"word": "x", "antonyms": [{"word": "y", "sense": 3}]},
+        {"word": "x", "senses": [{"senseid": ["a"], "id": "b"}]},
+    ]
     for case in cases:
         assert fast(case) == (slow(case) is None), case
 
@@ -127,8 +152,14 @@ def test_pair_file_rows_and_errors():
     report = ReadReport("pairs")
     pairs = list(read_pair_file(PAIRS, report))
     assert [(a, b, k) for a, b, k, _ in pairs] == [
-        ("happy", "glad", "syn"), ("good", "bad", "ant"), ("big", "large", "syn"), ("big", "small", "ant"),
-        ("bank", "river bank", "syn"), ("glad", "glad", "syn"), ("unhappy", "sad", "syn"), ("fast", "slow", "ant"),
+        ("happy", "glad", "syn"),
+        ("good", "bad", "ant"),
+        ("big", "large", "syn"),
+        ("big", "small", "ant"),
+        ("bank", "river bank", "syn"),
+        ("glad", "glad", "syn"),
+        ("unhappy", "sad", "syn"),
+        ("fast", "slow", "ant"),
     ]
     assert pairs[0][3] == {"file": "pairs.tsv", "line": 3}
     assert report.bad == 2 and [n for n, _ in report.errors] == [11, 12]
@@ -149,8 +180,9 @@ def test_pair_file_binary_labels():
 
 # -- normalisation and polarity ---------------------------------------------------------------------
 def test_normalize_symmetric_dedup_no_self_pairs():
-    rows = normalize([("a", "b", "syn", {"n": 1}), ("b", "a", "syn", {"n": 2}), ("a", "A", "syn", None),
-                      ("a", "c", "ant", None)])
+    rows = normalize(
+        [("a", "b", "syn", {"n": 1}), ("b", "a", "syn", {"n": 2}), ("a", "A", "syn", None), ("a", "c", "ant", None)]
+    )
     assert sorted(_pairs(rows)) == [("a", "b", "syn"), ("a", "c", "ant"), ("b", "a", "syn"), ("c", "a", "ant")]
     prov = {(h, r): p for h, r, p in zip(rows["head"], rows["related"], rows["provenance"])}
     assert prov[("a", "b")] == {"n": 1} and prov[("b", "a")] == {"n": 2}  # each read row beats a mirror image
@@ -170,15 +202,24 @@ def test_strip_negation():
 
 
 def test_polarity_flips_are_derived_and_keep_the_original():
-    pairs = [("unhappy", "sad", "syn", {"line": 1}), ("happy", "glad", "syn", None),
-             ("happy", "unhappy", "ant", None), ("careless", "careful", "ant", None), ("care", "x", "syn", None)]
+    pairs = [
+        ("unhappy", "sad", "syn", {"line": 1}),
+        ("happy", "glad", "syn", None),
+        ("happy", "unhappy", "ant", None),
+        ("careless", "careful", "ant", None),
+        ("care", "x", "syn", None),
+    ]
     rows = normalize(pairs, polarity=True)
     got = {(h, r, k, d) for h, r, k, d in zip(rows["head"], rows["related"], rows["kind"], rows["derived"])}
     assert got == {
-        ("happy", "sad", "ant", True), ("sad", "happy", "ant", True),            # syn(unhappy, sad)
-        ("happy", "glad", "syn", False), ("glad", "happy", "syn", False),
-        ("care", "careful", "syn", True), ("careful", "care", "syn", True),      # ant(careless, careful)
-        ("care", "x", "syn", False), ("x", "care", "syn", False),
+        ("happy", "sad", "ant", True),
+        ("sad", "happy", "ant", True),  # syn(unhappy, sad)
+        ("happy", "glad", "syn", False),
+        ("glad", "happy", "syn", False),
+        ("care", "careful", "syn", True),
+        ("careful", "care", "syn", True),  # ant(careless, careful)
+        ("care", "x", "syn", False),
+        ("x", "care", "syn", False),
     }  # ant(happy, unhappy) -> syn(happy, happy): a self-pair, dropped
     prov = {(h, r): p for h, r, p in zip(rows["head"], rows["related"], rows["provenance"])}
     want = {"line": 1, "original": ["unhappy", "sad", "syn"], "polarity": {"unhappy": ["un-"]}}

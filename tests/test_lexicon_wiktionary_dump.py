@@ -17,16 +17,30 @@ TINY = FIX / "tiny-dump.xml"
 
 
 def test_hoist_nym_lines():
-    text = "\n".join([
-        "==English==", "# First {{lb|en|x}} gloss.", "#: {{ux|en|an example}}", "#: {{syn|en|a|b|q1={{q|rare}}}}",
-        "## Sub gloss.", "##* {{quote-book|en|passage=x", "|year=1900}}", "##: {{ant|en|c}}", "#: {{ant|en|d}}",
-        "==French==", "#: {{syn|fr|orphan}}",
-    ])
+    text = "\n".join(
+        [
+            "==English==",
+            "# First {{lb|en|x}} gloss.",
+            "#: {{ux|en|an example}}",
+            "#: {{syn|en|a|b|q1={{q|rare}}}}",
+            "## Sub gloss.",
+            "##* {{quote-book|en|passage=x",
+            "|year=1900}}",
+            "##: {{ant|en|c}}",
+            "#: {{ant|en|d}}",
+            "==French==",
+            "#: {{syn|fr|orphan}}",
+        ]
+    )
     assert hoist_nym_lines(text).split("\n") == [
-        "==English==", "# First {{lb|en|x}} gloss. {{syn|en|a|b|q1={{q|rare}}}} {{ant|en|d}}",
+        "==English==",
+        "# First {{lb|en|x}} gloss. {{syn|en|a|b|q1={{q|rare}}}} {{ant|en|d}}",
         "#: {{ux|en|an example}}",
-        "## Sub gloss. {{ant|en|c}}", "##* {{quote-book|en|passage=x", "|year=1900}}",
-        "==French==", "#: {{syn|fr|orphan}}",
+        "## Sub gloss. {{ant|en|c}}",
+        "##* {{quote-book|en|passage=x",
+        "|year=1900}}",
+        "==French==",
+        "#: {{syn|fr|orphan}}",
     ]
 
 
@@ -45,13 +59,19 @@ def test_tiny_dump_exact_pairs(tiny_entries):
     size = "Of great size; large."
     shelf = "A raised shelf of ground beside a river."
     assert got == {
-        ("happy", "glad", "syn", 0, happy), ("happy", "cheerful", "syn", 0, happy),       # {{syn}} under sense 1
-        ("happy", "sad", "ant", 0, happy), ("happy", "unhappy", "ant", 0, happy),         # {{ant}} under sense 1
-        ("happy", "lucky", "syn", 1, "fortunate"), ("happy", "fortunate", "syn", 1, "fortunate"),  # {{sense}} {{l}}
+        ("happy", "glad", "syn", 0, happy),
+        ("happy", "cheerful", "syn", 0, happy),  # {{syn}} under sense 1
+        ("happy", "sad", "ant", 0, happy),
+        ("happy", "unhappy", "ant", 0, happy),  # {{ant}} under sense 1
+        ("happy", "lucky", "syn", 1, "fortunate"),
+        ("happy", "fortunate", "syn", 1, "fortunate"),  # {{sense}} {{l}}
         ("happy", "unlucky", "ant", 1, "fortunate"),
-        ("big", "large", "syn", 0, size), ("big", "huge", "syn", 0, size),
-        ("big", "small", "ant", 0, "of great size"), ("big", "little", "ant", 0, "of great size"),
-        ("bank", "riverbank", "syn", 2, shelf), ("bank", "river bank", "syn", 2, shelf),  # ##: under a subsense
+        ("big", "large", "syn", 0, size),
+        ("big", "huge", "syn", 0, size),
+        ("big", "small", "ant", 0, "of great size"),
+        ("big", "little", "ant", 0, "of great size"),
+        ("bank", "riverbank", "syn", 2, shelf),
+        ("bank", "river bank", "syn", 2, shelf),  # ##: under a subsense
         ("bank", "savings bank", "syn", 0, "institution"),
         ("bon", "mauvais", "ant", 0, "Good."),
     }

@@ -31,14 +31,28 @@ def write_plot_store(path, tokenizer_json, tok, with_vectors: bool = True):  # n
         w.add_tokens(list(ids.values()), [" " + x for x in ids], [40, 9, 5, 3])
         sids = w.add_senses(centres, [0, 1, 2, 0, 1, 0, 0], [20, 12, 8, 5, 4, 5, 3], token_ids=owners)
         vectors = np.repeat(centres[:3], 3, axis=0) + 0.15 * rng.standard_normal((9, DIM)).astype(np.float32)
-        snippets = ["turn on the light because the room is dark", "a light box", "the light of day",
-                    "light enough to carry", "a light meal", "travel light", "light blue", "a light green",
-                    "pale light"]
-        rows = {"sense_id": np.repeat(sids[:3], 3), "rank": [0, 1, 2] * 3, "doc_id": [f"d{i}" for i in range(9)],
-                "char_start": [0] * 9, "char_end": [5] * 9, "snippet": snippets,
-                "mark_start": [s.index("light") for s in snippets],
-                "mark_end": [s.index("light") + 5 for s in snippets],
-                "distance": np.linalg.norm(vectors - np.repeat(centres[:3], 3, axis=0), axis=1)}
+        snippets = [
+            "turn on the light because the room is dark",
+            "a light box",
+            "the light of day",
+            "light enough to carry",
+            "a light meal",
+            "travel light",
+            "light blue",
+            "a light green",
+            "pale light",
+        ]
+        rows = {
+            "sense_id": np.repeat(sids[:3], 3),
+            "rank": [0, 1, 2] * 3,
+            "doc_id": [f"d{i}" for i in range(9)],
+            "char_start": [0] * 9,
+            "char_end": [5] * 9,
+            "snippet": snippets,
+            "mark_start": [s.index("light") for s in snippets],
+            "mark_end": [s.index("light") + 5 for s in snippets],
+            "distance": np.linalg.norm(vectors - np.repeat(centres[:3], 3, axis=0), axis=1),
+        }
         if with_vectors:
             import pyarrow as pa
 
@@ -47,10 +61,13 @@ def write_plot_store(path, tokenizer_json, tok, with_vectors: bool = True):  # n
         heads = ["light"] * 4 + ["dark", "small", "glad", "bright"]
         related = ["dark", "small", "glad", "bright", "light", "light", "light", "light"]
         kinds = ["ant", "syn", "syn", "syn", "ant", "syn", "syn", "syn"]
-        w.replace_relations("wordnet", {"head": heads, "related": related, "kind": kinds,
-                                        "derived": [False] * 8, "provenance": [None] * 8})
-        w.set_head_senses(heads, related, np.array([0, 2, -1, -1, 0, 0, -1, -1]),
-                          np.array([0.2, 0.1, 0, 0, 0.2, 0.1, 0, 0]))
+        w.replace_relations(
+            "wordnet",
+            {"head": heads, "related": related, "kind": kinds, "derived": [False] * 8, "provenance": [None] * 8},
+        )
+        w.set_head_senses(
+            heads, related, np.array([0, 2, -1, -1, 0, 0, -1, -1]), np.array([0.2, 0.1, 0, 0, 0.2, 0.1, 0, 0])
+        )
     return ids
 
 
@@ -155,8 +172,9 @@ def test_plot_errors_are_one_line(plot_store, tmp_path, capsys):
 
 
 def test_short_snippet_marks_the_key_token():
-    ctx = Context(0, "d", 0, 0, "a very long sentence that goes on and on before the light finally turns green again",
-                  52, 57, 0.0)
+    ctx = Context(
+        0, "d", 0, 0, "a very long sentence that goes on and on before the light finally turns green again", 52, 57, 0.0
+    )
     s = short_snippet(ctx, width=30)
     assert "[light]" in s and len(s) <= 32 and s.startswith("…")
     assert short_snippet(Context(0, "d", 0, 0, "light", 0, 5, 0.0)) == "[light]"
@@ -165,13 +183,23 @@ def test_short_snippet_marks_the_key_token():
 def test_build_keeps_the_sampled_vector_of_each_context(tiny, text_corpus, tmp_path):  # noqa: F811
     from sensekit.builder.pipeline import BuildConfig, build
 
-    cfg = BuildConfig(corpus=(str(text_corpus),), store=str(tmp_path / "s.sensekit"), seq_len=16, batch_size=2,
-                      senses_per_token=3, samples_per_token=6, contexts_per_sense=2, checkpoint_every=0)
+    cfg = BuildConfig(
+        corpus=(str(text_corpus),),
+        store=str(tmp_path / "s.sensekit"),
+        seq_len=16,
+        batch_size=2,
+        senses_per_token=3,
+        samples_per_token=6,
+        contexts_per_sense=2,
+        checkpoint_every=0,
+    )
     result = build(cfg, teacher=tiny)
     con = duckdb.connect(str(result.store / "store.duckdb"), read_only=True)
     try:
-        rows = con.execute("SELECT c.distance, c.vector, s.embedding, s.token_id FROM contexts c"
-                           " JOIN senses s USING (sense_id) ORDER BY c.sense_id, c.rank").fetchall()
+        rows = con.execute(
+            "SELECT c.distance, c.vector, s.embedding, s.token_id FROM contexts c"
+            " JOIN senses s USING (sense_id) ORDER BY c.sense_id, c.rank"
+        ).fetchall()
         senses = con.execute("SELECT sense_id, token_id, embedding FROM senses WHERE token_id IS NOT NULL").fetchall()
     finally:
         con.close()

@@ -44,8 +44,28 @@ def assert_one_line(err: str, code: int, want_code: int, needle: str) -> str:
 
 
 def build_args(corpus, store, teacher_dir, *extra) -> list:
-    return ["build", corpus, "--store", store, "--teacher", teacher_dir, "--device", "cpu", "--seq-len", "16",
-            "--batch-size", "4", "-k", "2", "-G", "4", "--checkpoint-every", "0", "--quiet", *extra]
+    return [
+        "build",
+        corpus,
+        "--store",
+        store,
+        "--teacher",
+        teacher_dir,
+        "--device",
+        "cpu",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+        "-k",
+        "2",
+        "-G",
+        "4",
+        "--checkpoint-every",
+        "0",
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.fixture()
@@ -153,8 +173,11 @@ def test_kaikki_line_over_10_mib_is_a_bad_line(tmp_path):
 
 # -- wiki text --------------------------------------------------------------------------------------
 def _dump(pages: list[tuple[str, int, str]]) -> str:
-    body = "".join(f"<page><title>{t}</title><ns>{ns}</ns><id>{i}</id><revision><id>{i}</id><text xml:space="
-                   f'"preserve">{text}</text></revision></page>' for i, (t, ns, text) in enumerate(pages, 1))
+    body = "".join(
+        f"<page><title>{t}</title><ns>{ns}</ns><id>{i}</id><revision><id>{i}</id><text xml:space="
+        f'"preserve">{text}</text></revision></page>'
+        for i, (t, ns, text) in enumerate(pages, 1)
+    )
     return f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10">{body}</mediawiki>'
 
 
@@ -164,8 +187,9 @@ def test_template_loop_in_a_wiki_corpus(capsys, tiny_dir, tmp_path):  # noqa: F8
 
     article = "The {{loop}} bank of the river. " * 20 + "{{loop|{{loop|{{loop}}}}}} money in the bank."
     dump = tmp_path / "wiki.xml"
-    dump.write_text(_dump([("Template:Loop", 10, "{{loop}} {{Loop2}}"), ("Template:Loop2", 10, "{{loop}}"),
-                           ("Bank", 0, article)]))
+    dump.write_text(
+        _dump([("Template:Loop", 10, "{{loop}} {{Loop2}}"), ("Template:Loop2", 10, "{{loop}}"), ("Bank", 0, article)])
+    )
     t0 = time.perf_counter()
     assert isinstance(wikitext_to_text("{{a|" * 3000 + "}}" * 3000), str)  # deep nesting: no recursion error
     code, out, err = run(capsys, *build_args(dump, tmp_path / "s.sensekit", tiny_dir))
@@ -178,11 +202,20 @@ def test_template_loop_in_a_wiktionary_dump(shared, tmp_path):
     from sensekit.lexicon.kaikki import entry_pairs
     from sensekit.lexicon.wiktionary_dump import dump_entries
 
-    article = ("==English==\n\n===Adjective===\n{{loop}}\n\n# [[feeling|Feeling]] {{loop}} [[pleasure]].\n"
-               "#: {{syn|en|glad|cheerful}}\n#: {{ant|en|sad}}\n")
+    article = (
+        "==English==\n\n===Adjective===\n{{loop}}\n\n# [[feeling|Feeling]] {{loop}} [[pleasure]].\n"
+        "#: {{syn|en|glad|cheerful}}\n#: {{ant|en|sad}}\n"
+    )
     dump = tmp_path / "loop.xml"
-    dump.write_text(_dump([("Template:loop", 10, "a {{loop}} b {{loop2}}"), ("Template:loop2", 10, "c {{loop}}"),
-                           ("happy", 0, article)]))
+    dump.write_text(
+        _dump(
+            [
+                ("Template:loop", 10, "a {{loop}} b {{loop2}}"),
+                ("Template:loop2", 10, "c {{loop}}"),
+                ("happy", 0, article),
+            ]
+        )
+    )
     t0 = time.perf_counter()
     entries = list(dump_entries(dump, processes=1, lang_code=None))
     pairs = {(a, b, k) for e in entries for a, b, k, _ in entry_pairs(e)}
@@ -191,12 +224,15 @@ def test_template_loop_in_a_wiktionary_dump(shared, tmp_path):
 
 
 # -- numbers out of range -----------------------------------------------------------------------------
-@pytest.mark.parametrize("flags,needle", [
-    (["-k", "0"], "--senses-per-token must be >= 1, got 0"),
-    (["-G", "-1"], "--samples-per-token must be >= 1, got -1"),
-    (["--kmeans-tol", "nan"], "--kmeans-tol must be a finite number"),
-    (["--reservoir-memory", "lots"], "--reservoir-memory 'lots' is not a size"),
-])
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["-k", "0"], "--senses-per-token must be >= 1, got 0"),
+        (["-G", "-1"], "--samples-per-token must be >= 1, got -1"),
+        (["--kmeans-tol", "nan"], "--kmeans-tol must be a finite number"),
+        (["--reservoir-memory", "lots"], "--reservoir-memory 'lots' is not a size"),
+    ],
+)
 def test_build_numbers_out_of_range(capsys, tmp_path, flags, needle):
     corpus = tmp_path / "c.txt"
     corpus.write_text("the bank of the river\n")
@@ -204,12 +240,15 @@ def test_build_numbers_out_of_range(capsys, tmp_path, flags, needle):
     assert_one_line(err, code, 1, needle)
 
 
-@pytest.mark.parametrize("flags,needle", [
-    (["--lr", "nan"], "--lr must be a finite number, got nan"),
-    (["--lr", "inf"], "--lr must be a finite number"),
-    (["--kappa", "0"], "--kappa must be >= 1, got 0"),
-    (["--sample-floor", "-3"], "--sample-floor must be >= 1, got -3"),
-])
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["--lr", "nan"], "--lr must be a finite number, got nan"),
+        (["--lr", "inf"], "--lr must be a finite number"),
+        (["--kappa", "0"], "--kappa must be >= 1, got 0"),
+        (["--sample-floor", "-3"], "--sample-floor must be >= 1, got -3"),
+    ],
+)
 def test_distill_numbers_out_of_range(capsys, flags, needle):
     code, _, err = run(capsys, "distill", "--store", "x", "--data", "y", *flags)
     assert_one_line(err, code, 1, needle)
@@ -225,10 +264,25 @@ def test_kappa_larger_than_the_pool_is_clamped(tmp_path):
     teacher_dir = make_teacher_dir(tmp_path / "teacher")
     store = make_store(tmp_path / "s.sensekit", teacher_dir)
     corpus = write_corpus(tmp_path / "train.txt", repeats=4)
-    summary = distill({"store": str(store), "data": [str(corpus)], "teacher": str(teacher_dir), "student_layers": "2",
-                       "train_layers": "top1", "seq_len": 24, "batch_size": 4, "max_windows": 8, "max_steps": 2,
-                       "kappa": 1000, "neighbors": 3, "sample_floor": 4, "output_dir": str(tmp_path / "run"),
-                       "device": "cpu", "save_every": 0})
+    summary = distill(
+        {
+            "store": str(store),
+            "data": [str(corpus)],
+            "teacher": str(teacher_dir),
+            "student_layers": "2",
+            "train_layers": "top1",
+            "seq_len": 24,
+            "batch_size": 4,
+            "max_windows": 8,
+            "max_steps": 2,
+            "kappa": 1000,
+            "neighbors": 3,
+            "sample_floor": 4,
+            "output_dir": str(tmp_path / "run"),
+            "device": "cpu",
+            "save_every": 0,
+        }
+    )
     last = summary["last"]
     assert summary["steps"] == 2 and all(abs(last[k]) < 1e6 for k in ("total", "sense_pos", "sense_neg"))
 
@@ -242,8 +296,18 @@ def test_teacher_id_not_there_offline(capsys, monkeypatch, tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("the bank of the river\n")
     t0 = time.perf_counter()
-    code, _, err = run(capsys, "build", corpus, "--store", tmp_path / "s.sensekit", "--teacher",
-                       "no-such-org/no-such-model", "--device", "cpu", "--quiet")
+    code, _, err = run(
+        capsys,
+        "build",
+        corpus,
+        "--store",
+        tmp_path / "s.sensekit",
+        "--teacher",
+        "no-such-org/no-such-model",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert_one_line(err, code, 1, "cannot load teacher 'no-such-org/no-such-model'")
     assert time.perf_counter() - t0 < 60  # offline: no network retries
 
@@ -252,8 +316,9 @@ def _save_tokenizer(folder: Path) -> None:
     from conftest import train_tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    PreTrainedTokenizerFast(tokenizer_object=train_tokenizer(), pad_token="<pad>",
-                            eos_token="<|endoftext|>").save_pretrained(str(folder))
+    PreTrainedTokenizerFast(
+        tokenizer_object=train_tokenizer(), pad_token="<pad>", eos_token="<|endoftext|>"
+    ).save_pretrained(str(folder))
 
 
 @pytest.mark.parametrize("family", ["bert", "distilbert"])
@@ -265,15 +330,18 @@ def test_a_model_that_is_not_a_causal_lm(capsys, tmp_path, family):
     folder = tmp_path / family
     _save_tokenizer(folder)
     if family == "bert":
-        BertModel(BertConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                             intermediate_size=64)).save_pretrained(str(folder))
+        BertModel(
+            BertConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+        ).save_pretrained(str(folder))
     else:
-        DistilBertModel(DistilBertConfig(vocab_size=400, dim=32, n_layers=1, n_heads=2,
-                                         hidden_dim=64)).save_pretrained(str(folder))
+        DistilBertModel(DistilBertConfig(vocab_size=400, dim=32, n_layers=1, n_heads=2, hidden_dim=64)).save_pretrained(
+            str(folder)
+        )
     corpus = tmp_path / "c.txt"
     corpus.write_text("the bank of the river\n")
-    code, _, err = run(capsys, "build", corpus, "--store", tmp_path / "s.sensekit", "--teacher", folder, "--device",
-                       "cpu", "--quiet")
+    code, _, err = run(
+        capsys, "build", corpus, "--store", tmp_path / "s.sensekit", "--teacher", folder, "--device", "cpu", "--quiet"
+    )
     line = assert_one_line(err, code, 1, f"teacher '{folder}'")
     assert "causal" in line.lower() or "AutoModelForCausalLM" in line
 
@@ -286,12 +354,15 @@ def test_a_very_long_word_is_not_echoed_back(capsys, store_path):
     assert "…" in line and "10,000 characters" in line and len(line) < 500 and out == ""
 
 
-@pytest.mark.parametrize("word,code_wanted,needle", [
-    ("", 1, "the word is empty"),
-    ("   ", 1, "the word is empty"),
-    ("'; DROP TABLE senses; --", 1, "unknown word"),
-    ("[bold]bank[/bold]", 1, "unknown word '[bold]bank[/bold]'"),  # rich markup is printed, not interpreted
-])
+@pytest.mark.parametrize(
+    "word,code_wanted,needle",
+    [
+        ("", 1, "the word is empty"),
+        ("   ", 1, "the word is empty"),
+        ("'; DROP TABLE senses; --", 1, "unknown word"),
+        ("[bold]bank[/bold]", 1, "unknown word '[bold]bank[/bold]'"),  # rich markup is printed, not interpreted
+    ],
+)
 def test_odd_words(capsys, store_path, word, code_wanted, needle):
     code, _, err = run(capsys, "query", "--store", store_path, "--", word)
     assert_one_line(err, code, code_wanted, needle)
@@ -308,7 +379,10 @@ def test_console_script_has_no_traceback_on_a_binary_corpus(tiny_dir, tmp_path):
 
     corpus = tmp_path / "x.bin"
     corpus.write_bytes(b"\xff\xfe\x00\x01" * 100)
-    proc = subprocess.run([sys.executable, "-m", "sensekit.cli", *map(str, build_args(corpus, tmp_path / "s",
-                                                                                       tiny_dir))],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sensekit.cli", *map(str, build_args(corpus, tmp_path / "s", tiny_dir))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr

@@ -28,7 +28,7 @@ from sensekit.errors import StoreError
 QUERY_WORDS = ["bank", "river", "money", "glad", "happy", "good", "bad", "spring", "zzzz", "light"]
 
 # One reader process: python -c WORKER STORE EXPECTED.json N_QUERIES REOPEN_EVERY OUT.json
-WORKER = r'''
+WORKER = r"""
 import json, sys, time
 from sensekit import open_store
 from sensekit.errors import NotFound, StoreError
@@ -80,7 +80,7 @@ while i < n:
     since_open += 1
 counts["seconds"] = time.perf_counter() - t0
 json.dump(counts, open(out, "w"))
-'''
+"""
 
 
 def _answers(store: Path) -> tuple[str, dict]:
@@ -97,14 +97,28 @@ def _write_variant(path: Path, tokenizer_json: Path, tok, seed: int) -> Path:
 
     ids = {w: tok.token_to_id(" " + w) for w in ("bank", "river", "money", "glad", "happy", "good", "bad")}
     emb = np.random.default_rng(seed).standard_normal((6, 16)).astype(np.float32)
-    with StoreWriter(path, dim=16, tokenizer_json=tokenizer_json, provenance={"teacher": "tiny", "seed": seed},
-                     space="identity") as w:
-        w.add_tokens([ids[x] for x in ("bank", "river", "money", "glad")], [" bank", " river", " money", " glad"],
-                     [30, 5, 7, 2])
-        w.add_senses(emb, [0, 1, 2, 0, 0, 0], [10, 10, 10, 5, 7, 2],
-                     token_ids=[ids["bank"]] * 3 + [ids["river"], ids["money"], ids["glad"]])
-        w.replace_relations("wordnet", {"head": ["good", "bad"], "related": ["bad", "good"], "kind": ["ant", "ant"],
-                                        "derived": [False, False], "provenance": [None, None]})
+    with StoreWriter(
+        path, dim=16, tokenizer_json=tokenizer_json, provenance={"teacher": "tiny", "seed": seed}, space="identity"
+    ) as w:
+        w.add_tokens(
+            [ids[x] for x in ("bank", "river", "money", "glad")], [" bank", " river", " money", " glad"], [30, 5, 7, 2]
+        )
+        w.add_senses(
+            emb,
+            [0, 1, 2, 0, 0, 0],
+            [10, 10, 10, 5, 7, 2],
+            token_ids=[ids["bank"]] * 3 + [ids["river"], ids["money"], ids["glad"]],
+        )
+        w.replace_relations(
+            "wordnet",
+            {
+                "head": ["good", "bad"],
+                "related": ["bad", "good"],
+                "kind": ["ant", "ant"],
+                "derived": [False, False],
+                "provenance": [None, None],
+            },
+        )
     return path
 
 
@@ -113,9 +127,16 @@ def _add_relations(path: Path) -> None:
     from sensekit.writer import StoreWriter
 
     with StoreWriter.update(path) as w:
-        w.replace_relations("pairs:extra.tsv", {"head": ["bank", "money"], "related": ["money", "bank"],
-                                                "kind": ["syn", "syn"], "derived": [False, False],
-                                                "provenance": [None, None]})
+        w.replace_relations(
+            "pairs:extra.tsv",
+            {
+                "head": ["bank", "money"],
+                "related": ["money", "bank"],
+                "kind": ["syn", "syn"],
+                "derived": [False, False],
+                "provenance": [None, None],
+            },
+        )
 
 
 class Versions:
@@ -146,15 +167,35 @@ class Versions:
             _write_variant(store, self.tokenizer_json, self.tok, seed=7)
 
 
-def start_readers(store: Path, expected: Path, out_dir: Path, processes: int, queries: int,
-                  reopen_every: int) -> list[tuple[subprocess.Popen, Path]]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]))
+def start_readers(
+    store: Path, expected: Path, out_dir: Path, processes: int, queries: int, reopen_every: int
+) -> list[tuple[subprocess.Popen, Path]]:
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
     procs = []
     for i in range(processes):
         out = out_dir / f"reader-{i}.json"
-        procs.append((subprocess.Popen([sys.executable, "-c", WORKER, str(store), str(expected), str(queries),
-                                        str(reopen_every), str(out)], env=env, stderr=subprocess.PIPE), out))
+        procs.append(
+            (
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        WORKER,
+                        str(store),
+                        str(expected),
+                        str(queries),
+                        str(reopen_every),
+                        str(out),
+                    ],
+                    env=env,
+                    stderr=subprocess.PIPE,
+                ),
+                out,
+            )
+        )
     return procs
 
 
@@ -184,8 +225,7 @@ def versions(tmp_path_factory) -> Versions:
 def test_readers_in_parallel_all_answer_correctly(versions, tmp_path):
     store = tmp_path / "s.sensekit"
     versions.install(store, 0)
-    procs = start_readers(store, versions.root / "expected.json", tmp_path, processes=4, queries=300,
-                          reopen_every=0)
+    procs = start_readers(store, versions.root / "expected.json", tmp_path, processes=4, queries=300, reopen_every=0)
     total = collect(procs)
     assert total["errors"] == [] and total["wrong"] == 0 and total["unknown_version"] == 0
     assert total["ok"] == 4 * 300 and total["reopened"] == 0
@@ -195,8 +235,9 @@ def test_readers_in_parallel_all_answer_correctly(versions, tmp_path):
 def test_readers_survive_relations_add_and_rebuilds(versions, tmp_path, reopen_every):
     store = tmp_path / "s.sensekit"
     versions.install(store, 0)
-    procs = start_readers(store, versions.root / "expected.json", tmp_path, processes=3, queries=400,
-                          reopen_every=reopen_every)
+    procs = start_readers(
+        store, versions.root / "expected.json", tmp_path, processes=3, queries=400, reopen_every=reopen_every
+    )
     step = 0
     while any(p.poll() is None for p, _ in procs):  # replace the store as long as the readers run
         step += 1

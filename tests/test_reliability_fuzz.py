@@ -24,9 +24,37 @@ from sensekit.lexicon.pairs import ReadReport, read_pair_file
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # bytes that look like the files: lines of JSON, tabs, odd encodings, NULs, compression magic
-_PIECES = st.sampled_from([b"\n", b"\r\n", b"\t", b"{", b"}", b'"text"', b'"word"', b":", b",", b"[", b"]", b"\x00",
-                           b"\xff\xfe", b"\xe9", b"\xc3\xa9", b"syn", b"ant", b"1", b"0", b"null", b"happy", b"#",
-                           b"\xef\xbb\xbf", b"BZh9", b"\x1f\x8b", b'"lang_code": "en"', b'"senses": [{}]'])
+_PIECES = st.sampled_from(
+    [
+        b"\n",
+        b"\r\n",
+        b"\t",
+        b"{",
+        b"}",
+        b'"text"',
+        b'"word"',
+        b":",
+        b",",
+        b"[",
+        b"]",
+        b"\x00",
+        b"\xff\xfe",
+        b"\xe9",
+        b"\xc3\xa9",
+        b"syn",
+        b"ant",
+        b"1",
+        b"0",
+        b"null",
+        b"happy",
+        b"#",
+        b"\xef\xbb\xbf",
+        b"BZh9",
+        b"\x1f\x8b",
+        b'"lang_code": "en"',
+        b'"senses": [{}]',
+    ]
+)
 RAW = st.one_of(st.binary(max_size=400), st.lists(_PIECES, max_size=60).map(b"".join))
 LINE_REF = re.compile(r":(\d+): ")
 
@@ -147,8 +175,11 @@ def _query(store: Path, word: str, *flags: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-WORD = st.one_of(st.text(max_size=40), st.sampled_from(WORDS + ["river bank", "[bold]x[/]", "%s", "\\", "'", '"']),
-                 st.text(alphabet=st.characters(codec="utf-8"), min_size=200, max_size=3000))
+WORD = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(WORDS + ["river bank", "[bold]x[/]", "%s", "\\", "'", '"']),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=200, max_size=3000),
+)
 
 
 @FUZZ
@@ -164,5 +195,5 @@ def test_query_answers_or_says_unknown(fuzz_store, word, as_json):
     assert code == 1, (code, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
-    assert ("unknown word" in lines[0] or "the word is empty" in lines[0]), lines[0]
+    assert "unknown word" in lines[0] or "the word is empty" in lines[0], lines[0]
     assert len(lines[0]) < 600  # a long word is cut, not echoed back whole

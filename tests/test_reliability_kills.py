@@ -26,10 +26,26 @@ from sensekit import open_store
 from sensekit.builder.pipeline import BuildConfig, build
 from sensekit.errors import StoreError
 
-FLAGS = dict(seq_len=16, batch_size=2, senses_per_token=3, samples_per_token=6, contexts_per_sense=2,
-             checkpoint_every=2)
-CLI_FLAGS = ["--device", "cpu", "--seq-len", "16", "--batch-size", "2", "-k", "3", "-G", "6", "-E", "2",
-             "--checkpoint-every", "2", "--quiet"]
+FLAGS = dict(
+    seq_len=16, batch_size=2, senses_per_token=3, samples_per_token=6, contexts_per_sense=2, checkpoint_every=2
+)
+CLI_FLAGS = [
+    "--device",
+    "cpu",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "2",
+    "-k",
+    "3",
+    "-G",
+    "6",
+    "-E",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--quiet",
+]
 WAIT_S = 400  # a subprocess imports torch and transformers first: minutes on a loaded 2-core machine
 
 
@@ -88,20 +104,42 @@ def reference(tmp_path_factory, tiny, tiny_dir, corpus):  # noqa: F811
     root = tmp_path_factory.mktemp("kill-ref")
     build(_cfg(corpus, root / "ref.sensekit", tiny_dir), teacher=tiny)
     build(_cfg(corpus, root / "old.sensekit", tiny_dir, seed=1), teacher=tiny)
-    return {"ref": fingerprint(root / "ref.sensekit"), "old": root / "old.sensekit",
-            "old_fp": fingerprint(root / "old.sensekit")}
+    return {
+        "ref": fingerprint(root / "ref.sensekit"),
+        "old": root / "old.sensekit",
+        "old_fp": fingerprint(root / "old.sensekit"),
+    }
 
 
 @pytest.mark.parametrize("stage", ["harvest", "cluster", "write"])
-def test_killed_build_keeps_the_old_store_and_resumes_to_the_same_tables(tmp_path, tiny, tiny_dir, corpus,  # noqa: F811
-                                                                         reference, stage):
+def test_killed_build_keeps_the_old_store_and_resumes_to_the_same_tables(
+    tmp_path,
+    tiny,
+    tiny_dir,
+    corpus,  # noqa: F811
+    reference,
+    stage,
+):
     store = tmp_path / "s.sensekit"
     shutil.copytree(reference["old"], store)
     marker = tmp_path / "paused"
-    proc = subprocess.Popen([sys.executable, "-m", "sensekit.cli", "build", str(corpus), "--store", str(store),
-                             "--teacher", str(tiny_dir), *CLI_FLAGS],
-                            env=_env(SENSEKIT_TEST_PAUSE_AT=stage, SENSEKIT_TEST_PAUSE_MARKER=str(marker)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sensekit.cli",
+            "build",
+            str(corpus),
+            "--store",
+            str(store),
+            "--teacher",
+            str(tiny_dir),
+            *CLI_FLAGS,
+        ],
+        env=_env(SENSEKIT_TEST_PAUSE_AT=stage, SENSEKIT_TEST_PAUSE_MARKER=str(marker)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     kill_when(proc, marker.exists, f"the build reached its {stage} stage")
 
     assert fingerprint(store) == reference["old_fp"]  # the previous store: intact, opens, same content
@@ -121,20 +159,43 @@ def _losses(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_killed_distill_resumes_with_the_losses_of_an_uninterrupted_run(tmp_path, store_dir, corpus_file,  # noqa: F811
-                                                                         teacher_dir, teacher):  # noqa: F811
+def test_killed_distill_resumes_with_the_losses_of_an_uninterrupted_run(
+    tmp_path,
+    store_dir,
+    corpus_file,  # noqa: F811
+    teacher_dir,
+    teacher,
+):  # noqa: F811
     from distill.config import DistillConfig
     from distill.train import train
 
-    full = DistillConfig(store=str(store_dir), data=(str(corpus_file),), teacher=str(teacher_dir), student_layers="3",
-                         train_layers="top1", seq_len=24, batch_size=4, max_windows=16, max_steps=30, lr=3e-3,
-                         warmup_frac=0.25, sample_floor=4, kappa=3, neighbors=3, output_dir=str(tmp_path / "full"),
-                         device="cpu", save_every=2)
+    full = DistillConfig(
+        store=str(store_dir),
+        data=(str(corpus_file),),
+        teacher=str(teacher_dir),
+        student_layers="3",
+        train_layers="top1",
+        seq_len=24,
+        batch_size=4,
+        max_windows=16,
+        max_steps=30,
+        lr=3e-3,
+        warmup_frac=0.25,
+        sample_floor=4,
+        kappa=3,
+        neighbors=3,
+        output_dir=str(tmp_path / "full"),
+        device="cpu",
+        save_every=2,
+    )
     cut = full.replace(output_dir=str(tmp_path / "cut"))
     cut.save(tmp_path)  # tmp_path/config.toml: the killed process runs exactly this config
-    proc = subprocess.Popen([sys.executable, "-m", "sensekit.cli", "distill", "--config",
-                             str(tmp_path / "config.toml")], env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sensekit.cli", "distill", "--config", str(tmp_path / "config.toml")],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     checkpoint = tmp_path / "cut" / "checkpoints" / "step-00000004" / "state.pt"
     kill_when(proc, checkpoint.is_file, "distill saved its step-4 checkpoint")
     assert not (tmp_path / "cut" / "student").exists()
@@ -154,11 +215,14 @@ def small_disk(tmp_path):
     """A 6 MiB tmpfs (the small store takes about 4 MiB): needs root and a kernel that lets us mount."""
     folder = tmp_path / "disk"
     folder.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(folder)], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill ({(proc.stderr or proc.stdout).strip()[:200]}); "
-                    "the full-disk tests need root")
+        pytest.skip(
+            f"cannot mount a small tmpfs to fill ({(proc.stderr or proc.stdout).strip()[:200]}); "
+            "the full-disk tests need root"
+        )
     yield folder
     subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
@@ -193,8 +257,12 @@ def test_full_disk_during_a_store_write(full_disk_store, tokenizer_json):
     with pytest.raises(StoreError, match="no space left on the device while writing"):
         with StoreWriter(full_disk_store, dim=16, tokenizer_json=tokenizer_json) as w:
             w.add_tokens(np.arange(2000), [f"t{i}" for i in range(2000)], np.ones(2000))
-            w.add_senses(rng.standard_normal((20000, 16)).astype(np.float32), np.arange(20000) % 10,
-                         np.ones(20000), token_ids=np.arange(20000) // 10)
+            w.add_senses(
+                rng.standard_normal((20000, 16)).astype(np.float32),
+                np.arange(20000) % 10,
+                np.ones(20000),
+                token_ids=np.arange(20000) // 10,
+            )
     assert fingerprint(full_disk_store) == before
     assert [p.name for p in full_disk_store.parent.iterdir()] == ["s.sensekit"]  # the half-written bundle is gone
 

@@ -56,8 +56,14 @@ def store_path(tmp_path, tokenizer_json, tok):  # noqa: F811
     return path
 
 
-def _store_like_small(path: Path, tokenizer_json: Path, tok, dim: int = 16, n_senses: int = 5,  # noqa: F811
-                      seed: int = 1) -> Path:
+def _store_like_small(
+    path: Path,
+    tokenizer_json: Path,
+    tok,
+    dim: int = 16,
+    n_senses: int = 5,  # noqa: F811
+    seed: int = 1,
+) -> Path:
     """A store with the small store's tokens and sense ids, but other vectors (and optionally another dim/count)."""
     from sensekit.writer import StoreWriter
 
@@ -65,19 +71,33 @@ def _store_like_small(path: Path, tokenizer_json: Path, tok, dim: int = 16, n_se
     owners = (ids * 3)[:n_senses]
     with StoreWriter(path, dim=dim, tokenizer_json=tokenizer_json, space="identity") as w:
         w.add_tokens(ids, [" bank", " river", " money", " glad"], [3, 3, 3, 3])
-        w.add_senses(np.random.default_rng(seed).standard_normal((n_senses, dim)).astype(np.float32),
-                     [i // 4 for i in range(n_senses)], [1] * n_senses, token_ids=owners)
+        w.add_senses(
+            np.random.default_rng(seed).standard_normal((n_senses, dim)).astype(np.float32),
+            [i // 4 for i in range(n_senses)],
+            [1] * n_senses,
+            token_ids=owners,
+        )
     return path
 
 
 # -- the HNSW index -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("other,needles", [
-    (dict(), ("holds other vectors than the store's senses", "belongs to another store")),   # same count and dim
-    (dict(dim=8), ("holds 8-dim vectors but the store's senses are 16-dim",)),
-    (dict(n_senses=6), ("count: index 6 vs recorded 5",)),
-])
-def test_an_index_from_another_store_is_refused(capsys, store_path, tmp_path, tokenizer_json, tok, other,  # noqa: F811
-                                                 needles):
+@pytest.mark.parametrize(
+    "other,needles",
+    [
+        (dict(), ("holds other vectors than the store's senses", "belongs to another store")),  # same count and dim
+        (dict(dim=8), ("holds 8-dim vectors but the store's senses are 16-dim",)),
+        (dict(n_senses=6), ("count: index 6 vs recorded 5",)),
+    ],
+)
+def test_an_index_from_another_store_is_refused(
+    capsys,
+    store_path,
+    tmp_path,
+    tokenizer_json,
+    tok,
+    other,  # noqa: F811
+    needles,
+):
     donor = _store_like_small(tmp_path / "other.sensekit", tokenizer_json, tok, **other)
     shutil.copyfile(donor / "senses.hnsw", store_path / "senses.hnsw")
     code, err = run(capsys, "query", "bank", "--store", store_path)
@@ -106,16 +126,51 @@ def test_another_schema_version_is_refused_before_any_work(capsys, store_path, t
 def test_distill_refuses_another_schema_before_loading_a_teacher(capsys, tmp_path, teacher_dir, corpus_file):  # noqa: F811
     store = make_store(tmp_path / "s.sensekit", teacher_dir)
     _set_schema(store, 3)
-    code, err = run(capsys, "distill", "--store", store, "--data", corpus_file, "--teacher", "no/such-teacher",
-                    "--output-dir", tmp_path / "run", "--device", "cpu")
+    code, err = run(
+        capsys,
+        "distill",
+        "--store",
+        store,
+        "--data",
+        corpus_file,
+        "--teacher",
+        "no/such-teacher",
+        "--output-dir",
+        tmp_path / "run",
+        "--device",
+        "cpu",
+    )
     one_line(err, code, 2, "schema version 3", "reads version 2")
 
 
 # -- distillation against a store of another teacher ---------------------------------------------------------------
 def _distill(capsys, store: Path, teacher_dir: Path, corpus: Path, out: Path) -> tuple[int, str]:  # noqa: F811
-    return run(capsys, "distill", "--store", store, "--data", corpus, "--teacher", teacher_dir, "--output-dir", out,
-               "--device", "cpu", "--student-layers", "2", "--train-layers", "top1", "--seq-len", "24",
-               "--batch-size", "4", "--max-windows", "8", "--max-steps", "2")
+    return run(
+        capsys,
+        "distill",
+        "--store",
+        store,
+        "--data",
+        corpus,
+        "--teacher",
+        teacher_dir,
+        "--output-dir",
+        out,
+        "--device",
+        "cpu",
+        "--student-layers",
+        "2",
+        "--train-layers",
+        "top1",
+        "--seq-len",
+        "24",
+        "--batch-size",
+        "4",
+        "--max-windows",
+        "8",
+        "--max-steps",
+        "2",
+    )
 
 
 def _no_work_done(out: Path) -> None:
@@ -152,8 +207,16 @@ def test_build_resume_with_a_changed_config_names_the_setting(capsys, tmp_path, 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(TEXTS * 3) + "\n")
     store = tmp_path / "s.sensekit"
-    cfg = BuildConfig(corpus=(str(corpus),), store=str(store), teacher=str(tiny_dir), seq_len=16, batch_size=2,
-                      senses_per_token=3, samples_per_token=6, checkpoint_every=2)
+    cfg = BuildConfig(
+        corpus=(str(corpus),),
+        store=str(store),
+        teacher=str(tiny_dir),
+        seq_len=16,
+        batch_size=2,
+        senses_per_token=3,
+        samples_per_token=6,
+        checkpoint_every=2,
+    )
 
     def stop_after_4(stage, done, total):
         stop_after_4.n = getattr(stop_after_4, "n", 0) + (stage == "harvest")
@@ -164,21 +227,61 @@ def test_build_resume_with_a_changed_config_names_the_setting(capsys, tmp_path, 
         build(cfg, progress=stop_after_4, teacher=tiny)
     state = tmp_path / ".s.sensekit.ckpt" / "rank-0" / "state.json"
     saved = state.read_text()
-    code, err = run(capsys, "build", corpus, "--store", store, "--teacher", tiny_dir, "--device", "cpu",
-                    "--seq-len", "16", "--batch-size", "2", "-k", "3", "-G", "6", "--checkpoint-every", "2",
-                    "--seed", "9", "--resume", "--quiet")
+    code, err = run(
+        capsys,
+        "build",
+        corpus,
+        "--store",
+        store,
+        "--teacher",
+        tiny_dir,
+        "--device",
+        "cpu",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "2",
+        "-k",
+        "3",
+        "-G",
+        "6",
+        "--checkpoint-every",
+        "2",
+        "--seed",
+        "9",
+        "--resume",
+        "--quiet",
+    )
     one_line(err, code, 1, "--resume", "--seed is 9 but the checkpoint's build used 0")
     assert state.read_text() == saved and not store.exists()  # no work: the checkpoint and the path as they were
 
 
-def test_distill_resume_with_a_changed_config_names_the_setting(capsys, tmp_path, store_dir, corpus_file,  # noqa: F811
-                                                                teacher_dir, teacher):  # noqa: F811
+def test_distill_resume_with_a_changed_config_names_the_setting(
+    capsys,
+    tmp_path,
+    store_dir,
+    corpus_file,  # noqa: F811
+    teacher_dir,
+    teacher,
+):  # noqa: F811
     from distill.config import DistillConfig
     from distill.train import train
 
-    cfg = DistillConfig(store=str(store_dir), data=(str(corpus_file),), teacher=str(teacher_dir), student_layers="2",
-                        train_layers="top1", seq_len=24, batch_size=4, max_windows=8, max_steps=2, lr=3e-3,
-                        output_dir=str(tmp_path / "run"), device="cpu", save_every=1)
+    cfg = DistillConfig(
+        store=str(store_dir),
+        data=(str(corpus_file),),
+        teacher=str(teacher_dir),
+        student_layers="2",
+        train_layers="top1",
+        seq_len=24,
+        batch_size=4,
+        max_windows=8,
+        max_steps=2,
+        lr=3e-3,
+        output_dir=str(tmp_path / "run"),
+        device="cpu",
+        save_every=1,
+    )
     train(cfg, teacher=teacher)
     cfg.save(tmp_path)
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text()

@@ -16,10 +16,12 @@ from sensekit import open_store
 from sensekit.builder.pipeline import BuildConfig, build
 from sensekit.cli import main
 
-TABLES = {"senses": "SELECT * FROM senses ORDER BY sense_id",
-          "relations": "SELECT * FROM relations ORDER BY source, head, related, kind",
-          "tokens": "SELECT * FROM tokens ORDER BY token_id",
-          "contexts": "SELECT * FROM contexts ORDER BY sense_id, rank"}
+TABLES = {
+    "senses": "SELECT * FROM senses ORDER BY sense_id",
+    "relations": "SELECT * FROM relations ORDER BY source, head, related, kind",
+    "tokens": "SELECT * FROM tokens ORDER BY token_id",
+    "contexts": "SELECT * FROM contexts ORDER BY sense_id, rank",
+}
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -42,8 +44,17 @@ def tables(store) -> dict:
 
 
 def _cfg(corpus, store, **kw) -> BuildConfig:
-    return BuildConfig(corpus=(str(corpus),), store=str(store), seq_len=16, batch_size=2, senses_per_token=3,
-                       samples_per_token=6, contexts_per_sense=2, checkpoint_every=0, **kw)
+    return BuildConfig(
+        corpus=(str(corpus),),
+        store=str(store),
+        seq_len=16,
+        batch_size=2,
+        senses_per_token=3,
+        samples_per_token=6,
+        contexts_per_sense=2,
+        checkpoint_every=0,
+        **kw,
+    )
 
 
 @pytest.fixture()
@@ -65,16 +76,38 @@ def test_same_inputs_and_seed_give_identical_tables_and_fingerprints(tiny, text_
     with open_store(a) as sa, open_store(b) as sb, open_store(c) as sc:
         assert sa.verify() == sb.verify() == sa.meta["content_sha256"]
         assert sc.verify() != sa.verify()  # another seed: other senses, another fingerprint
-        assert {k: v for k, v in sa.meta["build_config"].items() if k != "store"} == \
-            {k: v for k, v in sb.meta["build_config"].items() if k != "store"}
+        assert {k: v for k, v in sa.meta["build_config"].items() if k != "store"} == {
+            k: v for k, v in sb.meta["build_config"].items() if k != "store"
+        }
     assert not ta["senses"].equals(tables(c)["senses"])
 
 
 def test_cli_build_matches_the_api_build(capsys, tiny, tiny_dir, text_corpus, tmp_path):  # noqa: F811
     api = build(_cfg(text_corpus, tmp_path / "api.sensekit", teacher=str(tiny_dir)), teacher=tiny).store
-    code, _, err = run(capsys, "build", text_corpus, "--store", tmp_path / "cli.sensekit", "--teacher", tiny_dir,
-                       "--device", "cpu", "--seq-len", "16", "--batch-size", "2", "-k", "3", "-G", "6", "-E", "2",
-                       "--checkpoint-every", "0", "--quiet")
+    code, _, err = run(
+        capsys,
+        "build",
+        text_corpus,
+        "--store",
+        tmp_path / "cli.sensekit",
+        "--teacher",
+        tiny_dir,
+        "--device",
+        "cpu",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "2",
+        "-k",
+        "3",
+        "-G",
+        "6",
+        "-E",
+        "2",
+        "--checkpoint-every",
+        "0",
+        "--quiet",
+    )
     assert code == 0, err
     code, out, _ = run(capsys, "info", "--store", tmp_path / "cli.sensekit", "--json")
     with open_store(api) as s:
@@ -115,14 +148,21 @@ def test_the_fingerprint_ignores_layout_and_batching(monkeypatch, tmp_path, toke
         monkeypatch.setattr(F, "_BATCH_ROWS", 2)  # other record batches: the same streams
         assert F.content_fingerprint(s1.con) == fp
     with StoreWriter.update(one) as w:  # an update that writes the same rows again changes nothing
-        w.replace_relations("wordnet", {"head": ["happy", "glad", "good", "bad"],
-                                        "related": ["glad", "happy", "bad", "good"],
-                                        "kind": ["syn", "syn", "ant", "ant"], "derived": [False] * 4,
-                                        "provenance": [None] * 4})
+        w.replace_relations(
+            "wordnet",
+            {
+                "head": ["happy", "glad", "good", "bad"],
+                "related": ["glad", "happy", "bad", "good"],
+                "kind": ["syn", "syn", "ant", "ant"],
+                "derived": [False] * 4,
+                "provenance": [None] * 4,
+            },
+        )
     with open_store(one) as s1:
         assert s1.verify() == fp
     with StoreWriter.update(one) as w:  # and a real change shows
-        w.replace_relations("wordnet", {"head": ["good"], "related": ["bad"], "kind": ["ant"], "derived": [False],
-                                        "provenance": [None]})
+        w.replace_relations(
+            "wordnet", {"head": ["good"], "related": ["bad"], "kind": ["ant"], "derived": [False], "provenance": [None]}
+        )
     with open_store(one) as s1:
         assert s1.verify() != fp

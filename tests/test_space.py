@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import train_tokenizer
 
 from sensekit import open_store
 from sensekit.errors import InputError
 from sensekit.space import SimilaritySpace, fit_space
 from sensekit.writer import StoreWriter
-
-from conftest import train_tokenizer
 
 
 def _anisotropic(n=400, d=12, seed=0):

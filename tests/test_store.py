@@ -45,24 +45,47 @@ def write_small_store(path, tokenizer_json, tok, provenance=None, space="identit
     ids = {w: tok.token_to_id(" " + w) for w in ("bank", "river", "money", "glad", "happy", "good", "bad")}
     emb = np.stack([unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(1) + 0.1 * unit(3), unit(4)])
     owners = [ids["bank"], ids["bank"], ids["river"], ids["money"], ids["glad"]]
-    with StoreWriter(path, dim=DIM, tokenizer_json=tokenizer_json, provenance=provenance or {"teacher": "tiny"},
-                     space=space) as w:
-        w.add_tokens([ids[x] for x in ("bank", "river", "money", "glad")], [" bank", " river", " money", " glad"],
-                     [30, 5, 7, 2])
+    with StoreWriter(
+        path, dim=DIM, tokenizer_json=tokenizer_json, provenance=provenance or {"teacher": "tiny"}, space=space
+    ) as w:
+        w.add_tokens(
+            [ids[x] for x in ("bank", "river", "money", "glad")], [" bank", " river", " money", " glad"], [30, 5, 7, 2]
+        )
         sids = w.add_senses(emb, [0, 1, 0, 0, 0], [20, 10, 5, 7, 2], token_ids=owners)
-        w.add_contexts({
-            "sense_id": [sids[0], sids[0], sids[1]], "rank": [0, 1, 0], "doc_id": ["d1", "d2", "d3"],
-            "char_start": [4, 0, 9], "char_end": [9, 4, 14],
-            "snippet": ["the bank of the river", "bank erosion", "money at bank"],
-            "mark_start": [4, 0, 9], "mark_end": [8, 4, 13], "distance": [0.1, 0.2, 0.3],
-        })
+        w.add_contexts(
+            {
+                "sense_id": [sids[0], sids[0], sids[1]],
+                "rank": [0, 1, 0],
+                "doc_id": ["d1", "d2", "d3"],
+                "char_start": [4, 0, 9],
+                "char_end": [9, 4, 14],
+                "snippet": ["the bank of the river", "bank erosion", "money at bank"],
+                "mark_start": [4, 0, 9],
+                "mark_end": [8, 4, 13],
+                "distance": [0.1, 0.2, 0.3],
+            }
+        )
         w.add_words(["river", "glad", "happy"], [[ids["river"]], [ids["glad"]], [ids["happy"]]], [None, None, None])
-        w.replace_relations("wiktionary", {
-            "head": ["bank", "river"], "related": ["river", "bank"], "kind": ["syn", "syn"],
-            "derived": [False, False], "provenance": [{"gloss": "land beside water"}, {"gloss": "land beside water"}]})
-        w.replace_relations("wordnet", {
-            "head": ["happy", "glad", "good", "bad"], "related": ["glad", "happy", "bad", "good"],
-            "kind": ["syn", "syn", "ant", "ant"], "derived": [False] * 4, "provenance": [None] * 4})
+        w.replace_relations(
+            "wiktionary",
+            {
+                "head": ["bank", "river"],
+                "related": ["river", "bank"],
+                "kind": ["syn", "syn"],
+                "derived": [False, False],
+                "provenance": [{"gloss": "land beside water"}, {"gloss": "land beside water"}],
+            },
+        )
+        w.replace_relations(
+            "wordnet",
+            {
+                "head": ["happy", "glad", "good", "bad"],
+                "related": ["glad", "happy", "bad", "good"],
+                "kind": ["syn", "syn", "ant", "ant"],
+                "derived": [False] * 4,
+                "provenance": [None] * 4,
+            },
+        )
     return ids
 
 
@@ -76,7 +99,8 @@ def store_path(tmp_path, tokenizer_json, tok):
 def test_schema_is_pinned_to_its_version():
     digest = hashlib.sha256(schema_text("store.sql").encode()).hexdigest()
     assert SCHEMA_PINS.get(sensekit.SCHEMA_VERSION) == digest, (
-        "schemas/store.sql changed: bump SCHEMA_VERSION in sensekit/store.py and pin the new hash here")
+        "schemas/store.sql changed: bump SCHEMA_VERSION in sensekit/store.py and pin the new hash here"
+    )
 
 
 def test_bundle_layout(store_path):
@@ -133,7 +157,8 @@ def test_relations_filters(store_path):
     with open_store(store_path) as s:
         rels = s.relations("bank")
         assert [(r.related, r.kind, r.source, r.provenance.get("gloss")) for r in rels] == [
-            ("river", "syn", "wiktionary", "land beside water")]
+            ("river", "syn", "wiktionary", "land beside water")
+        ]
         assert [r.related for r in s.relations("good", kind="ant")] == ["bad"]
         assert s.relations("good", kind="syn") == []
         assert [r.related for r in s.relations("happy", source="wordnet")] == ["glad"]
@@ -145,8 +170,9 @@ def test_relations_filters(store_path):
 def test_neighbors_by_word_sense_and_vector(store_path):
     with open_store(store_path) as s:
         # bank's senses are e0 and e1; the nearest other senses are river (e0+) and money (e1+).
-        assert [n.text for n in s.neighbors("bank", k=2)] == [" money", " river"] or \
-            [n.text for n in s.neighbors("bank", k=2)] == [" river", " money"]
+        assert [n.text for n in s.neighbors("bank", k=2)] == [" money", " river"] or [
+            n.text for n in s.neighbors("bank", k=2)
+        ] == [" river", " money"]
         assert all(n.sense.token_id != s.tokens("bank")[0].token_id for n in s.neighbors("bank", k=10))
         by_vec = s.neighbors(unit(4), k=1)
         assert by_vec[0].text == " glad" and by_vec[0].distance == pytest.approx(0.0, abs=1e-6)
@@ -190,8 +216,16 @@ def test_atomic_replace_keeps_old_store_on_failure(store_path, tokenizer_json, t
 
 def test_update_replaces_relations_per_source(store_path):
     with StoreWriter.update(store_path) as w:
-        w.replace_relations("wordnet", {"head": ["good", "bad"], "related": ["bad", "good"], "kind": ["ant", "ant"],
-                                        "derived": [False, False], "provenance": [None, None]})
+        w.replace_relations(
+            "wordnet",
+            {
+                "head": ["good", "bad"],
+                "related": ["bad", "good"],
+                "kind": ["ant", "ant"],
+                "derived": [False, False],
+                "provenance": [None, None],
+            },
+        )
     with open_store(store_path) as s:
         assert s.relations("happy") == []
         assert [r.related for r in s.relations("bank")] == ["river"]  # other sources untouched

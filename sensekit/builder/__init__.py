@@ -17,5 +17,17 @@ Modules, in data-flow order:
 Importing this package is light: torch and transformers load inside the functions that need them.
 """
 
-__all__ = ["config", "teacher", "corpus", "wordnet_corpus", "harvest", "reservoir", "distributed", "checkpoint",
-           "cluster", "contexts", "pipeline", "cli"]
+__all__ = [
+    "config",
+    "teacher",
+    "corpus",
+    "wordnet_corpus",
+    "harvest",
+    "reservoir",
+    "distributed",
+    "checkpoint",
+    "cluster",
+    "contexts",
+    "pipeline",
+    "cli",
+]

@@ -31,8 +31,18 @@ _DERIVED = ("corpus_fingerprint", "teacher_name", "teacher_revision", "world_siz
 def build_settings(config: Any, corpus_fingerprint: str, teacher: Any, world: int) -> dict[str, Any]:
     """What the harvest depends on: config (less `_NOT_FINGERPRINTED`), corpus, teacher, world size."""
     keep = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
-    return json.loads(json.dumps({**keep, "corpus_fingerprint": corpus_fingerprint, "teacher_name": teacher.name,
-                                  "teacher_revision": teacher.revision, "world_size": world}, default=str))
+    return json.loads(
+        json.dumps(
+            {
+                **keep,
+                "corpus_fingerprint": corpus_fingerprint,
+                "teacher_name": teacher.name,
+                "teacher_revision": teacher.revision,
+                "world_size": world,
+            },
+            default=str,
+        )
+    )
 
 
 def build_fingerprint(config: Any, corpus_fingerprint: str, teacher: Any, world: int) -> str:
@@ -71,10 +81,15 @@ class Checkpoint:
             return None
         saved = json.loads(state_file.read_text())
         if saved["fingerprint"] != self.fingerprint:
-            what = _first_difference(saved.get("settings") or {}, self.settings or {}) \
-                if saved.get("settings") and self.settings else "its settings, corpus or teacher differ"
-            raise InputError(f"--resume: the checkpoint in {self.folder.parent} was made with other settings: {what}; "
-                             "rerun with the same ones, or without --resume to start over")
+            what = (
+                _first_difference(saved.get("settings") or {}, self.settings or {})
+                if saved.get("settings") and self.settings
+                else "its settings, corpus or teacher differ"
+            )
+            raise InputError(
+                f"--resume: the checkpoint in {self.folder.parent} was made with other settings: {what}; "
+                "rerun with the same ones, or without --resume to start over"
+            )
         return Reservoir.load(self.folder), saved["state"]
 
     def save(self, reservoir: Any, state: dict) -> None:
@@ -84,14 +99,17 @@ class Checkpoint:
         try:
             tmp.mkdir(parents=True)
             reservoir.save(tmp)
-            (tmp / _STATE_FILE).write_text(json.dumps({"fingerprint": self.fingerprint, "settings": self.settings,
-                                                       "state": state}))
+            (tmp / _STATE_FILE).write_text(
+                json.dumps({"fingerprint": self.fingerprint, "settings": self.settings, "state": state})
+            )
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)  # the previous checkpoint stays as it was
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 raise
-            raise StoreError(f"no space left to checkpoint the build in {self.folder.parent} ({exc.strerror}); "
-                             "free space, or pass --checkpoint-every 0") from None
+            raise StoreError(
+                f"no space left to checkpoint the build in {self.folder.parent} ({exc.strerror}); "
+                "free space, or pass --checkpoint-every 0"
+            ) from None
         swap_into_place(tmp, self.folder)
 
     def remove(self, *, with_parent: bool = False) -> None:

@@ -15,8 +15,15 @@ from .config import BuildConfig
 
 __all__ = ["register", "build_cli"]
 
-_STAGES = {"load": "loading teacher", "harvest": "harvesting", "merge": "merging ranks", "cluster": "clustering",
-           "contexts": "collecting contexts", "write": "writing store", "relations": "attaching relations"}
+_STAGES = {
+    "load": "loading teacher",
+    "harvest": "harvesting",
+    "merge": "merging ranks",
+    "cluster": "clustering",
+    "contexts": "collecting contexts",
+    "write": "writing store",
+    "relations": "attaching relations",
+}
 
 
 class _RichProgress:
@@ -47,9 +54,18 @@ class _RichProgress:
                 total = f"/{task.total:,.0f}" if task.total else ""
                 return Text(f"{task.completed:,.0f}{total} {unit}".strip())
 
-        self.bar = Progress(TextColumn("{task.description:<19}"), BarColumn(bar_width=24), TaskProgressColumn(), Done(),
-                            Rate(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(compact=True),
-                            console=console, transient=False)
+        self.bar = Progress(
+            TextColumn("{task.description:<19}"),
+            BarColumn(bar_width=24),
+            TaskProgressColumn(),
+            Done(),
+            Rate(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(compact=True),
+            console=console,
+            transient=False,
+        )
         self.tasks: dict[str, int] = {}
         self.current: Optional[str] = None
 
@@ -97,9 +113,11 @@ def build_cli(**values: Any) -> None:
     if result.store is None:  # a non-zero rank of a multi-process build
         return
     out = Console(highlight=False)
-    out.print(f"wrote [bold]{result.store}[/]: {result.tokens:,} tokens, {result.senses:,} senses, "
-              f"{result.contexts:,} contexts from {result.tokens_processed:,} corpus tokens "
-              f"({result.tokens_per_s:,.0f} tok/s, {time.perf_counter() - t0:,.0f} s)")
+    out.print(
+        f"wrote [bold]{result.store}[/]: {result.tokens:,} tokens, {result.senses:,} senses, "
+        f"{result.contexts:,} contexts from {result.tokens_processed:,} corpus tokens "
+        f"({result.tokens_per_s:,.0f} tok/s, {time.perf_counter() - t0:,.0f} s)"
+    )
     if result.relations:
         from ..lexicon.cli import render_attach
 
@@ -109,8 +127,9 @@ def build_cli(**values: Any) -> None:
 def _parameters() -> list[inspect.Parameter]:
     """BuildConfig's fields as flags (the corpus as the positional argument), plus --quiet, which is not a setting."""
     quiet = typer.Option("--quiet", "-q", help="No progress bars; print only the summary.")
-    quiet_param = inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False,
-                                    annotation=Annotated[bool, quiet])
+    quiet_param = inspect.Parameter(
+        "quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, quiet]
+    )
     return [*cli_parameters(BuildConfig, arguments=("corpus",)), quiet_param]
 
 

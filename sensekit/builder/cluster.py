@@ -48,16 +48,16 @@ class ClusterResult:
 
 def _sqdist(x: torch.Tensor, c: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
     """x [R, n, d], c [R, k, d], xx [R, n] -> squared distances [R, n, k] (clamped at 0)."""
-    cc = (c * c).sum(-1)                                        # [R, k]
+    cc = (c * c).sum(-1)  # [R, k]
     return (xx[:, :, None] - 2 * torch.bmm(x, c.transpose(1, 2)) + cc[:, None, :]).clamp_min_(0)
 
 
 def _tolerance(x: torch.Tensor, w: torch.Tensor, xx: torch.Tensor, tol: float) -> torch.Tensor:
     """scikit-learn's tolerance: tol * mean per-dimension variance of each row's valid points -> [R]."""
     d = x.shape[2]
-    cnt = w.sum(1).clamp_min(1)                                              # [R]
-    mean = torch.bmm(w[:, None, :], x).squeeze(1) / cnt[:, None]             # [R, d]
-    var = ((xx * w).sum(1) / cnt - (mean * mean).sum(1)).clamp_min(0) / d    # [R]
+    cnt = w.sum(1).clamp_min(1)  # [R]
+    mean = torch.bmm(w[:, None, :], x).squeeze(1) / cnt[:, None]  # [R, d]
+    var = ((xx * w).sum(1) / cnt - (mean * mean).sum(1)).clamp_min(0) / d  # [R]
     return tol * var
 
 
@@ -67,8 +67,9 @@ def local_trials(k: int) -> int:
     return 2 * (2 + int(math.log(k)))
 
 
-def _kmeans_pp(dist_to: Callable[[torch.Tensor], torch.Tensor], valid: torch.Tensor, k: int,
-               gen: torch.Generator) -> torch.Tensor:
+def _kmeans_pp(
+    dist_to: Callable[[torch.Tensor], torch.Tensor], valid: torch.Tensor, k: int, gen: torch.Generator
+) -> torch.Tensor:
     """Greedy k-means++ (scikit-learn's variant) on each row -> indices of the k seed points [R, k].
 
     dist_to(idx [R, L]) -> squared distances [R, L, n] from the points idx to every point.
@@ -78,24 +79,32 @@ def _kmeans_pp(dist_to: Callable[[torch.Tensor], torch.Tensor], valid: torch.Ten
     R, n = valid.shape
     trials = local_trials(k)
     ar = torch.arange(R, device=valid.device)
-    w = valid.float()                                                       # [R, n]
-    first = torch.multinomial(w, 1, generator=gen)                          # [R, 1] uniform over valid points
+    w = valid.float()  # [R, n]
+    first = torch.multinomial(w, 1, generator=gen)  # [R, 1] uniform over valid points
     chosen = [first.squeeze(1)]
-    dmin = dist_to(first).squeeze(1) * w                                    # [R, n]
+    dmin = dist_to(first).squeeze(1) * w  # [R, n]
     for _ in range(1, k):
         # all-zero potential (duplicates only): fall back to uniform over valid points
         p = torch.where(dmin.sum(1, keepdim=True) > 0, dmin, w)
         cand = torch.multinomial(p, trials, replacement=True, generator=gen)  # [R, L]
         newd = torch.minimum(dmin[:, None, :], dist_to(cand)) * w[:, None, :]  # [R, L, n]
-        best = newd.sum(2).argmin(1)                                          # [R]
+        best = newd.sum(2).argmin(1)  # [R]
         chosen.append(cand[ar, best])
         dmin = newd[ar, best]
-    return torch.stack(chosen, 1)                                             # [R, k]
+    return torch.stack(chosen, 1)  # [R, k]
 
 
-def kmeans_batched(x: torch.Tensor, valid: torch.Tensor, k: int, *, max_iter: int = 300, tol: float = 1e-4,
-                   gen: torch.Generator | None = None, gram: bool | None = None, with_dist: bool = False
-                   ) -> tuple[torch.Tensor, ...]:
+def kmeans_batched(
+    x: torch.Tensor,
+    valid: torch.Tensor,
+    k: int,
+    *,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    gen: torch.Generator | None = None,
+    gram: bool | None = None,
+    with_dist: bool = False,
+) -> tuple[torch.Tensor, ...]:
     """k-means on each row of a padded batch.
 
     x [R, n, d] float, valid [R, n] bool (every row should have > k valid points).
@@ -111,68 +120,68 @@ def kmeans_batched(x: torch.Tensor, valid: torch.Tensor, k: int, *, max_iter: in
     R, n, d = x.shape
     gen = gen or torch.Generator(device=x.device).manual_seed(0)
     if gram is None:
-        gram = n <= k * (local_trials(k) + 40)   # 2 n^2 d once vs ~(k L + 2 iters) k 2 n d
-    w = valid.to(x.dtype)                                                    # [R, n]
+        gram = n <= k * (local_trials(k) + 40)  # 2 n^2 d once vs ~(k L + 2 iters) k 2 n d
+    w = valid.to(x.dtype)  # [R, n]
     ar = torch.arange(R, device=x.device)
     if gram:
-        K = torch.bmm(x, x.transpose(1, 2))                                  # [R, n, n]
-        xx = K.diagonal(dim1=1, dim2=2)                                      # [R, n] = |x_i|^2, no [R, n, d] temporary
+        K = torch.bmm(x, x.transpose(1, 2))  # [R, n, n]
+        xx = K.diagonal(dim1=1, dim2=2)  # [R, n] = |x_i|^2, no [R, n, d] temporary
     else:
-        xx = torch.linalg.vector_norm(x, dim=-1).square_()                   # [R, n]
-    tol_abs = _tolerance(x, w, xx, tol)                                      # [R]
+        xx = torch.linalg.vector_norm(x, dim=-1).square_()  # [R, n]
+    tol_abs = _tolerance(x, w, xx, tol)  # [R]
     if gram:
 
-        def dist_to(idx):                                                    # idx [R, L] -> [R, L, n]
-            kc = torch.gather(K, 2, idx[:, None, :].expand(-1, n, -1))      # [R, n, L] = x_i . x_c
+        def dist_to(idx):  # idx [R, L] -> [R, L, n]
+            kc = torch.gather(K, 2, idx[:, None, :].expand(-1, n, -1))  # [R, n, L] = x_i . x_c
             return (xx[:, :, None] - 2 * kc + xx[ar[:, None], idx][:, None, :]).clamp_min_(0).transpose(1, 2)
 
-        seeds = _kmeans_pp(dist_to, valid, k, gen)                           # [R, k]
+        seeds = _kmeans_pp(dist_to, valid, k, gen)  # [R, k]
         A = torch.zeros(R, n, k, device=x.device, dtype=x.dtype)
-        A.scatter_(1, seeds[:, None, :], 1.0)                                # centre j = point seeds[j]
+        A.scatter_(1, seeds[:, None, :], 1.0)  # centre j = point seeds[j]
 
-        def dists(K, xx, A):                                                 # -> [R', n, k]
-            KA = torch.bmm(K, A)                                             # [R', n, k] = x_i . c_j
-            cc = (A * KA).sum(1)                                             # [R', k] = |c_j|^2
+        def dists(K, xx, A):  # -> [R', n, k]
+            KA = torch.bmm(K, A)  # [R', n, k] = x_i . c_j
+            cc = (A * KA).sum(1)  # [R', k] = |c_j|^2
             return (xx[:, :, None] - 2 * KA + cc[:, None, :]).clamp_min_(0)
 
         active = ar
         Ka, xxa, wa = K, xx, w
         for _ in range(max_iter):
             Aa = A if len(active) == R else A[active]
-            lab = dists(Ka, xxa, Aa).argmin(2)                               # [R', n]
+            lab = dists(Ka, xxa, Aa).argmin(2)  # [R', n]
             onehot = torch.nn.functional.one_hot(lab, k).to(x.dtype) * wa[:, :, None]  # [R', n, k]
-            sizes = onehot.sum(1)                                            # [R', k]
+            sizes = onehot.sum(1)  # [R', k]
             new = torch.where(sizes[:, None, :] > 0, onehot / sizes.clamp_min(1)[:, None, :], Aa)  # empty: keep
             diff = new - Aa
             moving = (diff * torch.bmm(Ka, diff)).sum((1, 2)) > tol_abs[active]  # sum_j |c_j' - c_j|^2 > tol
             A[active] = new
             if not bool(moving.any()):
                 break
-            if int(moving.sum()) < len(active) // 2:                         # compact only when it pays
+            if int(moving.sum()) < len(active) // 2:  # compact only when it pays
                 active = active[moving]
                 Ka, xxa, wa = K[active], xx[active], w[active]
         D = dists(K, xx, A)
-        centres = torch.bmm(A.transpose(1, 2), x)                            # [R, k, d]
+        centres = torch.bmm(A.transpose(1, 2), x)  # [R, k, d]
     else:
         seeds = _kmeans_pp(lambda idx: _sqdist(x, x[ar[:, None], idx], xx).transpose(1, 2), valid, k, gen)
-        centres = x[ar[:, None], seeds].clone()                              # [R, k, d]
+        centres = x[ar[:, None], seeds].clone()  # [R, k, d]
         active = ar
         xa, wa, xxa = x, w, xx
         for _ in range(max_iter):
             ca = centres[active]
-            lab = _sqdist(xa, ca, xxa).argmin(2)                             # [A, n]
+            lab = _sqdist(xa, ca, xxa).argmin(2)  # [A, n]
             onehot = torch.nn.functional.one_hot(lab, k).to(x.dtype) * wa[:, :, None]  # [A, n, k]
-            sums = torch.bmm(onehot.transpose(1, 2), xa)                     # [A, k, d]
-            sizes = onehot.sum(1)                                            # [A, k]
+            sums = torch.bmm(onehot.transpose(1, 2), xa)  # [A, k, d]
+            sizes = onehot.sum(1)  # [A, k]
             new = torch.where(sizes[:, :, None] > 0, sums / sizes.clamp_min(1)[:, :, None], ca)  # empty: keep
-            moving = ((new - ca) ** 2).sum((1, 2)) > tol_abs[active]         # [A]
+            moving = ((new - ca) ** 2).sum((1, 2)) > tol_abs[active]  # [A]
             centres[active] = new
             if not bool(moving.any()):
                 break
-            if int(moving.sum()) < len(active) // 2:                         # compact only when it pays
+            if int(moving.sum()) < len(active) // 2:  # compact only when it pays
                 active = active[moving]
                 xa, wa, xxa = x[active], w[active], xx[active]
-        D = _sqdist(x, centres, xx)                                          # [R, n, k]
+        D = _sqdist(x, centres, xx)  # [R, n, k]
     best, labels = D.min(2)
     labels = torch.where(valid, labels, torch.full_like(labels, -1))
     inertia = (best * w).sum(1)
@@ -198,8 +207,9 @@ def _length_chunks(lengths: np.ndarray, k: int, d: int, chunk_bytes: int) -> lis
     return chunks
 
 
-def _central_members(valid: torch.Tensor, lab: torch.Tensor, rank_of: torch.Tensor, sq: torch.Tensor, k: int,
-                     E: int) -> tuple[np.ndarray, ...]:
+def _central_members(
+    valid: torch.Tensor, lab: torch.Tensor, rank_of: torch.Tensor, sq: torch.Tensor, k: int, E: int
+) -> tuple[np.ndarray, ...]:
     """The E members nearest to each sense's centroid, as numpy arrays, one entry per kept member:
     (row in the chunk, point in the row, the sense's rank in its row, the member's rank, distance).
 
@@ -208,12 +218,12 @@ def _central_members(valid: torch.Tensor, lab: torch.Tensor, rank_of: torch.Tens
     """
     device = valid.device
     # sort valid points by (row, sense rank), then distance
-    pr, pp = valid.nonzero(as_tuple=True)                                    # [P] row, point
+    pr, pp = valid.nonzero(as_tuple=True)  # [P] row, point
     srank = rank_of[pr, lab[pr, pp]]
     dist = sq[pr, pp].sqrt()
-    grp = pr * k + srank                                                     # [P] (row, sense) group
+    grp = pr * k + srank  # [P] (row, sense) group
     o = torch.sort(dist, stable=True).indices
-    o = o[torch.sort(grp[o], stable=True).indices]                           # group-major, nearest first
+    o = o[torch.sort(grp[o], stable=True).indices]  # group-major, nearest first
     g = grp[o]
     first = torch.ones_like(g, dtype=torch.bool)
     first[1:] = g[1:] != g[:-1]
@@ -221,13 +231,29 @@ def _central_members(valid: torch.Tensor, lab: torch.Tensor, rank_of: torch.Tens
     start = torch.cummax(torch.where(first, pos, torch.zeros_like(pos)), 0).values
     rank = pos - start
     keep = o[rank < E]
-    return (pr[keep].cpu().numpy(), pp[keep].cpu().numpy(), srank[keep].cpu().numpy(), rank[rank < E].cpu().numpy(),
-            dist[keep].float().cpu().numpy())
+    return (
+        pr[keep].cpu().numpy(),
+        pp[keep].cpu().numpy(),
+        srank[keep].cpu().numpy(),
+        rank[rank < E].cpu().numpy(),
+        dist[keep].float().cpu().numpy(),
+    )
 
 
-def cluster_samples(keys: np.ndarray, indptr: np.ndarray, vectors: np.ndarray, k: int, contexts_per_sense: int,
-                    *, seed: int = 0, device: str | torch.device = "cpu", max_iter: int = 300, tol: float = 1e-4,
-                    chunk_bytes: int = 256 << 20, progress: Callable[[int, int], None] | None = None) -> ClusterResult:
+def cluster_samples(
+    keys: np.ndarray,
+    indptr: np.ndarray,
+    vectors: np.ndarray,
+    k: int,
+    contexts_per_sense: int,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    chunk_bytes: int = 256 << 20,
+    progress: Callable[[int, int], None] | None = None,
+) -> ClusterResult:
     """Cluster each key's samples (CSR: keys [R], indptr [R+1], vectors [S, d]) into <= k senses.
 
     Senses come out sorted by (key, sense_index); a key's senses are ordered by count, largest
@@ -264,20 +290,20 @@ def cluster_samples(keys: np.ndarray, indptr: np.ndarray, vectors: np.ndarray, k
     ark = torch.arange(k, device=device)
     for rows in chunks:
         r, width = len(rows), int(lengths[rows].max())
-        ln = torch.as_tensor(lengths[rows], device=device)                        # [r]
+        ln = torch.as_tensor(lengths[rows], device=device)  # [r]
         # [r, width] sample of each slot; padding repeats the row's last sample
         idx = indptr[rows][:, None] + np.minimum(np.arange(width)[None, :], lengths[rows][:, None] - 1)
-        x = torch.as_tensor(vectors[idx], device=device).float()                 # [r, width, d]
-        valid = torch.arange(width, device=device)[None, :] < ln[:, None]        # [r, width]
+        x = torch.as_tensor(vectors[idx], device=device).float()  # [r, width, d]
+        valid = torch.arange(width, device=device)[None, :] < ln[:, None]  # [r, width]
         centres, labels, inertia, sq = kmeans_batched(x, valid, k, max_iter=max_iter, tol=tol, gen=gen, with_dist=True)
         total_inertia += float(inertia.sum())
         lab = labels.clamp_min(0)
         sizes = torch.zeros(r, k, dtype=torch.int64, device=device).scatter_add_(1, lab, valid.long())  # [r, k]
         # senses of a row ordered by count (desc), cluster id breaking ties; empty clusters dropped
-        by_size = torch.sort(-sizes, dim=1, stable=True).indices                # [r, k] cluster at each rank
+        by_size = torch.sort(-sizes, dim=1, stable=True).indices  # [r, k] cluster at each rank
         rank_of = torch.empty_like(by_size).scatter_(1, by_size, ark.expand(r, k))  # [r, k] rank of each cluster
-        live = sizes.gather(1, by_size) > 0                                      # [r, k] (ranks: a prefix is live)
-        rr, jj = live.nonzero(as_tuple=True)                                     # senses: row, rank
+        live = sizes.gather(1, by_size) > 0  # [r, k] (ranks: a prefix is live)
+        rr, jj = live.nonzero(as_tuple=True)  # senses: row, rank
         cc = by_size[rr, jj]
         S_key.append(keys[rows][rr.cpu().numpy()]), S_idx.append(jj.cpu().numpy())
         S_cnt.append(sizes[rr, cc].cpu().numpy()), S_cent.append(centres[rr, cc].float().cpu().numpy())
@@ -296,13 +322,21 @@ def cluster_samples(keys: np.ndarray, indptr: np.ndarray, vectors: np.ndarray, k
 
     s_key, s_idx, s_cnt = cat(S_key, np.int64), cat(S_idx, np.int64), cat(S_cnt, np.int64)
     s_cent = cat(S_cent, np.float32, (d,))
-    perm = np.lexsort((s_idx, s_key))                                             # senses by (key, sense_index)
+    perm = np.lexsort((s_idx, s_key))  # senses by (key, sense_index)
     s_key, s_idx, s_cnt, s_cent = s_key[perm], s_idx[perm], s_cnt[perm], s_cent[perm]
     c_key, c_idx, c_rank = cat(C_key, np.int64), cat(C_idx, np.int64), cat(C_rank, np.int64)
     c_sample, c_dist = cat(C_sample, np.int64), cat(C_dist, np.float32)
-    code = s_key * (k + 1) + s_idx                                                # sorted, unique
+    code = s_key * (k + 1) + s_idx  # sorted, unique
     c_sense = np.searchsorted(code, c_key * (k + 1) + c_idx)
     co = np.lexsort((c_rank, c_sense))
-    return ClusterResult(sense_key=s_key, sense_index=s_idx, sense_count=s_cnt, centroids=s_cent,
-                         ctx_sense=c_sense[co], ctx_rank=c_rank[co], ctx_sample=c_sample[co],
-                         ctx_distance=c_dist[co], inertia=total_inertia)
+    return ClusterResult(
+        sense_key=s_key,
+        sense_index=s_idx,
+        sense_count=s_cnt,
+        centroids=s_cent,
+        ctx_sense=c_sense[co],
+        ctx_rank=c_rank[co],
+        ctx_sample=c_sample[co],
+        ctx_distance=c_dist[co],
+        inertia=total_inertia,
+    )

@@ -18,8 +18,22 @@ from ..space import DEFAULT_SPACE, SPACE_KINDS
 
 __all__ = ["BuildConfig", "parse_bytes"]
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
-          "t": 1 << 40, "tb": 1 << 40, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kb": 1 << 10,
+    "m": 1 << 20,
+    "mb": 1 << 20,
+    "g": 1 << 30,
+    "gb": 1 << 30,
+    "t": 1 << 40,
+    "tb": 1 << 40,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+}
 _IO, _TEACHER, _SENSES, _RUN = "Input and output", "Teacher", "Senses", "Run"  # --help panels
 
 
@@ -39,53 +53,95 @@ class BuildConfig:
 
     # the order is the provenance's: `build_config` in the store's meta lists the fields in this order
     corpus: tuple[str, ...] = option(
-        (), "Corpus files, folders, globs or HF datasets folders; none: WordNet's glosses and examples.", panel=_IO)
-    store: str = option("senses.sensekit", "Output store bundle (a directory; replaced atomically).",
-                        short="-s", panel=_IO)
-    teacher: str = option("smollm2-135m", "Teacher: 'smollm2-135m' (bundled, offline), a Hugging Face id or a "
-                          "local folder.", panel=_TEACHER)
-    device: Optional[str] = option(None, "Device (cpu, cuda, cuda:1, ...); none: cuda if available, else cpu.",
-                                   panel=_TEACHER)
-    dtype: Optional[str] = option(None, "Teacher dtype (float32, bfloat16, float16); none: bf16 on CUDA, fp32 on CPU.",
-                                  panel=_TEACHER)
-    key: str = option("next", "Key token: 'next' (the token position t predicts; DSKD) or 'input' (x_t; SKD).",
-                      choices=("next", "input"), panel=_TEACHER)
-    next_token: str = option("gold", "With --key next: 'gold' (the corpus' x_{t+1}) or 'pred' (the teacher's argmax).",
-                             choices=("gold", "pred"), panel=_TEACHER)
-    senses_per_token: int = option(10, "k: senses (k-means clusters) per key token.", min=1, max=1000,
-                                   short="-k", panel=_SENSES)
-    samples_per_token: int = option(50, "G: reservoir cap, vectors kept per key token.", min=1, max=100000,
-                                    short="-G", panel=_SENSES)
-    contexts_per_sense: int = option(3, "E: most central contexts kept per sense.", min=0, max=100,
-                                     short="-E", panel=_SENSES)
-    min_context: int = option(3, "Real tokens a source position must have read before its key token (0: all "
-                              "positions). Near-empty contexts give the same state whatever the key is.",
-                              min=0, max=1 << 16, panel=_SENSES)
-    gloss_lemmas: bool = option(True, "Default corpus (WordNet): put each synset's lemma names before its gloss, "
-                                "the context a reader of a dictionary has.", panel=_IO)
-    space: str = option(DEFAULT_SPACE, "Similarity space of the index and of every similarity (the raw vectors stay "
-                        "as they are): identity, centre, zscore, abtt (all-but-the-top) or zscore+abtt.",
-                        choices=SPACE_KINDS, panel=_SENSES)
-    space_components: Optional[int] = option(None, "Principal components the abtt spaces remove; none: about d/100.",
-                                             min=0, max=1 << 16, panel=_SENSES)
+        (), "Corpus files, folders, globs or HF datasets folders; none: WordNet's glosses and examples.", panel=_IO
+    )
+    store: str = option(
+        "senses.sensekit", "Output store bundle (a directory; replaced atomically).", short="-s", panel=_IO
+    )
+    teacher: str = option(
+        "smollm2-135m",
+        "Teacher: 'smollm2-135m' (bundled, offline), a Hugging Face id or a local folder.",
+        panel=_TEACHER,
+    )
+    device: Optional[str] = option(
+        None, "Device (cpu, cuda, cuda:1, ...); none: cuda if available, else cpu.", panel=_TEACHER
+    )
+    dtype: Optional[str] = option(
+        None, "Teacher dtype (float32, bfloat16, float16); none: bf16 on CUDA, fp32 on CPU.", panel=_TEACHER
+    )
+    key: str = option(
+        "next",
+        "Key token: 'next' (the token position t predicts; DSKD) or 'input' (x_t; SKD).",
+        choices=("next", "input"),
+        panel=_TEACHER,
+    )
+    next_token: str = option(
+        "gold",
+        "With --key next: 'gold' (the corpus' x_{t+1}) or 'pred' (the teacher's argmax).",
+        choices=("gold", "pred"),
+        panel=_TEACHER,
+    )
+    senses_per_token: int = option(
+        10, "k: senses (k-means clusters) per key token.", min=1, max=1000, short="-k", panel=_SENSES
+    )
+    samples_per_token: int = option(
+        50, "G: reservoir cap, vectors kept per key token.", min=1, max=100000, short="-G", panel=_SENSES
+    )
+    contexts_per_sense: int = option(
+        3, "E: most central contexts kept per sense.", min=0, max=100, short="-E", panel=_SENSES
+    )
+    min_context: int = option(
+        3,
+        "Real tokens a source position must have read before its key token (0: all "
+        "positions). Near-empty contexts give the same state whatever the key is.",
+        min=0,
+        max=1 << 16,
+        panel=_SENSES,
+    )
+    gloss_lemmas: bool = option(
+        True,
+        "Default corpus (WordNet): put each synset's lemma names before its gloss, "
+        "the context a reader of a dictionary has.",
+        panel=_IO,
+    )
+    space: str = option(
+        DEFAULT_SPACE,
+        "Similarity space of the index and of every similarity (the raw vectors stay "
+        "as they are): identity, centre, zscore, abtt (all-but-the-top) or zscore+abtt.",
+        choices=SPACE_KINDS,
+        panel=_SENSES,
+    )
+    space_components: Optional[int] = option(
+        None, "Principal components the abtt spaces remove; none: about d/100.", min=0, max=1 << 16, panel=_SENSES
+    )
     max_tokens: Optional[int] = option(
-        None, "Stop after this many corpus tokens (all ranks together); none: the whole corpus.", min=1, panel=_IO)
-    seq_len: int = option(256, "Tokens per teacher window (long documents are cut into windows).",
-                          min=8, max=1 << 20, panel=_TEACHER)
+        None, "Stop after this many corpus tokens (all ranks together); none: the whole corpus.", min=1, panel=_IO
+    )
+    seq_len: int = option(
+        256, "Tokens per teacher window (long documents are cut into windows).", min=8, max=1 << 20, panel=_TEACHER
+    )
     batch_size: int = option(16, "Windows per forward pass.", min=1, max=1 << 16, panel=_TEACHER)
     text_field: str = option("text", "Text field of JSONL lines and HF datasets.", panel=_IO)
     seed: int = option(0, "Seed for reservoir sampling and k-means.", min=0, panel=_RUN)
-    resume: bool = option(False, "Continue from the last checkpoint of an interrupted build with the same settings.",
-                          panel=_RUN)
-    checkpoint_every: int = option(500, "Checkpoint reservoirs and corpus position every N batches (0: never).",
-                                   min=0, panel=_RUN)
-    reservoir_memory: str = option("8GB", "Upper bound on reservoir memory; the build refuses to start if the worst "
-                                   "case exceeds it.", panel=_RUN)
+    resume: bool = option(
+        False, "Continue from the last checkpoint of an interrupted build with the same settings.", panel=_RUN
+    )
+    checkpoint_every: int = option(
+        500, "Checkpoint reservoirs and corpus position every N batches (0: never).", min=0, panel=_RUN
+    )
+    reservoir_memory: str = option(
+        "8GB", "Upper bound on reservoir memory; the build refuses to start if the worst case exceeds it.", panel=_RUN
+    )
     relations: tuple[str, ...] = option(
-        (), "Relation sources to attach after the senses are written (see `sensekit relations`).", panel=_IO)
+        (), "Relation sources to attach after the senses are written (see `sensekit relations`).", panel=_IO
+    )
     kmeans_iters: int = option(300, "Maximum Lloyd iterations per token.", min=1, max=100000, panel=_SENSES)
-    kmeans_tol: float = option(1e-4, "k-means tolerance, relative to the mean per-dimension variance "
-                               "(as scikit-learn).", min=0.0, panel=_SENSES)
+    kmeans_tol: float = option(
+        1e-4,
+        "k-means tolerance, relative to the mean per-dimension variance (as scikit-learn).",
+        min=0.0,
+        panel=_SENSES,
+    )
 
     def __post_init__(self) -> None:
         for name in ("corpus", "relations"):  # None reads as "none given", as an empty tuple

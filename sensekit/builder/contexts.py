@@ -36,8 +36,12 @@ def snippet(text: str, cs: int, ce: int) -> tuple[str, int, int, int, int]:
     return snip, cs - a, ce - a, cs, ce
 
 
-def fetch_documents(ordinals: np.ndarray, cached: dict[int, tuple[str, str]], docs: Documents,
-                    report: Optional[Callable[[int, int], None]] = None) -> dict[int, tuple[str, str]]:
+def fetch_documents(
+    ordinals: np.ndarray,
+    cached: dict[int, tuple[str, str]],
+    docs: Documents,
+    report: Optional[Callable[[int, int], None]] = None,
+) -> dict[int, tuple[str, str]]:
     """{ordinal: (doc_id, text)} for the sorted, unique `ordinals`: from `cached`, the rest re-read from `docs`."""
     wanted_all = ordinals.tolist()
     texts = {o: cached[o] for o in wanted_all if o in cached}
@@ -63,6 +67,11 @@ def context_columns(origins: np.ndarray, texts: dict[int, tuple[str, str]]) -> d
         snip, ms, me, cs2, ce2 = snippet(text, cs, ce)
         for column, value in zip(rows, (doc_id, cs2, ce2, snip, ms, me)):
             rows[column].append(value)
-    return {"doc_id": rows["doc_id"], "char_start": np.asarray(rows["char_start"], np.int32),
-            "char_end": np.asarray(rows["char_end"], np.int32), "snippet": rows["snippet"],
-            "mark_start": np.asarray(rows["mark_start"], np.int32), "mark_end": np.asarray(rows["mark_end"], np.int32)}
+    return {
+        "doc_id": rows["doc_id"],
+        "char_start": np.asarray(rows["char_start"], np.int32),
+        "char_end": np.asarray(rows["char_end"], np.int32),
+        "snippet": rows["snippet"],
+        "mark_start": np.asarray(rows["mark_start"], np.int32),
+        "mark_end": np.asarray(rows["mark_end"], np.int32),
+    }

@@ -37,19 +37,29 @@ import numpy as np
 from .._fs import open_compressed, strip_compression
 from ..errors import InputError, MissingDependency
 
-__all__ = ["iter_documents", "resolve_paths", "corpus_fingerprint", "pack_windows", "special_prefix", "Window",
-           "DOC_CHAR_CAP"]
+__all__ = [
+    "iter_documents",
+    "resolve_paths",
+    "corpus_fingerprint",
+    "pack_windows",
+    "special_prefix",
+    "Window",
+    "DOC_CHAR_CAP",
+]
 
-DOC_CHAR_CAP = 1_000_000              # plain-text documents are cut at the next blank line past this
-MAX_JSONL_LINE = 10 << 20             # characters; a longer JSONL line is refused (a file without newlines?)
+DOC_CHAR_CAP = 1_000_000  # plain-text documents are cut at the next blank line past this
+MAX_JSONL_LINE = 10 << 20  # characters; a longer JSONL line is refused (a file without newlines?)
 _JSONL = (".jsonl", ".ndjson", ".json")
 _XML = (".xml",)
 
 
 # -- paths --------------------------------------------------------------------------------
 def _is_hf_dataset(path: Path) -> bool:
-    return path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "state.json").is_file()
-                              or (path / "dataset_dict.json").is_file())
+    return path.is_dir() and (
+        (path / "dataset_info.json").is_file()
+        or (path / "state.json").is_file()
+        or (path / "dataset_dict.json").is_file()
+    )
 
 
 def resolve_paths(paths: Iterable[str]) -> list[Path]:
@@ -67,8 +77,11 @@ def resolve_paths(paths: Iterable[str]) -> list[Path]:
             if _is_hf_dataset(p) or p.is_file():
                 out.append(p)
             elif p.is_dir():
-                found = sorted(f for f in p.rglob("*")
-                               if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+                found = sorted(
+                    f
+                    for f in p.rglob("*")
+                    if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                )
                 # a folder that holds HF dataset folders: take those as units, not their arrow files
                 sub = sorted({d for d in p.rglob("*") if _is_hf_dataset(d)})
                 for d in sub:
@@ -108,9 +121,11 @@ def _not_utf8(path: Path) -> InputError:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                bad = raw[exc.start:exc.start + 4].hex(" ")
-                return InputError(f"{path}:{lineno}: not valid UTF-8 (bytes {bad} at byte {exc.start + 1} of the "
-                                  "line); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+                bad = raw[exc.start : exc.start + 4].hex(" ")
+                return InputError(
+                    f"{path}:{lineno}: not valid UTF-8 (bytes {bad} at byte {exc.start + 1} of the "
+                    "line); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                )
     return InputError(f"{path}: not valid UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)")
 
 
@@ -149,8 +164,9 @@ def _read_text(path: Path, label: str) -> Iterator[tuple[str, str]]:
             except UnicodeDecodeError:
                 raise _not_utf8(path) from None
             if "\x00" in line:
-                raise InputError(f"{path}:{lineno}: NUL byte in a text file (binary? UTF-16?); "
-                                 "give UTF-8 text") from None
+                raise InputError(
+                    f"{path}:{lineno}: NUL byte in a text file (binary? UTF-16?); give UTF-8 text"
+                ) from None
             if not buf:
                 start = lineno
             buf.append(line)
@@ -177,8 +193,10 @@ def _read_jsonl(path: Path, label: str, text_field: str) -> Iterator[tuple[str, 
                 break
             lineno += 1
             if len(line) > MAX_JSONL_LINE:
-                raise InputError(f"{path}:{lineno}: line longer than {MAX_JSONL_LINE >> 20} MiB; JSONL needs one "
-                                 "JSON object per line (is it a JSON array, or a file without newlines?)")
+                raise InputError(
+                    f"{path}:{lineno}: line longer than {MAX_JSONL_LINE >> 20} MiB; JSONL needs one "
+                    "JSON object per line (is it a JSON array, or a file without newlines?)"
+                )
             if not line.strip():
                 continue
             try:
@@ -272,8 +290,10 @@ def _read_hf(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
     splits = [(name, ds[name]) for name in sorted(ds)] if isinstance(ds, datasets.DatasetDict) else [("", ds)]
     for split, d in splits:
         if text_field not in d.column_names:
-            raise InputError(f"{path}: dataset {split or 'split'} has no column {text_field!r} "
-                             f"(columns: {', '.join(d.column_names[:8])}); pass --text-field")
+            raise InputError(
+                f"{path}: dataset {split or 'split'} has no column {text_field!r} "
+                f"(columns: {', '.join(d.column_names[:8])}); pass --text-field"
+            )
         has_id = "id" in d.column_names
         for i, row in enumerate(d.select_columns([text_field] + (["id"] if has_id else [])).iter(batch_size=1000)):
             texts = row[text_field]
@@ -283,8 +303,9 @@ def _read_hf(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
                     yield (str(rid) if rid is not None else f"{split + ':' if split else ''}{i * 1000 + j}"), t
 
 
-def iter_documents(paths: list[str], text_field: str = "text",
-                   select: Callable[[int], bool] | None = None) -> Iterator[tuple[str, str]]:
+def iter_documents(
+    paths: list[str], text_field: str = "text", select: Callable[[int], bool] | None = None
+) -> Iterator[tuple[str, str]]:
     """Stream `(doc_id, text)` from files, folders, globs and HF dataset folders, in a stable order.
 
     `select(ordinal)`: when given and False for a document, its text may come back as "" without
@@ -306,8 +327,10 @@ def iter_documents(paths: list[str], text_field: str = "text",
             elif kind == "jsonl":
                 docs = _read_jsonl(p, label, text_field)
             elif kind == "xml":
-                docs = ((t, wikitext_to_text(w) if select is None or select(o) else "")
-                        for o, (t, w) in enumerate(_read_mediawiki(p), ordinal))
+                docs = (
+                    (t, wikitext_to_text(w) if select is None or select(o) else "")
+                    for o, (t, w) in enumerate(_read_mediawiki(p), ordinal)
+                )
             else:
                 docs = _read_text(p, label)
             for doc in docs:
@@ -334,13 +357,19 @@ def special_prefix(tokenizer) -> list[int]:
     with_sp = tokenizer("a", add_special_tokens=True)["input_ids"]
     without = tokenizer("a", add_special_tokens=False)["input_ids"]
     for i in range(len(with_sp)):
-        if with_sp[i:i + len(without)] == without:
+        if with_sp[i : i + len(without)] == without:
             return list(with_sp[:i])
     return []
 
 
-def pack_windows(docs: Iterable[tuple[int, str]], tokenizer, seq_len: int, overlap: int,
-                 prefix: list[int] | None = None, batch_docs: int = 64) -> Iterator[Window]:
+def pack_windows(
+    docs: Iterable[tuple[int, str]],
+    tokenizer,
+    seq_len: int,
+    overlap: int,
+    prefix: list[int] | None = None,
+    batch_docs: int = 64,
+) -> Iterator[Window]:
     """Tokenize `(ordinal, text)` documents into windows of at most `seq_len` tokens.
 
     Each window starts with the tokenizer's own prefix (BOS, if it adds one). A long document
@@ -358,16 +387,21 @@ def pack_windows(docs: Iterable[tuple[int, str]], tokenizer, seq_len: int, overl
     group: list[tuple[int, str]] = []
 
     def flush(group):
-        enc = tokenizer([t for _, t in group], add_special_tokens=False, return_offsets_mapping=True,
-                        return_attention_mask=False)
+        enc = tokenizer(
+            [t for _, t in group], add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
+        )
         for (ordinal, _), ids, offs in zip(group, enc["input_ids"], enc["offset_mapping"]):
             ids = np.asarray(ids, np.int64)
             offs = np.asarray(offs, np.int32).reshape(-1, 2)
             start, repeated = 0, 0
             while start < len(ids) and (repeated == 0 or len(ids) - start > overlap):
                 end = min(start + body, len(ids))
-                yield Window(np.concatenate([pre_ids, ids[start:end]]), np.concatenate([pre_off, offs[start:end]]),
-                             ordinal, repeated)
+                yield Window(
+                    np.concatenate([pre_ids, ids[start:end]]),
+                    np.concatenate([pre_off, offs[start:end]]),
+                    ordinal,
+                    repeated,
+                )
                 if end == len(ids):
                     break
                 start, repeated = end - overlap, overlap

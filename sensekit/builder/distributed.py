@@ -102,8 +102,13 @@ def _recv_samples(src: int, group):
     dist.recv(header, src, group=group)
     R, S, d = (int(x) for x in header)
     # keys [R], counts [R], indptr [R+1], meta [S, 3], vectors [S, d] fp16: the order _send_samples sends
-    shapes = [((R,), torch.int64), ((R,), torch.int64), ((R + 1,), torch.int64), ((S, 3), torch.int64),
-              ((S, d), torch.float16)]
+    shapes = [
+        ((R,), torch.int64),
+        ((R,), torch.int64),
+        ((R + 1,), torch.int64),
+        ((S, 3), torch.int64),
+        ((S, d), torch.float16),
+    ]
     out = []
     for shape, dt in shapes:
         t = torch.zeros(shape, dtype=dt)

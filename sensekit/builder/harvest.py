@@ -35,17 +35,17 @@ from .corpus import Window, pack_windows
 __all__ = ["Batch", "BatchStream", "key_positions", "prefetch"]
 
 GROUP_CHARS = 400_000  # text tokenized per group of documents
-MAX_ROWS_FACTOR = 32   # short windows: at most 32 x batch_size rows per forward
+MAX_ROWS_FACTOR = 32  # short windows: at most 32 x batch_size rows per forward
 TEXT_CACHE_CHARS = 64_000_000  # document texts kept in memory for the contexts (else re-read at the end)
 
 
 @dataclass
 class Batch:
-    ids: torch.Tensor          # [B, T] int64, right-padded with pad_id
-    mask: torch.Tensor         # [B, T] bool, real tokens
-    offsets: np.ndarray        # [B, T, 2] int32 char span in the doc (-1: added special / padding)
-    docs: np.ndarray           # [B] int64 document ordinal of each row
-    n_tokens: int              # real tokens in the batch
+    ids: torch.Tensor  # [B, T] int64, right-padded with pad_id
+    mask: torch.Tensor  # [B, T] bool, real tokens
+    offsets: np.ndarray  # [B, T, 2] int32 char span in the doc (-1: added special / padding)
+    docs: np.ndarray  # [B] int64 document ordinal of each row
+    n_tokens: int  # real tokens in the batch
     state: dict = field(default_factory=dict)  # stream position *after* this batch
     repeated: np.ndarray | None = None  # [B] int64 body tokens repeated from the doc's previous window
 
@@ -54,9 +54,22 @@ class BatchStream:
     """Deterministic batches for one rank. `docs(select)` returns a fresh iterable of (doc_id, text);
     `select(ordinal)` says which documents this rank needs (others may come back as "")."""
 
-    def __init__(self, docs: Callable[..., Iterable[tuple[str, str]]], tokenizer, *, seq_len: int, batch_size: int,
-                 overlap: int, prefix: list[int], pad_id: int, max_tokens: int | None = None, rank: int = 0,
-                 world: int = 1, buffer_batches: int = 32, start: dict | None = None) -> None:
+    def __init__(
+        self,
+        docs: Callable[..., Iterable[tuple[str, str]]],
+        tokenizer,
+        *,
+        seq_len: int,
+        batch_size: int,
+        overlap: int,
+        prefix: list[int],
+        pad_id: int,
+        max_tokens: int | None = None,
+        rank: int = 0,
+        world: int = 1,
+        buffer_batches: int = 32,
+        start: dict | None = None,
+    ) -> None:
         self.docs, self.tok = docs, tokenizer
         self.seq_len, self.batch_size, self.overlap = seq_len, batch_size, overlap
         self.prefix, self.pad_id = prefix, pad_id
@@ -138,8 +151,10 @@ class BatchStream:
                 running += n_tok
                 if buf_docs == skip_docs and b < skip_batches:
                     continue  # resume inside this buffer
-                yield self._collate(chunk, {"docs": buf_docs, "buf": buf_index, "batch": b + 1, "tokens": buf_tokens,
-                                            "tokens_done": running})
+                yield self._collate(
+                    chunk,
+                    {"docs": buf_docs, "buf": buf_index, "batch": b + 1, "tokens": buf_tokens, "tokens_done": running},
+                )
             # next buffer starts at a document boundary
             tokens = running
             skip_batches = 0
@@ -166,20 +181,24 @@ def source_allowed(batch: Batch, special: torch.Tensor, *, key: str, min_context
     token after the special prefix, which is all special tokens at the start of a row.
     """
     dev = special.device
-    ids, mask = batch.ids.to(dev), batch.mask.to(dev)                 # [B, T]
+    ids, mask = batch.ids.to(dev), batch.mask.to(dev)  # [B, T]
     B, T = ids.shape
-    real = ~special[ids] & mask                                      # [B, T]
-    prefix = torch.cumprod((~real & mask).long(), dim=1).sum(1)      # [B] leading specials (the BOS prefix)
+    real = ~special[ids] & mask  # [B, T]
+    prefix = torch.cumprod((~real & mask).long(), dim=1).sum(1)  # [B] leading specials (the BOS prefix)
     body_pos = torch.arange(T, device=dev)[None, :] - prefix[:, None]  # [B, T] 0 at the first real token
-    repeated = torch.zeros(B, dtype=torch.long, device=dev) if batch.repeated is None else \
-        torch.as_tensor(batch.repeated, device=dev)
-    shift = 1 if key == "next" else 0                                # next: the key is the *following* token
+    repeated = (
+        torch.zeros(B, dtype=torch.long, device=dev)
+        if batch.repeated is None
+        else torch.as_tensor(batch.repeated, device=dev)
+    )
+    shift = 1 if key == "next" else 0  # next: the key is the *following* token
     first = torch.clamp(torch.maximum(repeated, torch.full_like(repeated, min_context)) - shift, min=0)  # [B]
     return body_pos >= first[:, None]
 
 
-def key_positions(teacher, batch: Batch, *, key: str, next_token: str, special: torch.Tensor,
-                  min_context: int = 0) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
+def key_positions(
+    teacher, batch: Batch, *, key: str, next_token: str, special: torch.Tensor, min_context: int = 0
+) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
     """One forward pass -> (keys [P] int64 numpy, vectors [P, d] on the teacher's device, meta [P, 3] int64 numpy).
 
     special [V] bool on the teacher's device: ids that are never keys (specials and padding).
@@ -187,28 +206,28 @@ def key_positions(teacher, batch: Batch, *, key: str, next_token: str, special: 
     meta = (doc ordinal, char_start, char_end) of the key token's slot in the document.
     """
     dev = teacher.device
-    ids = batch.ids.to(dev, non_blocking=True)                       # [B, T]
-    mask = batch.mask.to(dev, non_blocking=True)                     # [B, T]
-    g = teacher.final_hidden(ids, mask)                              # [B, T, d]
-    sp = special[ids] | ~mask                                        # [B, T] never a key / never a source
+    ids = batch.ids.to(dev, non_blocking=True)  # [B, T]
+    mask = batch.mask.to(dev, non_blocking=True)  # [B, T]
+    g = teacher.final_hidden(ids, mask)  # [B, T, d]
+    sp = special[ids] | ~mask  # [B, T] never a key / never a source
     allowed = source_allowed(batch, special, key=key, min_context=min_context)  # [B, T]
     if key == "input":
-        valid = ~sp & allowed                                        # [B, T]
+        valid = ~sp & allowed  # [B, T]
         keys_t = ids
         src = g
-        off = batch.offsets                                          # span of x_t
+        off = batch.offsets  # span of x_t
     else:
-        valid = ~sp[:, :-1] & mask[:, 1:] & allowed[:, :-1]          # [B, T-1] source real, pair inside the window
-        src = g[:, :-1]                                              # [B, T-1, d]
-        off = batch.offsets[:, 1:]                                   # span of x_{t+1}: the slot the key fills
+        valid = ~sp[:, :-1] & mask[:, 1:] & allowed[:, :-1]  # [B, T-1] source real, pair inside the window
+        src = g[:, :-1]  # [B, T-1, d]
+        off = batch.offsets[:, 1:]  # span of x_{t+1}: the slot the key fills
         if next_token == "gold":
             keys_t = ids[:, 1:]
             valid &= ~sp[:, 1:]
         else:
             keys_t = None
-    vecs = src[valid]                                                # [P, d]
+    vecs = src[valid]  # [P, d]
     if keys_t is None:
-        keys_v = teacher.logits(vecs).argmax(-1)                     # [P] teacher's prediction
+        keys_v = teacher.logits(vecs).argmax(-1)  # [P] teacher's prediction
         ok = ~special[keys_v]
         vecs, keys_v = vecs[ok], keys_v[ok]
         valid_np = valid.cpu().numpy()
@@ -217,7 +236,7 @@ def key_positions(teacher, batch: Batch, *, key: str, next_token: str, special: 
         rows, cols = rows[ok_np], cols[ok_np]
     else:
         keys_v = keys_t[valid]
-        rows, cols = np.nonzero(valid.cpu().numpy())                 # same row-major order as boolean indexing
+        rows, cols = np.nonzero(valid.cpu().numpy())  # same row-major order as boolean indexing
     meta = np.empty((len(rows), 3), np.int64)
     meta[:, 0] = batch.docs[rows]
     meta[:, 1:] = off[rows, cols]

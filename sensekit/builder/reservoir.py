@@ -27,8 +27,8 @@ import numpy as np
 
 __all__ = ["Reservoir", "SampleSet", "merge_samples", "reservoir_bytes", "BLOCK"]
 
-BLOCK = 8                 # slots per allocation block
-_META = 3                 # doc ordinal, char_start, char_end
+BLOCK = 8  # slots per allocation block
+_META = 3  # doc ordinal, char_start, char_end
 
 
 def reservoir_bytes(n_keys: int, cap: int, dim: int, max_positions: int | None) -> int:
@@ -41,34 +41,33 @@ def reservoir_bytes(n_keys: int, cap: int, dim: int, max_positions: int | None) 
     return int(slots * per_slot + n_keys * 8 * 3)
 
 
-
-
 def _shared_exactly(vectors: np.ndarray, key_of: np.ndarray) -> np.ndarray:
     """[S] bool: rows whose exact bytes also occur under another key (any group size)."""
     S, d = vectors.shape
     rows = np.ascontiguousarray(vectors).view(np.dtype((np.void, d * vectors.itemsize))).ravel()
-    _, group = np.unique(rows, return_inverse=True)                          # [S] identical rows share a group
+    _, group = np.unique(rows, return_inverse=True)  # [S] identical rows share a group
     group = group.ravel()
-    pairs = np.unique(np.stack([group, key_of], 1), axis=0)                  # distinct (group, key)
+    pairs = np.unique(np.stack([group, key_of], 1), axis=0)  # distinct (group, key)
     keys_per_group = np.bincount(pairs[:, 0], minlength=int(group.max()) + 1)
     return keys_per_group[group] >= 2
 
 
-def _shared_nearly(vectors: np.ndarray, key_of: np.ndarray, cos: float, window: int, seed: int,
-                   chunk: int = 65536) -> np.ndarray:
+def _shared_nearly(
+    vectors: np.ndarray, key_of: np.ndarray, cos: float, window: int, seed: int, chunk: int = 65536
+) -> np.ndarray:
     """[S] bool: rows with cosine > `cos` to a row of another key among their `window` neighbours along
     two random projections (near-identical vectors project next to each other). O(S * window * d)."""
     S, d = vectors.shape
     rng = np.random.default_rng(seed)
     unit = vectors.astype(np.float32)
-    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)   # [S, d]
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)  # [S, d]
     shared = np.zeros(S, bool)
     for _ in range(2):
         order = np.argsort(unit @ rng.standard_normal(d).astype(np.float32), kind="stable")  # [S]
         for off in range(1, min(window, S - 1) + 1):
             for lo in range(0, S - off, chunk):
-                a = order[lo:min(lo + chunk, S - off)]
-                b = order[lo + off:min(lo + chunk, S - off) + off]
+                a = order[lo : min(lo + chunk, S - off)]
+                b = order[lo + off : min(lo + chunk, S - off) + off]
                 hit = ((unit[a] * unit[b]).sum(1) > cos) & (key_of[a] != key_of[b])  # [n]
                 shared[a[hit]] = True
                 shared[b[hit]] = True
@@ -102,7 +101,7 @@ class SampleSet:
         S = len(self.vectors)
         if S == 0:
             return self, 0
-        key_of = np.repeat(self.keys, self.lengths)                          # [S]
+        key_of = np.repeat(self.keys, self.lengths)  # [S]
         shared = _shared_exactly(self.vectors, key_of) | _shared_nearly(self.vectors, key_of, cos, window, seed)
         dropped = int(shared.sum())
         if not dropped:
@@ -120,12 +119,12 @@ class Reservoir:
     def __init__(self, vocab_size: int, dim: int, cap: int, seed: int, stream: int = 0) -> None:
         self.V, self.dim, self.G = int(vocab_size), int(dim), int(cap)
         self.block = min(BLOCK, self.G)
-        self.nblk = -(-self.G // self.block)                     # blocks per key
-        self.counts = np.zeros(self.V, np.int64)                 # [V] occurrences as a key so far
-        self.table = np.full((0, self.nblk), -1, np.int64)       # [R, nblk] pool block of each key's blocks
-        self.row_of = np.full(self.V, -1, np.int64)              # [V] key -> row of `table`
-        self.vectors = np.zeros((0, self.dim), np.float16)       # [cap_slots, d]
-        self.meta = np.zeros((0, _META), np.int64)               # [cap_slots, 3]
+        self.nblk = -(-self.G // self.block)  # blocks per key
+        self.counts = np.zeros(self.V, np.int64)  # [V] occurrences as a key so far
+        self.table = np.full((0, self.nblk), -1, np.int64)  # [R, nblk] pool block of each key's blocks
+        self.row_of = np.full(self.V, -1, np.int64)  # [V] key -> row of `table`
+        self.vectors = np.zeros((0, self.dim), np.float16)  # [cap_slots, d]
+        self.meta = np.zeros((0, _META), np.int64)  # [cap_slots, 3]
         self.used_blocks = 0
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(stream)])))
 
@@ -140,16 +139,16 @@ class Reservoir:
         P = len(keys)
         if P == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        order = np.argsort(keys, kind="stable")                           # [P] grouped by key, stream order inside
+        order = np.argsort(keys, kind="stable")  # [P] grouped by key, stream order inside
         sk = keys[order]
-        starts = np.r_[True, sk[1:] != sk[:-1]]                           # [P] first of each key group
+        starts = np.r_[True, sk[1:] != sk[:-1]]  # [P] first of each key group
         group_start = np.maximum.accumulate(np.where(starts, np.arange(P), 0))
         n = np.empty(P, np.int64)
-        n[order] = self.counts[sk] + (np.arange(P) - group_start) + 1     # 1-based occurrence number
+        n[order] = self.counts[sk] + (np.arange(P) - group_start) + 1  # 1-based occurrence number
         uniq, per_key = sk[starts], np.diff(np.r_[np.flatnonzero(starts), P])
         self.counts[uniq] += per_key
-        u = self.rng.random(P)                                            # one draw per position, always
-        j = np.minimum((u * n).astype(np.int64), n - 1)                   # uniform in [0, n)
+        u = self.rng.random(P)  # one draw per position, always
+        j = np.minimum((u * n).astype(np.int64), n - 1)  # uniform in [0, n)
         slot = np.where(n <= self.G, n - 1, j)
         acc = slot < self.G
         sel = np.flatnonzero(acc)
@@ -199,8 +198,8 @@ class Reservoir:
         keys = np.flatnonzero(self.counts)
         lengths = np.minimum(self.counts[keys], self.G)
         indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-        rows = np.repeat(self.row_of[keys], lengths)                         # [S]
-        slot = np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths)       # [S] 0..len-1 per key
+        rows = np.repeat(self.row_of[keys], lengths)  # [S]
+        slot = np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths)  # [S] 0..len-1 per key
         pool = self.table[rows, slot // self.block] * self.block + slot % self.block
         return SampleSet(keys.astype(np.int64), self.counts[keys].copy(), indptr, self.vectors[pool], self.meta[pool])
 
@@ -212,9 +211,17 @@ class Reservoir:
         np.save(folder / "row_of.npy", self.row_of)
         np.save(folder / "vectors.npy", self.vectors[:used])
         np.save(folder / "meta.npy", self.meta[:used])
-        (folder / "reservoir.json").write_text(json.dumps({
-            "V": self.V, "dim": self.dim, "G": self.G, "used_blocks": self.used_blocks,
-            "rng": self.rng.bit_generator.state}))
+        (folder / "reservoir.json").write_text(
+            json.dumps(
+                {
+                    "V": self.V,
+                    "dim": self.dim,
+                    "G": self.G,
+                    "used_blocks": self.used_blocks,
+                    "rng": self.rng.bit_generator.state,
+                }
+            )
+        )
 
     @classmethod
     def load(cls, folder: Path) -> "Reservoir":
@@ -248,12 +255,12 @@ def merge_samples(a: SampleSet, b: SampleSet, cap: int, rng: np.random.Generator
     holds c_a ~ Hypergeometric(n_a, n_b, m) items from side a, and given c_a those are a uniform
     c_a-subset of a's items, hence a uniform c_a-subset of a's uniform sample.
     """
-    keys = np.union1d(a.keys, b.keys)                                  # [R]
+    keys = np.union1d(a.keys, b.keys)  # [R]
     R = len(keys)
     ia, in_a, na = _lookup(a, keys)
     ib, in_b, nb = _lookup(b, keys)
     m = np.minimum(cap, na + nb)
-    ca = rng.hypergeometric(na, nb, m)                                  # [R] vectorised over keys
+    ca = rng.hypergeometric(na, nb, m)  # [R] vectorised over keys
     cb = m - ca
 
     def pick(s: SampleSet, idx: np.ndarray, present: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -264,8 +271,8 @@ def merge_samples(a: SampleSet, b: SampleSet, cap: int, rng: np.random.Generator
         if width == 0:
             return np.zeros((R, 0), np.int64)
         score = rng.random((R, width))
-        score[np.arange(width)[None, :] >= ln[:, None]] = np.inf           # empty slots last
-        first = np.argsort(score, axis=1, kind="stable")                     # [R, width] random order
+        score[np.arange(width)[None, :] >= ln[:, None]] = np.inf  # empty slots last
+        first = np.argsort(score, axis=1, kind="stable")  # [R, width] random order
         take = np.arange(width)[None, :] < c[:, None]
         pos = start[:, None] + first
         return np.where(take, pos, -1)
@@ -276,7 +283,7 @@ def merge_samples(a: SampleSet, b: SampleSet, cap: int, rng: np.random.Generator
     both_src = np.concatenate([np.zeros_like(pa_), np.ones_like(pb_)], axis=1)
     both_pos = np.concatenate([pa_, pb_], axis=1)
     valid = both_pos >= 0
-    src, pos = both_src[valid], both_pos[valid]                          # row-major order = key-major
+    src, pos = both_src[valid], both_pos[valid]  # row-major order = key-major
     vectors = np.empty((len(pos), a.vectors.shape[1] if len(a.vectors) else b.vectors.shape[1]), np.float16)
     meta = np.empty((len(pos), _META), np.int64)
     for side, s in ((0, a), (1, b)):

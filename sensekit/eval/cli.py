@@ -20,8 +20,12 @@ from .config import EvalConfig, StudentEvalConfig
 
 __all__ = ["register", "render_store", "render_student"]
 
-eval_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                       help="Measure a sense store or a distilled student on benchmarks, each beside a baseline.")
+eval_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Measure a sense store or a distilled student on benchmarks, each beside a baseline.",
+)
 _JSON = typer.Option("--json", help="Print one JSON document instead of tables.")
 
 
@@ -52,43 +56,79 @@ def store_rows(result: dict) -> list[tuple[str, str, str, str]]:
 
     if "wic" in m and not skipped("WiC accuracy", m["wic"]):
         w = m["wic"]
-        rows.append((f"WiC accuracy (nearest sense, state={w['state']})", _fmt(w["accuracy"]),
-                     f"cosine threshold {_fmt(w['baseline']['accuracy'])}; majority {_fmt(w['majority_class'])}",
-                     _cov(w["coverage"])))
+        rows.append(
+            (
+                f"WiC accuracy (nearest sense, state={w['state']})",
+                _fmt(w["accuracy"]),
+                f"cosine threshold {_fmt(w['baseline']['accuracy'])}; majority {_fmt(w['majority_class'])}",
+                _cov(w["coverage"]),
+            )
+        )
         c = w.get("in_store_context")
         if c and c["min_context"]:
-            rows.append((f"WiC accuracy, states with >= {c['min_context']} tokens read (the build's rule)",
-                         _fmt(c["accuracy"]), f"cosine threshold {_fmt(c['baseline_accuracy'])}",
-                         f"{c['pairs']} pairs"))
+            rows.append(
+                (
+                    f"WiC accuracy, states with >= {c['min_context']} tokens read (the build's rule)",
+                    _fmt(c["accuracy"]),
+                    f"cosine threshold {_fmt(c['baseline_accuracy'])}",
+                    f"{c['pairs']} pairs",
+                )
+            )
     if "similarity" in m and not skipped("word similarity", m["similarity"]):
         for name, s in m["similarity"].items():
             if not isinstance(s, dict) or skipped(name, s):
                 continue
-            rows.append((f"{name} Spearman MaxSim / AvgSim / centroid",
-                         f"{_fmt(s['maxsim'])} / {_fmt(s['avgsim'])} / {_fmt(s['centroid'])}",
-                         f"input embeddings {_fmt(s['baseline'].get('spearman'))}", _cov(s["coverage"])))
+            rows.append(
+                (
+                    f"{name} Spearman MaxSim / AvgSim / centroid",
+                    f"{_fmt(s['maxsim'])} / {_fmt(s['avgsim'])} / {_fmt(s['centroid'])}",
+                    f"input embeddings {_fmt(s['baseline'].get('spearman'))}",
+                    _cov(s["coverage"]),
+                )
+            )
     if "purity" in m and not skipped("sense purity (WordNet)", m["purity"]):
         p = m["purity"]
-        rows.append(("sense purity (WordNet): ARI / purity", f"{_fmt(p['ari'])} / {_fmt(p['purity'])}",
-                     f"shuffled {_fmt(p['baseline']['ari'])} / {_fmt(p['baseline']['purity'])}; one cluster "
-                     f"{_fmt(p['one_cluster']['purity'])}",
-                     f"{p['coverage']['scored']:,} words of {p['coverage']['total']:,} eligible "
-                     f"(sample cap {p['coverage']['sample_cap']:,}), {p['coverage']['occurrences']:,} examples"))
+        rows.append(
+            (
+                "sense purity (WordNet): ARI / purity",
+                f"{_fmt(p['ari'])} / {_fmt(p['purity'])}",
+                f"shuffled {_fmt(p['baseline']['ari'])} / {_fmt(p['baseline']['purity'])}; one cluster "
+                f"{_fmt(p['one_cluster']['purity'])}",
+                f"{p['coverage']['scored']:,} words of {p['coverage']['total']:,} eligible "
+                f"(sample cap {p['coverage']['sample_cap']:,}), {p['coverage']['occurrences']:,} examples",
+            )
+        )
     if "neighbours" in m and not skipped("neighbourhood quality", m["neighbours"]):
         n = m["neighbours"]
-        rows.append((f"neighbours: WordNet-related share of top {n['k']}", _fmt(n["related_share"]),
-                     f"random tokens {_fmt(n['baseline']['related_share'])}",
-                     f"{n['coverage']['scored']:,} sampled of {n['coverage']['total']:,}"))
+        rows.append(
+            (
+                f"neighbours: WordNet-related share of top {n['k']}",
+                _fmt(n["related_share"]),
+                f"random tokens {_fmt(n['baseline']['related_share'])}",
+                f"{n['coverage']['scored']:,} sampled of {n['coverage']['total']:,}",
+            )
+        )
         rows.append(("neighbours at distance < 1e-4", _fmt(n["zero_distance_share"]), "0 expected", "-"))
     if "health" in m and not skipped("store health", m["health"]):
         h = m["health"]
         d, r, a = h["duplicates"], h["raw_tokens"], h["anisotropy"]
-        rows.append((f"duplicate senses (cos > {d['cos_above']})", f"{d['senses']:,} ({_fmt(d['share'])})",
-                     "0 expected", _cov(h["coverage"])))
+        rows.append(
+            (
+                f"duplicate senses (cos > {d['cos_above']})",
+                f"{d['senses']:,} ({_fmt(d['share'])})",
+                "0 expected",
+                _cov(h["coverage"]),
+            )
+        )
         rows.append((f"raw-sample tokens (n <= k = {r['k']})", f"{r['tokens']:,} ({_fmt(r['share'])})", "-", "-"))
-        rows.append(("anisotropy (mean cosine of random senses)", _fmt(a["mean_cosine"]),
-                     f"centred {_fmt(a['baseline_centred'])}; in the similarity space "
-                     f"{_fmt(a['in_similarity_space'])}", f"{a['pairs']:,} pairs"))
+        rows.append(
+            (
+                "anisotropy (mean cosine of random senses)",
+                _fmt(a["mean_cosine"]),
+                f"centred {_fmt(a['baseline_centred'])}; in the similarity space {_fmt(a['in_similarity_space'])}",
+                f"{a['pairs']:,} pairs",
+            )
+        )
     return rows
 
 
@@ -99,11 +139,18 @@ def render_store(result: dict, console) -> None:
     s = result["store"]
     n_pc = s["space"].get("components") or 0
     space = s["space"]["kind"] + (f" ({n_pc} PC{'s' if n_pc > 1 else ''} removed)" if n_pc else "")
-    t = Table(title=f"sensekit eval store {escape(s['path'])} (teacher {escape(str(s['teacher']))}, "
-                    f"key={s['key_mode']}, space={escape(space)}, "
-                    f"{s['token_senses']:,} senses of {s['tokens_with_senses']:,} tokens)", title_justify="left")
-    for col, kw in (("metric", {}), ("value", {"justify": "right"}), ("baseline (same run)", {"ratio": 1}),
-                    ("coverage", {"justify": "right"})):
+    t = Table(
+        title=f"sensekit eval store {escape(s['path'])} (teacher {escape(str(s['teacher']))}, "
+        f"key={s['key_mode']}, space={escape(space)}, "
+        f"{s['token_senses']:,} senses of {s['tokens_with_senses']:,} tokens)",
+        title_justify="left",
+    )
+    for col, kw in (
+        ("metric", {}),
+        ("value", {"justify": "right"}),
+        ("baseline (same run)", {"ratio": 1}),
+        ("coverage", {"justify": "right"}),
+    ):
         t.add_column(col, **kw)
     for row in store_rows(result):
         t.add_row(*(escape(x) for x in row))
@@ -134,10 +181,16 @@ def render_student(result: dict, console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"sensekit eval student {escape(result['student'])} (teacher {escape(result['teacher'])})",
-              title_justify="left")
-    for col, kw in (("metric", {}), ("student", {"justify": "right"}), ("teacher", {"justify": "right"}),
-                    ("coverage / note", {"ratio": 1})):
+    t = Table(
+        title=f"sensekit eval student {escape(result['student'])} (teacher {escape(result['teacher'])})",
+        title_justify="left",
+    )
+    for col, kw in (
+        ("metric", {}),
+        ("student", {"justify": "right"}),
+        ("teacher", {"justify": "right"}),
+        ("coverage / note", {"ratio": 1}),
+    ):
         t.add_column(col, **kw)
     for metric, s, tv, note in result["rows"]:
         t.add_row(escape(metric), escape(_fmt(s)), escape(_fmt(tv)), escape(note))
@@ -170,8 +223,9 @@ def _quiet_libraries() -> None:
 
 
 def _with_json(cls: type, **kw) -> inspect.Signature:
-    as_json = inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False,
-                                annotation=Annotated[bool, _JSON])
+    as_json = inspect.Parameter(
+        "as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, _JSON]
+    )
     return inspect.Signature([*cli_parameters(cls, **kw), as_json])
 
 

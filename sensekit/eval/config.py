@@ -45,32 +45,43 @@ class EvalConfig:
     """`sensekit eval store`: every metric of a sense store, each with its coverage and a baseline."""
 
     store: str = option("senses.sensekit", "Store bundle directory.", short="-s")
-    metrics: tuple[str, ...] = option((), "Metrics to run (repeatable or comma-separated): "
-                                      f"{', '.join(STORE_METRICS)}; none: all.")
-    wic: Optional[str] = option(None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.",
-                                panel=_DATA)
+    metrics: tuple[str, ...] = option(
+        (), f"Metrics to run (repeatable or comma-separated): {', '.join(STORE_METRICS)}; none: all."
+    )
+    wic: Optional[str] = option(
+        None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.", panel=_DATA
+    )
     simlex: Optional[str] = option(None, "SimLex-999 pairs (word1 word2 score); none: the shared copy.", panel=_DATA)
     wordsim: Optional[str] = option(None, "WordSim-353 pairs (word1 word2 score); none: the shared copy.", panel=_DATA)
-    wordnet: Optional[str] = option(None, "WordNet 3.0 folder (purity, neighbours); none: NLTK's data path, then "
-                                    "/usr/share/wordnet.", panel=_DATA)
-    space: str = option("store", "Similarity space of every cosine: 'store' (the bundle's de-biasing transform, raw "
-                        "for stores without one) or 'raw' (plain cosine of the stored vectors).",
-                        choices=("store", "raw"), panel=_RUN)
-    teacher: Optional[str] = option(None, "Teacher for the contextual states; none: the one the store was built with.",
-                                    panel=_RUN)
+    wordnet: Optional[str] = option(
+        None, "WordNet 3.0 folder (purity, neighbours); none: NLTK's data path, then /usr/share/wordnet.", panel=_DATA
+    )
+    space: str = option(
+        "store",
+        "Similarity space of every cosine: 'store' (the bundle's de-biasing transform, raw "
+        "for stores without one) or 'raw' (plain cosine of the stored vectors).",
+        choices=("store", "raw"),
+        panel=_RUN,
+    )
+    teacher: Optional[str] = option(
+        None, "Teacher for the contextual states; none: the one the store was built with.", panel=_RUN
+    )
     device: Optional[str] = option(None, "Device (cpu, cuda, ...); none: cuda if available, else cpu.", panel=_RUN)
     dtype: Optional[str] = option(None, "Teacher dtype; none: bf16 on CUDA, fp32 on CPU.", panel=_RUN)
     seed: int = option(0, "Seed of every sample and baseline.", min=0, panel=_RUN)
-    limit: Optional[int] = option(None, "Quick run: at most this many items per metric (pairs, words).", min=1,
-                                  panel=_RUN)
+    limit: Optional[int] = option(
+        None, "Quick run: at most this many items per metric (pairs, words).", min=1, panel=_RUN
+    )
     batch_tokens: int = option(4096, "Padded tokens per teacher forward.", min=16, panel=_RUN)
     neighbour_words: int = option(500, "Neighbourhood quality: tokens sampled.", min=1, panel=_SIZE)
-    neighbours_k: int = option(10, "Neighbourhood quality: nearest senses judged per token.", min=1, max=100,
-                               panel=_SIZE)
+    neighbours_k: int = option(
+        10, "Neighbourhood quality: nearest senses judged per token.", min=1, max=100, panel=_SIZE
+    )
     purity_words: int = option(400, "Sense purity: most words scored (a seeded sample; 0: all).", min=0, panel=_SIZE)
     anisotropy_pairs: int = option(20000, "Anisotropy: random sense pairs.", min=1, panel=_SIZE)
-    duplicate_cos: float = option(0.9999, "Health: cosine above which two senses count as the same vector.",
-                                  min=0.0, max=1.0, panel=_SIZE)
+    duplicate_cos: float = option(
+        0.9999, "Health: cosine above which two senses count as the same vector.", min=0.0, max=1.0, panel=_SIZE
+    )
 
     def __post_init__(self) -> None:
         if self.metrics is None:
@@ -101,15 +112,22 @@ class StudentEvalConfig:
     """`sensekit eval student`: a student beside its teacher on held-out text, WiC and syn/ant probes."""
 
     student: str = option("", "The student: any Hugging Face causal LM folder (or id) with the teacher's tokenizer.")
-    store: str = option("senses.sensekit", "Store bundle: its teacher is the reference; its relations give the "
-                        "syn/ant pairs when --pairs is not given.", short="-s")
+    store: str = option(
+        "senses.sensekit",
+        "Store bundle: its teacher is the reference; its relations give the syn/ant pairs when --pairs is not given.",
+        short="-s",
+    )
     data: tuple[str, ...] = option((), "Held-out text (files, folders, globs, JSONL; the build's corpus readers).")
     teacher: Optional[str] = option(None, "Teacher; none: the one the store was built with.", panel=_RUN)
-    wic: Optional[str] = option(None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.",
-                                panel=_DATA)
-    pairs: Optional[str] = option(None, "Held-out relation pairs: lines 'word1<TAB>word2<TAB>syn|ant'; none: a "
-                                  "seeded sample of the store's own relations (not held out from the store).",
-                                  panel=_DATA)
+    wic: Optional[str] = option(
+        None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.", panel=_DATA
+    )
+    pairs: Optional[str] = option(
+        None,
+        "Held-out relation pairs: lines 'word1<TAB>word2<TAB>syn|ant'; none: a "
+        "seeded sample of the store's own relations (not held out from the store).",
+        panel=_DATA,
+    )
     text_field: str = option("text", "JSONL field holding the held-out text.", panel=_DATA)
     carrier: str = option(DEFAULT_CARRIER, "Neutral sentence for the syn/ant probe; {w} marks the word.", panel=_DATA)
     seq_len: int = option(256, "Tokens per held-out window.", min=2, panel=_SIZE)
@@ -117,8 +135,12 @@ class StudentEvalConfig:
     batch_size: int = option(8, "Windows per forward pass.", min=1, panel=_SIZE)
     tau: float = option(2.0, "Temperature of the KL to the teacher (as in training).", min=0.01, panel=_RUN)
     pair_limit: int = option(500, "Syn/ant probe: at most this many pairs of each kind.", min=1, panel=_SIZE)
-    position: Optional[str] = option(None, "WiC state: 'next' (the state predicting the word) or 'input' (at the "
-                                     "word); none: the store's key mode.", choices=("next", "input"), panel=_RUN)
+    position: Optional[str] = option(
+        None,
+        "WiC state: 'next' (the state predicting the word) or 'input' (at the word); none: the store's key mode.",
+        choices=("next", "input"),
+        panel=_RUN,
+    )
     device: Optional[str] = option(None, "Device; none: cuda if available, else cpu.", panel=_RUN)
     dtype: Optional[str] = option(None, "Teacher dtype; none: bf16 on CUDA, fp32 on CPU.", panel=_RUN)
     seed: int = option(0, "Seed of the pair sample and the WiC halves.", min=0, panel=_RUN)

@@ -39,7 +39,7 @@ def near_pairs_exact(u: np.ndarray, cos: float, block: int = 1024) -> tuple[np.n
     """(i, j), i != j, with u[i] . u[j] > cos, for unit rows u [m, d], by a blocked matrix product."""
     out_i, out_j = [], []
     for s in range(0, len(u), block):
-        sims = u[s:s + block] @ u.T                                               # [b, m]
+        sims = u[s : s + block] @ u.T  # [b, m]
         i, j = np.nonzero(sims > cos)
         keep = (i + s) != j
         out_i.append(i[keep] + s)
@@ -49,8 +49,9 @@ def near_pairs_exact(u: np.ndarray, cos: float, block: int = 1024) -> tuple[np.n
     return np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64)
 
 
-def duplicate_senses(vectors: np.ndarray, token_ids: np.ndarray, cos: float = 0.9999, knn: Knn | None = None,
-                     k: int = 8) -> np.ndarray:
+def duplicate_senses(
+    vectors: np.ndarray, token_ids: np.ndarray, cos: float = 0.9999, knn: Knn | None = None, k: int = 8
+) -> np.ndarray:
     """[n] bool: the sense's vector is identical or nearly so (cosine > `cos`) to a sense of another token.
 
     vectors [n, d], token_ids [n]. `knn` (optional) proposes each distinct row's `k` nearest rows (in any
@@ -62,23 +63,23 @@ def duplicate_senses(vectors: np.ndarray, token_ids: np.ndarray, cos: float = 0.
     if n == 0:
         return np.zeros(0, bool)
     u = unit(vectors)
-    group = exact_groups(u)                                                       # [n]
+    group = exact_groups(u)  # [n]
     m = int(group.max()) + 1
     g_min = np.full(m, np.iinfo(np.int64).max)
     g_max = np.full(m, np.iinfo(np.int64).min)
     np.minimum.at(g_min, group, token_ids)
     np.maximum.at(g_max, group, token_ids)
-    dup_group = g_min != g_max                                                    # identical rows of 2+ tokens
+    dup_group = g_min != g_max  # identical rows of 2+ tokens
     rep = np.zeros(m, np.int64)
-    rep[group] = np.arange(n)                                                     # one row per group
+    rep[group] = np.arange(n)  # one row per group
     if knn is None or m <= EXACT_LIMIT:
         gi, gj = near_pairs_exact(u[rep], cos)
     else:
-        rows = np.asarray(knn(np.asarray(vectors)[rep], k), np.int64)             # [m, k] candidates
+        rows = np.asarray(knn(np.asarray(vectors)[rep], k), np.int64)  # [m, k] candidates
         gi = np.repeat(np.arange(m), rows.shape[1])
         rows = rows.ravel()
         gi, rows = gi[rows >= 0], rows[rows >= 0]
-        ok = (u[rep[gi]] * u[rows]).sum(1) > cos                                  # raw cosine of each candidate
+        ok = (u[rep[gi]] * u[rows]).sum(1) > cos  # raw cosine of each candidate
         gi, gj = gi[ok], group[rows[ok]]
         gi, gj = gi[gi != gj], gj[gi != gj]
     # a group of one token t is a duplicate when a near group holds another token than t
@@ -102,6 +103,6 @@ def anisotropy(vectors: np.ndarray, n_pairs: int = 20000, seed: int = 0, centre:
         v = v - v.mean(0, keepdims=True)
     rng = np.random.default_rng(seed)
     i = rng.integers(0, len(v), n_pairs)
-    j = (i + rng.integers(1, len(v), n_pairs)) % len(v)                           # j != i
+    j = (i + rng.integers(1, len(v), n_pairs)) % len(v)  # j != i
     u = unit(v)
     return float((u[i] * u[j]).sum(1).mean())

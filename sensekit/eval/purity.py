@@ -18,8 +18,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["purity", "adjusted_rand", "grouped_scores", "permuted_scores", "one_cluster_scores", "find_occurrence",
-           "Occurrences", "collect_occurrences"]
+__all__ = [
+    "purity",
+    "adjusted_rand",
+    "grouped_scores",
+    "permuted_scores",
+    "one_cluster_scores",
+    "find_occurrence",
+    "Occurrences",
+    "collect_occurrences",
+]
 
 _WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
 _POS = {"s": "a"}  # morphy knows adjective satellites as adjectives
@@ -32,7 +40,7 @@ def purity(pred, gold) -> float:
         return float("nan")
     _, p = np.unique(pred, return_inverse=True)
     _, g = np.unique(gold, return_inverse=True)
-    table = np.zeros((p.max() + 1, g.max() + 1), np.int64)                   # [clusters, classes]
+    table = np.zeros((p.max() + 1, g.max() + 1), np.int64)  # [clusters, classes]
     np.add.at(table, (p, g), 1)
     return float(table.max(1).sum() / len(pred))
 
@@ -55,8 +63,9 @@ def grouped_scores(groups: np.ndarray, pred: np.ndarray, gold: np.ndarray) -> tu
     return np.asarray(ari), np.asarray(pur)
 
 
-def permuted_scores(groups: np.ndarray, pred: np.ndarray, gold: np.ndarray, seed: int = 0,
-                    rounds: int = 20) -> tuple[float, float]:
+def permuted_scores(
+    groups: np.ndarray, pred: np.ndarray, gold: np.ndarray, seed: int = 0, rounds: int = 20
+) -> tuple[float, float]:
     """Mean (ARI, purity) when each word's assignment is shuffled among its occurrences (same cluster sizes)."""
     rng = np.random.default_rng(seed)
     groups = np.asarray(groups)
@@ -93,19 +102,20 @@ def find_occurrence(sentence: str, lemma: str, pos: str | None, wn) -> tuple[int
 
 @dataclass
 class Occurrences:
-    word: list[str] = field(default_factory=list)        # [N] the lemma
-    sentence: list[str] = field(default_factory=list)    # [N] the WordNet example
-    start: list[int] = field(default_factory=list)       # [N] char span of the lemma's occurrence
+    word: list[str] = field(default_factory=list)  # [N] the lemma
+    sentence: list[str] = field(default_factory=list)  # [N] the WordNet example
+    start: list[int] = field(default_factory=list)  # [N] char span of the lemma's occurrence
     end: list[int] = field(default_factory=list)
-    synset: list[str] = field(default_factory=list)      # [N] the example's synset
-    candidates: int = 0                                  # words with >= min_synsets synsets looked at
+    synset: list[str] = field(default_factory=list)  # [N] the example's synset
+    candidates: int = 0  # words with >= min_synsets synsets looked at
 
     def __len__(self) -> int:
         return len(self.word)
 
 
-def collect_occurrences(wn, words, min_synsets: int = 2, min_examples: int = 4,
-                        max_words: int | None = None) -> Occurrences:
+def collect_occurrences(
+    wn, words, min_synsets: int = 2, min_examples: int = 4, max_words: int | None = None
+) -> Occurrences:
     """The WordNet examples of each word (lemma) that contain it, for words with at least
     `min_synsets` synsets and `min_examples` such examples spread over at least 2 synsets;
     stops after `max_words` such words."""

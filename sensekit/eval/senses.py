@@ -33,12 +33,12 @@ def unit(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
 
 @dataclass
 class SenseTable:
-    token_ids: np.ndarray   # [U] int64, sorted: the tokens that have senses
-    indptr: np.ndarray      # [U + 1] int64: senses of token_ids[u] are rows indptr[u]:indptr[u+1]
-    vectors: np.ndarray     # [S, d] float32, raw sense embeddings
-    counts: np.ndarray      # [S] int64, samples assigned to each sense
-    sense_ids: np.ndarray   # [S] int64
-    owner: np.ndarray       # [S] int64, the token of each row
+    token_ids: np.ndarray  # [U] int64, sorted: the tokens that have senses
+    indptr: np.ndarray  # [U + 1] int64: senses of token_ids[u] are rows indptr[u]:indptr[u+1]
+    vectors: np.ndarray  # [S, d] float32, raw sense embeddings
+    counts: np.ndarray  # [S] int64, samples assigned to each sense
+    sense_ids: np.ndarray  # [S] int64
+    owner: np.ndarray  # [S] int64, the token of each row
 
     @classmethod
     def from_store(cls, store) -> "SenseTable":
@@ -46,23 +46,36 @@ class SenseTable:
         from .. import _sql
 
         m = store.sense_matrix()
-        cols = store.con.execute(_sql.SENSE_COLUMNS).fetchnumpy()            # same ORDER BY sense_id
+        cols = store.con.execute(_sql.SENSE_COLUMNS).fetchnumpy()  # same ORDER BY sense_id
         counts = np.asarray(cols["count"], np.int64)
         keep = m["token_id"] >= 0
-        return cls.from_arrays(m["token_id"][keep], m["sense_index"][keep], m["embedding"][keep], counts[keep],
-                               m["sense_id"][keep])
+        return cls.from_arrays(
+            m["token_id"][keep], m["sense_index"][keep], m["embedding"][keep], counts[keep], m["sense_id"][keep]
+        )
 
     @classmethod
-    def from_arrays(cls, owner: np.ndarray, sense_index: np.ndarray, vectors: np.ndarray, counts: np.ndarray,
-                    sense_ids: np.ndarray | None = None) -> "SenseTable":
+    def from_arrays(
+        cls,
+        owner: np.ndarray,
+        sense_index: np.ndarray,
+        vectors: np.ndarray,
+        counts: np.ndarray,
+        sense_ids: np.ndarray | None = None,
+    ) -> "SenseTable":
         owner = np.asarray(owner, np.int64)
         order = np.lexsort((np.asarray(sense_index), owner))
         owner = owner[order]
         tokens, first = np.unique(owner, return_index=True)
         indptr = np.append(first, len(owner)).astype(np.int64)
         ids = np.arange(len(order), dtype=np.int64) if sense_ids is None else np.asarray(sense_ids, np.int64)[order]
-        return cls(tokens, indptr, np.ascontiguousarray(np.asarray(vectors, np.float32)[order]),
-                   np.asarray(counts, np.int64)[order], ids, owner)
+        return cls(
+            tokens,
+            indptr,
+            np.ascontiguousarray(np.asarray(vectors, np.float32)[order]),
+            np.asarray(counts, np.int64)[order],
+            ids,
+            owner,
+        )
 
     @property
     def dim(self) -> int:
@@ -94,10 +107,10 @@ class SenseTable:
         rows = self.rows_of(token_ids)
         n_s = np.where(rows >= 0, self.indptr[rows + 1] - self.indptr[rows], 0)
         K = max(int(n_s.max()) if len(n_s) else 0, 1)
-        mask = np.arange(K)[None, :] < n_s[:, None]                              # [n, K]
+        mask = np.arange(K)[None, :] < n_s[:, None]  # [n, K]
         idx = np.where(mask, self.indptr[np.maximum(rows, 0)][:, None] + np.arange(K)[None, :], 0)
         space = self.in_space(to_space)
-        block = space[idx] * mask[..., None]                                     # [n, K, d']
+        block = space[idx] * mask[..., None]  # [n, K, d']
         return block, mask
 
     def nearest(self, states: np.ndarray, token_ids, to_space: Space = identity, chunk: int = 2048) -> np.ndarray:
@@ -105,9 +118,9 @@ class SenseTable:
         token_ids = np.asarray(token_ids, np.int64)
         out = np.full(len(token_ids), -1, np.int64)
         for s in range(0, len(token_ids), chunk):  # chunks bound the [n, K, d] block
-            block, mask = self.padded(token_ids[s:s + chunk], to_space)
-            q = unit(to_space(np.asarray(states[s:s + chunk], np.float32)))      # [n, d']
-            cos = np.einsum("nd,nkd->nk", q, unit(block))                        # [n, K]
+            block, mask = self.padded(token_ids[s : s + chunk], to_space)
+            q = unit(to_space(np.asarray(states[s : s + chunk], np.float32)))  # [n, d']
+            cos = np.einsum("nd,nkd->nk", q, unit(block))  # [n, K]
             cos = np.where(mask, cos, -np.inf)
-            out[s:s + chunk] = np.where(mask.any(1), cos.argmax(1), -1)
+            out[s : s + chunk] = np.where(mask.any(1), cos.argmax(1), -1)
         return out

@@ -26,8 +26,9 @@ def read_pairs(path: str | Path, limit: int | None = None) -> tuple[list[str], l
     """-> (words1, words2, gold [N] float64). Raises InputError for a malformed line."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"word-similarity file {path} does not exist; "
-                         "pass a file of 'word1<TAB>word2<TAB>score' lines")
+        raise InputError(
+            f"word-similarity file {path} does not exist; pass a file of 'word1<TAB>word2<TAB>score' lines"
+        )
     w1, w2, gold = [], [], []
     seen_data = False
     with path.open(encoding="utf-8") as fh:
@@ -62,8 +63,8 @@ def pair_similarities(a: np.ndarray, mask_a: np.ndarray, b: np.ndarray, mask_b: 
     Pairs where either side has no sense get NaN.
     """
     ua, ub = unit(a), unit(b)
-    cos = np.einsum("nkd,nld->nkl", ua, ub)                                     # [N, K, L]
-    both = mask_a[:, :, None] & mask_b[:, None, :]                              # [N, K, L]
+    cos = np.einsum("nkd,nld->nkl", ua, ub)  # [N, K, L]
+    both = mask_a[:, :, None] & mask_b[:, None, :]  # [N, K, L]
     n_pairs = both.sum((1, 2))
     empty = n_pairs == 0
     maxsim = np.where(both, cos, -np.inf).max((1, 2))
@@ -72,8 +73,11 @@ def pair_similarities(a: np.ndarray, mask_a: np.ndarray, b: np.ndarray, mask_b: 
     cb = (b * mask_b[..., None]).sum(1) / np.maximum(mask_b.sum(1, keepdims=True), 1)
     centroid = (unit(ca) * unit(cb)).sum(1)
     nan = np.float64("nan")
-    return {"maxsim": np.where(empty, nan, maxsim), "avgsim": np.where(empty, nan, avgsim),
-            "centroid": np.where(empty, nan, centroid)}
+    return {
+        "maxsim": np.where(empty, nan, maxsim),
+        "avgsim": np.where(empty, nan, avgsim),
+        "centroid": np.where(empty, nan, centroid),
+    }
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:

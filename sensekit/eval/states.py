@@ -22,15 +22,29 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["WHERE", "locate", "word_states", "hidden_forward", "store_teacher_name", "load_store_teacher",
-           "teacher_prefix_and_pad"]
+__all__ = [
+    "WHERE",
+    "locate",
+    "word_states",
+    "hidden_forward",
+    "store_teacher_name",
+    "load_store_teacher",
+    "teacher_prefix_and_pad",
+]
 
 WHERE = ("next", "input", "last")
 TOKENS_PER_BATCH = 4096  # padded tokens per forward: short sentences go many to a batch
 
 
-def locate(tokenizer, sentences: Sequence[str], starts: Sequence[int], ends: Sequence[int], where: str,
-           prefix: Sequence[int], min_context: int = 0) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+def locate(
+    tokenizer,
+    sentences: Sequence[str],
+    starts: Sequence[int],
+    ends: Sequence[int],
+    where: str,
+    prefix: Sequence[int],
+    min_context: int = 0,
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """-> (ids: one int64 array per sentence, cut after the needed position; pos [N] int64; ok [N] bool).
 
     `tokenizer` is a fast Hugging Face tokenizer; the sentences are tokenized in one call.
@@ -39,8 +53,7 @@ def locate(tokenizer, sentences: Sequence[str], starts: Sequence[int], ends: Seq
     """
     if where not in WHERE:
         raise ValueError(f"where must be one of {WHERE}, got {where!r}")
-    enc = tokenizer(list(sentences), add_special_tokens=False, return_offsets_mapping=True,
-                    return_attention_mask=False)
+    enc = tokenizer(list(sentences), add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
     pre = np.asarray(list(prefix), np.int64)
     n = len(sentences)
     pos, ok, rows = np.zeros(n, np.int64), np.zeros(n, bool), []
@@ -71,9 +84,20 @@ def hidden_forward(model) -> Callable:
     return forward
 
 
-def word_states(forward: Callable, tokenizer, sentences: Sequence[str], starts: Sequence[int], ends: Sequence[int],
-                where: str, prefix: Sequence[int], dim: int, device="cpu", pad_id: int = 0,
-                tokens_per_batch: int = TOKENS_PER_BATCH, min_context: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def word_states(
+    forward: Callable,
+    tokenizer,
+    sentences: Sequence[str],
+    starts: Sequence[int],
+    ends: Sequence[int],
+    where: str,
+    prefix: Sequence[int],
+    dim: int,
+    device="cpu",
+    pad_id: int = 0,
+    tokens_per_batch: int = TOKENS_PER_BATCH,
+    min_context: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """-> (states [N, dim] float32, ok [N] bool). Rows where ok is False are zeros.
 
     `forward(ids, mask)` returns [B, T, d] (`Teacher.final_hidden`, or `hidden_forward(model)`).
@@ -83,14 +107,14 @@ def word_states(forward: Callable, tokenizer, sentences: Sequence[str], starts: 
 
     rows, pos, ok = locate(tokenizer, sentences, starts, ends, where, prefix, min_context)
     todo = np.nonzero(ok)[0]
-    todo = todo[np.argsort([-len(rows[i]) for i in todo], kind="stable")]   # longest first: little padding
+    todo = todo[np.argsort([-len(rows[i]) for i in todo], kind="stable")]  # longest first: little padding
     out = np.zeros((len(sentences), dim), np.float32)
     start = 0
     while start < len(todo):
         width = len(rows[todo[start]])
         stop = min(len(todo), start + max(1, tokens_per_batch // width))
         chunk = todo[start:stop]
-        ids = np.full((len(chunk), width), pad_id, np.int64)                  # [B, T] right-padded
+        ids = np.full((len(chunk), width), pad_id, np.int64)  # [B, T] right-padded
         mask = np.zeros((len(chunk), width), np.int64)
         for r, i in enumerate(chunk):  # per sentence
             ids[r, : len(rows[i])], mask[r, : len(rows[i])] = rows[i], 1
@@ -120,11 +144,15 @@ def load_store_teacher(store, name: str | None = None, device: str | None = None
 
     teacher = load_teacher(name or store_teacher_name(store), device, dtype)
     if int(teacher.hidden_size) != int(store.dim):
-        raise TeacherMismatch(f"store {store.path} holds {store.dim}-dim senses but teacher {teacher.name!r} has "
-                              f"hidden size {teacher.hidden_size}; pass the --teacher the store was built with")
+        raise TeacherMismatch(
+            f"store {store.path} holds {store.dim}-dim senses but teacher {teacher.name!r} has "
+            f"hidden size {teacher.hidden_size}; pass the --teacher the store was built with"
+        )
     if store.tokenizer.get_vocab(with_added_tokens=True) != teacher.tokenizer.get_vocab():
-        raise TeacherMismatch(f"store {store.path} was built with another tokenizer than teacher {teacher.name!r}; "
-                              "pass the --teacher the store was built with")
+        raise TeacherMismatch(
+            f"store {store.path} was built with another tokenizer than teacher {teacher.name!r}; "
+            "pass the --teacher the store was built with"
+        )
     return teacher
 
 

@@ -71,16 +71,34 @@ class _Run:
 
         t = self.teacher()
         prefix, pad = teacher_prefix_and_pad(t.tokenizer)
-        return word_states(t.final_hidden, t.tokenizer, sentences, starts, ends, self.key_mode, prefix,
-                           t.hidden_size, t.device, pad, self.cfg.batch_tokens)
+        return word_states(
+            t.final_hidden,
+            t.tokenizer,
+            sentences,
+            starts,
+            ends,
+            self.key_mode,
+            prefix,
+            t.hidden_size,
+            t.device,
+            pad,
+            self.cfg.batch_tokens,
+        )
 
     def in_store_context(self, sentences, starts, ends) -> np.ndarray:
         """[N] bool: the state has read at least the build's min_context real tokens (tokenization only)."""
         from .states import locate, teacher_prefix_and_pad
 
         t = self.teacher()
-        return locate(t.tokenizer, sentences, starts, ends, self.key_mode, teacher_prefix_and_pad(t.tokenizer)[0],
-                      self.min_context)[2]
+        return locate(
+            t.tokenizer,
+            sentences,
+            starts,
+            ends,
+            self.key_mode,
+            teacher_prefix_and_pad(t.tokenizer)[0],
+            self.min_context,
+        )[2]
 
     def wordnet(self):
         if self._wn is None:
@@ -146,33 +164,46 @@ def _wic(run: _Run) -> dict:
     a1 = run.table.nearest(s1[scored], tokens[scored], run.to_space)
     a2 = run.table.nearest(s2[scored], tokens[scored], run.to_space)
     y = items.labels[scored]
-    cos = pair_cosines(run.to_space(s1), run.to_space(s2))                        # [N]
+    cos = pair_cosines(run.to_space(s1), run.to_space(s2))  # [N]
     base = threshold_baseline(cos[scored], y, run.cfg.seed)
     both = ok1 & ok2
     base_all = threshold_baseline(cos[both], items.labels[both], run.cfg.seed)
     # the pairs whose two states meet the build's --min-context: the states the store's senses are made of
-    ctx = (run.in_store_context(items.sentences1, items.spans1[:, 0], items.spans1[:, 1])
-           & run.in_store_context(items.sentences2, items.spans2[:, 0], items.spans2[:, 1]))[scored]
+    ctx = (
+        run.in_store_context(items.sentences1, items.spans1[:, 0], items.spans1[:, 1])
+        & run.in_store_context(items.sentences2, items.spans2[:, 0], items.spans2[:, 1])
+    )[scored]
     return {
-        "status": "ok", "file": path, "state": run.key_mode,
+        "status": "ok",
+        "file": path,
+        "state": run.key_mode,
         "accuracy": _num(wic_accuracy(a1, a2, y)),
         "coverage": _coverage(int(scored.sum()), len(items)),
-        "baseline": {"method": "cosine of the two raw states, threshold fitted on one half, scored on the other "
-                               "(two-fold)", "accuracy": _num(base["accuracy"]), "threshold": _num(base["threshold"])},
+        "baseline": {
+            "method": "cosine of the two raw states, threshold fitted on one half, scored on the other (two-fold)",
+            "accuracy": _num(base["accuracy"]),
+            "threshold": _num(base["threshold"]),
+        },
         "majority_class": _num(max(y.mean(), 1 - y.mean())) if len(y) else None,
         "same_sense_rate": _num(np.mean(a1 == a2)) if len(y) else None,
         "baseline_all_pairs": {"accuracy": _num(base_all["accuracy"]), "pairs": int(both.sum())},
-        "in_store_context": {"min_context": run.min_context, "pairs": int(ctx.sum()),
-                             "accuracy": _num(wic_accuracy(a1[ctx], a2[ctx], y[ctx])),
-                             "baseline_accuracy": _num(threshold_baseline(cos[scored][ctx], y[ctx],
-                                                                          run.cfg.seed)["accuracy"])},
-        "excluded": {"word_not_one_token": int((tokens < 0).sum()),
-                     "under_2_senses": int(((tokens >= 0) & (n_senses < 2)).sum()),
-                     "no_state": int((~both).sum())},
-        "note": ("pairs whose word is one token with >= 2 senses; the sense inventory is the lemma's token "
-                 "(' ' + word), the state is taken from the sentence as written (the word may be inflected); "
-                 "with key=next a word that opens its sentence has no state; in_store_context: the pairs whose "
-                 "states have read at least the build's min_context tokens"),
+        "in_store_context": {
+            "min_context": run.min_context,
+            "pairs": int(ctx.sum()),
+            "accuracy": _num(wic_accuracy(a1[ctx], a2[ctx], y[ctx])),
+            "baseline_accuracy": _num(threshold_baseline(cos[scored][ctx], y[ctx], run.cfg.seed)["accuracy"]),
+        },
+        "excluded": {
+            "word_not_one_token": int((tokens < 0).sum()),
+            "under_2_senses": int(((tokens >= 0) & (n_senses < 2)).sum()),
+            "no_state": int((~both).sum()),
+        },
+        "note": (
+            "pairs whose word is one token with >= 2 senses; the sense inventory is the lemma's token "
+            "(' ' + word), the state is taken from the sentence as written (the word may be inflected); "
+            "with key=next a word that opens its sentence has no state; in_store_context: the pairs whose "
+            "states have read at least the build's min_context tokens"
+        ),
     }
 
 
@@ -185,15 +216,21 @@ def _similarity_one(run: _Run, name: str, path: str) -> dict:
     a, ma = run.table.padded(t1[covered], run.to_space)
     b, mb = run.table.padded(t2[covered], run.to_space)
     sims = pair_similarities(a, ma, b, mb)
-    out = {"status": "ok", "file": path, "coverage": _coverage(int(covered.sum()), len(gold)),
-           **{k: _num(spearman(sims[k], gold[covered])) for k in SIMILARITIES}}
+    out = {
+        "status": "ok",
+        "file": path,
+        "coverage": _coverage(int(covered.sum()), len(gold)),
+        **{k: _num(spearman(sims[k], gold[covered])) for k in SIMILARITIES},
+    }
     try:
         from .senses import unit
 
         emb = run.input_embeddings()
         cos = (unit(emb[t1[covered]]) * unit(emb[t2[covered]])).sum(1)
-        out["baseline"] = {"method": "cosine of the teacher's input embeddings of the two tokens, same pairs",
-                           "spearman": _num(spearman(cos, gold[covered]))}
+        out["baseline"] = {
+            "method": "cosine of the teacher's input embeddings of the two tokens, same pairs",
+            "spearman": _num(spearman(cos, gold[covered])),
+        }
     except Skip as exc:
         out["baseline"] = {"method": "teacher input embeddings", "spearman": None, "reason": str(exc)}
     return out
@@ -203,8 +240,11 @@ def _similarity(run: _Run) -> dict:
     out = {}
     for name, flag in (("simlex999", "simlex"), ("wordsim353", "wordsim")):
         path = run.cfg.data_file(flag)
-        out[name] = (_similarity_one(run, name, path) if path else
-                     {"status": "skipped", "reason": f"no {name} file: pass --{flag} FILE"})
+        out[name] = (
+            _similarity_one(run, name, path)
+            if path
+            else {"status": "skipped", "reason": f"no {name} file: pass --{flag} FILE"}
+        )
     if all(v["status"] == "skipped" for v in out.values()):
         raise Skip("no word-similarity file: pass --simlex FILE or --wordsim FILE")
     return {"status": "ok", **out, "note": "pairs whose two words are single tokens with senses; Spearman rho"}
@@ -241,15 +281,22 @@ def _purity(run: _Run) -> dict:
     p_ari, p_pur = permuted_scores(g, pred, y, run.cfg.seed)
     o_ari, o_pur = one_cluster_scores(g, y)
     return {
-        "status": "ok", "ari": _num(ari.mean()), "purity": _num(pur.mean()),
+        "status": "ok",
+        "ari": _num(ari.mean()),
+        "purity": _num(pur.mean()),
         "coverage": {**_coverage(len(ari), len(eligible)), "occurrences": int(len(g)), "sample_cap": int(cap)},
-        "baseline": {"method": "each word's sense assignment shuffled among its occurrences (same cluster sizes), "
-                               "20 rounds", "ari": _num(p_ari), "purity": _num(p_pur)},
+        "baseline": {
+            "method": "each word's sense assignment shuffled among its occurrences (same cluster sizes), 20 rounds",
+            "ari": _num(p_ari),
+            "purity": _num(p_pur),
+        },
         "one_cluster": {"ari": _num(o_ari), "purity": _num(o_pur)},
         "senses_used_per_word": _num(np.mean([len(np.unique(pred[g == w])) for w in np.unique(g)])),
-        "note": ("words: single tokens with >= 2 senses and >= 2 WordNet synsets (eligible), a seeded sample up to "
-                 "the cap; scored when >= 4 examples containing the word span >= 2 synsets. A store built on "
-                 "WordNet's glosses has seen these examples."),
+        "note": (
+            "words: single tokens with >= 2 senses and >= 2 WordNet synsets (eligible), a seeded sample up to "
+            "the cap; scored when >= 4 examples containing the word span >= 2 synsets. A store built on "
+            "WordNet's glosses has seen these examples."
+        ),
     }
 
 
@@ -275,14 +322,21 @@ def _neighbours(run: _Run) -> dict:
     random_texts = [[token_text.get(int(t), "") for t in rng.choice(run.table.token_ids, k)] for _ in sample]
     base, base_judged = related_share(rel, sample, random_texts)
     return {
-        "status": "ok", "related_share": _num(share), "k": k,
+        "status": "ok",
+        "related_share": _num(share),
+        "k": k,
         "coverage": {**_coverage(len(sample), len(pool)), "neighbours_judged": judged},
-        "baseline": {"method": f"{k} random tokens with senses per word, same words", "related_share": _num(base),
-                     "neighbours_judged": base_judged},
+        "baseline": {
+            "method": f"{k} random tokens with senses per word, same words",
+            "related_share": _num(base),
+            "neighbours_judged": base_judged,
+        },
         "zero_distance_share": _num(np.mean(dists < 1e-4)) if len(dists) else None,
         "mean_distance": _num(dists.mean()) if len(dists) else None,
-        "note": ("a seeded sample of tokens whose text is a lower-case WordNet lemma; related = same lemma in another "
-                 "form (morphy), synonym, hypernym or hyponym (cosine distance in the index's space)"),
+        "note": (
+            "a seeded sample of tokens whose text is a lower-case WordNet lemma; related = same lemma in another "
+            "form (morphy), synonym, hypernym or hyponym (cosine distance in the index's space)"
+        ),
     }
 
 
@@ -299,8 +353,9 @@ def _index_knn(store, table: SenseTable):
         old = index.ef
         index.set_ef(max(2 * k, 16))  # near-identical vectors sit at the very top: a short beam finds them
         try:
-            labels, _ = index.knn_query(np.ascontiguousarray(store.space.apply(queries), np.float32),
-                                        k=min(k, index.get_current_count()))
+            labels, _ = index.knn_query(
+                np.ascontiguousarray(store.space.apply(queries), np.float32), k=min(k, index.get_current_count())
+            )
         finally:
             index.set_ef(old)
         labels = labels.astype(np.int64)
@@ -317,23 +372,37 @@ def _health(run: _Run) -> dict:
     if len(t.owner) == 0:
         raise Skip("the store has no token senses")
     dup = duplicate_senses(t.vectors, t.owner, run.cfg.duplicate_cos, knn=_index_knn(run.store, t))
-    raw = raw_tokens(t.indptr, t.counts, run.k)                                   # [U]
-    raw_sense = np.repeat(raw, np.diff(t.indptr))                                 # [S]
+    raw = raw_tokens(t.indptr, t.counts, run.k)  # [U]
+    raw_sense = np.repeat(raw, np.diff(t.indptr))  # [S]
     seed, pairs = run.cfg.seed, run.cfg.anisotropy_pairs
     return {
         "status": "ok",
-        "duplicates": {"senses": int(dup.sum()), "share": _num(dup.mean()), "cos_above": run.cfg.duplicate_cos,
-                       "tokens_affected": int(len(np.unique(t.owner[dup]))),
-                       "share_among_raw_token_senses": _num(dup[raw_sense].mean()) if raw_sense.any() else None,
-                       "share_among_clustered_senses": _num(dup[~raw_sense].mean()) if (~raw_sense).any() else None},
-        "raw_tokens": {"tokens": int(raw.sum()), "share": _num(raw.mean()), "k": run.k,
-                       "senses": int(raw_sense.sum()), "sense_share": _num(raw_sense.mean())},
-        "anisotropy": {"mean_cosine": _num(anisotropy(t.vectors, pairs, seed)), "pairs": pairs,
-                       "baseline_centred": _num(anisotropy(t.vectors, pairs, seed, centre=True)),
-                       "in_similarity_space": _num(anisotropy(t.in_space(run.to_space), pairs, seed))},
+        "duplicates": {
+            "senses": int(dup.sum()),
+            "share": _num(dup.mean()),
+            "cos_above": run.cfg.duplicate_cos,
+            "tokens_affected": int(len(np.unique(t.owner[dup]))),
+            "share_among_raw_token_senses": _num(dup[raw_sense].mean()) if raw_sense.any() else None,
+            "share_among_clustered_senses": _num(dup[~raw_sense].mean()) if (~raw_sense).any() else None,
+        },
+        "raw_tokens": {
+            "tokens": int(raw.sum()),
+            "share": _num(raw.mean()),
+            "k": run.k,
+            "senses": int(raw_sense.sum()),
+            "sense_share": _num(raw_sense.mean()),
+        },
+        "anisotropy": {
+            "mean_cosine": _num(anisotropy(t.vectors, pairs, seed)),
+            "pairs": pairs,
+            "baseline_centred": _num(anisotropy(t.vectors, pairs, seed, centre=True)),
+            "in_similarity_space": _num(anisotropy(t.in_space(run.to_space), pairs, seed)),
+        },
         "coverage": _coverage(len(t.owner), len(t.owner)),
-        "baseline": {"method": "a healthy store has no duplicates; isotropic vectors have mean cosine ~0 "
-                               "(the centred senses' mean cosine is measured beside it)"},
+        "baseline": {
+            "method": "a healthy store has no duplicates; isotropic vectors have mean cosine ~0 "
+            "(the centred senses' mean cosine is measured beside it)"
+        },
         "note": "token senses only (span clouds are derived from them); raw = a token's senses' counts sum to <= k",
     }
 
@@ -341,8 +410,9 @@ def _health(run: _Run) -> dict:
 METRICS = {"wic": _wic, "similarity": _similarity, "purity": _purity, "neighbours": _neighbours, "health": _health}
 
 
-def evaluate_store(cfg: EvalConfig, progress: Optional[Progress] = None, *, teacher=None,
-                   to_space: Optional[Space] = None) -> dict:
+def evaluate_store(
+    cfg: EvalConfig, progress: Optional[Progress] = None, *, teacher=None, to_space: Optional[Space] = None
+) -> dict:
     """Run the selected metrics on `cfg.store`. `teacher`: an already loaded Teacher (tests, benchmarks).
     `to_space`: a similarity transform [n, d] -> [n, d'] overriding `cfg.space` (the store's own, or raw)."""
     from ..store import open_store
@@ -350,8 +420,11 @@ def evaluate_store(cfg: EvalConfig, progress: Optional[Progress] = None, *, teac
     report = progress or (lambda name: None)
     t0 = time.perf_counter()
     with open_store(cfg.store) as store:
-        space = {"kind": "custom"} if to_space is not None else (
-            store.space.describe() if cfg.space == "store" else {"kind": "identity"})
+        space = (
+            {"kind": "custom"}
+            if to_space is not None
+            else (store.space.describe() if cfg.space == "store" else {"kind": "identity"})
+        )
         if to_space is None:
             to_space = store.space.apply if cfg.space == "store" else identity
         run = _Run(cfg, store, to_space, teacher)
@@ -364,7 +437,14 @@ def evaluate_store(cfg: EvalConfig, progress: Optional[Progress] = None, *, teac
             except Skip as exc:
                 results[name] = {"status": "skipped", "reason": str(exc)}
             results[name]["seconds"] = round(time.perf_counter() - t, 2)
-        info = {"path": str(store.path), "teacher": store.meta.get("teacher"), "key_mode": run.key_mode, "k": run.k,
-                "min_context": run.min_context, "space": space,
-                "tokens_with_senses": int(len(run.table.token_ids)), "token_senses": int(len(run.table.owner))}
+        info = {
+            "path": str(store.path),
+            "teacher": store.meta.get("teacher"),
+            "key_mode": run.key_mode,
+            "k": run.k,
+            "min_context": run.min_context,
+            "space": space,
+            "tokens_with_senses": int(len(run.table.token_ids)),
+            "token_senses": int(len(run.table.owner)),
+        }
     return {"store": info, "config": cfg.to_dict(), "metrics": results, "seconds": round(time.perf_counter() - t0, 2)}

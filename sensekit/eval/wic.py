@@ -31,9 +31,9 @@ class WicItems:
     words: list[str]
     sentences1: list[str]
     sentences2: list[str]
-    spans1: np.ndarray   # [N, 2] int64 char (start, end) in sentence1
-    spans2: np.ndarray   # [N, 2]
-    labels: np.ndarray   # [N] bool, True = same sense
+    spans1: np.ndarray  # [N, 2] int64 char (start, end) in sentence1
+    spans2: np.ndarray  # [N, 2]
+    labels: np.ndarray  # [N] bool, True = same sense
 
     def __len__(self) -> int:
         return len(self.words)
@@ -76,9 +76,14 @@ def read_wic(path: str | Path, limit: int | None = None) -> WicItems:
                     raise InputError(f"{path}:{i}: offsets {a}/{b} = {rec[a]!r}/{rec[b]!r} are outside {s}")
     if not cols["word"]:
         raise InputError(f"WiC file {path} holds no items")
-    return WicItems([str(w) for w in cols["word"]], cols["sentence1"], cols["sentence2"],
-                    np.stack([cols["start1"], cols["end1"]], 1).astype(np.int64),
-                    np.stack([cols["start2"], cols["end2"]], 1).astype(np.int64), np.asarray(cols["label"], bool))
+    return WicItems(
+        [str(w) for w in cols["word"]],
+        cols["sentence1"],
+        cols["sentence2"],
+        np.stack([cols["start1"], cols["end1"]], 1).astype(np.int64),
+        np.stack([cols["start2"], cols["end2"]], 1).astype(np.int64),
+        np.asarray(cols["label"], bool),
+    )
 
 
 def wic_accuracy(assign1: np.ndarray, assign2: np.ndarray, labels: np.ndarray) -> float:
@@ -106,8 +111,8 @@ def fit_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     s, y = s[order], y[order]
     cand = np.concatenate([[s[0] - 1.0], (s[1:] + s[:-1]) / 2, [s[-1] + 1.0]]) if len(s) else np.zeros(1)
     # threshold cand[j] puts the first j sorted items below (answer "different"), the rest at or above ("same")
-    neg_below = np.concatenate([[0], np.cumsum(~y)])                        # [N + 1] true "different" below
-    pos_above = np.concatenate([[0], np.cumsum(y[::-1])])[::-1]              # [N + 1] true "same" at or above
+    neg_below = np.concatenate([[0], np.cumsum(~y)])  # [N + 1] true "different" below
+    pos_above = np.concatenate([[0], np.cumsum(y[::-1])])[::-1]  # [N + 1] true "same" at or above
     correct = neg_below + pos_above
     return float(cand[int(np.argmax(correct))])
 
@@ -124,7 +129,7 @@ def threshold_baseline(scores: np.ndarray, labels: np.ndarray, seed: int = 0) ->
     if n < 2:
         return {"accuracy": float("nan"), "threshold": float("nan"), "fit": 0, "scored": 0}
     perm = np.random.default_rng(seed).permutation(n)
-    a, b = perm[: n // 2], perm[n // 2:]
+    a, b = perm[: n // 2], perm[n // 2 :]
     correct = 0
     thresholds = []
     for fit, score in ((a, b), (b, a)):

@@ -42,8 +42,7 @@ from .config import RelationsConfig
 from .pairs import Pair, ReadReport, normalize, paused_gc, read_pair_file
 from .tokens import is_head, is_related
 
-__all__ = ["attach_relations", "resolve_config", "parse_source", "read_source", "Source", "RelationsConfig",
-           "map_rows"]
+__all__ = ["attach_relations", "resolve_config", "parse_source", "read_source", "Source", "RelationsConfig", "map_rows"]
 
 _JSONL = re.compile(r"\.(jsonl|json|ndjson)(\.(gz|bz2|xz))?$", re.I)
 _DUMP = re.compile(r"\.xml(\.(bz2|gz))?$", re.I)
@@ -53,9 +52,9 @@ _NAME = re.compile(r"^([A-Za-z][\w.:-]*)=(.+)$")
 
 @dataclass(frozen=True)
 class Source:
-    kind: str            # 'wordnet' | 'kaikki' | 'dump' | 'pairs'
-    path: str | None     # file or folder (None: WordNet's default search)
-    name: str            # the relations.source value
+    kind: str  # 'wordnet' | 'kaikki' | 'dump' | 'pairs'
+    path: str | None  # file or folder (None: WordNet's default search)
+    name: str  # the relations.source value
 
 
 def parse_source(spec: str) -> Source:
@@ -68,13 +67,13 @@ def parse_source(spec: str) -> Source:
     if m and not os.path.exists(spec):
         name, spec = m.group(1), m.group(2)
     if spec == "wordnet" or spec.startswith("wordnet:"):
-        path = (spec[len("wordnet:"):] or None) if spec.startswith("wordnet:") else None
+        path = (spec[len("wordnet:") :] or None) if spec.startswith("wordnet:") else None
         return Source("wordnet", path, name or "wordnet")
     if spec.startswith("pairs:"):
-        path = spec[len("pairs:"):]
+        path = spec[len("pairs:") :]
         return Source("pairs", _existing(path), name or f"pairs:{Path(path).name}")
     if spec.startswith("wiktionary:"):
-        path = spec[len("wiktionary:"):]
+        path = spec[len("wiktionary:") :]
         if _DUMP.search(path):
             return Source("dump", _existing(path), name or "wiktionary")
         return Source("kaikki", _existing(path), name or "wiktionary")
@@ -86,7 +85,8 @@ def parse_source(spec: str) -> Source:
         return Source("pairs", _existing(spec), name or f"pairs:{Path(spec).name}")
     raise InputError(
         f"cannot tell what relation source {spec!r} is; use wordnet, wordnet:DIR, FILE.jsonl[.gz|.bz2] "
-        "(kaikki), FILE.xml.bz2 (Wiktionary dump), pairs:FILE.tsv, or wiktionary:FILE, optionally as NAME=SPEC")
+        "(kaikki), FILE.xml.bz2 (Wiktionary dump), pairs:FILE.tsv, or wiktionary:FILE, optionally as NAME=SPEC"
+    )
 
 
 def _existing(path: str) -> str:
@@ -127,8 +127,9 @@ def read_source(source: Source, config: RelationsConfig | None = None) -> tuple[
         from .kaikki import kaikki_pairs
 
         with paused_gc():
-            pairs = list(kaikki_pairs(source.path, report, lang_code=cfg.lang_code, on_error=cfg.on_error,
-                                      vocabulary=vocab))
+            pairs = list(
+                kaikki_pairs(source.path, report, lang_code=cfg.lang_code, on_error=cfg.on_error, vocabulary=vocab)
+            )
     elif source.kind == "dump":
         from .kaikki import entries_pairs
         from .wiktionary_dump import dump_entries
@@ -137,8 +138,7 @@ def read_source(source: Source, config: RelationsConfig | None = None) -> tuple[
         entries = dump_entries(source.path, processes=cfg.processes, lang_code=cfg.lang_code, stats=stats)
         pairs = list(entries_pairs(entries, report, lang_code=cfg.lang_code, vocabulary=vocab))
         report.read = stats.get("pages", report.read)  # pages parsed; `used` counts the entries kept
-        report.extra.update(dump_seconds=round(stats.get("seconds", 0.0), 1),
-                            failed_pages=stats.get("failed_pages", 0))
+        report.extra.update(dump_seconds=round(stats.get("seconds", 0.0), 1), failed_pages=stats.get("failed_pages", 0))
     else:  # pragma: no cover - parse_source never makes another kind
         raise InputError(f"unknown source kind {source.kind!r}")
     for a, b, _, _ in pairs:
@@ -147,8 +147,9 @@ def read_source(source: Source, config: RelationsConfig | None = None) -> tuple[
     return pairs, report, vocab
 
 
-def map_rows(rows: dict[str, list], token_of: dict[str, tuple[int, ...]], config: RelationsConfig,
-             has_senses=None) -> tuple[dict[str, list], dict[str, int]]:
+def map_rows(
+    rows: dict[str, list], token_of: dict[str, tuple[int, ...]], config: RelationsConfig, has_senses=None
+) -> tuple[dict[str, list], dict[str, int]]:
     """Keep the rows whose head is one token of >= head_min_chars characters and whose related
     word has 1..max_span_tokens tokens (and, with `has_senses`, whose words have senses)."""
     hm, mx = config.head_min_chars, config.max_span_tokens
@@ -167,8 +168,9 @@ def map_rows(rows: dict[str, list], token_of: dict[str, tuple[int, ...]], config
     return {k: [v[i] for i in keep] for k, v in rows.items()}, stats
 
 
-def attach_relations(store_path: str | os.PathLike, sources: list[str], config: RelationsConfig | None = None,
-                     **overrides: Any) -> dict[str, Any]:
+def attach_relations(
+    store_path: str | os.PathLike, sources: list[str], config: RelationsConfig | None = None, **overrides: Any
+) -> dict[str, Any]:
     """Read `sources`, normalise, map to the store's tokens, build span clouds, and replace
     those sources' relation rows in the store at `store_path`, atomically.
 
@@ -209,8 +211,12 @@ def attach_relations(store_path: str | os.PathLike, sources: list[str], config: 
         all_rows[src.name] = rows
         counts = report.as_dict()
         counts.update(stats)
-        counts.update(rows=len(rows["head"]), syn=sum(k == "syn" for k in rows["kind"]),
-                      ant=sum(k == "ant" for k in rows["kind"]), derived=sum(map(bool, rows["derived"])))
+        counts.update(
+            rows=len(rows["head"]),
+            syn=sum(k == "syn" for k in rows["kind"]),
+            ant=sum(k == "ant" for k in rows["kind"]),
+            derived=sum(map(bool, rows["derived"])),
+        )
         results[src.name] = counts
 
     writer = StoreWriter.update(store_path)
@@ -235,8 +241,9 @@ def _parse_sources(sources: list[str] | str) -> list[Source]:
         raise InputError("no relation sources given")
     names = [s.name for s in parsed]
     if len(set(names)) != len(names):
-        raise InputError(f"two sources would be stored under the same name ({', '.join(names)}); "
-                         "give one a NAME= prefix")
+        raise InputError(
+            f"two sources would be stored under the same name ({', '.join(names)}); give one a NAME= prefix"
+        )
     return parsed
 
 
@@ -277,8 +284,9 @@ def _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg: RelationsConfig
     if len(keep):
         writer.add_spans(new_id[keep].tolist(), [span_tokens[i] for i in keep], [span_texts[i] for i in keep])
         writer.add_senses(emb, row, np.zeros(len(row), np.int32), span_ids=new_id[span_index])
-    span_ids = [int(new_id[span_of_tokens[t]]) if t in span_of_tokens and new_id[span_of_tokens[t]] >= 0 else None
-                for t in ids]
+    span_ids = [
+        int(new_id[span_of_tokens[t]]) if t in span_of_tokens and new_id[span_of_tokens[t]] >= 0 else None for t in ids
+    ]
     if words:
         writer.add_words(words, ids, span_ids)
     return {"words": len(words), "spans": int(len(keep)), "span_rows": int(len(row))}
@@ -323,8 +331,10 @@ def attach_head_senses(writer, tokenizer, chunk: int = 2048) -> int:
     span_of = {w: s for w, _, s in writer.words_rows() if s is not None}
     words = sorted(set(heads) | set(related))
     ids = dict(zip(words, tokenize_words(tokenizer, words)))
-    key_of = {w: (-(span_of[w] + 1) if w in span_of else (t[0] if len(t) == 1 else np.iinfo(np.int64).min))
-              for w, t in ids.items()}
+    key_of = {
+        w: (-(span_of[w] + 1) if w in span_of else (t[0] if len(t) == 1 else np.iinfo(np.int64).min))
+        for w, t in ids.items()
+    }
     h_start, h_count = _owner_rows(owner, np.asarray([key_of[h] for h in heads], np.int64))
     r_start, r_count = _owner_rows(owner, np.asarray([key_of[r] for r in related], np.int64))
     best = np.full(len(heads), -1, np.int64)
@@ -332,11 +342,11 @@ def attach_head_senses(writer, tokenizer, chunk: int = 2048) -> int:
     hw, rw = max(int(h_count.max()), 1), max(int(r_count.max()), 1)
     for lo in range(0, len(heads), chunk):
         sl = slice(lo, lo + chunk)
-        H, hv = _padded(vectors, h_start[sl], h_count[sl], hw)             # [n, hw, d], [n, hw]
-        R, rv = _padded(vectors, r_start[sl], r_count[sl], rw)             # [n, rw, d], [n, rw]
-        cos = np.einsum("nhd,nrd->nhr", H, R)                               # [n, hw, rw]
+        H, hv = _padded(vectors, h_start[sl], h_count[sl], hw)  # [n, hw, d], [n, hw]
+        R, rv = _padded(vectors, r_start[sl], r_count[sl], rw)  # [n, rw, d], [n, rw]
+        cos = np.einsum("nhd,nrd->nhr", H, R)  # [n, hw, rw]
         cos = np.where(hv[:, :, None] & rv[:, None, :], cos, -np.inf).max(2)  # [n, hw] best related sense
-        pick = cos.argmax(1)                                                # [n] the head's nearest sense
+        pick = cos.argmax(1)  # [n] the head's nearest sense
         ok = np.isfinite(cos[np.arange(len(pick)), pick])
         best[sl] = np.where(ok, sense_index[np.minimum(h_start[sl] + pick, len(sense_index) - 1)], -1)
         dist[sl] = np.where(ok, 1.0 - cos[np.arange(len(pick)), pick], 0.0)

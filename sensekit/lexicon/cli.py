@@ -21,8 +21,9 @@ from .config import RelationsConfig
 
 __all__ = ["register", "relations_app", "lexicon_app", "relations_add_cli", "lexicon_extract_cli", "render_attach"]
 
-relations_app = typer.Typer(help="Synonym / antonym relations of a store (Wiktionary, WordNet, pair lists).",
-                            no_args_is_help=True)
+relations_app = typer.Typer(
+    help="Synonym / antonym relations of a store (Wiktionary, WordNet, pair lists).", no_args_is_help=True
+)
 lexicon_app = typer.Typer(help="Lexicon files: turn a Wiktionary dump into wiktextract JSONL.", no_args_is_help=True)
 
 _SOURCE_HELP = (
@@ -46,13 +47,23 @@ def relations_add_cli(sources: List[str], store: Path, **flags: Any) -> None:
 
 
 # The command's parameters: SOURCE... and --store, then one flag per RelationsConfig field.
-relations_add_cli.__signature__ = inspect.Signature([
-    inspect.Parameter("sources", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[
-        List[str], typer.Argument(help=_SOURCE_HELP, metavar="SOURCE...", show_default=False)]),
-    inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[
-        Path, typer.Option("--store", "-s", help="The store bundle to update (e.g. senses.sensekit).")]),
-    *cli_parameters(RelationsConfig),
-])
+relations_add_cli.__signature__ = inspect.Signature(
+    [
+        inspect.Parameter(
+            "sources",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[List[str], typer.Argument(help=_SOURCE_HELP, metavar="SOURCE...", show_default=False)],
+        ),
+        inspect.Parameter(
+            "store",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[
+                Path, typer.Option("--store", "-s", help="The store bundle to update (e.g. senses.sensekit).")
+            ],
+        ),
+        *cli_parameters(RelationsConfig),
+    ]
+)
 relations_app.command("add")(relations_add_cli)
 
 
@@ -67,8 +78,17 @@ def render_attach(result: dict, store) -> None:
         table.add_column(col, justify="left" if col == "source" else "right")
     for name, c in result["sources"].items():
         dropped = c.get("dropped_head", 0) + c.get("dropped_related", 0) + c.get("dropped_no_senses", 0)
-        table.add_row(name, f"{c['read']:,}", f"{c['bad']:,}", f"{c['pairs']:,}", f"{c['rows']:,}", f"{c['syn']:,}",
-                      f"{c['ant']:,}", f"{c['derived']:,}", f"{dropped:,}")
+        table.add_row(
+            name,
+            f"{c['read']:,}",
+            f"{c['bad']:,}",
+            f"{c['pairs']:,}",
+            f"{c['rows']:,}",
+            f"{c['syn']:,}",
+            f"{c['ant']:,}",
+            f"{c['derived']:,}",
+            f"{dropped:,}",
+        )
     console.print(table)
     console.print(f"words {result['words']:,}, span clouds {result['spans']:,} ({result['span_rows']:,} rows)")
     for name, c in result["sources"].items():
@@ -96,4 +116,5 @@ def lexicon_extract_cli(
     counts = extract(dump, out, lang_code=lang, processes=processes)
     Console().print(
         f"wrote {counts['entries']:,} entries ({counts['pages']:,} pages, {counts['seconds']:.1f} s, "
-        f"{counts['synonyms']:,} synonym and {counts['antonyms']:,} antonym links) to {out}")
+        f"{counts['synonyms']:,} synonym and {counts['antonyms']:,} antonym links) to {out}"
+    )

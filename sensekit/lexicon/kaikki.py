@@ -25,8 +25,15 @@ from typing import Any, Iterable, Iterator
 from .pairs import MAX_LINE_BYTES, Pair, ReadReport, bounded_lines, check_on_error, open_binary, paused_gc
 from .wiktextract_schema import SCHEMA_NAME, validate_entry
 
-__all__ = ["EVERY_LANGUAGE", "wanted_language", "in_language", "iter_kaikki", "entry_pairs", "entries_pairs",
-           "kaikki_pairs"]
+__all__ = [
+    "EVERY_LANGUAGE",
+    "wanted_language",
+    "in_language",
+    "iter_kaikki",
+    "entry_pairs",
+    "entries_pairs",
+    "kaikki_pairs",
+]
 
 EVERY_LANGUAGE = ("", "all", "*")  # lang_code values (besides None) that keep every language
 _NAMESPACE_STRIP = ("Thesaurus:", "Wikisaurus:")
@@ -48,8 +55,9 @@ def in_language(want: str | None, code: str | None, name: str | None) -> bool:
 
 
 # -- JSONL ----------------------------------------------------------------------------------------
-def iter_kaikki(path: str | os.PathLike, report: ReadReport | None = None, *, on_error: str = "skip",
-                lang_code: str | None = "en") -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_kaikki(
+    path: str | os.PathLike, report: ReadReport | None = None, *, on_error: str = "skip", lang_code: str | None = "en"
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, entry) for every valid entry of `lang_code` (None: every language)."""
     check_on_error(on_error)
     report = report if report is not None else ReadReport(str(path))
@@ -93,7 +101,7 @@ def _clean_word(word: str) -> str | None:
     w = word.strip()
     for prefix in _NAMESPACE_STRIP:
         if w.startswith(prefix):
-            w = w[len(prefix):].strip()
+            w = w[len(prefix) :].strip()
     if not w or _NAMESPACE_DROP.match(w):
         return None
     return w
@@ -162,8 +170,13 @@ def entry_pairs(entry: dict[str, Any], line: int | None = None) -> Iterator[Pair
             yield head, w, kind, prov
 
 
-def entries_pairs(entries: Iterable[dict[str, Any]], report: ReadReport | None = None, *,
-                  lang_code: str | None = "en", vocabulary: set[str] | None = None) -> Iterator[Pair]:
+def entries_pairs(
+    entries: Iterable[dict[str, Any]],
+    report: ReadReport | None = None,
+    *,
+    lang_code: str | None = "en",
+    vocabulary: set[str] | None = None,
+) -> Iterator[Pair]:
     """Pairs of already-parsed entries (e.g. from `dump_entries`), filtered by `lang_code`."""
     report = report if report is not None else ReadReport("entries")
     want = wanted_language(lang_code)
@@ -183,8 +196,14 @@ def entries_pairs(entries: Iterable[dict[str, Any]], report: ReadReport | None =
             yield p
 
 
-def kaikki_pairs(path: str | os.PathLike, report: ReadReport | None = None, *, lang_code: str | None = "en",
-                 on_error: str = "skip", vocabulary: set[str] | None = None) -> Iterator[Pair]:
+def kaikki_pairs(
+    path: str | os.PathLike,
+    report: ReadReport | None = None,
+    *,
+    lang_code: str | None = "en",
+    on_error: str = "skip",
+    vocabulary: set[str] | None = None,
+) -> Iterator[Pair]:
     """Pairs of a kaikki / wiktextract JSONL file (streamed; see `iter_kaikki`)."""
     report = report if report is not None else ReadReport(str(path))
     for n, entry in iter_kaikki(path, report, on_error=on_error, lang_code=lang_code):

@@ -30,8 +30,18 @@ from typing import IO, Any, Callable, Iterable, Iterator
 from .._fs import open_compressed
 from ..errors import InputError
 
-__all__ = ["Pair", "ReadReport", "read_pair_file", "normalize", "open_text", "open_binary", "paused_gc", "KINDS",
-           "bounded_lines", "MAX_LINE_BYTES"]
+__all__ = [
+    "Pair",
+    "ReadReport",
+    "read_pair_file",
+    "normalize",
+    "open_text",
+    "open_binary",
+    "paused_gc",
+    "KINDS",
+    "bounded_lines",
+    "MAX_LINE_BYTES",
+]
 
 Pair = tuple[str, str, str, "dict[str, Any] | None"]
 KINDS = ("syn", "ant")
@@ -47,10 +57,10 @@ class ReadReport:
     """What reading one source gave: counts, and the first bad lines (line number, message)."""
 
     source: str
-    read: int = 0              # lines or entries read
-    used: int = 0              # entries kept (language filter, ...)
-    pairs: int = 0             # raw pairs yielded
-    bad: int = 0               # malformed lines / entries skipped
+    read: int = 0  # lines or entries read
+    used: int = 0  # entries kept (language filter, ...)
+    pairs: int = 0  # raw pairs yielded
+    bad: int = 0  # malformed lines / entries skipped
     errors: list[tuple[int, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -63,8 +73,15 @@ class ReadReport:
             self.errors.append((line, message))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "read": self.read, "used": self.used, "pairs": self.pairs,
-                "bad": self.bad, "errors": [list(e) for e in self.errors], **self.extra}
+        return {
+            "source": self.source,
+            "read": self.read,
+            "used": self.used,
+            "pairs": self.pairs,
+            "bad": self.bad,
+            "errors": [list(e) for e in self.errors],
+            **self.extra,
+        }
 
 
 def check_on_error(on_error: str) -> None:
@@ -84,8 +101,9 @@ def open_binary(path: str | os.PathLike) -> IO[bytes]:
     return open_compressed(path, "rb")
 
 
-def bounded_lines(fh: IO[bytes], path: str | os.PathLike, limit: int = MAX_LINE_BYTES
-                  ) -> Iterator[tuple[int, bytes | None]]:
+def bounded_lines(
+    fh: IO[bytes], path: str | os.PathLike, limit: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes | None]]:
     """(line number, raw line) of a binary stream; None for a line longer than `limit` (skipped unread).
 
     A truncated or corrupt compressed file raises InputError naming the line where reading stopped.
@@ -114,14 +132,19 @@ def _decoded(raw: bytes | None) -> tuple[str | None, str | None]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"not valid UTF-8 (bytes {raw[exc.start:exc.start + 4].hex(' ')} at byte {exc.start + 1})"
+        return None, f"not valid UTF-8 (bytes {raw[exc.start : exc.start + 4].hex(' ')} at byte {exc.start + 1})"
     if "\x00" in text:
         return None, "NUL byte in the line"
     return text, None
 
 
-def read_pair_file(path: str | os.PathLike, report: ReadReport | None = None, *, binary_labels: str | None = None,
-                   on_error: str = "skip") -> Iterator[Pair]:
+def read_pair_file(
+    path: str | os.PathLike,
+    report: ReadReport | None = None,
+    *,
+    binary_labels: str | None = None,
+    on_error: str = "skip",
+) -> Iterator[Pair]:
     """Yield the pairs of a pair-list file (see the module docstring for the format)."""
     check_on_error(on_error)
     if binary_labels not in (None, "ant", "syn"):
@@ -153,8 +176,12 @@ def read_pair_file(path: str | os.PathLike, report: ReadReport | None = None, *,
             elif report.read == 1:  # a header line
                 continue
             elif key in ("0", "1"):
-                report.error(n, f"relation {label!r} is a 0/1 label; pass --binary-labels ant|syn to say what 1 means",
-                             on_error, path)
+                report.error(
+                    n,
+                    f"relation {label!r} is a 0/1 label; pass --binary-labels ant|syn to say what 1 means",
+                    on_error,
+                    path,
+                )
                 continue
             else:
                 report.error(n, f"unknown relation {label!r} (expected syn/synonym/ant/antonym)", on_error, path)
@@ -180,8 +207,13 @@ def paused_gc():
             gc.enable()
 
 
-def normalize(pairs: Iterable[Pair], *, polarity: bool = False, known: Iterable[str] | None = None,
-              polarizer: Callable[[str], tuple[str, int, tuple[str, ...]]] | None = None) -> dict[str, list]:
+def normalize(
+    pairs: Iterable[Pair],
+    *,
+    polarity: bool = False,
+    known: Iterable[str] | None = None,
+    polarizer: Callable[[str], tuple[str, int, tuple[str, ...]]] | None = None,
+) -> dict[str, list]:
     """Symmetric, deduplicated relation rows: {head, related, kind, derived, provenance} columns.
 
     - Both directions of every pair are kept; self-pairs (same word up to case) are dropped.

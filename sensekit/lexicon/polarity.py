@@ -27,7 +27,7 @@ def _strips(word: str, min_base_chars: int) -> list[tuple[str, str]]:
     low = word.lower()
     for p in PREFIXES:
         if low.startswith(p):
-            rest = word[len(p):]
+            rest = word[len(p) :]
             if rest.startswith("-"):
                 rest = rest[1:]
             if len(rest) >= min_base_chars:
@@ -42,8 +42,9 @@ def _strips(word: str, min_base_chars: int) -> list[tuple[str, str]]:
     return out
 
 
-def strip_negation(word: str, known: Collection[str], *, max_strips: int = 2,
-                   min_base_chars: int = 3) -> tuple[str, int, tuple[str, ...]]:
+def strip_negation(
+    word: str, known: Collection[str], *, max_strips: int = 2, min_base_chars: int = 3
+) -> tuple[str, int, tuple[str, ...]]:
     """(base, polarity, affixes stripped). `(word, +1, ())` when no known base is reachable or an
     even number of strips was needed (`nonunhappy` stays itself: a double negation)."""
     frontier = [(word, ())]

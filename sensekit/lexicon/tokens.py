@@ -31,7 +31,7 @@ def tokenize_words(tokenizer, words: Sequence[str], batch: int = 50_000) -> list
     `tokenizers.Tokenizer`."""
     out: list[tuple[int, ...]] = []
     for i in range(0, len(words), batch):
-        encs = tokenizer.encode_batch([" " + w for w in words[i:i + batch]], add_special_tokens=False)
+        encs = tokenizer.encode_batch([" " + w for w in words[i : i + batch]], add_special_tokens=False)
         out.extend(tuple(e.ids) for e in encs)
     return out
 
@@ -55,8 +55,9 @@ class SenseTable:
         self.token_id = token_id[keep][order]
         self.embedding = np.ascontiguousarray(np.asarray(embedding, np.float32)[keep][order])
         self.dim = self.embedding.shape[1] if self.embedding.ndim == 2 else 0
-        self.sqnorm = (np.einsum("nd,nd->n", self.embedding, self.embedding) if len(self.embedding)
-                       else np.zeros(0, np.float32))
+        self.sqnorm = (
+            np.einsum("nd,nd->n", self.embedding, self.embedding) if len(self.embedding) else np.zeros(0, np.float32)
+        )
         size = int(self.token_id.max()) + 1 if len(self.token_id) else 0
         self.count = np.bincount(self.token_id, minlength=size).astype(np.int64)
         self.start = np.zeros(size, np.int64)
@@ -82,8 +83,9 @@ def _slots(table: SenseTable, tokens: np.ndarray, width: int) -> tuple[np.ndarra
     return np.where(mask, table.start[tokens][:, None] + slot[None, :], 0), mask
 
 
-def span_clouds(table: SenseTable, spans: Sequence[Sequence[int]], rows: int | None = None,
-                chunk_bytes: int = 256 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def span_clouds(
+    table: SenseTable, spans: Sequence[Sequence[int]], rows: int | None = None, chunk_bytes: int = 256 << 20
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Span clouds of `spans` (token-id sequences of length >= 2 whose tokens all have senses).
 
     Returns (span_index [n], row [n], embedding [n, d]): the cloud rows of span
@@ -105,7 +107,7 @@ def span_clouds(table: SenseTable, spans: Sequence[Sequence[int]], rows: int | N
         ids = np.asarray(members, np.int64)
         toks = np.asarray([spans[i] for i in members], np.int64)  # [S_all, m]
         for lo in range(0, len(ids), step):
-            t = toks[lo:lo + step]
+            t = toks[lo : lo + step]
             rows1, valid = _slots(table, t[:, 0], K)  # [S, K]
             total = table.embedding[rows1]  # A_1 [S, K, d] (a fresh array: accumulated in place)
             for j in range(1, m):
@@ -120,10 +122,13 @@ def span_clouds(table: SenseTable, spans: Sequence[Sequence[int]], rows: int | N
                 total += table.embedding[np.take_along_axis(rows, nearest, axis=1)]  # A_j
             cloud = total / np.float32(m)
             s_idx, r_idx = np.nonzero(valid)
-            out_span.append(ids[lo:lo + step][s_idx])
+            out_span.append(ids[lo : lo + step][s_idx])
             out_row.append(r_idx)
             out_emb.append(cloud[s_idx, r_idx])
     if not out_span:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, d), np.float32)
-    return (np.concatenate(out_span), np.concatenate(out_row).astype(np.int64),
-            np.ascontiguousarray(np.concatenate(out_emb), dtype=np.float32))
+    return (
+        np.concatenate(out_span),
+        np.concatenate(out_row).astype(np.int64),
+        np.ascontiguousarray(np.concatenate(out_emb), dtype=np.float32),
+    )

@@ -33,8 +33,15 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
 
 
 def _type_name(v: Any) -> str:
-    return {str: "string", list: "array", dict: "object", bool: "boolean", int: "integer", float: "number",
-            type(None): "null"}.get(type(v), type(v).__name__)
+    return {
+        str: "string",
+        list: "array",
+        dict: "object",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(type(v), type(v).__name__)
 
 
 def compile_validator(schema: dict[str, Any]) -> Callable[[Any], str | None]:
@@ -49,7 +56,7 @@ def compile_validator(schema: dict[str, Any]) -> Callable[[Any], str | None]:
             ref = node["$ref"]
             if not ref.startswith("#/$defs/"):
                 raise ValueError(f"unsupported $ref {ref}")
-            name = ref[len("#/$defs/"):]
+            name = ref[len("#/$defs/") :]
             if name not in compiled:
                 compiled[name] = lambda v, p: None  # placeholder for recursion
                 compiled[name] = build(defs[name])
@@ -65,15 +72,18 @@ def compile_validator(schema: dict[str, Any]) -> Callable[[Any], str | None]:
         if "minLength" in node:
             n = node["minLength"]
             checks.append(
-                lambda v, p: f"{p}: shorter than {n} character(s)" if isinstance(v, str) and len(v) < n else None)
+                lambda v, p: f"{p}: shorter than {n} character(s)" if isinstance(v, str) and len(v) < n else None
+            )
         required = tuple(node.get("required", ()))
         if required:
+
             def req(v, p, required=required):
                 if isinstance(v, dict):
                     for r in required:
                         if r not in v:
                             return f"{p + '.' if p else ''}{r}: required field missing"
                 return None
+
             checks.append(req)
         props = {k: build(s) for k, s in node.get("properties", {}).items()}
         if props:
@@ -87,6 +97,7 @@ def compile_validator(schema: dict[str, Any]) -> Callable[[Any], str | None]:
                             if err:
                                 return err
                 return None
+
             checks.append(properties)
         if "items" in node:
             item_fn = build(node["items"])
@@ -98,6 +109,7 @@ def compile_validator(schema: dict[str, Any]) -> Callable[[Any], str | None]:
                         if err:
                             return err
                 return None
+
             checks.append(items)
         checks_t = tuple(checks)
         if len(checks_t) == 1:
@@ -109,6 +121,7 @@ def compile_validator(schema: dict[str, Any]) -> Callable[[Any], str | None]:
                 if err:
                     return err
             return None
+
         return all_checks
 
     root = build(schema)
@@ -129,7 +142,7 @@ def compile_fast_check(schema: dict[str, Any]) -> Callable[[Any], bool]:
         if depth > 12:
             raise ValueError("schema nests too deeply for the fast checker")
         if "$ref" in node:
-            node = defs[node["$ref"][len("#/$defs/"):]]
+            node = defs[node["$ref"][len("#/$defs/") :]]
         pad = "    " * indent
         typ = node.get("type")
         if typ is not None:

@@ -50,47 +50,137 @@ def _join_until_empty(first: int, last: int = 12) -> str:
     return "{{{%d|}}}" % first + body
 
 
-_LINK = "{{{2|}}}"                          # {{l|en|word|alt}}: the linked word itself
-_Q = "({{{1|}}})"                            # {{q|informal}}
-_LB = "(" + _join_args(2) + ")"              # {{lb|en|slang|dated}}
-_NYMS = _join_args(2)                        # {{syn|en|a|b|c}} wherever it is expanded, not read
+_LINK = "{{{2|}}}"  # {{l|en|word|alt}}: the linked word itself
+_Q = "({{{1|}}})"  # {{q|informal}}
+_LB = "(" + _join_args(2) + ")"  # {{lb|en|slang|dated}}
+_NYMS = _join_args(2)  # {{syn|en|a|b|c}} wherever it is expanded, not read
 
 # Template bodies defined before analyze_templates(). Names a dump sample uses whose real
 # rendering is a link, a label or a sense marker; everything that the link and sense
 # parsers see must render as plain text, or it comes out as a `Template:NAME` word.
 STUBS: dict[str, str] = {
     # links and mentions
-    "l": _LINK, "link": _LINK, "ll": _LINK, "l-self": _LINK, "L": _LINK, "l-lite": _LINK,
-    "m": _LINK, "mention": _LINK, "m-self": _LINK, "m-lite": _LINK,
-    "w": "{{{2|{{{1|}}}}}}", "wikipedia": "", "pedia": "", "wp": "{{{2|{{{1|}}}}}}",
-    "vern": "{{{1|}}}", "taxlink": "{{{1|}}}", "taxfmt": "{{{1|}}}",
-    "alter": _join_until_empty(2), "alt": _join_until_empty(2),
+    "l": _LINK,
+    "link": _LINK,
+    "ll": _LINK,
+    "l-self": _LINK,
+    "L": _LINK,
+    "l-lite": _LINK,
+    "m": _LINK,
+    "mention": _LINK,
+    "m-self": _LINK,
+    "m-lite": _LINK,
+    "w": "{{{2|{{{1|}}}}}}",
+    "wikipedia": "",
+    "pedia": "",
+    "wp": "{{{2|{{{1|}}}}}}",
+    "vern": "{{{1|}}}",
+    "taxlink": "{{{1|}}}",
+    "taxfmt": "{{{1|}}}",
+    "alter": _join_until_empty(2),
+    "alt": _join_until_empty(2),
     # nym templates (wiktextract reads these itself where it looks for them)
-    "syn": _NYMS, "ant": _NYMS, "synonyms": _NYMS, "antonyms": _NYMS, "hyp": _NYMS, "hyper": _NYMS,
-    "hypernyms": _NYMS, "hyponyms": _NYMS, "cot": _NYMS, "coord": _NYMS, "mer": _NYMS, "hol": _NYMS,
-    "syn-lite": _NYMS, "ant-lite": _NYMS,
+    "syn": _NYMS,
+    "ant": _NYMS,
+    "synonyms": _NYMS,
+    "antonyms": _NYMS,
+    "hyp": _NYMS,
+    "hyper": _NYMS,
+    "hypernyms": _NYMS,
+    "hyponyms": _NYMS,
+    "cot": _NYMS,
+    "coord": _NYMS,
+    "mer": _NYMS,
+    "hol": _NYMS,
+    "syn-lite": _NYMS,
+    "ant-lite": _NYMS,
     # sense markers, qualifiers, labels, glosses
-    "sense": "({{{1|}}}):", "s": "({{{1|}}}):", "senseno": "({{{2|}}}):",
-    "q": _Q, "qualifier": _Q, "qual": _Q, "i": _Q, "qf": _Q, "q-lite": _Q, "qualifier-lite": _Q,
-    "gloss": "(“{{{1|}}}”)", "gl": "(“{{{1|}}}”)", "gloss-lite": "(“{{{1|}}}”)",
-    "lb": _LB, "lbl": _LB, "label": _LB, "term-label": _LB, "tlb": _LB,
+    "sense": "({{{1|}}}):",
+    "s": "({{{1|}}}):",
+    "senseno": "({{{2|}}}):",
+    "q": _Q,
+    "qualifier": _Q,
+    "qual": _Q,
+    "i": _Q,
+    "qf": _Q,
+    "q-lite": _Q,
+    "qualifier-lite": _Q,
+    "gloss": "(“{{{1|}}}”)",
+    "gl": "(“{{{1|}}}”)",
+    "gloss-lite": "(“{{{1|}}}”)",
+    "lb": _LB,
+    "lbl": _LB,
+    "label": _LB,
+    "term-label": _LB,
+    "tlb": _LB,
     # usage examples (wiktextract drops examples when not capturing them)
-    "ux": "{{{2|}}}", "uxi": "{{{2|}}}", "usex": "{{{2|}}}",
+    "ux": "{{{2|}}}",
+    "uxi": "{{{2|}}}",
+    "usex": "{{{2|}}}",
     # layout and maintenance templates inside relation sections
-    "checksense": "", "rel-top": "", "rel-mid": "", "rel-mid3": "", "rel-mid4": "", "rel-bottom": "",
-    "der-top": "", "der-mid": "", "der-mid3": "", "der-bottom": "", "top2": "", "top3": "", "mid2": "",
-    "mid3": "", "bottom": "", "attention": "", "rfe": "", "rfex": "", "rfv-sense": "", "rfd-sense": "",
-    "rfquotek": "", "rfdate": "", "defdate": "", "senseid": "", "anchor": "", "-": "", "topics": "",
-    "c": "", "C": "", "cln": "", "catlangname": "", "wikispecies": "", "slim-wikipedia": "",
-    "see": "{{{1|}}}", "see also": "{{{1|}}}", "smallcaps": "{{{1|}}}", "nowrap": "{{{1|}}}",
-    "g": "", "sup": "{{{1|}}}", "sub": "{{{1|}}}",
+    "checksense": "",
+    "rel-top": "",
+    "rel-mid": "",
+    "rel-mid3": "",
+    "rel-mid4": "",
+    "rel-bottom": "",
+    "der-top": "",
+    "der-mid": "",
+    "der-mid3": "",
+    "der-bottom": "",
+    "top2": "",
+    "top3": "",
+    "mid2": "",
+    "mid3": "",
+    "bottom": "",
+    "attention": "",
+    "rfe": "",
+    "rfex": "",
+    "rfv-sense": "",
+    "rfd-sense": "",
+    "rfquotek": "",
+    "rfdate": "",
+    "defdate": "",
+    "senseid": "",
+    "anchor": "",
+    "-": "",
+    "topics": "",
+    "c": "",
+    "C": "",
+    "cln": "",
+    "catlangname": "",
+    "wikispecies": "",
+    "slim-wikipedia": "",
+    "see": "{{{1|}}}",
+    "see also": "{{{1|}}}",
+    "smallcaps": "{{{1|}}}",
+    "nowrap": "{{{1|}}}",
+    "g": "",
+    "sup": "{{{1|}}}",
+    "sub": "{{{1|}}}",
 }
 
-STUBS.update({
-    "seeSynonyms": "", "seeMoreCites": "", "projectlink": "", "langcat": "", "langlist": "", "pedialite": "",
-    "specieslite": "", "wikispecieslite": "", "commonslite": "", "lookfrom": "", "pos": "", "pos a": "",
-    "lang": "{{{2|}}}", "rfc-sense": "", "rfclarify": "", "rfm-sense": "", "rfi": "",
-})
+STUBS.update(
+    {
+        "seeSynonyms": "",
+        "seeMoreCites": "",
+        "projectlink": "",
+        "langcat": "",
+        "langlist": "",
+        "pedialite": "",
+        "specieslite": "",
+        "wikispecieslite": "",
+        "commonslite": "",
+        "lookfrom": "",
+        "pos": "",
+        "pos a": "",
+        "lang": "{{{2|}}}",
+        "rfc-sense": "",
+        "rfclarify": "",
+        "rfm-sense": "",
+        "rfi": "",
+    }
+)
 
 # Families of templates a dump sample uses without defining them: navigation lists
 # ({{list:days of the week|en}}) render as nothing; language-specific link templates
@@ -114,7 +204,8 @@ def family_stub(name: str) -> str | None:
 # `#: {{syn|en|a|b}}` (any depth): a nym line under a gloss.
 _NYM_LINE = re.compile(
     r"^(#+):\s*((?:\{\{\s*(?:syn|ant|synonyms|antonyms|syn-lite|ant-lite)\s*\|"
-    r"(?:[^{}]|\{\{[^{}]*\}\})*\}\}\s*)+)$")
+    r"(?:[^{}]|\{\{[^{}]*\}\})*\}\}\s*)+)$"
+)
 _GLOSS_LINE = re.compile(r"^(#+)(?![#:*])")
 
 
@@ -167,8 +258,11 @@ def _import_wiktextract():
         download = nltk.download
         nltk.download = lambda *args, **kwargs: False
         try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                    warnings.catch_warnings():
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+                warnings.catch_warnings(),
+            ):
                 warnings.simplefilter("ignore")  # pkg_resources deprecation
                 import wikitextprocessor  # noqa: F401
                 import wiktextract  # noqa: F401
@@ -178,10 +272,13 @@ def _import_wiktextract():
     except ImportError as exc:
         raise MissingDependency(
             f"parsing Wiktionary dumps needs wiktextract==1.99.7 and wikitextprocessor==0.4.96 with setuptools<81 "
-            f"({exc}); pip install 'wiktextract==1.99.7' 'wikitextprocessor==0.4.96' 'setuptools<81'") from None
+            f"({exc}); pip install 'wiktextract==1.99.7' 'wikitextprocessor==0.4.96' 'setuptools<81'"
+        ) from None
     except LookupError as exc:
-        raise MissingDependency("wiktextract needs NLTK's Brown corpus: python -m nltk.downloader brown, "
-                                "or set NLTK_DATA to a folder holding corpora/brown.zip") from exc
+        raise MissingDependency(
+            "wiktextract needs NLTK's Brown corpus: python -m nltk.downloader brown, "
+            "or set NLTK_DATA to a folder holding corpora/brown.zip"
+        ) from exc
     return wikitextprocessor, wiktextract
 
 
@@ -208,8 +305,9 @@ def _language_names(lang_code: str | None) -> list[str] | None:
 
     names = sorted({info["name"] for code, info in languages_by_code.items() if in_language(want, code, info["name"])})
     if not names:
-        raise InputError(f"unknown Wiktionary language {lang_code!r}; use a code such as en, fr, de or a name "
-                         "such as English")
+        raise InputError(
+            f"unknown Wiktionary language {lang_code!r}; use a code such as en, fr, de or a name such as English"
+        )
     return names
 
 
@@ -266,8 +364,14 @@ def _stubbed_wtp(Wtp):
     return StubbedWtp
 
 
-def dump_entries(path: str | os.PathLike, *, processes: int | None = None, lang_code: str | None = "en",
-                 full: bool = False, stats: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+def dump_entries(
+    path: str | os.PathLike,
+    *,
+    processes: int | None = None,
+    lang_code: str | None = "en",
+    full: bool = False,
+    stats: dict[str, Any] | None = None,
+) -> Iterator[dict[str, Any]]:
     """Parse a MediaWiki Wiktionary dump with wiktextract and yield its entries (dicts in
     wiktextract's JSONL format). `processes` worker processes parse pages in parallel
     (default: the CPU count; 1 parses in this process). `lang_code` picks the language
@@ -286,9 +390,16 @@ def dump_entries(path: str | os.PathLike, *, processes: int | None = None, lang_
 
     n_proc = _worker_count(processes)
     config = WiktionaryConfig(
-        capture_languages=_language_names(lang_code), capture_translations=full, capture_pronunciation=full,
-        capture_linkages=True, capture_compounds=full, capture_redirects=False, capture_examples=full,
-        capture_etymologies=full, capture_inflections=full)
+        capture_languages=_language_names(lang_code),
+        capture_translations=full,
+        capture_pronunciation=full,
+        capture_linkages=True,
+        capture_compounds=full,
+        capture_redirects=False,
+        capture_examples=full,
+        capture_etymologies=full,
+        capture_inflections=full,
+    )
     stats = stats if stats is not None else {}
     t0 = time.perf_counter()
     sink = io.StringIO()
@@ -337,16 +448,28 @@ def dump_entries(path: str | os.PathLike, *, processes: int | None = None, lang_
     finally:
         if saved_alt is not None:
             _page.linkage_map["alternative forms"] = saved_alt
-        stats.update(processes=n_proc, pages=n_pages, entries=n_entries, seconds=time.perf_counter() - t0,
-                     page_errors=errors, failed_pages=failed + sink.getvalue().count("=== EXCEPTION"))
+        stats.update(
+            processes=n_proc,
+            pages=n_pages,
+            entries=n_entries,
+            seconds=time.perf_counter() - t0,
+            page_errors=errors,
+            failed_pages=failed + sink.getvalue().count("=== EXCEPTION"),
+        )
         tmp = getattr(ctx, "tmp_file", None)
         if tmp is not None:
             with contextlib.suppress(Exception):
                 tmp.close()
 
 
-def extract(dump: str | os.PathLike, out: str | os.PathLike, *, lang_code: str | None = None,
-            processes: int | None = None, full: bool = True) -> dict[str, Any]:
+def extract(
+    dump: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    lang_code: str | None = None,
+    processes: int | None = None,
+    full: bool = True,
+) -> dict[str, Any]:
     """Parse `dump` with wiktextract and write its entries to `out` as JSONL (kaikki format;
     .gz/.bz2/.xz by suffix), atomically. Returns pages, entries, seconds, synonyms, antonyms."""
     import orjson

@@ -49,8 +49,10 @@ _CATEGORY = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 LEXNAMES = "".join(f"{i:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}\n" for i, name in enumerate(_LEXNAME_LIST))
 
 _REQUIRED = ("data.noun", "index.noun", "data.verb", "index.verb", "data.adj", "index.adj", "data.adv", "index.adv")
-_FIX = ("install it with `python -m nltk.downloader wordnet` (or set NLTK_DATA to a folder holding "
-        "corpora/wordnet.zip), `apt-get install wordnet-base`, or pass the dict folder explicitly")
+_FIX = (
+    "install it with `python -m nltk.downloader wordnet` (or set NLTK_DATA to a folder holding "
+    "corpora/wordnet.zip), `apt-get install wordnet-base`, or pass the dict folder explicitly"
+)
 
 
 def _is_dict_folder(path: Path) -> bool:
@@ -143,8 +145,9 @@ def open_wordnet(root: str | os.PathLike | None = None):
             raise InputError(f"WordNet folder {path} does not exist; {_FIX}")
         reader = _from_root(path)
         if reader is None:
-            raise InputError(f"no WordNet 3.0 found in {path} (expected data.noun, index.noun, ... "
-                             f"or corpora/wordnet.zip); {_FIX}")
+            raise InputError(
+                f"no WordNet 3.0 found in {path} (expected data.noun, index.noun, ... or corpora/wordnet.zip); {_FIX}"
+            )
         return reader
     for resource in ("corpora/wordnet", "corpora/wordnet.zip/wordnet/"):
         try:
@@ -166,8 +169,9 @@ def _word(name: str) -> str:
     return name.replace("_", " ")
 
 
-def wordnet_pairs(wn, *, similar_tos: bool = False, lang: str = "eng",
-                  stats: dict | None = None) -> Iterator[tuple[str, str, str, dict]]:
+def wordnet_pairs(
+    wn, *, similar_tos: bool = False, lang: str = "eng", stats: dict | None = None
+) -> Iterator[tuple[str, str, str, dict]]:
     """(word1, word2, kind, provenance) for every synonym / antonym link of the WordNet.
 
     Pairs come one way round; normalisation (pairs.normalize) makes them symmetric. The
@@ -186,17 +190,31 @@ def wordnet_pairs(wn, *, similar_tos: bool = False, lang: str = "eng",
         words = list(dict.fromkeys(_word(lemma.name()) for lemma in lemmas))
         prov = {"gloss": gloss, "synset": name, "pos": pos}
         for i, a in enumerate(words):
-            for b in words[i + 1:]:
+            for b in words[i + 1 :]:
                 yield a, b, "syn", prov
         for lemma in lemmas:
             for ant in lemma.antonyms():
-                yield (_word(lemma.name()), _word(ant.name()), "ant",
-                       {"gloss": gloss, "synset": name, "pos": pos, "antonym_synset": ant.synset().name(),
-                        "antonym_gloss": ant.synset().definition()})
+                yield (
+                    _word(lemma.name()),
+                    _word(ant.name()),
+                    "ant",
+                    {
+                        "gloss": gloss,
+                        "synset": name,
+                        "pos": pos,
+                        "antonym_synset": ant.synset().name(),
+                        "antonym_gloss": ant.synset().definition(),
+                    },
+                )
         if similar_tos and pos in ("a", "s"):
             for other in synset.similar_tos():
-                sim_prov = {"gloss": gloss, "synset": name, "pos": pos, "similar_to": other.name(),
-                            "similar_gloss": other.definition()}
+                sim_prov = {
+                    "gloss": gloss,
+                    "synset": name,
+                    "pos": pos,
+                    "similar_to": other.name(),
+                    "similar_gloss": other.definition(),
+                }
                 for a in words:
                     for lemma in other.lemmas():
                         yield a, _word(lemma.name()), "syn", sim_prov
