@@ -96,7 +96,7 @@ def main() -> None:
         with open(path, "wb") as fh:
             i = 0
             while i < n_entries:
-                for e in entries:
+                for _ in entries:
                     if i >= n_entries:
                         break
                     copy_no = i // len(entries)

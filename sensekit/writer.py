@@ -298,15 +298,19 @@ class StoreWriter:
         import pyarrow as pa
 
         found = np.asarray(sense_index) >= 0
-        head_senses = pa.table(
-            {  # noqa: F841  (DuckDB reads it by name)
+        table = pa.table(
+            {
                 "head": pa.array(list(heads), pa.string()),
                 "related": pa.array(list(related), pa.string()),
                 "head_sense": pa.array(np.asarray(sense_index, np.int16), mask=~found),
                 "head_distance": pa.array(np.asarray(distance, np.float32), mask=~found),
             }
         )
-        self.con.execute(_sql.SET_HEAD_SENSES)
+        self.con.register("head_senses", table)  # the name SET_HEAD_SENSES joins on
+        try:
+            self.con.execute(_sql.SET_HEAD_SENSES)
+        finally:
+            self.con.unregister("head_senses")
 
     def sense_rows(self) -> dict[str, np.ndarray]:
         """All sense rows of the bundle being written: sense_id, token_id (-1 for spans), span_id

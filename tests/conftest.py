@@ -65,6 +65,12 @@ def train_tokenizer(vocab_size: int = 300):
 
 
 @pytest.fixture(scope="session")
+def tok():
+    """The trained test tokenizer (a `tokenizers.Tokenizer`)."""
+    return train_tokenizer()
+
+
+@pytest.fixture(scope="session")
 def tokenizer_json(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
     train_tokenizer().save(str(path))
@@ -86,3 +92,55 @@ def clustered(rng: np.random.Generator, centres: np.ndarray, n_per: int, noise: 
     return (
         np.repeat(centres, n_per, axis=0) + noise * rng.standard_normal((len(centres) * n_per, centres.shape[1]))
     ).astype(np.float32)
+
+
+# -- tiny teachers, stores and corpora (factories in helpers.py) ------------------------------------
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    from helpers import make_tiny_teacher_dir
+
+    return make_tiny_teacher_dir(tmp_path_factory.mktemp("tiny") / "teacher")
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_dir):
+    from sensekit.builder.teacher import load_teacher
+
+    return load_teacher(str(tiny_dir), device="cpu")
+
+
+@pytest.fixture
+def text_corpus(tmp_path) -> Path:
+    from helpers import TEXTS
+
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n\n".join(TEXTS * 3) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(tmp_path_factory) -> Path:
+    from helpers import make_teacher_dir
+
+    return make_teacher_dir(tmp_path_factory.mktemp("teacher") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory, teacher_dir) -> Path:
+    from helpers import make_store
+
+    return make_store(tmp_path_factory.mktemp("store") / "tiny.sensekit", teacher_dir)
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory) -> Path:
+    from helpers import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "train.txt")
+
+
+@pytest.fixture(scope="session")
+def teacher(teacher_dir):
+    from sensekit.builder.teacher import load_teacher
+
+    return load_teacher(str(teacher_dir), device="cpu")

@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 
 import duckdb
-from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401
 
 from sensekit.builder.pipeline import BuildConfig, build
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from test_build_utils import TEXTS, tiny, tiny_dir  # noqa: F401
+from helpers import TEXTS
 
 from sensekit.builder.harvest import Batch, BatchStream, key_positions
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401
 
 from sensekit import open_store
 from sensekit.builder.pipeline import BuildConfig, build

@@ -6,7 +6,6 @@ import importlib.util
 
 import pytest
 import torch
-from test_build_utils import tiny, tiny_dir  # noqa: F401  (fixtures)
 
 from sensekit.errors import InputError, MissingDependency
 

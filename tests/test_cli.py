@@ -9,7 +9,7 @@ import sys
 import duckdb
 import numpy as np
 import pytest
-from test_store import tok, write_small_store  # noqa: F401  (tok is a fixture)
+from test_store import write_small_store
 
 from sensekit.cli import main
 

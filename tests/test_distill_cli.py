@@ -8,7 +8,6 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
-from test_distill_support import corpus_file, store_dir, teacher, teacher_dir  # noqa: F401
 
 torch = pytest.importorskip("torch")
 

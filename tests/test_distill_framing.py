@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_distill_support import bos_tokenizer, corpus_file, make_store, make_teacher_dir  # noqa: F401
+from helpers import bos_tokenizer, make_store, make_teacher_dir
 
 torch = pytest.importorskip("torch")
 

@@ -5,7 +5,6 @@ and padding masks, on a tiny Llama and (integration) on the bundled SmolLM2-135M
 from __future__ import annotations
 
 import pytest
-from test_distill_support import teacher, teacher_dir  # noqa: F401
 
 torch = pytest.importorskip("torch")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_distill_support import HIDDEN, corpus_file, store_dir, teacher_dir  # noqa: F401  (fixtures)
+from helpers import HIDDEN
 
 torch = pytest.importorskip("torch")
 

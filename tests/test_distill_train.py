@@ -11,15 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_distill_support import (  # noqa: F401  (fixtures)
-    HIDDEN,
-    corpus_file,
-    make_store,
-    make_teacher_dir,
-    store_dir,
-    teacher,
-    teacher_dir,
-)
+from helpers import HIDDEN, make_store, make_teacher_dir
 
 torch = pytest.importorskip("torch")
 

@@ -159,7 +159,7 @@ def test_user_errors(eval_store, student_dir, heldout, tmp_path):  # noqa: F811
 
 def test_a_student_with_another_tokenizer_is_refused(eval_store, heldout, tmp_path):  # noqa: F811
     from conftest import train_tokenizer
-    from test_distill_support import make_teacher_dir
+    from helpers import make_teacher_dir
 
     other = make_teacher_dir(tmp_path / "other", tokenizer=train_tokenizer(vocab_size=280))
     res = invoke("eval", "student", "--student", other, "--store", eval_store, "--data", heldout, "--device", "cpu")

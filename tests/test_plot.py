@@ -5,8 +5,6 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pytest
-from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401  (fixtures)
-from test_store import tok  # noqa: F401  (fixture)
 
 from sensekit import open_store
 from sensekit.cli import main

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_build_utils import TEXTS, text_corpus, tiny, tiny_dir  # noqa: F401  (fixtures)
-from test_store import tok, write_small_store  # noqa: F401  (tok is a fixture)
+from helpers import TEXTS
+from test_store import write_small_store
 
 from sensekit.cli import main
 
@@ -257,7 +257,7 @@ def test_distill_numbers_out_of_range(capsys, flags, needle):
 def test_kappa_larger_than_the_pool_is_clamped(tmp_path):
     """kappa above the candidates a pool holds keeps every candidate (the pool is the limit), as with a
     pool smaller than kappa in the paper's code: the run trains, the sense terms stay finite."""
-    from test_distill_support import make_store, make_teacher_dir, write_corpus
+    from helpers import make_store, make_teacher_dir, write_corpus
 
     from distill.cli import distill
 

@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_build_utils import TEXTS, tiny, tiny_dir  # noqa: F401  (fixtures)
-from test_distill_support import corpus_file, store_dir, teacher, teacher_dir  # noqa: F401  (fixtures)
+from helpers import TEXTS
 from test_store import write_small_store
 
 from sensekit import open_store

@@ -15,16 +15,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from test_build_utils import TEXTS, tiny, tiny_dir  # noqa: F401  (fixtures)
-from test_distill_support import (  # noqa: F401  (fixtures)
-    bos_tokenizer,
-    corpus_file,
-    make_store,
-    store_dir,
-    teacher,
-    teacher_dir,
-)
-from test_store import tok, write_small_store  # noqa: F401  (tok is a fixture)
+from helpers import TEXTS, bos_tokenizer, make_store
+from test_store import write_small_store
 
 from sensekit.cli import main
 

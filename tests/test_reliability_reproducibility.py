@@ -9,8 +9,7 @@ import json
 
 import duckdb
 import pytest
-from test_build_utils import text_corpus, tiny, tiny_dir  # noqa: F401  (fixtures)
-from test_store import tok, write_small_store  # noqa: F401  (tok is a fixture)
+from test_store import write_small_store
 
 from sensekit import open_store
 from sensekit.builder.pipeline import BuildConfig, build

@@ -10,7 +10,6 @@ import sys
 import duckdb
 import numpy as np
 import pytest
-from conftest import train_tokenizer
 
 import sensekit
 from sensekit import IndexMismatch, InputError, NotFound, SchemaMismatch, StoreError, open_store
@@ -31,11 +30,6 @@ def unit(i: int) -> np.ndarray:
     v = np.zeros(DIM, np.float32)
     v[i] = 1.0
     return v
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return train_tokenizer()
 
 
 def write_small_store(path, tokenizer_json, tok, provenance=None, space="identity"):

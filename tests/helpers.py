@@ -1,8 +1,9 @@
-"""Shared pieces of the distill tests: a tiny Llama teacher folder and a tiny sense store for it.
+"""Shared test factories: one tiny Llama teacher built from config, a tiny sense store for it, corpora.
 
-Everything is real: the teacher folder is a LlamaForCausalLM (random weights, from config)
-saved with save_pretrained beside a fast tokenizer trained on the fly, loaded through
-`sensekit.builder.teacher.load_teacher`; the store is written with `StoreWriter`.
+Everything is real: the teacher folder is a LlamaForCausalLM (random weights, from config) saved
+with save_pretrained beside a fast tokenizer trained on the fly (conftest.train_tokenizer), loaded
+through `sensekit.builder.teacher.load_teacher`; stores are written with `StoreWriter`. The pytest
+fixtures built on these live in conftest.py.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import CORPUS, train_tokenizer
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from conftest import CORPUS, WORDS, train_tokenizer
 
 HIDDEN = 32
 LAYERS = 4
+
+TEXTS = CORPUS + [
+    "the river bank was green and the spring water was cold",
+    "money in the bank is safe, said the banker with a smile",
+    "a light breeze moved the light curtains in the dark room",
+]
 
 SYN = [
     ("happy", "glad"),
@@ -52,15 +55,31 @@ def bos_tokenizer():
     return tok
 
 
-def make_teacher_dir(folder: Path, hidden: int = HIDDEN, layers: int = LAYERS, seed: int = 0, tokenizer=None) -> Path:
+def make_teacher_dir(
+    folder: Path,
+    hidden: int = HIDDEN,
+    layers: int = LAYERS,
+    seed: int = 0,
+    tokenizer=None,
+    random_norm: bool = False,
+    max_positions: int = 512,
+) -> Path:
+    """Save a random tiny LlamaForCausalLM and a fast tokenizer to `folder` (loadable by load_teacher).
+
+    The tokenizer's BOS is `<s>` when it has one (and then adds it), else `<|endoftext|>` (not added).
+    `random_norm`: a non-trivial final-norm weight, so "after the norm" is really tested.
+    """
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
     tok = tokenizer or train_tokenizer()
     tok_path = folder / "tokenizer.json"
     tok.save(str(tok_path))
-    bos = {"bos_token": "<s>"} if tok.token_to_id("<s>") is not None else {}
-    fast = PreTrainedTokenizerFast(tokenizer_file=str(tok_path), eos_token="<|endoftext|>", pad_token="<pad>", **bos)
+    bos = "<s>" if tok.token_to_id("<s>") is not None else "<|endoftext|>"
+    fast = PreTrainedTokenizerFast(
+        tokenizer_file=str(tok_path), eos_token="<|endoftext|>", pad_token="<pad>", bos_token=bos
+    )
     fast.save_pretrained(str(folder))
     cfg = LlamaConfig(
         vocab_size=tok.get_vocab_size(),
@@ -69,15 +88,24 @@ def make_teacher_dir(folder: Path, hidden: int = HIDDEN, layers: int = LAYERS, s
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=True,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         bos_token_id=None,
     )
     torch.manual_seed(seed)
-    LlamaForCausalLM(cfg).save_pretrained(str(folder))
+    model = LlamaForCausalLM(cfg)
+    if random_norm:
+        with torch.no_grad():
+            model.model.norm.weight.uniform_(0.5, 1.5)
+    model.save_pretrained(str(folder))
     return folder
+
+
+def make_tiny_teacher_dir(folder: Path, *, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
+    """The build tests' teacher: 2 layers and a non-trivial final norm."""
+    return make_teacher_dir(folder, hidden=hidden, layers=layers, seed=seed, random_norm=True)
 
 
 def sha256(path: Path) -> str:
@@ -95,7 +123,6 @@ def make_store(
 ) -> Path:
     """Every conftest WORDS token gets 1-4 senses; 'river bank' is a 2-token span cloud; SYN/ANT relations,
     symmetric."""
-    from conftest import WORDS
     from tokenizers import Tokenizer
 
     from sensekit.writer import StoreWriter
@@ -146,25 +173,3 @@ def write_corpus(path: Path, repeats: int = 12) -> Path:
         lines.append(" ".join(CORPUS[i] for i in order) + ".")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="session")
-def teacher_dir(tmp_path_factory) -> Path:
-    return make_teacher_dir(tmp_path_factory.mktemp("teacher") / "tiny-llama")
-
-
-@pytest.fixture(scope="session")
-def store_dir(tmp_path_factory, teacher_dir) -> Path:
-    return make_store(tmp_path_factory.mktemp("store") / "tiny.sensekit", teacher_dir)
-
-
-@pytest.fixture(scope="session")
-def corpus_file(tmp_path_factory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("corpus") / "train.txt")
-
-
-@pytest.fixture(scope="session")
-def teacher(teacher_dir):
-    from sensekit.builder.teacher import load_teacher
-
-    return load_teacher(str(teacher_dir), device="cpu")
