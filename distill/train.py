@@ -70,7 +70,6 @@ def train(
     """Run a distillation. Returns a summary (steps, last metrics, eval, folders). Raises SensekitError on bad input."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import get_cosine_schedule_with_warmup
 
     cfg.validate_for_run()
     acc = Accelerator(mixed_precision=_mixed_precision(cfg), cpu=cfg.device == "cpu")
@@ -90,41 +89,15 @@ def train(
     teacher_logits = TeacherLogits(teacher)
     checks = startup_checks(cfg, teacher, model, windows, order.batches(0)[0], acc, teacher_logits, emit)
 
-    # optimisation: AdamW over the trainable parameters (lr x processes, as the paper), warm-up then cosine decay
-    lr = effective_lr(cfg, acc.num_processes)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(cfg.warmup_frac * total), total)
-    model, optimizer = acc.prepare(model, optimizer)
-    inner: DistillStudent = acc.unwrap_model(model)
-    sense_gen = torch.Generator(device=device)
-    sense_gen.manual_seed(cfg.seed + SENSE_SEED_OFFSET + acc.process_index)
-    state = TrainState(inner, optimizer, scheduler, sense_gen)
+    model, state, lr = _optimisation(cfg, model, acc, total)
     start = load_checkpoint(resume_from, cfg, state) if resume_from is not None else 0
-
+    inner = state.model
     n_trainable = sum(p.numel() for _, p in inner.trainable_named_parameters())
     run.write_setup(
         cfg,
         {
-            "teacher": teacher.name,
-            "teacher_revision": teacher.revision,
-            "hidden_size": teacher.hidden_size,
-            "vocab_size": teacher.vocab_size,
-            "store": str(cfg.store),
-            "targets": targets.summary() if targets else None,
-            "student": cfg.student,
-            "student_selection": getattr(inner.lm.config, "sensekit", None),
+            **_run_record(cfg, teacher, targets, inner, windows, eval_windows, total, order, acc, lr),
             "trainable_parameters": n_trainable,
-            "windows": len(windows),
-            "window_prefix_tokens": windows.n_prefix,
-            "target_tokens": windows.n_targets,
-            "eval_windows": len(eval_windows) if eval_windows is not None else 0,
-            "steps": total,
-            "steps_per_epoch": order.steps_per_epoch,
-            "processes": acc.num_processes,
-            "lr": cfg.lr,
-            "effective_lr": lr,
-            "mixed_precision": acc.mixed_precision,
-            "device": str(device),
             **checks,
         },
     )
@@ -147,40 +120,31 @@ def train(
         acc,
         teacher,
         model,
-        optimizer,
-        scheduler,
+        state.optimizer,
+        state.scheduler,
         targets,
         windows,
         cache,
-        sense_gen,
+        state.sense_gen,
         teacher_logits=teacher_logits,
     )
     t0 = time.perf_counter()
-    last: dict[str, Any] = {}
-    evals: list[dict[str, Any]] = []
     try:
-        for step in range(start, total):
-            number, done = step + 1, step + 1 == total
-            row = {
-                "step": number,
-                "epoch": order.epoch_at(step),
-                **stepper.step(order.batches(step), number),
-                "elapsed_s": round(time.perf_counter() - t0, 3),
-            }
-            log.step(row)
-            last = row
-            emit("step", row)
-            if eval_windows is not None and (_due(cfg.eval_every, number) or done):
-                evals.append(_evaluate(cfg, inner, teacher, eval_windows, device, acc, number, teacher_logits))
-                log.evaluation(evals[-1])
-                emit("eval", evals[-1])
-            if _due(cfg.save_every, number) or done:
-                if cache is not None:
-                    cache.flush()
-                acc.wait_for_everyone()
-                if main:
-                    save_checkpoint(run.checkpoints, number, cfg, state)
-                emit("checkpoint", {"step": number})
+        last, evals = _loop(
+            cfg,
+            acc,
+            run,
+            log,
+            stepper,
+            state,
+            order,
+            range(start, total),
+            eval_windows,
+            cache,
+            teacher,
+            teacher_logits,
+            emit,
+        )
     finally:
         log.close()
         if cache is not None:
@@ -218,6 +182,79 @@ def train(
     run.write_summary(summary)
     emit("done", summary)
     return summary
+
+
+def _optimisation(cfg: DistillConfig, model, acc, total: int):
+    """AdamW over the trainable parameters (lr x processes, as the paper), warm-up then cosine decay.
+    Returns (the prepared model, the TrainState a checkpoint restores, the effective lr)."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    lr = effective_lr(cfg, acc.num_processes)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(cfg.warmup_frac * total), total)
+    model, optimizer = acc.prepare(model, optimizer)
+    inner: DistillStudent = acc.unwrap_model(model)
+    sense_gen = torch.Generator(device=acc.device)  # its own stream: lambda = 0 changes nothing else
+    sense_gen.manual_seed(cfg.seed + SENSE_SEED_OFFSET + acc.process_index)
+    return model, TrainState(inner, optimizer, scheduler, sense_gen), lr
+
+
+def _run_record(cfg, teacher, targets, inner, windows, eval_windows, total, order, acc, lr) -> dict[str, Any]:
+    """What run.json records about the run's inputs and set-up."""
+    return {
+        "teacher": teacher.name,
+        "teacher_revision": teacher.revision,
+        "hidden_size": teacher.hidden_size,
+        "vocab_size": teacher.vocab_size,
+        "store": str(cfg.store),
+        "targets": targets.summary() if targets else None,
+        "student": cfg.student,
+        "student_selection": getattr(inner.lm.config, "sensekit", None),
+        "windows": len(windows),
+        "window_prefix_tokens": windows.n_prefix,
+        "target_tokens": windows.n_targets,
+        "eval_windows": len(eval_windows) if eval_windows is not None else 0,
+        "steps": total,
+        "steps_per_epoch": order.steps_per_epoch,
+        "processes": acc.num_processes,
+        "lr": cfg.lr,
+        "effective_lr": lr,
+        "mixed_precision": acc.mixed_precision,
+        "device": str(acc.device),
+    }
+
+
+def _loop(
+    cfg, acc, run, log, stepper, state, order, steps: range, eval_windows, cache, teacher, teacher_logits, emit
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The optimizer steps; evaluation and checkpoints on their schedules and at the end. Returns (last row, evals)."""
+    t0 = time.perf_counter()
+    last: dict[str, Any] = {}
+    evals: list[dict[str, Any]] = []
+    total = steps.stop
+    for step in steps:
+        number, done = step + 1, step + 1 == total
+        row = {
+            "step": number,
+            "epoch": order.epoch_at(step),
+            **stepper.step(order.batches(step), number),
+            "elapsed_s": round(time.perf_counter() - t0, 3),
+        }
+        log.step(row)
+        last = row
+        emit("step", row)
+        if eval_windows is not None and (_due(cfg.eval_every, number) or done):
+            evals.append(_evaluate(cfg, state.model, teacher, eval_windows, acc.device, acc, number, teacher_logits))
+            log.evaluation(evals[-1])
+            emit("eval", evals[-1])
+        if _due(cfg.save_every, number) or done:
+            if cache is not None:
+                cache.flush()
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                save_checkpoint(run.checkpoints, number, cfg, state)
+            emit("checkpoint", {"step": number})
+    return last, evals
 
 
 # -- the set-up steps of train() ------------------------------------------------------------
