@@ -177,12 +177,24 @@ def _draw(
     """The figure: the scatter on the left, the sense legend (with snippets) on the right."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
 
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.06, 0.08, 0.52, 0.82))
     colours = _palette(len(senses))
+    _draw_points(ax, senses, sense_xy, ctx_xy, ctx_owner, related, colours)
+    ax.margins(0.12)
+    _label_related(fig, ax, related, sense_xy, [_disc_size(s.count, senses) for s in senses])
+    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of the variance)")
+    ax.set_ylabel(f"PC2 ({ratio[1]:.0%})")
+    ax.grid(True, lw=0.3, alpha=0.5)
+    _titles(fig, word, senses, ctx_xy, related, totals, space, note)
+    _legend(fig, senses, related, colours)
+    fig.savefig(path, dpi=DPI)
+
+
+def _draw_points(ax, senses, sense_xy, ctx_xy, ctx_owner, related, colours) -> None:
+    """Context vectors with lines to their sense, related words' senses, then the sense discs on top."""
     for i, (px, py) in enumerate(ctx_xy):  # membership lines: each context to its sense
         sx, sy = sense_xy[ctx_owner[i]]
         ax.plot([px, sx], [py, sy], color=colours[ctx_owner[i]], lw=0.6, alpha=0.35, zorder=1)
@@ -239,11 +251,9 @@ def _draw(
             color="white" if dark else "black",
             zorder=5,
         )
-    ax.margins(0.12)
-    _label_related(fig, ax, related, sense_xy, [_disc_size(s.count, senses) for s in senses])
-    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of the variance)")
-    ax.set_ylabel(f"PC2 ({ratio[1]:.0%})")
-    ax.grid(True, lw=0.3, alpha=0.5)
+
+
+def _titles(fig, word, senses, ctx_xy, related, totals, space, note) -> None:
     shown = {kind: sum(r.kind == kind for r in related) for kind in ("syn", "ant")}
     extra = "".join(
         f", {shown[k]}{f' of {totals[k]}' if totals[k] > shown[k] else ''} {name}"
@@ -267,6 +277,12 @@ def _draw(
         fontsize=9,
         color="0.3",
     )
+
+
+def _legend(fig, senses, related, colours) -> None:
+    """One entry per sense (count, share, central snippets), then the markers."""
+    from matplotlib.lines import Line2D
+
     total = sum(s.count for s in senses) or 1
     handles = [
         Line2D(
@@ -312,7 +328,6 @@ def _draw(
         title_fontsize=9,
         alignment="left",
     )
-    fig.savefig(path, dpi=DPI)
 
 
 def _palette(n: int) -> list:
