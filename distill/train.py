@@ -150,25 +150,27 @@ def train(
         if cache is not None:
             cache.flush()
 
-    # the student, saved as a plain Hugging Face model, and the summary
+    summary = _finish(cfg, acc, run, inner, teacher, total, lr, last, evals, stepper.cache_hits, t0)
+    emit("done", summary)
+    return summary
+
+
+def _finish(cfg, acc, run, inner, teacher, total, lr, last, evals, cache_hits, t0) -> dict[str, Any]:
+    """Save the student as a plain Hugging Face model and write the run's summary (which it returns)."""
     acc.wait_for_everyone()
-    if main:
-        save_student(
-            inner,
-            teacher.tokenizer,
-            run.student,
-            info={
-                "made_by": "sensekit distill",
-                "teacher": teacher.name,
-                "teacher_revision": teacher.revision,
-                "store": str(cfg.store),
-                "steps": total,
-                "lambda_sense": cfg.lambda_sense,
-                "lambda_hidden": cfg.lambda_hidden,
-                "effective_lr": lr,
-                "config": cfg.to_dict(),
-            },
-        )
+    if acc.is_main_process:
+        info = {
+            "made_by": "sensekit distill",
+            "teacher": teacher.name,
+            "teacher_revision": teacher.revision,
+            "store": str(cfg.store),
+            "steps": total,
+            "lambda_sense": cfg.lambda_sense,
+            "lambda_hidden": cfg.lambda_hidden,
+            "effective_lr": lr,
+            "config": cfg.to_dict(),
+        }
+        save_student(inner, teacher.tokenizer, run.student, info=info)
     summary = {
         "steps": total,
         "last": last,
@@ -177,10 +179,9 @@ def train(
         "student_dir": str(run.student),
         "metrics": str(run.metrics),
         "elapsed_s": round(time.perf_counter() - t0, 3),
-        "cache_hits": stepper.cache_hits,
+        "cache_hits": cache_hits,
     }
     run.write_summary(summary)
-    emit("done", summary)
     return summary
 
 
