@@ -321,8 +321,7 @@ def attach_head_senses(writer, tokenizer, chunk: int = 2048) -> int:
     if not heads:
         return 0
     rows = writer.sense_rows()
-    space = writer.space if writer.space is not None else None
-    vectors = rows["embedding"] if space is None else space.apply(rows["embedding"])
+    vectors = rows["embedding"] if writer.space is None else writer.space.apply(rows["embedding"])
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     # Owner keys: token t -> t, span s -> -(s + 1); rows sorted by (owner, sense_index).
     owner = np.where(rows["span_id"] >= 0, -(rows["span_id"] + 1), rows["token_id"])
