@@ -4,7 +4,7 @@
 - `check_fields(cfg)` validates types, ranges and choices at construction (call it from
   `__post_init__`); the error names the CLI flag.
 - `cli_parameters(cls)` turns the fields into typer keyword parameters (every default `None`,
-  so a command can tell "not given" from "given").
+  so a command can tell "not given" from "given"), and `given(values)` keeps the given ones.
 
 Each default therefore lives in exactly one place: the dataclass. No torch here; typer is
 imported only when flags are generated.
@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 from .errors import InputError
 
-__all__ = ["option", "check_fields", "cli_parameters", "flag", "config_dict"]
+__all__ = ["option", "check_fields", "cli_parameters", "given", "flag", "config_dict"]
 
 _PY_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
@@ -96,7 +96,7 @@ def cli_parameters(cls: type, skip: Iterable[str] = (), arguments: Iterable[str]
     """Keyword parameters for a typer command, one per field of `cls` (not in `skip`).
 
     Fields named in `arguments` become positional arguments (tuples: variadic). Every default is
-    None, so a command keeps only what the user typed and the dataclass supplies the rest.
+    None, so `given(...)` keeps only what the user typed and the dataclass supplies the rest.
     """
     from typing import Annotated, List, Optional
 
@@ -124,3 +124,8 @@ def cli_parameters(cls: type, skip: Iterable[str] = (), arguments: Iterable[str]
             )
         )
     return params
+
+
+def given(values: dict[str, Any]) -> dict[str, Any]:
+    """The flags the user gave (typer passes None, or [] for an empty variadic argument, otherwise)."""
+    return {k: v for k, v in values.items() if v is not None and v != []}
