@@ -19,7 +19,7 @@ What it does, stage by stage (each stage timed; everything lands in one JSON fil
    is within 100x of the teacher's (a property of the student, fixed before any training).
 5. **Runs.** Three arms on the same code path, data order and seed, for each seed:
    KD (`--lambda-sense 0`), KD + hidden-state MSE (`--lambda-sense 0 --lambda-hidden 1`) and
-   DSKD (METHOD.md defaults). Each run is one `sensekit distill` subprocess, so its peak
+   DSKD (docs/method.md defaults). Each run is one `sensekit distill` subprocess, so its peak
    memory (the child's max RSS, from wait4) is its own. The frozen-prefix cache is filled by
    the first run and shared by the others (the same windows, teacher and layers give the same
    values); step times are taken from cached steps only, so they compare like with like.
@@ -72,7 +72,7 @@ RESULTS = REPO / "benchmarks" / "results"
 CANDIDATES = ("0-9,20-29", "0-11,18-29", "0-13,16-29", "0-25,28-29")
 MAX_PPL_RATIO = 100.0
 TRAIN_LAYERS = "top2"
-ARMS = {  # name -> distill flags on top of the shared ones (METHOD.md defaults otherwise)
+ARMS = {  # name -> distill flags on top of the shared ones (docs/method.md defaults otherwise)
     "kd": {"lambda-sense": 0.0},
     "kd_hidden": {"lambda-sense": 0.0, "lambda-hidden": 1.0},
     "dskd": {},

@@ -1,4 +1,4 @@
-"""distill: Decoder-based Sense Knowledge Distillation on top of a sensekit store (METHOD.md section 2).
+"""distill: Decoder-based Sense Knowledge Distillation on top of a sensekit store (docs/method.md section 2).
 
 `distill` imports `sensekit`, never the reverse. Heavy imports (torch, transformers,
 accelerate) happen in the submodules, so `import distill` stays light.

@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Decoder-based Sense Knowledge Distillation (METHOD.md section 2).",
+    help="Decoder-based Sense Knowledge Distillation (docs/method.md section 2).",
 )
 
 

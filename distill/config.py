@@ -1,6 +1,6 @@
 """DistillConfig: every knob of a `sensekit distill` run, validated at construction.
 
-Defaults are the paper's (METHOD.md section 2-3) and sit here, in one visible place. Each
+Defaults are the paper's (docs/method.md section 2-3) and sit here, in one visible place. Each
 field is a `sensekit._config.option`: its help text, range, choices, short flag and help
 panel, from which the CLI flags are generated (`cli_parameters`) and which `check_fields`
 enforces. The checks between fields sit in `_check`.
@@ -145,7 +145,7 @@ class DistillConfig:
     mixed_precision: str = option(
         "auto", "auto (bf16 on GPU, none on CPU), no, bf16 or fp16.", choices=PRECISIONS, panel=TRAINING
     )
-    # -- the DSKD objective (METHOD.md section 2) ----------------------------------------
+    # -- the DSKD objective (docs/method.md section 2) ----------------------------------------
     tau: float = option(2.0, "KD temperature tau.", panel=OBJECTIVE)  # > 0: checked in _check
     alpha: float = option(0.7, "KD scale alpha: L_KD = alpha * tau^2 * KL(teacher || student).", min=0, panel=OBJECTIVE)
     lambda_sense: float = option(

@@ -1,4 +1,4 @@
-"""The DSKD loss terms as pure functions of tensors (METHOD.md section 2).
+"""The DSKD loss terms as pure functions of tensors (docs/method.md section 2).
 
 Divergences return per-item values; `masked_mean` does the reduction, so masking and
 reduction stay separate from the maths. Shapes: N positions, V vocabulary, P selected

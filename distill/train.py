@@ -1,4 +1,4 @@
-"""The DSKD training loop (METHOD.md section 2), readable top to bottom.
+"""The DSKD training loop (docs/method.md section 2), readable top to bottom.
 
     L = L_KD + L_CE + lambda * (L_sense_pos + L_sense_neg) + lambda_h * L_hidden
 

@@ -14,7 +14,7 @@ evaluation, plots, attaching relations to senses) therefore runs in a transforme
 - `zscore+abtt`: both
 - `identity`: raw vectors (stores written before the transform existed behave like this)
 
-The raw vectors stay in the store untouched: the DSKD loss is defined on them (METHOD.md).
+The raw vectors stay in the store untouched: the DSKD loss is defined on them (docs/method.md).
 numpy only: the query path imports this.
 """
 

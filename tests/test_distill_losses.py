@@ -102,7 +102,7 @@ def test_select_top_kappa_orders_by_l2_and_respects_mask():
 
 
 def _slow_sense(h, g, pools_pos, pools_neg, active, kappa, beta_p, beta_n):
-    """Per-position loop: candidates as Python lists, sorted by L2 to g, kappa kept, hinge per METHOD.md."""
+    """Per-position loop: candidates as Python lists, sorted by L2 to g, kappa kept, hinge per docs/method.md."""
     d = h.shape[1]
     terms_p, terms_n = [], []
     for i in range(h.shape[0]):

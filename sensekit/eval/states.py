@@ -1,6 +1,6 @@
 """A language model's last-layer state for a word inside a sentence, batched, no grad.
 
-The state is taken where the build would file it (METHOD.md 1.1):
+The state is taken where the build would file it (docs/method.md 1.1):
 - `next`: the state *before* the word's first token, the one that predicts it (DSKD keys);
 - `input`: the state at the word's first token (SKD keys);
 - `last`: the state at the word's last token, the first one that has read the whole word

@@ -1,4 +1,4 @@
-"""Lexical relations for the sense store (METHOD.md section 1, steps 4 and 5).
+"""Lexical relations for the sense store (docs/method.md section 1, steps 4 and 5).
 
 - `kaikki`: kaikki.org / wiktextract JSONL (the main Wiktionary path), and the one language rule;
 - `wiktextract_schema`: the entry schema every JSONL line is checked against;

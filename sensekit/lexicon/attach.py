@@ -14,7 +14,7 @@ SOURCE syntax (the strings `attach_relations` and `sensekit relations add` take)
 Rows are stored per source name: `wordnet`, `wiktionary`, `pairs:<file name>` unless NAME=
 says otherwise, and attaching a source again replaces exactly its rows.
 
-What happens (METHOD.md section 1, steps 4-5):
+What happens (docs/method.md section 1, steps 4-5):
 1. each source is read into pairs (word1, word2, syn|ant, provenance);
 2. pairs are made symmetric, self-pairs dropped, optionally polarity-normalised (`polarity`);
 3. words are tokenized with the store's tokenizer (' word', no special tokens): heads must

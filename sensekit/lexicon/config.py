@@ -17,7 +17,7 @@ __all__ = ["RelationsConfig"]
 
 @dataclass(frozen=True)
 class RelationsConfig:
-    """How relation sources are read, filtered and turned into rows (METHOD.md section 1, steps 4-5)."""
+    """How relation sources are read, filtered and turned into rows (docs/method.md section 1, steps 4-5)."""
 
     head_min_chars: int = option(3, "A head word is one token of at least this many characters.", min=1)
     max_span_tokens: int = option(3, "A related word may span 1..N tokens (N >= 2 gets a span cloud).", min=1)

@@ -1,4 +1,4 @@
-"""Polarity normalisation (METHOD.md section 1, step 4).
+"""Polarity normalisation (docs/method.md section 1, step 4).
 
 A word that carries negating affixes is mapped to its base: strip the prefixes un, dis,
 non, in, im, il, ir, anti, de, a, an and the suffixes less, free; when an *odd* number of

@@ -1,4 +1,4 @@
-"""Words to the teacher's tokens, and span clouds for multi-token words (METHOD.md section 1, step 5).
+"""Words to the teacher's tokens, and span clouds for multi-token words (docs/method.md section 1, step 5).
 
 Words are tokenized with a leading space and no special tokens, exactly as the store does.
 A *head* must be one token and at least `head_min_chars` characters long; a *related*
