@@ -224,7 +224,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    from sensekit.builder.teacher import load_teacher
+    from sensekit.model.teacher import load_teacher
 
     t0 = time.perf_counter()
     teacher = load_teacher(args.teacher, None if args.device == "auto" else args.device)

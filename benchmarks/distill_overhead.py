@@ -92,11 +92,11 @@ def shapes(quick: bool) -> dict:
 def make_teacher(sh: dict, device):
     import torch
 
-    from sensekit.builder.teacher import Teacher
+    from sensekit.model.teacher import Teacher
 
     if sh["kind"] == "smollm2-135m":
         try:
-            from sensekit.builder.teacher import load_teacher
+            from sensekit.model.teacher import load_teacher
 
             t = load_teacher("smollm2-135m", device=str(device), dtype="float32")
             return t, "bundled SmolLM2-135M-Instruct (real weights)"
@@ -196,8 +196,9 @@ def make_stepper(sh, teacher, windows, targets, lambda_sense: float, cache_dir: 
 
     from distill.cache import PrefixCache
     from distill.config import DistillConfig
-    from distill.student import DistillStudent, build_truncated
+    from distill.student import DistillStudent
     from distill.train import Stepper, param_groups
+    from sensekit.model.layers import build_truncated
 
     cfg = DistillConfig(
         store="synthetic",

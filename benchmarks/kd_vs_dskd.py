@@ -208,14 +208,10 @@ def sha256_text(text: str) -> str:
 
 
 def parse_layers(spec: str) -> list[int]:
-    """'0-9,20-29' -> [0, ..., 9, 20, ..., 29]; ascending, no repeats."""
-    out: list[int] = []
-    for part in spec.split(","):
-        lo, _, hi = part.strip().partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    if out != sorted(set(out)):
-        raise ValueError(f"layer selection {spec!r} must be ascending without repeats")
-    return out
+    """'0-9,20-29' -> [0, ..., 9, 20, ..., 29] (distill's own parser)."""
+    from sensekit.model.layers import parse_layer_list
+
+    return parse_layer_list(spec, "student_layers")
 
 
 def sensekit_cmd() -> list[str]:
@@ -557,36 +553,10 @@ def training_windows_check(run_dirs: list[Path], held_out: dict[str, Any]) -> di
 
 # -- 4. the student ---------------------------------------------------------------------------
 def layer_subset(model, keep: list[int]):
-    """A causal LM made of the teacher's layers `keep` and its embeddings, final norm and head (shared, no copy).
+    """A causal LM made of the teacher's layers `keep`, all frozen, sharing the teacher's modules (no copy)."""
+    from sensekit.model.layers import build_truncated
 
-    Built on the meta device from a copy of the config, so it is a separate model object: the teacher stays
-    whole. It saves as a plain Hugging Face model (`save_pretrained`).
-    """
-    import copy
-
-    import torch
-    from torch import nn
-    from transformers import AutoModelForCausalLM
-
-    from distill.student import layers_of
-
-    base, attr, layers = layers_of(model)
-    cfg = copy.deepcopy(model.config)
-    cfg.num_hidden_layers = len(keep)  # HF decoders run self.layers[:num_hidden_layers]
-    if isinstance(getattr(cfg, "layer_types", None), list):
-        cfg.layer_types = [cfg.layer_types[i] for i in keep]
-    with torch.device("meta"):
-        sub = AutoModelForCausalLM.from_config(cfg)
-    for name, child in base.named_children():
-        setattr(sub.base_model, name, nn.ModuleList([layers[i] for i in keep]) if name == attr else child)
-    for name, child in model.named_children():
-        if child is not base:
-            setattr(sub, name, child)
-    meta = [n for n, t in [*sub.named_parameters(), *sub.named_buffers()] if t.is_meta]
-    if meta:
-        raise RuntimeError(f"layer subset: {meta[:3]} not taken from the teacher")
-    sub.config.use_cache = False
-    return sub.eval()
+    return build_truncated(model, keep, []).eval()
 
 
 def dev_windows(teacher, dev_file: str, scale: Scale):
@@ -1186,7 +1156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     import torch
 
-    from sensekit.builder.teacher import load_teacher
+    from sensekit.model.teacher import load_teacher
 
     with stage("choose student"):
         teacher = load_teacher("smollm2-135m", device="cpu", dtype="float32")

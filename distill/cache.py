@@ -1,7 +1,7 @@
 """Frozen-prefix cache for the truncated-teacher student on a fixed set of windows.
 
 For window i it keeps, per token, the output of the frozen layers below the lowest trainable
-one (the exact input of that layer: see distill.families) and the teacher's final post-norm
+one (the exact input of that layer: see sensekit.model.families) and the teacher's final post-norm
 state g_t, in two memory-mapped float32 files in the run folder:
 
     OUTPUT/cache/prefix.f32   [N, T, d]

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from sensekit._config import flag
-from sensekit._fs import swap_into_place, temp_sibling
 from sensekit.errors import InputError
+from sensekit.fs import swap_into_place, temp_sibling
+from sensekit.options import flag
 
 from .config import DistillConfig
 from .student import DistillStudent

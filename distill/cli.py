@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from sensekit._config import cli_parameters, given
+from sensekit.options import cli_parameters, given
 
 from .config import DistillConfig
 

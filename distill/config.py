@@ -1,7 +1,7 @@
 """DistillConfig: every knob of a `sensekit distill` run, validated at construction.
 
 Defaults are the paper's (docs/method.md section 2-3) and sit here, in one visible place. Each
-field is a `sensekit._config.option`: its help text, range, choices, short flag and help
+field is a `sensekit.options.option`: its help text, range, choices, short flag and help
 panel, from which the CLI flags are generated (`cli_parameters`) and which `check_fields`
 enforces. The checks between fields sit in `_check`.
 
@@ -18,9 +18,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from sensekit._config import check_fields, config_dict, flag, option
-from sensekit._fs import write_atomic
 from sensekit.errors import InputError
+from sensekit.fs import write_atomic
+from sensekit.model.layers import parse_layer_list
+from sensekit.options import check_fields, config_dict, flag, option
 
 __all__ = ["DistillConfig", "parse_layer_list", "TRUNCATED", "DATA_MODES", "PRECISIONS", "SENSE_DTYPES", "CONFIG_FILE"]
 
@@ -29,22 +30,6 @@ DATA_MODES = ("corpus", "prompts")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 SENSE_DTYPES = ("float32", "bfloat16", "float16")
 CONFIG_FILE = "config.toml"
-
-
-def parse_layer_list(text: str, name: str) -> list[int]:
-    """'0-6,22-29' -> [0, 1, ..., 6, 22, ..., 29]: comma-separated indices and inclusive ranges, sorted and unique."""
-    out: list[int] = []
-    for part in text.replace(" ", "").split(","):
-        lo, dash, hi = part.partition("-")
-        if not lo.isdigit() or (dash and not hi.isdigit()):
-            raise InputError(f"{flag(name)} {text!r}: write layer indices and ranges such as 0-6,22-29")
-        first, last = int(lo), int(hi) if dash else int(lo)
-        if last < first:
-            raise InputError(f"{flag(name)} {text!r}: the range {part} runs backwards; write {last}-{first}")
-        out.extend(range(first, last + 1))
-    if out != sorted(set(out)):
-        raise InputError(f"{flag(name)} {text!r}: layers must be sorted and unique")
-    return out
 
 
 # help panels of `sensekit distill --help`

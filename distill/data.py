@@ -33,8 +33,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from sensekit._fs import swap_into_place, temp_sibling
 from sensekit.errors import InputError
+from sensekit.fs import swap_into_place, temp_sibling
 
 __all__ = ["Windows", "prepare_windows", "iter_documents", "read_prompts", "pack_documents", "special_prefix"]
 

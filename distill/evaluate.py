@@ -28,10 +28,10 @@ def evaluate(
     """-> {"ppl", "ce", "kl", "teacher_ppl", "tokens"}: token-weighted over the windows (in order).
 
     `student` is a DistillStudent (its full, uncached path); `kl` is KL(T || S) at temperature tau.
-    `teacher_logits` (a distill.families.TeacherLogits, checked at start-up) gives the teacher's logits;
+    `teacher_logits` (a sensekit.model.families.TeacherLogits, checked at start-up) gives the teacher's logits;
     by default its LM head and family logits step applied to g_t.
     """
-    from .families import TeacherLogits
+    from sensekit.model.families import TeacherLogits
 
     teacher_logits = teacher_logits or TeacherLogits(teacher)
     was_training = student.training

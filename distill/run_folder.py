@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sensekit._fs import write_atomic
 from sensekit.errors import InputError
+from sensekit.fs import write_atomic
 
 from .checkpoint import check_same_run, checkpoint_folders
 from .config import CONFIG_FILE, DistillConfig

@@ -11,7 +11,7 @@ returning (logits [B, T, V], h [B, T, d_teacher]): h is the student's last hidde
 its final norm, mapped by a learned linear projection when the student's width differs from
 the teacher's. With `prefix` (the input of the lowest trainable layer, from the cache) only the
 layers from there up, the final norm and the LM head run; the split is exact for every family
-(see distill.families).
+(see sensekit.model.families).
 
 The truncated student shares the teacher's embeddings, final norm, LM head and frozen layers
 (the same tensors, no copy); its trainable layers are float32 copies. It is built on the meta
@@ -20,123 +20,18 @@ device, so no teacher-sized allocation happens.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from sensekit.errors import InputError, TeacherMismatch
+from sensekit.model.families import lm_logits, resume_at_layer, run_to_layer
+from sensekit.model.layers import layers_of, no_meta, sliced_config
 
-from .families import layers_of, lm_logits, resume_at_layer, run_to_layer
-
-__all__ = ["DistillStudent", "build_truncated", "resolve_selection", "load_hf_student", "save_student", "layers_of"]
-
-
-def _sliced_config(config, indices: Sequence[int]):
-    """A copy of `config` for the layers `indices` (in order): the layer count, and every per-layer list."""
-    cfg = copy.deepcopy(config)
-    total = _layer_count(config)
-    for name in ("num_hidden_layers", "n_layer", "num_layers"):
-        if hasattr(cfg, name) and isinstance(getattr(cfg, name), int):
-            setattr(cfg, name, len(indices))
-    for name, value in list(vars(cfg).items()):
-        # layer_types (sliding/full attention), no_rope_layers, ...: one entry per layer
-        if isinstance(value, list) and total and len(value) == total and name != "sensekit":
-            setattr(cfg, name, [value[i] for i in indices])
-    return cfg
-
-
-def _layer_count(config) -> int:
-    for name in ("num_hidden_layers", "n_layer", "num_layers"):
-        value = getattr(config, name, None)
-        if isinstance(value, int):
-            return value
-    return 0
-
-
-def _no_meta(module: nn.Module, what: str) -> None:
-    for name, t in list(module.named_parameters()) + list(module.named_buffers()):
-        if t.is_meta:
-            raise InputError(
-                f"{what}: {name} was not taken from the teacher; this architecture is not supported "
-                "for truncation, pass --student ID|PATH instead"
-            )
-
-
-def resolve_selection(
-    n_teacher: int, layers: int | Sequence[int], train: int | Sequence[int]
-) -> tuple[list[int], list[int]]:
-    """(teacher layer indices kept, student layer indices trained) from counts or explicit lists.
-
-    layers: N = the first N teacher layers, or teacher indices; train: N = the top N student layers, or
-    student indices. Both lists come back sorted; out-of-range or repeated entries are one-line errors.
-    """
-    kept = list(range(layers)) if isinstance(layers, int) else [int(i) for i in layers]
-    if not kept or (isinstance(layers, int) and not 1 <= layers <= n_teacher):
-        raise InputError(f"--student-layers {layers} must be in 1..{n_teacher} (the teacher has {n_teacher} layers)")
-    if kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= n_teacher:
-        raise InputError(
-            f"--student-layers {','.join(map(str, kept))}: teacher layers must be sorted, unique and in "
-            f"0..{n_teacher - 1} (the teacher has {n_teacher} layers)"
-        )
-    n = len(kept)
-    if isinstance(train, int):
-        if not 1 <= train <= n:
-            raise InputError(f"--train-layers top{train} must train 1..{n} layers (the student has {n})")
-        trained = list(range(n - train, n))
-    else:
-        trained = [int(i) for i in train]
-        if not trained or trained != sorted(set(trained)) or trained[0] < 0 or trained[-1] >= n:
-            raise InputError(
-                f"--train-layers {','.join(map(str, trained))}: student layers must be sorted, unique "
-                f"and in 0..{n - 1} (the student has {n} layers)"
-            )
-    return kept, trained
-
-
-def build_truncated(teacher_model, layers: int | Sequence[int], train: int | Sequence[int]):
-    """A student made of teacher layers; only the `train` ones train. Returns an HF causal LM.
-
-    layers: a count (the teacher's first N layers) or teacher layer indices (e.g. 0-6 and 22-29);
-    train: a count (the student's top N layers) or student layer indices. The embeddings, the final
-    norm, the LM head and the frozen layers are the teacher's own modules (no copy); the trained
-    layers are float32 copies. The selection is recorded in `config.sensekit`, which save_pretrained
-    writes into config.json.
-    """
-    from transformers import AutoModelForCausalLM
-
-    base, attr, teacher_layers = layers_of(teacher_model)
-    kept, trained = resolve_selection(len(teacher_layers), layers, train)
-    cfg = _sliced_config(teacher_model.config, kept)
-    with torch.device("meta"):
-        student = AutoModelForCausalLM.from_config(cfg)
-    s_base = student.base_model
-    for name, child in base.named_children():
-        if name != attr:
-            setattr(s_base, name, child)
-    for name, child in teacher_model.named_children():
-        if child is not base:
-            setattr(student, name, child)
-    modules = []
-    for position, index in enumerate(kept):
-        if position in trained:
-            layer = copy.deepcopy(teacher_layers[index]).float()
-            layer.requires_grad_(True)
-        else:
-            layer = teacher_layers[index]
-        modules.append(layer)
-    setattr(s_base, attr, nn.ModuleList(modules))
-    _no_meta(student, "truncated student")
-    student.config.use_cache = False
-    student.config.sensekit = {
-        "teacher_layers": kept,
-        "trained_layers": trained,
-        "teacher_num_layers": len(teacher_layers),
-    }
-    return student
+__all__ = ["DistillStudent", "load_hf_student", "save_student"]
 
 
 def load_hf_student(name_or_path: str, teacher, device: torch.device):
@@ -208,13 +103,13 @@ class DistillStudent(nn.Module):
     def _view(lm, layers: nn.ModuleList, start: int, stop: int) -> nn.Module:
         """A base model of the same class that runs only layers[start:stop] (sharing the modules)."""
         base, attr, _ = layers_of(lm)
-        cfg = _sliced_config(base.config, range(start, stop))
+        cfg = sliced_config(base.config, range(start, stop))
         with torch.device("meta"):
             view = type(base)(cfg)
         for name, child in base.named_children():
             setattr(view, name, child)
         setattr(view, attr, nn.ModuleList([layers[i] for i in range(start, stop)]))
-        _no_meta(view, "student view")
+        no_meta(view, "student view")
         return view
 
     @property

@@ -233,7 +233,8 @@ def _rows(held: dict, wic: dict, synant: dict) -> list[tuple[str, object, object
 
 def evaluate_student(cfg: StudentEvalConfig, progress: Optional[Callable[[str], None]] = None, *, teacher=None) -> dict:
     """Every metric for the student and the teacher, as plain data. `teacher`: an already loaded Teacher."""
-    from sensekit.eval.states import hidden_forward, load_store_teacher
+    from sensekit.eval.states import hidden_forward
+    from sensekit.model.store_check import load_store_teacher
     from sensekit.store import open_store
 
     from .student import load_hf_student

@@ -31,23 +31,23 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from sensekit._fs import TOKENIZER_FILE
-from sensekit.errors import InputError, SensekitError, TeacherMismatch
+from sensekit.errors import InputError, SensekitError
+from sensekit.model.families import TeacherLogits, logits_difference, max_difference, tolerance
+from sensekit.model.layers import build_truncated
+from sensekit.model.store_check import check_store_matches
 
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .config import DistillConfig
 from .data import Windows, prepare_windows
-from .families import TeacherLogits, logits_difference, max_difference, tolerance
 from .losses import ce_loss, hidden_mse_loss, kd_loss, sense_loss
 from .run_folder import RunFolder
-from .student import DistillStudent, build_truncated, load_hf_student, save_student
+from .student import DistillStudent, load_hf_student, save_student
 from .targets import SenseTargets
 
 __all__ = [
     "train",
     "Stepper",
     "BatchOrder",
-    "check_store_matches",
     "param_groups",
     "NonFiniteLoss",
     "Callback",
@@ -270,11 +270,11 @@ def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Callback):
     store = open_store(cfg.store)
     try:
         if teacher is None:
-            from sensekit.builder.teacher import load_teacher
+            from sensekit.model.teacher import load_teacher
 
             emit("status", {"message": f"loading teacher {cfg.teacher}"})
             teacher = load_teacher(cfg.teacher, device=str(device))
-        check_store_matches(store, teacher)
+        check_store_matches(store, teacher, key="next")
         targets = (
             SenseTargets.from_store(store, teacher.vocab_size, device, dtype=getattr(torch, cfg.sense_dtype))
             if cfg.lambda_sense > 0
@@ -479,56 +479,6 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-# -- the store must come from this teacher ------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_store_matches(store, teacher) -> None:
-    """Refuse a store built with another teacher id, hidden size, tokenizer or key mode, naming both."""
-    meta = store.meta
-    key = meta.get("key_mode") or (meta.get("build_config") or {}).get("key")
-    if key and key != "next":
-        raise TeacherMismatch(
-            f"store {store.path} was built with --key {key} (senses filed under the input token "
-            "x_t) but distill's sense loss needs --key next (senses of the predicted token y_t); "
-            "rebuild the store with --key next"
-        )
-    built = meta.get("teacher")
-    if isinstance(built, dict):
-        built = built.get("name") or built.get("id")
-    if built and str(built) != str(teacher.name):
-        raise TeacherMismatch(
-            f"store {store.path} was built with teacher {built!r} but this run's teacher is "
-            f"{teacher.name!r}; pass --teacher {built} or rebuild the store with this teacher"
-        )
-    hidden = int(meta.get("hidden_size", meta.get("dim", store.dim)))
-    if hidden != int(teacher.hidden_size) or int(store.dim) != int(teacher.hidden_size):
-        raise TeacherMismatch(
-            f"store {store.path} holds {hidden}-dim senses but teacher {teacher.name!r} has hidden "
-            f"size {teacher.hidden_size}; use the store built with this teacher"
-        )
-    store_tok = store.path / TOKENIZER_FILE
-    want = meta.get("tokenizer_sha256") or (_sha256(store_tok) if store_tok.is_file() else None)
-    have = _sha256(Path(teacher.tokenizer_json)) if teacher.tokenizer_json else None
-    if want and have and want == have:
-        return
-    # different bytes can still be the same vocabulary (a re-saved tokenizer.json): compare ids
-    if store_tok.is_file():
-        from tokenizers import Tokenizer
-
-        if Tokenizer.from_file(str(store_tok)).get_vocab(with_added_tokens=True) == teacher.tokenizer.get_vocab():
-            return
-    raise TeacherMismatch(
-        f"store {store.path} was built with another tokenizer (sha256 {str(want)[:12]}) than teacher "
-        f"{teacher.name!r} (sha256 {str(have)[:12]}); use the store built with this teacher"
-    )
 
 
 class Stepper:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._fs import INDEX_FILE  # noqa: F401  (importable from here, as before)
 from .errors import IndexMismatch, InputError, StoreError
+from .fs import INDEX_FILE  # noqa: F401  (importable from here, as before)
 
 SPACES = ("cosine", "l2", "ip")
 

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _sql
-from ._fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE
 from .errors import InputError, NotFound, SchemaMismatch, StoreError
+from .fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE
 from .index import load_index
 from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
 from .space import SimilaritySpace

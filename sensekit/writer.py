@@ -27,9 +27,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _sql
-from ._fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
 from .errors import InputError, StoreError
 from .fingerprint import FINGERPRINT_KEY, content_fingerprint
+from .fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
 from .index import IndexParams, build_index, check_index_file, index_record
 from .paths import schema_text
 from .space import DEFAULT_SPACE, SimilaritySpace, fit_space

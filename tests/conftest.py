@@ -104,7 +104,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny(tiny_dir):
-    from sensekit.builder.teacher import load_teacher
+    from sensekit.model.teacher import load_teacher
 
     return load_teacher(str(tiny_dir), device="cpu")
 
@@ -141,6 +141,6 @@ def corpus_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def teacher(teacher_dir):
-    from sensekit.builder.teacher import load_teacher
+    from sensekit.model.teacher import load_teacher
 
     return load_teacher(str(teacher_dir), device="cpu")

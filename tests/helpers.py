@@ -2,7 +2,7 @@
 
 Everything is real: the teacher folder is a LlamaForCausalLM (random weights, from config) saved
 with save_pretrained beside a fast tokenizer trained on the fly (conftest.train_tokenizer), loaded
-through `sensekit.builder.teacher.load_teacher`; stores are written with `StoreWriter`. The pytest
+through `sensekit.model.teacher.load_teacher`; stores are written with `StoreWriter`. The pytest
 fixtures built on these live in conftest.py.
 """
 

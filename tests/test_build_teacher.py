@@ -42,7 +42,7 @@ def test_teacher_fields(tiny, tiny_dir):
 
 
 def test_device_and_dtype_resolution():
-    from sensekit.builder.teacher import resolve_device, resolve_dtype
+    from sensekit.model.teacher import resolve_device, resolve_dtype
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_dtype(None, torch.device("cpu")) == torch.float32
@@ -56,7 +56,7 @@ def test_device_and_dtype_resolution():
 
 
 def test_missing_bundled_package_names_the_pip_command(monkeypatch):
-    from sensekit.builder import teacher
+    from sensekit.model import teacher
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -67,7 +67,7 @@ def test_missing_bundled_package_names_the_pip_command(monkeypatch):
 
 
 def test_unknown_teacher_is_an_input_error(tmp_path):
-    from sensekit.builder.teacher import load_teacher
+    from sensekit.model.teacher import load_teacher
 
     with pytest.raises(InputError, match="cannot load teacher"):
         load_teacher(str(tmp_path / "no-such-model-folder"), device="cpu")

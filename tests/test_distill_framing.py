@@ -24,7 +24,7 @@ def bos_teacher_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bos_teacher(bos_teacher_dir):
-    from sensekit.builder.teacher import load_teacher
+    from sensekit.model.teacher import load_teacher
 
     return load_teacher(str(bos_teacher_dir), device="cpu")
 

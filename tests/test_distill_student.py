@@ -8,7 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from distill.student import DistillStudent, build_truncated  # noqa: E402
+from distill.student import DistillStudent  # noqa
+from sensekit.model.layers import build_truncated  # noqa: E402
 
 
 def _split_equals_full(model, vocab: int, seq: int = 12, rtol: float = 1e-5) -> None:
@@ -51,8 +52,8 @@ def test_bottom_top_split_equals_the_full_forward(teacher):  # noqa: F811
 
 @pytest.mark.integration
 def test_split_equals_full_on_the_bundled_smollm2():
-    from sensekit.builder.teacher import load_teacher
     from sensekit.errors import MissingDependency
+    from sensekit.model.teacher import load_teacher
 
     try:
         t = load_teacher("smollm2-135m", device="cpu", dtype="float32")
@@ -65,7 +66,7 @@ def test_a_student_of_a_bf16_teacher_saves_as_float32(tmp_path, teacher_dir):  #
     from transformers import AutoModelForCausalLM
 
     from distill.student import save_student
-    from sensekit.builder.teacher import load_teacher
+    from sensekit.model.teacher import load_teacher
 
     t = load_teacher(str(teacher_dir), device="cpu", dtype="bfloat16")
     lm = build_truncated(t.model, 3, 1)

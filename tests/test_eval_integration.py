@@ -43,7 +43,7 @@ def test_eval_with_the_bundled_teacher(shared, tmp_path):
     assert m["purity"]["status"] in ("ok", "skipped")  # 3,000 tokens leave few words with 2+ senses
 
     # the teacher's own converted folder is a plain HF causal LM: as a student it agrees with itself
-    from sensekit.builder.teacher import converted_dir
+    from sensekit.model.teacher import converted_dir
 
     heldout = tmp_path / "heldout.txt"
     heldout.write_text("The river bank was muddy after the flood, so we walked along the road instead. " * 4)

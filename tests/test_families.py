@@ -1,4 +1,4 @@
-"""distill.families on tiny random models of each family, built from config: the split forward (the
+"""sensekit.model.families on tiny random models of each family, built from config: the split forward (the
 frozen-prefix cache path) equals the plain forward, `lm_logits(final_hidden)` equals the model's own
 logits (soft-capping and logit scaling included), and a student of a layer selection saves and
 reloads with plain transformers giving the logits it had in training."""
@@ -10,8 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from distill.families import lm_logits, logits_difference  # noqa: E402
-from distill.student import DistillStudent, build_truncated  # noqa: E402
+from distill.student import DistillStudent  # noqa
+from sensekit.model.families import lm_logits, logits_difference  # noqa: E402
+from sensekit.model.layers import build_truncated  # noqa: E402
 
 VOCAB, HIDDEN, LAYERS = 96, 32, 6
 COMMON = dict(
@@ -139,7 +140,7 @@ def test_the_prefix_is_the_lowest_trainable_layers_input(family):
 
 
 def _layers_attr(lm) -> str:
-    from distill.families import layers_of
+    from sensekit.model.layers import layers_of
 
     return layers_of(lm)[1]
 
@@ -176,8 +177,8 @@ def test_a_selected_student_reloads_with_plain_transformers(tmp_path, family):
 
 
 def test_teacher_logits_fall_back_to_the_models_own_forward_where_the_head_differs(monkeypatch):
-    import distill.families as families
-    from distill.families import TeacherLogits
+    import sensekit.model.families as families
+    from sensekit.model.families import TeacherLogits
 
     model = _model("gemma2")
     teacher = type("T", (), {"model": model, "device": torch.device("cpu")})()

@@ -1,8 +1,7 @@
-"""`sensekit build`: corpus -> frozen teacher (post-norm states) -> per-token reservoirs -> batched k-means -> store.
+"""`sensekit build`: corpus -> frozen teacher (sensekit.model) (post-norm states) -> per-token reservoirs -> batched k-means -> store.
 
 Modules, in data-flow order:
 - `config`         BuildConfig: every setting, validated; the CLI flags are generated from its fields
-- `teacher`        load_teacher(): any HF causal LM, or the bundled offline SmolLM2-135M (GGUF -> safetensors once)
 - `corpus`         iter_documents(): streaming text/JSONL/MediaWiki/HF readers; pack_windows(): tokens + char spans
 - `wordnet_corpus` iter_wordnet(): WordNet's glosses and examples, the offline default corpus
 - `harvest`        BatchStream (deterministic, resumable, sharded batches); key_positions() (next gold/pred, input)
@@ -19,7 +18,6 @@ Importing this package is light: torch and transformers load inside the function
 
 __all__ = [
     "config",
-    "teacher",
     "corpus",
     "wordnet_corpus",
     "harvest",

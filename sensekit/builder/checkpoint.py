@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .._fs import swap_into_place, temp_sibling
 from ..errors import InputError, StoreError
+from ..fs import swap_into_place, temp_sibling
 
 __all__ = ["Checkpoint", "build_fingerprint", "build_settings"]
 

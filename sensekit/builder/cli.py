@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .._config import cli_parameters, given
+from ..options import cli_parameters, given
 from .config import BuildConfig
 
 __all__ = ["register", "build_cli"]

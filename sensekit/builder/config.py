@@ -1,6 +1,6 @@
 """`BuildConfig`: everything a build depends on, validated at construction.
 
-Every field carries its help text, range and choices (`sensekit._config.option`); the
+Every field carries its help text, range and choices (`sensekit.options.option`); the
 `sensekit build` flags are generated from them, so each default lives here and only here.
 No torch or numpy: the CLI imports this module to build its flags.
 """
@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .._config import check_fields, config_dict, option
 from ..errors import InputError
+from ..options import check_fields, config_dict, option
 from ..space import DEFAULT_SPACE, SPACE_KINDS
 
 __all__ = ["BuildConfig", "parse_bytes"]

@@ -34,8 +34,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .._fs import open_compressed, strip_compression
 from ..errors import InputError, MissingDependency
+from ..fs import open_compressed, strip_compression
 
 __all__ = [
     "iter_documents",

@@ -21,9 +21,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .._fs import DB_FILE
 from .._hooks import pause_point
 from ..errors import InputError, MissingDependency
+from ..fs import DB_FILE
 from .checkpoint import Checkpoint, build_fingerprint, build_settings
 from .config import BuildConfig, parse_bytes
 from .contexts import context_columns, fetch_documents
@@ -51,9 +51,9 @@ class BuildResult:
 
 def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=None) -> BuildResult:
     """Run a whole build. `teacher`: an already loaded `Teacher` (tests, benchmarks) instead of config.teacher."""
+    from ..model.teacher import load_teacher
     from .harvest import BatchStream, check_seq_len
     from .reservoir import Reservoir
-    from .teacher import load_teacher
 
     cfg, report = config, progress or _no_progress
     t_start = time.perf_counter()

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .._config import cli_parameters, given
+from ..options import cli_parameters, given
 from .config import EvalConfig, StudentEvalConfig
 
 __all__ = ["register", "render_store", "render_student"]

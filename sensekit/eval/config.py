@@ -1,6 +1,6 @@
 """The settings of `sensekit eval store` and `sensekit eval student`, validated at construction.
 
-Each field is a `sensekit._config.option`; the CLI flags are generated from them, so every
+Each field is a `sensekit.options.option`; the CLI flags are generated from them, so every
 default lives here. No torch, numpy or distill imports: the CLI reads this module to build
 its flags. Benchmark files left unset default to the shared data
 (`sensekit.paths.shared_dir()/data/eval/...`) when it is there.
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .._config import check_fields, config_dict, option
 from ..errors import InputError
+from ..options import check_fields, config_dict, option
 from ..paths import shared_dir
 
 __all__ = ["EvalConfig", "StudentEvalConfig", "STORE_METRICS", "default_data", "data_file", "DEFAULT_CARRIER"]

@@ -27,8 +27,6 @@ __all__ = [
     "locate",
     "word_states",
     "hidden_forward",
-    "store_teacher_name",
-    "load_store_teacher",
     "teacher_prefix_and_pad",
 ]
 
@@ -123,37 +121,6 @@ def word_states(
         out[chunk] = picked.float().cpu().numpy()
         start = stop
     return out, ok
-
-
-def store_teacher_name(store) -> str:
-    """The teacher a store was built with, as its provenance records it."""
-    name = store.meta.get("teacher")
-    if isinstance(name, dict):
-        name = name.get("name") or name.get("id")
-    if not name:
-        from ..errors import InputError
-
-        raise InputError(f"store {store.path} does not record its teacher; pass --teacher")
-    return str(name)
-
-
-def load_store_teacher(store, name: str | None = None, device: str | None = None, dtype: str | None = None):
-    """The store's teacher (or `name`), refused when its hidden size or vocabulary differs from the store's."""
-    from ..builder.teacher import load_teacher
-    from ..errors import TeacherMismatch
-
-    teacher = load_teacher(name or store_teacher_name(store), device, dtype)
-    if int(teacher.hidden_size) != int(store.dim):
-        raise TeacherMismatch(
-            f"store {store.path} holds {store.dim}-dim senses but teacher {teacher.name!r} has "
-            f"hidden size {teacher.hidden_size}; pass the --teacher the store was built with"
-        )
-    if store.tokenizer.get_vocab(with_added_tokens=True) != teacher.tokenizer.get_vocab():
-        raise TeacherMismatch(
-            f"store {store.path} was built with another tokenizer than teacher {teacher.name!r}; "
-            "pass the --teacher the store was built with"
-        )
-    return teacher
 
 
 def teacher_prefix_and_pad(tokenizer) -> tuple[list[int], int]:

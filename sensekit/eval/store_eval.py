@@ -50,7 +50,7 @@ class _Run:
 
     def teacher(self):
         if self._teacher is None and self._teacher_error is None:
-            from .states import load_store_teacher
+            from ..model.store_check import load_store_teacher
 
             try:
                 self._teacher = load_store_teacher(self.store, self.cfg.teacher, self.cfg.device, self.cfg.dtype)

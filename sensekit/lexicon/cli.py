@@ -16,7 +16,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from .._config import cli_parameters, given
+from ..options import cli_parameters, given
 from .config import RelationsConfig
 
 __all__ = ["register", "relations_app", "lexicon_app", "relations_add_cli", "lexicon_extract_cli", "render_attach"]

@@ -1,7 +1,7 @@
 """RelationsConfig: every option of attaching relations, with its default, in one place.
 
 `attach_relations(store, sources, config)` takes it; `sensekit relations add` generates its
-flags from it (`sensekit._config.cli_parameters`). Only `_config` is imported here, so the CLI
+flags from it (`sensekit.options.cli_parameters`). Only `options` is imported here, so the CLI
 can build its flags without loading the lexicon machinery.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .._config import check_fields, option
+from ..options import check_fields, option
 
 __all__ = ["RelationsConfig"]
 

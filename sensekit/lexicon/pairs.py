@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
-from .._fs import open_compressed
 from ..errors import InputError
+from ..fs import open_compressed
 
 __all__ = [
     "Pair",
@@ -95,7 +95,7 @@ def open_text(path: str | os.PathLike) -> io.TextIOBase:
 
 
 def open_binary(path: str | os.PathLike) -> IO[bytes]:
-    """A binary stream over an existing input file: plain, .gz, .bz2 or .xz/.lzma (`_fs.open_compressed`)."""
+    """A binary stream over an existing input file: plain, .gz, .bz2 or .xz/.lzma (`fs.open_compressed`)."""
     if not Path(path).is_file():
         raise InputError(f"file {Path(path)} does not exist")
     return open_compressed(path, "rb")

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from .._fs import open_compressed, swap_into_place, temp_sibling
 from ..errors import InputError, MissingDependency
+from ..fs import open_compressed, swap_into_place, temp_sibling
 from .kaikki import in_language, wanted_language
 
 __all__ = ["STUBS", "family_stub", "hoist_nym_lines", "dump_entries", "extract"]

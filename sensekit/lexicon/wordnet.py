@@ -28,8 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-from .._fs import swap_into_place, temp_sibling
 from ..errors import InputError, MissingDependency
+from ..fs import swap_into_place, temp_sibling
 from ..paths import sensekit_home
 
 __all__ = ["open_wordnet", "wordnet_pairs", "LEXNAMES", "DEBIAN_WORDNET"]

@@ -32,8 +32,6 @@ from torch import nn
 from sensekit.errors import InputError
 
 __all__ = [
-    "LAYER_ATTRS",
-    "layers_of",
     "lm_logits",
     "logits_transform",
     "run_to_layer",
@@ -43,21 +41,6 @@ __all__ = [
     "logits_difference",
     "TeacherLogits",
 ]
-
-LAYER_ATTRS = ("layers", "h", "blocks")
-
-
-def layers_of(model) -> tuple[nn.Module, str, nn.ModuleList]:
-    """(base model, attribute name, ModuleList) of an HF causal LM's decoder layers."""
-    base = model.base_model
-    for attr in LAYER_ATTRS:
-        layers = getattr(base, attr, None)
-        if isinstance(layers, nn.ModuleList):
-            return base, attr, layers
-    raise InputError(
-        f"cannot find the decoder layers of {type(model).__name__}; use an architecture with "
-        f"base_model.layers (Llama, Mistral, Qwen, Gemma, ...) or pass --student"
-    )
 
 
 # -- logits ---------------------------------------------------------------------------------

