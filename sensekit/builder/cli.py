@@ -76,7 +76,7 @@ class _RichProgress:
     def __exit__(self, *exc):
         self.bar.__exit__(*exc)
 
-    def __call__(self, stage: str, done: int, total: Optional[int]) -> None:
+    def __call__(self, stage: str, done: Optional[int] = None, total: Optional[int] = None, /, **info) -> None:
         if stage != self.current and self.current in self.tasks:
             t = self.tasks[self.current]
             task = self.bar.tasks[t]

@@ -24,14 +24,13 @@ import numpy as np
 from .._hooks import pause_point
 from ..errors import InputError, MissingDependency
 from ..fs import DB_FILE
+from ..progress import Progress, no_progress
 from .checkpoint import Checkpoint, build_fingerprint, build_settings
 from .config import BuildConfig, parse_bytes
 from .contexts import context_columns, fetch_documents
 from .distributed import Ranks, init_ranks, merge_tree, teacher_device
 
-__all__ = ["BuildConfig", "BuildResult", "build", "parse_bytes", "Progress"]
-
-Progress = Callable[[str, int, Optional[int]], None]
+__all__ = ["BuildConfig", "BuildResult", "build", "parse_bytes"]
 
 
 @dataclass
@@ -55,7 +54,7 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     from .harvest import BatchStream, check_seq_len
     from .reservoir import Reservoir
 
-    cfg, report = config, progress or _no_progress
+    cfg, report = config, progress or no_progress
     t_start = time.perf_counter()
     store = _store_path(cfg.store)
     corpus = _open_corpus(cfg)  # before the teacher loads: a missing corpus fails fast
@@ -145,10 +144,6 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
 
 
 # -- the steps, in the order build() takes them -------------------------------------------
-def _no_progress(stage: str, done: int, total: Optional[int]) -> None:
-    pass
-
-
 def _store_path(store: str) -> Path:
     """The output bundle's path; refuses one that holds something other than a sensekit store."""
     path = Path(store).expanduser()
