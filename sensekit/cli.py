@@ -296,6 +296,26 @@ def plot_cli(
         out.print(f"[dim]note: {escape(r['note'])}[/]", soft_wrap=True)
 
 
+@app.command("serve")
+def serve_cli(
+    store: Path = StoreOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default; 0.0.0.0 exposes it)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    ef: Optional[int] = typer.Option(None, "--ef", min=1, help="HNSW query beam (default: the store's)."),
+) -> None:
+    """Browse a store in the web browser: a local, read-only web app and JSON API (sensekit/serve)."""
+    try:
+        from .serve import serve
+    except ImportError as exc:
+        from .errors import MissingDependency
+
+        raise MissingDependency(f"sensekit serve needs {exc.name}: pip install 'sensekit[serve]'") from None
+    err.print(
+        f"serving {escape(str(store))} at http://{escape(host)}:{port}/ (read-only; Ctrl-C stops)", soft_wrap=True
+    )
+    serve(store, host=host, port=port, ef=ef)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def distill(ctx: typer.Context) -> None:
     """Train a student with DSKD (CE + KD + hinge-MSE sense loss). `sensekit distill --help` for flags."""

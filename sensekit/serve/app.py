@@ -1,0 +1,255 @@
+"""`sensekit serve`: a local, read-only web app over a store (Starlette; Jinja2 pages; a JSON API).
+
+Routes (every one a GET; the URL holds the word and the view, so links can be shared):
+
+    /                      search page; /?w=WORD[&view=V][&k=N] is the word page
+    /info[?view=V]         the store's provenance, counts, index and similarity space
+    /api/search?q=PREFIX   words starting with PREFIX, then close spellings
+    /api/word?w=WORD       tokens, senses (contexts, attached synonyms/antonyms), relations, nearest senses
+    /api/sense/ID          one sense with its contexts
+    /api/plot?w=WORD       the PCA points of the word's senses and context vectors (sensekit plot's)
+    /api/info              as /info, in JSON
+    /static/...            the page's CSS and JS, shipped in this package
+
+Safety: Jinja2 autoescapes every page, the JS writes text with textContent only, a Content-Security-Policy
+allows scripts and styles from this server only, the Host header must name the bound address (no DNS
+rebinding), no URL names a file, and the store is opened read-only. Errors are one-line JSON (4xx for
+bad input, 404 for unknown words and ids, 503 "store changed, reloading" while a replaced bundle cannot be
+opened yet); an unexpected error is a 500 with a one-line JSON body, never a traceback.
+
+The query path: importing this module never imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..errors import InputError, NotFound, SensekitError, StoreError
+from . import api
+from .holder import StoreChanged, StoreHolder
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("sensekit.serve")
+
+MAX_K = 100
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, StoreChanged):
+        return 503
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, InputError):
+        return 400
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    if isinstance(exc, StoreError):
+        return 503
+    return 500
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, HTTPException):
+        text = exc.detail
+    elif isinstance(exc, SensekitError):
+        text = str(exc)
+    else:
+        text = "internal error; see the server's log"
+    return " ".join(str(text).split())
+
+
+def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"{name} must be a whole number, got {raw[:20]!r}") from None
+    if not lo <= value <= hi:
+        raise InputError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _view(request: Request, store) -> str:
+    """The requested view, or the store's default; InputError for one the store does not hold."""
+    views, default = api.views_of(store)
+    view = request.query_params.get("view") or default
+    if view not in views:
+        raise InputError(f"unknown view {view[:30]!r}; this store has: {', '.join(views)}")
+    return view
+
+
+def create_app(
+    store: str | Path, ef: int | None = None, allowed_hosts: list[str] | None = None, cache_size: int = 512
+) -> Starlette:
+    """The ASGI app over the store bundle at `store` (opened now: StoreError when it cannot be).
+    `allowed_hosts`: Host header values accepted (default: loopback names); ["*"] accepts any."""
+    holder = StoreHolder(store, ef=ef, cache_size=cache_size)
+    env = Environment(
+        loader=PackageLoader("sensekit.serve", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+    def render(template: str, status: int = 200, **ctx) -> HTMLResponse:
+        html = env.get_template(template).render(store_name=holder.path.name, version=holder.version, **ctx)
+        return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+    def json(doc: dict, version: str, status: int = 200) -> JSON:
+        return JSON(
+            {**doc, "version": version},
+            status_code=status,
+            headers={**SECURITY_HEADERS, "X-Sensekit-Version": version, "Cache-Control": "no-store"},
+        )
+
+    def error_json(exc: BaseException) -> JSON:
+        status = _status_of(exc)
+        doc: dict[str, Any] = {"error": _one_line(exc), "status": status}
+        if isinstance(exc, api.UnknownWord):
+            doc["close"] = exc.close
+        headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
+        if status == 503:
+            headers["Retry-After"] = "1"
+        return JSON(doc, status_code=status, headers=headers)
+
+    def word_url(word: str, view: str | None = None) -> str:
+        params = {"w": word}
+        if view:
+            params["view"] = view
+        return "/?" + urlencode(params)
+
+    env.globals["word_url"] = word_url
+
+    # -- the JSON API -------------------------------------------------------------------------
+    async def api_search(request: Request) -> Response:
+        q = request.query_params.get("q", "")
+        limit = _int_param(request, "limit", 10, 1, 50)
+
+        def go(store):
+            return api.search_doc(store, holder.extra("words", api.WordList), q, limit)
+
+        return json(*holder.cached(("search", q, limit), go))
+
+    async def api_word(request: Request) -> Response:
+        word = api.check_word(request.query_params.get("w"))
+        k = _int_param(request, "k", 10, 0, MAX_K)
+        view = holder.run(lambda s: _view(request, s))
+        doc, version = holder.cached(("word", word, view, k), lambda s: {**api.word_doc(s, word, k), "view": view})
+        return json(doc, version)
+
+    async def api_sense(request: Request) -> Response:
+        raw = request.path_params["sense_id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise InputError(f"a sense id is a whole number, got {raw[:20]!r}")
+        view = holder.run(lambda s: _view(request, s))
+        doc, version = holder.cached(("sense", int(raw), view), lambda s: {**api.sense_doc(s, int(raw)), "view": view})
+        return json(doc, version)
+
+    async def api_plot(request: Request) -> Response:
+        word = api.check_word(request.query_params.get("w"))
+        view = holder.run(lambda s: _view(request, s))
+        doc, version = holder.cached(("plot", word, view), lambda s: {**api.plot_doc(s, word), "view": view})
+        return json(doc, version)
+
+    async def api_info(request: Request) -> Response:
+        view = holder.run(lambda s: _view(request, s))
+        doc, version = holder.cached(("info", view), lambda s: {**api.info_doc(s), "view": view})
+        return json(doc, version)
+
+    # -- pages ------------------------------------------------------------------------------
+    async def page_word(request: Request) -> Response:
+        views, default = holder.run(api.views_of)
+        w = request.query_params.get("w")
+        if w is None or not w.strip():
+            return render("index.html", views=views, view=default, default_view=default, word="")
+        word = api.check_word(w)
+        k = _int_param(request, "k", 10, 0, MAX_K)
+        view = holder.run(lambda s: _view(request, s))
+        try:
+            doc, version = holder.cached(("word", word, view, k), lambda s: {**api.word_doc(s, word, k), "view": view})
+        except api.UnknownWord as exc:
+            return render(
+                "index.html",
+                404,
+                views=views,
+                view=view,
+                default_view=default,
+                word=word,
+                error=str(exc),
+                close=exc.close,
+            )
+        return render("word.html", views=views, view=view, default_view=default, word=word, doc=doc)
+
+    async def page_info(request: Request) -> Response:
+        view = holder.run(lambda s: _view(request, s))
+        doc, _ = holder.cached(("info", view), lambda s: {**api.info_doc(s), "view": view})
+        return render("info.html", views=doc["views"], view=view, default_view=doc["default_view"], word="", info=doc)
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        status = _status_of(exc)
+        if status == 500:
+            log.error("error answering %s", request.url.path, exc_info=exc)
+        if request.url.path.startswith("/api/") or request.url.path.startswith("/static/"):
+            return error_json(exc)
+        try:
+            return render("error.html", status, message=_one_line(exc), reload=status == 503, views=[], word="")
+        except Exception:  # the error page itself failed (store gone): the one-line JSON still goes out
+            return error_json(exc)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        holder.close()
+
+    hosts = allowed_hosts or ["127.0.0.1", "localhost", "[::1]", "::1"]
+    app = Starlette(
+        routes=[
+            Route("/", page_word),
+            Route("/info", page_info),
+            Route("/api/search", api_search),
+            Route("/api/word", api_word),
+            Route("/api/sense/{sense_id}", api_sense),
+            Route("/api/plot", api_plot),
+            Route("/api/info", api_info),
+            Mount("/static", StaticFiles(packages=[("sensekit.serve", "static")]), name="static"),
+        ],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+        exception_handlers={SensekitError: on_error, HTTPException: on_error, Exception: on_error},
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+    return app
