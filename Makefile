@@ -45,6 +45,7 @@ demo: setup wordnet
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench-quick: setup
