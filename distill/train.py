@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from sensekit._hooks import pause_point
 from sensekit.errors import InputError, SensekitError
 from sensekit.model.families import TeacherLogits, logits_difference, max_difference, tolerance
 from sensekit.model.layers import build_truncated
@@ -254,6 +255,7 @@ def _loop(
             acc.wait_for_everyone()
             if acc.is_main_process:
                 save_checkpoint(run.checkpoints, number, cfg, state)
+                pause_point("distill-checkpoint")  # tests SIGKILL distill here (sensekit/_hooks.py)
             emit("checkpoint", {"step": number})
     return last, evals
 
