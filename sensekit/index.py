@@ -1,6 +1,6 @@
 """hnswlib index over token senses: build, save, load with verification.
 
-DuckDB's `meta` records what the index was built from (space, dim, M, ef_construction,
+DuckDB's `meta` records what the index was built from (metric, dim, M, ef_construction,
 count, checksum of the labels); `load_index` refuses any mismatch: the file's own header (count,
 vector size) is read before hnswlib loads it, then the labels in the index and a few stored
 vectors are compared with the store's, so an index copied from another store is refused.
@@ -18,19 +18,21 @@ import numpy as np
 from .errors import IndexMismatch, InputError, StoreError
 from .fs import INDEX_FILE  # noqa: F401  (importable from here, as before)
 
-SPACES = ("cosine", "l2", "ip")
+# hnswlib calls its distance a "space"; sensekit says "metric", keeping "space" for the similarity
+# transform (sensekit/space.py) that vectors pass through before they reach the index.
+METRICS = ("cosine", "l2", "ip")
 
 
 @dataclass(frozen=True)
 class IndexParams:
-    space: str = "cosine"
+    metric: str = "cosine"
     M: int = 16
     ef_construction: int = 200
     ef: int = 128  # query-time beam; set after load (hnswlib does not persist it)
 
     def __post_init__(self) -> None:
-        if self.space not in SPACES:
-            raise InputError(f"index space {self.space!r} is not one of {SPACES}")
+        if self.metric not in METRICS:
+            raise InputError(f"index metric {self.metric!r} is not one of {METRICS}")
         if self.M < 2 or self.ef_construction < 1 or self.ef < 1:
             raise InputError("index M must be >= 2 and ef_construction, ef >= 1")
 
@@ -86,7 +88,7 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, params: IndexParams, num_t
     import hnswlib
 
     n, dim = vectors.shape
-    index = hnswlib.Index(space=params.space, dim=dim)
+    index = hnswlib.Index(space=params.metric, dim=dim)
     index.init_index(max_elements=max(n, 1), M=params.M, ef_construction=params.ef_construction, random_seed=100)
     if n:
         index.add_items(
@@ -116,7 +118,7 @@ def load_index(
     if not path.is_file():
         raise StoreError(f"store is incomplete: {path} is missing; rebuild the store with `sensekit build`")
     check_index_file(path, int(record["count"]), int(record["dim"]))  # before hnswlib reads it with our dim
-    index = hnswlib.Index(space=record["space"], dim=int(record["dim"]))
+    index = hnswlib.Index(space=record_metric(record), dim=int(record["dim"]))
     try:
         index.load_index(str(path), max_elements=max(int(record["count"]), 1))
     except RuntimeError as exc:
@@ -131,15 +133,20 @@ def load_index(
                 "rebuild the store with `sensekit build`"
             )
     if probe is not None and len(probe[0]):
-        _check_probe(index, path, record["space"], *probe)
+        _check_probe(index, path, record_metric(record), *probe)
     index.set_ef(int(ef or record.get("ef", 128)))
     return index
 
 
-def _check_probe(index, path: Path, space: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+def record_metric(record: dict) -> str:
+    """The hnswlib metric of an index record (stores before schema 3 called it "space")."""
+    return str(record.get("metric") or record["space"])
+
+
+def _check_probe(index, path: Path, metric: str, ids: np.ndarray, vectors: np.ndarray) -> None:
     """The index's stored vectors of `ids` must be the store's (normalised for cosine, as hnswlib stores them)."""
     want = np.asarray(vectors, np.float32)
-    if space == "cosine":
+    if metric == "cosine":
         want = want / np.maximum(np.linalg.norm(want, axis=1, keepdims=True), 1e-30)
     try:
         have = np.asarray(index.get_items(np.asarray(ids, np.int64)), np.float32)

@@ -30,7 +30,7 @@ from . import _sql
 from .errors import InputError, StoreError
 from .fingerprint import FINGERPRINT_KEY, content_fingerprint
 from .fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
-from .index import IndexParams, build_index, check_index_file, index_record
+from .index import IndexParams, build_index, check_index_file, index_record, record_metric
 from .paths import schema_text
 from .space import DEFAULT_SPACE, SimilaritySpace, fit_space
 from .store import SCHEMA_VERSION, WRITING_KEY, read_meta, read_space
@@ -126,7 +126,9 @@ class StoreWriter:
             meta = read_meta(con, path)
         finally:
             con.close()
-        params = IndexParams(**{k: meta["index"][k] for k in ("space", "M", "ef_construction", "ef")})  # hnswlib's
+        params = IndexParams(
+            metric=record_metric(meta["index"]), **{k: meta["index"][k] for k in ("M", "ef_construction", "ef")}
+        )  # hnswlib's
         tmp = temp_sibling(path)
         if tmp.exists():
             shutil.rmtree(tmp)
