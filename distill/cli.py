@@ -18,6 +18,9 @@ import typer
 from sensekit.options import cli_parameters, given
 
 from .config import DistillConfig
+from .terms import TERMS
+
+SHOWN = ("total", *TERMS[:-1])  # the progress line: the total, then each loss term of the table
 
 __all__ = ["app", "distill_cli", "distill"]
 
@@ -61,7 +64,8 @@ def _command_parameters() -> list[inspect.Parameter]:
 def distill(values: dict[str, Any], config: Path | None = None, resume: bool = False, callback=None) -> dict[str, Any]:
     """The plain-function half: merge flags (None = not given) over the TOML file, validate, train.
 
-    Returns train()'s summary; progress goes to `callback(event, payload)`; prints nothing.
+    Returns train()'s summary; progress goes to `callback(stage, done, total, **info)` (sensekit.progress);
+    prints nothing.
     """
     from .train import train
 
@@ -110,29 +114,25 @@ app.command(name="distill", help=distill_cli.__doc__)(distill_cli)
 
 
 class _Progress:
-    """The rich progress bar with the loss terms, driven by train()'s callback."""
+    """The rich progress bar with the loss terms (distill.terms.TERMS, total first), driven by train()'s progress."""
 
     def __init__(self, console) -> None:
         self.console = console
         self.bar = None
         self.task = None
 
-    def __call__(self, event: str, payload: dict[str, Any]) -> None:
-        if event == "start":
-            self._start(payload)
-        elif event == "step" and self.bar is not None:
-            terms = " ".join(f"{k} {payload[k]:.4f}" for k in ("total", "kd", "ce", "sense_pos", "sense_neg", "hidden"))
-            self.bar.update(self.task, completed=payload["step"], terms=f"{terms} lr {payload['lr']:.2e}")
-        elif event == "eval":
-            self.console.print(
-                f"step {payload['step']}: held-out ppl {payload['ppl']:.3f}, KL {payload['kl']:.4f}", highlight=False
-            )
-        elif event in ("warning", "status"):
-            self.console.print(
-                ("[yellow]warning:[/] " if event == "warning" else "") + payload["message"], highlight=False
-            )
+    def __call__(self, stage: str, done: Optional[int] = None, total: Optional[int] = None, /, **info: Any) -> None:
+        if stage == "start":
+            self._start(done or 0, total or 0)
+        elif stage == "step" and self.bar is not None:
+            terms = " ".join(f"{k} {info[k]:.4f}" for k in SHOWN if k in info)
+            self.bar.update(self.task, completed=done, terms=f"{terms} lr {info['lr']:.2e}")
+        elif stage == "eval":
+            self.console.print(f"step {done}: held-out ppl {info['ppl']:.3f}, KL {info['kl']:.4f}", highlight=False)
+        elif stage in ("warning", "status"):
+            self.console.print(("[yellow]warning:[/] " if stage == "warning" else "") + info["message"], highlight=False)
 
-    def _start(self, payload: dict[str, Any]) -> None:
+    def _start(self, start: int, total: int) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -153,7 +153,7 @@ class _Progress:
             transient=False,
         )
         self.bar.start()
-        self.task = self.bar.add_task("distill", total=payload["total"], completed=payload["start"], terms="")
+        self.task = self.bar.add_task("distill", total=total, completed=start, terms="")
 
     def stop(self) -> None:
         if self.bar is not None:

@@ -26,7 +26,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,14 +36,15 @@ from sensekit.errors import InputError, SensekitError
 from sensekit.model.families import TeacherLogits, logits_difference, max_difference, tolerance
 from sensekit.model.layers import build_truncated
 from sensekit.model.store_check import check_store_matches
+from sensekit.progress import Progress, no_progress
 
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .config import DistillConfig
 from .data import Windows, prepare_windows
-from .losses import ce_loss, hidden_mse_loss, kd_loss, sense_loss
 from .run_folder import RunFolder
 from .student import DistillStudent, load_hf_student, save_student
 from .targets import SenseTargets
+from .terms import TERMS, StepTensors, add_groups, compute_terms, term_weights
 
 __all__ = [
     "train",
@@ -51,12 +52,9 @@ __all__ = [
     "BatchOrder",
     "param_groups",
     "NonFiniteLoss",
-    "Callback",
     "TERMS",
 ]
 
-Callback = Callable[[str, dict[str, Any]], None]
-TERMS = ("kd", "ce", "sense_pos", "sense_neg", "hidden", "total")
 SENSE_SEED_OFFSET = 0x5E45E
 
 
@@ -66,16 +64,21 @@ class NonFiniteLoss(SensekitError):
 
 # -- the run ----------------------------------------------------------------------------
 def train(
-    cfg: DistillConfig, *, resume: bool = False, callback: Callback | None = None, teacher=None
+    cfg: DistillConfig, *, resume: bool = False, callback: Progress | None = None, teacher=None
 ) -> dict[str, Any]:
-    """Run a distillation. Returns a summary (steps, last metrics, eval, folders). Raises SensekitError on bad input."""
+    """Run a distillation. Returns a summary (steps, last metrics, eval, folders). Raises SensekitError on bad input.
+
+    Progress goes to `callback(stage, done, total, **info)` (sensekit.progress): "status"/"warning" (message),
+    "data" (windows read), "start" (start, total), "step" (step, total, **the metrics row), "eval" (step, total,
+    **held-out metrics), "checkpoint" (step, total), "done" (total, total, **summary).
+    """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     cfg.validate_for_run()
     acc = Accelerator(mixed_precision=_mixed_precision(cfg), cpu=cfg.device == "cpu")
     device, main = acc.device, acc.is_main_process
-    emit = callback if (callback is not None and main) else _silent  # one progress display, the main process's
+    emit = callback if (callback is not None and main) else no_progress  # one progress display, the main process's
     run = RunFolder(cfg.output_dir, main)
     resume_from = run.resume_point(resume, cfg)  # a changed config is refused here, before any work
     set_seed(cfg.seed)
@@ -105,14 +108,12 @@ def train(
     log = run.open_log(resumed_at=start if resume else None)
     emit(
         "start",
-        {
-            "total": total,
-            "start": start,
-            "windows": len(windows),
-            "trainable_parameters": n_trainable,
-            "targets": targets.summary() if targets else None,
-            "device": str(device),
-        },
+        start,
+        total,
+        windows=len(windows),
+        trainable_parameters=n_trainable,
+        targets=targets.summary() if targets else None,
+        device=str(device),
     )
 
     # the loop: one optimizer step per iteration; evaluate and checkpoint on their schedules and at the end
@@ -152,7 +153,7 @@ def train(
             cache.flush()
 
     summary = _finish(cfg, acc, run, inner, teacher, total, lr, last, evals, stepper.cache_hits, t0)
-    emit("done", summary)
+    emit("done", total, total, **summary)
     return summary
 
 
@@ -166,8 +167,7 @@ def _finish(cfg, acc, run, inner, teacher, total, lr, last, evals, cache_hits, t
             "teacher_revision": teacher.revision,
             "store": str(cfg.store),
             "steps": total,
-            "lambda_sense": cfg.lambda_sense,
-            "lambda_hidden": cfg.lambda_hidden,
+            **term_weights(cfg),  # the loss table's weight fields (lambda_sense, lambda_hidden)
             "effective_lr": lr,
             "config": cfg.to_dict(),
         }
@@ -181,6 +181,7 @@ def _finish(cfg, acc, run, inner, teacher, total, lr, last, evals, cache_hits, t
         "metrics": str(run.metrics),
         "elapsed_s": round(time.perf_counter() - t0, 3),
         "cache_hits": cache_hits,
+        "loss_weights": term_weights(cfg),
     }
     run.write_summary(summary)
     return summary
@@ -244,11 +245,11 @@ def _loop(
         }
         log.step(row)
         last = row
-        emit("step", row)
+        emit("step", number, total, **row)
         if eval_windows is not None and (_due(cfg.eval_every, number) or done):
             evals.append(_evaluate(cfg, state.model, teacher, eval_windows, acc.device, acc, number, teacher_logits))
             log.evaluation(evals[-1])
-            emit("eval", evals[-1])
+            emit("eval", number, total, **evals[-1])
         if _due(cfg.save_every, number) or done:
             if cache is not None:
                 cache.flush()
@@ -256,12 +257,12 @@ def _loop(
             if acc.is_main_process:
                 save_checkpoint(run.checkpoints, number, cfg, state)
                 pause_point("distill-checkpoint")  # tests SIGKILL distill here (sensekit/_hooks.py)
-            emit("checkpoint", {"step": number})
+            emit("checkpoint", number, total)
     return last, evals
 
 
 # -- the set-up steps of train() ------------------------------------------------------------
-def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Callback):
+def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Progress):
     """Load the teacher (unless given), check the store against it, and turn the store into SenseTargets.
 
     The store opens first, so a wrong path fails before a teacher loads. The KD baseline (lambda = 0)
@@ -274,7 +275,7 @@ def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Callback):
         if teacher is None:
             from sensekit.model.teacher import load_teacher
 
-            emit("status", {"message": f"loading teacher {cfg.teacher}"})
+            emit("status", message=f"loading teacher {cfg.teacher}")
             teacher = load_teacher(cfg.teacher, device=str(device))
         check_store_matches(store, teacher, key="next")
         targets = (
@@ -287,10 +288,8 @@ def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Callback):
     if targets is not None and int(targets.has_rel.sum()) == 0:
         emit(
             "warning",
-            {
-                "message": f"store {cfg.store} links no token with senses to a synonym or antonym with "
-                "senses: the sense loss will be zero"
-            },
+            message=f"store {cfg.store} links no token with senses to a synonym or antonym with "
+            "senses: the sense loss will be zero",
         )
     return teacher, targets
 
@@ -311,11 +310,11 @@ def _student(cfg: DistillConfig, teacher, device) -> DistillStudent:
     return model
 
 
-def _windows(cfg: DistillConfig, teacher, acc, emit: Callback) -> tuple[Windows, Windows | None]:
+def _windows(cfg: DistillConfig, teacher, acc, emit: Progress) -> tuple[Windows, Windows | None]:
     """Training windows, and the held-out ones: --eval-data, else the last --eval-holdout training windows."""
     with acc.main_process_first():  # the main process prepares and saves them; the others read its copy
         windows = prepare_windows(
-            cfg, teacher, "train", progress=lambda name, n: emit("data", {"name": name, "count": n})
+            cfg, teacher, "train", progress=lambda name, n: emit("data", n, None, name=name)
         )
         eval_windows: Windows | None = None
         if cfg.eval_data:
@@ -361,7 +360,7 @@ def startup_checks(
     rows: np.ndarray,
     acc,
     teacher_logits: TeacherLogits,
-    emit: Callback,
+    emit: Progress,
 ) -> dict[str, Any]:
     """On the first batch (rows [B]): the teacher's logits path, the student's head, and with --cache the split.
 
@@ -378,10 +377,8 @@ def startup_checks(
     if teacher_logits.own_forward:
         emit(
             "warning",
-            {
-                "message": f"teacher {teacher.name}: its LM head of g_t differs from its own logits by "
-                f"{t_diff:.3g}; using its own forward for the teacher's logits (slower)"
-            },
+            message=f"teacher {teacher.name}: its LM head of g_t differs from its own logits by "
+            f"{t_diff:.3g}; using its own forward for the teacher's logits (slower)",
         )
     exact = acc.mixed_precision == "no" and teacher.dtype == torch.float32
     with torch.no_grad(), acc.autocast():
@@ -457,10 +454,6 @@ class BatchOrder:
 
 
 # -- small helpers ----------------------------------------------------------------------
-def _silent(event: str, payload: dict[str, Any]) -> None:
-    """The callback of the processes that do not display progress."""
-
-
 def _due(every: int, step: int) -> bool:
     """Whether a periodic action (every N steps; 0 = never) is due after optimizer step `step` (1-based)."""
     return bool(every) and step % every == 0
@@ -512,6 +505,7 @@ class Stepper:
         self.device = acc.device
         self.sense_gen = sense_gen
         self.cache_hits = 0
+        self.beta_p, self.beta_n = float(cfg.beta_p), float(cfg.beta_n)  # the margins in force
 
     def micro_step(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """Forward one micro-batch (windows `rows`) and return every loss term (scalars with graphs)."""
@@ -545,30 +539,9 @@ class Stepper:
         with self.acc.autocast():
             logits, h = self.model(input_ids, attn, prefix=prefix)  # [B, T, V], [B, T, d]
         mask = labels >= 0  # [B, T] target positions
-        zero = torch.zeros((), device=device)
-        terms = {"kd": kd_loss(logits, t_logits, mask, cfg.tau, cfg.alpha), "ce": ce_loss(logits, labels, mask)}
-        if sense is not None:
-            terms["sense_pos"], terms["sense_neg"] = sense_loss(
-                h[sense.b, sense.t],
-                sense.positives,
-                sense.pos_mask,
-                sense.negatives,
-                sense.neg_mask,
-                sense.active,
-                cfg.beta_p,
-                cfg.beta_n,
-            )  # h at [P, d]
-            n_active = int(sense.active.sum())
-        else:
-            terms["sense_pos"] = terms["sense_neg"] = zero
-            n_active = 0
-        terms["hidden"] = hidden_mse_loss(h, g, mask) if cfg.lambda_hidden > 0 else zero
-        terms["total"] = (
-            terms["kd"]
-            + terms["ce"]
-            + cfg.lambda_sense * (terms["sense_pos"] + terms["sense_neg"])
-            + cfg.lambda_hidden * terms["hidden"]
-        )
+        tensors = StepTensors(cfg, logits, h, g, t_logits, labels, mask, sense, self.beta_p, self.beta_n)
+        terms = compute_terms(tensors)  # every row of distill.terms.LOSS_TERMS, and the weighted total
+        n_active = int(sense.active.sum()) if sense is not None else 0
         terms["_positions"] = torch.tensor(float(n_active), device=device)
         terms["_tokens"] = mask.sum().float()
         return terms
@@ -613,13 +586,8 @@ class Stepper:
             values = acc.reduce(values, reduction="mean")  # loss terms: the mean over processes
             counts = acc.reduce(counts, reduction="sum")  # sense positions and target tokens: all processes
         v = values.tolist() + counts.tolist()
-        row = {"lr": lr, **dict(zip(TERMS, v[: len(TERMS)]))}
-        row.update(
-            sense=row["sense_pos"] + row["sense_neg"],
-            grad_norm=grad_norm,
-            sense_positions=v[len(TERMS)],
-            tokens=v[len(TERMS) + 1],
-        )
+        row = add_groups({"lr": lr, **dict(zip(TERMS, v[: len(TERMS)]))})  # + sense = sense_pos + sense_neg
+        row.update(grad_norm=grad_norm, sense_positions=v[len(TERMS)], tokens=v[len(TERMS) + 1])
         return row
 
 

@@ -72,7 +72,7 @@ def test_total_loss_falls_and_files_are_written(tmp_path, store_dir, corpus_file
         save_every=10,
     )
     events = []
-    summary = train(cfg, teacher=teacher, callback=lambda e, p: events.append(e))
+    summary = train(cfg, teacher=teacher, callback=lambda stage, *_, **__: events.append(stage))
     rows = metrics(cfg.output_dir)
     assert len(rows) == 30 and set(TERMS) | {"lr", "grad_norm", "sense_positions"} <= set(rows[0])
     first, last = sum(r["total"] for r in rows[:5]) / 5, sum(r["total"] for r in rows[-5:]) / 5
@@ -108,8 +108,8 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, store_dir, corpus_file, t
     class Stop(Exception):
         pass
 
-    def stop_at_5(event, payload):
-        if event == "step" and payload["step"] == 5:
+    def stop_at_5(stage, done=None, total=None, /, **info):
+        if stage == "step" and done == 5 and info["step"] == 5:
             raise Stop
 
     with pytest.raises(Stop):
