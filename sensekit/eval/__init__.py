@@ -7,6 +7,9 @@
 - `health`: duplicated senses, raw-sample tokens, anisotropy;
 - `senses`: the store's token senses as one dense table, and the similarity space;
 - `states`: a language model's state for a word in a sentence, batched;
+- `registry`: the metrics above register themselves there (name, compute, table rows, headline);
+  adding a metric is one module plus its name in `registry.MODULES`;
+- `run`: `StoreRun`, what the metrics share (store, sense table, teacher, WordNet);
 - `store_eval`: the driver (`evaluate_store`), `config`: the settings, `cli`: the typer half.
 
 Importing this package imports neither torch nor transformers; the commands load them.

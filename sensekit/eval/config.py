@@ -1,8 +1,8 @@
 """The settings of `sensekit eval store` and `sensekit eval student`, validated at construction.
 
 Each field is a `sensekit.options.option`; the CLI flags are generated from them, so every
-default lives here. No torch, numpy or distill imports: the CLI reads this module to build
-its flags. Benchmark files left unset default to the shared data
+default lives here. No torch or distill imports: the CLI reads this module to build its flags
+(the metric list comes from `registry`, which imports the metric modules: numpy only). Benchmark files left unset default to the shared data
 (`sensekit.paths.shared_dir()/data/eval/...`) when it is there.
 """
 
@@ -15,10 +15,11 @@ from typing import Optional
 from ..errors import InputError
 from ..options import check_fields, config_dict, option
 from ..paths import shared_dir
+from .registry import metric_names
 
 __all__ = ["EvalConfig", "StudentEvalConfig", "STORE_METRICS", "default_data", "data_file", "DEFAULT_CARRIER"]
 
-STORE_METRICS = ("wic", "similarity", "purity", "neighbours", "health")
+STORE_METRICS = metric_names()  # the registered metrics (sensekit/eval/registry.py), in their order
 DEFAULT_CARRIER = "The word is {w}."
 _DATA, _RUN, _SIZE = "Benchmarks", "Run", "Sizes"
 _DEFAULT_FILES = {"wic": "wic/val.jsonl", "simlex": "simlex999.txt", "wordsim": "wordsim353.tsv"}

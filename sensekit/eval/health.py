@@ -12,11 +12,15 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from .registry import Headline, Skip, StoreMetric, coverage, fmt, fmt_coverage, num, register
 from .senses import unit
+
+if TYPE_CHECKING:
+    from .run import StoreRun
 
 __all__ = ["duplicate_senses", "raw_tokens", "anisotropy", "exact_groups", "near_pairs_exact"]
 
@@ -106,3 +110,95 @@ def anisotropy(vectors: np.ndarray, n_pairs: int = 20000, seed: int = 0, centre:
     j = (i + rng.integers(1, len(v), n_pairs)) % len(v)  # j != i
     u = unit(v)
     return float((u[i] * u[j]).sum(1).mean())
+
+
+# -- the registered store metric ------------------------------------------------------------
+def index_knn(store, table) -> Knn | None:
+    """knn(raw queries [m, d], k) -> candidate rows of `table` [m, k], from the store's HNSW index (which is
+    built in the store's similarity space: the queries are mapped into it, as `neighbors` does)."""
+    index = store.index
+    if index is None:
+        return None
+    by_id = np.argsort(table.sense_ids)
+    ids_sorted = table.sense_ids[by_id]
+
+    def knn(queries: np.ndarray, k: int) -> np.ndarray:
+        old = index.ef
+        index.set_ef(max(2 * k, 16))  # near-identical vectors sit at the very top: a short beam finds them
+        try:
+            labels, _ = index.knn_query(
+                np.ascontiguousarray(store.space.apply(queries), np.float32), k=min(k, index.get_current_count())
+            )
+        finally:
+            index.set_ef(old)
+        labels = labels.astype(np.int64)
+        pos = np.minimum(np.searchsorted(ids_sorted, labels), len(ids_sorted) - 1)
+        return np.where(ids_sorted[pos] == labels, by_id[pos], -1)
+
+    return knn
+
+
+def _compute(run: "StoreRun") -> dict:
+    t = run.table
+    if len(t.owner) == 0:
+        raise Skip("the store has no token senses")
+    dup = duplicate_senses(t.vectors, t.owner, run.cfg.duplicate_cos, knn=index_knn(run.store, t))
+    raw = raw_tokens(t.indptr, t.counts, run.k)  # [U]
+    raw_sense = np.repeat(raw, np.diff(t.indptr))  # [S]
+    seed, pairs = run.cfg.seed, run.cfg.anisotropy_pairs
+    return {
+        "status": "ok",
+        "duplicates": {
+            "senses": int(dup.sum()),
+            "share": num(dup.mean()),
+            "cos_above": run.cfg.duplicate_cos,
+            "tokens_affected": int(len(np.unique(t.owner[dup]))),
+            "share_among_raw_token_senses": num(dup[raw_sense].mean()) if raw_sense.any() else None,
+            "share_among_clustered_senses": num(dup[~raw_sense].mean()) if (~raw_sense).any() else None,
+        },
+        "raw_tokens": {
+            "tokens": int(raw.sum()),
+            "share": num(raw.mean()),
+            "k": run.k,
+            "senses": int(raw_sense.sum()),
+            "sense_share": num(raw_sense.mean()),
+        },
+        "anisotropy": {
+            "mean_cosine": num(anisotropy(t.vectors, pairs, seed)),
+            "pairs": pairs,
+            "baseline_centred": num(anisotropy(t.vectors, pairs, seed, centre=True)),
+            "in_similarity_space": num(anisotropy(t.in_space(run.to_space), pairs, seed)),
+        },
+        "coverage": coverage(len(t.owner), len(t.owner)),
+        "baseline": {
+            "method": "a healthy store has no duplicates; isotropic vectors have mean cosine ~0 "
+            "(the centred senses' mean cosine is measured beside it)"
+        },
+        "note": "token senses only (span clouds are derived from them); raw = a token's senses' counts sum to <= k",
+    }
+
+
+def _rows(h: dict) -> list[tuple[str, str, str, str]]:
+    d, r, a = h["duplicates"], h["raw_tokens"], h["anisotropy"]
+    return [
+        (
+            f"duplicate senses (cos > {d['cos_above']})",
+            f"{d['senses']:,} ({fmt(d['share'])})",
+            "0 expected",
+            fmt_coverage(h["coverage"]),
+        ),
+        (f"raw-sample tokens (n <= k = {r['k']})", f"{r['tokens']:,} ({fmt(r['share'])})", "-", "-"),
+        (
+            "anisotropy (mean cosine of random senses)",
+            fmt(a["mean_cosine"]),
+            f"centred {fmt(a['baseline_centred'])}; in the similarity space {fmt(a['in_similarity_space'])}",
+            f"{a['pairs']:,} pairs",
+        ),
+    ]
+
+
+def _headline(h: dict) -> list[Headline]:
+    return [Headline("duplicate senses (share)", h["duplicates"]["share"], 0.0, "healthy store", "the store")]
+
+
+register(StoreMetric("health", "store health", _compute, _rows, _headline))

@@ -11,6 +11,14 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .registry import Headline, Skip, StoreMetric, coverage, fmt, num, register
+
+if TYPE_CHECKING:
+    from .run import StoreRun
 
 __all__ = ["clean_word", "WordNetRelatives", "related_share"]
 
@@ -65,3 +73,69 @@ def related_share(rel: WordNetRelatives, words: list[str], neighbour_texts: list
         hits += sum(rel.related(word, t) for t in texts)
         total += len(texts)
     return (hits / total if total else float("nan")), total
+
+
+# -- the registered store metric ------------------------------------------------------------
+def _compute(run: "StoreRun") -> dict:
+    if run.store.index is None:
+        raise Skip("the store has no HNSW index")
+    rel = WordNetRelatives(run.wordnet())
+    words, ids = run.word_tokens()
+    pool = [i for i, w in enumerate(words) if rel.is_lemma(w)]
+    rng = np.random.default_rng(run.cfg.seed)
+    n = min(run.cfg.limit or run.cfg.neighbour_words, run.cfg.neighbour_words, len(pool))
+    sample = [words[pool[i]] for i in np.sort(rng.choice(len(pool), n, replace=False))] if n else []
+    if not sample:
+        raise Skip("no token with senses is a WordNet lemma")
+    k = run.cfg.neighbours_k
+    found = [run.store.neighbors(w, k=k) for w in sample]  # the index's own query path, one call per word
+    texts = [[nb.text for nb in f] for f in found]
+    dists = np.asarray([nb.distance for f in found for nb in f], np.float64)
+    share, judged = related_share(rel, sample, texts)
+    token_text = run.token_text()
+    random_texts = [[token_text.get(int(t), "") for t in rng.choice(run.table.token_ids, k)] for _ in sample]
+    base, base_judged = related_share(rel, sample, random_texts)
+    return {
+        "status": "ok",
+        "related_share": num(share),
+        "k": k,
+        "coverage": {**coverage(len(sample), len(pool)), "neighbours_judged": judged},
+        "baseline": {
+            "method": f"{k} random tokens with senses per word, same words",
+            "related_share": num(base),
+            "neighbours_judged": base_judged,
+        },
+        "zero_distance_share": num(np.mean(dists < 1e-4)) if len(dists) else None,
+        "mean_distance": num(dists.mean()) if len(dists) else None,
+        "note": (
+            "a seeded sample of tokens whose text is a lower-case WordNet lemma; related = same lemma in another "
+            "form (morphy), synonym, hypernym or hyponym (cosine distance in the index's space)"
+        ),
+    }
+
+
+def _rows(n: dict) -> list[tuple[str, str, str, str]]:
+    return [
+        (
+            f"neighbours: WordNet-related share of top {n['k']}",
+            fmt(n["related_share"]),
+            f"random tokens {fmt(n['baseline']['related_share'])}",
+            f"{n['coverage']['scored']:,} sampled of {n['coverage']['total']:,}",
+        ),
+        ("neighbours at distance < 1e-4", fmt(n["zero_distance_share"]), "0 expected", "-"),
+    ]
+
+
+def _headline(n: dict) -> list[Headline]:
+    return [
+        Headline(
+            f"WordNet-related share of top {n['k']}",
+            n["related_share"],
+            n["baseline"]["related_share"],
+            "random tokens",
+            "WordNet",
+        )
+    ]
+
+
+register(StoreMetric("neighbours", "neighbourhood quality", _compute, _rows, _headline))

@@ -15,8 +15,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .registry import Headline, Skip, StoreMetric, coverage, fmt, num, register
+
+if TYPE_CHECKING:
+    from .run import StoreRun
 
 __all__ = [
     "purity",
@@ -144,3 +150,73 @@ def collect_occurrences(
             out.end.append(b)
             out.synset.append(name)
     return out
+
+
+# -- the registered store metric ------------------------------------------------------------
+def _compute(run: "StoreRun") -> dict:
+    wn = run.wordnet()
+    run.teacher()
+    words, ids = run.word_tokens()
+    multi = run.table.n_senses(ids) >= 2
+    words, ids = [w for w, m in zip(words, multi) if m], ids[multi]
+    eligible = [i for i, w in enumerate(words) if len(wn.synsets(w)) >= 2]
+    order = np.random.default_rng(run.cfg.seed).permutation(len(eligible))
+    cap = min([c for c in (run.cfg.limit, run.cfg.purity_words) if c] or [len(eligible)])
+    occ = collect_occurrences(wn, [words[eligible[i]] for i in order], max_words=cap)
+    token_of = dict(zip(words, ids.tolist()))
+    tokens = np.asarray([token_of[w] for w in occ.word], np.int64)
+    states, ok = run.states(occ.sentence, occ.start, occ.end)
+    word_id = np.unique(np.asarray(occ.word), return_inverse=True)[1].ravel() if len(occ) else np.zeros(0, np.int64)
+    gold = np.unique(np.asarray(occ.synset), return_inverse=True)[1].ravel() if len(occ) else np.zeros(0, np.int64)
+    # a word keeps its place only with >= 4 located states over >= 2 synsets
+    keep = ok.copy()
+    for w in np.unique(word_id[ok]):
+        sel = ok & (word_id == w)
+        if sel.sum() < 4 or len(np.unique(gold[sel])) < 2:
+            keep &= word_id != w
+    pred = run.table.nearest(states[keep], tokens[keep], run.to_space)
+    g, y = word_id[keep], gold[keep]
+    if len(g) == 0:
+        raise Skip("no word had 4 located WordNet examples over 2 synsets")
+    ari, pur = grouped_scores(g, pred, y)
+    p_ari, p_pur = permuted_scores(g, pred, y, run.cfg.seed)
+    o_ari, o_pur = one_cluster_scores(g, y)
+    return {
+        "status": "ok",
+        "ari": num(ari.mean()),
+        "purity": num(pur.mean()),
+        "coverage": {**coverage(len(ari), len(eligible)), "occurrences": int(len(g)), "sample_cap": int(cap)},
+        "baseline": {
+            "method": "each word's sense assignment shuffled among its occurrences (same cluster sizes), 20 rounds",
+            "ari": num(p_ari),
+            "purity": num(p_pur),
+        },
+        "one_cluster": {"ari": num(o_ari), "purity": num(o_pur)},
+        "senses_used_per_word": num(np.mean([len(np.unique(pred[g == w])) for w in np.unique(g)])),
+        "note": (
+            "words: single tokens with >= 2 senses and >= 2 WordNet synsets (eligible), a seeded sample up to "
+            "the cap; scored when >= 4 examples containing the word span >= 2 synsets. A store built on "
+            "WordNet's glosses has seen these examples."
+        ),
+    }
+
+
+def _rows(p: dict) -> list[tuple[str, str, str, str]]:
+    c = p["coverage"]
+    return [
+        (
+            "sense purity (WordNet): ARI / purity",
+            f"{fmt(p['ari'])} / {fmt(p['purity'])}",
+            f"shuffled {fmt(p['baseline']['ari'])} / {fmt(p['baseline']['purity'])}; one cluster "
+            f"{fmt(p['one_cluster']['purity'])}",
+            f"{c['scored']:,} words of {c['total']:,} eligible "
+            f"(sample cap {c['sample_cap']:,}), {c['occurrences']:,} examples",
+        )
+    ]
+
+
+def _headline(p: dict) -> list[Headline]:
+    return [Headline("sense purity ARI", p["ari"], p["baseline"]["ari"], "shuffled", "WordNet examples")]
+
+
+register(StoreMetric("purity", "sense purity (WordNet)", _compute, _rows, _headline))

@@ -11,11 +11,16 @@ pair, over the two words' sense sets A and B (cosine in the chosen space):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError
+from .registry import Headline, Skip, StoreMetric, coverage, fmt, fmt_coverage, num, register
 from .senses import unit
+
+if TYPE_CHECKING:
+    from .run import StoreRun
 
 __all__ = ["read_pairs", "pair_similarities", "spearman", "SIMILARITIES"]
 
@@ -88,3 +93,72 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(spearmanr(x, y).statistic)
+
+
+# -- the registered store metric ------------------------------------------------------------
+BENCHMARKS = (("simlex999", "simlex"), ("wordsim353", "wordsim"))  # (JSON key, flag)
+
+
+def _one(run: "StoreRun", path: str) -> dict:
+    w1, w2, gold = read_pairs(path, run.cfg.limit)
+    t1, t2 = run.single_tokens(w1), run.single_tokens(w2)
+    covered = (run.table.n_senses(t1) > 0) & (run.table.n_senses(t2) > 0) & (t1 >= 0) & (t2 >= 0)
+    a, ma = run.table.padded(t1[covered], run.to_space)
+    b, mb = run.table.padded(t2[covered], run.to_space)
+    sims = pair_similarities(a, ma, b, mb)
+    out = {
+        "status": "ok",
+        "file": path,
+        "coverage": coverage(int(covered.sum()), len(gold)),
+        **{k: num(spearman(sims[k], gold[covered])) for k in SIMILARITIES},
+    }
+    try:
+        emb = run.input_embeddings()
+        cos = (unit(emb[t1[covered]]) * unit(emb[t2[covered]])).sum(1)
+        out["baseline"] = {
+            "method": "cosine of the teacher's input embeddings of the two tokens, same pairs",
+            "spearman": num(spearman(cos, gold[covered])),
+        }
+    except Skip as exc:
+        out["baseline"] = {"method": "teacher input embeddings", "spearman": None, "reason": str(exc)}
+    return out
+
+
+def _compute(run: "StoreRun") -> dict:
+    out = {}
+    for name, flag in BENCHMARKS:
+        path = run.cfg.data_file(flag)
+        out[name] = _one(run, path) if path else {"status": "skipped", "reason": f"no {name} file: pass --{flag} FILE"}
+    if all(v["status"] == "skipped" for v in out.values()):
+        raise Skip("no word-similarity file: pass --simlex FILE or --wordsim FILE")
+    return {"status": "ok", **out, "note": "pairs whose two words are single tokens with senses; Spearman rho"}
+
+
+def _rows(entry: dict) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for name, s in entry.items():
+        if not isinstance(s, dict):
+            continue
+        if s.get("status") == "skipped":
+            rows.append((name, "skipped", s.get("reason", ""), "-"))
+            continue
+        rows.append(
+            (
+                f"{name} Spearman MaxSim / AvgSim / centroid",
+                f"{fmt(s['maxsim'])} / {fmt(s['avgsim'])} / {fmt(s['centroid'])}",
+                f"input embeddings {fmt(s['baseline'].get('spearman'))}",
+                fmt_coverage(s["coverage"]),
+            )
+        )
+    return rows
+
+
+def _headline(entry: dict) -> list[Headline]:
+    return [
+        Headline(f"{name} Spearman (MaxSim)", s["maxsim"], s["baseline"].get("spearman"), "input embeddings", s["file"])
+        for name, _ in BENCHMARKS
+        if (s := entry.get(name)) and s.get("status") == "ok"
+    ]
+
+
+register(StoreMetric("similarity", "word similarity", _compute, _rows, _headline))

@@ -15,10 +15,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError
+from .registry import Headline, Skip, StoreMetric, coverage, fmt, fmt_coverage, num, register
+
+if TYPE_CHECKING:
+    from .run import StoreRun
 
 __all__ = ["WicItems", "read_wic", "wic_accuracy", "threshold_baseline", "fit_threshold", "pair_cosines"]
 
@@ -137,3 +142,90 @@ def threshold_baseline(scores: np.ndarray, labels: np.ndarray, seed: int = 0) ->
         thresholds.append(t)
         correct += int(((s[score] >= t) == y[score]).sum())
     return {"accuracy": correct / n, "threshold": thresholds[0], "fit": len(a), "scored": n}
+
+
+# -- the registered store metric ------------------------------------------------------------
+def _compute(run: "StoreRun") -> dict:
+    path = run.cfg.data_file("wic")
+    if path is None:
+        raise Skip("no WiC file: pass --wic FILE (WiC JSONL)")
+    items = read_wic(path, run.cfg.limit)
+    run.teacher()
+    tokens = run.single_tokens(items.words)
+    n_senses = run.table.n_senses(tokens)
+    s1, ok1 = run.states(items.sentences1, items.spans1[:, 0], items.spans1[:, 1])
+    s2, ok2 = run.states(items.sentences2, items.spans2[:, 0], items.spans2[:, 1])
+    scored = ok1 & ok2 & (tokens >= 0) & (n_senses >= 2)
+    a1 = run.table.nearest(s1[scored], tokens[scored], run.to_space)
+    a2 = run.table.nearest(s2[scored], tokens[scored], run.to_space)
+    y = items.labels[scored]
+    cos = pair_cosines(run.to_space(s1), run.to_space(s2))  # [N]
+    base = threshold_baseline(cos[scored], y, run.cfg.seed)
+    both = ok1 & ok2
+    base_all = threshold_baseline(cos[both], items.labels[both], run.cfg.seed)
+    # the pairs whose two states meet the build's --min-context: the states the store's senses are made of
+    ctx = (
+        run.in_store_context(items.sentences1, items.spans1[:, 0], items.spans1[:, 1])
+        & run.in_store_context(items.sentences2, items.spans2[:, 0], items.spans2[:, 1])
+    )[scored]
+    return {
+        "status": "ok",
+        "file": path,
+        "state": run.key_mode,
+        "accuracy": num(wic_accuracy(a1, a2, y)),
+        "coverage": coverage(int(scored.sum()), len(items)),
+        "baseline": {
+            "method": "cosine of the two raw states, threshold fitted on one half, scored on the other (two-fold)",
+            "accuracy": num(base["accuracy"]),
+            "threshold": num(base["threshold"]),
+        },
+        "majority_class": num(max(y.mean(), 1 - y.mean())) if len(y) else None,
+        "same_sense_rate": num(np.mean(a1 == a2)) if len(y) else None,
+        "baseline_all_pairs": {"accuracy": num(base_all["accuracy"]), "pairs": int(both.sum())},
+        "in_store_context": {
+            "min_context": run.min_context,
+            "pairs": int(ctx.sum()),
+            "accuracy": num(wic_accuracy(a1[ctx], a2[ctx], y[ctx])),
+            "baseline_accuracy": num(threshold_baseline(cos[scored][ctx], y[ctx], run.cfg.seed)["accuracy"]),
+        },
+        "excluded": {
+            "word_not_one_token": int((tokens < 0).sum()),
+            "under_2_senses": int(((tokens >= 0) & (n_senses < 2)).sum()),
+            "no_state": int((~both).sum()),
+        },
+        "note": (
+            "pairs whose word is one token with >= 2 senses; the sense inventory is the lemma's token "
+            "(' ' + word), the state is taken from the sentence as written (the word may be inflected); "
+            "with key=next a word that opens its sentence has no state; in_store_context: the pairs whose "
+            "states have read at least the build's min_context tokens"
+        ),
+    }
+
+
+def _rows(w: dict) -> list[tuple[str, str, str, str]]:
+    rows = [
+        (
+            f"WiC accuracy (nearest sense, state={w['state']})",
+            fmt(w["accuracy"]),
+            f"cosine threshold {fmt(w['baseline']['accuracy'])}; majority {fmt(w['majority_class'])}",
+            fmt_coverage(w["coverage"]),
+        )
+    ]
+    c = w.get("in_store_context")
+    if c and c["min_context"]:
+        rows.append(
+            (
+                f"WiC accuracy, states with >= {c['min_context']} tokens read (the build's rule)",
+                fmt(c["accuracy"]),
+                f"cosine threshold {fmt(c['baseline_accuracy'])}",
+                f"{c['pairs']} pairs",
+            )
+        )
+    return rows
+
+
+def _headline(w: dict) -> list[Headline]:
+    return [Headline("WiC accuracy", w["accuracy"], w["baseline"]["accuracy"], "cosine threshold", w["file"])]
+
+
+register(StoreMetric("wic", "WiC accuracy", _compute, _rows, _headline))

@@ -1,0 +1,127 @@
+"""`StoreRun`: what the store metrics share, handed to each metric's `compute`.
+
+The store, its sense table (`SenseTable`), the similarity transform, and the teacher, WordNet and
+token tables loaded once on demand. Missing data raises `Skip` with the reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import SensekitError
+from .config import EvalConfig
+from .registry import Skip
+from .senses import SenseTable, Space
+
+__all__ = ["StoreRun"]
+
+
+class StoreRun:
+    """What the metrics share: the store, its sense table, and the teacher and WordNet, loaded once on demand."""
+
+    def __init__(self, cfg: EvalConfig, store, to_space: Space, teacher=None) -> None:
+        self.cfg, self.store, self.to_space = cfg, store, to_space
+        self.table = SenseTable.from_store(store)
+        self.key_mode = str(store.meta.get("key_mode") or "next")
+        self.k = int(store.meta.get("k") or 10)
+        self.min_context = int(store.meta.get("min_context") or 0)  # the build's rule for sources (0: older stores)
+        self._teacher, self._teacher_error = teacher, None
+        self._wn, self._word_tokens, self._token_text, self._embeddings = None, None, None, None
+
+    def teacher(self):
+        if self._teacher is None and self._teacher_error is None:
+            from ..model.store_check import load_store_teacher
+
+            try:
+                self._teacher = load_store_teacher(self.store, self.cfg.teacher, self.cfg.device, self.cfg.dtype)
+            except SensekitError as exc:
+                if self.cfg.teacher:  # the user named it: a wrong one is an error, not a skip
+                    raise
+                self._teacher_error = f"the teacher cannot be loaded: {exc}"
+        if self._teacher is None:
+            raise Skip(self._teacher_error)
+        return self._teacher
+
+    def states(self, sentences, starts, ends) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher's state for each word span, where the store's key mode files it: (states [N, d], ok [N]).
+
+        The build's --min-context is not applied to these queries (it would drop most words near the start of
+        short benchmark sentences); `in_store_context` tells which states meet it."""
+        from .states import teacher_prefix_and_pad, word_states
+
+        t = self.teacher()
+        prefix, pad = teacher_prefix_and_pad(t.tokenizer)
+        return word_states(
+            t.final_hidden,
+            t.tokenizer,
+            sentences,
+            starts,
+            ends,
+            self.key_mode,
+            prefix,
+            t.hidden_size,
+            t.device,
+            pad,
+            self.cfg.batch_tokens,
+        )
+
+    def in_store_context(self, sentences, starts, ends) -> np.ndarray:
+        """[N] bool: the state has read at least the build's min_context real tokens (tokenization only)."""
+        from .states import locate, teacher_prefix_and_pad
+
+        t = self.teacher()
+        return locate(
+            t.tokenizer,
+            sentences,
+            starts,
+            ends,
+            self.key_mode,
+            teacher_prefix_and_pad(t.tokenizer)[0],
+            self.min_context,
+        )[2]
+
+    def wordnet(self):
+        if self._wn is None:
+            from ..lexicon.wordnet import open_wordnet
+
+            try:
+                self._wn = open_wordnet(self.cfg.wordnet)
+            except SensekitError as exc:
+                raise Skip(f"WordNet is not available: {exc}") from None
+        return self._wn
+
+    def single_tokens(self, words: list[str]) -> np.ndarray:
+        """[n] the token of each word (leading space, no specials, as the store tokenizes), -1 unless exactly one."""
+        enc = self.store.tokenizer.encode_batch([" " + w.strip() for w in words], add_special_tokens=False)
+        return np.asarray([e.ids[0] if len(e.ids) == 1 else -1 for e in enc], np.int64)
+
+    def token_text(self) -> dict[int, str]:
+        if self._token_text is None:
+            from .. import _sql
+
+            self._token_text = dict(self.store.con.execute(_sql.TOKEN_TEXTS).fetchall())
+        return self._token_text
+
+    def input_embeddings(self) -> np.ndarray:
+        """The teacher's input embedding matrix [V, d] (the word-similarity baseline)."""
+        if self._embeddings is None:
+            self._embeddings = self.teacher().model.get_input_embeddings().weight.detach().float().cpu().numpy()
+        return self._embeddings
+
+    def word_tokens(self) -> tuple[list[str], np.ndarray]:
+        """Tokens with senses whose text is a lower-case word that tokenizes back to that token: (words, token ids)."""
+        if self._word_tokens is None:
+            from .neighbours import clean_word
+
+            text_of = self.token_text()
+            words, ids = [], []
+            for tid in self.table.token_ids.tolist():  # per token with senses: a one-off scan, not a hot path
+                t = text_of.get(tid, "")
+                w = clean_word(t)
+                if w is not None and t == " " + w:
+                    words.append(w)
+                    ids.append(tid)
+            back = self.single_tokens(words)
+            keep = back == np.asarray(ids, np.int64)
+            self._word_tokens = ([w for w, k in zip(words, keep) if k], np.asarray(ids, np.int64)[keep])
+        return self._word_tokens
