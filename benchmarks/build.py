@@ -26,33 +26,19 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `sensekit build` does: no spinning on shared cores
-
 import numpy as np
+from common import log, passive_omp, shared_corpus
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-WIKI = (
-    Path(__file__).resolve().parent.parent.parent
-    / "shared"
-    / "data"
-    / "corpus"
-    / "enwiki-sample-pages-articles.xml.bz2"
-)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+passive_omp()  # before torch is imported
 
 
 def corpus_args(tmp: Path) -> tuple[str, ...]:
     """The shared enwiki sample if present, else a text file of WordNet glosses, else generated prose."""
-    shared = Path(os.environ.get("SENSEKIT_SHARED", WIKI.parent.parent.parent)) / "data" / "corpus" / WIKI.name
+    shared = shared_corpus()
     if shared.is_file():
         return (str(shared),)
     path = tmp / "corpus.txt"

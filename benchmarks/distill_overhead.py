@@ -40,9 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import shared_corpus
 
 
 def parse() -> argparse.Namespace:
@@ -134,7 +132,7 @@ def make_teacher(sh: dict, device):
 def make_windows(sh: dict, teacher, n: int):
     from distill.data import Windows, pack_documents
 
-    corpus = REPO.parent / "shared" / "data" / "corpus" / "enwiki-sample-pages-articles.xml.bz2"
+    corpus = shared_corpus()
     if teacher.tokenizer is not None and corpus.is_file():
         from distill.data import iter_documents
 

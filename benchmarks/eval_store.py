@@ -15,33 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import RESULTS, ROOT, git_commit, machine, write_json
+
 BUDGET_S = 300.0
-
-
-def _commit() -> str | None:
-    try:
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None  # an exported tree (git archive) has no history
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", default="senses.sensekit", help="store bundle (default: the `make demo` store)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "eval_store_demo.json"))
+    ap.add_argument("--out", default=str(RESULTS / "eval_store_demo.json"))
     ap.add_argument("extra", nargs="*", help="more `sensekit eval store` flags (after --)")
     args = ap.parse_args(argv)
     store = str(Path(args.store).expanduser().resolve())
@@ -66,13 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         "within_budget": wall < BUDGET_S,
         "cpu_count": os.cpu_count(),
         "omp_wait_policy": env["OMP_WAIT_POLICY"],
-        "machine": f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
-        "commit": _commit(),
+        "commit": git_commit(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    out = write_json(Path(args.out), result)
     m = result["metrics"]
     summary = {
         "wall_s": round(wall, 1),

@@ -27,13 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sensekit.lexicon.kaikki import kaikki_pairs  # noqa: E402
-from sensekit.lexicon.pairs import ReadReport, normalize  # noqa: E402
-from sensekit.lexicon.tokens import SenseTable, span_clouds  # noqa: E402
-from sensekit.lexicon.wiktionary_dump import dump_entries  # noqa: E402
-from sensekit.paths import shared_dir  # noqa: E402
+from sensekit.lexicon.kaikki import kaikki_pairs
+from sensekit.lexicon.pairs import ReadReport, normalize
+from sensekit.lexicon.tokens import SenseTable, span_clouds
+from sensekit.lexicon.wiktionary_dump import dump_entries
+from sensekit.paths import shared_dir
 
 
 def head_of_dump(path: Path, pages: int, out: Path) -> Path:

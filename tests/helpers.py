@@ -1,4 +1,5 @@
-"""Shared test factories: one tiny Llama teacher built from config, a tiny sense store for it, corpora.
+"""Shared test factories: one tiny Llama teacher built from config, a tiny sense store for it, corpora,
+one tiny DistillConfig and one in-process CLI runner.
 
 Everything is real: the teacher folder is a LlamaForCausalLM (random weights, from config) saved
 with save_pretrained beside a fast tokenizer trained on the fly (conftest.train_tokenizer), loaded
@@ -9,6 +10,7 @@ fixtures built on these live in conftest.py.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +175,44 @@ def write_corpus(path: Path, repeats: int = 12) -> Path:
         lines.append(" ".join(CORPUS[i] for i in order) + ".")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def run_cli(capsys, *args, entry: Callable[[list[str]], object] | None = None) -> tuple[int, str, str]:
+    """`sensekit ARGS` (or `entry(ARGS)`) in this process: (exit code, stdout, stderr).
+
+    A SystemExit with no code is 0, with a message (not an int) 1, as the shell would see it."""
+    if entry is None:
+        from sensekit.cli import main as entry
+    try:
+        entry([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# The tiny distill run of the tests: 3 of the teacher's layers, the top one trained, 4 steps of 4 windows.
+TINY_DISTILL = dict(
+    student_layers=3,
+    train_layers="top1",
+    seq_len=24,
+    batch_size=4,
+    max_windows=16,
+    max_steps=4,
+    lr=3e-3,
+    warmup_frac=0.25,
+    sample_floor=4,
+    kappa=3,
+    neighbors=3,
+    device="cpu",
+    save_every=0,
+)
+
+
+def distill_config(store: Path, corpus: Path, teacher: Path, output_dir: Path, **overrides):
+    """The one tiny DistillConfig of the tests (TINY_DISTILL), with `overrides` on top."""
+    from distill.config import DistillConfig
+
+    fields = dict(TINY_DISTILL, store=str(store), data=(str(corpus),), teacher=str(teacher), output_dir=str(output_dir))
+    return DistillConfig(**{**fields, **overrides})

@@ -9,9 +9,8 @@ import sys
 import duckdb
 import numpy as np
 import pytest
+from helpers import run_cli
 from test_store import write_small_store
-
-from sensekit.cli import main
 
 
 @pytest.fixture()
@@ -21,18 +20,8 @@ def store_path(tmp_path, tokenizer_json, tok):  # noqa: F811
     return path
 
 
-def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_query_json_shape(capsys, store_path):
-    code, out, _ = run(capsys, "query", "bank", "--store", str(store_path), "--json", "-k", "3")
+    code, out, _ = run_cli(capsys, "query", "bank", "--store", str(store_path), "--json", "-k", "3")
     assert code == 0
     doc = json.loads(out)
     assert set(doc) == {"word", "store", "tokens", "senses", "relations", "unattached", "neighbors"}
@@ -57,7 +46,7 @@ def test_query_json_shape(capsys, store_path):
 
 
 def test_query_tables(capsys, store_path):
-    code, out, _ = run(capsys, "query", "bank", "--store", str(store_path))
+    code, out, _ = run_cli(capsys, "query", "bank", "--store", str(store_path))
     assert code == 0
     for needle in (
         "senses of 'bank'",
@@ -76,44 +65,44 @@ def test_query_groups_relations_under_their_sense(capsys, store_path):
 
     with StoreWriter.update(store_path) as w:
         w.set_head_senses(["bank"], ["river"], np.array([1]), np.array([0.25]))
-    code, out, _ = run(capsys, "query", "bank", "--store", str(store_path), "--json")
+    code, out, _ = run_cli(capsys, "query", "bank", "--store", str(store_path), "--json")
     doc = json.loads(out)
     assert [s["syn"] for s in doc["senses"]] == [[], ["river"]] and doc["unattached"]["syn"] == []
     assert doc["relations"]["syn"]["wiktionary"][0]["head_sense"] == 1
-    code, out, _ = run(capsys, "query", "bank", "--store", str(store_path))
+    code, out, _ = run_cli(capsys, "query", "bank", "--store", str(store_path))
     row = next(line for line in out.splitlines() if "money at bank" in line)
     assert "river" in row
 
 
 def test_query_relations_only_word(capsys, store_path):
-    code, out, _ = run(capsys, "query", "good", "--store", str(store_path), "--json")
+    code, out, _ = run_cli(capsys, "query", "good", "--store", str(store_path), "--json")
     assert code == 0 and json.loads(out)["relations"]["ant"]["wordnet"][0]["related"] == "bad"
 
 
 def test_unknown_word_exits_1_with_suggestions(capsys, store_path):
-    code, out, err = run(capsys, "query", "banc", "--store", str(store_path))
+    code, out, err = run_cli(capsys, "query", "banc", "--store", str(store_path))
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and "unknown word 'banc'" in err and "did you mean: bank" in err
 
 
 @pytest.mark.parametrize("word", ["", "'; DROP TABLE senses; --"])
 def test_odd_words_are_user_errors(capsys, store_path, word):
-    code, _, err = run(capsys, "query", word, "--store", str(store_path))
+    code, _, err = run_cli(capsys, "query", word, "--store", str(store_path))
     assert code == 1 and err.startswith("error:") and "Traceback" not in err
 
 
 def test_missing_and_corrupt_store_exit_2(capsys, tmp_path):
-    code, _, err = run(capsys, "query", "bank", "--store", str(tmp_path / "none.sensekit"))
+    code, _, err = run_cli(capsys, "query", "bank", "--store", str(tmp_path / "none.sensekit"))
     assert code == 2 and "no sensekit store" in err and err.count("\n") == 1
     bad = tmp_path / "bad.sensekit"
     bad.mkdir()
     (bad / "store.duckdb").write_text("garbage")
-    code, _, err = run(capsys, "info", "--store", str(bad))
+    code, _, err = run_cli(capsys, "info", "--store", str(bad))
     assert code == 2 and err.count("\n") == 1
 
 
 def test_info_and_export(capsys, store_path, tmp_path):
-    code, out, _ = run(capsys, "info", "--store", str(store_path), "--json")
+    code, out, _ = run_cli(capsys, "info", "--store", str(store_path), "--json")
     doc = json.loads(out)
     assert (
         code == 0
@@ -122,7 +111,7 @@ def test_info_and_export(capsys, store_path, tmp_path):
         and doc["provenance"]["teacher"] == "tiny"
     )
     assert doc["space"] == {"kind": "identity", "components": 0, "dim": 16}
-    code, out, _ = run(capsys, "export", "--store", str(store_path), "-o", str(tmp_path / "pq"))
+    code, out, _ = run_cli(capsys, "export", "--store", str(store_path), "-o", str(tmp_path / "pq"))
     assert code == 0
     names = sorted(p.name for p in (tmp_path / "pq").iterdir())
     assert names == sorted(

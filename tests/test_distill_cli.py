@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
+from functools import partial
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 torch = pytest.importorskip("torch")
 
@@ -15,15 +17,8 @@ from distill.cli import app  # noqa: E402
 from distill.config import DistillConfig  # noqa: E402
 from sensekit.errors import InputError  # noqa: E402
 
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        app(list(args), prog_name="sensekit distill")
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+# `sensekit distill ARGS` through distill's own app (its --help names the program as the CLI does)
+run = partial(run_cli, entry=lambda argv: app(argv, prog_name="sensekit distill"))
 
 
 def test_every_config_field_is_a_flag_with_help(capsys, monkeypatch):

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import bos_tokenizer, make_store, make_teacher_dir
+from helpers import bos_tokenizer, distill_config, make_store, make_teacher_dir
 
 torch = pytest.importorskip("torch")
 
-from distill.config import DistillConfig  # noqa: E402
 from distill.data import iter_documents, pack_documents, prepare_windows  # noqa: E402
 
 
@@ -66,20 +65,15 @@ def test_prepared_windows_keep_their_prefix_and_training_skips_the_bos_position(
     from distill.train import train
 
     store = make_store(tmp_path / "bos.sensekit", bos_teacher_dir)
-    cfg = DistillConfig(
-        store=str(store),
-        data=(str(corpus_file),),
-        teacher=str(bos_teacher_dir),
-        student_layers=3,
-        train_layers="top1",
+    cfg = distill_config(
+        store,
+        corpus_file,
+        bos_teacher_dir,
+        tmp_path / "run",
         seq_len=12,
         batch_size=2,
         max_windows=8,
         max_steps=2,
-        output_dir=str(tmp_path / "run"),
-        device="cpu",
-        save_every=0,
-        sample_floor=4,
         kappa=2,
         neighbors=2,
     )

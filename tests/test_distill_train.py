@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import HIDDEN, make_store, make_teacher_dir
+from helpers import HIDDEN, distill_config, make_store, make_teacher_dir
 
 torch = pytest.importorskip("torch")
 
@@ -20,30 +20,6 @@ from distill.train import NonFiniteLoss, train  # noqa: E402
 from sensekit.errors import InputError, TeacherMismatch  # noqa: E402
 
 TERMS = ("kd", "ce", "sense_pos", "sense_neg", "total")
-
-
-def cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, **kw) -> DistillConfig:  # noqa: F811
-    base = dict(
-        store=str(store_dir),
-        data=(str(corpus_file),),
-        teacher=str(teacher_dir),
-        student_layers=3,
-        train_layers="top1",
-        seq_len=24,
-        batch_size=4,
-        max_windows=16,
-        max_steps=4,
-        lr=3e-3,
-        warmup_frac=0.25,
-        sample_floor=4,
-        kappa=3,
-        neighbors=3,
-        output_dir=str(tmp_path / "run"),
-        device="cpu",
-        save_every=0,
-    )
-    base.update(kw)
-    return DistillConfig(**base)
 
 
 def metrics(out) -> list[dict]:
@@ -58,11 +34,11 @@ def assert_same_losses(a: list[dict], b: list[dict], rel: float) -> None:
 
 
 def test_total_loss_falls_and_files_are_written(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
-    cfg = cfg_for(
-        tmp_path,
+    cfg = distill_config(
         store_dir,
         corpus_file,
         teacher_dir,
+        tmp_path / "run",
         max_steps=30,
         lr=1e-2,
         train_layers="top2",
@@ -86,8 +62,12 @@ def test_total_loss_falls_and_files_are_written(tmp_path, store_dir, corpus_file
 
 
 def test_kd_baseline_is_the_same_run_without_the_sense_term(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
-    dskd = metrics(train(cfg_for(tmp_path / "a", store_dir, corpus_file, teacher_dir), teacher=teacher)["output_dir"])
-    kd_cfg = cfg_for(tmp_path / "b", store_dir, corpus_file, teacher_dir, lambda_sense=0.0)
+    dskd = metrics(
+        train(distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "a" / "run"), teacher=teacher)[
+            "output_dir"
+        ]
+    )
+    kd_cfg = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "b" / "run", lambda_sense=0.0)
     kd = metrics(train(kd_cfg, teacher=teacher)["output_dir"])
     # same data, init and schedule: step 1 (before any update) has identical KD and CE
     assert kd[0]["kd"] == pytest.approx(dskd[0]["kd"], rel=1e-6)
@@ -99,8 +79,15 @@ def test_kd_baseline_is_the_same_run_without_the_sense_term(tmp_path, store_dir,
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
-    full = cfg_for(
-        tmp_path / "full", store_dir, corpus_file, teacher_dir, max_steps=6, save_every=3, grad_accum=2, max_windows=24
+    full = distill_config(
+        store_dir,
+        corpus_file,
+        teacher_dir,
+        tmp_path / "full" / "run",
+        max_steps=6,
+        save_every=3,
+        grad_accum=2,
+        max_windows=24,
     )
     train(full, teacher=teacher)
     cut = full.replace(output_dir=str(tmp_path / "cut"))
@@ -123,7 +110,9 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, store_dir, corpus_file, t
 
 
 def test_frozen_prefix_cache_matches_the_uncached_path(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
-    plain = cfg_for(tmp_path / "plain", store_dir, corpus_file, teacher_dir, max_steps=0, epochs=3.0, max_windows=8)
+    plain = distill_config(
+        store_dir, corpus_file, teacher_dir, tmp_path / "plain" / "run", max_steps=0, epochs=3.0, max_windows=8
+    )
     cached = plain.replace(output_dir=str(tmp_path / "cached"), cache=True)
     train(plain, teacher=teacher)
     assert train(cached, teacher=teacher)["cache_hits"] == 4  # epochs 2 and 3 read every batch from the cache
@@ -136,7 +125,7 @@ def test_frozen_prefix_cache_matches_the_uncached_path(tmp_path, store_dir, corp
 
 
 def test_saved_student_loads_with_plain_transformers(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
-    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, max_steps=2)
+    cfg = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "run", max_steps=2)
     student_dir = Path(train(cfg, teacher=teacher)["student_dir"])
     code = (
         "import sys; sys.modules['sensekit'] = None; sys.modules['distill'] = None\n"
@@ -178,7 +167,7 @@ def test_any_hf_student_with_another_width_gets_a_projection(tmp_path, store_dir
     )
     LlamaForCausalLM(small).save_pretrained(str(sdir))
     teacher.tokenizer.save_pretrained(str(sdir))
-    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, student=str(sdir), max_steps=3)
+    cfg = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "run", student=str(sdir), max_steps=3)
     summary = train(cfg, teacher=teacher)
     rows = metrics(cfg.output_dir)
     assert all(r["sense_positions"] >= 0 for r in rows) and any(r["sense_pos"] > 0 for r in rows)
@@ -191,7 +180,7 @@ def test_a_student_with_another_tokenizer_is_refused(tmp_path, store_dir, corpus
     from conftest import train_tokenizer
 
     other = make_teacher_dir(tmp_path / "other", tokenizer=train_tokenizer(vocab_size=280))
-    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, student=str(other))
+    cfg = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "run", student=str(other))
     with pytest.raises(TeacherMismatch, match="another tokenizer"):
         train(cfg, teacher=teacher)
 
@@ -201,20 +190,22 @@ def test_store_mismatches_are_refused_naming_both(tmp_path, store_dir, corpus_fi
 
     wrong_name = make_store(tmp_path / "name.sensekit", teacher_dir, teacher_name="some/other-model")
     with pytest.raises(TeacherMismatch, match=r"'some/other-model'.*" + str(teacher_dir).replace("/", ".")):
-        train(cfg_for(tmp_path, wrong_name, corpus_file, teacher_dir), teacher=teacher)
+        train(distill_config(wrong_name, corpus_file, teacher_dir, tmp_path / "run"), teacher=teacher)
     wrong_dim = make_store(tmp_path / "dim.sensekit", teacher_dir, dim=16)
     with pytest.raises(TeacherMismatch, match=f"16-dim.*hidden size {HIDDEN}"):
-        train(cfg_for(tmp_path, wrong_dim, corpus_file, teacher_dir), teacher=teacher)
+        train(distill_config(wrong_dim, corpus_file, teacher_dir, tmp_path / "run"), teacher=teacher)
     tok_path = tmp_path / "tok2.json"
     tok = train_tokenizer(vocab_size=280)
     tok.save(str(tok_path))
     wrong_tok = make_store(tmp_path / "tok.sensekit", teacher_dir, tokenizer_json=tok_path)
     with pytest.raises(TeacherMismatch, match="another tokenizer"):
-        train(cfg_for(tmp_path, wrong_tok, corpus_file, teacher_dir), teacher=teacher)
+        train(distill_config(wrong_tok, corpus_file, teacher_dir, tmp_path / "run"), teacher=teacher)
 
 
 def test_nan_stops_with_the_step_and_term(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
-    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, lr=1e30, warmup_frac=0.0, max_grad_norm=0.0)
+    cfg = distill_config(
+        store_dir, corpus_file, teacher_dir, tmp_path / "run", lr=1e30, warmup_frac=0.0, max_grad_norm=0.0
+    )
     with pytest.raises(NonFiniteLoss, match=r"step 2: the \w+ loss is (nan|inf)"):
         train(cfg, teacher=teacher)
 
@@ -226,7 +217,7 @@ def test_kd_hidden_and_dskd_arms_share_data_order_and_differ_only_in_their_terms
     teacher_dir,
     teacher,
 ):  # noqa: F811
-    kd_cfg = cfg_for(tmp_path / "kd", store_dir, corpus_file, teacher_dir, lambda_sense=0.0)
+    kd_cfg = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "kd" / "run", lambda_sense=0.0)
     arms = {
         "kd": kd_cfg,
         "hidden": kd_cfg.replace(output_dir=str(tmp_path / "hid"), lambda_hidden=1.0),
@@ -262,11 +253,11 @@ def test_a_layer_selection_trains_its_listed_layers_with_an_exact_cache(
     from distill.student import DistillStudent
 
     # teacher layers 0, 1, 3; student layer 1 trains; the frozen layer above it (teacher 3) runs every step
-    plain = cfg_for(
-        tmp_path / "plain",
+    plain = distill_config(
         store_dir,
         corpus_file,
         teacher_dir,
+        tmp_path / "plain" / "run",
         student_layers="0,1,3",
         train_layers="1",
         max_steps=0,
@@ -313,7 +304,7 @@ def test_an_inexact_split_is_refused_at_start_up(
 
     real = distill.student.resume_at_layer
     monkeypatch.setattr(distill.student, "resume_at_layer", lambda *a: real(*a) + 1e-2)  # e.g. a re-applied input
-    cfg = cfg_for(tmp_path, store_dir, corpus_file, teacher_dir, train_layers="top1", cache=True)
+    cfg = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "run", train_layers="top1", cache=True)
     with pytest.raises(InputError, match="frozen-prefix cache is not exact for LlamaForCausalLM.*drop --cache"):
         train(cfg, teacher=teacher)
     assert not (Path(cfg.output_dir) / "metrics.jsonl").exists()  # refused before any step
@@ -322,7 +313,7 @@ def test_an_inexact_split_is_refused_at_start_up(
 def test_a_store_keyed_by_the_input_token_is_refused(tmp_path, corpus_file, teacher_dir, teacher):  # noqa: F811
     store = make_store(tmp_path / "input.sensekit", teacher_dir, provenance={"key_mode": "input"})
     with pytest.raises(TeacherMismatch, match="built with --key input .* needs --key next"):
-        train(cfg_for(tmp_path, store, corpus_file, teacher_dir), teacher=teacher)
+        train(distill_config(store, corpus_file, teacher_dir, tmp_path / "run"), teacher=teacher)
 
 
 def test_the_learning_rate_scales_with_processes_unless_told_not_to():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pytest
+from helpers import run_cli
 
 from sensekit import open_store
-from sensekit.cli import main
 from sensekit.plot import DPI, FIGSIZE, NO_VECTORS_NOTE, plot_word, short_snippet
 from sensekit.records import Context
 from sensekit.writer import StoreWriter
@@ -76,16 +76,6 @@ def plot_store(tmp_path, tokenizer_json, tok):  # noqa: F811
     return path
 
 
-def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def read_png(path) -> np.ndarray:
     import matplotlib.image
 
@@ -132,7 +122,7 @@ def test_plot_word_writes_a_png_of_the_senses_and_contexts(plot_store, tmp_path)
 
 def test_plot_relations_draws_synonyms_and_antonyms(plot_store, tmp_path, capsys):
     out = tmp_path / "rel.png"
-    code, text, err = run(capsys, "plot", "light", "--store", str(plot_store), "-o", str(out), "--relations")
+    code, text, err = run_cli(capsys, "plot", "light", "--store", str(plot_store), "-o", str(out), "--relations")
     assert code == 0, err
     assert "3 senses, 9 context vectors, 2 synonyms, 1 antonyms" in text
     with open_store(plot_store) as s:
@@ -150,7 +140,7 @@ def test_a_store_without_context_vectors_plots_senses_only(tmp_path, tokenizer_j
     path = tmp_path / "old.sensekit"
     write_plot_store(path, tokenizer_json, tok, with_vectors=False)
     out = tmp_path / "senses.png"
-    code, text, err = run(capsys, "plot", "light", "--store", str(path), "-o", str(out))
+    code, text, err = run_cli(capsys, "plot", "light", "--store", str(path), "-o", str(out))
     assert code == 0, err
     assert "3 senses, 0 context vectors" in text and "note:" in text
     with open_store(path) as s:
@@ -160,11 +150,11 @@ def test_a_store_without_context_vectors_plots_senses_only(tmp_path, tokenizer_j
 
 
 def test_plot_errors_are_one_line(plot_store, tmp_path, capsys):
-    code, _, err = run(capsys, "plot", "nosuchword", "--store", str(plot_store), "-o", str(tmp_path / "x.png"))
+    code, _, err = run_cli(capsys, "plot", "nosuchword", "--store", str(plot_store), "-o", str(tmp_path / "x.png"))
     assert code == 1 and "unknown word 'nosuchword'" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(capsys, "plot", "light", "--store", str(tmp_path / "missing"), "-o", str(tmp_path / "x.png"))
+    code, _, err = run_cli(capsys, "plot", "light", "--store", str(tmp_path / "missing"), "-o", str(tmp_path / "x.png"))
     assert code == 2 and "no sensekit store" in err
-    code, _, err = run(capsys, "plot", "light", "--store", str(plot_store), "-o", str(tmp_path / "nope" / "x.png"))
+    code, _, err = run_cli(capsys, "plot", "light", "--store", str(plot_store), "-o", str(tmp_path / "nope" / "x.png"))
     assert code == 1 and "does not exist" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
 

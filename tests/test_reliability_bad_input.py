@@ -15,21 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import TEXTS
+from helpers import TEXTS, run_cli
 from test_store import write_small_store
-
-from sensekit.cli import main
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    """`sensekit ARGS` in this process: (exit code, stdout, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_one_line(err: str, code: int, want_code: int, needle: str) -> str:
@@ -79,19 +66,19 @@ def store_path(tmp_path, tokenizer_json, tok):  # noqa: F811
 def test_directory_where_a_pair_file_is_expected(capsys, store_path, tmp_path):
     folder = tmp_path / "pairs.tsv"
     folder.mkdir()
-    code, _, err = run(capsys, "relations", "add", f"pairs:{folder}", "--store", store_path)
+    code, _, err = run_cli(capsys, "relations", "add", f"pairs:{folder}", "--store", store_path)
     assert_one_line(err, code, 1, "is a directory")
 
 
 def test_directory_where_a_config_file_is_expected(capsys, tmp_path):
-    code, _, err = run(capsys, "distill", "--config", tmp_path, "--store", "x", "--data", "y")
+    code, _, err = run_cli(capsys, "distill", "--config", tmp_path, "--store", "x", "--data", "y")
     assert_one_line(err, code, 1, "is a directory")
 
 
 def test_file_where_a_directory_is_expected(capsys, store_path, tmp_path):
     a_file = tmp_path / "out"
     a_file.write_text("not a folder")
-    code, _, err = run(capsys, "export", "--store", store_path, "-o", a_file)
+    code, _, err = run_cli(capsys, "export", "--store", store_path, "-o", a_file)
     assert_one_line(err, code, 1, "is not a directory")
     assert a_file.read_text() == "not a folder"
 
@@ -99,7 +86,7 @@ def test_file_where_a_directory_is_expected(capsys, store_path, tmp_path):
 def test_a_file_as_the_store(capsys, tmp_path):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("x")
-    code, _, err = run(capsys, "query", "bank", "--store", a_file)
+    code, _, err = run_cli(capsys, "query", "bank", "--store", a_file)
     assert_one_line(err, code, 2, "no sensekit store")
 
 
@@ -107,7 +94,7 @@ def test_invalid_utf8_is_refused_with_its_line(capsys, tiny_dir, tmp_path):  # n
     corpus = tmp_path / "latin1.txt"
     corpus.write_bytes("\n\n".join(TEXTS).encode() + "\n\nla caf\xe9 est ferm\xe9e\n".encode("latin-1"))
     line_no = corpus.read_bytes().count(b"\n")  # the bad line is the last one
-    code, _, err = run(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
+    code, _, err = run_cli(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
     line = assert_one_line(err, code, 1, "not valid UTF-8")
     assert f"latin1.txt:{line_no}:" in line and "e9" in line
     assert not (tmp_path / "s.sensekit").exists()
@@ -116,7 +103,7 @@ def test_invalid_utf8_is_refused_with_its_line(capsys, tiny_dir, tmp_path):  # n
 def test_a_binary_file_is_not_a_corpus(capsys, tiny_dir, tmp_path):  # noqa: F811
     corpus = tmp_path / "model.bin"
     corpus.write_bytes(bytes(range(256)) * 64)  # today's bug: it became a 3-token store
-    code, _, err = run(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
+    code, _, err = run_cli(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
     assert_one_line(err, code, 1, "model.bin:2: not valid UTF-8")  # line 1 is bytes 0-10 (ASCII)
     assert not (tmp_path / "s.sensekit").exists()
 
@@ -124,7 +111,7 @@ def test_a_binary_file_is_not_a_corpus(capsys, tiny_dir, tmp_path):  # noqa: F81
 def test_nul_bytes_are_refused(capsys, tiny_dir, tmp_path):  # noqa: F811
     corpus = tmp_path / "utf16.txt"
     corpus.write_bytes("the bank of the river\n".encode("ascii") + "hello world\n".encode("utf-16-le"))
-    code, _, err = run(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
+    code, _, err = run_cli(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
     line = assert_one_line(err, code, 1, "NUL byte")
     assert "utf16.txt:2:" in line
 
@@ -133,7 +120,7 @@ def test_truncated_bz2_corpus(capsys, tiny_dir, tmp_path):  # noqa: F811
     whole = bz2.compress(("\n\n".join(TEXTS * 20) + "\n").encode())
     corpus = tmp_path / "corpus.txt.bz2"
     corpus.write_bytes(whole[: len(whole) // 2])
-    code, _, err = run(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
+    code, _, err = run_cli(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
     assert_one_line(err, code, 1, "truncated or corrupt")
     assert not (tmp_path / "s.sensekit").exists()
 
@@ -142,9 +129,9 @@ def test_truncated_bz2_pair_file(capsys, store_path, tmp_path):
     whole = bz2.compress(b"happy\tglad\tsyn\n" * 5000)
     pairs = tmp_path / "pairs.tsv.bz2"
     pairs.write_bytes(whole[: len(whole) // 2])
-    code, _, err = run(capsys, "relations", "add", f"pairs:{pairs}", "--store", store_path)
+    code, _, err = run_cli(capsys, "relations", "add", f"pairs:{pairs}", "--store", store_path)
     assert_one_line(err, code, 1, "truncated or corrupt")
-    code, out, _ = run(capsys, "info", "--store", store_path, "--verify", "--json")
+    code, out, _ = run_cli(capsys, "info", "--store", store_path, "--verify", "--json")
     assert code == 0 and json.loads(out)["counts"]["synonyms"] == 4  # the store did not change
 
 
@@ -153,7 +140,7 @@ def test_jsonl_line_over_10_mib_is_refused(capsys, tiny_dir, tmp_path):  # noqa:
     big = json.dumps({"text": "bank " * (11 << 18)})  # 11 MiB + on one line
     corpus.write_text(json.dumps({"text": TEXTS[0]}) + "\n" + big + "\n")
     t0 = time.perf_counter()
-    code, _, err = run(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
+    code, _, err = run_cli(capsys, *build_args(corpus, tmp_path / "s.sensekit", tiny_dir))
     line = assert_one_line(err, code, 1, "longer than 10 MiB")
     assert "docs.jsonl:2:" in line and len(line) < 400
     assert time.perf_counter() - t0 < 120
@@ -192,7 +179,7 @@ def test_template_loop_in_a_wiki_corpus(capsys, tiny_dir, tmp_path):  # noqa: F8
     )
     t0 = time.perf_counter()
     assert isinstance(wikitext_to_text("{{a|" * 3000 + "}}" * 3000), str)  # deep nesting: no recursion error
-    code, out, err = run(capsys, *build_args(dump, tmp_path / "s.sensekit", tiny_dir))
+    code, out, err = run_cli(capsys, *build_args(dump, tmp_path / "s.sensekit", tiny_dir))
     assert code == 0, err[-2000:]
     assert "wrote" in out and time.perf_counter() - t0 < 180
 
@@ -236,7 +223,7 @@ def test_template_loop_in_a_wiktionary_dump(shared, tmp_path):
 def test_build_numbers_out_of_range(capsys, tmp_path, flags, needle):
     corpus = tmp_path / "c.txt"
     corpus.write_text("the bank of the river\n")
-    code, _, err = run(capsys, "build", corpus, "--store", tmp_path / "s.sensekit", "--quiet", *flags)
+    code, _, err = run_cli(capsys, "build", corpus, "--store", tmp_path / "s.sensekit", "--quiet", *flags)
     assert_one_line(err, code, 1, needle)
 
 
@@ -250,7 +237,7 @@ def test_build_numbers_out_of_range(capsys, tmp_path, flags, needle):
     ],
 )
 def test_distill_numbers_out_of_range(capsys, flags, needle):
-    code, _, err = run(capsys, "distill", "--store", "x", "--data", "y", *flags)
+    code, _, err = run_cli(capsys, "distill", "--store", "x", "--data", "y", *flags)
     assert_one_line(err, code, 1, needle)
 
 
@@ -296,7 +283,7 @@ def test_teacher_id_not_there_offline(capsys, monkeypatch, tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("the bank of the river\n")
     t0 = time.perf_counter()
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "build",
         corpus,
@@ -339,7 +326,7 @@ def test_a_model_that_is_not_a_causal_lm(capsys, tmp_path, family):
         )
     corpus = tmp_path / "c.txt"
     corpus.write_text("the bank of the river\n")
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "build", corpus, "--store", tmp_path / "s.sensekit", "--teacher", folder, "--device", "cpu", "--quiet"
     )
     line = assert_one_line(err, code, 1, f"teacher '{folder}'")
@@ -349,7 +336,7 @@ def test_a_model_that_is_not_a_causal_lm(capsys, tmp_path, family):
 # -- words ------------------------------------------------------------------------------------------
 def test_a_very_long_word_is_not_echoed_back(capsys, store_path):
     word = "x" * 10_000
-    code, out, err = run(capsys, "query", word, "--store", store_path)
+    code, out, err = run_cli(capsys, "query", word, "--store", store_path)
     line = assert_one_line(err, code, 1, "unknown word 'xxxx")
     assert "…" in line and "10,000 characters" in line and len(line) < 500 and out == ""
 
@@ -364,12 +351,12 @@ def test_a_very_long_word_is_not_echoed_back(capsys, store_path):
     ],
 )
 def test_odd_words(capsys, store_path, word, code_wanted, needle):
-    code, _, err = run(capsys, "query", "--store", store_path, "--", word)
+    code, _, err = run_cli(capsys, "query", "--store", store_path, "--", word)
     assert_one_line(err, code, code_wanted, needle)
 
 
 def test_empty_and_missing_corpus(capsys, tmp_path):
-    code, _, err = run(capsys, "build", tmp_path / "none.txt", "--store", tmp_path / "s.sensekit", "--quiet")
+    code, _, err = run_cli(capsys, "build", tmp_path / "none.txt", "--store", tmp_path / "s.sensekit", "--quiet")
     assert_one_line(err, code, 1, "does not exist")
 
 

@@ -15,19 +15,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from helpers import TEXTS, bos_tokenizer, make_store
+from helpers import TEXTS, bos_tokenizer, distill_config, make_store, run_cli
 from test_store import write_small_store
-
-from sensekit.cli import main
-
-
-def run(capsys, *args) -> tuple[int, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def one_line(err: str, code: int, want_code: int, *needles: str) -> str:
@@ -92,7 +81,7 @@ def test_an_index_from_another_store_is_refused(
 ):
     donor = _store_like_small(tmp_path / "other.sensekit", tokenizer_json, tok, **other)
     shutil.copyfile(donor / "senses.hnsw", store_path / "senses.hnsw")
-    code, err = run(capsys, "query", "bank", "--store", store_path)
+    code, _, err = run_cli(capsys, "query", "bank", "--store", store_path)
     one_line(err, code, 2, str(store_path / "senses.hnsw"), *needles)
 
 
@@ -106,11 +95,11 @@ def _set_schema(store: Path, version: int) -> None:
 @pytest.mark.parametrize("version", [1, 3])
 def test_another_schema_version_is_refused_before_any_work(capsys, store_path, tmp_path, version):
     _set_schema(store_path, version)
-    code, err = run(capsys, "query", "bank", "--store", store_path)
+    code, _, err = run_cli(capsys, "query", "bank", "--store", store_path)
     one_line(err, code, 2, f"schema version {version}", "reads version 2")
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("happy\tglad\tsyn\n")
-    code, err = run(capsys, "relations", "add", f"pairs:{pairs}", "--store", store_path)
+    code, _, err = run_cli(capsys, "relations", "add", f"pairs:{pairs}", "--store", store_path)
     one_line(err, code, 2, f"schema version {version}", "reads version 2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.tsv", "small.sensekit"]  # nothing was copied
 
@@ -118,7 +107,7 @@ def test_another_schema_version_is_refused_before_any_work(capsys, store_path, t
 def test_distill_refuses_another_schema_before_loading_a_teacher(capsys, tmp_path, teacher_dir, corpus_file):  # noqa: F811
     store = make_store(tmp_path / "s.sensekit", teacher_dir)
     _set_schema(store, 3)
-    code, err = run(
+    code, _, err = run_cli(
         capsys,
         "distill",
         "--store",
@@ -136,8 +125,8 @@ def test_distill_refuses_another_schema_before_loading_a_teacher(capsys, tmp_pat
 
 
 # -- distillation against a store of another teacher ---------------------------------------------------------------
-def _distill(capsys, store: Path, teacher_dir: Path, corpus: Path, out: Path) -> tuple[int, str]:  # noqa: F811
-    return run(
+def _distill(capsys, store: Path, teacher_dir: Path, corpus: Path, out: Path) -> tuple[int, str, str]:  # noqa: F811
+    return run_cli(
         capsys,
         "distill",
         "--store",
@@ -187,7 +176,7 @@ def test_distill_refuses_a_store_of_another_teacher(capsys, tmp_path, teacher_di
     else:
         make_store(store, teacher_dir, provenance={"key_mode": "input"})
         needles = ("built with --key input", "needs --key next")
-    code, err = _distill(capsys, store, teacher_dir, corpus_file, tmp_path / "run")
+    code, _, err = _distill(capsys, store, teacher_dir, corpus_file, tmp_path / "run")
     one_line(err, code, 1, str(store), *needles)
     _no_work_done(tmp_path / "run")
 
@@ -219,7 +208,7 @@ def test_build_resume_with_a_changed_config_names_the_setting(capsys, tmp_path, 
         build(cfg, progress=stop_after_4, teacher=tiny)
     state = tmp_path / ".s.sensekit.ckpt" / "rank-0" / "state.json"
     saved = state.read_text()
-    code, err = run(
+    code, _, err = run_cli(
         capsys,
         "build",
         corpus,
@@ -256,28 +245,22 @@ def test_distill_resume_with_a_changed_config_names_the_setting(
     teacher_dir,
     teacher,
 ):  # noqa: F811
-    from distill.config import DistillConfig
     from distill.train import train
 
-    cfg = DistillConfig(
-        store=str(store_dir),
-        data=(str(corpus_file),),
-        teacher=str(teacher_dir),
-        student_layers="2",
-        train_layers="top1",
-        seq_len=24,
-        batch_size=4,
+    cfg = distill_config(
+        store_dir,
+        corpus_file,
+        teacher_dir,
+        tmp_path / "run",
+        student_layers=2,
         max_windows=8,
         max_steps=2,
-        lr=3e-3,
-        output_dir=str(tmp_path / "run"),
-        device="cpu",
         save_every=1,
     )
     train(cfg, teacher=teacher)
     cfg.save(tmp_path)
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
-    code, err = run(capsys, "distill", "--config", tmp_path / "config.toml", "--resume", "--lr", "1.0")
+    code, _, err = run_cli(capsys, "distill", "--config", tmp_path / "config.toml", "--resume", "--lr", "1.0")
     one_line(err, code, 1, "--resume: --lr is 1.0", "used 0.003")
     assert "loading teacher" not in err  # refused before the teacher, the data or the student
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == metrics

@@ -9,11 +9,11 @@ import json
 
 import duckdb
 import pytest
+from helpers import run_cli
 from test_store import write_small_store
 
 from sensekit import open_store
 from sensekit.builder.pipeline import BuildConfig, build
-from sensekit.cli import main
 
 TABLES = {
     "senses": "SELECT * FROM senses ORDER BY sense_id",
@@ -21,16 +21,6 @@ TABLES = {
     "tokens": "SELECT * FROM tokens ORDER BY token_id",
     "contexts": "SELECT * FROM contexts ORDER BY sense_id, rank",
 }
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 def tables(store) -> dict:
@@ -83,7 +73,7 @@ def test_same_inputs_and_seed_give_identical_tables_and_fingerprints(tiny, text_
 
 def test_cli_build_matches_the_api_build(capsys, tiny, tiny_dir, text_corpus, tmp_path):  # noqa: F811
     api = build(_cfg(text_corpus, tmp_path / "api.sensekit", teacher=str(tiny_dir)), teacher=tiny).store
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "build",
         text_corpus,
@@ -108,7 +98,7 @@ def test_cli_build_matches_the_api_build(capsys, tiny, tiny_dir, text_corpus, tm
         "--quiet",
     )
     assert code == 0, err
-    code, out, _ = run(capsys, "info", "--store", tmp_path / "cli.sensekit", "--json")
+    code, out, _ = run_cli(capsys, "info", "--store", tmp_path / "cli.sensekit", "--json")
     with open_store(api) as s:
         assert json.loads(out)["provenance"]["content_sha256"] == s.meta["content_sha256"]
 
@@ -116,20 +106,20 @@ def test_cli_build_matches_the_api_build(capsys, tiny, tiny_dir, text_corpus, tm
 def test_info_shows_and_verifies_the_fingerprint(capsys, tmp_path, tokenizer_json, tok):  # noqa: F811
     store = tmp_path / "s.sensekit"
     write_small_store(store, tokenizer_json, tok)
-    code, out, _ = run(capsys, "info", "--store", store, "--json")
+    code, out, _ = run_cli(capsys, "info", "--store", store, "--json")
     fp = json.loads(out)["provenance"]["content_sha256"]
     assert code == 0 and len(fp) == 64
-    code, out, _ = run(capsys, "info", "--store", store)
+    code, out, _ = run_cli(capsys, "info", "--store", store)
     assert code == 0 and f"content fingerprint (sha256 over the tables): {fp}\n" in out
-    code, out, _ = run(capsys, "info", "--store", store, "--verify")
+    code, out, _ = run_cli(capsys, "info", "--store", store, "--verify")
     assert code == 0 and f"content fingerprint (sha256 over the tables): {fp} verified" in out
-    code, out, _ = run(capsys, "info", "--store", store, "--verify", "--json")
+    code, out, _ = run_cli(capsys, "info", "--store", store, "--verify", "--json")
     assert code == 0 and json.loads(out)["verified"] == fp
 
     con = duckdb.connect(str(store / "store.duckdb"))  # a change made behind sensekit's back
     con.execute("UPDATE senses SET count = count + 1 WHERE sense_id = 0")
     con.close()
-    code, out, err = run(capsys, "info", "--store", store, "--verify")
+    code, out, err = run_cli(capsys, "info", "--store", store, "--verify")
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "content does not match its fingerprint" in lines[0]
 
