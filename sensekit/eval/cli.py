@@ -18,6 +18,7 @@ import typer
 from ..options import cli_parameters, given
 from .config import EvalConfig, StudentEvalConfig
 from .layers import register as _register_layers
+from .registry import fmt
 
 __all__ = ["register", "render_store", "render_student"]
 
@@ -30,107 +31,11 @@ eval_app = typer.Typer(
 _JSON = typer.Option("--json", help="Print one JSON document instead of tables.")
 
 
-def _fmt(x: Any) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.3f}"
-    return str(x)
-
-
-def _cov(c: dict | None) -> str:
-    if not c:
-        return "-"
-    return f"{c['scored']:,}/{c['total']:,} ({c['share']:.0%})"
-
-
 def store_rows(result: dict) -> list[tuple[str, str, str, str]]:
-    """(metric, value, baseline, coverage) rows of an `evaluate_store` result."""
-    m = result["metrics"]
-    rows: list[tuple[str, str, str, str]] = []
+    """(metric, value, baseline, coverage) rows of an `evaluate_store` result: each metric's own rows."""
+    from .registry import store_rows as rows
 
-    def skipped(name: str, entry: dict) -> bool:
-        if entry.get("status") == "skipped":
-            rows.append((name, "skipped", entry.get("reason", ""), "-"))
-            return True
-        return False
-
-    if "wic" in m and not skipped("WiC accuracy", m["wic"]):
-        w = m["wic"]
-        rows.append(
-            (
-                f"WiC accuracy (nearest sense, state={w['state']})",
-                _fmt(w["accuracy"]),
-                f"cosine threshold {_fmt(w['baseline']['accuracy'])}; majority {_fmt(w['majority_class'])}",
-                _cov(w["coverage"]),
-            )
-        )
-        c = w.get("in_store_context")
-        if c and c["min_context"]:
-            rows.append(
-                (
-                    f"WiC accuracy, states with >= {c['min_context']} tokens read (the build's rule)",
-                    _fmt(c["accuracy"]),
-                    f"cosine threshold {_fmt(c['baseline_accuracy'])}",
-                    f"{c['pairs']} pairs",
-                )
-            )
-    if "similarity" in m and not skipped("word similarity", m["similarity"]):
-        for name, s in m["similarity"].items():
-            if not isinstance(s, dict) or skipped(name, s):
-                continue
-            rows.append(
-                (
-                    f"{name} Spearman MaxSim / AvgSim / centroid",
-                    f"{_fmt(s['maxsim'])} / {_fmt(s['avgsim'])} / {_fmt(s['centroid'])}",
-                    f"input embeddings {_fmt(s['baseline'].get('spearman'))}",
-                    _cov(s["coverage"]),
-                )
-            )
-    if "purity" in m and not skipped("sense purity (WordNet)", m["purity"]):
-        p = m["purity"]
-        rows.append(
-            (
-                "sense purity (WordNet): ARI / purity",
-                f"{_fmt(p['ari'])} / {_fmt(p['purity'])}",
-                f"shuffled {_fmt(p['baseline']['ari'])} / {_fmt(p['baseline']['purity'])}; one cluster "
-                f"{_fmt(p['one_cluster']['purity'])}",
-                f"{p['coverage']['scored']:,} words of {p['coverage']['total']:,} eligible "
-                f"(sample cap {p['coverage']['sample_cap']:,}), {p['coverage']['occurrences']:,} examples",
-            )
-        )
-    if "neighbours" in m and not skipped("neighbourhood quality", m["neighbours"]):
-        n = m["neighbours"]
-        rows.append(
-            (
-                f"neighbours: WordNet-related share of top {n['k']}",
-                _fmt(n["related_share"]),
-                f"random tokens {_fmt(n['baseline']['related_share'])}",
-                f"{n['coverage']['scored']:,} sampled of {n['coverage']['total']:,}",
-            )
-        )
-        rows.append(("neighbours at distance < 1e-4", _fmt(n["zero_distance_share"]), "0 expected", "-"))
-    if "health" in m and not skipped("store health", m["health"]):
-        h = m["health"]
-        d, r, a = h["duplicates"], h["raw_tokens"], h["anisotropy"]
-        rows.append(
-            (
-                f"duplicate senses (cos > {d['cos_above']})",
-                f"{d['senses']:,} ({_fmt(d['share'])})",
-                "0 expected",
-                _cov(h["coverage"]),
-            )
-        )
-        rows.append((f"raw-sample tokens (n <= k = {r['k']})", f"{r['tokens']:,} ({_fmt(r['share'])})", "-", "-"))
-        rows.append(
-            (
-                "anisotropy (mean cosine of random senses)",
-                _fmt(a["mean_cosine"]),
-                f"centred {_fmt(a['baseline_centred'])}; in the similarity space {_fmt(a['in_similarity_space'])}",
-                f"{a['pairs']:,} pairs",
-            )
-        )
-    return rows
+    return rows(result)
 
 
 def render_store(result: dict, console) -> None:
@@ -194,7 +99,7 @@ def render_student(result: dict, console) -> None:
     ):
         t.add_column(col, **kw)
     for metric, s, tv, note in result["rows"]:
-        t.add_row(escape(metric), escape(_fmt(s)), escape(_fmt(tv)), escape(note))
+        t.add_row(escape(metric), escape(fmt(s)), escape(fmt(tv)), escape(note))
     console.print(t)
     for note in result.get("notes", []):
         console.print(f"[dim]{escape(note)}[/]")
