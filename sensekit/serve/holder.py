@@ -4,7 +4,7 @@ Every request goes through `StoreHolder.run(fn)`, which holds a lock while `fn(s
 DuckDB connection (read-only) and one in-memory index, used by one thread at a time. Before each call
 the holder checks `store.changed()` (one stat): when a rebuild or `relations add` replaced the bundle,
 it opens the new version and drops the old one and its cache. While the new bundle cannot be opened
-yet (half-renamed, or incomplete) the call raises `StoreChanged` ("store changed, reloading"), which
+yet (moved away, half-renamed, or incomplete) the call raises `StoreChanged` ("store changed, reloading"), which
 the app answers with 503 and Retry-After, and the next request tries again.
 
 Answers are cached per version (an LRU keyed by the request), so a version never serves another's data.
@@ -51,26 +51,33 @@ class StoreHolder:
     @property
     def version(self) -> str:
         """A short id of the open version: its content fingerprint, else its file identity."""
-        fp = self.store.meta.get("content_sha256")
-        return fp[:12] if fp else "%x-%x" % self.store._version
+        store = self.store  # read once: another thread may swap it
+        if store is None:
+            return "reloading"
+        fp = store.meta.get("content_sha256")
+        return fp[:12] if fp else "%x-%x" % store._version
 
     def _fresh(self):
-        """The open store, reopened first when the bundle at the path was replaced. Called under the lock."""
-        if not self.store.changed():
+        """The open store, reopened first when the bundle at the path was replaced. Called under the lock.
+
+        The old version is closed before the new one opens: DuckDB keeps one database instance per path
+        in a process, so a connection opened while the old one is still open would read the old file."""
+        if self.store is not None and not self.store.changed():
             return self.store
-        if time.monotonic() - self._failed_at < RETRY_S:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+            self.generation += 1
+            self._cache.clear()
+            self.extras = {}
+        elif time.monotonic() - self._failed_at < RETRY_S:
             raise StoreChanged("store changed, reloading; try again in a moment")
         try:
-            new = self._open()
+            self.store = self._open()
         except StoreError:
             self._failed_at = time.monotonic()
             raise StoreChanged("store changed, reloading; try again in a moment") from None
-        old, self.store = self.store, new
-        self.generation += 1
-        self._cache.clear()
-        self.extras = {}
-        old.close()
-        return new
+        return self.store
 
     def run(self, fn: Callable[[Any], T]) -> T:
         """fn(store) on the current version, under the lock."""
@@ -102,4 +109,6 @@ class StoreHolder:
 
     def close(self) -> None:
         with self.lock:
-            self.store.close()
+            if self.store is not None:
+                self.store.close()
+                self.store = None
