@@ -21,10 +21,13 @@ CREATE TABLE spans (
     text      VARCHAR NOT NULL
 );
 
--- A sense row belongs to exactly one token (a centroid) or one span (a cloud row).
--- Rows are written sorted by (token_id, span_id, sense_index) so zone maps prune lookups.
+-- A sense row belongs to exactly one token (a centroid) or one span (a cloud row), in one view:
+-- 'loss' (post-norm states keyed by the next token, docs/method.md: what distill reads) or
+-- 'lexical' (a middle layer's state at the key token itself: what people look at).
+-- Rows are written sorted by (view, token_id, span_id, sense_index) so zone maps prune lookups.
 CREATE TABLE senses (
     sense_id    INTEGER PRIMARY KEY,
+    view        VARCHAR  NOT NULL DEFAULT 'loss' CHECK (view IN ('loss', 'lexical')),
     token_id    INTEGER,
     span_id     INTEGER,
     sense_index SMALLINT NOT NULL,
@@ -33,7 +36,7 @@ CREATE TABLE senses (
     CHECK ((token_id IS NULL) <> (span_id IS NULL))
 );
 
--- The E most central sampled contexts of each sense.
+-- The E most central sampled contexts of each sense (of either view: a sense id belongs to one view).
 CREATE TABLE contexts (
     sense_id   INTEGER  NOT NULL,
     rank       SMALLINT NOT NULL,   -- 0 = most central
@@ -50,12 +53,14 @@ CREATE TABLE contexts (
 
 -- The similarity space (sensekit/space.py) that the index and every similarity use:
 -- x -> ((x - mean) / scale) minus its projection on the top principal components.
--- Raw vectors stay in `senses` (the DSKD loss is defined on them). meta.space names the kind.
+-- Raw vectors stay in `senses` (the DSKD loss is defined on them). One space per view;
+-- meta.space (loss) and meta.lexical_space name the kinds.
 CREATE TABLE similarity_space (
+    view   VARCHAR NOT NULL DEFAULT 'loss' CHECK (view IN ('loss', 'lexical')),
     part   VARCHAR NOT NULL CHECK (part IN ('mean', 'scale', 'component')),
     idx    INTEGER NOT NULL,        -- 0 for mean and scale; 0..D-1 for the components
     vector FLOAT[{dim}] NOT NULL,
-    PRIMARY KEY (part, idx)
+    PRIMARY KEY (view, part, idx)
 );
 
 -- Words of the lexicons, as the teacher tokenizes them (leading space, no special tokens).
@@ -73,8 +78,10 @@ CREATE TABLE relations (
     source     VARCHAR NOT NULL,    -- e.g. 'wiktionary', 'wordnet', 'pairs:antsyn.tsv'
     derived    BOOLEAN NOT NULL,    -- true when polarity normalisation flipped or remapped it
     provenance VARCHAR,             -- JSON: gloss, the lexicon's sense, original pair, ...
-    head_sense SMALLINT,            -- sense_index of the head's sense nearest to the related word's senses
-    head_distance FLOAT             -- its cosine distance in the similarity space; both NULL when unattached
+    head_sense SMALLINT,            -- sense_index of the head's loss-view sense nearest to the related word's senses
+    head_distance FLOAT,            -- its cosine distance in the similarity space; both NULL when unattached
+    lexical_head_sense SMALLINT,    -- the same in the lexical view (NULL: unattached, or no lexical view)
+    lexical_head_distance FLOAT
 );
 
 -- Point lookups by head word (`sensekit query`) must not scan millions of rows.

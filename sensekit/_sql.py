@@ -22,31 +22,46 @@ DELETE_SPANS = (
     "UPDATE words SET span_id = NULL WHERE span_id IS NOT NULL",
     "DELETE FROM spans",
 )
-INDEXED_SENSES = "SELECT sense_id, embedding FROM senses WHERE span_id IS NULL ORDER BY sense_id"
-DELETE_SPACE = "DELETE FROM similarity_space"
-SPACE_ROWS = "SELECT part, idx, vector FROM similarity_space ORDER BY part, idx"
+# Views (schemas/store.sql): 'loss' and 'lexical'; every statement over senses or spaces names one.
+VIEWS = ("loss", "lexical")
+INDEXED_SENSES = "SELECT sense_id, embedding FROM senses WHERE span_id IS NULL AND view = $view ORDER BY sense_id"
+DELETE_SPACE = "DELETE FROM similarity_space WHERE view = $view"
+SPACE_ROWS = "SELECT part, idx, vector FROM similarity_space WHERE view = $view ORDER BY part, idx"
 RELATION_PAIRS = "SELECT DISTINCT head, related FROM relations ORDER BY head, related"
 # `head_senses` is a local pyarrow table (head, related, head_sense, head_distance) in the writer.
-SET_HEAD_SENSES = (
-    "UPDATE relations SET head_sense = h.head_sense, head_distance = h.head_distance FROM head_senses h"
-    " WHERE relations.head = h.head AND relations.related = h.related"
-)
+SET_HEAD_SENSES = {  # per view: its own pair of columns (fixed names, never from input)
+    "loss": "UPDATE relations SET head_sense = h.head_sense, head_distance = h.head_distance FROM head_senses h"
+    " WHERE relations.head = h.head AND relations.related = h.related",
+    "lexical": "UPDATE relations SET lexical_head_sense = h.head_sense, lexical_head_distance = h.head_distance"
+    " FROM head_senses h WHERE relations.head = h.head AND relations.related = h.related",
+}
 
 # -- reads ------------------------------------------------------------------------------
 TABLE_COUNTS = (
-    "SELECT (SELECT count(*) FROM tokens), (SELECT count(*) FROM senses WHERE span_id IS NULL),"
+    "SELECT (SELECT count(*) FROM tokens), (SELECT count(*) FROM senses WHERE span_id IS NULL AND view = 'loss'),"
+    " (SELECT count(*) FROM senses WHERE span_id IS NULL AND view = 'lexical'),"
     " (SELECT count(*) FROM senses WHERE span_id IS NOT NULL), (SELECT count(*) FROM spans),"
     " (SELECT count(*) FROM contexts), (SELECT count(*) FROM words),"
     " (SELECT count(*) FROM relations WHERE kind = 'syn'), (SELECT count(*) FROM relations WHERE kind = 'ant')"
 )
-COUNT_NAMES = ("tokens", "senses", "span_senses", "spans", "contexts", "words", "synonyms", "antonyms")
+COUNT_NAMES = (
+    "tokens",
+    "senses",
+    "lexical_senses",
+    "span_senses",
+    "spans",
+    "contexts",
+    "words",
+    "synonyms",
+    "antonyms",
+)
 
 TOKENS_BY_IDS = (
     "SELECT t.token_id, t.text, t.occurrences, count(s.sense_id)"
-    " FROM tokens t LEFT JOIN senses s ON s.token_id = t.token_id"
+    " FROM tokens t LEFT JOIN senses s ON s.token_id = t.token_id AND s.view = $view"
     " WHERE list_contains($ids, t.token_id) GROUP BY ALL"
 )
-SENSE_COLUMNS = "SELECT sense_id, token_id, span_id, sense_index, count FROM senses ORDER BY sense_id"
+SENSE_COLUMNS = "SELECT sense_id, view, token_id, span_id, sense_index, count FROM senses ORDER BY sense_id"
 TOKEN_TEXTS = "SELECT token_id, text FROM tokens"
 SPAN_TEXTS = "SELECT span_id, text FROM spans"
 SPAN_WORDS = "SELECT word, token_ids, span_id FROM words WHERE span_id IS NOT NULL"
@@ -62,7 +77,8 @@ CONTEXT_VECTORS = (
     " AND vector IS NOT NULL ORDER BY sense_id, rank"
 )
 RELATIONS_OF_WORD = (  # ART index
-    "SELECT related, kind, source, derived, provenance, head_sense, head_distance FROM relations WHERE head = $word"
+    "SELECT related, kind, source, derived, provenance, head_sense, head_distance,"
+    " lexical_head_sense, lexical_head_distance FROM relations WHERE head = $word"
 )
 
 SIMILAR_WORDS = (
@@ -73,7 +89,9 @@ SIMILAR_WORDS = (
 TABLE_NAMES = "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY table_name"
 
 # Bulk matrices for consumers such as distill/targets.py and lexicon span clouds.
-SENSE_MATRIX = "SELECT sense_id, token_id, span_id, sense_index, embedding FROM senses ORDER BY sense_id"
+SENSE_MATRIX = (
+    "SELECT sense_id, token_id, span_id, sense_index, embedding FROM senses WHERE view = $view ORDER BY sense_id"
+)
 ALL_WORDS = "SELECT word, token_ids, span_id FROM words"
 ALL_RELATIONS = "SELECT head, related, kind, source, derived FROM relations"
 
@@ -83,7 +101,7 @@ DELETE_ALL_WORDS = "DELETE FROM words"
 # `needed_tokens` is a local pyarrow table (column token_id) in StoreWriter.token_senses.
 TOKEN_SENSES_OF = (
     "SELECT s.token_id, s.sense_index, s.embedding FROM senses s"
-    " JOIN needed_tokens n ON n.token_id = s.token_id ORDER BY s.token_id, s.sense_index"
+    " JOIN needed_tokens n ON n.token_id = s.token_id WHERE s.view = $view ORDER BY s.token_id, s.sense_index"
 )
 
 # -- the content fingerprint (sensekit/fingerprint.py): every content table in a fixed row order ---------
@@ -96,3 +114,11 @@ FINGERPRINT_TABLES = (
     ("relations", "SELECT * FROM relations ORDER BY source, head, related, kind, derived, provenance"),
 )
 DELETE_META = "DELETE FROM meta WHERE key = ?"
+
+# -- export of one view (`sensekit export --view`): the view's senses, their contexts and its space ---------
+EXPORT_VIEW_TABLES = {
+    "senses": "SELECT * FROM senses WHERE view = $view ORDER BY sense_id",
+    "contexts": "SELECT c.* FROM contexts c JOIN senses s USING (sense_id) WHERE s.view = $view"
+    " ORDER BY c.sense_id, c.rank",
+    "similarity_space": "SELECT * FROM similarity_space WHERE view = $view ORDER BY part, idx",
+}

@@ -31,6 +31,12 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 StoreOpt = typer.Option(DEFAULT_STORE, "--store", "-s", help="Store bundle directory.")
+ViewOpt = typer.Option(
+    None,
+    "--view",
+    help="Which senses: 'lexical' (a middle layer's state at the word: word senses) or 'loss' (the "
+    "post-norm senses distill reads); default: lexical when the store has it.",
+)
 
 
 def shown(text: str, limit: int = 60) -> str:
@@ -44,7 +50,8 @@ def shown(text: str, limit: int = 60) -> str:
 
 # -- query ------------------------------------------------------------------------------
 def query_word(store, word: str, k: int = 10) -> dict:
-    """Everything `sensekit query` shows, as plain data. Raises NotFound for an unknown word."""
+    """Everything `sensekit query` shows, as plain data, from the store's default view (`open_store(view=...)`).
+    Raises NotFound for an unknown word."""
     tokens = store.tokens(word)
     senses = store.senses(word)
     relations = store.relations(word)
@@ -81,6 +88,7 @@ def query_word(store, word: str, k: int = 10) -> dict:
     return {
         "word": word.strip(),
         "store": str(store.path),
+        "view": store.view,
         "tokens": [
             {"token_id": t.token_id, "text": t.text, "occurrences": t.occurrences, "n_senses": t.n_senses}
             for t in tokens
@@ -146,7 +154,7 @@ def render_query(result: dict) -> None:
     out.print(t)
 
     t = Table(
-        title=f"senses of {word!r}, with the synonyms and antonyms nearest to each",
+        title=f"{result.get('view', 'loss')} senses of {word!r}, with the synonyms and antonyms nearest to each",
         title_justify="left",
         show_lines=True,
     )
@@ -193,11 +201,12 @@ def query(
     k: int = typer.Option(10, "-k", min=1, max=1000, help="How many nearest senses to show."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of tables."),
     ef: Optional[int] = typer.Option(None, "--ef", min=1, help="HNSW query beam (default: the store's)."),
+    view: Optional[str] = ViewOpt,
 ) -> None:
     """Show a word's tokens, senses, synonyms/antonyms and nearest senses."""
     from .store import open_store
 
-    with open_store(store, ef=ef) as s:
+    with open_store(store, ef=ef, view=view) as s:
         result = query_word(s, word, k=k)
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -230,6 +239,7 @@ def info(
             "counts": i.counts,
             "index": i.index,
             "space": i.space,
+            "views": i.views,
         }
         sys.stdout.write(json.dumps({**doc, "verified": verified} if verify else doc, default=str) + "\n")
         return
@@ -245,6 +255,13 @@ def info(
         for key, value in data.items():
             t.add_row(key, escape(json.dumps(value) if isinstance(value, (dict, list)) else str(value)))
         out.print(t)
+    t = Table(title="views (each with its own senses, HNSW index and similarity space)", title_justify="left")
+    for col in ("view", "layer", "senses", "index count", "space", "default"):
+        t.add_column(col)
+    for name, v in i.views.items():
+        space = v["space"]["kind"] + (f" ({v['space']['components']} PCs)" if v["space"].get("components") else "")
+        t.add_row(name, str(v["layer"]), str(v["senses"]), str(v["index"].get("count", 0)), space, "yes" * v["default"])
+    out.print(t)
     fingerprint = i.provenance.get("content_sha256")
     if fingerprint:  # whole, on its own line: a table cell would cut it to the terminal's width
         out.print(
@@ -258,8 +275,9 @@ def export(
     store: Path = StoreOpt,
     fmt: str = typer.Option("parquet", "--format", help="Output format (parquet)."),
     output: Path = typer.Option(Path("export"), "--output", "-o", help="Directory for one file per table."),
+    view: Optional[str] = ViewOpt,
 ) -> None:
-    """Write every table of the store as Parquet files."""
+    """Write every table of the store as Parquet files (senses, contexts and similarity_space: one view's rows)."""
     from .store import open_store
 
     if fmt != "parquet":
@@ -267,7 +285,7 @@ def export(
     if output.exists() and not output.is_dir():
         raise InputError(f"--output {output} is not a directory; give a folder for the Parquet files")
     output.mkdir(parents=True, exist_ok=True)
-    with open_store(store) as s:
+    with open_store(store, view=view) as s:
         written = s.export_parquet(output)
     for path in written:
         out.print(f"wrote {path}")
@@ -279,12 +297,13 @@ def plot_cli(
     store: Path = StoreOpt,
     output: Path = typer.Option(..., "--output", "-o", help="The PNG file to write (its folder must exist)."),
     relations: bool = typer.Option(False, "--relations", help="Also draw the senses of its synonyms and antonyms."),
+    view: Optional[str] = ViewOpt,
 ) -> None:
     """Draw a word's senses and their context vectors (PCA of the store's similarity space) as a PNG."""
     from .plot import plot_word
     from .store import open_store
 
-    with open_store(store) as s:
+    with open_store(store, view=view) as s:
         r = plot_word(s, word, output, relations=relations)
     related = f", {r['synonyms']} synonyms, {r['antonyms']} antonyms" if relations else ""
     out.print(

@@ -44,6 +44,7 @@ class Sense:
     text: str  # the token's (or span's) text
     embedding: np.ndarray = field(repr=False, compare=False)
     contexts: tuple[Context, ...] = ()
+    view: str = "loss"  # the store view it belongs to: 'loss' or 'lexical'
 
     def __post_init__(self) -> None:
         # The vector may be a view into the store's in-memory table: writing it would corrupt later answers.
@@ -83,3 +84,4 @@ class StoreInfo:
     counts: dict[str, int]
     index: dict[str, Any]
     space: dict[str, Any] = field(default_factory=dict)  # the similarity space: kind, components, dim
+    views: dict[str, Any] = field(default_factory=dict)  # view -> senses, layer, index, space, default

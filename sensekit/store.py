@@ -8,6 +8,14 @@ An open store keeps answering from the version it opened when the bundle is repl
 `relations add`): DuckDB reads through its open file and the index is in memory. The one file read
 later, the tokenizer, is read only if the bundle at the path is still that version; otherwise
 StoreError says the store changed and must be reopened (`changed()` tells without raising).
+
+Views (schema v3): a store holds the *loss* view (post-norm states keyed by the next token, what
+distill reads) and, unless built with `--lexical-layer none`, the *lexical* view (a middle layer's
+state at the key token itself, what people look at). Each view has its own senses, HNSW index
+(`senses.hnsw`, `senses.lexical.hnsw`) and similarity space. `open_store(path, view=...)` sets the
+view every getter answers from by default: the lexical view when the store has one, else the loss
+view; each getter also takes `view=`. `sense_matrix()` (distill) reads the loss view unless told.
+A v2 store (no views) is refused with the fix: rebuild it.
 """
 
 from __future__ import annotations
@@ -26,10 +34,28 @@ from .index import load_index
 from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
 from .space import SimilaritySpace
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+VIEWS = _sql.VIEWS  # ('loss', 'lexical')
+_VIEW_STRIDE = 1 << 40  # (view, owner) sort keys: view * stride + owner
 WRITING_KEY = "writing"  # meta key a StoreWriter sets while it writes a bundle and removes when it commits
 
-__all__ = ["SenseStore", "open_store", "SCHEMA_VERSION", "WRITING_KEY"]
+__all__ = ["SenseStore", "open_store", "SCHEMA_VERSION", "WRITING_KEY", "VIEWS", "view_key", "index_file", "views_of"]
+
+
+def view_key(view: str, name: str) -> str:
+    """The meta key of a view's record `name` ('index', 'space'): 'index' for the loss view (as in v2),
+    'lexical_index' for the lexical one."""
+    return name if view == "loss" else f"{view}_{name}"
+
+
+def index_file(view: str) -> str:
+    """The view's HNSW index file name inside the bundle."""
+    return INDEX_FILE if view == "loss" else INDEX_FILE.replace(".hnsw", f".{view}.hnsw")
+
+
+def views_of(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The views a store holds, loss first."""
+    return tuple(v for v in VIEWS if v in (meta.get("views") or ["loss"]))
 
 
 def read_meta(con, path: Path) -> dict[str, Any]:
@@ -42,6 +68,12 @@ def read_meta(con, path: Path) -> dict[str, Any]:
         raise StoreError(f"{path} is not a sensekit store (no meta table); rebuild it with `sensekit build`") from None
     meta = {k: json.loads(v) for k, v in rows}
     found = meta.get("schema_version")
+    if found == 2:  # the last version without views: refused, never opened for writing either
+        raise SchemaMismatch(
+            f"store {path} has schema version 2 (no lexical view), this sensekit reads version {SCHEMA_VERSION}; "
+            "rebuild the store with this version's `sensekit build` (--lexical-layer none gives the same "
+            "loss-only senses), or install the sensekit that wrote it"
+        )
     if found != SCHEMA_VERSION:
         raise SchemaMismatch(
             f"store {path} has schema version {found}, this sensekit reads version {SCHEMA_VERSION}; "
@@ -55,10 +87,10 @@ def read_meta(con, path: Path) -> dict[str, Any]:
     return meta
 
 
-def read_space(con, dim: int, meta: dict[str, Any]) -> SimilaritySpace:
-    """The bundle's similarity space (sensekit/space.py); identity when none was recorded."""
-    record = meta.get("space") or {}
-    rows = con.execute(_sql.SPACE_ROWS).fetchall()
+def read_space(con, dim: int, meta: dict[str, Any], view: str = "loss") -> SimilaritySpace:
+    """A view's similarity space (sensekit/space.py); identity when none was recorded."""
+    record = meta.get(view_key(view, "space")) or {}
+    rows = con.execute(_sql.SPACE_ROWS, {"view": view}).fetchall()
     if not rows or record.get("kind", "identity") == "identity":
         return SimilaritySpace.identity(dim)
     parts: dict[str, list] = {}
@@ -75,19 +107,29 @@ def _file_id(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def open_store(path: str | os.PathLike, read_only: bool = True, ef: int | None = None) -> "SenseStore":
-    """Open a store bundle. Raises StoreError (missing/corrupt), SchemaMismatch, IndexMismatch."""
-    return SenseStore(path, read_only=read_only, ef=ef)
+def open_store(
+    path: str | os.PathLike, read_only: bool = True, ef: int | None = None, view: str | None = None
+) -> "SenseStore":
+    """Open a store bundle. Raises StoreError (missing/corrupt), SchemaMismatch, IndexMismatch, and InputError
+    for a `view` the store does not hold. `view`: the default view of every getter (None: lexical if present)."""
+    return SenseStore(path, read_only=read_only, ef=ef, view=view)
 
 
 class SenseStore:
     """Query a sense store. Plural getters return lists (maybe empty); singular ones raise NotFound."""
 
-    def __init__(self, path: str | os.PathLike, read_only: bool = True, ef: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, read_only: bool = True, ef: int | None = None, view: str | None = None
+    ) -> None:
         self.path = Path(path)
         self._tokenizer = None
         for _ in range(3):  # a bundle replaced while it opens (a rebuild, `relations add`): open the new one
             if self._open(read_only, ef):
+                try:
+                    self.view = self._view(view, default="lexical" if "lexical" in self.views else "loss")
+                except InputError:
+                    self.con.close()
+                    raise
                 return
         raise StoreError(f"store {self.path} kept changing while it was being opened; try again")
 
@@ -110,12 +152,17 @@ class SenseStore:
         try:
             self.meta = read_meta(self.con, self.path)
             self.dim = int(self.meta["dim"])
+            self.views = views_of(self.meta)
             self._load_sense_table()
-            self.space = read_space(self.con, self.dim, self.meta)  # every similarity is measured in it
-            self.index = None
-            if self.meta.get("index", {}).get("count"):
-                self.index = load_index(
-                    self.path / INDEX_FILE, self.meta["index"], self._indexed_ids(), ef, probe=self._index_probe()
+            # per view: every similarity is measured in its space, the index was built in it
+            self.spaces = {v: read_space(self.con, self.dim, self.meta, v) for v in self.views}
+            self.indexes = {}
+            for v in self.views:
+                record = self.meta.get(view_key(v, "index")) or {}
+                self.indexes[v] = (
+                    load_index(self.path / index_file(v), record, self._indexed_ids(v), ef, probe=self._index_probe(v))
+                    if record.get("count")
+                    else None
                 )
         except StoreError:
             self.con.close()
@@ -127,13 +174,40 @@ class SenseStore:
             return False
         return True
 
-    def _index_probe(self, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    def _index_probe(self, view: str, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
         """A few indexed sense ids and their vectors in the index's space [n, dim]: load_index compares them
-        with the index file's own, so an index copied from another store is refused."""
-        ids = self._indexed_ids()[:n]
+        with the index file's own, so an index copied from another store (or view) is refused."""
+        ids = self._indexed_ids(view)[:n]
         got = self.con.execute(_sql.EMBEDDINGS_IN_RANGE, {"lo": int(ids.min()), "hi": int(ids.max())}).fetchnumpy()
         emb_of = dict(zip(got["sense_id"].tolist(), got["embedding"]))
-        return ids, self.space.apply(np.stack([np.asarray(emb_of[i], np.float32) for i in ids.tolist()]))
+        return ids, self.spaces[view].apply(np.stack([np.asarray(emb_of[i], np.float32) for i in ids.tolist()]))
+
+    # -- views ----------------------------------------------------------------------------
+    def _view(self, view: str | None, default: str | None = None) -> str:
+        """`view`, or the store's default view, checked against the views it holds."""
+        v = view or default or self.view
+        if v not in VIEWS:
+            raise InputError(f"unknown view {v!r}; use one of {', '.join(VIEWS)}")
+        if v not in self.views:
+            raise InputError(
+                f"store {self.path} has no {v} view (it holds: {', '.join(self.views)}); "
+                + (
+                    "rebuild it with `sensekit build --lexical-layer auto`, or use --view loss"
+                    if v == "lexical"
+                    else "rebuild it"
+                )
+            )
+        return v
+
+    @property
+    def space(self) -> SimilaritySpace:
+        """The default view's similarity space."""
+        return self.spaces[self.view]
+
+    @property
+    def index(self):
+        """The default view's HNSW index (None when it holds no token senses)."""
+        return self.indexes[self.view]
 
     def changed(self) -> bool:
         """Whether the bundle at `self.path` is no longer the one this store opened (rebuilt, relations added)."""
@@ -169,26 +243,33 @@ class SenseStore:
         and neighbors() never does."""
         cols = self.con.execute(_sql.SENSE_COLUMNS).fetchnumpy()
         self._sense_ids = np.asarray(cols["sense_id"], np.int64)
+        view = np.asarray(cols["view"], object)
+        self._sense_view = np.zeros(len(view), np.int64)  # [n] index into VIEWS
+        for code, name in enumerate(VIEWS):
+            self._sense_view[view == name] = code
         self._sense_token = np.asarray(np.ma.filled(cols["token_id"], -1), np.int64)
         self._sense_span = np.asarray(np.ma.filled(cols["span_id"], -1), np.int64)
         self._sense_index = np.asarray(cols["sense_index"], np.int64)
         self._sense_count = np.asarray(cols["count"], np.int64)
-        # Owner -> positions: a stable sort by owner keeps each owner's senses in sense_index order.
-        self._by_token = np.lexsort((self._sense_index, self._sense_token))
-        self._by_span = np.lexsort((self._sense_index, self._sense_span))
-        self._token_sorted = self._sense_token[self._by_token]
-        self._span_sorted = self._sense_span[self._by_span]
+        # (view, owner) -> positions: a stable sort keeps each owner's senses in sense_index order.
+        token_key = self._sense_view * _VIEW_STRIDE + self._sense_token
+        span_key = self._sense_view * _VIEW_STRIDE + self._sense_span
+        self._by_token = np.lexsort((self._sense_index, token_key))
+        self._by_span = np.lexsort((self._sense_index, span_key))
+        self._token_sorted = token_key[self._by_token]
+        self._span_sorted = span_key[self._by_span]
         self._token_text = dict(self.con.execute(_sql.TOKEN_TEXTS).fetchall())
         self._span_text = dict(self.con.execute(_sql.SPAN_TEXTS).fetchall())
         self._span_words = {w: (list(t), sid) for w, t, sid in self.con.execute(_sql.SPAN_WORDS).fetchall()}
 
-    def _positions_of(self, owner: int, span: bool) -> np.ndarray:
+    def _positions_of(self, owner: int, span: bool, view: str) -> np.ndarray:
         keys, order = (self._span_sorted, self._by_span) if span else (self._token_sorted, self._by_token)
-        lo, hi = np.searchsorted(keys, [owner, owner + 1])
+        key = VIEWS.index(view) * _VIEW_STRIDE + owner
+        lo, hi = np.searchsorted(keys, [key, key + 1])
         return order[lo:hi]
 
-    def _indexed_ids(self) -> np.ndarray:
-        return self._sense_ids[self._sense_span < 0]
+    def _indexed_ids(self, view: str) -> np.ndarray:
+        return self._sense_ids[(self._sense_span < 0) & (self._sense_view == VIEWS.index(view))]
 
     # -- tokenization -------------------------------------------------------------------
     @property
@@ -215,20 +296,33 @@ class SenseStore:
     # -- the query surface ----------------------------------------------------------------
     def info(self) -> StoreInfo:
         counts = dict(zip(_sql.COUNT_NAMES, self.con.execute(_sql.TABLE_COUNTS).fetchone()))
-        provenance = {k: v for k, v in self.meta.items() if k not in ("schema_version", "index", "space")}
+        records = {view_key(v, n) for v in VIEWS for n in ("index", "space")}
+        provenance = {k: v for k, v in self.meta.items() if k not in ("schema_version", "views", *records)}
+        views = {
+            v: {
+                "senses": int(((self._sense_view == VIEWS.index(v)) & (self._sense_span < 0)).sum()),
+                "layer": (self.meta.get("view_layers") or {}).get(v, "final_norm" if v == "loss" else None),
+                "index": dict(self.meta.get(view_key(v, "index"), {})),
+                "space": self.spaces[v].describe(),
+                "default": v == self.view,
+            }
+            for v in self.views
+        }
         return StoreInfo(
             str(self.path),
             int(self.meta["schema_version"]),
             provenance,
             counts,
-            dict(self.meta.get("index", {})),
+            dict(self.meta.get(view_key(self.view, "index"), {})),
             self.space.describe(),
+            views,
         )
 
-    def tokens(self, word: str) -> list[TokenInfo]:
-        """The word's tokens, in order; tokens never seen as keys have occurrences 0."""
+    def tokens(self, word: str, view: str | None = None) -> list[TokenInfo]:
+        """The word's tokens, in order; tokens never seen as keys have occurrences 0. n_senses: in `view`."""
         ids = self.token_ids(word)
-        found = {r[0]: r for r in self.con.execute(_sql.TOKENS_BY_IDS, {"ids": ids}).fetchall()}
+        params = {"ids": ids, "view": self._view(view)}
+        found = {r[0]: r for r in self.con.execute(_sql.TOKENS_BY_IDS, params).fetchall()}
         return [
             TokenInfo(i, *found[i][1:])
             if i in found
@@ -236,23 +330,23 @@ class SenseStore:
             for i in ids
         ]
 
-    def senses(self, word: str, with_contexts: bool = True) -> list[Sense]:
-        """A single-token word's senses, or a multi-token word's span cloud; [] when there are none."""
-        return self._senses_at(self._positions_of_word(word), with_contexts)
+    def senses(self, word: str, with_contexts: bool = True, view: str | None = None) -> list[Sense]:
+        """A single-token word's senses, or a multi-token word's span cloud, in `view`; [] when there are none."""
+        return self._senses_at(self._positions_of_word(word, self._view(view)), with_contexts)
 
-    def sense_ids(self, word: str) -> list[int]:
-        """The ids of `senses(word)`, from memory (no DuckDB query)."""
-        return self._sense_ids[self._positions_of_word(word)].tolist()
+    def sense_ids(self, word: str, view: str | None = None) -> list[int]:
+        """The ids of `senses(word, view=view)`, from memory (no DuckDB query)."""
+        return self._sense_ids[self._positions_of_word(word, self._view(view))].tolist()
 
-    def _positions_of_word(self, word: str) -> np.ndarray:
+    def _positions_of_word(self, word: str, view: str) -> np.ndarray:
         span = self._span_words.get(word.strip())
         if span is not None:
-            return self._positions_of(span[1], span=True)
+            return self._positions_of(span[1], span=True, view=view)
         ids = self.token_ids(word)
-        return self._positions_of(ids[0], span=False) if len(ids) == 1 else np.zeros(0, np.int64)
+        return self._positions_of(ids[0], span=False, view=view) if len(ids) == 1 else np.zeros(0, np.int64)
 
-    def senses_of_token(self, token_id: int, with_contexts: bool = True) -> list[Sense]:
-        return self._senses_at(self._positions_of(int(token_id), span=False), with_contexts)
+    def senses_of_token(self, token_id: int, with_contexts: bool = True, view: str | None = None) -> list[Sense]:
+        return self._senses_at(self._positions_of(int(token_id), span=False, view=self._view(view)), with_contexts)
 
     def sense(self, sense_id: int) -> Sense:
         pos = int(np.searchsorted(self._sense_ids, sense_id))
@@ -286,6 +380,7 @@ class SenseStore:
                     self._token_text.get(tok, "") if tok >= 0 else self._span_text.get(span, ""),
                     np.asarray(emb_of[sid], dtype=np.float32),
                     tuple(contexts.get(sid, ())),
+                    VIEWS[int(self._sense_view[pos])],
                 )
             )
         return out
@@ -305,10 +400,17 @@ class SenseStore:
         cuts = np.flatnonzero(np.diff(owner)) + 1  # rows come grouped by sense
         return {int(o[0]): v for o, v in zip(np.split(owner, cuts), np.split(vectors, cuts))}
 
-    def relations(self, word: str, kind: str | None = None, source: str | None = None) -> list[Relation]:
+    def relations(
+        self, word: str, kind: str | None = None, source: str | None = None, view: str | None = None
+    ) -> list[Relation]:
+        """The word's relations; head_sense / head_distance: the head's sense in `view` each is attached to."""
         if kind not in (None, "syn", "ant"):
             raise InputError(f"relation kind must be 'syn' or 'ant', got {kind!r}")
-        rows = self.con.execute(_sql.RELATIONS_OF_WORD, {"word": word.strip()}).fetchall()
+        lexical = self._view(view) == "lexical"
+        rows = [
+            (*r[:5], *(r[7:9] if lexical else r[5:7]))
+            for r in self.con.execute(_sql.RELATIONS_OF_WORD, {"word": word.strip()}).fetchall()
+        ]
         # Filtering and ordering here keep the SQL a plain index lookup.
         rows = sorted(
             (r for r in rows if kind in (None, r[1]) and source in (None, r[2])),
@@ -334,33 +436,39 @@ class SenseStore:
             )
         return out
 
-    def neighbors(self, query: str | int | np.ndarray, k: int = 10) -> list[Neighbor]:
-        """Nearest token senses (HNSW) to a word's senses, a sense id, or a raw vector [dim].
+    def neighbors(self, query: str | int | np.ndarray, k: int = 10, view: str | None = None) -> list[Neighbor]:
+        """Nearest token senses (HNSW) to a word's senses, a sense id, or a raw vector [dim], in one view.
 
-        Distances are cosine distances in the store's similarity space (`self.space`), which the
-        index was built in; a raw query vector is mapped into it first. For a word, each of its senses is a query and the word's own token is excluded; for
-        a sense id, that sense is excluded. Returned senses carry no embedding or contexts
-        (use `sense(id)` for those), which keeps this call at hnswlib speed.
+        Distances are cosine distances in the view's similarity space (`self.spaces[view]`), which its
+        index was built in; a raw query vector is mapped into it first. For a word, each of its senses
+        is a query and the word's own token is excluded; for a sense id, that sense is excluded and the
+        sense's own view is searched (unless `view` says otherwise). Returned senses carry no embedding or
+        contexts (use `sense(id)` for those), which keeps this call at hnswlib speed.
         """
-        if self.index is None or k < 1:
-            return []
         exclude_token = -1
         exclude_sense = -1
+        if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
+            own_sense = self.sense(int(query))
+            view = self._view(view, default=own_sense.view)
+            vectors = own_sense.embedding[None, :]
+            exclude_sense = int(query)
+        else:
+            view = self._view(view)
+        index = self.indexes[view]
+        if index is None or k < 1:
+            return []
         if isinstance(query, str):
-            own = self.senses(query, with_contexts=False)
+            own = self.senses(query, with_contexts=False, view=view)
             if not own:
                 return []
             vectors = np.stack([s.embedding for s in own])
             exclude_token = own[0].token_id if own[0].token_id is not None else -1
-        elif isinstance(query, (int, np.integer)):
-            vectors = self.sense(int(query)).embedding[None, :]
-            exclude_sense = int(query)
-        else:
+        elif exclude_sense < 0:
             vectors = np.asarray(query, dtype=np.float32).reshape(-1, self.dim)
-        vectors = self.space.apply(vectors)
-        n = self.index.get_current_count()
+        vectors = self.spaces[view].apply(vectors)
+        n = index.get_current_count()
         extra = len(vectors) * 10 if exclude_token >= 0 else 1 if exclude_sense >= 0 else 0
-        labels, dists = self.index.knn_query(vectors, k=min(n, k + extra))
+        labels, dists = index.knn_query(vectors, k=min(n, k + extra))
         # hnswlib labels are uint64: cast, or searchsorted converts the whole id column every call
         labels, dists = labels.ravel().astype(np.int64), dists.ravel()
         pos = np.searchsorted(self._sense_ids, labels)
@@ -387,6 +495,8 @@ class SenseStore:
             int(self._sense_count[pos]),
             self._token_text.get(tok, ""),
             None,
+            (),
+            VIEWS[int(self._sense_view[pos])],
         )
         return Neighbor(sense, distance)
 
@@ -399,21 +509,23 @@ class SenseStore:
         ]
 
     # -- bulk access for build/distill ------------------------------------------------------
-    def sense_matrix(self) -> dict[str, np.ndarray]:
-        """All sense rows: sense_id, token_id (-1 for spans), span_id (-1 for tokens), sense_index [n];
-        embedding [n, dim] float32."""
-        tbl = self.con.sql(_sql.SENSE_MATRIX).to_arrow_table()
+    def sense_matrix(self, view: str = "loss") -> dict[str, np.ndarray]:
+        """All sense rows of one view (the loss view unless told: what distill reads): sense_id, token_id
+        (-1 for spans), span_id (-1 for tokens), sense_index [n]; embedding [n, dim] float32."""
+        view = self._view(view)
+        tbl = self.con.sql(_sql.SENSE_MATRIX, params={"view": view}).to_arrow_table()
         n = tbl.num_rows
         emb = (
             tbl.column("embedding").combine_chunks().flatten().to_numpy().reshape(n, self.dim)
             if n
             else np.zeros((0, self.dim), np.float32)
         )
+        rows = self._sense_view == VIEWS.index(view)  # in sense_id order, as the query's rows
         return {
-            "sense_id": self._sense_ids.copy(),
-            "token_id": self._sense_token.copy(),
-            "span_id": self._sense_span.copy(),
-            "sense_index": self._sense_index.copy(),
+            "sense_id": self._sense_ids[rows],
+            "token_id": self._sense_token[rows],
+            "span_id": self._sense_span[rows],
+            "sense_index": self._sense_index[rows],
             "embedding": np.ascontiguousarray(emb, dtype=np.float32),
         }
 
@@ -423,19 +535,25 @@ class SenseStore:
     def relations_table(self) -> list[tuple[str, str, str, str, bool]]:
         return self.con.execute(_sql.ALL_RELATIONS).fetchall()
 
-    def sense_counts(self) -> np.ndarray:
-        """Senses per token id [max token id + 1] (0 where a token has none), from memory."""
-        return np.bincount(self._sense_token[self._sense_token >= 0])
+    def sense_counts(self, view: str | None = None) -> np.ndarray:
+        """Senses per token id [max token id + 1] (0 where a token has none) in `view`, from memory."""
+        rows = (self._sense_token >= 0) & (self._sense_view == VIEWS.index(self._view(view)))
+        return np.bincount(self._sense_token[rows], minlength=int(self._sense_token.max(initial=-1)) + 1)
 
     def table_names(self) -> list[str]:
         return [r[0] for r in self.con.execute(_sql.TABLE_NAMES).fetchall()]
 
-    def export_parquet(self, folder: str | os.PathLike) -> list[Path]:
-        """Write every table to `folder`/NAME.parquet; returns the files written."""
+    def export_parquet(self, folder: str | os.PathLike, view: str | None = None) -> list[Path]:
+        """Write every table to `folder`/NAME.parquet; senses, contexts and similarity_space hold the rows of
+        `view` only (the default view unless told). Returns the files written."""
+        view = self._view(view)
         written = []
         for name in self.table_names():
             path = Path(folder) / f"{name}.parquet"
-            self.con.table(name).write_parquet(str(path))
+            if name in _sql.EXPORT_VIEW_TABLES:
+                self.con.sql(_sql.EXPORT_VIEW_TABLES[name], params={"view": view}).write_parquet(str(path))
+            else:
+                self.con.table(name).write_parquet(str(path))
             written.append(path)
         return written
 

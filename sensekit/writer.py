@@ -8,6 +8,10 @@ rows can be replaced per source without ever exposing a half-written store.
 
 While it is written, the bundle's `meta` holds `writing = true` (`store.WRITING_KEY`), removed by
 `commit()`: a temporary bundle left by a killed process is refused by `open_store` as incomplete.
+Views (schema v3): sense rows belong to the 'loss' or the 'lexical' view (`add_senses(view=...)`);
+`commit()` fits one similarity space and builds one HNSW index per view whose token senses changed
+(`senses.hnsw`, `senses.lexical.hnsw`), each recorded in meta (`index`/`space`, `lexical_index`/
+`lexical_space`) with its checksum; `meta.views` lists the views the store holds.
 `commit()` also records the content fingerprint (`sensekit/fingerprint.py`). A full disk (or a
 file-size limit) becomes a one-line StoreError, and the old bundle stays as it was.
 
@@ -29,11 +33,11 @@ import numpy as np
 from . import _sql
 from .errors import InputError, StoreError
 from .fingerprint import FINGERPRINT_KEY, content_fingerprint
-from .fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
+from .fs import DB_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
 from .index import IndexParams, build_index, check_index_file, index_record, record_metric
 from .paths import schema_text
 from .space import DEFAULT_SPACE, SimilaritySpace, fit_space
-from .store import SCHEMA_VERSION, WRITING_KEY, read_meta, read_space
+from .store import SCHEMA_VERSION, VIEWS, WRITING_KEY, index_file, read_meta, read_space, view_key, views_of
 
 __all__ = ["StoreWriter"]
 
@@ -84,8 +88,9 @@ class StoreWriter:
         self.tmp = temp_sibling(self.path)
         self.index_params = index_params or IndexParams()
         self.space_kind, self.space_components = space, space_components
-        self.space: SimilaritySpace | None = None  # fitted at commit; an update keeps the bundle's own
-        self._senses_dirty = not _existing
+        self.spaces: dict[str, SimilaritySpace] = {}  # per view, fitted at commit; an update keeps the bundle's own
+        self._dirty_views: set[str] = set() if _existing else {"loss"}
+        self.views: tuple[str, ...] = ("loss",)
         self._next_sense_id = 0
         if not _existing:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,10 +107,16 @@ class StoreWriter:
         else:
             self._next_sense_id = int(self.con.execute(_sql.MAX_SENSE_ID).fetchone()[0]) + 1
             meta = read_meta(self.con, self.path)
-            self.space = read_space(self.con, dim, meta)
+            self.views = views_of(meta)
+            self.spaces = {v: read_space(self.con, dim, meta, v) for v in self.views}
             self.space_kind = self.space.kind
             self.space_components = len(self.space.components) if self.space.kind.endswith("abtt") else None
         self.set_meta(**{WRITING_KEY: True})  # until commit(): a bundle left by a killed writer never opens
+
+    @property
+    def space(self) -> SimilaritySpace | None:
+        """The loss view's similarity space (None until commit() fits it in a new bundle)."""
+        return self.spaces.get("loss")
 
     # -- opening an existing bundle for modification ------------------------------------
     @classmethod
@@ -172,8 +183,9 @@ class StoreWriter:
         *,
         token_ids: Sequence[int] | None = None,
         span_ids: Sequence[int] | None = None,
+        view: str = "loss",
     ) -> np.ndarray:
-        """Add sense rows owned by tokens (`token_ids`) or spans (`span_ids`). Returns their new ids [n]."""
+        """Add sense rows of `view` owned by tokens (`token_ids`) or spans (`span_ids`). Returns their new ids [n]."""
         import pyarrow as pa
 
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -182,6 +194,8 @@ class StoreWriter:
             raise InputError(f"embeddings must be [n, {self.dim}], got {list(embeddings.shape)}")
         if (token_ids is None) == (span_ids is None):
             raise InputError("give exactly one of token_ids or span_ids")
+        if view not in VIEWS:
+            raise InputError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
         if not np.isfinite(embeddings).all():
             raise InputError("sense embeddings contain NaN or inf; check the teacher's dtype (fp16 overflow?)")
         ids = np.arange(self._next_sense_id, self._next_sense_id + n, dtype=np.int32)
@@ -190,6 +204,7 @@ class StoreWriter:
             "senses",
             {
                 "sense_id": ids,
+                "view": [view] * n,
                 "token_id": pa.array(np.asarray(token_ids, np.int32)) if token_ids is not None else none,
                 "span_id": pa.array(np.asarray(span_ids, np.int32)) if span_ids is not None else none,
                 "sense_index": np.asarray(sense_index, np.int16),
@@ -199,7 +214,9 @@ class StoreWriter:
         )
         self._next_sense_id += n
         if token_ids is not None:
-            self._senses_dirty = True
+            self._dirty_views.add(view)
+            if view not in self.views:
+                self.views = tuple(v for v in VIEWS if v in (*self.views, view))
         return ids
 
     def add_contexts(self, rows: dict[str, Sequence[Any]]) -> None:
@@ -271,13 +288,13 @@ class StoreWriter:
         """Every word that appears in a relation, as head or related (all sources), in no set order."""
         return [w for (w,) in self.con.execute(_sql.RELATION_WORDS).fetchall()]
 
-    def token_senses(self, token_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The senses of `token_ids`, ordered by token and sense index: token_id [n], sense_index [n],
+    def token_senses(self, token_ids: Sequence[int], view: str = "loss") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The senses of `token_ids` in `view`, ordered by token and sense index: token_id [n], sense_index [n],
         embedding [n, dim] float32."""
         import pyarrow as pa
 
         needed_tokens = pa.table({"token_id": pa.array(list(token_ids), pa.int32())})  # noqa: F841 (DuckDB scan)
-        tbl = self.con.sql(_sql.TOKEN_SENSES_OF).to_arrow_table()
+        tbl = self.con.sql(_sql.TOKEN_SENSES_OF, params={"view": view}).to_arrow_table()
         return (
             tbl.column("token_id").to_numpy(zero_copy_only=False),
             tbl.column("sense_index").to_numpy(zero_copy_only=False),
@@ -294,9 +311,14 @@ class StoreWriter:
         return [h for h, _ in rows], [r for _, r in rows]
 
     def set_head_senses(
-        self, heads: Sequence[str], related: Sequence[str], sense_index: np.ndarray, distance: np.ndarray
+        self,
+        heads: Sequence[str],
+        related: Sequence[str],
+        sense_index: np.ndarray,
+        distance: np.ndarray,
+        view: str = "loss",
     ) -> None:
-        """Record, per (head, related) pair, the head's sense the related word belongs to (-1: none)."""
+        """Record, per (head, related) pair, the head's sense in `view` the related word belongs to (-1: none)."""
         import pyarrow as pa
 
         found = np.asarray(sense_index) >= 0
@@ -310,14 +332,14 @@ class StoreWriter:
         )
         self.con.register("head_senses", table)  # the name SET_HEAD_SENSES joins on
         try:
-            self.con.execute(_sql.SET_HEAD_SENSES)
+            self.con.execute(_sql.SET_HEAD_SENSES[view])
         finally:
             self.con.unregister("head_senses")
 
-    def sense_rows(self) -> dict[str, np.ndarray]:
-        """All sense rows of the bundle being written: sense_id, token_id (-1 for spans), span_id
+    def sense_rows(self, view: str = "loss") -> dict[str, np.ndarray]:
+        """All sense rows of `view` in the bundle being written: sense_id, token_id (-1 for spans), span_id
         (-1 for tokens), sense_index [n]; embedding [n, dim] float32."""
-        tbl = self.con.sql(_sql.SENSE_MATRIX).to_arrow_table()
+        tbl = self.con.sql(_sql.SENSE_MATRIX, params={"view": view}).to_arrow_table()
         out = {
             c: np.asarray(tbl.column(c).fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
             for c in ("sense_id", "token_id", "span_id", "sense_index")
@@ -326,24 +348,25 @@ class StoreWriter:
         return out
 
     # -- finishing ------------------------------------------------------------------------
-    def _write_space(self, space: SimilaritySpace) -> None:
-        """Replace the bundle's similarity space (rows + meta.space)."""
+    def _write_space(self, space: SimilaritySpace, view: str = "loss") -> None:
+        """Replace a view's similarity space (rows + meta.space / meta.lexical_space)."""
         import pyarrow as pa
 
-        self.space = space
-        self.con.execute(_sql.DELETE_SPACE)
+        self.spaces[view] = space
+        self.con.execute(_sql.DELETE_SPACE, {"view": view})
         vectors = np.concatenate([space.mean[None], space.scale[None], space.components]).astype(np.float32)
         parts = ["mean", "scale"] + ["component"] * len(space.components)
         idx = [0, 0] + list(range(len(space.components)))
         self._insert(
             "similarity_space",
             {
+                "view": [view] * len(parts),
                 "part": parts,
                 "idx": np.asarray(idx, np.int32),
                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dim),
             },
         )
-        self.set_meta(space=space.describe())
+        self.set_meta(**{view_key(view, "space"): space.describe()})
 
     def commit(self) -> Path:
         """Build the index (if token senses changed), record it and the content fingerprint, and rename the
@@ -365,18 +388,20 @@ class StoreWriter:
         """Everything commit() writes into the temporary bundle, ending with a checkpointed, closed DuckDB file."""
         import pyarrow  # noqa: F401  (fetch_arrow_table needs it)
 
-        if self._senses_dirty:
-            tbl = self.con.sql(_sql.INDEXED_SENSES).to_arrow_table()
+        for view in [v for v in VIEWS if v in self._dirty_views]:  # one space and one index per view
+            tbl = self.con.sql(_sql.INDEXED_SENSES, params={"view": view}).to_arrow_table()
             ids = tbl.column("sense_id").to_numpy()
             vectors = _embedding_matrix(tbl, self.dim)
-            self._write_space(fit_space(vectors, self.space_kind, self.space_components))
-            index = build_index(ids, self.space.apply(vectors), self.index_params)
-            index.save_index(str(self.tmp / INDEX_FILE))
+            self._write_space(fit_space(vectors, self.space_kind, self.space_components), view)
+            index = build_index(ids, self.spaces[view].apply(vectors), self.index_params)
+            path = self.tmp / index_file(view)
+            index.save_index(str(path))
             try:  # hnswlib does not check its writes: a full disk leaves a short file
-                check_index_file(self.tmp / INDEX_FILE, int(index.get_current_count()), self.dim)
+                check_index_file(path, int(index.get_current_count()), self.dim)
             except StoreError as exc:
                 raise OSError(errno.ENOSPC, f"the HNSW index was not written whole ({exc})") from None
-            self.set_meta(index=index_record(index, ids, self.index_params))
+            self.set_meta(**{view_key(view, "index"): index_record(index, ids, self.index_params)})
+        self.set_meta(views=list(self.views))
         self.set_meta(
             updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **{FINGERPRINT_KEY: content_fingerprint(self.con)},

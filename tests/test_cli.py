@@ -24,7 +24,7 @@ def test_query_json_shape(capsys, store_path):
     code, out, _ = run_cli(capsys, "query", "bank", "--store", str(store_path), "--json", "-k", "3")
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"word", "store", "tokens", "senses", "relations", "unattached", "neighbors"}
+    assert set(doc) == {"word", "store", "view", "tokens", "senses", "relations", "unattached", "neighbors"}
     assert doc["word"] == "bank"
     assert [t["text"] for t in doc["tokens"]] == [" bank"]
     assert [(s["sense_index"], s["count"], s["share"]) for s in doc["senses"]] == [(0, 20, 0.6667), (1, 10, 0.3333)]

@@ -21,6 +21,7 @@ from sensekit.writer import StoreWriter
 SCHEMA_PINS = {
     1: "61a303e863be3f3373dfbf96a4059c86eef08a5c9ddcfe1885aa19daf101a9ce",
     2: "1d34a152b8d9a088e5f7343fe3c9aa4d23b0d340aaf4bdb82a3bde21b08d9222",
+    3: "855f056016a73d7ab1a2c713ad55a8a0fcb3cc8bde1872ee2085442bb741bc8a",
 }
 
 DIM = 16
@@ -230,7 +231,7 @@ def test_schema_version_mismatch_is_refused(store_path):
     con = duckdb.connect(str(store_path / "store.duckdb"))
     con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     con.close()
-    with pytest.raises(SchemaMismatch, match=r"schema version 99.*version 2.*rebuild"):
+    with pytest.raises(SchemaMismatch, match=r"schema version 99.*version 3.*rebuild"):
         open_store(store_path)
 
 

@@ -225,6 +225,8 @@ def attach_relations(
             writer.replace_relations(name, rows)
         store_counts = _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg)
         store_counts["attached"] = attach_head_senses(writer, tokenizer)
+        for view in writer.views[1:]:  # the lexical view's senses get their own attachment
+            store_counts[f"attached_{view}"] = attach_head_senses(writer, tokenizer, view=view)
         writer.commit()
     except BaseException:
         writer.abort()
@@ -247,11 +249,11 @@ def _parse_sources(sources: list[str] | str) -> list[Source]:
     return parsed
 
 
-def _span_sense_table(writer, tokens: list[int]):
-    """A SenseTable of just `tokens` (the senses span clouds need), read from the bundle being written."""
+def _span_sense_table(writer, tokens: list[int], view: str = "loss"):
+    """A SenseTable of just `tokens` (the senses span clouds need) in `view`, read from the bundle being written."""
     from .tokens import SenseTable
 
-    return SenseTable(*writer.token_senses(sorted(set(tokens))))
+    return SenseTable(*writer.token_senses(sorted(set(tokens)), view))
 
 
 def _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg: RelationsConfig) -> dict[str, int]:
@@ -284,6 +286,14 @@ def _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg: RelationsConfig
     if len(keep):
         writer.add_spans(new_id[keep].tolist(), [span_tokens[i] for i in keep], [span_texts[i] for i in keep])
         writer.add_senses(emb, row, np.zeros(len(row), np.int32), span_ids=new_id[span_index])
+        for view in writer.views[1:]:  # the same spans' clouds in the other views (lexical)
+            spans = [span_tokens[i] for i in keep]
+            v_index, v_row, v_emb = span_clouds(
+                _span_sense_table(writer, [x for t in spans for x in t], view), spans, cfg.cloud_rows
+            )
+            if len(v_row):
+                v_ids = new_id[keep][v_index]
+                writer.add_senses(v_emb, v_row, np.zeros(len(v_row), np.int32), span_ids=v_ids, view=view)
     span_ids = [
         int(new_id[span_of_tokens[t]]) if t in span_of_tokens and new_id[span_of_tokens[t]] >= 0 else None for t in ids
     ]
@@ -307,9 +317,9 @@ def _padded(vectors: np.ndarray, start: np.ndarray, count: np.ndarray, width: in
     return vectors[rows], valid
 
 
-def attach_head_senses(writer, tokenizer, chunk: int = 2048) -> int:
+def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str = "loss") -> int:
     """For every (head, related) pair, record which of the head's senses the related word's senses
-    (token senses, or span cloud rows) are nearest to, by cosine in the bundle's similarity space.
+    (token senses, or span cloud rows) are nearest to, by cosine in the view's similarity space.
 
     A thesaurus says "light ~ illumination" but not which sense of light; the teacher's own
     senses decide. Pairs whose words have no senses stay unattached (NULL). Returns how many
@@ -320,8 +330,9 @@ def attach_head_senses(writer, tokenizer, chunk: int = 2048) -> int:
     heads, related = writer.relation_pairs()
     if not heads:
         return 0
-    rows = writer.sense_rows()
-    vectors = rows["embedding"] if writer.space is None else writer.space.apply(rows["embedding"])
+    rows = writer.sense_rows(view)
+    space = writer.spaces.get(view)
+    vectors = rows["embedding"] if space is None else space.apply(rows["embedding"])
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     # Owner keys: token t -> t, span s -> -(s + 1); rows sorted by (owner, sense_index).
     owner = np.where(rows["span_id"] >= 0, -(rows["span_id"] + 1), rows["token_id"])
@@ -349,5 +360,5 @@ def attach_head_senses(writer, tokenizer, chunk: int = 2048) -> int:
         ok = np.isfinite(cos[np.arange(len(pick)), pick])
         best[sl] = np.where(ok, sense_index[np.minimum(h_start[sl] + pick, len(sense_index) - 1)], -1)
         dist[sl] = np.where(ok, 1.0 - cos[np.arange(len(pick)), pick], 0.0)
-    writer.set_head_senses(heads, related, best, dist)
+    writer.set_head_senses(heads, related, best, dist, view=view)
     return int((best >= 0).sum())
