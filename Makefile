@@ -16,7 +16,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # mkdocs-material prints a banner about its successor on every build.
 export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: demo test setup wordnet clean bench-quick docs docs-cli
+.PHONY: demo test setup wordnet browser clean bench-quick docs docs-cli
 
 setup: $(VENV)/.installed
 
@@ -40,12 +40,19 @@ wordnet:
 		(apt-get install -y -qq wordnet-base >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wordnet-base >/dev/null)); \
 	else echo "note: no /usr/share/wordnet and no root apt-get: set NLTK_DATA to an nltk_data folder with corpora/wordnet"; fi
 
+# Headless Chromium for the `sensekit serve` browser test (Debian's chromium + chromium-driver; no browser downloads).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)); \
+	else echo "note: no chromium/chromedriver and no root apt-get: tests/test_serve_browser.py will skip"; fi
+
 demo: setup wordnet
 	$(BIN)/sensekit build --store $(STORE) --max-tokens $(DEMO_MAX_TOKENS) --relations wordnet
 	@for w in $(DEMO_WORDS); do $(BIN)/sensekit query $$w --store $(STORE) -k 8 || exit 1; done
 
 # Lint and format checks first (ruff, configured in pyproject.toml), then the suite.
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mkdocs build --strict --quiet -d site
