@@ -130,7 +130,9 @@ class _Progress:
         elif stage == "eval":
             self.console.print(f"step {done}: held-out ppl {info['ppl']:.3f}, KL {info['kl']:.4f}", highlight=False)
         elif stage in ("warning", "status"):
-            self.console.print(("[yellow]warning:[/] " if stage == "warning" else "") + info["message"], highlight=False)
+            self.console.print(
+                ("[yellow]warning:[/] " if stage == "warning" else "") + info["message"], highlight=False
+            )
 
     def _start(self, start: int, total: int) -> None:
         from rich.progress import (

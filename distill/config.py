@@ -23,12 +23,24 @@ from sensekit.fs import write_atomic
 from sensekit.model.layers import parse_layer_list
 from sensekit.options import check_fields, config_dict, flag, option
 
-__all__ = ["DistillConfig", "parse_layer_list", "TRUNCATED", "DATA_MODES", "PRECISIONS", "SENSE_DTYPES", "CONFIG_FILE"]
+__all__ = [
+    "DistillConfig",
+    "parse_layer_list",
+    "TRUNCATED",
+    "DATA_MODES",
+    "PRECISIONS",
+    "SENSE_DTYPES",
+    "HIDDEN_POSITIONS",
+    "AUTO",
+    "CONFIG_FILE",
+]
 
 TRUNCATED = "truncated"
 DATA_MODES = ("corpus", "prompts")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 SENSE_DTYPES = ("float32", "bfloat16", "float16")
+HIDDEN_POSITIONS = ("all", "sensed")
+AUTO = "auto"
 CONFIG_FILE = "config.toml"
 
 
@@ -149,8 +161,38 @@ class DistillConfig:
     kappa: int = option(
         5, "Candidates kept per pool: the kappa nearest (L2) to the teacher state g_t.", min=1, panel=OBJECTIVE
     )
-    beta_p: float = option(0.0, "Positive margin beta_p: max(0, MSE_d(h, p) - beta_p).", min=0, panel=OBJECTIVE)
-    beta_n: float = option(1.0, "Negative margin beta_n: max(0, beta_n - MSE_d(h, q)).", min=0, panel=OBJECTIVE)
+    beta_p: str = option(
+        "0.0",
+        "Positive margin beta_p: max(0, MSE_d(h, p) - beta_p). A number (the paper: 0), or 'auto': the "
+        "--beta-p-quantile of MSE_d(g_t, kept synonym candidate) over the first --margin-batches batches.",
+        panel=OBJECTIVE,
+    )
+    beta_n: str = option(
+        "1.0",
+        "Negative margin beta_n: max(0, beta_n - MSE_d(h, q)). A number (the paper: 1), or 'auto': the "
+        "--beta-n-quantile of MSE_d(g_t, kept antonym candidate) over the first --margin-batches batches.",
+        panel=OBJECTIVE,
+    )
+    beta_p_quantile: float = option(
+        0.1, "With --beta-p auto: the quantile of the observed synonym distances.", min=0, max=1, panel=OBJECTIVE
+    )
+    beta_n_quantile: float = option(
+        0.9, "With --beta-n auto: the quantile of the observed antonym distances.", min=0, max=1, panel=OBJECTIVE
+    )
+    margin_batches: int = option(
+        4,
+        "With an 'auto' margin: micro-batches at start-up whose teacher states and candidates set it "
+        "(their own sampling stream; training is unchanged).",
+        min=1,
+        panel=OBJECTIVE,
+    )
+    hidden_positions: str = option(
+        "all",
+        "Positions of the hidden-state term: 'all' target positions, or 'sensed': exactly the active "
+        "positions the sense term samples (the position-matched control; sampled even at --lambda-sense 0).",
+        choices=HIDDEN_POSITIONS,
+        panel=OBJECTIVE,
+    )
     neighbors: int = option(
         25, "Synonyms and antonyms sampled per relation-group position (each).", min=1, panel=OBJECTIVE
     )
@@ -214,6 +256,8 @@ class DistillConfig:
             value = getattr(self, name)
             if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
                 object.__setattr__(self, name, ",".join(map(str, value)))
+        for name in ("beta_p", "beta_n"):  # a number (Python, TOML or the CLI's text) or 'auto'
+            object.__setattr__(self, name, _margin_text(name, getattr(self, name)))
         check_fields(self)  # types, finiteness, min/max, choices (tuples coerced)
         self._check()
 
@@ -291,6 +335,20 @@ class DistillConfig:
         if not self.data:
             raise InputError("no training data given; pass --data FILE (repeatable)")
 
+    def margin(self, name: str) -> float | None:
+        """beta_p / beta_n as a number, or None when it is 'auto' (set by the run at start-up)."""
+        text = getattr(self, name)
+        return None if text == AUTO else float(text)
+
+    @property
+    def auto_margins(self) -> tuple[str, ...]:
+        return tuple(n for n in ("beta_p", "beta_n") if getattr(self, n) == AUTO)
+
+    @property
+    def needs_senses(self) -> bool:
+        """Whether a step samples sense positions: the sense term, or the hidden term on the sensed positions."""
+        return self.lambda_sense > 0 or (self.lambda_hidden > 0 and self.hidden_positions == "sensed")
+
     @property
     def truncated(self) -> bool:
         return self.student == TRUNCATED
@@ -336,3 +394,18 @@ class DistillConfig:
         if "distill" in doc and isinstance(doc["distill"], dict):
             doc = doc["distill"]
         return cls.from_dict({**doc, **overrides}, source=str(path))
+
+
+def _margin_text(name: str, value: Any) -> str:
+    """A margin as config text: 'auto', or a number >= 0 written as Python writes a float ('1' -> '1.0')."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    if isinstance(value, bool):
+        value = "bad"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{flag(name)} must be a number >= 0 or 'auto', got {value!r}") from None
+    if not (number >= 0 and number != float("inf")):
+        raise InputError(f"{flag(name)} must be a number >= 0 or 'auto', got {value!r}")
+    return repr(number)

@@ -23,6 +23,8 @@ __all__ = [
     "hinge_mse_terms",
     "sense_loss",
     "hidden_mse_loss",
+    "candidate_distances",
+    "margin_quantile",
 ]
 
 
@@ -179,3 +181,17 @@ def hidden_mse_loss(h: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None 
     """
     hf = _up(h)
     return masked_mean(mse_d(hf, _up(g).to(hf.dtype).detach()), mask)
+
+
+@torch.no_grad()
+def candidate_distances(anchor: torch.Tensor, candidates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE_d(anchor_i, c_ij) of the real candidates: anchor [P, d], candidates [P, K, d], mask [P, K] -> [n] float32."""
+    a = _up(anchor).float()
+    return mse_to_candidates(a, _up(candidates).to(a.dtype))[mask].float()
+
+
+def margin_quantile(distances: torch.Tensor, q: float) -> float | None:
+    """The q-quantile of observed distances [n] (an 'auto' margin); None when nothing was observed."""
+    if distances.numel() == 0:
+        return None
+    return float(torch.quantile(distances.double().cpu(), q))

@@ -41,6 +41,7 @@ from sensekit.progress import Progress, no_progress
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .config import DistillConfig
 from .data import Windows, prepare_windows
+from .losses import candidate_distances, margin_quantile
 from .run_folder import RunFolder
 from .student import DistillStudent, load_hf_student, save_student
 from .targets import SenseTargets
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 SENSE_SEED_OFFSET = 0x5E45E
+MARGIN_SEED_OFFSET = 0x3A5617  # the start-up sampling of 'auto' margins has its own stream
 
 
 class NonFiniteLoss(SensekitError):
@@ -92,6 +94,9 @@ def train(
     cache = _prefix_cache(cfg, teacher, model, windows, run.cache) if cfg.cache else None
     teacher_logits = TeacherLogits(teacher)
     checks = startup_checks(cfg, teacher, model, windows, order.batches(0)[0], acc, teacher_logits, emit)
+    margins = resolve_margins(cfg, teacher, targets, windows, order, acc)
+    if margins["auto"]:
+        emit("status", message=f"margins: beta_p {margins['beta_p']}, beta_n {margins['beta_n']} ({margins['rule']})")
 
     model, state, lr = _optimisation(cfg, model, acc, total)
     start = load_checkpoint(resume_from, cfg, state) if resume_from is not None else 0
@@ -102,6 +107,7 @@ def train(
         {
             **_run_record(cfg, teacher, targets, inner, windows, eval_windows, total, order, acc, lr),
             "trainable_parameters": n_trainable,
+            "margins": margins,
             **checks,
         },
     )
@@ -130,6 +136,7 @@ def train(
         state.sense_gen,
         teacher_logits=teacher_logits,
     )
+    stepper.beta_p, stepper.beta_n = margins["beta_p"], margins["beta_n"]
     t0 = time.perf_counter()
     try:
         last, evals = _loop(
@@ -266,7 +273,8 @@ def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Progress):
     """Load the teacher (unless given), check the store against it, and turn the store into SenseTargets.
 
     The store opens first, so a wrong path fails before a teacher loads. The KD baseline (lambda = 0)
-    checks the store but holds no dictionary on the device (targets None).
+    checks the store but holds no dictionary on the device (targets None), unless the hidden term
+    needs the sensed positions (--hidden-positions sensed).
     """
     from sensekit.store import open_store
 
@@ -280,7 +288,7 @@ def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Progress):
         check_store_matches(store, teacher, key="next")
         targets = (
             SenseTargets.from_store(store, teacher.vocab_size, device, dtype=getattr(torch, cfg.sense_dtype))
-            if cfg.lambda_sense > 0
+            if cfg.needs_senses
             else None
         )
     finally:
@@ -313,9 +321,7 @@ def _student(cfg: DistillConfig, teacher, device) -> DistillStudent:
 def _windows(cfg: DistillConfig, teacher, acc, emit: Progress) -> tuple[Windows, Windows | None]:
     """Training windows, and the held-out ones: --eval-data, else the last --eval-holdout training windows."""
     with acc.main_process_first():  # the main process prepares and saves them; the others read its copy
-        windows = prepare_windows(
-            cfg, teacher, "train", progress=lambda name, n: emit("data", n, None, name=name)
-        )
+        windows = prepare_windows(cfg, teacher, "train", progress=lambda name, n: emit("data", n, None, name=name))
         eval_windows: Windows | None = None
         if cfg.eval_data:
             eval_windows = prepare_windows(cfg, teacher, "eval", paths=cfg.eval_data, mode="corpus")
@@ -407,6 +413,60 @@ def startup_checks(
         "check_student_logits_diff": s_diff,
         "check_split_diff": split_diff,
     }
+
+
+@torch.no_grad()
+def resolve_margins(cfg: DistillConfig, teacher, targets: SenseTargets | None, windows: Windows, order, acc) -> dict:
+    """beta_p and beta_n in force, for run.json. A number stays as given; 'auto' is the stated quantile of
+    MSE_d(g_t, kept candidate) over the first --margin-batches micro-batches (the synonym candidates for beta_p,
+    the antonym candidates for beta_n), sampled as the sense term samples them but from their own stream (so the
+    run's data order and sense sampling are unchanged), averaged over processes. No candidate observed -> 0."""
+    out: dict[str, Any] = {
+        "auto": list(cfg.auto_margins),
+        "setting": {"beta_p": cfg.beta_p, "beta_n": cfg.beta_n},
+        "beta_p": cfg.margin("beta_p"),
+        "beta_n": cfg.margin("beta_n"),
+    }
+    if not cfg.auto_margins:
+        return out
+    out["rule"] = (
+        f"quantile {cfg.beta_p_quantile} (beta_p) / {cfg.beta_n_quantile} (beta_n) of MSE_d(g_t, kept candidate) "
+        f"over the first {cfg.margin_batches} micro-batches"
+    )
+    found = {"beta_p": [], "beta_n": []}
+    if targets is not None:
+        gen = torch.Generator(device=acc.device)
+        gen.manual_seed(cfg.seed + MARGIN_SEED_OFFSET + acc.process_index)
+        for micro in range(cfg.margin_batches):
+            rows = order.batches(micro // cfg.grad_accum)[micro % cfg.grad_accum]
+            input_ids, attn, labels = windows.batch(rows, acc.device)
+            g = teacher.final_hidden(input_ids, attn)  # [B, T, d]
+            s = targets.gather(
+                labels,
+                g,
+                kappa=cfg.kappa,
+                neighbors=cfg.neighbors,
+                frac=cfg.sample_frac,
+                floor=cfg.sample_floor,
+                own_negative=cfg.own_senses_negative,
+                generator=gen,
+            )
+            anchor, act = g[s.b, s.t], s.active.unsqueeze(1)  # [P, d], [P, 1]
+            found["beta_p"].append(candidate_distances(anchor, s.positives, s.pos_mask & act))
+            found["beta_n"].append(candidate_distances(anchor, s.negatives, s.neg_mask & act))
+    for name, q in (("beta_p", cfg.beta_p_quantile), ("beta_n", cfg.beta_n_quantile)):
+        dist = torch.cat(found[name]) if found[name] else torch.zeros(0)
+        out[f"{name}_candidates_seen"] = int(dist.numel())
+        if dist.numel():
+            out[f"{name}_distance_quantiles"] = {
+                str(p): margin_quantile(dist, p) for p in (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+            }
+        if name in cfg.auto_margins:
+            value = torch.tensor(margin_quantile(dist, q) or 0.0, device=acc.device, dtype=torch.float64)
+            if acc.num_processes > 1:
+                value = acc.reduce(value, reduction="mean")
+            out[name] = float(value)
+    return out
 
 
 def _trainable_dtype(model: DistillStudent, default: torch.dtype) -> torch.dtype:
@@ -505,7 +565,8 @@ class Stepper:
         self.device = acc.device
         self.sense_gen = sense_gen
         self.cache_hits = 0
-        self.beta_p, self.beta_n = float(cfg.beta_p), float(cfg.beta_n)  # the margins in force
+        # the margins in force: the config's numbers; train() sets the 'auto' ones (resolve_margins)
+        self.beta_p, self.beta_n = cfg.margin("beta_p") or 0.0, cfg.margin("beta_n") or 0.0
 
     def micro_step(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """Forward one micro-batch (windows `rows`) and return every loss term (scalars with graphs)."""
@@ -523,7 +584,7 @@ class Stepper:
         with torch.no_grad():
             t_logits = self.teacher_logits(g, input_ids, attn)  # [B, T, V]
             sense = None
-            if cfg.lambda_sense > 0:
+            if cfg.needs_senses:
                 sense = self.targets.gather(
                     labels,
                     g,
@@ -544,6 +605,8 @@ class Stepper:
         n_active = int(sense.active.sum()) if sense is not None else 0
         terms["_positions"] = torch.tensor(float(n_active), device=device)
         terms["_tokens"] = mask.sum().float()
+        n_neg = int((sense.neg_mask & sense.active.unsqueeze(1)).sum()) if sense is not None else 0
+        terms["_negatives"] = torch.tensor(float(n_neg), device=device)  # kept antonym candidates
         return terms
 
     def step(self, batches: list[np.ndarray], number: int) -> dict[str, float]:
@@ -552,7 +615,7 @@ class Stepper:
         acc, cfg = self.acc, self.cfg
         A = len(batches)
         lr = self.scheduler.get_last_lr()[0]
-        sums = {k: 0.0 for k in (*TERMS, "_positions", "_tokens")}
+        sums = {k: 0.0 for k in (*TERMS, "_positions", "_tokens", "_negatives")}
         for micro, rows in enumerate(batches):
             ctx = acc.no_sync(self.model) if micro < A - 1 and acc.num_processes > 1 else _null()
             with ctx:
@@ -581,13 +644,14 @@ class Stepper:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         values = torch.tensor([sums[k] / A for k in TERMS], device=self.device)
-        counts = torch.tensor([sums["_positions"], sums["_tokens"]], device=self.device)
+        counts = torch.tensor([sums["_positions"], sums["_tokens"], sums["_negatives"]], device=self.device)
         if acc.num_processes > 1:
             values = acc.reduce(values, reduction="mean")  # loss terms: the mean over processes
             counts = acc.reduce(counts, reduction="sum")  # sense positions and target tokens: all processes
         v = values.tolist() + counts.tolist()
         row = add_groups({"lr": lr, **dict(zip(TERMS, v[: len(TERMS)]))})  # + sense = sense_pos + sense_neg
-        row.update(grad_norm=grad_norm, sense_positions=v[len(TERMS)], tokens=v[len(TERMS) + 1])
+        n = len(TERMS)
+        row.update(grad_norm=grad_norm, sense_positions=v[n], tokens=v[n + 1], sense_negatives=v[n + 2])
         return row
 
 

@@ -135,7 +135,7 @@ def test_config_roundtrip_and_types(tmp_path):
         defaults.train_layers,
         defaults.lambda_hidden,
         defaults.scale_lr,
-    ) == (2.0, 0.7, 1.0, 5, 0.0, 1.0, 25, 0.4, 25, False, "15", "top2", 0.0, True)
+    ) == (2.0, 0.7, 1.0, 5, "0.0", "1.0", 25, 0.4, 25, False, "15", "top2", 0.0, True)
 
 
 def test_corpus_windows_cover_every_token_once(tmp_path, corpus_file, teacher):  # noqa: F811

@@ -1,0 +1,92 @@
+"""Issue 16 section 1: 'auto' margins (set from the distances the run observes at start-up, recorded in
+run.json; the push acts whenever antonym candidates exist) and the position-matched hidden-MSE control."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import distill_config
+
+torch = pytest.importorskip("torch")
+
+from distill.config import DistillConfig  # noqa: E402
+from distill.losses import candidate_distances, hidden_mse_loss, margin_quantile  # noqa: E402
+from distill.terms import LOSS_TERMS, TERMS, StepTensors, compute_terms  # noqa: E402
+from distill.train import train  # noqa: E402
+from sensekit.errors import InputError  # noqa: E402
+
+
+def _cfg(tmp_path, store_dir, corpus_file, teacher_dir, **kw) -> DistillConfig:
+    return distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "run", **kw)
+
+
+def _rows(out) -> list[dict]:
+    return [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_margin_settings_parse_and_refuse_junk():
+    cfg = DistillConfig(beta_p=0, beta_n="AUTO")
+    assert cfg.beta_p == "0.0" and cfg.margin("beta_p") == 0.0 and cfg.margin("beta_n") is None
+    assert cfg.auto_margins == ("beta_n",) and DistillConfig(beta_n="2").beta_n == "2.0"
+    for bad in ("-1", "big", "inf", True):
+        with pytest.raises(InputError, match="--beta-n must be a number >= 0 or 'auto'"):
+            DistillConfig(beta_n=bad)
+    with pytest.raises(InputError, match="--hidden-positions"):
+        DistillConfig(hidden_positions="some")
+
+
+def test_margin_quantile_of_candidate_distances():
+    anchor = torch.zeros(2, 4)
+    cands = torch.stack([torch.full((3, 4), 1.0), torch.full((3, 4), 2.0)])  # MSE_d 1 and 4
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    d = candidate_distances(anchor, cands, mask)
+    assert sorted(d.tolist()) == [1.0, 1.0, 4.0]
+    assert margin_quantile(d, 1.0) == 4.0 and margin_quantile(d, 0.0) == 1.0
+    assert margin_quantile(torch.zeros(0), 0.5) is None
+
+
+def test_auto_margins_are_recorded_and_the_push_acts(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    cfg = _cfg(tmp_path, store_dir, corpus_file, teacher_dir, beta_p="auto", beta_n="auto", max_steps=6)
+    train(cfg, teacher=teacher)
+    margins = json.loads((Path(cfg.output_dir) / "run.json").read_text())["margins"]
+    assert margins["auto"] == ["beta_p", "beta_n"] and margins["beta_n_candidates_seen"] > 0
+    q = margins["beta_n_distance_quantiles"]
+    assert q["0.75"] <= margins["beta_n"] <= q["1.0"] and margins["beta_p"] <= q["0.25"]
+    rows = _rows(cfg.output_dir)
+    assert any(r["sense_negatives"] > 0 for r in rows)
+    assert all(r["sense_neg"] > 0 for r in rows if r["sense_negatives"] > 0)  # the push acts wherever it can
+    # a paper margin far below every observed distance is the issue's case: the push never acts
+    tiny = cfg.replace(beta_p="0", beta_n="1e-6", output_dir=str(tmp_path / "paper"))
+    train(tiny, teacher=teacher)
+    assert all(r["sense_neg"] == 0 for r in _rows(tiny.output_dir))
+    assert json.loads((Path(tiny.output_dir) / "run.json").read_text())["margins"]["beta_n"] == 1e-6
+
+
+def test_hidden_term_on_the_sensed_positions(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
+    kw = dict(lambda_sense=0.0, lambda_hidden=1.0, max_steps=3)
+    both = _cfg(tmp_path, store_dir, corpus_file, teacher_dir, **kw)
+    everywhere = _rows(train(both, teacher=teacher)["output_dir"])
+    sensed_cfg = both.replace(hidden_positions="sensed", output_dir=str(tmp_path / "sensed"))
+    sensed = _rows(train(sensed_cfg, teacher=teacher)["output_dir"])
+    assert all(r["sense_positions"] == 0 for r in everywhere) and all(r["sense_positions"] > 0 for r in sensed)
+    assert sensed[0]["hidden"] > 0 and sensed[0]["hidden"] != pytest.approx(everywhere[0]["hidden"], rel=1e-6)
+    assert all(r["sense_pos"] == 0 and r["sense_neg"] == 0 for r in sensed)  # lambda 0: sampled, not used
+
+
+def test_the_term_table_makes_the_total():
+    class Sense:  # two sensed positions, one active
+        b, t = torch.tensor([0, 0]), torch.tensor([1, 2])
+        active = torch.tensor([True, False])
+
+    h, g = torch.randn(1, 3, 4), torch.randn(1, 3, 4)
+    logits, t_logits = torch.randn(1, 3, 7), torch.randn(1, 3, 7)
+    labels = torch.tensor([[1, 2, 3]])
+    cfg = DistillConfig(lambda_sense=0.0, lambda_hidden=0.5, hidden_positions="sensed")
+    x = StepTensors(cfg, logits, h, g, t_logits, labels, labels >= 0, Sense())
+    terms = compute_terms(x)
+    assert set(terms) == set(TERMS) and [t.name for t in LOSS_TERMS] == list(TERMS[:-1])
+    assert terms["hidden"].item() == pytest.approx(((h[0, 1] - g[0, 1]) ** 2).mean().item(), rel=1e-6)
+    assert terms["hidden"].item() == pytest.approx(hidden_mse_loss(h[0, 1:2], g[0, 1:2]).item(), rel=1e-6)
+    assert terms["total"].item() == pytest.approx((terms["kd"] + terms["ce"] + 0.5 * terms["hidden"]).item(), rel=1e-6)
