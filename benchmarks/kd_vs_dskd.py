@@ -738,7 +738,7 @@ def run_arm(
 
 # -- 6. metrics -------------------------------------------------------------------------------
 def eval_config(student_dir: Path | str, store: Path, test_file: str, scale: Scale):
-    from sensekit.eval.config import StudentEvalConfig
+    from distill.eval_config import StudentEvalConfig
 
     return StudentEvalConfig(
         student=str(student_dir),

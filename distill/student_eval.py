@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from sensekit.errors import InputError
-from sensekit.eval.config import StudentEvalConfig
 
 from .data import Windows, iter_documents, pack_documents
+from .eval_config import StudentEvalConfig
 from .losses import ce_per_position, kl_per_position
 
 __all__ = ["evaluate_student", "heldout_metrics", "read_relation_pairs", "store_relation_pairs", "separation"]

@@ -351,9 +351,24 @@ def _register_commands() -> None:
 
     register_build(app)
     register_lexicon(app)
+    from .eval.cli import eval_app
     from .eval.cli import register as register_eval
 
-    register_eval(app)  # noqa: E702
+    if not any(c.name == "student" for c in eval_app.registered_commands):
+        eval_app.command("student", context_settings=_PASSTHROUGH)(eval_student)
+    register_eval(app)
+
+
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def eval_student(ctx: typer.Context) -> None:
+    """Measure a student beside its teacher: perplexity, agreement, WiC, synonym/antonym separation.
+    `sensekit eval student --help` for flags."""
+    # distill's command (distill/eval_cli.py), loaded only when run: importing distill loads torch
+    from distill.eval_cli import app as student_app
+
+    student_app(list(ctx.args), prog_name="sensekit eval student", standalone_mode=True)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

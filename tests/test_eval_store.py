@@ -64,16 +64,12 @@ def make_bos_teacher_dir(folder: Path, hidden: int = 32, layers: int = 2, seed: 
 
 
 def app():
-    """The real command tree: build, relations, eval."""
-    import typer
+    """The real command tree of `sensekit` (build, relations, eval store, and distill's eval student as
+    sensekit/cli.py mounts it)."""
+    import sensekit.cli as cli
 
-    from sensekit.builder.cli import register as register_build
-    from sensekit.eval.cli import register as register_eval
-
-    a = typer.Typer()
-    register_build(a)
-    register_eval(a)
-    return a
+    cli._register_commands()
+    return cli.app
 
 
 def invoke(*args: str):

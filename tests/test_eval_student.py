@@ -28,7 +28,7 @@ def heldout(tmp_path_factory) -> Path:
 
 
 def config(eval_store, student, heldout, tmp_path, **kw):  # noqa: F811
-    from sensekit.eval.config import StudentEvalConfig
+    from distill.eval_config import StudentEvalConfig
 
     f = eval_files(tmp_path)
     base = dict(

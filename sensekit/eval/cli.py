@@ -1,8 +1,9 @@
-"""`sensekit eval store` and `sensekit eval student`: the typer half.
+"""`sensekit eval store`: the typer half, and the `eval` command group.
 
-The flags come from `EvalConfig` / `StudentEvalConfig`; the commands call `evaluate_store` /
-`distill.student_eval.evaluate_student`, which return plain data, and render it as a rich
-table (or one JSON document with `--json`). No torch at import time.
+The flags come from `EvalConfig`; the command calls `evaluate_store`, which returns plain data,
+and renders it as a rich table (or one JSON document with `--json`). No torch at import time.
+`eval student` is distill's (distill/eval_cli.py), mounted on `eval_app` by sensekit/cli.py;
+it uses `with_json`, `quiet_libraries`, `print_json` and `fmt` from here.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from typing import Annotated, Any
 import typer
 
 from ..options import cli_parameters, given
-from .config import EvalConfig, StudentEvalConfig
+from .config import EvalConfig
 from .layers import register as _register_layers
-from .registry import fmt
 
-__all__ = ["register", "render_store", "render_student"]
+__all__ = ["register", "eval_app", "render_store", "store_rows", "with_json", "quiet_libraries", "print_json"]
 
 eval_app = typer.Typer(
     no_args_is_help=True,
@@ -74,74 +74,39 @@ def store_cli(**values: Any) -> None:
     as_json = values.pop("as_json")
     cfg = EvalConfig(**given(values))
     err = Console(stderr=True, highlight=False)
-    _quiet_libraries()
+    quiet_libraries()
     with err.status("evaluating") as status:
         result = evaluate_store(cfg, progress=lambda name: status.update(f"evaluating: {name}"))
     if as_json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+        print_json(result)
     else:
         render_store(result, Console(highlight=False))
 
 
-def render_student(result: dict, console) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    t = Table(
-        title=f"sensekit eval student {escape(result['student'])} (teacher {escape(result['teacher'])})",
-        title_justify="left",
-    )
-    for col, kw in (
-        ("metric", {}),
-        ("student", {"justify": "right"}),
-        ("teacher", {"justify": "right"}),
-        ("coverage / note", {"ratio": 1}),
-    ):
-        t.add_column(col, **kw)
-    for metric, s, tv, note in result["rows"]:
-        t.add_row(escape(metric), escape(fmt(s)), escape(fmt(tv)), escape(note))
-    console.print(t)
-    for note in result.get("notes", []):
-        console.print(f"[dim]{escape(note)}[/]")
-
-
-def student_cli(**values: Any) -> None:
-    """Measure a student beside its teacher: perplexity, agreement, WiC, synonym/antonym separation."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from rich.console import Console
-
-    from distill.student_eval import evaluate_student  # distill depends on sensekit, never the reverse
-
-    as_json = values.pop("as_json")
-    cfg = StudentEvalConfig(**given(values))
-    _quiet_libraries()
-    with Console(stderr=True, highlight=False).status("evaluating") as status:
-        result = evaluate_student(cfg, progress=lambda name: status.update(f"evaluating: {name}"))
-    if as_json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
-    else:
-        render_student(result, Console(highlight=False))
-
-
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
+    """Silence transformers' and the hub's own logging and bars (before they load)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-def _with_json(cls: type, **kw) -> inspect.Signature:
+def with_json(cls: type, **kw) -> inspect.Signature:
+    """A command signature: one flag per field of the config dataclass `cls`, then `--json`."""
     as_json = inspect.Parameter(
         "as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, _JSON]
     )
     return inspect.Signature([*cli_parameters(cls, **kw), as_json])
 
 
-store_cli.__signature__ = _with_json(EvalConfig)  # type: ignore[attr-defined]
-student_cli.__signature__ = _with_json(StudentEvalConfig)  # type: ignore[attr-defined]
+def print_json(result: dict) -> None:
+    sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+
+
+store_cli.__signature__ = with_json(EvalConfig)  # type: ignore[attr-defined]
 eval_app.command("store")(store_cli)
-eval_app.command("student")(student_cli)
 _register_layers(eval_app)  # `sensekit eval layers` (issue 15): sensekit/eval/layers.py
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `eval` command group (store, student) to the main sensekit app."""
+    """Add the `eval` command group to the main sensekit app. `eval student` lives in distill
+    (distill/eval_cli.py): the one command layer, sensekit/cli.py, mounts it on `eval_app`."""
     app.add_typer(eval_app, name="eval")

@@ -1,4 +1,5 @@
-"""The settings of `sensekit eval store` and `sensekit eval student`, validated at construction.
+"""The settings of `sensekit eval store`, validated at construction (`eval student`'s are distill's:
+distill/eval_config.py).
 
 Each field is a `sensekit.options.option`; the CLI flags are generated from them, so every
 default lives here. No torch or distill imports: the CLI reads this module to build its flags
@@ -17,10 +18,9 @@ from ..options import check_fields, config_dict, option
 from ..paths import shared_dir
 from .registry import metric_names
 
-__all__ = ["EvalConfig", "StudentEvalConfig", "STORE_METRICS", "default_data", "data_file", "DEFAULT_CARRIER"]
+__all__ = ["EvalConfig", "STORE_METRICS", "default_data", "data_file"]
 
 STORE_METRICS = metric_names()  # the registered metrics (sensekit/eval/registry.py), in their order
-DEFAULT_CARRIER = "The word is {w}."
 _DATA, _RUN, _SIZE = "Benchmarks", "Run", "Sizes"
 _DEFAULT_FILES = {"wic": "wic/val.jsonl", "simlex": "simlex999.txt", "wordsim": "wordsim353.tsv"}
 
@@ -100,63 +100,6 @@ class EvalConfig:
     @property
     def selected(self) -> tuple[str, ...]:
         return tuple(m for m in STORE_METRICS if not self.metrics or m in self.metrics)
-
-    def data_file(self, name: str) -> Optional[str]:
-        return data_file(name, getattr(self, name))
-
-    def to_dict(self) -> dict:
-        return config_dict(self)
-
-
-@dataclass(frozen=True)
-class StudentEvalConfig:
-    """`sensekit eval student`: a student beside its teacher on held-out text, WiC and syn/ant probes."""
-
-    student: str = option("", "The student: any Hugging Face causal LM folder (or id) with the teacher's tokenizer.")
-    store: str = option(
-        "senses.sensekit",
-        "Store bundle: its teacher is the reference; its relations give the syn/ant pairs when --pairs is not given.",
-        short="-s",
-    )
-    data: tuple[str, ...] = option((), "Held-out text (files, folders, globs, JSONL; the build's corpus readers).")
-    teacher: Optional[str] = option(None, "Teacher; none: the one the store was built with.", panel=_RUN)
-    wic: Optional[str] = option(
-        None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.", panel=_DATA
-    )
-    pairs: Optional[str] = option(
-        None,
-        "Held-out relation pairs: lines 'word1<TAB>word2<TAB>syn|ant'; none: a "
-        "seeded sample of the store's own relations (not held out from the store).",
-        panel=_DATA,
-    )
-    text_field: str = option("text", "JSONL field holding the held-out text.", panel=_DATA)
-    carrier: str = option(DEFAULT_CARRIER, "Neutral sentence for the syn/ant probe; {w} marks the word.", panel=_DATA)
-    seq_len: int = option(256, "Tokens per held-out window.", min=2, panel=_SIZE)
-    max_windows: int = option(64, "Held-out windows scored (0: all).", min=0, panel=_SIZE)
-    batch_size: int = option(8, "Windows per forward pass.", min=1, panel=_SIZE)
-    tau: float = option(2.0, "Temperature of the KL to the teacher (as in training).", min=0.01, panel=_RUN)
-    pair_limit: int = option(500, "Syn/ant probe: at most this many pairs of each kind.", min=1, panel=_SIZE)
-    position: Optional[str] = option(
-        None,
-        "WiC state: 'next' (the state predicting the word) or 'input' (at the word); none: the store's key mode.",
-        choices=("next", "input"),
-        panel=_RUN,
-    )
-    device: Optional[str] = option(None, "Device; none: cuda if available, else cpu.", panel=_RUN)
-    dtype: Optional[str] = option(None, "Teacher dtype; none: bf16 on CUDA, fp32 on CPU.", panel=_RUN)
-    seed: int = option(0, "Seed of the pair sample and the WiC halves.", min=0, panel=_RUN)
-    limit: Optional[int] = option(None, "Quick run: at most this many WiC pairs.", min=1, panel=_RUN)
-
-    def __post_init__(self) -> None:
-        if self.data is None:
-            object.__setattr__(self, "data", ())
-        check_fields(self)
-        if not str(self.student).strip():
-            raise InputError("--student is required: a Hugging Face causal LM folder")
-        if not self.data:
-            raise InputError("--data is required: held-out text files")
-        if "{w}" not in self.carrier:
-            raise InputError(f"--carrier {self.carrier!r} must contain {{w}} where the word goes")
 
     def data_file(self, name: str) -> Optional[str]:
         return data_file(name, getattr(self, name))
