@@ -53,11 +53,23 @@ PAYLOADS = [
 XSS_TOKEN_TEXT = " </title><script>alert('token')</script>"
 
 
+LEXICAL_SENSES = {w: 1 + (n > 1) for w, n in SENSES.items()}  # the lexical view: 1 or 2 senses a word
+
+
 def write_serve_store(
-    path: Path, tokenizer_json: Path, tok, *, payloads: bool = False, extra_syn: str | None = None, seed: int = 0
+    path: Path,
+    tokenizer_json: Path,
+    tok,
+    *,
+    payloads: bool = False,
+    extra_syn: str | None = None,
+    lexical: bool = False,
+    seed: int = 0,
 ) -> Path:
     """Write the store at `path` (replacing one there, atomically, as a rebuild does).
-    `extra_syn`: one more synonym of 'bank' (attached to its sense 2), so two versions differ visibly."""
+    `extra_syn`: one more synonym of 'bank' (attached to its sense 2), so two versions differ visibly.
+    `lexical`: also a lexical view (LEXICAL_SENSES senses a word, one context each; relations attached to sense 0);
+    it is then the store's default view."""
     rng = np.random.default_rng(seed)
     ids = {w: tok.token_to_id(" " + w) for w in SENSES}
     assert all(i is not None for i in ids.values()), ids
@@ -144,6 +156,30 @@ def write_serve_store(
             [None] * len(set(heads + related) - set(words)),
         )
         w.set_head_senses(heads, related, np.asarray(head_sense), np.full(len(heads), 0.25, np.float32))
+        if lexical:
+            lex_owner = [ids[x] for x in words for _ in range(LEXICAL_SENSES[x])]
+            lex_index = [i for x in words for i in range(LEXICAL_SENSES[x])]
+            lex = rng.standard_normal((len(lex_owner), DIM)).astype(np.float32)
+            lsids = w.add_senses(lex, lex_index, [10] * len(lex_owner), token_ids=lex_owner, view="lexical")
+            snippets = [f"lexical: {SENTENCES[x][0]}" for x in words for _ in range(LEXICAL_SENSES[x])]
+            marks = [s_.index(x) for s_, x in zip(snippets, [x for x in words for _ in range(LEXICAL_SENSES[x])])]
+            keys = [x for x in words for _ in range(LEXICAL_SENSES[x])]
+            w.add_contexts(
+                {
+                    "sense_id": [int(i) for i in lsids],
+                    "rank": [0] * len(lsids),
+                    "doc_id": ["lex"] * len(lsids),
+                    "char_start": marks,
+                    "char_end": [m + len(x) for m, x in zip(marks, keys)],
+                    "snippet": snippets,
+                    "mark_start": marks,
+                    "mark_end": [m + len(x) for m, x in zip(marks, keys)],
+                    "distance": [0.0] * len(lsids),
+                }
+            )
+            w.set_head_senses(
+                heads, related, np.zeros(len(heads)), np.full(len(heads), 0.5, np.float32), view="lexical"
+            )
     return path
 
 

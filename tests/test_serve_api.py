@@ -120,10 +120,40 @@ def test_unknown_word_page_suggests_close_spellings(c):
     assert r.status_code == 404 and 'href="/?w=bank"' in r.text and "did you mean" in r.text
 
 
-def test_the_url_holds_the_view(c):
+def test_a_loss_only_store_refuses_the_lexical_view(c):
     assert c.get("/", params={"w": "bank", "view": "loss"}).status_code == 200
     r = c.get("/api/word", params={"w": "bank", "view": "lexical"})
     assert r.status_code == 400 and "this store has: loss" in r.json()["error"]
+
+
+def test_views_default_to_lexical_and_the_url_holds_the_view(tokenizer_json, tok, tmp_path):
+    from serve_store import LEXICAL_SENSES
+
+    path = write_serve_store(tmp_path / "v.sensekit", tokenizer_json, tok, lexical=True)
+    c = client(path)
+    info = c.get("/api/info").json()
+    assert info["views"] == ["loss", "lexical"] and info["default_view"] == "lexical"
+    lex = c.get("/api/word", params={"w": "bank"}).json()
+    loss = c.get("/api/word", params={"w": "bank", "view": "loss"}).json()
+    assert lex["view"] == "lexical" and len(lex["senses"]) == LEXICAL_SENSES["bank"]
+    assert loss["view"] == "loss" and len(loss["senses"]) == SENSES["bank"]
+    assert lex["senses"][0]["contexts"][0]["snippet"].startswith("lexical:")
+    assert {s["view"] for s in lex["senses"]} == {"lexical"} and {s["view"] for s in loss["senses"]} == {"loss"}
+    assert sorted(lex["senses"][0]["syn"]) == ["money", "river"]  # attached per view
+    with open_store(path) as s:
+        assert [x["sense_id"] for x in lex["senses"]] == [x.sense_id for x in s.senses("bank", view="lexical")]
+        assert [n["sense_id"] for n in loss["neighbors"]] == [
+            n.sense.sense_id for n in s.neighbors("bank", k=10, view="loss")
+        ]
+    plot = c.get("/api/plot", params={"w": "bank", "view": "loss"}).json()
+    assert len(plot["senses"]) == SENSES["bank"]
+    # the page: a view switch, and links that keep a non-default view
+    page = c.get("/", params={"w": "bank", "view": "loss"}).text
+    assert '<option value="loss" selected>' in page and 'href="/?w=river&amp;view=loss"' in page
+    assert page.count('class="card sense"') == SENSES["bank"]
+    default = c.get("/", params={"w": "bank"}).text
+    assert 'href="/?w=river"' in default and default.count('class="card sense"') == LEXICAL_SENSES["bank"]
+    assert "lexical view" in c.get("/info").text
 
 
 # -- errors: 4xx with a one-line JSON body, never a traceback ---------------------------------------

@@ -70,14 +70,10 @@ def check_word(word: str | None) -> str:
 
 
 def views_of(store) -> tuple[list[str], str]:
-    """The store's views and its default view. A store without views (schema 2) has one, the loss view."""
-    views = getattr(store, "views", None)
-    if callable(views):
-        views = views()
-    default = getattr(store, "default_view", None)
-    if callable(default):
-        default = default()
-    views = list(views or ["loss"])
+    """The store's views (schema 3: 'loss', and 'lexical' unless built without it) and its default view
+    (the lexical view when there is one)."""
+    views = list(getattr(store, "views", None) or ["loss"])
+    default = getattr(store, "view", None)
     return views, default if default in views else views[0]
 
 
@@ -127,6 +123,7 @@ def _sense(s: Sense, total: int | None = None) -> dict[str, Any]:
         "sense_index": s.sense_index,
         "count": s.count,
         "text": s.text,
+        "view": getattr(s, "view", "loss"),
         "contexts": [_context(c) for c in s.contexts],
     }
     if total is not None:
@@ -134,13 +131,13 @@ def _sense(s: Sense, total: int | None = None) -> dict[str, Any]:
     return doc
 
 
-def word_doc(store, word: str, k: int = 10) -> dict[str, Any]:
+def word_doc(store, word: str, k: int = 10, view: str | None = None) -> dict[str, Any]:
     """A word's tokens, senses (contexts, synonyms and antonyms attached to each), relations by source,
     and nearest senses of other tokens. NotFound (with close spellings) for a word the store does not hold."""
     word = check_word(word)
-    tokens = store.tokens(word)
-    senses = store.senses(word)
-    relations = store.relations(word)
+    tokens = store.tokens(word, view=view)
+    senses = store.senses(word, view=view)
+    relations = store.relations(word, view=view)
     if not senses and not relations:
         close = [w for w in store.similar_words(word) if w != word]
         hint = f"; did you mean: {', '.join(close)}" if close else ""
@@ -185,7 +182,7 @@ def word_doc(store, word: str, k: int = 10) -> dict[str, Any]:
                 "sense_index": n.sense.sense_index,
                 "distance": round(float(n.distance), 4),
             }
-            for n in store.neighbors(word, k=k)
+            for n in store.neighbors(word, k=k, view=view)
         ],
     }
 
@@ -202,11 +199,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def plot_doc(store, word: str) -> dict[str, Any]:
-    """The points of `sensekit plot` for a word: its senses and their kept context vectors, in the store's
-    similarity space, L2-normalised, projected on a PCA fitted on the drawn points (numpy only)."""
+def plot_doc(store, word: str, view: str | None = None) -> dict[str, Any]:
+    """The points of `sensekit plot` for a word: its senses in `view` and their kept context vectors, in the
+    view's similarity space, L2-normalised, projected on a PCA fitted on the drawn points (numpy only)."""
     word = check_word(word)
-    senses = store.senses(word, with_contexts=True)
+    senses = store.senses(word, with_contexts=True, view=view)
+    space = store.spaces[view] if view else store.space
     if not senses:
         raise NotFound(f"unknown word {word[:60]!r}: it has no senses to plot in this store")
     vectors = store.context_vectors([s.sense_id for s in senses])  # sense_id -> [E, dim]
@@ -222,14 +220,14 @@ def plot_doc(store, word: str) -> dict[str, Any]:
         # Kept vectors are most central first, as are the contexts: the first ones carry a snippet.
         snippets += [short_snippet(s.contexts[j], 60) if j < len(s.contexts) else None for j in range(len(v))]
     raw = np.concatenate([np.stack([s.embedding for s in senses])] + ctx_rows)
-    x = _unit(store.space.apply(raw))  # [n, dim]
+    x = _unit(space.apply(raw))  # [n, dim] in the view's similarity space
     mean, basis, ratio = pca_2d(x)
     xy = (x - mean) @ basis.T  # [n, 2]
     n_s = len(senses)
     palette = colours(n_s)
     return {
         "word": word,
-        "space": store.space.kind,
+        "space": space.kind,
         "explained_variance": [round(float(v), 4) for v in ratio],
         "senses": [
             {
@@ -255,17 +253,21 @@ def plot_doc(store, word: str) -> dict[str, Any]:
     }
 
 
-def info_doc(store) -> dict[str, Any]:
-    """The store's provenance, counts, index parameters and similarity space (its folder's name only)."""
+def info_doc(store, view: str | None = None) -> dict[str, Any]:
+    """The store's provenance, counts, views (each: senses, layer, index, similarity space) and the index and
+    space of `view`; the store's folder name only, never its path."""
     i = store.info()
     views, default = views_of(store)
+    per_view = dict(getattr(i, "views", None) or {})
+    shown = view or default
     return {
         "name": store.path.name,
         "schema_version": i.schema_version,
         "provenance": i.provenance,
         "counts": i.counts,
-        "index": i.index,
-        "space": i.space,
+        "index": dict(per_view.get(shown, {}).get("index", i.index)),
+        "space": dict(per_view.get(shown, {}).get("space", i.space)),
         "views": views,
         "default_view": default,
+        "view_details": per_view,
     }

@@ -168,26 +168,27 @@ def create_app(
         word = api.check_word(request.query_params.get("w"))
         k = _int_param(request, "k", 10, 0, MAX_K)
         view = holder.run(lambda s: _view(request, s))
-        doc, version = holder.cached(("word", word, view, k), lambda s: {**api.word_doc(s, word, k), "view": view})
+        doc, version = holder.cached(
+            ("word", word, view, k), lambda s: {**api.word_doc(s, word, k, view), "view": view}
+        )
         return json(doc, version)
 
     async def api_sense(request: Request) -> Response:
         raw = request.path_params["sense_id"]
         if not raw.isdigit() or len(raw) > 18:
             raise InputError(f"a sense id is a whole number, got {raw[:20]!r}")
-        view = holder.run(lambda s: _view(request, s))
-        doc, version = holder.cached(("sense", int(raw), view), lambda s: {**api.sense_doc(s, int(raw)), "view": view})
+        doc, version = holder.cached(("sense", int(raw)), lambda s: api.sense_doc(s, int(raw)))
         return json(doc, version)
 
     async def api_plot(request: Request) -> Response:
         word = api.check_word(request.query_params.get("w"))
         view = holder.run(lambda s: _view(request, s))
-        doc, version = holder.cached(("plot", word, view), lambda s: {**api.plot_doc(s, word), "view": view})
+        doc, version = holder.cached(("plot", word, view), lambda s: {**api.plot_doc(s, word, view), "view": view})
         return json(doc, version)
 
     async def api_info(request: Request) -> Response:
         view = holder.run(lambda s: _view(request, s))
-        doc, version = holder.cached(("info", view), lambda s: {**api.info_doc(s), "view": view})
+        doc, version = holder.cached(("info", view), lambda s: {**api.info_doc(s, view), "view": view})
         return json(doc, version)
 
     # -- pages ------------------------------------------------------------------------------
@@ -200,7 +201,9 @@ def create_app(
         k = _int_param(request, "k", 10, 0, MAX_K)
         view = holder.run(lambda s: _view(request, s))
         try:
-            doc, version = holder.cached(("word", word, view, k), lambda s: {**api.word_doc(s, word, k), "view": view})
+            doc, version = holder.cached(
+                ("word", word, view, k), lambda s: {**api.word_doc(s, word, k, view), "view": view}
+            )
         except api.UnknownWord as exc:
             return render(
                 "index.html",
@@ -216,7 +219,7 @@ def create_app(
 
     async def page_info(request: Request) -> Response:
         view = holder.run(lambda s: _view(request, s))
-        doc, _ = holder.cached(("info", view), lambda s: {**api.info_doc(s), "view": view})
+        doc, _ = holder.cached(("info", view), lambda s: {**api.info_doc(s, view), "view": view})
         return render("info.html", views=doc["views"], view=view, default_view=doc["default_view"], word="", info=doc)
 
     async def on_error(request: Request, exc: Exception) -> Response:
