@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from sensekit.eval.cli import print_json, quiet_libraries, with_json
+from sensekit.eval.cli import print_json, quiet_libraries, status_progress, with_json
 from sensekit.eval.registry import fmt
 from sensekit.options import given
 
@@ -56,7 +56,7 @@ def student_cli(**values: Any) -> None:
     cfg = StudentEvalConfig(**given(values))
     quiet_libraries()
     with Console(stderr=True, highlight=False).status("evaluating") as status:
-        result = evaluate_student(cfg, progress=lambda name: status.update(f"evaluating: {name}"))
+        result = evaluate_student(cfg, progress=status_progress(status))
     if as_json:
         print_json(result)
     else:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import torch
 
 from sensekit.errors import InputError
+from sensekit.progress import Progress, no_progress
 
 from .data import Windows, iter_documents, pack_documents
 from .eval_config import StudentEvalConfig
@@ -231,21 +231,21 @@ def _rows(held: dict, wic: dict, synant: dict) -> list[tuple[str, object, object
     return rows
 
 
-def evaluate_student(cfg: StudentEvalConfig, progress: Optional[Callable[[str], None]] = None, *, teacher=None) -> dict:
-    """Every metric for the student and the teacher, as plain data. `teacher`: an already loaded Teacher."""
+def evaluate_student(cfg: StudentEvalConfig, progress: Progress = no_progress, *, teacher=None) -> dict:
+    """Every metric for the student and the teacher, as plain data. `progress(stage, done, total)` before each
+    of the four stages (sensekit.progress). `teacher`: an already loaded Teacher."""
     from sensekit.eval.states import hidden_forward
     from sensekit.model.store_check import load_store_teacher
     from sensekit.store import open_store
 
     from .student import load_hf_student
 
-    report = progress or (lambda name: None)
     t0 = time.perf_counter()
     with open_store(cfg.store) as store:
-        report("loading models")
+        progress("loading models", 0, 4)
         teacher = teacher or load_store_teacher(store, cfg.teacher, cfg.device, cfg.dtype)
         student = load_hf_student(cfg.student, teacher, teacher.device).eval().requires_grad_(False)
-        report("held-out text")
+        progress("held-out text", 1, 4)
         windows = pack_documents(
             iter_documents(cfg.data, cfg.text_field), teacher.tokenizer, cfg.seq_len, cfg.max_windows
         )
@@ -256,10 +256,11 @@ def evaluate_student(cfg: StudentEvalConfig, progress: Optional[Callable[[str], 
             "teacher": (teacher.final_hidden, teacher.hidden_size),
         }
         states = _states_fn(teacher, cfg)
-        report("word in context")
+        progress("word in context", 2, 4)
         wic = _wic(models, states, cfg, cfg.position or str(store.meta.get("key_mode") or "next"))
-        report("synonym/antonym separation")
+        progress("synonym/antonym separation", 3, 4)
         synant = _synant(models, states, store, cfg)
+        progress("done", 4, 4)
     notes = [
         f"syn/ant pairs: {synant['source']}" if synant["status"] == "ok" else "",
         "the teacher column is the reference: the student's target on every row",

@@ -226,8 +226,10 @@ def test_eval_store_end_to_end(eval_store, bos_teacher, tmp_path):
         metrics=("wic", "similarity", "health"),
     )
     seen = []
-    r = evaluate_store(cfg, progress=seen.append, teacher=bos_teacher)
-    assert seen == ["wic", "similarity", "health"]
+    r = evaluate_store(
+        cfg, progress=lambda stage, done, total, /, **info: seen.append((stage, done, total)), teacher=bos_teacher
+    )
+    assert seen == [("wic", 0, 3), ("similarity", 1, 3), ("health", 2, 3), ("done", 3, 3)]  # sensekit.progress
     wic = r["metrics"]["wic"]
     assert wic["status"] == "ok" and wic["coverage"]["total"] == 4
     assert wic["coverage"]["scored"] + sum(wic["excluded"].values()) >= 4
@@ -319,3 +321,16 @@ def test_all_metrics_with_wordnet(eval_store, bos_teacher, shared, tmp_path):
     assert p["status"] in ("ok", "skipped"), p
     if p["status"] == "ok":
         assert -1 <= p["ari"] <= 1 and 0 < p["purity"] <= 1 and p["coverage"]["occurrences"] >= 4
+
+
+def test_plain_cosine_switch(eval_store, bos_teacher, tmp_path):
+    """--cosine plain: every cosine of the stored vectors as they are (no similarity transform)."""
+    from sensekit.eval.config import EvalConfig
+    from sensekit.eval.store_eval import evaluate_store
+
+    r = evaluate_store(EvalConfig(store=str(eval_store), metrics=("health",), cosine="plain"), teacher=bos_teacher)
+    h = r["metrics"]["health"]["anisotropy"]
+    assert r["store"]["space"] == {"kind": "identity"} and r["config"]["cosine"] == "plain"
+    assert h["in_similarity_space"] == h["mean_cosine"]
+    with pytest.raises(InputError, match="--cosine must be one of store-space, plain"):
+        EvalConfig(store=str(eval_store), cosine="raw")

@@ -17,12 +17,18 @@ A source must also have read at least `min_context` real tokens before its key t
 after `[BOS, "a"]` is the same whatever comes next, so with little context it would be filed
 as a "sense" of hundreds of different tokens. Positions that a document's previous window
 already used (the repeated overlap of a continuation window) are skipped.
+
+`harvest_positions` does the same and also returns each position's *lexical* vector: the
+residual-stream state at layer N (`hidden_states[N]` of an HF forward; sensekit/model/lexical.py)
+at the key token's own position (key `next`: the gold next token's position, t + 1; key `input`:
+t), captured by a forward hook in the SAME forward pass: no second teacher pass.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -32,7 +38,7 @@ import torch
 from ..errors import InputError
 from .corpus import Window, pack_windows
 
-__all__ = ["Batch", "BatchStream", "key_positions", "prefetch"]
+__all__ = ["Batch", "BatchStream", "key_positions", "harvest_positions", "capture_layer", "prefetch"]
 
 GROUP_CHARS = 400_000  # text tokenized per group of documents
 MAX_ROWS_FACTOR = 32  # short windows: at most 32 x batch_size rows per forward
@@ -191,9 +197,33 @@ def source_allowed(batch: Batch, special: torch.Tensor, *, key: str, min_context
         if batch.repeated is None
         else torch.as_tensor(batch.repeated, device=dev)
     )
-    shift = 1 if key == "next" else 0  # next: the key is the *following* token
-    first = torch.clamp(torch.maximum(repeated, torch.full_like(repeated, min_context)) - shift, min=0)  # [B]
-    return body_pos >= first[:, None]
+    from .context_rule import has_context  # the one --min-context rule (eval's states.locate uses it too)
+
+    return has_context(body_pos, key, min_context, repeated[:, None])  # [B, T]
+
+
+@contextmanager
+def capture_layer(teacher, layer: int | None):
+    """While active, each forward of `teacher` leaves `hidden_states[layer]` [B, T, d] in the yielded
+    list (cleared by the caller): layer 0 = the embedding output, N in 1..L = decoder layer N-1's output.
+    For N = L the post-norm final state is used instead (what HF returns last); None captures nothing."""
+    from ..model.families import _first_output
+    from ..model.layers import layers_of
+
+    captured: list[torch.Tensor] = []
+    if layer is None:
+        yield captured
+        return
+    _, _, layers = layers_of(teacher.model)
+    if layer >= len(layers):  # hidden_states[L]: the final norm's output, = final_hidden itself
+        yield captured
+        return
+    module = teacher.model.get_input_embeddings() if layer == 0 else layers[layer - 1]
+    handle = module.register_forward_hook(lambda mod, args, output: captured.append(_first_output(output)))
+    try:
+        yield captured
+    finally:
+        handle.remove()
 
 
 def key_positions(
@@ -205,20 +235,56 @@ def key_positions(
     min_context: real tokens a source must have read before its key token (see `source_allowed`).
     meta = (doc ordinal, char_start, char_end) of the key token's slot in the document.
     """
+    keys, vecs, meta, _ = harvest_positions(
+        teacher, batch, key=key, next_token=next_token, special=special, min_context=min_context
+    )
+    return keys, vecs, meta
+
+
+def harvest_positions(
+    teacher,
+    batch: Batch,
+    *,
+    key: str,
+    next_token: str,
+    special: torch.Tensor,
+    min_context: int = 0,
+    lexical_layer: int | None = None,
+    captured: list | None = None,
+) -> tuple[np.ndarray, torch.Tensor, np.ndarray, torch.Tensor | None]:
+    """`key_positions` plus each position's lexical vector [P, d] (None without a lexical layer).
+
+    lexical_layer: the hidden_states index of the lexical view; `captured`: the list a `capture_layer`
+    context fills during this forward (for lexical_layer < L). The lexical vector sits at the key token's
+    own position; `--next-token pred` keys have none (refused by BuildConfig).
+    """
     dev = teacher.device
     ids = batch.ids.to(dev, non_blocking=True)  # [B, T]
     mask = batch.mask.to(dev, non_blocking=True)  # [B, T]
+    if captured is not None:
+        captured.clear()
     g = teacher.final_hidden(ids, mask)  # [B, T, d]
+    lex = None  # [B, T, d] the lexical view's states, at every position
+    if lexical_layer is not None:
+        if captured:
+            lex = captured[-1]
+            captured.clear()
+        else:
+            lex = g  # layer L: the final (post-norm) state
+        if next_token == "pred" and key == "next":
+            raise InputError("--next-token pred has no lexical view: its keys are not tokens of the text")
     sp = special[ids] | ~mask  # [B, T] never a key / never a source
     allowed = source_allowed(batch, special, key=key, min_context=min_context)  # [B, T]
     if key == "input":
         valid = ~sp & allowed  # [B, T]
         keys_t = ids
         src = g
+        lex_src = lex  # the key token x_t's own position
         off = batch.offsets  # span of x_t
     else:
         valid = ~sp[:, :-1] & mask[:, 1:] & allowed[:, :-1]  # [B, T-1] source real, pair inside the window
         src = g[:, :-1]  # [B, T-1, d]
+        lex_src = None if lex is None else lex[:, 1:]  # [B, T-1, d] at x_{t+1}'s own position
         off = batch.offsets[:, 1:]  # span of x_{t+1}: the slot the key fills
         if next_token == "gold":
             keys_t = ids[:, 1:]
@@ -226,6 +292,7 @@ def key_positions(
         else:
             keys_t = None
     vecs = src[valid]  # [P, d]
+    lex_vecs = None if lex_src is None else lex_src[valid]  # [P, d]
     if keys_t is None:
         keys_v = teacher.logits(vecs).argmax(-1)  # [P] teacher's prediction
         ok = ~special[keys_v]
@@ -240,7 +307,7 @@ def key_positions(
     meta = np.empty((len(rows), 3), np.int64)
     meta[:, 0] = batch.docs[rows]
     meta[:, 1:] = off[rows, cols]
-    return keys_v.cpu().numpy().astype(np.int64), vecs, meta
+    return keys_v.cpu().numpy().astype(np.int64), vecs, meta, lex_vecs
 
 
 def prefetch(it: Iterable, depth: int = 2) -> Iterator:

@@ -3,7 +3,7 @@
 The flags come from `EvalConfig`; the command calls `evaluate_store`, which returns plain data,
 and renders it as a rich table (or one JSON document with `--json`). No torch at import time.
 `eval student` is distill's (distill/eval_cli.py), mounted on `eval_app` by sensekit/cli.py;
-it uses `with_json`, `quiet_libraries`, `print_json` and `fmt` from here.
+it uses `with_json`, `quiet_libraries`, `print_json` and `status_progress` from here.
 """
 
 from __future__ import annotations
@@ -12,15 +12,25 @@ import inspect
 import json
 import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ..options import cli_parameters, given
+from ..progress import Progress
 from .config import EvalConfig
 from .layers import register as _register_layers
 
-__all__ = ["register", "eval_app", "render_store", "store_rows", "with_json", "quiet_libraries", "print_json"]
+__all__ = [
+    "register",
+    "eval_app",
+    "render_store",
+    "store_rows",
+    "with_json",
+    "quiet_libraries",
+    "print_json",
+    "status_progress",
+]
 
 eval_app = typer.Typer(
     no_args_is_help=True,
@@ -76,7 +86,7 @@ def store_cli(**values: Any) -> None:
     err = Console(stderr=True, highlight=False)
     quiet_libraries()
     with err.status("evaluating") as status:
-        result = evaluate_store(cfg, progress=lambda name: status.update(f"evaluating: {name}"))
+        result = evaluate_store(cfg, progress=status_progress(status))
     if as_json:
         print_json(result)
     else:
@@ -95,6 +105,16 @@ def with_json(cls: type, **kw) -> inspect.Signature:
         "as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, _JSON]
     )
     return inspect.Signature([*cli_parameters(cls, **kw), as_json])
+
+
+def status_progress(status) -> Progress:
+    """A `sensekit.progress` callback that shows the stage on a rich status line: 'evaluating: wic (1/5)'."""
+
+    def show(stage: str, done: Optional[int] = None, total: Optional[int] = None, /, **info: Any) -> None:
+        step = f" ({done + 1}/{total})" if done is not None and total and done < total else ""
+        status.update(f"evaluating: {stage}{step}")
+
+    return show
 
 
 def print_json(result: dict) -> None:

@@ -20,6 +20,7 @@ from .registry import metric_names
 
 __all__ = ["EvalConfig", "STORE_METRICS", "default_data", "data_file"]
 
+COSINES = ("store-space", "plain")  # --cosine: through the store's similarity transform, or not
 STORE_METRICS = metric_names()  # the registered metrics (sensekit/eval/registry.py), in their order
 _DATA, _RUN, _SIZE = "Benchmarks", "Run", "Sizes"
 _DEFAULT_FILES = {"wic": "wic/val.jsonl", "simlex": "simlex999.txt", "wordsim": "wordsim353.tsv"}
@@ -57,11 +58,11 @@ class EvalConfig:
     wordnet: Optional[str] = option(
         None, "WordNet 3.0 folder (purity, neighbours); none: NLTK's data path, then /usr/share/wordnet.", panel=_DATA
     )
-    space: str = option(
-        "store",
-        "Similarity space of every cosine: 'store' (the bundle's de-biasing transform, raw "
-        "for stores without one) or 'raw' (plain cosine of the stored vectors).",
-        choices=("store", "raw"),
+    cosine: str = option(
+        "store-space",
+        "Cosine of every metric: 'store-space' (in the store's similarity space, i.e. after its de-biasing "
+        "transform; plain for stores without one) or 'plain' (of the stored vectors and states as they are).",
+        choices=COSINES,
         panel=_RUN,
     )
     teacher: Optional[str] = option(

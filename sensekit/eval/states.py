@@ -22,6 +22,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..builder.context_rule import has_context
+
 __all__ = [
     "WHERE",
     "locate",
@@ -63,8 +65,8 @@ def locate(
             rows.append(ids[:1])
             continue
         p = {"next": inside[0] - 1, "input": inside[0], "last": inside[-1]}[where]
-        read = {"next": p - len(pre) + 1, "input": p - len(pre), "last": min_context}[where]  # real tokens read
-        ok[i] = p >= len(pre) and read >= min_context
+        # the build's rule (builder/context_rule.py); a `last` state is only asked to lie in the text
+        ok[i] = has_context(p - len(pre), where, min_context if where != "last" else 0)
         pos[i] = max(p, 0)
         rows.append(ids[: pos[i] + 1])
     return rows, pos, ok

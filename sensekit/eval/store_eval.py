@@ -10,8 +10,9 @@ others still run.
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from typing import Optional
 
+from ..progress import Progress, no_progress
 from .config import EvalConfig
 from .registry import Skip, metrics
 from .run import StoreRun
@@ -19,37 +20,37 @@ from .senses import Space, identity
 
 __all__ = ["evaluate_store", "Skip"]
 
-Progress = Callable[[str], None]
-
 
 def evaluate_store(
-    cfg: EvalConfig, progress: Optional[Progress] = None, *, teacher=None, to_space: Optional[Space] = None
+    cfg: EvalConfig, progress: Progress = no_progress, *, teacher=None, to_space: Optional[Space] = None
 ) -> dict:
-    """Run the selected metrics on `cfg.store`. `teacher`: an already loaded Teacher (tests, benchmarks).
-    `to_space`: a similarity transform [n, d] -> [n, d'] overriding `cfg.space` (the store's own, or raw)."""
+    """Run the selected metrics on `cfg.store`. `progress(metric, done, total)` before each metric
+    (sensekit.progress). `teacher`: an already loaded Teacher (tests, benchmarks). `to_space`: a
+    similarity transform [n, d] -> [n, d'] overriding `cfg.cosine` (the store's own, or plain)."""
     from ..store import open_store
 
-    report = progress or (lambda name: None)
     registry = metrics()
     t0 = time.perf_counter()
     with open_store(cfg.store) as store:
+        in_space = cfg.cosine == "store-space"
         space = (
             {"kind": "custom"}
             if to_space is not None
-            else (store.space.describe() if cfg.space == "store" else {"kind": "identity"})
+            else (store.space.describe() if in_space else {"kind": "identity"})
         )
         if to_space is None:
-            to_space = store.space.apply if cfg.space == "store" else identity
+            to_space = store.space.apply if in_space else identity
         run = StoreRun(cfg, store, to_space, teacher)
         results: dict[str, dict] = {}
-        for name in cfg.selected:
-            report(name)
+        for i, name in enumerate(cfg.selected):
+            progress(name, i, len(cfg.selected))
             t = time.perf_counter()
             try:
                 results[name] = registry[name].compute(run)
             except Skip as exc:
                 results[name] = {"status": "skipped", "reason": str(exc)}
             results[name]["seconds"] = round(time.perf_counter() - t, 2)
+        progress("done", len(cfg.selected), len(cfg.selected))
         info = {
             "path": str(store.path),
             "teacher": store.meta.get("teacher"),
