@@ -20,8 +20,11 @@ A v2 store (no views) is refused with the fix: rebuild it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,6 +41,7 @@ SCHEMA_VERSION = 3
 VIEWS = _sql.VIEWS  # ('loss', 'lexical')
 _VIEW_STRIDE = 1 << 40  # (view, owner) sort keys: view * stride + owner
 WRITING_KEY = "writing"  # meta key a StoreWriter sets while it writes a bundle and removes when it commits
+SENSE_CACHE_BYTES = 32 << 20  # embeddings kept by the Sense LRU of an open store (its version never changes)
 
 __all__ = ["SenseStore", "open_store", "SCHEMA_VERSION", "WRITING_KEY", "VIEWS", "view_key", "index_file", "views_of"]
 
@@ -123,6 +127,11 @@ class SenseStore:
     ) -> None:
         self.path = Path(path)
         self._tokenizer = None
+        # Sense records by (positions, with_contexts): an open store answers from the version it opened, so
+        # its answers never change and this LRU is keyed by that version. Bounded by embedding bytes.
+        self._sense_cache: OrderedDict[tuple[bytes, bool], tuple[Sense, ...]] = OrderedDict()
+        self._sense_cache_lock = threading.Lock()
+        self._sense_cache_rows = 0
         for _ in range(3):  # a bundle replaced while it opens (a rebuild, `relations add`): open the new one
             if self._open(read_only, ef):
                 try:
@@ -355,10 +364,31 @@ class SenseStore:
         return self._senses_at(np.array([pos]), True)[0]
 
     def _senses_at(self, positions: np.ndarray, with_contexts: bool) -> list[Sense]:
-        """Sense records for rows at `positions` of the in-memory columns: one DuckDB query for the
-        embeddings and one for the contexts, both over a sense_id range (rows are stored in id order)."""
+        """Sense records for rows at `positions` of the in-memory columns, from the LRU, else from one DuckDB
+        query for the embeddings and one for the contexts, both over a sense_id range (rows are stored in id
+        order). Records are frozen with read-only vectors, so cached ones are shared safely."""
         if len(positions) == 0:
             return []
+        key = (np.asarray(positions, np.int64).tobytes(), with_contexts)
+        with self._sense_cache_lock:
+            hit = self._sense_cache.get(key)
+            if hit is not None:
+                self._sense_cache.move_to_end(key)
+                return list(hit)
+            full = None if with_contexts else self._sense_cache.get((key[0], True))
+        if full is not None:  # the same senses with their contexts are cached: drop the contexts
+            return [dataclasses.replace(x, contexts=()) for x in full]
+        out = self._read_senses(positions, with_contexts)
+        limit = max(1, SENSE_CACHE_BYTES // (4 * self.dim))  # senses the budget holds
+        with self._sense_cache_lock:
+            if key not in self._sense_cache:
+                self._sense_cache[key] = tuple(out)
+                self._sense_cache_rows += len(out)
+            while self._sense_cache_rows > limit and len(self._sense_cache) > 1:
+                self._sense_cache_rows -= len(self._sense_cache.popitem(last=False)[1])
+        return out
+
+    def _read_senses(self, positions: np.ndarray, with_contexts: bool) -> list[Sense]:
         ids = self._sense_ids[positions]
         bounds = {"lo": int(ids.min()), "hi": int(ids.max())}
         got = self.con.execute(_sql.EMBEDDINGS_IN_RANGE, bounds).fetchnumpy()

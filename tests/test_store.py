@@ -284,3 +284,39 @@ def test_import_never_pulls_torch(store_path):
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; sys.exit(1 if bad else 0)"
     )
     subprocess.run([sys.executable, "-c", code, str(store_path)], check=True)
+
+
+def test_senses_are_cached_per_open_version(store_path, monkeypatch):
+    """A second senses() call is answered from the open store's LRU (no DuckDB query); the LRU is bounded;
+    senses without contexts come from cached senses with contexts."""
+    import sensekit.store as store_module
+
+    with open_store(store_path) as s:
+        first = s.senses("bank")
+        queries = []
+
+        class Counting:  # DuckDB's connection methods are read-only: count through a stand-in
+            def __init__(self, con):
+                self._con = con
+
+            def execute(self, *a, **k):
+                queries.append(a[0])
+                return self._con.execute(*a, **k)
+
+            def __getattr__(self, name):
+                return getattr(self._con, name)
+
+        s.con = Counting(s.con)
+        again = s.senses("bank")
+        bare = s.senses("bank", with_contexts=False)
+        assert not queries
+        assert again == first and [x.sense_id for x in bare] == [x.sense_id for x in first]
+        assert all(x.contexts == () for x in bare) and first[0].contexts
+        assert np.array_equal(bare[0].embedding, first[0].embedding)
+        with pytest.raises(ValueError):
+            again[0].embedding[0] = 1.0  # shared records stay read-only
+        monkeypatch.setattr(store_module, "SENSE_CACHE_BYTES", 4 * DIM * 2)  # room for two senses
+        for w in ("river", "money", "glad"):
+            s.senses(w)
+        assert s._sense_cache_rows <= 2 and len(s._sense_cache) <= 2
+        s.con = s.con._con
