@@ -304,7 +304,7 @@ class SenseStore:
 
     # -- the query surface ----------------------------------------------------------------
     def info(self) -> StoreInfo:
-        counts = dict(zip(_sql.COUNT_NAMES, self.con.execute(_sql.TABLE_COUNTS).fetchone()))
+        counts = dict(zip(_sql.COUNT_NAMES, self.con.execute(_sql.TABLE_COUNTS).fetchall()[0]))
         records = {view_key(v, n) for v in VIEWS for n in ("index", "space")}
         provenance = {k: v for k, v in self.meta.items() if k not in ("schema_version", "views", *records)}
         views = {

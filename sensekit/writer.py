@@ -105,7 +105,7 @@ class StoreWriter:
             meta = {"schema_version": SCHEMA_VERSION, "dim": dim, **(provenance or {})}
             self.set_meta(**meta)
         else:
-            self._next_sense_id = int(self.con.execute(_sql.MAX_SENSE_ID).fetchone()[0]) + 1
+            self._next_sense_id = int(self.con.execute(_sql.MAX_SENSE_ID).fetchall()[0][0]) + 1
             meta = read_meta(self.con, self.path)
             self.views = views_of(meta)
             self.spaces = {v: read_space(self.con, dim, meta, v) for v in self.views}
@@ -272,7 +272,7 @@ class StoreWriter:
         return n
 
     def next_span_id(self) -> int:
-        return int(self.con.execute(_sql.MAX_SPAN_ID).fetchone()[0]) + 1
+        return int(self.con.execute(_sql.MAX_SPAN_ID).fetchall()[0][0]) + 1
 
     def delete_span_senses(self) -> None:
         """Drop all spans, their cloud rows and the words' links to them (before re-deriving)."""

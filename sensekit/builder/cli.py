@@ -113,11 +113,14 @@ def build_cli(**values: Any) -> None:
     if result.store is None:  # a non-zero rank of a multi-process build
         return
     out = Console(highlight=False)
+    lexical = f" (loss view) + {result.lexical_senses:,} lexical senses" if result.lexical_senses else ""
     out.print(
-        f"wrote [bold]{result.store}[/]: {result.tokens:,} tokens, {result.senses:,} senses, "
+        f"wrote [bold]{result.store}[/]: {result.tokens:,} tokens, {result.senses:,} senses{lexical}, "
         f"{result.contexts:,} contexts from {result.tokens_processed:,} corpus tokens "
         f"({result.tokens_per_s:,.0f} tok/s, {time.perf_counter() - t0:,.0f} s)"
     )
+    for line in result.warnings:
+        console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
     if result.relations:
         from ..lexicon.cli import render_attach
 

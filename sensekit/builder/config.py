@@ -142,6 +142,33 @@ class BuildConfig:
         min=0.0,
         panel=_SENSES,
     )
+    lexical_layer: str = option(
+        "auto",
+        "Lexical view (what query, plot and export show): the teacher layer N whose state at the key "
+        "token itself gives word senses, from the same forward pass. 'auto' (a depth fraction chosen on "
+        "dev data), N (0 = embeddings .. the layer count), or 'none' (the loss view only).",
+        panel=_SENSES,
+    )
+    min_sense_size: int = option(
+        3,
+        "Lexical view: samples each sense must hold; a token with fewer than twice this many "
+        "samples gets one sense, their centroid.",
+        min=1,
+        max=100000,
+        panel=_SENSES,
+    )
+    raw_small: bool = option(
+        True,
+        "Loss view: a token with n <= k samples keeps its n raw vectors as senses (docs/method.md); "
+        "--no-raw-small gives it one sense, their centroid.",
+        panel=_SENSES,
+    )
+    focus: Optional[str] = option(
+        None,
+        "Focus words, comma-separated, or a file with one word per line: the documents that contain "
+        "them are read first, so a small --max-tokens still fills their reservoirs.",
+        panel=_IO,
+    )
 
     def __post_init__(self) -> None:
         for name in ("corpus", "relations"):  # None reads as "none given", as an empty tuple
@@ -153,6 +180,17 @@ class BuildConfig:
         if not str(self.store).strip():
             raise InputError("--store must be a path")
         parse_bytes(self.reservoir_memory)
+        layer = str(self.lexical_layer).strip().lower()
+        if layer not in ("auto", "none") and not layer.isdigit():
+            raise InputError(
+                f"--lexical-layer {self.lexical_layer!r}: use auto, none or a layer index (0 = embeddings)"
+            )
+        object.__setattr__(self, "lexical_layer", layer)
+        if layer != "none" and self.key == "next" and self.next_token == "pred":
+            raise InputError(
+                "--next-token pred files a sample under the teacher's prediction, a token that is not in "
+                "the text, so it has no lexical state; add --lexical-layer none or use --next-token gold"
+            )
 
     @property
     def window_overlap(self) -> int:

@@ -83,9 +83,11 @@ def _send_samples(s, dst: int, group) -> None:
     import torch
     import torch.distributed as dist
 
-    arrays = [s.keys, s.counts, s.indptr, s.meta, s.vectors]
     dim = s.vectors.shape[1] if s.vectors.ndim == 2 else 0
-    header = torch.tensor([len(s.keys), len(s.vectors), dim], dtype=torch.int64)
+    lexical_dim = 0 if s.lexical is None else s.lexical.shape[1]
+    vectors = s.vectors if s.lexical is None else np.concatenate([s.vectors, s.lexical], 1)  # both views, one send
+    arrays = [s.keys, s.counts, s.indptr, s.meta, vectors]
+    header = torch.tensor([len(s.keys), len(s.vectors), dim, lexical_dim], dtype=torch.int64)
     dist.send(header, dst, group=group)
     for a in arrays:
         if a.size:
@@ -98,16 +100,16 @@ def _recv_samples(src: int, group):
 
     from .reservoir import SampleSet
 
-    header = torch.zeros(3, dtype=torch.int64)
+    header = torch.zeros(4, dtype=torch.int64)
     dist.recv(header, src, group=group)
-    R, S, d = (int(x) for x in header)
+    R, S, d, dl = (int(x) for x in header)
     # keys [R], counts [R], indptr [R+1], meta [S, 3], vectors [S, d] fp16: the order _send_samples sends
     shapes = [
         ((R,), torch.int64),
         ((R,), torch.int64),
         ((R + 1,), torch.int64),
         ((S, 3), torch.int64),
-        ((S, d), torch.float16),
+        ((S, d + dl), torch.float16),
     ]
     out = []
     for shape, dt in shapes:
@@ -115,7 +117,8 @@ def _recv_samples(src: int, group):
         if t.numel():
             dist.recv(t, src, group=group)
         out.append(t.numpy())
-    return SampleSet(out[0], out[1], out[2], out[4], out[3])
+    vectors, lexical = (out[4][:, :d], out[4][:, d:]) if dl else (out[4], None)
+    return SampleSet(out[0], out[1], out[2], vectors, out[3], lexical)
 
 
 def merge_tree(samples, ranks: Ranks, cap: int, seed: int):

@@ -8,6 +8,13 @@ write, relations); only the CLI draws it.
 its own module: `distributed` (ranks, the merge tree), `checkpoint` (save / resume),
 `contexts` (snippets of the chosen samples). Multi-process (WORLD_SIZE > 1): every rank
 harvests its shard, the reservoirs are merged to rank 0, and rank 0 clusters and writes.
+
+Two views of every sample (issue 15; the store's schema v3): the *loss* view (post-norm state,
+clustered by docs/method.md's k-means: what distill reads) and, unless `--lexical-layer none`, the
+*lexical* view (layer N's state at the key token itself, captured by a hook in the same forward,
+clustered by `lexical_cluster.cluster_adaptive` into 1..k senses of >= --min-sense-size samples).
+Both views share the samples (one reservoir slot holds both vectors), the tokens and the contexts'
+origins; each has its own senses, contexts, similarity space and HNSW index.
 """
 
 from __future__ import annotations
@@ -46,10 +53,14 @@ class BuildResult:
     tokens_per_s: float  # teacher throughput during the harvest (all ranks)
     relations: Optional[dict] = None
     meta: dict = field(default_factory=dict)
+    lexical_senses: int = 0  # senses of the lexical view (0: none)
+    warnings: list = field(default_factory=list)  # one line each, for the CLI to print (unmatched focus words)
 
 
 def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=None) -> BuildResult:
     """Run a whole build. `teacher`: an already loaded `Teacher` (tests, benchmarks) instead of config.teacher."""
+    from ..model.layers import layer_count
+    from ..model.lexical import resolve_lexical_layer
     from ..model.teacher import load_teacher
     from .harvest import BatchStream, check_seq_len
     from .reservoir import Reservoir
@@ -62,11 +73,13 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     report("load", 0, None)
     if teacher is None:
         teacher = load_teacher(cfg.teacher, teacher_device(cfg.device), cfg.dtype)
+    lexical_layer = resolve_lexical_layer(cfg.lexical_layer, layer_count(teacher.model.config))
+    lexical_dim = teacher.hidden_size if lexical_layer is not None else 0
     ranks = init_ranks(teacher.device)
     check_seq_len(cfg.seq_len, teacher)
     vocab = _KeyVocabulary.of(teacher)
     cap = ranks.token_cap(cfg.max_tokens)
-    _check_reservoir_memory(cfg, teacher, vocab, cap)  # before any work
+    _check_reservoir_memory(cfg, teacher, vocab, cap, lexical_dim)  # before any work
 
     settings = build_settings(cfg, corpus.fingerprint, teacher, ranks.world)  # a refused --resume names what changed
     ckpt = Checkpoint.for_rank(
@@ -74,7 +87,14 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     )
     resumed = ckpt.load() if cfg.resume else None
     reservoir, start = resumed or (
-        Reservoir(teacher.vocab_size, teacher.hidden_size, cfg.samples_per_token, seed=cfg.seed, stream=ranks.rank),
+        Reservoir(
+            teacher.vocab_size,
+            teacher.hidden_size,
+            cfg.samples_per_token,
+            seed=cfg.seed,
+            stream=ranks.rank,
+            lexical_dim=lexical_dim,
+        ),
         None,
     )
     stream = BatchStream(
@@ -90,7 +110,7 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
         world=ranks.world,
         start=start,
     )
-    tokens_done, harvest_s = _harvest(cfg, teacher, stream, reservoir, vocab, ckpt, ranks, start, report)
+    tokens_done, harvest_s = _harvest(cfg, teacher, stream, reservoir, vocab, ckpt, ranks, start, report, lexical_layer)
 
     tokens_all, positions_all = ranks.total(tokens_done, int(reservoir.counts.sum()))
     if tokens_all == 0:
@@ -120,10 +140,17 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
             f"{', '.join(corpus.description)}); give a larger corpus or --max-tokens"
         )
     clusters = _cluster(cfg, samples, teacher, report)
-    contexts = _collect_contexts(samples, clusters, stream, corpus, report)
+    lexical = _cluster_lexical(cfg, samples, teacher, report) if samples.lexical is not None else None
+    contexts = _collect_contexts(samples, [clusters, lexical], stream, corpus, report)
     provenance = _provenance(cfg, teacher, corpus, tokens_all, positions_all, ranks.world)
     provenance["shared_states_dropped"] = shared_dropped
-    _write_store(store, teacher, samples, clusters, contexts, provenance, report)
+    provenance["views"] = ["loss", "lexical"] if lexical is not None else ["loss"]
+    provenance["view_layers"] = {"loss": "final_norm", **({"lexical": lexical_layer} if lexical else {})}
+    provenance["lexical_layer"] = lexical_layer
+    warnings = _focus_warnings(corpus, teacher)
+    if corpus.focus is not None:
+        provenance["focus"] = {"words": list(corpus.focus.words), "unmatched": _unmatched_focus(corpus, teacher)}
+    _write_store(store, teacher, samples, clusters, contexts, provenance, report, lexical)
     relations = _attach_relations(cfg, store, report)
 
     ranks.barrier()
@@ -140,6 +167,8 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
         tokens_all / max(harvest_s, 1e-9),
         relations,
         provenance,
+        0 if lexical is None else len(lexical.sense_key),
+        warnings,
     )
 
 
@@ -158,9 +187,47 @@ class _Corpus:
     docs: Callable[..., Any]  # docs(select=None) -> iterator of (doc_id, text), a fresh pass each call
     fingerprint: str
     description: list[str]  # what the provenance records as the corpus
+    focus: Any = None  # focus.FocusedDocs when --focus is given (it is then `docs`)
+    heldout: Any = None  # the default WordNet corpus's held-out rule (wordnet_corpus.heldout_provenance)
 
 
 def _open_corpus(cfg: BuildConfig) -> _Corpus:
+    """The corpus (`_plain_corpus`), its documents with the --focus words read first."""
+    from .focus import FocusedDocs, parse_focus
+
+    words = parse_focus(cfg.focus)  # a missing --focus file fails here, before the teacher loads
+    corpus = _plain_corpus(cfg)
+    if not words:
+        return corpus
+    # enough occurrences that the reservoirs fill (several per document are not all keys): 2 G
+    focused = FocusedDocs(corpus.docs, words, enough=2 * cfg.samples_per_token)
+    return _Corpus(focused, corpus.fingerprint, corpus.description, focused)
+
+
+def _unmatched_focus(corpus: _Corpus, teacher) -> list[str]:
+    """Focus words that cannot fill a reservoir: not one token with a leading space, or not in the corpus."""
+    from .focus import untokenizable
+
+    bad = set(untokenizable(corpus.focus.words, teacher.tokenizer)) | set(corpus.focus.missing())
+    return [w for w in corpus.focus.words if w in bad]
+
+
+def _focus_warnings(corpus: _Corpus, teacher) -> list[str]:
+    if corpus.focus is None:
+        return []
+    from .focus import untokenizable
+
+    split = untokenizable(corpus.focus.words, teacher.tokenizer)
+    missing = [w for w in corpus.focus.missing() if w not in split]
+    parts = []
+    if split:
+        parts.append(f"not a single token of the teacher: {', '.join(split)}")
+    if missing:
+        parts.append(f"not found in the corpus read: {', '.join(missing)}")
+    return [f"focus words without senses ({'; '.join(parts)})"] if parts else []
+
+
+def _plain_corpus(cfg: BuildConfig) -> _Corpus:
     """The given corpus paths, or WordNet's glosses when none are given."""
     from . import corpus as C
     from . import wordnet_corpus as W
@@ -178,6 +245,7 @@ def _open_corpus(cfg: BuildConfig) -> _Corpus:
         lambda select=None: W.iter_wordnet(lemmas=cfg.gloss_lemmas),
         W.wordnet_fingerprint(),
         [W.WORDNET_CORPUS + ("+lemmas" if cfg.gloss_lemmas else "")],
+        heldout=W.heldout_provenance(),  # eval's WordNet pairs come from these held-out sentences
     )
 
 
@@ -204,12 +272,14 @@ class _KeyVocabulary:
         return cls(special.to(teacher.device), len(special_ids), pad_id, special_prefix(tok))
 
 
-def _check_reservoir_memory(cfg: BuildConfig, teacher, vocab: _KeyVocabulary, cap: Optional[int]) -> None:
+def _check_reservoir_memory(
+    cfg: BuildConfig, teacher, vocab: _KeyVocabulary, cap: Optional[int], lexical_dim: int = 0
+) -> None:
     """Refuse a build whose reservoirs could outgrow --reservoir-memory (worst case: every key fills up)."""
     from .reservoir import reservoir_bytes
 
     V, d, G = teacher.vocab_size, teacher.hidden_size, cfg.samples_per_token
-    need = reservoir_bytes(V - vocab.n_special, G, d, cap)
+    need = reservoir_bytes(V - vocab.n_special, G, d, cap, lexical_dim)
     bound = parse_bytes(cfg.reservoir_memory)
     if need > bound:
         raise InputError(
@@ -229,34 +299,49 @@ def _harvest(
     ranks: Ranks,
     start: Optional[dict],
     report: Progress,
+    lexical_layer: Optional[int] = None,
 ) -> tuple[int, float]:
-    """Feed every batch through the teacher into the reservoirs. Returns (this rank's tokens, seconds)."""
+    """Feed every batch through the teacher into the reservoirs. Returns (this rank's tokens, seconds).
+    With a lexical layer, a hook keeps that layer's output of the same forward (no second pass)."""
+    from contextlib import ExitStack
+
     import torch
 
-    from .harvest import key_positions, prefetch
+    from .harvest import capture_layer, harvest_positions, prefetch
 
     tokens_done = start["tokens_done"] if start else 0
     batches = 0
     t_h = time.perf_counter()
     report("harvest", tokens_done, cfg.max_tokens)
     checked = False
-    for batch in prefetch(stream):
-        if not checked:  # cheap runtime guard: lm_head(final_hidden) == the model's logits (one short row)
-            teacher.check_post_norm(batch.ids[:1, :32], batch.mask[:1, :32])
-            checked = True
-        keys, vecs, meta = key_positions(
-            teacher, batch, key=cfg.key, next_token=cfg.next_token, min_context=cfg.min_context, special=vocab.special
-        )  # keys [P], vecs [P, d], meta [P, 3]
-        sel, dest = reservoir.admit(keys)
-        if len(sel):  # only the kept rows leave the device
-            idx = torch.from_numpy(sel).to(vecs.device)
-            reservoir.write(dest, vecs.index_select(0, idx).to(torch.float16).cpu().numpy(), meta[sel])
-        tokens_done = batch.state["tokens_done"]
-        batches += 1
-        report("harvest", tokens_done * ranks.world if ranks.world > 1 else tokens_done, cfg.max_tokens)
-        if cfg.checkpoint_every and batches % cfg.checkpoint_every == 0:
-            ckpt.save(reservoir, batch.state)
-            pause_point("harvest")  # tests SIGKILL the build here (sensekit/_hooks.py)
+    with ExitStack() as hooks:
+        captured = None
+        for batch in prefetch(stream):
+            if not checked:  # cheap runtime guard: lm_head(final_hidden) == the model's logits (one short row)
+                teacher.check_post_norm(batch.ids[:1, :32], batch.mask[:1, :32])
+                checked = True
+                captured = hooks.enter_context(capture_layer(teacher, lexical_layer))  # after the check's forward
+            keys, vecs, meta, lex = harvest_positions(
+                teacher,
+                batch,
+                key=cfg.key,
+                next_token=cfg.next_token,
+                min_context=cfg.min_context,
+                special=vocab.special,
+                lexical_layer=lexical_layer,
+                captured=captured,
+            )  # keys [P], vecs [P, d], meta [P, 3], lex [P, d] or None
+            sel, dest = reservoir.admit(keys)
+            if len(sel):  # only the kept rows leave the device
+                idx = torch.from_numpy(sel).to(vecs.device)
+                lex_kept = None if lex is None else lex.index_select(0, idx).to(torch.float16).cpu().numpy()
+                reservoir.write(dest, vecs.index_select(0, idx).to(torch.float16).cpu().numpy(), meta[sel], lex_kept)
+            tokens_done = batch.state["tokens_done"]
+            batches += 1
+            report("harvest", tokens_done * ranks.world if ranks.world > 1 else tokens_done, cfg.max_tokens)
+            if cfg.checkpoint_every and batches % cfg.checkpoint_every == 0:
+                ckpt.save(reservoir, batch.state)
+                pause_point("harvest")  # tests SIGKILL the build here (sensekit/_hooks.py)
     return tokens_done, time.perf_counter() - t_h
 
 
@@ -266,7 +351,7 @@ def _cluster(cfg: BuildConfig, samples, teacher, report: Progress):
 
     report("cluster", 0, int(samples.indptr[-1]))
     pause_point("cluster")
-    return cluster_samples(
+    clusters = cluster_samples(
         samples.keys,
         samples.indptr,
         samples.vectors,
@@ -278,15 +363,90 @@ def _cluster(cfg: BuildConfig, samples, teacher, report: Progress):
         tol=cfg.kmeans_tol,
         progress=lambda done, total: report("cluster", done, total),
     )
+    if cfg.raw_small:
+        return clusters
+    return _centroids_for_small(clusters, samples, cfg.senses_per_token, cfg.contexts_per_sense)
 
 
-def _collect_contexts(samples, clusters, stream, corpus: _Corpus, report: Progress) -> dict[str, Any]:
-    """The contexts table's text columns, fetching only the documents the chosen contexts come from."""
-    origins = samples.meta[clusters.ctx_sample]  # [C, 3] doc ordinal, char span
-    need_docs = np.unique(origins[:, 0])
+def _centroids_for_small(clusters, samples, k: int, E: int):
+    """--no-raw-small: a token with n <= k samples gets one sense, the centroid of its samples, with its
+    sample nearest to that centroid as its context (instead of its n raw samples)."""
+    from .cluster import ClusterResult
+
+    lengths = samples.lengths
+    small_key = samples.keys[lengths <= k]
+    raw = np.isin(clusters.sense_key, small_key)  # [S] the raw-sample senses to replace
+    if not raw.any():
+        return clusters
+    rows = np.flatnonzero(lengths <= k)  # [r] rows of samples
+    starts, ln = samples.indptr[rows], lengths[rows]
+    owner = np.repeat(np.arange(len(rows)), ln)
+    sample = np.repeat(starts, ln) + (np.arange(ln.sum()) - np.repeat(np.cumsum(ln) - ln, ln))
+    vec = samples.vectors[sample].astype(np.float32)
+    cent = np.zeros((len(rows), vec.shape[1]), np.float32)
+    np.add.at(cent, owner, vec)
+    cent /= ln[:, None]
+    dist = np.linalg.norm(vec - cent[owner], axis=1)
+    order = np.lexsort((dist, owner))
+    first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]  # nearest sample of each row
+    keep = ~raw
+    sense_key = np.concatenate([clusters.sense_key[keep], samples.keys[rows]])
+    sense_index = np.concatenate([clusters.sense_index[keep], np.zeros(len(rows), np.int64)])
+    sense_count = np.concatenate([clusters.sense_count[keep], ln.astype(np.int64)])
+    centroids = np.concatenate([clusters.centroids[keep], cent])
+    perm = np.lexsort((sense_index, sense_key))
+    new_pos = np.empty(len(perm), np.int64)
+    new_pos[perm] = np.arange(len(perm))
+    old_to_new = np.full(len(clusters.sense_key), -1, np.int64)
+    old_to_new[np.flatnonzero(keep)] = new_pos[: int(keep.sum())]
+    ctx_keep = keep[clusters.ctx_sense] if len(clusters.ctx_sense) else np.zeros(0, bool)
+    ctx_sense = np.concatenate([old_to_new[clusters.ctx_sense[ctx_keep]], new_pos[int(keep.sum()) :]])
+    ctx_rank = np.concatenate([clusters.ctx_rank[ctx_keep], np.zeros(len(rows), np.int64)])
+    ctx_sample = np.concatenate([clusters.ctx_sample[ctx_keep], sample[first]])
+    ctx_distance = np.concatenate([clusters.ctx_distance[ctx_keep], dist[first].astype(np.float32)])
+    if E == 0:  # --contexts-per-sense 0
+        ctx_sense = ctx_rank = ctx_sample = np.zeros(0, np.int64)
+        ctx_distance = np.zeros(0, np.float32)
+    co = np.lexsort((ctx_rank, ctx_sense))
+    return ClusterResult(
+        sense_key=sense_key[perm],
+        sense_index=sense_index[perm],
+        sense_count=sense_count[perm],
+        centroids=centroids[perm],
+        ctx_sense=ctx_sense[co],
+        ctx_rank=ctx_rank[co],
+        ctx_sample=ctx_sample[co],
+        ctx_distance=ctx_distance[co],
+        inertia=clusters.inertia,
+    )
+
+
+def _cluster_lexical(cfg: BuildConfig, samples, teacher, report: Progress):
+    """The lexical view's senses: 1..k per token, each of >= --min-sense-size samples (lexical_cluster)."""
+    from .lexical_cluster import cluster_adaptive
+
+    report("cluster lexical", 0, int(samples.indptr[-1]))
+    return cluster_adaptive(
+        samples.keys,
+        samples.indptr,
+        samples.lexical,
+        cfg.senses_per_token,
+        cfg.contexts_per_sense,
+        min_sense_size=cfg.min_sense_size,
+        seed=cfg.seed,
+        device=teacher.device,
+        progress=lambda done, total: report("cluster lexical", done, total),
+    )
+
+
+def _collect_contexts(samples, views: list, stream, corpus: _Corpus, report: Progress) -> list[dict[str, Any]]:
+    """Per view (ClusterResult or None), the contexts table's text columns, fetching only the documents the
+    chosen contexts come from (once for all views)."""
+    origins = [samples.meta[c.ctx_sample] if c is not None else None for c in views]  # [C, 3] doc, char span
+    need_docs = np.unique(np.concatenate([o[:, 0] for o in origins if o is not None]))
     report("contexts", 0, len(need_docs))
     texts = fetch_documents(need_docs, stream.texts, corpus.docs, lambda done, total: report("contexts", done, total))
-    return context_columns(origins, texts)
+    return [context_columns(o, texts) if o is not None else None for o in origins]
 
 
 def _provenance(
@@ -308,6 +468,7 @@ def _provenance(
         "contexts_per_sense": cfg.contexts_per_sense,
         "corpus": corpus.description,
         "corpus_fingerprint": corpus.fingerprint,
+        "corpus_heldout": corpus.heldout,
         "text_field": cfg.text_field,
         "seq_len": cfg.seq_len,
         "min_context": cfg.min_context,
@@ -320,6 +481,7 @@ def _provenance(
         "dtype": str(teacher.dtype).replace("torch.", ""),
         "device": str(teacher.device),
         "kmeans": {"init": "k-means++ (greedy)", "max_iter": cfg.kmeans_iters, "tol": cfg.kmeans_tol},
+        "loss_small_tokens": "raw samples (n <= k)" if cfg.raw_small else "one centroid (n <= k)",
         "sensekit_version": __version__,
         "tokenizer_sha256": hashlib.sha256(Path(teacher.tokenizer_json).read_bytes()).hexdigest(),
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -328,9 +490,16 @@ def _provenance(
 
 
 def _write_store(
-    store: Path, teacher, samples, clusters, contexts: dict[str, Any], provenance: dict, report: Progress
+    store: Path,
+    teacher,
+    samples,
+    clusters,
+    contexts: list,
+    provenance: dict,
+    report: Progress,
+    lexical=None,
 ) -> None:
-    """Tokens, senses and contexts into a new bundle, renamed into place when complete."""
+    """Tokens, and each view's senses and contexts, into a new bundle, renamed into place when complete."""
     from ..writer import StoreWriter
 
     report("write", 0, None)
@@ -345,20 +514,22 @@ def _write_store(
         space_components=build_cfg["space_components"],
     ) as w:
         w.add_tokens(samples.keys.tolist(), token_texts, samples.counts.tolist())
-        sense_ids = w.add_senses(
-            clusters.centroids, clusters.sense_index, clusters.sense_count, token_ids=clusters.sense_key
-        )
-        pause_point("write")  # the new bundle half-written
-        if len(clusters.ctx_sense):
-            w.add_contexts(
-                {
-                    "sense_id": sense_ids[clusters.ctx_sense].astype(np.int32),
-                    "rank": clusters.ctx_rank.astype(np.int16),
-                    **contexts,
-                    "distance": clusters.ctx_distance.astype(np.float32),
-                    "vector": _vector_column(samples.vectors[clusters.ctx_sample]),
-                }
-            )  # for `sensekit plot`
+        views = [("loss", clusters, samples.vectors, contexts[0]), ("lexical", lexical, samples.lexical, contexts[1])]
+        for view, c, vectors, text in views:
+            if c is None:
+                continue
+            sense_ids = w.add_senses(c.centroids, c.sense_index, c.sense_count, token_ids=c.sense_key, view=view)
+            pause_point("write")  # the new bundle half-written
+            if len(c.ctx_sense):
+                w.add_contexts(
+                    {
+                        "sense_id": sense_ids[c.ctx_sense].astype(np.int32),
+                        "rank": c.ctx_rank.astype(np.int16),
+                        **text,
+                        "distance": c.ctx_distance.astype(np.float32),
+                        "vector": _vector_column(vectors[c.ctx_sample]),
+                    }
+                )  # for `sensekit plot`
     report("write", 1, 1)
 
 

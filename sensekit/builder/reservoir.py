@@ -9,7 +9,9 @@ as the sequential algorithm would have it.
 
 Storage is a pool of float16 vectors in blocks of `BLOCK` slots, allocated when a key first
 fills them, so a capped run never pays G slots for a key seen once. Each kept vector also
-keeps (doc ordinal, char_start, char_end) of its key token.
+keeps (doc ordinal, char_start, char_end) of its key token and, with `lexical_dim`, the sample's
+second view (the lexical vector of the same position, fp16): both views are one sample, kept or
+replaced together, so memory stays bounded at G samples per key.
 
 `SampleSet` is the exported, key-sorted CSR form that clustering reads; `merge_samples` is
 the weighted reservoir merge of two SampleSets (multi-process builds): it draws how many
@@ -31,13 +33,13 @@ BLOCK = 8  # slots per allocation block
 _META = 3  # doc ordinal, char_start, char_end
 
 
-def reservoir_bytes(n_keys: int, cap: int, dim: int, max_positions: int | None) -> int:
-    """Worst-case bytes of a Reservoir with `n_keys` possible keys: vectors (fp16) + metadata."""
+def reservoir_bytes(n_keys: int, cap: int, dim: int, max_positions: int | None, lexical_dim: int = 0) -> int:
+    """Worst-case bytes of a Reservoir with `n_keys` possible keys: vectors of both views (fp16) + metadata."""
     block = min(BLOCK, cap)
     slots = n_keys * cap
     if max_positions is not None:  # each position fills at most one slot; blocks round up per key
         slots = min(slots, max_positions + min(n_keys, max_positions) * (block - 1))
-    per_slot = 2 * dim + 8 * _META
+    per_slot = 2 * (dim + lexical_dim) + 8 * _META
     return int(slots * per_slot + n_keys * 8 * 3)
 
 
@@ -77,13 +79,15 @@ def _shared_nearly(
 @dataclass
 class SampleSet:
     """Sampled vectors grouped by key (CSR). keys/counts/lengths [R]; indptr [R+1]; vectors [S, d] fp16;
-    meta [S, 3] int64 = (doc ordinal, char_start, char_end). counts = occurrences as a key (>= lengths)."""
+    meta [S, 3] int64 = (doc ordinal, char_start, char_end). counts = occurrences as a key (>= lengths).
+    lexical [S, d'] fp16: the same samples' lexical vectors, or None (no lexical view)."""
 
     keys: np.ndarray
     counts: np.ndarray
     indptr: np.ndarray
     vectors: np.ndarray
     meta: np.ndarray
+    lexical: np.ndarray | None = None
 
     @property
     def lengths(self) -> np.ndarray:
@@ -110,14 +114,20 @@ class SampleSet:
         lengths = np.bincount(np.repeat(np.arange(len(self.keys)), self.lengths)[keep], minlength=len(self.keys))
         alive = lengths > 0
         indptr = np.r_[0, np.cumsum(lengths[alive])].astype(np.int64)
-        return SampleSet(self.keys[alive], self.counts[alive], indptr, self.vectors[keep], self.meta[keep]), dropped
+        lexical = None if self.lexical is None else self.lexical[keep]
+        return (
+            SampleSet(self.keys[alive], self.counts[alive], indptr, self.vectors[keep], self.meta[keep], lexical),
+            dropped,
+        )
 
 
 class Reservoir:
     """Reservoirs for keys 0..vocab_size-1, cap G each."""
 
-    def __init__(self, vocab_size: int, dim: int, cap: int, seed: int, stream: int = 0) -> None:
+    def __init__(self, vocab_size: int, dim: int, cap: int, seed: int, stream: int = 0, lexical_dim: int = 0) -> None:
         self.V, self.dim, self.G = int(vocab_size), int(dim), int(cap)
+        self.lexical_dim = int(lexical_dim)  # 0: no lexical view
+        self.lexical = np.zeros((0, self.lexical_dim), np.float16)  # [cap_slots, d'] the samples' lexical vectors
         self.block = min(BLOCK, self.G)
         self.nblk = -(-self.G // self.block)  # blocks per key
         self.counts = np.zeros(self.V, np.int64)  # [V] occurrences as a key so far
@@ -185,12 +195,19 @@ class Reservoir:
         vec[: len(self.vectors)] = self.vectors
         meta[: len(self.meta)] = self.meta
         self.vectors, self.meta = vec, meta
+        if self.lexical_dim:
+            lex = np.zeros((new, self.lexical_dim), np.float16)
+            lex[: len(self.lexical)] = self.lexical
+            self.lexical = lex
 
-    def write(self, dest: np.ndarray, vectors: np.ndarray, meta: np.ndarray) -> None:
-        """vectors [m, d] (any float dtype), meta [m, 3] into pool slots dest [m] (distinct)."""
+    def write(self, dest: np.ndarray, vectors: np.ndarray, meta: np.ndarray, lexical: np.ndarray | None = None) -> None:
+        """vectors [m, d] (any float dtype), meta [m, 3] and, with a lexical view, lexical [m, d'] into
+        pool slots dest [m] (distinct)."""
         if len(dest):
             self.vectors[dest] = vectors
             self.meta[dest] = meta
+            if self.lexical_dim:
+                self.lexical[dest] = lexical
 
     # -- export -----------------------------------------------------------------------------
     def export(self) -> SampleSet:
@@ -201,7 +218,10 @@ class Reservoir:
         rows = np.repeat(self.row_of[keys], lengths)  # [S]
         slot = np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths)  # [S] 0..len-1 per key
         pool = self.table[rows, slot // self.block] * self.block + slot % self.block
-        return SampleSet(keys.astype(np.int64), self.counts[keys].copy(), indptr, self.vectors[pool], self.meta[pool])
+        lexical = self.lexical[pool] if self.lexical_dim else None
+        return SampleSet(
+            keys.astype(np.int64), self.counts[keys].copy(), indptr, self.vectors[pool], self.meta[pool], lexical
+        )
 
     # -- checkpoints ----------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -211,6 +231,8 @@ class Reservoir:
         np.save(folder / "row_of.npy", self.row_of)
         np.save(folder / "vectors.npy", self.vectors[:used])
         np.save(folder / "meta.npy", self.meta[:used])
+        if self.lexical_dim:
+            np.save(folder / "lexical.npy", self.lexical[:used])
         (folder / "reservoir.json").write_text(
             json.dumps(
                 {
@@ -218,6 +240,7 @@ class Reservoir:
                     "dim": self.dim,
                     "G": self.G,
                     "used_blocks": self.used_blocks,
+                    "lexical_dim": self.lexical_dim,
                     "rng": self.rng.bit_generator.state,
                 }
             )
@@ -226,7 +249,7 @@ class Reservoir:
     @classmethod
     def load(cls, folder: Path) -> "Reservoir":
         info = json.loads((folder / "reservoir.json").read_text())
-        r = cls(info["V"], info["dim"], info["G"], seed=0)
+        r = cls(info["V"], info["dim"], info["G"], seed=0, lexical_dim=info.get("lexical_dim", 0))
         r.counts = np.load(folder / "counts.npy")
         r.table = np.load(folder / "table.npy")
         r.row_of = np.load(folder / "row_of.npy")
@@ -234,6 +257,8 @@ class Reservoir:
         vec, meta = np.load(folder / "vectors.npy"), np.load(folder / "meta.npy")
         r._grow(len(vec))
         r.vectors[: len(vec)], r.meta[: len(meta)] = vec, meta
+        if r.lexical_dim:
+            r.lexical[: len(vec)] = np.load(folder / "lexical.npy")
         r.rng.bit_generator.state = info["rng"]
         return r
 
@@ -286,9 +311,13 @@ def merge_samples(a: SampleSet, b: SampleSet, cap: int, rng: np.random.Generator
     src, pos = both_src[valid], both_pos[valid]  # row-major order = key-major
     vectors = np.empty((len(pos), a.vectors.shape[1] if len(a.vectors) else b.vectors.shape[1]), np.float16)
     meta = np.empty((len(pos), _META), np.int64)
+    with_lexical = a.lexical is not None and b.lexical is not None
+    lexical = np.empty((len(pos), a.lexical.shape[1]), np.float16) if with_lexical else None
     for side, s in ((0, a), (1, b)):
         w = src == side
         vectors[w] = s.vectors[pos[w]]
         meta[w] = s.meta[pos[w]]
+        if with_lexical:
+            lexical[w] = s.lexical[pos[w]]
     indptr = np.r_[0, np.cumsum(m)].astype(np.int64)
-    return SampleSet(keys.astype(np.int64), (na + nb).astype(np.int64), indptr, vectors, meta)
+    return SampleSet(keys.astype(np.int64), (na + nb).astype(np.int64), indptr, vectors, meta, lexical)
