@@ -22,7 +22,7 @@ from .terms import TERMS
 
 SHOWN = ("total", *TERMS[:-1])  # the progress line: the total, then each loss term of the table
 
-__all__ = ["app", "distill_cli", "distill"]
+__all__ = ["app", "main", "distill_cli", "distill"]
 
 app = typer.Typer(
     add_completion=False,
@@ -163,5 +163,19 @@ class _Progress:
             self.bar = None
 
 
+def main(argv: list[str] | None = None, prog_name: str = "sensekit distill") -> None:
+    """`sensekit distill ARGS`: a training run, as always; `sensekit distill compare ...`: the comparison harness
+    (distill.compare). `compare` is a first word no training flag can be, so plain runs keep their flags."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["compare"]:
+        from .compare.cli import app as compare_app
+
+        compare_app(args[1:], prog_name=f"{prog_name} compare")
+    else:
+        app(args, prog_name=prog_name)
+
+
 if __name__ == "__main__":  # `python -m distill.cli ...` / `accelerate launch -m distill.cli ...`
-    app(prog_name="sensekit distill")
+    main()

@@ -337,12 +337,11 @@ def serve_cli(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def distill(ctx: typer.Context) -> None:
-    """Train a student with DSKD (CE + KD + hinge-MSE sense loss). `sensekit distill --help` for flags."""
-    from distill.cli import app as distill_app  # distill depends on sensekit, never the reverse
+    """Train a student with DSKD (CE + KD + hinge-MSE sense loss); `sensekit distill compare --config
+    experiment.toml` compares arms (distill/compare). `sensekit distill --help` for flags."""
+    from distill.cli import main as distill_main  # distill depends on sensekit, never the reverse
 
-    distill_app(
-        list(ctx.args), prog_name="sensekit distill", standalone_mode=True
-    )  # its own usage errors and exit codes
+    distill_main(list(ctx.args), prog_name="sensekit distill")  # its own usage errors and exit codes
 
 
 def _register_commands() -> None:
