@@ -122,7 +122,7 @@ def recall_at_10(store, queries: np.ndarray, space) -> float:
 def word_sample(store, n: int, rng) -> list[str]:
     """`n` words (with repeats) of a real store whose single token has senses in the default view."""
     words = sorted(
-        {t.strip() for t in store._token_text.values() if t.strip() and t.startswith(" ") and t.strip().isalpha()}
+        {t.strip() for t in store._token_text.values() if t.strip() and t.startswith(" ") and t.strip().isalnum()}
     )
     words = [w for w in words if store.sense_ids(w)]
     return [words[i] for i in rng.integers(0, len(words), n)]

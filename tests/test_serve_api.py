@@ -63,6 +63,8 @@ def test_word_api_mirrors_the_python_api(c, serve_store):
     # relations grouped under the sense they are attached to
     assert doc["senses"][0]["syn"] == ["river"] and doc["senses"][1]["syn"] == ["money"]
     assert [n["sense_id"] for n in doc["neighbors"]] == [n.sense.sense_id for n in near]
+    alone = c.get("/api/neighbors", params={"w": "bank", "k": 5}).json()["neighbors"]
+    assert alone == doc["neighbors"]
     assert doc["tokens"][0]["n_senses"] == SENSES["bank"]
     assert doc["senses"][0]["colour"] == "#1f77b4"
 
@@ -180,6 +182,7 @@ def test_views_default_to_lexical_and_the_url_holds_the_view(tokenizer_json, tok
         ("/api/search?q=", 400),
         ("/api/search?q=ba&limit=0", 400),
         ("/api/nothing", 404),
+        ("/api/neighbors?w=bank&k=0", 400),
     ],
 )
 def test_bad_requests_get_one_line_json_errors(c, url, status):
@@ -260,7 +263,8 @@ def test_script_and_markup_from_the_store_are_inert(xss_store):
     text = _assert_inert(c.get("/", params={"w": "bank"}).text)
     for payload in PAYLOADS:  # shown as text, not as markup
         assert payload in text, payload
-    assert XSS_TOKEN_TEXT in text  # a token text (a nearest sense)
+    near = c.get("/api/neighbors", params={"w": "bank", "k": 3}).json()["neighbors"]
+    assert near[0]["text"] == XSS_TOKEN_TEXT  # a token text, as data (the page writes it with textContent)
     info = c.get("/info")
     assert PAYLOADS[0] in json.dumps(info.text) or "&lt;script&gt;" in info.text
     _assert_inert(info.text)

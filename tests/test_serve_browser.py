@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from serve_store import PAYLOADS, free_port, start_server, write_serve_store
+from serve_store import PAYLOADS, XSS_TOKEN_TEXT, free_port, start_server, write_serve_store
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 DRIVER = shutil.which("chromedriver") or next(
@@ -113,6 +113,8 @@ def test_type_a_word_see_its_senses_click_a_synonym(browser, server, tmp_path):
     assert len(discs) == 3 and len(d.find_elements(By.CSS_SELECTOR, "#scatter circle.ctx")) == 9
     from selenium.webdriver.common.action_chains import ActionChains
 
+    near = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#neighbor-list a.word"))
+    assert len(near) == 10 and near[0].get_attribute("href").startswith(server + "/?w=")
     ActionChains(d).move_to_element(d.find_elements(By.CSS_SELECTOR, "#scatter circle.ctx")[0]).perform()
     _wait(d, lambda d: "bank" in d.find_element(By.ID, "tip").text)
     shot = tmp_path / "serve-bank.png"
@@ -147,6 +149,8 @@ def test_hostile_store_text_runs_no_script(browser, tmp_path_factory, tokenizer_
             if url == "/?w=bank":
                 _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#scatter circle.sense"))
                 assert PAYLOADS[0] in d.find_element(By.ID, "senses").text  # shown as text
+                near = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#neighbor-list a.word"))
+                assert near[0].text == XSS_TOKEN_TEXT.strip()  # a token text, written as text
             with pytest.raises(NoAlertPresentException):
                 d.switch_to.alert.text  # noqa: B018 (no alert() ran)
             assert d.execute_script("return document.scripts.length") == 1

@@ -23,6 +23,7 @@ __all__ = [
     "check_word",
     "colours",
     "info_doc",
+    "neighbors_doc",
     "plot_doc",
     "search_doc",
     "sense_doc",
@@ -173,18 +174,28 @@ def word_doc(store, word: str, k: int = 10, view: str | None = None) -> dict[str
         "senses": out_senses,
         "relations": by_source,
         "unattached": unattached,
-        "neighbors": [
-            {
-                "sense_id": n.sense.sense_id,
-                "token_id": n.sense.token_id,
-                "text": n.text,
-                "word": n.text.strip(),
-                "sense_index": n.sense.sense_index,
-                "distance": round(float(n.distance), 4),
-            }
-            for n in store.neighbors(word, k=k, view=view)
-        ],
+        "neighbors": _neighbors(store, word, k, view),
     }
+
+
+def _neighbors(store, word: str, k: int, view: str | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "sense_id": n.sense.sense_id,
+            "token_id": n.sense.token_id,
+            "text": n.text,
+            "word": n.text.strip(),
+            "sense_index": n.sense.sense_index,
+            "distance": round(float(n.distance), 4),
+        }
+        for n in store.neighbors(word, k=k, view=view)
+    ]
+
+
+def neighbors_doc(store, word: str, k: int = 10, view: str | None = None) -> dict[str, Any]:
+    """The nearest senses of other tokens to the word's senses (HNSW, in the view's similarity space)."""
+    word = check_word(word)
+    return {"word": word, "neighbors": _neighbors(store, word, k, view)}
 
 
 def sense_doc(store, sense_id: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Routes (every one a GET; the URL holds the word and the view, so links can be sh
     /info[?view=V]         the store's provenance, counts, index and similarity space
     /api/search?q=PREFIX   words starting with PREFIX, then close spellings
     /api/word?w=WORD       tokens, senses (contexts, attached synonyms/antonyms), relations, nearest senses
+    /api/neighbors?w=WORD  nearest senses of other tokens (the page loads them after the cards)
     /api/sense/ID          one sense with its contexts
     /api/plot?w=WORD       the PCA points of the word's senses and context vectors (sensekit plot's)
     /api/info              as /info, in JSON
@@ -173,6 +174,15 @@ def create_app(
         )
         return json(doc, version)
 
+    async def api_neighbors(request: Request) -> Response:
+        word = api.check_word(request.query_params.get("w"))
+        k = _int_param(request, "k", 10, 1, MAX_K)
+        view = holder.run(lambda s: _view(request, s))
+        doc, version = holder.cached(
+            ("neighbors", word, view, k), lambda s: {**api.neighbors_doc(s, word, k, view), "view": view}
+        )
+        return json(doc, version)
+
     async def api_sense(request: Request) -> Response:
         raw = request.path_params["sense_id"]
         if not raw.isdigit() or len(raw) > 18:
@@ -201,9 +211,8 @@ def create_app(
         k = _int_param(request, "k", 10, 0, MAX_K)
         view = holder.run(lambda s: _view(request, s))
         try:
-            doc, version = holder.cached(
-                ("word", word, view, k), lambda s: {**api.word_doc(s, word, k, view), "view": view}
-            )
+            # the nearest senses (an HNSW search per sense) come after the cards, from /api/neighbors
+            doc, _ = holder.cached(("word", word, view, 0), lambda s: {**api.word_doc(s, word, 0, view), "view": view})
         except api.UnknownWord as exc:
             return render(
                 "index.html",
@@ -215,7 +224,7 @@ def create_app(
                 error=str(exc),
                 close=exc.close,
             )
-        return render("word.html", views=views, view=view, default_view=default, word=word, doc=doc)
+        return render("word.html", views=views, view=view, default_view=default, word=word, doc=doc, k=k)
 
     async def page_info(request: Request) -> Response:
         view = holder.run(lambda s: _view(request, s))
@@ -245,6 +254,7 @@ def create_app(
             Route("/info", page_info),
             Route("/api/search", api_search),
             Route("/api/word", api_word),
+            Route("/api/neighbors", api_neighbors),
             Route("/api/sense/{sense_id}", api_sense),
             Route("/api/plot", api_plot),
             Route("/api/info", api_info),

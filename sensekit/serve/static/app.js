@@ -149,5 +149,31 @@
     caption.textContent = `PCA of the ${doc.space} space (${ev} of the variance)`;
   }
 
-  document.addEventListener("DOMContentLoaded", () => { typeAhead(); scatter(); });
+  // -- nearest senses of other tokens, each a link ----------------------------------------------
+  async function neighbors() {
+    const list = $("#neighbor-list");
+    if (!list) return;
+    const params = new URLSearchParams({ w: list.dataset.word, k: list.dataset.k || "10" });
+    if (list.dataset.view) params.set("view", list.dataset.view);
+    const item = (text) => { const li = document.createElement("li"); li.textContent = text; li.className = "dim"; return li; };
+    if (list.dataset.k === "0") { list.replaceChildren(item("not asked for (k=0)")); return; }
+    let doc;
+    try { doc = await getJSON("/api/neighbors?" + params); }
+    catch (e) { list.replaceChildren(item("no nearest senses: " + e.message)); return; }
+    if (!doc.neighbors.length) { list.replaceChildren(item("none")); return; }
+    list.replaceChildren(...doc.neighbors.map((n) => {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.className = "word";
+      a.href = wordUrl(n.word, list.dataset.view);
+      a.textContent = n.text;
+      const info = document.createElement("span");
+      info.className = "dim";
+      info.textContent = ` sense ${n.sense_index} · ${n.distance.toFixed(3)}`;
+      li.append(a, info);
+      return li;
+    }));
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { typeAhead(); scatter(); neighbors(); });
 })();
