@@ -60,6 +60,9 @@ SECURITY_HEADERS = {
 }
 
 
+PAGE_HEADERS = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
+
+
 class JSON(Response):
     media_type = "application/json"
 
@@ -126,9 +129,11 @@ def create_app(
         lstrip_blocks=True,
     )
 
+    def html(template: str, **ctx) -> str:
+        return env.get_template(template).render(store_name=holder.path.name, version=holder.version, **ctx)
+
     def render(template: str, status: int = 200, **ctx) -> HTMLResponse:
-        html = env.get_template(template).render(store_name=holder.path.name, version=holder.version, **ctx)
-        return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+        return HTMLResponse(html(template, **ctx), status_code=status, headers=PAGE_HEADERS)
 
     def json(doc: dict, version: str, status: int = 200) -> JSON:
         return JSON(
@@ -210,21 +215,26 @@ def create_app(
         word = api.check_word(w)
         k = _int_param(request, "k", 10, 0, MAX_K)
         view = holder.run(lambda s: _view(request, s))
-        try:
-            # the nearest senses (an HNSW search per sense) come after the cards, from /api/neighbors
-            doc, _ = holder.cached(("word", word, view, 0), lambda s: {**api.word_doc(s, word, 0, view), "view": view})
-        except api.UnknownWord as exc:
-            return render(
-                "index.html",
-                404,
-                views=views,
-                view=view,
-                default_view=default,
-                word=word,
-                error=str(exc),
-                close=exc.close,
-            )
-        return render("word.html", views=views, view=view, default_view=default, word=word, doc=doc, k=k)
+
+        # The nearest senses (an HNSW search per sense) come after the cards, from /api/neighbors.
+        # The rendered page is cached with the version's answers (its footer names the version).
+        def page(s) -> tuple[int, str]:
+            try:
+                doc = {**api.word_doc(s, word, 0, view), "view": view}
+            except api.UnknownWord as exc:
+                return 404, html(
+                    "index.html",
+                    views=views,
+                    view=view,
+                    default_view=default,
+                    word=word,
+                    error=str(exc),
+                    close=exc.close,
+                )
+            return 200, html("word.html", views=views, view=view, default_view=default, word=word, doc=doc, k=k)
+
+        (status, body), _ = holder.cached(("page", word, view, k), page)
+        return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
     async def page_info(request: Request) -> Response:
         view = holder.run(lambda s: _view(request, s))
