@@ -9,7 +9,7 @@ import pytest
 from sensekit.builder.lexical_cluster import CRITERIA, cluster_adaptive
 
 
-def _tokens(blobs_per_token, n_per_token=60, d=16, seed=0, sep=4.0, noise=0.3):
+def _tokens(blobs_per_token, n_per_token=60, d=64, seed=0, sep=4.0, noise=0.3):
     """CSR of tokens whose samples come from `b` well-separated blobs around a token-specific offset."""
     rng = np.random.default_rng(seed)
     rows = []

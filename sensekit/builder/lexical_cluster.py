@@ -37,12 +37,12 @@ from .cluster import ClusterResult, _central_members, _length_chunks, kmeans_bat
 
 __all__ = ["cluster_adaptive", "CRITERIA", "DEFAULT_CRITERION", "DEFAULT_THRESHOLDS", "standardiser"]
 
-CRITERIA = ("merge", "silhouette", "bic")
+CRITERIA = ("merge", "merge_centroid", "silhouette", "bic")
 DEFAULT_CRITERION = "merge"
 # per criterion, the threshold chosen on the dev half (docs/lexical.md):
 # merge: centroid cosine above which two senses merge; silhouette: the least mean silhouette
 # for k >= 2; bic: the penalty scale
-DEFAULT_THRESHOLDS = {"merge": 0.5, "silhouette": 0.1, "bic": 1.0}
+DEFAULT_THRESHOLDS = {"merge": 0.3, "merge_centroid": 0.5, "silhouette": 0.1, "bic": 1.0}
 
 
 def standardiser(vectors: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
@@ -96,21 +96,33 @@ def _bic(inertia: torch.Tensor, sizes: torch.Tensor, n: torch.Tensor, d: int, k:
     return ll - scale * params / 2 * torch.log(n)
 
 
-def _merge(z: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, k: int, threshold: float) -> torch.Tensor:
-    """Greedy agglomeration per row: merge the two live clusters with the highest centroid cosine while it is
-    above threshold. Batched over rows; K - 1 steps at most. -> new labels [r, n]."""
+def _merge(
+    z: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, k: int, threshold: float, linkage: str = "average"
+) -> torch.Tensor:
+    """Greedy agglomeration per row: merge the two live clusters with the highest similarity while it is above
+    threshold. Batched over rows; K - 1 steps at most. -> new labels [r, n].
+
+    linkage "average": the mean cosine over all pairs of members (a, b), a in A, b in B, computed from the
+    sums of unit vectors, U_A . U_B / (|A| |B|): unbiased by cluster size. "centroid": the cosine of the two
+    centroids (a centroid of many members loses its noise, so big clusters look alike and absorb each other).
+    """
     r = z.shape[0]
     oh = _onehot(labels, valid, k)  # [r, n, k]
     sizes = oh.sum(1)  # [r, k]
+    if linkage == "average":
+        z = z / z.norm(dim=2, keepdim=True).clamp_min(1e-12)
     sums = torch.bmm(oh.transpose(1, 2), z)  # [r, k, d]
     target = torch.arange(k, device=z.device).expand(r, k).clone()  # cluster each cluster now belongs to
     ar = torch.arange(r, device=z.device)
     eye = torch.eye(k, dtype=torch.bool, device=z.device)
     for _ in range(k - 1):
         live = sizes > 0  # [r, k]
-        c = sums / sizes.clamp_min(1)[:, :, None]
-        u = c / c.norm(dim=2, keepdim=True).clamp_min(1e-12)
-        cos = torch.bmm(u, u.transpose(1, 2))  # [r, k, k]
+        if linkage == "average":
+            n = sizes.clamp_min(1)
+            cos = torch.bmm(sums, sums.transpose(1, 2)) / (n[:, :, None] * n[:, None, :])  # [r, k, k]
+        else:
+            u = sums / sums.norm(dim=2, keepdim=True).clamp_min(1e-12)
+            cos = torch.bmm(u, u.transpose(1, 2))  # [r, k, k]
         ok = live[:, :, None] & live[:, None, :] & ~eye
         cos = torch.where(ok, cos, torch.full_like(cos, -2.0))
         best, flat = cos.view(r, -1).max(1)
@@ -155,9 +167,9 @@ def _choose(
 ) -> torch.Tensor:
     """Labels [r, n] (cluster ids in 0..K-1, -1 for padding) for rows that may hold up to K senses."""
     r, n, d = z.shape
-    if criterion == "merge":
+    if criterion.startswith("merge"):
         _, labels, _ = kmeans_batched(z, valid, K, max_iter=max_iter, tol=tol, gen=gen)
-        labels = _merge(z, labels, valid, K, threshold)
+        labels = _merge(z, labels, valid, K, threshold, "centroid" if criterion == "merge_centroid" else "average")
     else:
         cnt = valid.sum(1)
         best_score = torch.full((r,), -float("inf"), device=z.device, dtype=torch.float64)
