@@ -73,18 +73,35 @@ def test_mediawiki_xml_articles_only_markup_stripped(tmp_path, compress):
     assert "History" in text and "Banks erode." in text
 
 
-def test_hf_datasets_folder(tmp_path, monkeypatch):
+def test_hf_datasets_save_to_disk_folders(tmp_path):
+    """Real `save_to_disk` folders (datasets is in the test extra): a Dataset, a DatasetDict of two splits read
+    in name order with their ids, --text-field, and a missing column as a one-line error."""
+    datasets = pytest.importorskip("datasets", reason="pip install -e '.[test]' installs datasets")
+
+    datasets.Dataset.from_dict({"text": ["a bank", "", "a bat"]}).save_to_disk(str(tmp_path / "ds"))
+    assert list(iter_documents([str(tmp_path / "ds")])) == [("0", "a bank"), ("2", "a bat")]  # empty text skipped
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"id": ["t1", "t2"], "body": ["river bank", "money bank"]}),
+            "dev": datasets.Dataset.from_dict({"id": ["d1"], "body": ["a light box"]}),
+        }
+    ).save_to_disk(str(tmp_path / "dd"))
+    docs = list(iter_documents([str(tmp_path / "dd")], text_field="body"))
+    assert docs == [("d1", "a light box"), ("t1", "river bank"), ("t2", "money bank")]
+    # a folder of them: each is one unit (a DatasetDict once, not again as its split folders)
+    assert resolve_paths([str(tmp_path)]) == [tmp_path / "dd", tmp_path / "ds"]
+    with pytest.raises(InputError, match="has no column 'text'.*--text-field"):
+        list(iter_documents([str(tmp_path / "dd")]))
+
+
+def test_hf_datasets_folder_without_the_package_names_the_install(tmp_path, monkeypatch):
     folder = tmp_path / "ds"
     folder.mkdir()
     (folder / "dataset_info.json").write_text("{}")
-    if importlib.util.find_spec("datasets") is None:
-        with pytest.raises(MissingDependency, match="pip install datasets"):
-            list(iter_documents([str(folder)]))
-        return
-    import datasets
-
-    datasets.Dataset.from_dict({"text": ["a bank", "", "a bat"]}).save_to_disk(str(tmp_path / "ds2"))
-    assert [t for _, t in iter_documents([str(tmp_path / "ds2")])] == ["a bank", "a bat"]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "datasets" else real(name, *a))
+    with pytest.raises(MissingDependency, match="pip install datasets"):
+        list(iter_documents([str(folder)]))
 
 
 def test_hf_folder_is_a_unit(tmp_path):

@@ -84,6 +84,7 @@ def resolve_paths(paths: Iterable[str]) -> list[Path]:
                 )
                 # a folder that holds HF dataset folders: take those as units, not their arrow files
                 sub = sorted({d for d in p.rglob("*") if _is_hf_dataset(d)})
+                sub = [d for d in sub if not any(u in d.parents for u in sub)]  # a DatasetDict, not also its splits
                 for d in sub:
                     found = [f for f in found if d not in f.parents and f.parent != d]
                 out.extend(sorted(found + sub))
