@@ -56,11 +56,7 @@ COUNT_NAMES = (
     "antonyms",
 )
 
-TOKENS_BY_IDS = (
-    "SELECT t.token_id, t.text, t.occurrences, count(s.sense_id)"
-    " FROM tokens t LEFT JOIN senses s ON s.token_id = t.token_id AND s.view = $view"
-    " WHERE list_contains($ids, t.token_id) GROUP BY ALL"
-)
+TOKENS_BY_IDS = "SELECT token_id, text, occurrences FROM tokens WHERE list_contains($ids, token_id)"
 SENSE_COLUMNS = "SELECT sense_id, view, token_id, span_id, sense_index, count FROM senses ORDER BY sense_id"
 TOKEN_TEXTS = "SELECT token_id, text FROM tokens"
 SPAN_TEXTS = "SELECT span_id, text FROM spans"

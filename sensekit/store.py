@@ -330,10 +330,11 @@ class SenseStore:
     def tokens(self, word: str, view: str | None = None) -> list[TokenInfo]:
         """The word's tokens, in order; tokens never seen as keys have occurrences 0. n_senses: in `view`."""
         ids = self.token_ids(word)
-        params = {"ids": ids, "view": self._view(view)}
-        found = {r[0]: r for r in self.con.execute(_sql.TOKENS_BY_IDS, params).fetchall()}
+        v = self._view(view)
+        # The token rows (one scan of the tokens table); each sense count from the in-memory columns (no join).
+        found = {r[0]: r for r in self.con.execute(_sql.TOKENS_BY_IDS, {"ids": ids}).fetchall()}
         return [
-            TokenInfo(i, *found[i][1:])
+            TokenInfo(i, *found[i][1:], len(self._positions_of(i, span=False, view=v)))
             if i in found
             else TokenInfo(i, self.tokenizer.decode([i], skip_special_tokens=False), 0, 0)
             for i in ids
