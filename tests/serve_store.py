@@ -111,7 +111,7 @@ def write_serve_store(
             for i in range(SENSES[w_]):
                 base = SENTENCES[w_][i % len(SENTENCES[w_])]
                 for rank in range(3):
-                    snippet = base
+                    snippet = (base, f"yesterday {base}", f"{base}, as they say")[rank]
                     if payloads:
                         snippet = (
                             f"{PAYLOADS[(j + rank) % len(PAYLOADS)]} {base} {PAYLOADS[(j + rank + 1) % len(PAYLOADS)]}"
