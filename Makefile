@@ -48,7 +48,7 @@ browser:
 	else echo "note: no chromium/chromedriver and no root apt-get: tests/test_serve_browser.py will skip"; fi
 
 demo: setup wordnet
-	$(BIN)/sensekit build --store $(STORE) --max-tokens $(DEMO_MAX_TOKENS) --relations wordnet
+	$(BIN)/sensekit build --store $(STORE) --max-tokens $(DEMO_MAX_TOKENS) --relations wordnet --focus "$(DEMO_WORDS)" --lexical-layer auto
 	@for w in $(DEMO_WORDS); do $(BIN)/sensekit query $$w --store $(STORE) -k 8 || exit 1; done
 
 # Lint and format checks first (ruff, configured in pyproject.toml), then the suite.

@@ -1,11 +1,15 @@
 """Build benchmark: what the build costs around the teacher, batched k-means vs scikit-learn, FLOP/s.
 
     python benchmarks/build.py [--quick] [--device auto|cpu|cuda] [--max-tokens N] [--kmeans-tokens N]
+                               [--lexical-layers none,auto] [--skip-kmeans]
 
 - build_over_forward_ratio: `build()` wall time (teacher already loaded; harvest, reservoirs,
   k-means, contexts, store + HNSW index) over the bare teacher forward (`final_hidden`, the
   minimum a harvest needs) on exactly the same batches, measured in the same run. The bare
   forward is timed before and after the build and averaged (other jobs share the machine).
+  The build runs once per `--lexical-layers` entry (default `none,auto`: today's loss-only store and
+  the store with the lexical view), side by side in one run, each between two timings of the bare
+  forward; `lexical_ratio_increase` = ratio(auto) / ratio(none) - 1 (issue 15's bound: <= 0.10).
 - kmeans_speedup_vs_sklearn: R tokens x 200 samples x 576 dims, k = 10, our batched k-means
   against a loop of `sklearn.cluster.KMeans(n_init="auto")` per token (the original research
   code's method). The data are per-token Gaussian mixtures (2..15 components). The full run
@@ -57,7 +61,14 @@ def corpus_args(tmp: Path) -> tuple[str, ...]:
     return (str(path),)
 
 
-def bench_forward_vs_build(teacher, corpus: tuple[str, ...], max_tokens: int, seq_len: int, batch_size: int) -> dict:
+def bench_forward_vs_build(
+    teacher,
+    corpus: tuple[str, ...],
+    max_tokens: int,
+    seq_len: int,
+    batch_size: int,
+    lexical_layers: tuple[str, ...] = ("none", "auto"),
+) -> dict:
     import torch
 
     from sensekit.builder.corpus import iter_documents, special_prefix
@@ -88,37 +99,66 @@ def bench_forward_vs_build(teacher, corpus: tuple[str, ...], max_tokens: int, se
         sync()
         return time.perf_counter() - t
 
-    f1 = forward()
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = BuildConfig(
-            corpus=corpus,
-            store=str(Path(tmp) / "bench.sensekit"),
-            max_tokens=max_tokens,
-            seq_len=seq_len,
-            batch_size=batch_size,
-            checkpoint_every=0,
-        )
-        stages: dict[str, float] = {}
-        sync()
-        t = time.perf_counter()
-        result = build(
-            cfg, teacher=teacher, progress=lambda stage, done, total: stages.setdefault(stage, time.perf_counter() - t)
-        )
-        sync()
-        b_s = time.perf_counter() - t
-    f2 = forward()
-    fwd = (f1 + f2) / 2
-    return {
+    runs = [forward()]
+    builds: dict[str, dict] = {}
+    for layer in lexical_layers:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = BuildConfig(
+                corpus=corpus,
+                store=str(Path(tmp) / "bench.sensekit"),
+                max_tokens=max_tokens,
+                seq_len=seq_len,
+                batch_size=batch_size,
+                checkpoint_every=0,
+                lexical_layer=layer,
+            )
+            stages: dict[str, float] = {}
+            sync()
+            t = time.perf_counter()
+            result = build(
+                cfg,
+                teacher=teacher,
+                progress=lambda stage, done=None, total=None, /, _s=stages, _t=t, **_: _s.setdefault(
+                    stage, time.perf_counter() - _t
+                ),
+            )
+            sync()
+            b_s = time.perf_counter() - t
+        runs.append(forward())
+        fwd = (runs[-2] + runs[-1]) / 2  # the bare forward just before and just after this build
+        builds[layer] = {
+            "build_s": round(b_s, 3),
+            "harvest_s": round(result.harvest_seconds, 3),
+            "forward_s": round(fwd, 3),
+            "build_over_forward_ratio": round(b_s / fwd, 4),
+            "harvest_over_forward_ratio": round(result.harvest_seconds / fwd, 4),
+            "senses": result.senses,
+            "lexical_senses": result.lexical_senses,
+            "lexical_layer": result.meta.get("lexical_layer"),
+            "stage_start_s": {k: round(v, 3) for k, v in stages.items()},
+        }
+    first = builds[lexical_layers[0]]
+    fwd = sum(runs) / len(runs)
+    out = {
         "tokens": n_tok,
         "forward_s": round(fwd, 3),
-        "forward_s_runs": [round(f1, 3), round(f2, 3)],
-        "build_s": round(b_s, 3),
-        "harvest_s": round(result.harvest_seconds, 3),
-        "build_over_forward_ratio": round(b_s / fwd, 4),
+        "forward_s_runs": [round(f, 3) for f in runs],
+        "build_s": first["build_s"],
+        "harvest_s": first["harvest_s"],
+        "build_over_forward_ratio": first["build_over_forward_ratio"],
         "teacher_tokens_per_s": round(n_tok / fwd, 1),
-        "senses": result.senses,
-        "stage_start_s": {k: round(v, 3) for k, v in stages.items()},
+        "senses": first["senses"],
+        "stage_start_s": first["stage_start_s"],
+        "builds": builds,
     }
+    if "none" in builds and "auto" in builds:
+        out["lexical_ratio_increase"] = round(
+            builds["auto"]["build_over_forward_ratio"] / builds["none"]["build_over_forward_ratio"] - 1, 4
+        )
+        out["lexical_harvest_ratio_increase"] = round(
+            builds["auto"]["harvest_over_forward_ratio"] / builds["none"]["harvest_over_forward_ratio"] - 1, 4
+        )
+    return out
 
 
 def teacher_flops_per_token(teacher, seq_len: int) -> float:
@@ -204,6 +244,10 @@ def main() -> None:
     ap.add_argument("--kmeans-tokens", type=int, default=None)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument(
+        "--lexical-layers", default="none,auto", help="builds to compare side by side (--lexical-layer values)"
+    )
+    ap.add_argument("--skip-kmeans", action="store_true", help="only the build-vs-forward comparison")
     args = ap.parse_args()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     import torch
@@ -223,8 +267,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         corpus = corpus_args(Path(tmp))
         log(f"build vs forward over {max_tokens} tokens of {corpus[0]}")
-        fb = bench_forward_vs_build(teacher, corpus, max_tokens, args.seq_len, args.batch_size)
+        layers = tuple(x.strip() for x in args.lexical_layers.split(",") if x.strip())
+        fb = bench_forward_vs_build(teacher, corpus, max_tokens, args.seq_len, args.batch_size, layers)
     log(json.dumps(fb))
+    if args.skip_kmeans:
+        print(json.dumps({k: fb[k] for k in fb if k != "stage_start_s"}))
+        return
     log(f"k-means: {R} tokens x 200 x 576, k=10 (scikit-learn on {sk_tokens})")
     km = bench_kmeans(R, sk_tokens, teacher.device)
     log(json.dumps(km))
@@ -250,6 +298,9 @@ def main() -> None:
         "harvest_s": fb["harvest_s"],
         "forward_s_runs": fb["forward_s_runs"],
         "build_stage_start_s": fb["stage_start_s"],
+        "builds": fb["builds"],
+        "lexical_ratio_increase": fb.get("lexical_ratio_increase"),
+        "lexical_harvest_ratio_increase": fb.get("lexical_harvest_ratio_increase"),
         "device": str(teacher.device),
         "dtype": str(teacher.dtype).replace("torch.", ""),
         "torch_threads": torch.get_num_threads(),

@@ -48,7 +48,9 @@ def _tokens(store: Path) -> dict[int, int]:
 def _sense_counts(store: Path) -> dict[int, int]:
     con = duckdb.connect(str(store / "store.duckdb"), read_only=True)
     try:
-        return dict(con.execute("SELECT token_id, sum(count) FROM senses GROUP BY token_id").fetchall())
+        return dict(
+            con.execute("SELECT token_id, sum(count) FROM senses WHERE view = 'loss' GROUP BY token_id").fetchall()
+        )
     finally:
         con.close()
 

@@ -168,7 +168,7 @@ def test_states_are_the_states_the_build_filed(eval_store, bos_teacher):
 
     prefix, pad = teacher_prefix_and_pad(bos_teacher.tokenizer)
     assert len(prefix) == 1  # the BOS: sentences are framed as the build frames windows
-    with open_store(eval_store) as store:
+    with open_store(eval_store, view="loss") as store:  # the post-norm states (the lexical view is layer N's)
         assert store.meta["key_mode"] == "next"
         # a sense of count 1 is one sample exactly (a raw sample, or a cluster of one)
         table = SenseTable.from_store(store)

@@ -38,7 +38,7 @@ import torch
 from ..errors import InputError
 from .corpus import Window, pack_windows
 
-__all__ = ["Batch", "BatchStream", "key_positions", "harvest_positions", "capture_layer", "prefetch"]
+__all__ = ["Batch", "BatchStream", "key_positions", "harvest_positions", "capture_layer", "layer_forward", "prefetch"]
 
 GROUP_CHARS = 400_000  # text tokenized per group of documents
 MAX_ROWS_FACTOR = 32  # short windows: at most 32 x batch_size rows per forward
@@ -224,6 +224,18 @@ def capture_layer(teacher, layer: int | None):
         yield captured
     finally:
         handle.remove()
+
+
+def layer_forward(teacher, layer: int | None) -> Callable:
+    """forward(ids [B, T], mask [B, T]) -> hidden_states[layer] [B, T, d] of one teacher forward (the final,
+    post-norm state for None or layer L): what eval uses to query a lexical view at its own layer."""
+
+    def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with capture_layer(teacher, layer) as captured:
+            g = teacher.final_hidden(ids, mask)
+        return captured[-1] if captured else g
+
+    return forward
 
 
 def key_positions(

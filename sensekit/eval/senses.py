@@ -45,9 +45,10 @@ class SenseTable:
         """Token senses only (span clouds are derived from them and are not in the index)."""
         from .. import _sql
 
-        m = store.sense_matrix()
-        cols = store.con.execute(_sql.SENSE_COLUMNS).fetchnumpy()  # same ORDER BY sense_id
-        counts = np.asarray(cols["count"], np.int64)
+        m = store.sense_matrix(view=store.view)  # the store's view (open_store(view=...); lexical when present)
+        cols = store.con.execute(_sql.SENSE_COLUMNS).fetchnumpy()  # every view's rows, ORDER BY sense_id
+        at = np.searchsorted(np.asarray(cols["sense_id"], np.int64), m["sense_id"])
+        counts = np.asarray(cols["count"], np.int64)[at]
         keep = m["token_id"] >= 0
         return cls.from_arrays(
             m["token_id"][keep], m["sense_index"][keep], m["embedding"][keep], counts[keep], m["sense_id"][keep]
