@@ -78,6 +78,7 @@ class Experiment:
     student_layers: str = "0-9,20-29"
     train_layers: str = "top2"
     train_windows: int = 128  # training windows (seq_len tokens), from articles the stores never see
+    train_text_chars: int = 0  # characters of train articles set aside for the windows (0: train_windows x seq_len x 6)
     dev_windows: int = 16
     test_windows_per_article: int = 4
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -136,6 +137,7 @@ class RunSpec:
             teacher=inputs["teacher"],
             store=inputs[f"store_{self.store_size}"],
             data=(inputs["train_windows"],),
+            max_windows=exp.train_windows,
             eval_data=(inputs["dev"],),
             student_layers=exp.student_layers,
             train_layers=exp.train_layers,

@@ -81,6 +81,8 @@ class Runner:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def _train_chars(self) -> int:
+        if self.exp.train_text_chars:
+            return self.exp.train_text_chars
         cfg = self.exp.base_config()
         return int(self.exp.train_windows * cfg.seq_len * 6)  # ~4-5 characters per token, with a margin
 
@@ -265,7 +267,7 @@ class Runner:
             max_steps=steps,
             eval_every=max(1, steps // max(1, self.exp.eval_points)),
             eval_batches=max(1, self.exp.dev_windows // cfg.batch_size),
-            save_every=cfg.save_every or max(1, steps // 3),
+            save_every=cfg.save_every,  # 0: only at the end (set it in [distill] to resume long runs mid-way)
         )
         resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
         if cfg.cache:
