@@ -17,9 +17,18 @@ def test_final_hidden_is_the_lm_head_input(tiny):
     assert g.shape == (2, 5, tiny.hidden_size)
     logits = tiny.model(input_ids=ids, attention_mask=mask).logits
     torch.testing.assert_close(tiny.model.lm_head(g), logits, rtol=1e-5, atol=1e-5)
-    # and it is *after* the final norm: the pre-norm state gives other logits
-    pre = tiny.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
-    assert not torch.allclose(tiny.model.lm_head(pre), logits, atol=1e-3) or torch.allclose(pre, g)
+    # and it is *after* the final norm: the norm's input (captured by a forward pre-hook; transformers 5's
+    # hidden_states[-1] is already normed) differs from it, and gives other logits
+    seen = []
+    hook = tiny.model.model.norm.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    try:
+        tiny.model(input_ids=ids, attention_mask=mask)
+    finally:
+        hook.remove()
+    (pre,) = seen
+    assert pre.shape == g.shape and not torch.allclose(pre, g, atol=1e-3)
+    assert not torch.allclose(tiny.model.lm_head(pre), logits, atol=1e-3)
+    torch.testing.assert_close(tiny.model.model.norm(pre), g, rtol=1e-5, atol=1e-5)  # norm(pre) is the state
     assert tiny.check_post_norm(ids, mask) < 1e-4
 
 

@@ -56,7 +56,20 @@ def test_total_loss_falls_and_files_are_written(tmp_path, store_dir, corpus_file
     assert any(r["sense_pos"] > 0 for r in rows) and any(r["sense_neg"] > 0 for r in rows)
     out = Path(cfg.output_dir)
     assert (out / "config.toml").is_file() and DistillConfig.from_toml(out / "config.toml") == cfg
-    assert summary["eval"]["ppl"] > 1 and (out / "eval.jsonl").is_file()
+    assert (out / "eval.jsonl").is_file()
+    # the held-out perplexity is the saved student's, read back with plain transformers on the last 4 windows
+    from transformers import AutoModelForCausalLM
+
+    from distill.data import prepare_windows
+
+    windows = prepare_windows(cfg, teacher)
+    held = windows.subset(slice(len(windows) - 4, None))
+    ids, attn, labels = held.batch(np.arange(4))
+    student = AutoModelForCausalLM.from_pretrained(summary["student_dir"]).eval()
+    with torch.no_grad():
+        logits = student(input_ids=ids, attention_mask=attn).logits
+    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    assert summary["eval"]["ppl"] == pytest.approx(float(torch.exp(ce)), rel=1e-4)
     assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["step-00000020", "step-00000030"]
     assert {"start", "step", "eval", "checkpoint", "done"} <= set(events)
 
@@ -138,7 +151,9 @@ def test_saved_student_loads_with_plain_transformers(tmp_path, store_dir, corpus
         "print(json.dumps({'layers': m.config.num_hidden_layers, 'finite': bool(torch.isfinite(out).all()),"
         " 'shape': list(out.shape), 'w': m.model.layers[-1].mlp.down_proj.weight.sum().item()}))\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900
+    )  # a fresh torch import: minutes on a loaded 2-core machine
     assert res.returncode == 0, res.stderr[-2000:]
     doc = json.loads(res.stdout.strip().splitlines()[-1])
     assert doc["layers"] == 3 and doc["finite"] and doc["shape"][-1] == teacher.vocab_size
@@ -170,7 +185,9 @@ def test_any_hf_student_with_another_width_gets_a_projection(tmp_path, store_dir
     cfg = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "run", student=str(sdir), max_steps=3)
     summary = train(cfg, teacher=teacher)
     rows = metrics(cfg.output_dir)
-    assert all(r["sense_positions"] >= 0 for r in rows) and any(r["sense_pos"] > 0 for r in rows)
+    # sensed positions: some in every step (the store covers the corpus), never more than the target tokens
+    assert all(0 < r["sense_positions"] <= r["tokens"] for r in rows)
+    assert any(r["sense_pos"] > 0 for r in rows)
     out = Path(summary["student_dir"])
     assert (out / "sense_projection.pt").is_file()
     assert torch.load(out / "sense_projection.pt")["weight"].shape == (HIDDEN, 16)

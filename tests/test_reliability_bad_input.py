@@ -242,36 +242,48 @@ def test_distill_numbers_out_of_range(capsys, flags, needle):
 
 
 def test_kappa_larger_than_the_pool_is_clamped(tmp_path):
-    """kappa above the candidates a pool holds keeps every candidate (the pool is the limit), as with a
-    pool smaller than kappa in the paper's code: the run trains, the sense terms stay finite."""
+    """kappa above the candidates a pool can hold keeps every candidate (the pool is the limit), as with a
+    pool smaller than kappa in the paper's code: the losses equal those of kappa = the largest pool, and a
+    kappa below it (which drops candidates) gives other losses."""
     from helpers import make_store, make_teacher_dir, write_corpus
 
     from distill.cli import distill
+    from distill.targets import SenseTargets
+    from sensekit import open_store
 
     teacher_dir = make_teacher_dir(tmp_path / "teacher")
     store = make_store(tmp_path / "s.sensekit", teacher_dir)
     corpus = write_corpus(tmp_path / "train.txt", repeats=4)
-    summary = distill(
-        {
-            "store": str(store),
-            "data": [str(corpus)],
-            "teacher": str(teacher_dir),
-            "student_layers": "2",
-            "train_layers": "top1",
-            "seq_len": 24,
-            "batch_size": 4,
-            "max_windows": 8,
-            "max_steps": 2,
-            "kappa": 1000,
-            "neighbors": 3,
-            "sample_floor": 4,
-            "output_dir": str(tmp_path / "run"),
-            "device": "cpu",
-            "save_every": 0,
-        }
-    )
-    last = summary["last"]
-    assert summary["steps"] == 2 and all(abs(last[k]) < 1e6 for k in ("total", "sense_pos", "sense_neg"))
+    neighbors = 3
+    with open_store(store) as s:  # a positive pool: D(y) and up to `neighbors` synonyms, each <= K senses
+        pool = (1 + neighbors) * SenseTargets.from_store(s, vocab_size=10**6).unit_rows.shape[1]
+
+    def losses(kappa: int, out: str) -> list[dict]:
+        distill(
+            {
+                "store": str(store),
+                "data": [str(corpus)],
+                "teacher": str(teacher_dir),
+                "student_layers": "2",
+                "train_layers": "top1",
+                "seq_len": 24,
+                "batch_size": 4,
+                "max_windows": 8,
+                "max_steps": 2,
+                "kappa": kappa,
+                "neighbors": neighbors,
+                "sample_floor": 4,
+                "output_dir": str(tmp_path / out),
+                "device": "cpu",
+                "save_every": 0,
+            }
+        )
+        rows = [json.loads(x) for x in (tmp_path / out / "metrics.jsonl").read_text().splitlines()]
+        return [{k: r[k] for k in ("kd", "ce", "sense_pos", "sense_neg", "total")} for r in rows]
+
+    huge, at_pool, small = losses(1000, "huge"), losses(pool, "pool"), losses(1, "one")
+    assert len(huge) == 2 and huge == at_pool  # the same numbers, bit for bit
+    assert small != huge and any(r["sense_pos"] > 0 for r in huge)
 
 
 # -- models ---------------------------------------------------------------------------------------
