@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from sensekit.builder.wordnet_corpus import check_heldout_share
 from sensekit.errors import InputError
 from sensekit.eval.config import data_file
 from sensekit.options import check_fields, config_dict, option
@@ -32,7 +33,19 @@ class StudentEvalConfig:
     data: tuple[str, ...] = option((), "Held-out text (files, folders, globs, JSONL; the build's corpus readers).")
     teacher: Optional[str] = option(None, "Teacher; none: the one the store was built with.", panel=_RUN)
     wic: Optional[str] = option(
-        None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.", panel=_DATA
+        None,
+        "Word-in-context file (WiC JSONL), scored beside the WordNet held-out pairs; none: the shared data's "
+        "wic/val.jsonl when it is there.",
+        panel=_DATA,
+    )
+    wordnet: Optional[str] = option(
+        None, "WordNet 3.0 folder (WiC-style pairs); none: NLTK's data path, then /usr/share/wordnet.", panel=_DATA
+    )
+    heldout_share: Optional[float] = option(
+        None,
+        "WiC-style pairs from the WordNet example sentences held out of the default corpus at this share, "
+        "in (0, 0.5]; none: the share the store recorded, else 0.2.",
+        panel=_DATA,
     )
     pairs: Optional[str] = option(
         None,
@@ -56,12 +69,14 @@ class StudentEvalConfig:
     device: Optional[str] = option(None, "Device; none: cuda if available, else cpu.", panel=_RUN)
     dtype: Optional[str] = option(None, "Teacher dtype; none: bf16 on CUDA, fp32 on CPU.", panel=_RUN)
     seed: int = option(0, "Seed of the pair sample and the WiC halves.", min=0, panel=_RUN)
-    limit: Optional[int] = option(None, "Quick run: at most this many WiC pairs.", min=1, panel=_RUN)
+    limit: Optional[int] = option(None, "Quick run: at most this many WiC pairs (of each source).", min=1, panel=_RUN)
 
     def __post_init__(self) -> None:
         if self.data is None:
             object.__setattr__(self, "data", ())
         check_fields(self)
+        if self.heldout_share is not None:
+            check_heldout_share(self.heldout_share)
         if not str(self.student).strip():
             raise InputError("--student is required: a Hugging Face causal LM folder")
         if not self.data:

@@ -5,7 +5,9 @@
   (`distill.evaluate.evaluate` gives perplexity and KL but not accuracy or agreement, and a
   second pass would double the cost), with the same loss functions (`distill.losses`).
 - Word in context from each model's own last-layer states: the cosine of the two states,
-  with the threshold fitted on one half of the pairs and scored on the other.
+  with the threshold fitted on one half of the pairs and scored on the other; on the WiC-style
+  pairs from WordNet's held-out example sentences (the ones `eval store` scores:
+  sensekit/eval/wordnet_pairs.py), and on a WiC file beside them when there is one.
 - Synonym/antonym separation: each word of a pair in a neutral carrier sentence ("The word
   is {w}."), the state at the word's last token (the first that has read the whole word; the
   state predicting it cannot see it), cosine per pair; mean syn minus mean ant, and ROC AUC.
@@ -130,15 +132,11 @@ def _states_fn(teacher, cfg: StudentEvalConfig):
     return states
 
 
-def _wic(models: dict, states, cfg: StudentEvalConfig, where: str) -> dict:
-    """Cosine-threshold WiC for each model: {"student": {...}, "teacher": {...}, "pairs", "file"}."""
-    from sensekit.eval.wic import pair_cosines, read_wic, threshold_baseline
+def _wic_pairs(models: dict, states, items, seed: int, where: str) -> dict:
+    """Cosine-threshold WiC for each model on `items` (WicItems): {"student": {...}, "teacher": {...}, "pairs"}."""
+    from sensekit.eval.wic import pair_cosines, threshold_baseline
 
-    path = cfg.data_file("wic")
-    if path is None:
-        return {"status": "skipped", "reason": "no WiC file: pass --wic FILE (WiC JSONL)"}
-    items = read_wic(path, cfg.limit)
-    out: dict = {"status": "ok", "file": path, "state": where, "total": len(items)}
+    out: dict = {"status": "ok", "state": where, "total": len(items)}
     ok_all = np.ones(len(items), bool)
     got = {}
     for name, (forward, dim) in models.items():
@@ -148,11 +146,35 @@ def _wic(models: dict, states, cfg: StudentEvalConfig, where: str) -> dict:
         ok_all &= ok1 & ok2
     y = items.labels[ok_all]
     for name, cos in got.items():
-        r = threshold_baseline(cos[ok_all], y, cfg.seed)
+        r = threshold_baseline(cos[ok_all], y, seed)
         out[name] = {"accuracy": r["accuracy"], "threshold": r["threshold"]}
     out["pairs"] = int(ok_all.sum())
     out["majority_class"] = float(max(y.mean(), 1 - y.mean())) if len(y) else None
     return out
+
+
+def _wic(models: dict, states, store, cfg: StudentEvalConfig, where: str) -> tuple[dict, dict]:
+    """(WordNet held-out pairs, WiC file): the pairs `eval store` scores, and the file beside them."""
+    from sensekit.builder.wordnet_corpus import HELDOUT_SHARE, wordnet_synsets
+    from sensekit.errors import SensekitError
+    from sensekit.eval.wic import read_wic
+    from sensekit.eval.wordnet_pairs import wordnet_pairs
+    from sensekit.lexicon.wordnet import open_wordnet
+
+    share = cfg.heldout_share or (store.meta.get("corpus_heldout") or {}).get("share") or HELDOUT_SHARE
+    try:
+        wn = open_wordnet(cfg.wordnet)
+        pairs = wordnet_pairs(wordnet_synsets(cfg.wordnet), wn, share, cfg.seed, cfg.limit)
+        wordnet = {**_wic_pairs(models, states, pairs.items, cfg.seed, where), "data": "wordnet-heldout"}
+        wordnet["pair_set"] = pairs.info
+    except SensekitError as exc:
+        wordnet = {"status": "skipped", "reason": f"WordNet is not available: {exc}"}
+    path = cfg.data_file("wic")
+    if path is None:
+        wic_file = {"status": "skipped", "reason": "no WiC file: pass --wic FILE (WiC JSONL)"}
+    else:
+        wic_file = {**_wic_pairs(models, states, read_wic(path, cfg.limit), cfg.seed, where), "file": path}
+    return wordnet, wic_file
 
 
 def _synant(models: dict, states, store, cfg: StudentEvalConfig) -> dict:
@@ -191,7 +213,7 @@ def _synant(models: dict, states, store, cfg: StudentEvalConfig) -> dict:
     return out
 
 
-def _rows(held: dict, wic: dict, synant: dict) -> list[tuple[str, object, object, str]]:
+def _rows(held: dict, wic: dict, wic_file: dict, synant: dict) -> list[tuple[str, object, object, str]]:
     """(metric, student, teacher, note) rows for the table."""
     s, t = held["student"], held["teacher"]
     rows = [
@@ -200,19 +222,20 @@ def _rows(held: dict, wic: dict, synant: dict) -> list[tuple[str, object, object
         (f"KL(teacher || student), tau={held['tau']:g}", held["kl"], 0.0, "per token"),
         ("top-1 agreement with the teacher", held["top1_agreement"], 1.0, ""),
     ]
-    if wic["status"] == "ok":
-        rows.append(
-            (
-                f"WiC accuracy (cosine threshold, state={wic['state']})",
-                wic["student"]["accuracy"],
-                wic["teacher"]["accuracy"],
-                f"{wic['pairs']}/{wic['total']} pairs; majority {wic['majority_class']:.3f}"
-                if wic["majority_class"] is not None
-                else "",
+    for entry, data in ((wic, "WordNet held-out pairs"), (wic_file, "WiC file")):
+        if entry["status"] == "ok":
+            rows.append(
+                (
+                    f"WiC accuracy, {data} (cosine threshold, state={entry['state']})",
+                    entry["student"]["accuracy"],
+                    entry["teacher"]["accuracy"],
+                    f"{entry['pairs']}/{entry['total']} pairs; majority {entry['majority_class']:.3f}"
+                    if entry["majority_class"] is not None
+                    else "",
+                )
             )
-        )
-    else:
-        rows.append(("WiC accuracy", None, None, f"skipped: {wic['reason']}"))
+        else:
+            rows.append((f"WiC accuracy, {data}", None, None, f"skipped: {entry['reason']}"))
     if synant["status"] == "ok":
         p = synant["pairs"]
         rows.append(
@@ -257,7 +280,7 @@ def evaluate_student(cfg: StudentEvalConfig, progress: Progress = no_progress, *
         }
         states = _states_fn(teacher, cfg)
         progress("word in context", 2, 4)
-        wic = _wic(models, states, cfg, cfg.position or str(store.meta.get("key_mode") or "next"))
+        wic, wic_file = _wic(models, states, store, cfg, cfg.position or str(store.meta.get("key_mode") or "next"))
         progress("synonym/antonym separation", 3, 4)
         synant = _synant(models, states, store, cfg)
         progress("done", 4, 4)
@@ -272,8 +295,9 @@ def evaluate_student(cfg: StudentEvalConfig, progress: Progress = no_progress, *
         "config": cfg.to_dict(),
         "heldout": held,
         "wic": wic,
+        "wic_file": wic_file,
         "synant": synant,
-        "rows": _rows(held, wic, synant),
+        "rows": _rows(held, wic, wic_file, synant),
         "notes": [n for n in notes if n],
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -213,6 +213,13 @@ def test_word_opening_a_sentence_has_no_next_state(bos_teacher):
     assert ok.tolist() == [False, False, False, True]
 
 
+def no_wordnet(folder: Path) -> Path:
+    """An empty folder given as --wordnet: no WordNet, whatever NLTK_DATA says."""
+    path = folder / "no-wordnet"
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def test_eval_store_end_to_end(eval_store, bos_teacher, tmp_path):
     from sensekit.eval.config import EvalConfig
     from sensekit.eval.store_eval import evaluate_store
@@ -223,6 +230,7 @@ def test_eval_store_end_to_end(eval_store, bos_teacher, tmp_path):
         wic=str(f["wic"]),
         simlex=str(f["simlex"]),
         wordsim=str(f["wordsim"]),
+        wordnet=str(no_wordnet(tmp_path)),  # the WiC file alone (test_eval_heldout.py: the WordNet pairs)
         metrics=("wic", "similarity", "health"),
     )
     seen = []
@@ -231,7 +239,7 @@ def test_eval_store_end_to_end(eval_store, bos_teacher, tmp_path):
     )
     assert seen == [("wic", 0, 3), ("similarity", 1, 3), ("health", 2, 3), ("done", 3, 3)]  # sensekit.progress
     wic = r["metrics"]["wic"]
-    assert wic["status"] == "ok" and wic["coverage"]["total"] == 4
+    assert wic["status"] == "ok" and wic["data"] == "wic-file" and wic["coverage"]["total"] == 4
     assert wic["coverage"]["scored"] + sum(wic["excluded"].values()) >= 4
     ctx = wic["in_store_context"]
     assert ctx["min_context"] == 3 and ctx["pairs"] <= wic["coverage"]["scored"]  # the build's default rule
@@ -260,16 +268,17 @@ def test_cli_json_table_and_skips(eval_store, bos_teacher_dir, tmp_path, monkeyp
         "similarity",
         "--simlex",
         f["simlex"],
+        "--wordnet",
+        no_wordnet(tmp_path),
         "--json",
     )
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
-    assert r["metrics"]["wic"] == {
-        "status": "skipped",
-        "reason": "no WiC file: pass --wic FILE (WiC JSONL)",
-        "seconds": r["metrics"]["wic"]["seconds"],
-    }
-    assert r["metrics"]["similarity"]["wordsim353"]["status"] == "skipped"
+    wic = r["metrics"]["wic"]  # neither WordNet nor a WiC file: the one metric that can skip for missing data
+    assert wic["status"] == "skipped" and wic["reason"].startswith("WordNet is not available")
+    assert wic["reason"].endswith("; and no WiC file: pass --wic FILE (WiC JSONL)")
+    wordsim = r["metrics"]["similarity"]["wordsim353"]  # the copy shipped with sensekit
+    assert wordsim["status"] == "ok" and wordsim["file"].endswith("wordsim353.tsv")
     assert r["metrics"]["similarity"]["simlex999"]["status"] == "ok"
     res = invoke("eval", "store", "--store", eval_store, "--wic", f["wic"], "--metrics", "wic,health")
     assert res.exit_code == 0, res.output

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_eval_heldout import nltk_wordnet, wordnet_here  # noqa: F401
 from test_eval_store import TEXTS, bos_teacher, bos_teacher_dir, eval_files, eval_store, invoke, make_bos_teacher_dir  # noqa: F401
 
 torch = pytest.importorskip("torch")
@@ -45,7 +46,14 @@ def config(eval_store, student, heldout, tmp_path, **kw):  # noqa: F811
     return StudentEvalConfig(**base)
 
 
-def test_the_teacher_as_its_own_student_matches_itself(eval_store, bos_teacher, bos_teacher_dir, heldout, tmp_path):  # noqa: F811
+def test_the_teacher_as_its_own_student_matches_itself(
+    eval_store,  # noqa: F811
+    bos_teacher,  # noqa: F811
+    bos_teacher_dir,  # noqa: F811
+    heldout,
+    tmp_path,
+    wordnet_here,  # noqa: F811
+):
     from distill.student_eval import evaluate_student
 
     events = []
@@ -62,7 +70,14 @@ def test_the_teacher_as_its_own_student_matches_itself(eval_store, bos_teacher, 
     assert h["top1_agreement"] == 1.0 and h["kl"] == pytest.approx(0.0, abs=1e-6)
     assert h["student"]["ppl"] == pytest.approx(h["teacher"]["ppl"], rel=1e-5)
     assert h["student"]["accuracy"] == h["teacher"]["accuracy"]
-    assert r["wic"]["status"] == "ok" and r["wic"]["student"] == r["wic"]["teacher"]
+    w = r["wic"]  # the WordNet held-out pairs `eval store` scores, and the WiC file beside them
+    assert w["status"] == "ok" and w["data"] == "wordnet-heldout" and w["student"] == w["teacher"]
+    assert w["pair_set"]["pairs"] == w["total"] > 500 and w["pairs"] > 0
+    assert r["wic_file"]["status"] == "ok" and r["wic_file"]["total"] == 4
+    assert r["wic_file"]["student"] == r["wic_file"]["teacher"]
+    rows = [row[0] for row in r["rows"]]
+    assert any(x.startswith("WiC accuracy, WordNet held-out pairs") for x in rows)
+    assert any(x.startswith("WiC accuracy, WiC file") for x in rows)
     s = r["synant"]
     assert s["status"] == "ok" and s["pairs"] == {"syn": 3, "ant": 3}
     assert s["student"]["auc"] == pytest.approx(s["teacher"]["auc"]) and "NOT held out" in s["source"]

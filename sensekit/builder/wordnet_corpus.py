@@ -2,8 +2,19 @@
 
 `iter_wordnet()` yields one `(synset name, text)` document per synset, read straight from
 WordNet's data files (about 5x faster than materialising NLTK's 117k Synset objects), in a
-fixed pseudo-random order. `wordnet_fingerprint()` identifies the WordNet a build read, for
-checkpoints and provenance.
+fixed pseudo-random order. `wordnet_fingerprint()` identifies the WordNet a build read (and
+its held-out rule), for checkpoints and provenance.
+
+**Held-out examples.** A stated share of WordNet's example sentences never enters the corpus:
+`is_heldout(sentence, share)` decides by a stable hash of the sentence itself (sha256 of the
+stripped UTF-8 text, its first 8 bytes read as a fraction of 2**64, held out when below the
+share; `HELDOUT_SHARE` = 0.2 by default, in (0, 0.5]). The rule is monotone in the share: the
+sentences held out at 0.1 are among those held out at 0.2. `sensekit eval` builds its WiC-style
+pairs and its purity test from exactly these sentences (sensekit/eval/wordnet_pairs.py), and
+the build records `heldout_provenance()` in the store, so eval can tell a store whose corpus
+may contain its evaluation sentences. Glosses (definitions) are not held out, except the few
+that read exactly like a held-out example of another synset ("fly a kite"): the corpus and the
+evaluation sentences are disjoint.
 """
 
 from __future__ import annotations
@@ -16,23 +27,56 @@ from typing import Iterator
 
 from ..errors import InputError, MissingDependency
 
-__all__ = ["iter_wordnet", "wordnet_fingerprint", "WORDNET_CORPUS"]
+__all__ = [
+    "iter_wordnet",
+    "wordnet_fingerprint",
+    "wordnet_synsets",
+    "WORDNET_CORPUS",
+    "HELDOUT_SHARE",
+    "HELDOUT_RULE",
+    "heldout_key",
+    "is_heldout",
+    "check_heldout_share",
+    "heldout_provenance",
+]
 
 WORDNET_CORPUS = "wordnet"  # the name under which the default corpus is recorded
+HELDOUT_SHARE = 0.2  # share of WordNet's example sentences held out of the default corpus for evaluation
+HELDOUT_RULE = "sha256(example sentence, stripped, UTF-8)[:8] as a big-endian integer / 2**64 < share"
 _WORDNET_CACHE: dict[str, list] = {}  # parsed glosses of the last WordNet read (one at a time)
 _READERS: dict[str | None, object] = {}
 _QUOTED = re.compile(r'"([^"]*)"')
 _QUOTED_ANY = re.compile(r'["].*?["]')
 
 
-def iter_wordnet(root: str | None = None, lemmas: bool = False) -> Iterator[tuple[str, str]]:
+def iter_wordnet(
+    root: str | None = None, lemmas: bool = False, heldout_share: float = HELDOUT_SHARE
+) -> Iterator[tuple[str, str]]:
     """WordNet's glosses and example sentences, one document per synset (doc id = synset name).
 
     Synsets come in a fixed pseudo-random order (by a hash of their name), not WordNet's
     adjectives-first order, so that a `--max-tokens` prefix is a fair sample of all of WordNet.
     With `lemmas`, a gloss reads as in a dictionary: "bank, depository financial institution:
-    a financial institution that ..." (a bare gloss is a few words with no topic).
+    a financial institution that ..." (a bare gloss is a few words with no topic). The example
+    sentences held out for evaluation (`is_heldout(sentence, heldout_share)`) are left out.
     """
+    check_heldout_share(heldout_share)
+    synsets = wordnet_synsets(root)
+    # a few glosses read exactly like another synset's example ("fly a kite"): a held-out one goes too
+    held = {e.strip() for _, _, examples, _ in synsets for e in examples if is_heldout(e, heldout_share)}
+    for name, definition, examples, names in synsets:
+        head = ", ".join(n.replace("_", " ") for n in names) + ": " if lemmas and names else ""
+        kept = [e.strip() for e in examples if not is_heldout(e, heldout_share)]
+        gloss = definition.strip() if definition.strip() not in held else ""
+        parts = ([head + gloss] if gloss else []) + kept
+        text = "\n".join(p for p in parts if p)
+        if text:
+            yield name, text
+
+
+def wordnet_synsets(root: str | None = None) -> list[tuple[str, str, list[str], list[str]]]:
+    """Every synset as (name, definition, example sentences, lemma names), parsed once per WordNet,
+    in the corpus's fixed order. The example sentences are all of them, held out or not."""
     wn = _open_for_corpus(root)
     key = str(getattr(wn, "root", root))
     docs = _WORDNET_CACHE.get(key)
@@ -44,12 +88,33 @@ def iter_wordnet(root: str | None = None, lemmas: bool = False) -> Iterator[tupl
         docs.sort(key=lambda d: (zlib.crc32(d[0].encode()), d[0]))
         _WORDNET_CACHE.clear()
         _WORDNET_CACHE[key] = docs
-    for name, definition, examples, names in docs:
-        head = ", ".join(n.replace("_", " ") for n in names) + ": " if lemmas and names else ""
-        parts = [head + definition.strip()] + [e.strip() for e in examples]
-        text = "\n".join(p for p in parts if p)
-        if text:
-            yield name, text
+    return docs
+
+
+# -- the held-out rule ---------------------------------------------------------------------
+def heldout_key(sentence: str) -> float:
+    """A stable number in [0, 1) per sentence: the first 8 bytes of sha256(stripped UTF-8 text) / 2**64."""
+    digest = hashlib.sha256(sentence.strip().encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def is_heldout(sentence: str, share: float = HELDOUT_SHARE) -> bool:
+    """True when the example sentence is held out of the default corpus (see the module docstring)."""
+    return heldout_key(sentence) < share
+
+
+def check_heldout_share(share: float, flag: str = "--heldout-share") -> float:
+    """The share itself, or an InputError naming the range (0, 0.5]."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 < float(share) <= 0.5:
+        raise InputError(
+            f"{flag} {share!r} is outside (0, 0.5]: the share of WordNet example sentences held out for evaluation"
+        )
+    return float(share)
+
+
+def heldout_provenance(share: float = HELDOUT_SHARE) -> dict:
+    """What a store built on the default corpus records about the held-out examples."""
+    return {"unit": "WordNet example sentence", "rule": HELDOUT_RULE, "share": check_heldout_share(share)}
 
 
 def _open_for_corpus(root: str | None):
@@ -109,8 +174,9 @@ def _strip_marker(word: str) -> str:
     return word[:paren] if paren > 0 and word.endswith(")") else word
 
 
-def wordnet_fingerprint(root: str | None = None) -> str:
-    """sha256 over WordNet's version and its files' names and sizes."""
+def wordnet_fingerprint(root: str | None = None, heldout_share: float = HELDOUT_SHARE) -> str:
+    """sha256 over WordNet's version, its files' names and sizes, and the held-out rule (a corpus
+    without some examples is another corpus: a checkpoint of the older one must not resume)."""
     wn = _open_wordnet_cached(root)
     h = hashlib.sha256(b"wordnet")
     h.update(str(getattr(wn, "get_version", lambda: "")()).encode())
@@ -119,4 +185,5 @@ def wordnet_fingerprint(root: str | None = None) -> str:
         for f in sorted(base.iterdir()):
             if f.is_file():
                 h.update(f"{f.name}:{f.stat().st_size}".encode())
+    h.update(f"heldout:{HELDOUT_RULE}:{check_heldout_share(heldout_share)!r}".encode())
     return h.hexdigest()[:32]

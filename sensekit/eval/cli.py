@@ -87,6 +87,10 @@ def store_cli(**values: Any) -> None:
     quiet_libraries()
     with err.status("evaluating") as status:
         result = evaluate_store(cfg, progress=status_progress(status))
+    from rich.markup import escape
+
+    for warning in result.get("warnings", []):  # on stderr: --json output stays one document
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if as_json:
         print_json(result)
     else:

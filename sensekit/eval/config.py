@@ -3,8 +3,10 @@ distill/eval_config.py).
 
 Each field is a `sensekit.options.option`; the CLI flags are generated from them, so every
 default lives here. No torch or distill imports: the CLI reads this module to build its flags
-(the metric list comes from `registry`, which imports the metric modules: numpy only). Benchmark files left unset default to the shared data
-(`sensekit.paths.shared_dir()/data/eval/...`) when it is there.
+(the metric list comes from `registry`, which imports the metric modules: numpy only). SimLex-999 and WordSim-353 ship with sensekit
+(sensekit/eval/data/); a WiC file left unset defaults to the shared data's
+(`sensekit.paths.shared_dir()/data/eval/wic/val.jsonl`) when it is there. The WiC-style pairs
+need only WordNet.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..builder.wordnet_corpus import check_heldout_share
 from ..errors import InputError
 from ..options import check_fields, config_dict, option
 from ..paths import shared_dir
@@ -23,12 +26,20 @@ __all__ = ["EvalConfig", "STORE_METRICS", "default_data", "data_file"]
 COSINES = ("store-space", "plain")  # --cosine: through the store's similarity transform, or not
 STORE_METRICS = metric_names()  # the registered metrics (sensekit/eval/registry.py), in their order
 _DATA, _RUN, _SIZE = "Benchmarks", "Run", "Sizes"
-_DEFAULT_FILES = {"wic": "wic/val.jsonl", "simlex": "simlex999.txt", "wordsim": "wordsim353.tsv"}
+_SHARED_FILES = {"wic": "wic/val.jsonl"}  # in the shared data folder, when there is one
+_PACKAGED_FILES = {"simlex": "simlex999.txt", "wordsim": "wordsim353.tsv"}  # shipped: sensekit/eval/data/
 
 
 def default_data(name: str) -> Optional[str]:
-    """The shared copy of a benchmark file, or None when the shared data folder lacks it."""
-    path = shared_dir() / "data" / "eval" / _DEFAULT_FILES[name]
+    """The file a benchmark reads when no flag names one: the copy shipped with sensekit (SimLex-999,
+    WordSim-353; sensekit/eval/data/README.md has their sources and licences), or the shared data's
+    (WiC), or None when there is none."""
+    if name in _PACKAGED_FILES:
+        from importlib import resources
+
+        path = Path(str(resources.files("sensekit.eval").joinpath("data", _PACKAGED_FILES[name])))
+    else:
+        path = shared_dir() / "data" / "eval" / _SHARED_FILES[name]
     return str(path) if path.is_file() else None
 
 
@@ -51,12 +62,27 @@ class EvalConfig:
         (), f"Metrics to run (repeatable or comma-separated): {', '.join(STORE_METRICS)}; none: all."
     )
     wic: Optional[str] = option(
-        None, "Word-in-context file (WiC JSONL); none: the shared data's wic/val.jsonl.", panel=_DATA
+        None,
+        "Word-in-context file (WiC JSONL), scored beside the WordNet held-out pairs; none: the shared data's "
+        "wic/val.jsonl when it is there.",
+        panel=_DATA,
     )
-    simlex: Optional[str] = option(None, "SimLex-999 pairs (word1 word2 score); none: the shared copy.", panel=_DATA)
-    wordsim: Optional[str] = option(None, "WordSim-353 pairs (word1 word2 score); none: the shared copy.", panel=_DATA)
+    simlex: Optional[str] = option(
+        None, "SimLex-999 pairs (word1 word2 score); none: the copy shipped with sensekit.", panel=_DATA
+    )
+    wordsim: Optional[str] = option(
+        None, "WordSim-353 pairs (word1 word2 score); none: the copy shipped with sensekit.", panel=_DATA
+    )
+    heldout_share: Optional[float] = option(
+        None,
+        "WiC-style pairs and purity use the WordNet example sentences held out of the default corpus at this "
+        "share, in (0, 0.5]; none: the share the store recorded, else 0.2.",
+        panel=_DATA,
+    )
     wordnet: Optional[str] = option(
-        None, "WordNet 3.0 folder (purity, neighbours); none: NLTK's data path, then /usr/share/wordnet.", panel=_DATA
+        None,
+        "WordNet 3.0 folder (WiC-style pairs, purity, neighbours); none: NLTK's data path, then /usr/share/wordnet.",
+        panel=_DATA,
     )
     cosine: str = option(
         "store-space",
@@ -94,6 +120,8 @@ class EvalConfig:
         parts = (m.strip() for v in self.metrics for m in str(v).split(","))
         object.__setattr__(self, "metrics", tuple(m for m in parts if m))
         check_fields(self)
+        if self.heldout_share is not None:
+            check_heldout_share(self.heldout_share)
         unknown = [m for m in self.metrics if m not in STORE_METRICS]
         if unknown:
             raise InputError(f"--metrics {', '.join(unknown)}: unknown; choose from {', '.join(STORE_METRICS)}")

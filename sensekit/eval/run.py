@@ -23,10 +23,30 @@ class StoreRun:
         self.cfg, self.store, self.to_space = cfg, store, to_space
         self.table = SenseTable.from_store(store)
         self.key_mode = str(store.meta.get("key_mode") or "next")
+        self.layer = None  # hidden_states index of the queried states; None: the post-norm final state
+        if getattr(store, "view", "loss") == "lexical":  # the lexical view: layer N's state at the word itself
+            self.key_mode = "input"
+            self.layer = int((store.meta.get("view_layers") or {})["lexical"])
         self.k = int(store.meta.get("k") or 10)
         self.min_context = int(store.meta.get("min_context") or 0)  # the build's rule for sources (0: older stores)
         self._teacher, self._teacher_error = teacher, None
         self._wn, self._word_tokens, self._token_text, self._embeddings = None, None, None, None
+        self._pairs = None
+        self.heldout_share, self.warnings = _heldout_share(cfg, store.meta)
+
+    def heldout_pairs(self):
+        """The WiC-style pairs from WordNet's held-out example sentences (`wordnet_pairs.PairSet`), built once."""
+        if self._pairs is None:
+            from ..builder.wordnet_corpus import wordnet_synsets
+            from .wordnet_pairs import wordnet_pairs
+
+            wn = self.wordnet()
+            self._pairs = wordnet_pairs(
+                wordnet_synsets(self.cfg.wordnet), wn, self.heldout_share, self.cfg.seed, self.cfg.limit
+            )
+            if not len(self._pairs.items):
+                raise Skip("this WordNet has no held-out example pairs")
+        return self._pairs
 
     def teacher(self):
         if self._teacher is None and self._teacher_error is None:
@@ -47,12 +67,13 @@ class StoreRun:
 
         The build's --min-context is not applied to these queries (it would drop most words near the start of
         short benchmark sentences); `in_store_context` tells which states meet it."""
+        from ..builder.harvest import layer_forward
         from .states import teacher_prefix_and_pad, word_states
 
         t = self.teacher()
         prefix, pad = teacher_prefix_and_pad(t.tokenizer)
         return word_states(
-            t.final_hidden,
+            t.final_hidden if self.layer is None else layer_forward(t, self.layer),
             t.tokenizer,
             sentences,
             starts,
@@ -125,3 +146,26 @@ class StoreRun:
             keep = back == np.asarray(ids, np.int64)
             self._word_tokens = ([w for w, k in zip(words, keep) if k], np.asarray(ids, np.int64)[keep])
         return self._word_tokens
+
+
+def _heldout_share(cfg: EvalConfig, meta: dict) -> tuple[float, list[str]]:
+    """The held-out share eval uses (--heldout-share, else the store's, else the default), and the
+    warnings when the store's corpus may contain the evaluation sentences."""
+    from ..builder.wordnet_corpus import HELDOUT_SHARE, WORDNET_CORPUS
+
+    recorded = meta.get("corpus_heldout")
+    share = cfg.heldout_share or (recorded or {}).get("share") or HELDOUT_SHARE
+    on_wordnet = any(str(c).split("+")[0] == WORDNET_CORPUS for c in meta.get("corpus") or [])
+    warnings = []
+    if on_wordnet and not recorded:
+        warnings.append(
+            "this store was built before the held-out rule: its corpus (WordNet's glosses and examples) may "
+            "contain the evaluation sentences (WiC-style pairs, purity); rebuild it with this sensekit to hold "
+            "them out"
+        )
+    elif on_wordnet and share > float(recorded.get("share", 0)):
+        warnings.append(
+            f"--heldout-share {share:g} is above the {recorded['share']:g} the store held out: some evaluation "
+            "sentences are in its corpus; use at most the store's share"
+        )
+    return float(share), warnings

@@ -53,6 +53,8 @@ def locate(
     """
     if where not in WHERE:
         raise ValueError(f"where must be one of {WHERE}, got {where!r}")
+    if len(sentences) == 0:  # the tokenizer refuses an empty batch
+        return [], np.zeros(0, np.int64), np.zeros(0, bool)
     enc = tokenizer(list(sentences), add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
     pre = np.asarray(list(prefix), np.int64)
     n = len(sentences)

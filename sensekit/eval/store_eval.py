@@ -14,7 +14,7 @@ from typing import Optional
 
 from ..progress import Progress, no_progress
 from .config import EvalConfig
-from .registry import Skip, metrics
+from .registry import Skip, headlines, metrics
 from .run import StoreRun
 from .senses import Space, identity
 
@@ -57,8 +57,13 @@ def evaluate_store(
             "key_mode": run.key_mode,
             "k": run.k,
             "min_context": run.min_context,
+            "corpus": store.meta.get("corpus"),
+            "corpus_heldout": store.meta.get("corpus_heldout"),
             "space": space,
             "tokens_with_senses": int(len(run.table.token_ids)),
             "token_senses": int(len(run.table.owner)),
         }
-    return {"store": info, "config": cfg.to_dict(), "metrics": results, "seconds": round(time.perf_counter() - t0, 2)}
+    result = {"store": info, "config": cfg.to_dict(), "metrics": results, "warnings": run.warnings}
+    result["headlines"] = headlines(result)  # each metric's headline figures, with the data they used
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    return result

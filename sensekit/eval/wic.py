@@ -145,11 +145,9 @@ def threshold_baseline(scores: np.ndarray, labels: np.ndarray, seed: int = 0) ->
 
 
 # -- the registered store metric ------------------------------------------------------------
-def _compute(run: "StoreRun") -> dict:
-    path = run.cfg.data_file("wic")
-    if path is None:
-        raise Skip("no WiC file: pass --wic FILE (WiC JSONL)")
-    items = read_wic(path, run.cfg.limit)
+def score_pairs(run: "StoreRun", items: WicItems) -> dict:
+    """The store's answer on WiC-style pairs (nearest sense of each state agrees?) beside the cosine
+    threshold on the two raw states, with coverage and the build's --min-context subset."""
     run.teacher()
     tokens = run.single_tokens(items.words)
     n_senses = run.table.n_senses(tokens)
@@ -170,7 +168,6 @@ def _compute(run: "StoreRun") -> dict:
     )[scored]
     return {
         "status": "ok",
-        "file": path,
         "state": run.key_mode,
         "accuracy": num(wic_accuracy(a1, a2, y)),
         "coverage": coverage(int(scored.sum()), len(items)),
@@ -202,30 +199,69 @@ def _compute(run: "StoreRun") -> dict:
     }
 
 
+NO_FILE = "no WiC file: pass --wic FILE (WiC JSONL)"
+
+
+def _compute(run: "StoreRun") -> dict:
+    """The WordNet held-out pairs first (they need only WordNet); a WiC file beside them when there is one."""
+    path = run.cfg.data_file("wic")
+    wic_file = {"status": "skipped", "reason": NO_FILE}
+    if path is not None:
+        wic_file = {**score_pairs(run, read_wic(path, run.cfg.limit)), "file": path}
+    try:
+        pairs = run.heldout_pairs()
+    except Skip as exc:
+        if path is None:
+            raise Skip(f"{exc}; and {NO_FILE}") from None
+        return {**wic_file, "data": "wic-file", "wordnet_heldout": {"status": "skipped", "reason": str(exc)}}
+    out = {**score_pairs(run, pairs.items), "data": "wordnet-heldout", "pair_set": pairs.info}
+    out["wic_file"] = wic_file
+    return out
+
+
 def _rows(w: dict) -> list[tuple[str, str, str, str]]:
-    rows = [
-        (
-            f"WiC accuracy (nearest sense, state={w['state']})",
-            fmt(w["accuracy"]),
-            f"cosine threshold {fmt(w['baseline']['accuracy'])}; majority {fmt(w['majority_class'])}",
-            fmt_coverage(w["coverage"]),
-        )
-    ]
-    c = w.get("in_store_context")
-    if c and c["min_context"]:
+    rows: list[tuple[str, str, str, str]] = []
+    parts = [(w, "WordNet held-out pairs" if w.get("data") == "wordnet-heldout" else "WiC file")]
+    if isinstance(w.get("wic_file"), dict):
+        parts.append((w["wic_file"], "WiC file"))
+    for entry, data in parts:
+        if entry.get("status") == "skipped":
+            rows.append((f"WiC accuracy, {data}", "skipped", entry.get("reason", ""), "-"))
+            continue
         rows.append(
             (
-                f"WiC accuracy, states with >= {c['min_context']} tokens read (the build's rule)",
-                fmt(c["accuracy"]),
-                f"cosine threshold {fmt(c['baseline_accuracy'])}",
-                f"{c['pairs']} pairs",
+                f"WiC accuracy, {data} (nearest sense, state={entry['state']})",
+                fmt(entry["accuracy"]),
+                f"cosine threshold {fmt(entry['baseline']['accuracy'])}; majority {fmt(entry['majority_class'])}",
+                fmt_coverage(entry["coverage"]),
             )
         )
+        c = entry.get("in_store_context")
+        if c and c["min_context"]:
+            rows.append(
+                (
+                    f"  {data}, states with >= {c['min_context']} tokens read (the build's rule)",
+                    fmt(c["accuracy"]),
+                    f"cosine threshold {fmt(c['baseline_accuracy'])}",
+                    f"{c['pairs']} pairs",
+                )
+            )
     return rows
 
 
 def _headline(w: dict) -> list[Headline]:
-    return [Headline("WiC accuracy", w["accuracy"], w["baseline"]["accuracy"], "cosine threshold", w["file"])]
+    out = []
+    for entry in (w, w.get("wic_file")):
+        if isinstance(entry, dict) and entry.get("status") == "ok":
+            data = (
+                f"WordNet held-out pairs (share {entry['pair_set']['share']}, seed {entry['pair_set']['seed']})"
+                if entry.get("data") == "wordnet-heldout"
+                else f"WiC file {entry['file']}"
+            )
+            out.append(
+                Headline("WiC accuracy", entry["accuracy"], entry["baseline"]["accuracy"], "cosine threshold", data)
+            )
+    return out
 
 
 register(StoreMetric("wic", "WiC accuracy", _compute, _rows, _headline))
