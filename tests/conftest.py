@@ -87,6 +87,19 @@ def shared() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def wiktextract():
+    """wiktextract, importable: it loads NLTK's Brown corpus at import (from NLTK_DATA, NLTK's own folders, or
+    the shared folder's nltk_data); skips with the reason and the install command when it cannot."""
+    from sensekit.errors import MissingDependency
+    from sensekit.lexicon.wiktionary_dump import _import_wiktextract
+
+    try:
+        _import_wiktextract()
+    except MissingDependency as exc:
+        pytest.skip(f"{exc} (the tiny-dump.xml tests need nothing else)")
+
+
 def clustered(rng: np.random.Generator, centres: np.ndarray, n_per: int, noise: float = 0.01) -> np.ndarray:
     """[len(centres) * n_per, d] points drawn around the centres."""
     return (

@@ -109,7 +109,7 @@ def test_resume_gives_the_same_store_as_an_uninterrupted_run(tiny, text_corpus, 
         build(_cfg(text_corpus, store, checkpoint_every=3), progress=killer, teacher=tiny)
     ckpt = tmp_path / ".s.sensekit.ckpt" / "rank-0"
     state = json.loads((ckpt / "state.json").read_text())["state"]
-    assert state["batch"] == 3 * (kill_after // 3) or state["docs"] > 0
+    assert state["batch"] == 3 * (kill_after // 3)  # the last checkpoint before the kill
     with pytest.raises(InputError, match="other settings"):
         build(_cfg(text_corpus, store, checkpoint_every=3, seed=9, resume=True), teacher=tiny)
     resumed = build(_cfg(text_corpus, store, checkpoint_every=3, resume=True), teacher=tiny)

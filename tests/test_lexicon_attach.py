@@ -230,7 +230,7 @@ def test_cli_relations_add(store):
     assert ("happy", "sad", "ant", True) in _rows(path)
 
 
-def test_attach_a_raw_dump(shared, store):  # shared: wiktextract needs NLTK's Brown corpus
+def test_attach_a_raw_dump(wiktextract, store):
     """A .xml dump is parsed by wiktextract (in this process) and attached like any source."""
     path, ids = store
     res = attach_relations(path, [str(FIX / "tiny-dump.xml")], processes=1)

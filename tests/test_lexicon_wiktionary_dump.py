@@ -45,7 +45,7 @@ def test_hoist_nym_lines():
 
 
 @pytest.fixture(scope="module")
-def tiny_entries(shared):  # wiktextract imports NLTK's Brown corpus, which lives in ../shared here
+def tiny_entries(wiktextract):  # wiktextract imports NLTK's Brown corpus
     stats: dict = {}
     entries = list(dump_entries(TINY, processes=1, lang_code=None, stats=stats))
     return entries, stats
@@ -85,7 +85,7 @@ def test_tiny_dump_exact_pairs(tiny_entries):
     assert report.used == 3 and all(p[0] != "bon" for p in en)
 
 
-def test_dump_captures_languages_by_the_kaikki_rule(shared):
+def test_dump_captures_languages_by_the_kaikki_rule(wiktextract):
     from sensekit.errors import InputError
     from sensekit.lexicon.wiktionary_dump import _import_wiktextract, _language_names
 
@@ -97,7 +97,7 @@ def test_dump_captures_languages_by_the_kaikki_rule(shared):
         _language_names("no-such-language")
 
 
-def test_extract_writes_xz_atomically(shared, tmp_path):
+def test_extract_writes_xz_atomically(wiktextract, tmp_path):
     import lzma
 
     out = tmp_path / "tiny.jsonl.xz"
@@ -107,7 +107,7 @@ def test_extract_writes_xz_atomically(shared, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["tiny.jsonl.xz"]  # no temporary file left behind
 
 
-def test_lexicon_extract_cli(shared, tmp_path):  # shared: wiktextract needs NLTK's Brown corpus
+def test_lexicon_extract_cli(wiktextract, tmp_path):
     import typer
     from typer.testing import CliRunner
 
