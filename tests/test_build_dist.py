@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import duckdb
 
 from sensekit.builder.pipeline import BuildConfig, build
+
+WAIT_S = 900  # each spawned rank imports torch and transformers first: minutes on a loaded 2-core machine
 
 
 def _worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> None:
@@ -82,8 +85,17 @@ def test_two_gloo_processes_merge_to_the_single_process_counts(tiny, tiny_dir, t
     ]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join(timeout=240)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        for p in procs:
+            p.join(timeout=max(1.0, deadline - time.monotonic()))
+        late = [r for r, p in enumerate(procs) if p.is_alive()]
+        assert not late, f"ranks {late} still running after {WAIT_S} s"
+    finally:
+        for p in procs:  # never leave a worker behind, whatever failed
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=30)
     assert [p.exitcode for p in procs] == [0, 0]
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     r1 = json.loads((tmp_path / "rank1.json").read_text())
