@@ -4,8 +4,9 @@ A small `--max-tokens` budget read in corpus order fills the reservoirs of frequ
 leaves a rare word such as "bank" with a handful of samples. With focus words, the corpus is
 read in two passes that together yield every document exactly once, in a deterministic order:
 
-1. the documents that contain a focus word (whole word, case-insensitive), in corpus order,
-   until every focus word has been seen `enough` times (or the corpus ends);
+1. the documents that contain a focus word (whole word, case-insensitive) not yet seen `enough`
+   times, in corpus order, until every focus word has been seen `enough` times (or the corpus
+   ends): a frequent focus word stops taking the budget once it has enough, a rare one keeps going;
 2. every other document, in corpus order.
 
 The order depends only on the corpus and the words, so the re-read of `contexts.fetch_documents`
@@ -76,13 +77,11 @@ class FocusedDocs:
         matched: set[int] = set()
         complete = True
         for i, (doc_id, text) in enumerate(self.docs(None)):
-            hits = self.pattern.findall(text)
-            if not hits:
-                continue
-            for h in hits:
-                w = lower.get(h.lower())
-                if w is not None:
-                    found[w] += 1
+            hits = [lower[h.lower()] for h in self.pattern.findall(text) if h.lower() in lower]
+            if not any(found[w] < self.enough for w in hits):
+                continue  # no focus word, or only words already seen `enough` times: read in the second pass
+            for w in hits:
+                found[w] += 1
             matched.add(i)
             yield doc_id, text
             if all(n >= self.enough for n in found.values()):
