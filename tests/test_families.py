@@ -29,6 +29,7 @@ def _config(family: str):
     from transformers import (
         CohereConfig,
         Gemma2Config,
+        Gemma3TextConfig,
         GemmaConfig,
         GPT2Config,
         GPTNeoXConfig,
@@ -57,6 +58,10 @@ def _config(family: str):
         return GemmaConfig(**COMMON, num_key_value_heads=2, head_dim=8)
     if family == "gemma2":  # soft-capped logits, alternating sliding/full layers
         return Gemma2Config(**COMMON, num_key_value_heads=2, head_dim=8, sliding_window=4, final_logit_softcapping=0.5)
+    if family == "gemma3":  # Gemma-3's text model: 5 sliding layers then a full one, soft-capped logits here
+        return Gemma3TextConfig(
+            **COMMON, num_key_value_heads=2, head_dim=8, sliding_window=4, final_logit_softcapping=0.5
+        )
     if family == "cohere":
         return CohereConfig(**COMMON, num_key_value_heads=2, logit_scale=0.25)
     if family == "granite":
@@ -64,7 +69,7 @@ def _config(family: str):
     return LlamaConfig(**COMMON, num_key_value_heads=2)
 
 
-FAMILIES = ["llama", "qwen2", "mistral", "gemma", "gpt2", "phi", "gpt_neox", "gemma2", "cohere", "granite"]
+FAMILIES = ["llama", "qwen2", "mistral", "gemma", "gpt2", "phi", "gpt_neox", "gemma2", "gemma3", "cohere", "granite"]
 
 
 def _model(family: str):
@@ -93,7 +98,7 @@ def test_head_of_the_final_hidden_state_is_the_models_logits(family):
     ids, mask = _batch()
     diff, allowed = logits_difference(model, ids, mask)
     assert diff <= allowed, (family, diff)
-    if family in ("gemma2", "cohere", "granite"):  # the plain head alone is not the model's output
+    if family in ("gemma2", "gemma3", "cohere", "granite"):  # the plain head alone is not the model's output
         with torch.no_grad():
             hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
             plain = model.get_output_embeddings()(hidden)
@@ -145,7 +150,7 @@ def _layers_attr(lm) -> str:
     return layers_of(lm)[1]
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2", "gemma2", "qwen2"])
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gemma2", "gemma3", "qwen2"])
 def test_a_selected_student_reloads_with_plain_transformers(tmp_path, family):
     from tokenizers import Tokenizer, models
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
