@@ -150,7 +150,7 @@ class BuildConfig:
         panel=_SENSES,
     )
     min_sense_size: int = option(
-        3,
+        2,  # lexical_cluster.RECOMMENDED_MIN_SENSE_SIZE, chosen on dev data (docs/lexical.md)
         "Lexical view: samples each sense must hold; a token with fewer than twice this many "
         "samples gets one sense, their centroid.",
         min=1,
