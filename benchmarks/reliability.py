@@ -7,15 +7,22 @@ one JSON summary as its last line (also written, with details, to benchmarks/res
    each test's outcome collected by a small plugin:
    - bad_inputs_tried / bad_inputs_clean: the bad-input cases (tests/test_reliability_bad_input.py), and
      those that ended as one line with the right exit code; fuzz_tests_passed: the hypothesis fuzz tests;
-   - kills_survived: SIGKILLed builds (harvest, cluster, write) and distill, and full disks, after which the
-     old store was intact; resumes_equal: resumed runs equal to uninterrupted ones;
+   - kills_tried / kills_survived: processes SIGKILLed at a named moment (the tests `test_killed_*`: a build
+     in its harvest, clustering, store write, mid-checkpoint write, mid-index write, between the two halves
+     of the directory swap; distill after a checkpoint), after which the old store was intact (opens, same
+     fingerprint); resumes_equal: resumed runs equal to uninterrupted ones;
+   - full_disks_tried / full_disks_clean: full disks (`test_full_disk_*`, need root for a tmpfs): one-line
+     error, the old store intact;
    - mismatches_refused: mismatches refused before any work, naming both sides;
    - families_exact: model families (Llama, Qwen2, Mistral, Gemma, GPT-2, Phi, GPT-NeoX, Gemma-2, Cohere,
-     Granite) whose every test passed: split forward == full forward, head(final hidden) == logits.
+     Granite, Gemma-3) whose every test passed: split forward == full forward, head(final hidden) == logits.
 2. --processes reader processes x --queries queries on one synthetic store (20,000 senses; 200,000 without
    --quick), every answer checked against the one computed beforehand (concurrent_queries_ok); then readers
    (a quarter of the queries with --quick) while a writer alternately rebuilds the store and runs
-   `relations add` on it, each answer checked against its version's (queries_during_writes_ok).
+   `relations add` on it, each answer checked against its version's (queries_during_writes_ok). The readers
+   are tests/readers.py; halfway, each waits for a replacement that finished after it opened the store, so
+   every reader crosses at least one: queries_crossed_replacement counts the queries asked on a store opened
+   before a replacement that had finished (answered from the old version, or "changed, reopen": reopen_messages).
 3. data_lost: failed kill, concurrency and reproducibility tests, plus wrong or unexplained answers of step 2.
    It must be 0.
 
@@ -25,20 +32,21 @@ Skipped tests (no root for the tmpfs, no ../shared data) are counted in `skipped
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import platform
 import re
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import RESULTS, ROOT, machine, passive_omp, write_json
+from query import build_store  # the query benchmark's synthetic store
+
 TESTS = ROOT / "tests"
-sys.path[:0] = [str(ROOT), str(TESTS)]
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+READERS = TESTS / "readers.py"  # the reader processes, run as a program (the concurrency tests import it)
+passive_omp()
 
 SUITES = {
     "bad_input": "test_reliability_bad_input.py",
@@ -83,6 +91,11 @@ def _count(results: dict[str, str], outcome: str, pattern: str = "") -> int:
     return sum(1 for nodeid, o in results.items() if o == outcome and re.search(pattern, nodeid))
 
 
+def _tried(results: dict[str, str], pattern: str = "") -> int:
+    """Tests that ran (passed or failed, not skipped)."""
+    return sum(1 for nodeid, o in results.items() if o != "skipped" and re.search(pattern, nodeid))
+
+
 def families_exact(results: dict[str, str]) -> tuple[int, list[str], list[str]]:
     """Families (the last part of a test's parameter id) whose every test passed."""
     seen: dict[str, bool] = {}
@@ -95,24 +108,55 @@ def families_exact(results: dict[str, str]) -> tuple[int, list[str], list[str]]:
 
 
 # -- concurrency at full size -----------------------------------------------------------------------------------------
-def _load_module(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _readers(*args) -> list[str]:
+    return [sys.executable, str(READERS), *map(str, args)]
+
+
+def _run_readers(store: Path, work: Path, processes: int, queries: int, reopen_every: int, writer=None) -> dict:
+    """`processes` readers x `queries`; with `writer`, it replaces the store until they end (a generation file
+    tells the readers when each replacement has finished). Returns the readers' summed counts and the count
+    of replacements."""
+    gen = work / f"generation-{reopen_every}-{writer is not None}"
+    out = work / f"readers-{gen.name}"
+    out.mkdir()
+    proc = subprocess.Popen(
+        _readers(
+            "run", store, work / "expected.json", processes, queries, reopen_every, out, *([gen] if writer else [])
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    replacements = 0
+    while writer is not None and proc.poll() is None:
+        writer(replacements)
+        replacements += 1
+        bump_generation(gen, store)
+    stdout, _ = proc.communicate(timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the readers exited {proc.returncode}")
+    return {**json.loads(stdout.strip().splitlines()[-1]), "replacements": replacements}
+
+
+def bump_generation(path: Path, store: Path) -> None:
+    """As tests/readers.py's bump_generation: the count of finished replacements and the version now at the
+    path, written through a rename."""
+    from sensekit import open_store
+
+    n = json.loads(path.read_text())["n"] + 1 if path.is_file() else 1
+    with open_store(store) as s:
+        version = s.meta["content_sha256"]
+    path.with_name(path.name + ".tmp").write_text(json.dumps({"n": n, "version": version}))
+    os.replace(path.with_name(path.name + ".tmp"), path)
 
 
 def concurrency(work: Path, n_senses: int, processes: int, queries: int, writes_queries: int) -> dict:
     """Readers on a synthetic store, alone (`queries` each) and while a writer replaces it (`writes_queries`
-    each). Returns the readers' counts."""
+    each, every reader crossing at least one replacement). Returns the readers' counts."""
     from sensekit.writer import StoreWriter
 
-    build_store = _load_module("bench_query", ROOT / "benchmarks" / "query.py").build_store
-    C = _load_module("reliability_concurrency", TESTS / SUITES["concurrency"])
     store = work / "bench.sensekit"
     n_tokens = n_senses // 10
     words = [f"w{i}" for i in range(0, n_tokens, max(1, n_tokens // 400))] + ["no-such-word", "w1 w2"]
-    C.QUERY_WORDS[:] = words
 
     def relations_add() -> None:
         with StoreWriter.update(store) as w:
@@ -127,28 +171,30 @@ def concurrency(work: Path, n_senses: int, processes: int, queries: int, writes_
                 },
             )
 
+    def expect() -> None:
+        subprocess.run(_readers("expect", store, work / "expected.json", *words), check=True, stdout=subprocess.DEVNULL)
+
     t0 = time.perf_counter()
     build_store(store, n_senses, 64)  # version 0 (a rebuild gives it again: same inputs and seed)
     build_seconds = time.perf_counter() - t0
-    expected = dict([C._answers(store)])
+    expect()
     relations_add()  # version 1
-    expected.update([C._answers(store)])
-    (work / "expected.json").write_text(json.dumps(expected))
+    expect()
     build_store(store, n_senses, 64)  # back to version 0 for the readers
 
-    alone = C.collect(
-        C.start_readers(store, work / "expected.json", work, processes, queries, reopen_every=0), timeout=1800
+    alone = _run_readers(store, work, processes, queries, reopen_every=0)
+    during = _run_readers(
+        store,
+        work,
+        processes,
+        writes_queries,
+        reopen_every=100,
+        writer=lambda i: relations_add() if i % 2 == 0 else build_store(store, n_senses, 64),
     )
-    procs = C.start_readers(store, work / "expected.json", work, processes, writes_queries, reopen_every=100)
-    replacements = 0
-    while any(p.poll() is None for p, _ in procs):
-        (relations_add if replacements % 2 == 0 else lambda: build_store(store, n_senses, 64))()
-        replacements += 1
-    during = C.collect(procs, timeout=1800)
     return {
         "alone": alone,
         "during_writes": during,
-        "replacements": replacements,
+        "replacements": during.pop("replacements"),
         "words": len(words),
         "store_senses": n_senses,
         "store_build_s": round(build_seconds, 1),
@@ -185,9 +231,11 @@ def main() -> None:
         "bad_inputs_clean": _count(tests["bad_input"], "passed"),
         "fuzz_tests_passed": _count(tests["fuzz"], "passed"),
         "fuzz_tests": len(tests["fuzz"]),
-        "kills_tried": len(kills) - _count(kills, "skipped"),
-        "kills_survived": _count(kills, "passed"),
-        "resumes_equal": _count(kills, "passed", r"resume"),
+        "kills_tried": _tried(kills, r"::test_killed_"),
+        "kills_survived": _count(kills, "passed", r"::test_killed_"),
+        "resumes_equal": _count(kills, "passed", r"::test_killed_.*resume"),
+        "full_disks_tried": _tried(kills, r"::test_full_disk_"),
+        "full_disks_clean": _count(kills, "passed", r"::test_full_disk_"),
         "mismatches_refused": _count(tests["mismatches"], "passed"),
         "mismatches_tried": len(tests["mismatches"]) - _count(tests["mismatches"], "skipped"),
         "concurrent_queries_ok": alone["ok"],
@@ -196,6 +244,8 @@ def main() -> None:
         "queries_during_writes_ok": during["ok"],
         "queries_during_writes": args.processes * (args.queries // 4 if args.quick else args.queries),
         "store_replacements_during_queries": conc["replacements"],
+        "queries_crossed_replacement": during["crossed"],
+        "reopen_messages": during["reopened"],
         "families_exact": n_families,
         "data_lost": failed_guards
         + alone["wrong"]
@@ -219,11 +269,10 @@ def main() -> None:
             "during_writes": {k: v for k, v in during.items() if k != "errors"},
             "errors": (alone["errors"] + during["errors"])[:20],
         },
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
-    out = args.out or ROOT / "benchmarks" / "results" / "reliability.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "details": details}, indent=2) + "\n")
+    write_json(args.out or RESULTS / "reliability.json", {"summary": summary, "details": details})
     print(json.dumps(details["concurrency"]))
     print(json.dumps(summary))
 

@@ -115,6 +115,8 @@ class Checkpoint:
     def remove(self, *, with_parent: bool = False) -> None:
         """Delete this rank's checkpoint (a finished build); `with_parent`: the shared folder too, once empty."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        for half in self.folder.parent.glob(f".{self.folder.name}.tmp-*"):  # a save killed midway left it
+            shutil.rmtree(half, ignore_errors=True)
         if with_parent:
             try:
                 self.folder.parent.rmdir()
