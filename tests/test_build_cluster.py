@@ -100,3 +100,26 @@ def test_cluster_samples_is_deterministic_and_chunking_changes_only_the_draws():
         for key in keys:  # every key's samples, all in its senses
             assert c.sense_count[c.sense_key == key].sum() == a.sense_count[a.sense_key == key].sum() == 40
         assert abs(c.inertia / a.inertia - 1) < 0.05
+
+
+def test_clustering_does_not_depend_on_the_thread_count():
+    """Given the same samples, k-means gives the same senses with 1 or 2 torch threads (the reduction order
+    of its distance matmuls does not change its result here). Across machines, what differs is the teacher
+    forward's last bits (CPU kernels, thread count): see docs/reliability.md, "Same seed, same tables"."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(60):
+        c = rng.standard_normal((int(rng.integers(2, 8)), 128)) * 0.6
+        rows.append(np.repeat(c, 60 // len(c) + 1, 0)[:60] + rng.standard_normal((60, 128)))
+    keys, indptr, vecs = _csr(rows)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = cluster_samples(keys, indptr, vecs, 10, 8, seed=0)
+        torch.set_num_threads(2)
+        two = cluster_samples(keys, indptr, vecs, 10, 8, seed=0)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(one.centroids, two.centroids)
+    np.testing.assert_array_equal(one.sense_count, two.sense_count)
+    np.testing.assert_array_equal(one.ctx_sample, two.ctx_sample)
