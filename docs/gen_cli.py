@@ -31,7 +31,7 @@ TARGET = ROOT / "docs" / "cli.md"
 REGENERATE = "make docs-cli"  # what the stale-page message tells people to run
 
 # Commands that take their arguments raw and hand them to another typer app: name -> "module:app".
-PASSTHROUGH = {"distill": "distill.cli:app"}
+PASSTHROUGH = {"distill": "distill.cli:app", "student": "distill.eval_cli:app"}  # student: `sensekit eval student`
 
 DEFAULT_IN_HELP = re.compile(r"\s*\[default: (.*)\]$", re.DOTALL)
 
