@@ -114,7 +114,7 @@ def bench_forward_vs_build(
             )
             stages: dict[str, float] = {}
             sync()
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             result = build(
                 cfg,
                 teacher=teacher,
@@ -123,11 +123,12 @@ def bench_forward_vs_build(
                 ),
             )
             sync()
-            b_s = time.perf_counter() - t
+            b_s, b_cpu = time.perf_counter() - t, time.process_time() - cpu
         runs.append(forward())
         fwd = (runs[-2] + runs[-1]) / 2  # the bare forward just before and just after this build
         builds[layer] = {
             "build_s": round(b_s, 3),
+            "build_cpu_s": round(b_cpu, 3),
             "harvest_s": round(result.harvest_seconds, 3),
             "forward_s": round(fwd, 3),
             "build_over_forward_ratio": round(b_s / fwd, 4),
@@ -139,6 +140,7 @@ def bench_forward_vs_build(
         }
     first = builds[lexical_layers[0]]
     fwd = sum(runs) / len(runs)
+    step = bench_harvest_step(teacher, batches, sync) if "auto" in lexical_layers else None
     out = {
         "tokens": n_tok,
         "forward_s": round(fwd, 3),
@@ -150,6 +152,7 @@ def bench_forward_vs_build(
         "senses": first["senses"],
         "stage_start_s": first["stage_start_s"],
         "builds": builds,
+        "harvest_step": step,
     }
     if "none" in builds and "auto" in builds:
         out["lexical_ratio_increase"] = round(
@@ -159,6 +162,52 @@ def bench_forward_vs_build(
             builds["auto"]["harvest_over_forward_ratio"] / builds["none"]["harvest_over_forward_ratio"] - 1, 4
         )
     return out
+
+
+def bench_harvest_step(teacher, batches, sync, rounds: int = 3) -> dict:
+    """The harvest's per-batch work (forward + key positions + the kept rows to the CPU as fp16) without and
+    with the lexical view (auto layer, hook), interleaved A/B `rounds` times on the same batches; the median
+    per variant, wall and process CPU time. CPU time is the steadier figure on shared, busy cores."""
+    import statistics
+
+    import torch
+
+    from sensekit.builder.harvest import capture_layer, harvest_positions
+    from sensekit.model.layers import layer_count
+    from sensekit.model.lexical import resolve_lexical_layer
+
+    layer = resolve_lexical_layer("auto", layer_count(teacher.model.config))
+    special = torch.zeros(teacher.vocab_size, dtype=torch.bool, device=teacher.device)
+    special[[i for i in teacher.special_ids if i < teacher.vocab_size]] = True
+
+    def run(lexical: int | None) -> tuple[float, float]:
+        sync()
+        w, c = time.perf_counter(), time.process_time()
+        with capture_layer(teacher, lexical) as captured:
+            for b in batches:
+                _, vecs, _, lex = harvest_positions(
+                    teacher, b, key="next", next_token="gold", special=special, lexical_layer=lexical, captured=captured
+                )
+                vecs.to(torch.float16).cpu()
+                if lex is not None:
+                    lex.to(torch.float16).cpu()
+        sync()
+        return time.perf_counter() - w, time.process_time() - c
+
+    times: dict[str, list] = {"none": [], "auto": []}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            times["none"].append(run(None))
+            times["auto"].append(run(layer))
+    med = {k: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v)) for k, v in times.items()}
+    return {
+        "rounds": rounds,
+        "layer": layer,
+        "wall_s": {k: round(v[0], 3) for k, v in med.items()},
+        "cpu_s": {k: round(v[1], 3) for k, v in med.items()},
+        "wall_increase": round(med["auto"][0] / med["none"][0] - 1, 4),
+        "cpu_increase": round(med["auto"][1] / med["none"][1] - 1, 4),
+    }
 
 
 def teacher_flops_per_token(teacher, seq_len: int) -> float:
@@ -301,6 +350,7 @@ def main() -> None:
         "builds": fb["builds"],
         "lexical_ratio_increase": fb.get("lexical_ratio_increase"),
         "lexical_harvest_ratio_increase": fb.get("lexical_harvest_ratio_increase"),
+        "harvest_step": fb.get("harvest_step"),
         "device": str(teacher.device),
         "dtype": str(teacher.dtype).replace("torch.", ""),
         "torch_threads": torch.get_num_threads(),
