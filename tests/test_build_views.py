@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 from sensekit import open_store  # noqa: E402
 from sensekit.builder.pipeline import BuildConfig, build  # noqa: E402
 from sensekit.errors import InputError, SchemaMismatch  # noqa: E402
+from sensekit.model.lexical import auto_layer  # noqa: E402
 
 
 def _cfg(corpus: Path, store: Path, **kw) -> BuildConfig:
@@ -83,10 +84,10 @@ def test_the_lexical_view_is_stored_beside_the_loss_view(two_stores):
         assert s.views == ("loss", "lexical") and s.view == "lexical"
         info = s.info()
         assert set(info.views) == {"loss", "lexical"} and info.views["lexical"]["default"]
-        assert info.views["lexical"]["layer"] == round(0.4 * LAYERS)  # auto, recorded
+        assert info.views["lexical"]["layer"] == auto_layer(LAYERS)  # auto, recorded
         assert info.views["lexical"]["index"]["count"] == info.views["lexical"]["senses"] == r.lexical_senses
         assert info.views["loss"]["index"]["checksum"] != info.views["lexical"]["index"]["checksum"]
-        assert s.meta["build_config"]["lexical_layer"] == "auto" and s.meta["lexical_layer"] == 2
+        assert s.meta["build_config"]["lexical_layer"] == "auto" and s.meta["lexical_layer"] == auto_layer(LAYERS)
         assert s.meta["build_config"]["min_sense_size"] == 2 and s.meta["loss_small_tokens"].startswith("raw")
         s.verify()
         m = s.sense_matrix(view="lexical")
