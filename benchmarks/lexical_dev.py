@@ -201,7 +201,7 @@ def score(data: Data, res, half: str, seed: int = 0) -> dict:
     from sensekit.eval.purity import grouped_scores
     from sensekit.eval.senses import SenseTable, unit
     from sensekit.eval.similarity import pair_similarities, read_pairs, spearman
-    from sensekit.eval.wic import wic_accuracy
+    from sensekit.eval.wic import pair_cosines, threshold_baseline, wic_accuracy
     from sensekit.space import fit_space
 
     c, li = data.c, data.li
@@ -220,6 +220,10 @@ def score(data: Data, res, half: str, seed: int = 0) -> dict:
     a2 = table.nearest(c["wic_at2"][ok, li], tokens[ok], to)
     out["wic"] = round(wic_accuracy(a1, a2, c["wic_labels"][ok]), 4) if ok.any() else None
     out["wic_coverage"] = round(float(ok.sum() / sel.sum()), 4)
+    cos = pair_cosines(to(c["wic_at1"][:, li]), to(c["wic_at2"][:, li]))
+    both = c["wic_ok"] & sel
+    out["wic_threshold_baseline"] = round(threshold_baseline(cos[ok], c["wic_labels"][ok])["accuracy"], 4)
+    out["wic_threshold_baseline_all"] = round(threshold_baseline(cos[both], c["wic_labels"][both])["accuracy"], 4)
     # similarity
     for name, fname in (("simlex", "simlex999.txt"), ("wordsim", "wordsim353.tsv")):
         w1, w2, gold = read_pairs(EVAL / fname)
