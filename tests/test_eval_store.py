@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, WORDS
 
 TEXTS = CORPUS + [
     "the river bank was green and the spring water was cold",
@@ -93,7 +93,16 @@ def bos_teacher(bos_teacher_dir):
 @pytest.fixture(scope="session")
 def eval_store(tmp_path_factory, bos_teacher_dir) -> Path:
     """Built by `sensekit build`: one file (document, window) per sentence; pair-list relations."""
-    folder = tmp_path_factory.mktemp("eval-store")
+    return build_eval_store(tmp_path_factory.mktemp("eval-store"), bos_teacher_dir)
+
+
+@pytest.fixture(scope="session")
+def loss_view_store(tmp_path_factory, bos_teacher_dir) -> Path:
+    """The same, with the loss view only (--lexical-layer none): k-means senses, 2 for most tokens."""
+    return build_eval_store(tmp_path_factory.mktemp("loss-store"), bos_teacher_dir, "--lexical-layer", "none")
+
+
+def build_eval_store(folder: Path, bos_teacher_dir: Path, *extra) -> Path:
     corpus = folder / "corpus"
     corpus.mkdir()
     for i, text in enumerate(TEXTS):
@@ -124,6 +133,7 @@ def eval_store(tmp_path_factory, bos_teacher_dir) -> Path:
         "--relations",
         f"pairs:{pairs}",
         "--quiet",
+        *extra,
     )
     assert res.exit_code == 0, res.output
     return store
@@ -248,10 +258,32 @@ def test_eval_store_end_to_end(eval_store, bos_teacher, tmp_path):
     assert sim["coverage"] == {"scored": 4, "total": 5, "share": 0.8}
     assert set(sim) >= {"maxsim", "avgsim", "centroid", "baseline"}
     h = r["metrics"]["health"]
-    assert h["coverage"]["scored"] == r["store"]["token_senses"] and 0 <= h["duplicates"]["share"] <= 1
+    assert h["coverage"]["scored"] == r["store"]["token_senses"] and h["duplicates"]["share"] == 0.0
     # the corpus repeats each sentence three times: identical states filed under the same token are not duplicates
     assert h["raw_tokens"]["k"] == 2 and h["anisotropy"]["pairs"] == cfg.anisotropy_pairs
     json.dumps(r)  # plain data
+
+
+def test_wic_pairs_of_a_sentence_with_itself_are_all_same(loss_view_store, bos_teacher, tmp_path):
+    """A known value: each word's state in a sentence, paired with itself, has one nearest sense, so the store
+    answers "same" for every scored pair: accuracy 1.0 (and so does the cosine baseline, at cosine 1)."""
+    from sensekit.eval.config import EvalConfig
+    from sensekit.eval.store_eval import evaluate_store
+
+    items = []
+    for word in WORDS:
+        sentence = next((c for c in CORPUS if f" {word} " in c), None)
+        if sentence:
+            a = sentence.index(f" {word} ") + 1
+            pos = {"start1": a, "end1": a + len(word), "start2": a, "end2": a + len(word)}
+            items.append({"word": word, "sentence1": sentence, "sentence2": sentence, **pos, "label": "true"})
+    path = tmp_path / "self.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in items) + "\n", encoding="utf-8")
+    cfg = EvalConfig(store=str(loss_view_store), wic=str(path), wordnet=str(no_wordnet(tmp_path)), metrics=("wic",))
+    wic = evaluate_store(cfg, teacher=bos_teacher)["metrics"]["wic"]
+    scored = wic["coverage"]["scored"]
+    assert scored >= 3 and scored + sum(wic["excluded"].values()) == len(items), wic
+    assert wic["accuracy"] == 1.0 and wic["same_sense_rate"] == 1.0
 
 
 def test_cli_json_table_and_skips(eval_store, bos_teacher_dir, tmp_path, monkeypatch):
