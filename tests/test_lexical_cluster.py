@@ -76,3 +76,27 @@ def test_deterministic_and_float16_input():
     np.testing.assert_array_equal(a.sense_count, b.sense_count)
     np.testing.assert_array_equal(a.ctx_sample, b.ctx_sample)
     assert a.centroids.dtype == np.float32
+
+
+def test_empty_input_and_no_contexts():
+    empty = cluster_adaptive(
+        np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((0, 8), np.float32), 5, 3, min_sense_size=2
+    )
+    assert len(empty.sense_key) == 0 and empty.centroids.shape == (0, 8) and len(empty.ctx_sense) == 0
+    keys, indptr, x = _tokens([1, 3], seed=4)
+    res = cluster_adaptive(keys, indptr, x, 5, 0, min_sense_size=3)
+    assert len(res.ctx_sense) == 0 and len(res.sense_key) == 4
+
+
+def test_contexts_follow_cluster_samples_conventions():
+    keys, indptr, x = _tokens([2, 1, 3], seed=5)
+    res = cluster_adaptive(keys, indptr, x, 6, 4, min_sense_size=5)
+    # senses sorted by (key, index); contexts sorted by (sense, rank), ranks 0..E-1, nearest first
+    assert (np.lexsort((res.sense_index, res.sense_key)) == np.arange(len(res.sense_key))).all()
+    assert (np.lexsort((res.ctx_rank, res.ctx_sense)) == np.arange(len(res.ctx_sense))).all()
+    for s in range(len(res.sense_key)):
+        sel = res.ctx_sense == s
+        assert res.ctx_rank[sel].tolist() == list(range(min(4, res.sense_count[s])))
+        assert (np.diff(res.ctx_distance[sel]) >= 0).all()
+        r = np.searchsorted(keys, res.sense_key[s])
+        assert ((res.ctx_sample[sel] >= indptr[r]) & (res.ctx_sample[sel] < indptr[r + 1])).all()
