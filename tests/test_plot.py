@@ -186,9 +186,11 @@ def test_build_keeps_the_sampled_vector_of_each_context(tiny, text_corpus, tmp_p
     try:
         rows = con.execute(
             "SELECT c.distance, c.vector, s.embedding, s.token_id FROM contexts c"
-            " JOIN senses s USING (sense_id) ORDER BY c.sense_id, c.rank"
+            " JOIN senses s USING (sense_id) WHERE s.view = 'loss' ORDER BY c.sense_id, c.rank"
         ).fetchall()
-        senses = con.execute("SELECT sense_id, token_id, embedding FROM senses WHERE token_id IS NOT NULL").fetchall()
+        senses = con.execute(
+            "SELECT sense_id, token_id, embedding FROM senses WHERE token_id IS NOT NULL AND view = 'loss'"
+        ).fetchall()
     finally:
         con.close()
     assert len(rows) == result.contexts > 0
