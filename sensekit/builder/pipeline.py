@@ -201,7 +201,7 @@ def _open_corpus(cfg: BuildConfig) -> _Corpus:
         return corpus
     # enough occurrences that the reservoirs fill (several per document are not all keys): 2 G
     focused = FocusedDocs(corpus.docs, words, enough=2 * cfg.samples_per_token)
-    return _Corpus(focused, corpus.fingerprint, corpus.description, focused)
+    return _Corpus(focused, corpus.fingerprint, corpus.description, focused, corpus.heldout)  # the rule stays recorded
 
 
 def _unmatched_focus(corpus: _Corpus, teacher) -> list[str]:
