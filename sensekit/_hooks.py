@@ -6,7 +6,8 @@ stage name to the file `SENSEKIT_TEST_PAUSE_MARKER` (when set), which tells the 
 Unset (always, outside tests), `pause_point` costs one dictionary lookup.
 
 Stages of `sensekit build`: `harvest` (just after a reservoir checkpoint was saved), `cluster`
-(before k-means), `write` (the new bundle half-written, before its commit).
+(before k-means), `write` (the new bundle half-written, before its commit). Of `sensekit distill`:
+`distill-checkpoint` (just after a checkpoint was saved).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 __all__ = ["pause_point", "PAUSE_STAGES"]
 
-PAUSE_STAGES = ("harvest", "cluster", "write")
+PAUSE_STAGES = ("harvest", "cluster", "write", "distill-checkpoint")
 
 
 def pause_point(stage: str) -> None:
