@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,41 +61,16 @@ def real_cluster_share(store_path: Path, view: str) -> dict:
     }
 
 
-@contextmanager
-def store_view(view: str):
-    """Open every store in `view` while active: `evaluate_store` opens the store by path (EvalConfig
-    has no view field yet), so the default view of open_store is set here for the benchmark only."""
-    import sensekit.store as S
-
-    original = S.open_store
-
-    def opened(path, *args, **kw):
-        kw.setdefault("view", view)
-        return original(path, *args, **kw)
-
-    S.open_store = opened
-    try:
-        yield
-    finally:
-        S.open_store = original
-
-
 def evaluate(store_path: Path, view: str, metrics: tuple[str, ...], teacher, quick: bool) -> dict:
     from sensekit.eval.config import EvalConfig
     from sensekit.eval.store_eval import evaluate_store
 
-    fields = {"store": str(store_path)}
+    fields = {"store": str(store_path), "view": view}
     if metrics:
         fields["metrics"] = metrics
     if quick:
         fields.update(limit=50, neighbour_words=50, purity_words=40, anisotropy_pairs=2000)
-    cfg = EvalConfig(**{k: v for k, v in fields.items() if k in EvalConfig.__dataclass_fields__})
-    if "view" in EvalConfig.__dataclass_fields__:  # once eval store takes a view itself
-        cfg = EvalConfig(**{**cfg.to_dict(), "view": view})
-        result = evaluate_store(cfg, teacher=teacher)
-    else:
-        with store_view(view):
-            result = evaluate_store(cfg, teacher=teacher)
+    result = evaluate_store(EvalConfig(**fields), teacher=teacher)
     return {
         "headlines": result.get("headlines", []),
         "seconds": result.get("seconds"),
@@ -136,19 +110,19 @@ def plot(doc: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = sorted(doc["sizes"], key=int)
-    figures: list[tuple[str, str]] = []
+    figures: list[tuple[str, str, str]] = []  # (metric, figure, data): one metric may score two data sets
     for size in sizes:
         for view in VIEWS:
             for h in doc["sizes"][size]["views"].get(view, {}).get("headlines", []):
-                key = (h["metric"], h["figure"])
+                key = (h["metric"], h["figure"], h.get("data", ""))
                 if key not in figures:
                     figures.append(key)
-    panels = figures + [("senses", "real_cluster_share")]
+    panels = figures + [("senses", "real_cluster_share", "")]
     cols = 3
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     x = [int(s) for s in sizes]
-    for ax, (metric, figure) in zip(axes.ravel(), panels):
+    for ax, (metric, figure, data) in zip(axes.ravel(), panels):
         for view, colour in zip(VIEWS, ("tab:blue", "tab:orange")):
             ys, bs = [], []
             for size in sizes:
@@ -157,14 +131,17 @@ def plot(doc: dict, path: Path) -> None:
                     ys.append(v.get("clusters", {}).get("real_cluster_share"))
                     bs.append(None)
                     continue
-                h = next((h for h in v.get("headlines", []) if (h["metric"], h["figure"]) == (metric, figure)), {})
+                key = (metric, figure, data)
+                h = next(
+                    (h for h in v.get("headlines", []) if (h["metric"], h["figure"], h.get("data", "")) == key), {}
+                )
                 ys.append(h.get("value"))
                 bs.append(h.get("baseline"))
             ax.plot(x, [np.nan if y is None else y for y in ys], "o-", color=colour, label=view)
             if any(b is not None for b in bs) and view == "lexical":
                 ax.plot(x, [np.nan if b is None else b for b in bs], "--", color="grey", label="baseline")
         ax.set_xscale("log")
-        ax.set_title(f"{metric}: {figure}", fontsize=9)
+        ax.set_title(f"{metric}: {figure}" + (f"\n{Path(data).name[:48]}" if data else ""), fontsize=8)
         ax.set_xlabel("corpus tokens", fontsize=8)
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(panels) :]:
