@@ -91,6 +91,13 @@ class EvalConfig:
         choices=COSINES,
         panel=_RUN,
     )
+    view: Optional[str] = option(
+        None,
+        "Which view of the store: 'lexical' (layer N's states at the word, queried at the same layer) or "
+        "'loss' (post-norm states); none: the store's default (lexical when it has one).",
+        choices=("lexical", "loss"),
+        panel=_RUN,
+    )
     teacher: Optional[str] = option(
         None, "Teacher for the contextual states; none: the one the store was built with.", panel=_RUN
     )

@@ -31,7 +31,7 @@ def evaluate_store(
 
     registry = metrics()
     t0 = time.perf_counter()
-    with open_store(cfg.store) as store:
+    with open_store(cfg.store, view=cfg.view) as store:  # every metric reads this view (issue 15)
         in_space = cfg.cosine == "store-space"
         space = (
             {"kind": "custom"}
@@ -53,6 +53,8 @@ def evaluate_store(
         progress("done", len(cfg.selected), len(cfg.selected))
         info = {
             "path": str(store.path),
+            "view": store.view,
+            "views": list(store.views),
             "teacher": store.meta.get("teacher"),
             "key_mode": run.key_mode,
             "k": run.k,
