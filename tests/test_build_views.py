@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from helpers import LAYERS
+from helpers import LAYERS, run_cli
 
 torch = pytest.importorskip("torch")
 
@@ -195,41 +195,45 @@ def test_focus_words_are_read_first(tiny, tmp_path):
         assert s.meta["focus"]["unmatched"] == ["qqqxz"]
 
 
+def test_eval_store_reads_the_chosen_view(two_stores):
+    from sensekit.eval.config import EvalConfig
+    from sensekit.eval.store_eval import evaluate_store
+
+    results, teacher, _, _ = two_stores
+    store = results["auto"].store
+    for view, senses in (("loss", results["auto"].senses), ("lexical", results["auto"].lexical_senses)):
+        r = evaluate_store(EvalConfig(store=str(store), view=view, metrics=("health",)), teacher=teacher)
+        assert r["store"]["view"] == view and r["store"]["token_senses"] == senses
+    r = evaluate_store(EvalConfig(store=str(store), metrics=("health",)), teacher=teacher)
+    assert r["store"]["view"] == "lexical" and r["store"]["views"] == ["loss", "lexical"]
+    with pytest.raises(InputError, match="no lexical view"):
+        evaluate_store(EvalConfig(store=str(results["none"].store), view="lexical", metrics=("health",)))
+
+
 def test_cli_view_and_focus_and_v2(capsys, two_stores, tmp_path):
-    from sensekit.cli import main
-
-    def run(*args):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
     results, _, corpus, _ = two_stores
     store = results["auto"].store
-    code, out, _ = run("query", "bank", "--store", store, "--json")
+    code, out, _ = run_cli(capsys, "query", "bank", "--store", store, "--json")
     assert code == 0 and json.loads(out)["view"] == "lexical"
-    code, out, _ = run("query", "bank", "--store", store, "--json", "--view", "loss")
+    code, out, _ = run_cli(capsys, "query", "bank", "--store", store, "--json", "--view", "loss")
     doc = json.loads(out)
     assert code == 0 and doc["view"] == "loss" and len(doc["senses"]) >= 1
-    code, _, err = run("query", "bank", "--store", results["none"].store, "--view", "lexical")
+    code, _, err = run_cli(capsys, "query", "bank", "--store", results["none"].store, "--view", "lexical")
     assert code == 1 and "no lexical view" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run("query", "bank", "--store", store, "--view", "middle")
+    code, _, err = run_cli(capsys, "query", "bank", "--store", store, "--view", "middle")
     assert code == 1 and "unknown view 'middle'" in err
-    code, out, _ = run("info", "--store", store, "--json")
+    code, out, _ = run_cli(capsys, "info", "--store", store, "--json")
     assert set(json.loads(out)["views"]) == {"loss", "lexical"}
-    code, out, _ = run("info", "--store", store)
+    code, out, _ = run_cli(capsys, "info", "--store", store)
     assert code == 0 and "views" in out and "lexical" in out
     for view in ("loss", "lexical"):
-        code, _, _ = run("export", "--store", store, "-o", tmp_path / view, "--view", view)
+        code, _, _ = run_cli(capsys, "export", "--store", store, "-o", tmp_path / view, "--view", view)
         con = duckdb.connect()
         got = con.execute(f"SELECT DISTINCT view FROM '{tmp_path / view / 'senses.parquet'}'").fetchall()
         assert code == 0 and got == [(view,)]
-    code, out, _ = run("plot", "bank", "--store", store, "-o", tmp_path / "p.png", "--view", "loss")
+    code, out, _ = run_cli(capsys, "plot", "bank", "--store", store, "-o", tmp_path / "p.png", "--view", "loss")
     assert code == 0 and (tmp_path / "p.png").is_file()
-    code, _, err = run("build", corpus, "--store", tmp_path / "x", "--focus", tmp_path / "missing.txt")
+    code, _, err = run_cli(capsys, "build", corpus, "--store", tmp_path / "x", "--focus", tmp_path / "missing.txt")
     assert code == 1 and "missing.txt does not exist" in err and len(err.strip().splitlines()) == 1
 
     con = duckdb.connect(str(results["none"].store / "store.duckdb"))
@@ -238,6 +242,6 @@ def test_cli_view_and_focus_and_v2(capsys, two_stores, tmp_path):
     with pytest.raises(SchemaMismatch, match="schema version 2 \\(no lexical view\\).*rebuild"):
         open_store(results["none"].store)
     (tmp_path / "x.tsv").write_text("happy\tglad\tsyn\n")
-    code, _, err = run("relations", "add", f"pairs:{tmp_path / 'x.tsv'}", "--store", results["none"].store)
+    code, _, err = run_cli(capsys, "relations", "add", f"pairs:{tmp_path / 'x.tsv'}", "--store", results["none"].store)
     assert code == 2 and "schema version 2" in err  # nothing that reads a v2 store writes to it
     assert not any(p.name.startswith(".none.sensekit.tmp") for p in results["none"].store.parent.iterdir())
