@@ -252,6 +252,7 @@ def score(data: Data, res, half: str, seed: int = 0) -> dict:
         pred = table.nearest(c["occ_states"][keep, li], otok[keep], to)
         ari, pur = grouped_scores(wid[keep], pred, gold[keep])
         out["purity_ari"] = round(float(ari.mean()), 4)
+        out["purity_ari_se"] = round(float(ari.std(ddof=1) / np.sqrt(max(len(ari), 1))), 4) if len(ari) > 1 else None
         out["purity_words"] = int(len(ari))
     else:
         out["purity_ari"], out["purity_words"] = None, 0
@@ -331,9 +332,64 @@ def grid(folder: Path, half: str, layers: list[int], settings: list[dict], out: 
     return rows
 
 
+def words(folder: Path, layer: int, words_: list[str], threshold: float, min_size: int, cap: int = 50) -> dict:
+    """The first `cap` WordNet glosses holding each word (as --focus reads them), clustered at one layer."""
+    import torch
+
+    from sensekit.builder.corpus import special_prefix
+    from sensekit.builder.lexical_cluster import cluster_adaptive
+    from sensekit.builder.wordnet_corpus import iter_wordnet
+    from sensekit.model.teacher import load_teacher
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    t = load_teacher(device="cpu")
+    tok = t.tokenizer
+    _truncate(t.model, layer + 1)
+    pre = special_prefix(tok)
+    want = {w: tok(" " + w, add_special_tokens=False)["input_ids"][0] for w in words_}
+    states: dict[str, list] = {w: [] for w in words_}
+    texts: dict[str, list] = {w: [] for w in words_}
+    for _, text in iter_wordnet(lemmas=True):  # per document, until every word has `cap` samples
+        ids = (pre + tok(text, add_special_tokens=False)["input_ids"])[:SEQ_LEN]
+        hit = [w for w in words_ if len(states[w]) < cap and want[w] in ids[len(pre) + MIN_CONTEXT :]]
+        if not hit:
+            if all(len(v) >= cap for v in states.values()):
+                break
+            continue
+        with torch.inference_mode():
+            h = t.model.base_model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[layer][0]
+        for w in hit:
+            p = ids.index(want[w], len(pre) + MIN_CONTEXT)
+            states[w].append(h[p].numpy())
+            texts[w].append(text.split("\n")[0][:80])
+    bg = np.load(folder / f"states_L{layer}.npy").astype(np.float32)  # background statistics: the demo corpus
+    mu, sd = bg.mean(0), bg.std(0)
+    out = {}
+    for w in words_:
+        x = (np.stack(states[w]).astype(np.float32) - mu) / sd
+        res = cluster_adaptive(
+            np.array([0]),
+            np.array([0, len(x)]),
+            x,
+            10,
+            3,
+            min_sense_size=min_size,
+            threshold=threshold,
+            standardise=False,
+        )
+        out[w] = [
+            {"count": int(n), "contexts": [texts[w][i] for i in res.ctx_sample[res.ctx_sense == s]]}
+            for s, n in enumerate(res.sense_count)
+        ]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=("split", "cache", "grid"))
+    ap.add_argument("step", choices=("split", "cache", "grid", "words"))
+    ap.add_argument("--words", default="bank,plant,spring,light")
+    ap.add_argument("--threshold", type=float, default=0.8)
+    ap.add_argument("--min-sense-size", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/lex"))
     ap.add_argument("--layers", default="6,9,12,15,18,22")
@@ -346,6 +402,8 @@ def main() -> None:
         print(json.dumps(split(a.out or a.dir)))
     elif a.step == "cache":
         cache(a.out or a.dir, layers, a.max_tokens)
+    elif a.step == "words":
+        print(json.dumps(words(a.dir, layers[0], a.words.split(","), a.threshold, a.min_sense_size), indent=1))
     else:
         settings = json.loads(a.settings) if a.settings else [{"criterion": "merge"}]
         rows = grid(a.dir, a.half, layers, settings, a.out)
