@@ -88,14 +88,15 @@ def layer_states(
                 output_hidden_states=True,
                 use_cache=False,
             )
-        hs = torch.stack(out.hidden_states, 1)  # [B, L+1, T, d]
-        ar = torch.arange(len(chunk), device=hs.device)
-        p = torch.from_numpy(pos[chunk]).to(hs.device)
+        hs = out.hidden_states  # L+1 tensors [B, T, d]; gathered one layer at a time (no [B, L+1, T, d] copy)
+        dev = hs[0].device
+        ar = torch.arange(len(chunk), device=dev)
+        p = torch.from_numpy(pos[chunk]).to(dev)
         if at is None:
-            shape = (len(sentences), hs.shape[1], hs.shape[3])
+            shape = (len(sentences), len(hs), hs[0].shape[-1])
             at, before = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
-        at[chunk] = hs[ar, :, p].float().cpu().numpy()
-        before[chunk] = hs[ar, :, (p - 1).clamp_min(0)].float().cpu().numpy()
+        at[chunk] = torch.stack([h[ar, p] for h in hs], 1).float().cpu().numpy()
+        before[chunk] = torch.stack([h[ar, (p - 1).clamp_min(0)] for h in hs], 1).float().cpu().numpy()
         start = stop
     if at is None:
         at = before = np.zeros((len(sentences), 1, 1), np.float32)
