@@ -15,6 +15,7 @@ PAIRS = [
     ("light", "turn on the light because it is dark", "turn on the light in the room", True),
     ("spring", "the spring flood was early", "the spring in the mattress was broken", False),
     ("spring", "the spring water was cold", "the spring flood was early", True),
+    ("bank", "bank of the river", "the bank of the river was green", True),  # opens its sentence: no "before" state
 ]
 
 
@@ -55,13 +56,15 @@ def test_curve_from_states_sees_the_informative_layer():
 
 def test_layer_curve_on_a_tiny_teacher(tiny_dir, tmp_path):
     res = layer_curve(_wic(tmp_path / "wic.jsonl"), teacher=str(tiny_dir), device="cpu")
-    assert res["n_layers"] == 2 and len(res["layers"]) == 3 and res["pairs"] == 6
-    assert res["pairs_at"] == 6 and res["pairs_before"] == 6
+    assert res["n_layers"] == 2 and len(res["layers"]) == 3 and res["pairs"] == 7
+    assert res["pairs_at"] == 7 and res["pairs_before"] == 6
     for row in res["layers"]:
         for c in ("at_raw", "at_z", "before_raw", "before_z"):
             assert row[c] is None or 0.0 <= row[c] <= 1.0
-    # layer 0 at the word is the token's input embedding: both occurrences are the same token
-    assert res["layers"][0]["at_raw"] == 0.5
+    # layer 0 at the word is the token's input embedding: where both occurrences are the same token
+    # (not at a sentence start, which tokenizes without the leading space), every pair scores alike
+    same = layer_curve(_wic(tmp_path / "same.jsonl", PAIRS[:6]), teacher=str(tiny_dir), device="cpu")
+    assert same["layers"][0]["at_raw"] == 0.5
 
 
 def test_cli_table_json_png_and_bad_line(tiny_dir, tmp_path, capsys):
