@@ -1,8 +1,11 @@
-"""Measure a sense store (and, with `distill.student_eval`, a student) on real benchmarks.
+"""Measure a sense store on real benchmarks (a student: `distill.student_eval`, which uses `states`,
+`wic` and `wordnet_pairs` from here).
 
-- `wic`: word in context, nearest-sense agreement vs a cosine threshold on raw states;
-- `similarity`: SimLex-999 / WordSim-353 Spearman with MaxSim, AvgSim and centroid cosine;
-- `purity`: sense assignments of WordNet example sentences against their synsets (ARI, purity);
+- `wic`: word in context, nearest-sense agreement vs a cosine threshold on raw states, on the
+  WordNet held-out pairs (`wordnet_pairs`) and a WiC file beside them;
+- `similarity`: SimLex-999 / WordSim-353 (shipped in `data/`) Spearman with MaxSim, AvgSim and
+  centroid cosine;
+- `purity`: sense assignments of WordNet's held-out example sentences against their synsets (ARI, purity);
 - `neighbours`: share of a word's nearest senses that are WordNet relatives of it;
 - `health`: duplicated senses, raw-sample tokens, anisotropy;
 - `senses`: the store's token senses as one dense table, and the similarity space;

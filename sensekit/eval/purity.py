@@ -1,8 +1,10 @@
 """Sense purity against WordNet: do a word's stored senses split its example sentences the way
 WordNet's synsets do?
 
-Every WordNet example sentence belongs to one synset. For a word with at least 2 synsets and
-4 examples that contain it, each occurrence goes to its nearest stored sense; the assignment
+Every WordNet example sentence belongs to one synset. The registered metric uses only the
+example sentences held out of the default corpus (sensekit/builder/wordnet_corpus.py
+`is_heldout`), so a store built on WordNet has never read them. For a word with at least 2
+synsets and 4 such examples that contain it, each occurrence goes to its nearest stored sense; the assignment
 is compared with the synsets by the adjusted Rand index (chance = 0) and purity (the share of
 occurrences whose sense's majority synset is their own).
 

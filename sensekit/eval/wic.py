@@ -8,6 +8,10 @@ Two answers are scored:
   (`wic_accuracy`);
 - the baseline: the cosine between the two raw states, with the threshold fitted on one half of
   the pairs and scored on the other (`threshold_baseline`).
+
+The registered `wic` metric scores the WiC-style pairs built from WordNet's held-out example
+sentences (`wordnet_pairs`: they need only WordNet, and the default corpus never reads them),
+and a WiC file (`--wic`, or the shared data's) beside them when there is one.
 """
 
 from __future__ import annotations
