@@ -133,6 +133,7 @@ def plot_gap(report: dict[str, Any], exp, path: Path) -> None:
         lo = [p["mean"] - p["t_ci95"][0] if p["t_ci95"] else 0 for p in pts]
         hi = [p["t_ci95"][1] - p["mean"] if p["t_ci95"] else 0 for p in pts]
         label = next((a.label for a in exp.arms if a.name == arm), arm)
+        base = next((a.label for a in exp.arms if a.name == exp.baseline), exp.baseline)
         ax.errorbar(
             xs,
             ys,
@@ -140,7 +141,7 @@ def plot_gap(report: dict[str, Any], exp, path: Path) -> None:
             color=colors[i % len(colors)],
             marker="o",
             capsize=4,
-            label=f"{label} - {exp.baseline}",
+            label=f"{label} - {base}",
         )
         for x, p in zip(xs, pts):
             ax.scatter([x] * len(p["diffs"]), p["diffs"], color=colors[i % len(colors)], s=10, alpha=0.5)

@@ -193,8 +193,11 @@ class Runner:
                 f"the training articles give {len(train)} windows, fewer than train_windows {exp.train_windows}"
             )
         dev = pack_documents(iter_documents([self.inputs["dev"]]), teacher.tokenizer, cfg.seq_len, exp.dev_windows)
-        store_text = pack_documents(
-            iter_documents([splits["files"]["store"]]), teacher.tokenizer, cfg.seq_len, exp.train_windows * 8
+        store_text = pack_documents(  # the text the largest store read (its first max_tokens tokens)
+            iter_documents([splits["files"]["store"]]),
+            teacher.tokenizer,
+            cfg.seq_len,
+            exp.largest // (cfg.seq_len - 1) + 1,
         )
         leaks["training_windows"] = window_leak_check(train, {"dev": dev, "test": test})
         self.windows = {"train": train, "dev": dev, "test": test, "test_article": owner}
