@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sensekit._hooks import pause_point
 from sensekit.errors import InputError, SensekitError
+from sensekit.hooks import pause_point
 from sensekit.model.families import TeacherLogits, logits_difference, max_difference, tolerance
 from sensekit.model.layers import build_truncated
 from sensekit.model.store_check import check_store_matches
@@ -263,7 +263,7 @@ def _loop(
             acc.wait_for_everyone()
             if acc.is_main_process:
                 save_checkpoint(run.checkpoints, number, cfg, state)
-                pause_point("distill-checkpoint")  # tests SIGKILL distill here (sensekit/_hooks.py)
+                pause_point("distill-checkpoint")  # tests SIGKILL distill here (sensekit/hooks.py)
             emit("checkpoint", number, total)
     return last, evals
 

@@ -28,9 +28,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .._hooks import pause_point
 from ..errors import InputError, MissingDependency
 from ..fs import DB_FILE
+from ..hooks import pause_point
 from ..progress import Progress, no_progress
 from .checkpoint import Checkpoint, build_fingerprint, build_settings
 from .config import BuildConfig, parse_bytes
@@ -341,7 +341,7 @@ def _harvest(
             report("harvest", tokens_done * ranks.world if ranks.world > 1 else tokens_done, cfg.max_tokens)
             if cfg.checkpoint_every and batches % cfg.checkpoint_every == 0:
                 ckpt.save(reservoir, batch.state)
-                pause_point("harvest")  # tests SIGKILL the build here (sensekit/_hooks.py)
+                pause_point("harvest")  # tests SIGKILL the build here (sensekit/hooks.py)
     return tokens_done, time.perf_counter() - t_h
 
 
