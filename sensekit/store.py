@@ -149,6 +149,13 @@ class SenseStore:
 
         db = self.path / DB_FILE
         if not db.is_file():
+            moved_aside = [p for p in self.path.parent.glob(f".{self.path.name}.old-*") if (p / DB_FILE).is_file()]
+            if moved_aside and not self.path.exists():  # killed between the two renames of a swap (no renameat2)
+                raise StoreError(
+                    f"no sensekit store at {self.path}: a replacement was interrupted between its two renames; "
+                    f"the previous store is complete at {moved_aside[0]}: move it back with "
+                    f"`mv {moved_aside[0]} {self.path}`"
+                )
             hint = " (an interrupted build left it half-written; run the build again)" if self._leftover() else ""
             raise StoreError(f"no sensekit store at {self.path}{hint}; build one with `sensekit build` or pass --store")
         try:

@@ -286,6 +286,9 @@ def test_killed_between_the_two_halves_of_the_swap_loses_no_store(tmp_path, toke
     else:  # between the two renames: the old store moved aside, the new one not yet in place
         assert fingerprint(beside("old")) == old_fp and fingerprint(beside("tmp")) == new_fp
         assert not store.exists()  # nothing at the path until the next write or a rename back: docs/reliability.md
+        with pytest.raises(StoreError, match="interrupted between its two renames.*mv ") as err:
+            open_store(store)
+        assert "\n" not in str(err.value) and str(beside("old")) in str(err.value)
 
 
 # -- sensekit distill ---------------------------------------------------------------------------------------------
