@@ -384,9 +384,75 @@ def words(folder: Path, layer: int, words_: list[str], threshold: float, min_siz
     return out
 
 
+def wnpairs(folder: Path, layer: int, settings: list[dict]) -> list[dict]:
+    """WiC nearest sense on the eval's held-out WordNet pairs (issue 19; share 0.2, seed 0), halves by the hash of
+    the lemma, for clusterings of the cached reservoir. The cache read the corpus prefix with every example
+    sentence (the build leaves the held-out ones out), so a few pair sentences may be among its samples."""
+    import torch
+
+    from sensekit.builder.cluster import cluster_samples
+    from sensekit.builder.lexical_cluster import cluster_adaptive
+    from sensekit.builder.wordnet_corpus import wordnet_synsets
+    from sensekit.eval.layers import layer_states
+    from sensekit.eval.senses import SenseTable
+    from sensekit.eval.states import teacher_prefix_and_pad
+    from sensekit.eval.wic import pair_cosines, threshold_baseline, wic_accuracy
+    from sensekit.eval.wordnet_pairs import wordnet_pairs
+    from sensekit.lexicon.wordnet import open_wordnet
+    from sensekit.model.teacher import load_teacher
+    from sensekit.space import fit_space
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    items = wordnet_pairs(wordnet_synsets(None), open_wordnet(None), 0.2, 0).items
+    t = load_teacher(device="cpu")
+    _truncate(t.model, layer + 1)
+    pre, pad = teacher_prefix_and_pad(t.tokenizer)
+    s1 = layer_states(t.model, t.tokenizer, items.sentences1, items.spans1[:, 0], items.spans1[:, 1], pre, pad)
+    s2 = layer_states(t.model, t.tokenizer, items.sentences2, items.spans2[:, 0], items.spans2[:, 1], pre, pad)
+    a1, a2, ok = s1[0][:, layer], s2[0][:, layer], s1[2] & s2[2]
+    data = Data(folder, layer)
+    vec = np.asarray(data.vectors)
+    tokens = data.single(items.words)
+    half = np.asarray([half_of(w) for w in items.words])
+    rows = []
+    for st in settings:
+        if st.get("criterion") == "kmeans":
+            res = cluster_samples(data.keys, data.indptr, vec, 10, 0)
+        else:
+            res = cluster_adaptive(
+                data.keys,
+                data.indptr,
+                vec,
+                10,
+                0,
+                min_sense_size=st["min_sense_size"],
+                criterion=st["criterion"],
+                threshold=st["threshold"],
+            )
+        table = SenseTable.from_arrays(res.sense_key, res.sense_index, res.centroids, res.sense_count)
+        to = fit_space(res.centroids).apply
+        cos = pair_cosines(to(a1), to(a2))
+        row = {"layer": layer, **st}
+        for h in ("dev", "test"):
+            m = ok & (tokens >= 0) & (table.n_senses(tokens) >= 2) & (half == h)
+            p1, p2 = table.nearest(a1[m], tokens[m], to), table.nearest(a2[m], tokens[m], to)
+            y = items.labels[m]
+            row[h] = {
+                "accuracy": round(wic_accuracy(p1, p2, y), 4),
+                "coverage": round(float(m.sum() / (half == h).sum()), 4),
+                "pairs": int(m.sum()),
+                "predicted_same": round(float(np.mean(p1 == p2)), 4),
+                "true_same": round(float(y.mean()), 4),
+                "threshold_baseline": round(threshold_baseline(cos[m], y)["accuracy"], 4),
+            }
+        log(json.dumps(row))
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=("split", "cache", "grid", "words"))
+    ap.add_argument("step", choices=("split", "cache", "grid", "words", "wnpairs"))
     ap.add_argument("--words", default="bank,plant,spring,light")
     ap.add_argument("--threshold", type=float, default=0.8)
     ap.add_argument("--min-sense-size", type=int, default=2)
@@ -402,6 +468,13 @@ def main() -> None:
         print(json.dumps(split(a.out or a.dir)))
     elif a.step == "cache":
         cache(a.out or a.dir, layers, a.max_tokens)
+    elif a.step == "wnpairs":
+        settings = (
+            json.loads(a.settings) if a.settings else [{"criterion": "merge", "threshold": 0.8, "min_sense_size": 2}]
+        )
+        rows = wnpairs(a.dir, layers[0], settings)
+        if a.out:
+            write_json(a.out, {"rows": rows})
     elif a.step == "words":
         print(json.dumps(words(a.dir, layers[0], a.words.split(","), a.threshold, a.min_sense_size), indent=1))
     else:
