@@ -32,6 +32,8 @@ REGENERATE = "make docs-cli"  # what the stale-page message tells people to run
 
 # Commands that take their arguments raw and hand them to another typer app: name -> "module:app".
 PASSTHROUGH = {"distill": "distill.cli:app", "student": "distill.eval_cli:app"}  # student: `sensekit eval student`
+# Subcommands a pass-through command dispatches on its first word (distill.cli.main): name -> {word: "module:app"}.
+DISPATCHED = {"distill": {"compare": "distill.compare.cli:app"}}
 
 DEFAULT_IN_HELP = re.compile(r"\s*\[default: (.*)\]$", re.DOTALL)
 
@@ -61,8 +63,10 @@ def root_command():
 
 def _passthrough(name: str):
     target = PASSTHROUGH.get(name)
-    if target is None:
-        return None
+    return None if target is None else _load(target)
+
+
+def _load(target: str):
     module, attr = target.split(":")
     return typer.main.get_command(getattr(importlib.import_module(module), attr))
 
@@ -223,6 +227,10 @@ def _walk(cmd, ctx) -> list[str]:
             cmd = inner
             ctx = inner.context_class(inner, info_name=ctx.info_name, parent=ctx.parent)
     lines = _section(cmd, ctx)
+    if ctx.parent is not None:
+        for word, target in DISPATCHED.get(ctx.info_name, {}).items():
+            sub = _load(target)
+            lines += _walk(sub, sub.context_class(sub, info_name=word, parent=ctx))
     if _is_group(cmd):
         for name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, name)
