@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from sensekit.errors import InputError
 from sensekit.fs import write_atomic
 from sensekit.model.layers import parse_layer_list
-from sensekit.options import check_fields, config_dict, flag, option
+from sensekit.options import check_fields, config_dict, flag, option, read_toml
 
 __all__ = [
     "DistillConfig",
@@ -383,14 +382,7 @@ class DistillConfig:
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> "DistillConfig":
         path = Path(path)
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"config file {path} does not exist; check --config") from None
-        except IsADirectoryError:
-            raise InputError(f"config file {path} is a directory; give a TOML file to --config") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"config file {path} is not valid TOML: {exc}; fix the file") from None
+        doc = read_toml(path)
         if "distill" in doc and isinstance(doc["distill"], dict):
             doc = doc["distill"]
         return cls.from_dict({**doc, **overrides}, source=str(path))

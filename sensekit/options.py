@@ -15,12 +15,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import os
 from dataclasses import MISSING, field, fields
+from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import InputError
 
-__all__ = ["option", "check_fields", "cli_parameters", "given", "flag", "config_dict"]
+__all__ = ["option", "check_fields", "cli_parameters", "given", "flag", "config_dict", "read_toml"]
 
 _PY_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
@@ -129,3 +131,18 @@ def cli_parameters(cls: type, skip: Iterable[str] = (), arguments: Iterable[str]
 def given(values: dict[str, Any]) -> dict[str, Any]:
     """The flags the user gave (typer passes None, or [] for an empty variadic argument, otherwise)."""
     return {k: v for k, v in values.items() if v is not None and v != []}
+
+
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """A --config TOML file as a dict; a missing, unreadable or malformed file is one InputError line."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"config file {path} does not exist; check --config") from None
+    except IsADirectoryError:
+        raise InputError(f"config file {path} is a directory; give a TOML file to --config") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"config file {path} is not valid TOML: {exc}; fix the file") from None

@@ -19,12 +19,12 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from sensekit.errors import InputError
+from sensekit.options import read_toml
 
 from ..config import DistillConfig
 
@@ -241,14 +241,7 @@ def _check(exp: Experiment, path: Path) -> Experiment:
 def load_experiment(path: str | Path, quick: bool = False) -> Experiment:
     """Read and check experiment.toml; with `quick`, its [quick] table overrides [experiment] and [distill]."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"config file {path} does not exist; check --config") from None
-    except IsADirectoryError:
-        raise InputError(f"config file {path} is a directory; give a TOML file to --config") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"config file {path} is not valid TOML: {exc}; fix the file") from None
+    doc = read_toml(path)
     quick_doc = doc.get("quick", {})
     _unknown(quick_doc, _EXP_FIELDS | {"distill", "arms"}, "[quick]", path)
     if quick:
