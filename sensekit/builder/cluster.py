@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["kmeans_batched", "cluster_samples", "ClusterResult"]
+__all__ = ["kmeans_batched", "cluster_samples", "ClusterResult", "SenseParts"]
 
 
 @dataclass
@@ -240,6 +240,72 @@ def _central_members(
     )
 
 
+class SenseParts:
+    """The senses and representative contexts of a clustering, gathered part by part, then sorted.
+
+    Sense parts: key, sense_index, count, centroid. Context parts: key, sense_index, rank among the
+    sense's members, sample row, distance to the centroid.
+    """
+
+    def __init__(self, d: int) -> None:
+        self.d = d
+        self.s_key, self.s_idx, self.s_cnt, self.s_cent = [], [], [], []
+        self.c_key, self.c_idx, self.c_rank, self.c_sample, self.c_dist = [], [], [], [], []
+
+    def add_senses(self, key, idx, cnt, cent) -> None:
+        self.s_key.append(key), self.s_idx.append(idx), self.s_cnt.append(cnt), self.s_cent.append(cent)
+
+    def add_contexts(self, key, idx, rank, sample, dist) -> None:
+        self.c_key.append(key), self.c_idx.append(idx), self.c_rank.append(rank)
+        self.c_sample.append(sample), self.c_dist.append(dist)
+
+    def add_clustered(self, keys, starts, valid, lab, sizes, centres, sq, E, to_input=None) -> None:
+        """Rows clustered as one batch: keys/starts [r] (each row's key and first sample row), valid/lab/sq
+        [r, n], sizes [r, K], centres [r, K, d]. A row's senses are ordered by count (desc), cluster id
+        breaking ties; empty clusters are dropped; `to_input` maps centroids back to the input space."""
+        r, K = sizes.shape
+        by_size = torch.sort(-sizes, dim=1, stable=True).indices  # [r, K] cluster at each rank
+        ranks = torch.arange(K, device=sizes.device).expand(r, K)
+        rank_of = torch.empty_like(by_size).scatter_(1, by_size, ranks)  # [r, K] rank of each cluster
+        live = sizes.gather(1, by_size) > 0  # [r, K] (ranks: a prefix is live)
+        rr, jj = live.nonzero(as_tuple=True)  # senses: row, rank
+        cc = by_size[rr, jj]
+        cent = centres[rr, cc].float().cpu().numpy()
+        cent = to_input(cent) if to_input is not None else cent
+        self.add_senses(keys[rr.cpu().numpy()], jj.cpu().numpy(), sizes[rr, cc].cpu().numpy(), cent)
+        if E > 0:
+            row_np, point, sense_rank, member_rank, dist = _central_members(valid, lab, rank_of, sq, K, E)
+            self.add_contexts(keys[row_np], sense_rank, member_rank, starts[row_np] + point, dist)
+
+    def result(self, k_max: int, inertia: float) -> ClusterResult:
+        """Senses sorted by (key, sense_index); contexts by (sense, rank)."""
+
+        def cat(parts, dtype, tail=()):
+            parts = [p for p in parts if len(p)]
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, *tail), dtype)
+
+        s_key, s_idx, s_cnt = cat(self.s_key, np.int64), cat(self.s_idx, np.int64), cat(self.s_cnt, np.int64)
+        s_cent = cat(self.s_cent, np.float32, (self.d,))
+        perm = np.lexsort((s_idx, s_key))
+        s_key, s_idx, s_cnt, s_cent = s_key[perm], s_idx[perm], s_cnt[perm], s_cent[perm]
+        c_key, c_idx, c_rank = cat(self.c_key, np.int64), cat(self.c_idx, np.int64), cat(self.c_rank, np.int64)
+        c_sample, c_dist = cat(self.c_sample, np.int64), cat(self.c_dist, np.float32)
+        base = int(k_max) + 1
+        c_sense = np.searchsorted(s_key * base + s_idx, c_key * base + c_idx)  # codes sorted and unique
+        co = np.lexsort((c_rank, c_sense))
+        return ClusterResult(
+            sense_key=s_key,
+            sense_index=s_idx,
+            sense_count=s_cnt,
+            centroids=s_cent,
+            ctx_sense=c_sense[co],
+            ctx_rank=c_rank[co],
+            ctx_sample=c_sample[co],
+            ctx_distance=c_dist[co],
+            inertia=float(inertia),
+        )
+
+
 def cluster_samples(
     keys: np.ndarray,
     indptr: np.ndarray,
@@ -266,10 +332,7 @@ def cluster_samples(
     total = int(indptr[-1])
     gen = torch.Generator(device=device).manual_seed(int(seed))
     E = contexts_per_sense
-    # parts of the output, each: (sense rows) key, sense_index, count, centroid;
-    # (contexts) key, sense_index, rank, sample, dist
-    S_key, S_idx, S_cnt, S_cent = [], [], [], []
-    C_key, C_idx, C_rank, C_sample, C_dist = [], [], [], [], []
+    parts = SenseParts(d)
 
     # rows with n <= k keep their raw vectors: one sense per sample, count 1, itself as its context
     small = np.flatnonzero(lengths <= k)
@@ -277,17 +340,14 @@ def cluster_samples(
         ln = lengths[small]
         sample = np.repeat(indptr[small], ln) + (np.arange(ln.sum()) - np.repeat(np.cumsum(ln) - ln, ln))
         skey, sidx = np.repeat(keys[small], ln), sample - np.repeat(indptr[small], ln)
-        S_key.append(skey), S_idx.append(sidx), S_cnt.append(np.ones(len(sample), np.int64))
-        S_cent.append(vectors[sample].astype(np.float32))
+        parts.add_senses(skey, sidx, np.ones(len(sample), np.int64), vectors[sample].astype(np.float32))
         if E > 0:
-            C_key.append(skey), C_idx.append(sidx), C_rank.append(np.zeros(len(sample), np.int64))
-            C_sample.append(sample), C_dist.append(np.zeros(len(sample), np.float32))
+            parts.add_contexts(skey, sidx, np.zeros(len(sample), np.int64), sample, np.zeros(len(sample), np.float32))
 
     # the rest: chunks of rows of similar length (sorted by n) that fit chunk_bytes
     chunks = _length_chunks(lengths, k, d, chunk_bytes)
     done = int(lengths[small].sum())
     total_inertia = 0.0
-    ark = torch.arange(k, device=device)
     for rows in chunks:
         r, width = len(rows), int(lengths[rows].max())
         ln = torch.as_tensor(lengths[rows], device=device)  # [r]
@@ -299,44 +359,10 @@ def cluster_samples(
         total_inertia += float(inertia.sum())
         lab = labels.clamp_min(0)
         sizes = torch.zeros(r, k, dtype=torch.int64, device=device).scatter_add_(1, lab, valid.long())  # [r, k]
-        # senses of a row ordered by count (desc), cluster id breaking ties; empty clusters dropped
-        by_size = torch.sort(-sizes, dim=1, stable=True).indices  # [r, k] cluster at each rank
-        rank_of = torch.empty_like(by_size).scatter_(1, by_size, ark.expand(r, k))  # [r, k] rank of each cluster
-        live = sizes.gather(1, by_size) > 0  # [r, k] (ranks: a prefix is live)
-        rr, jj = live.nonzero(as_tuple=True)  # senses: row, rank
-        cc = by_size[rr, jj]
-        S_key.append(keys[rows][rr.cpu().numpy()]), S_idx.append(jj.cpu().numpy())
-        S_cnt.append(sizes[rr, cc].cpu().numpy()), S_cent.append(centres[rr, cc].float().cpu().numpy())
-        if E > 0:
-            row_np, point, sense_rank, member_rank, dist = _central_members(valid, lab, rank_of, sq, k, E)
-            C_key.append(keys[rows][row_np]), C_idx.append(sense_rank), C_rank.append(member_rank)
-            C_sample.append(indptr[rows][row_np] + point), C_dist.append(dist)
+        parts.add_clustered(keys[rows], indptr[rows], valid, lab, sizes, centres, sq, E)
         done += int(lengths[rows].sum())
         if progress:
             progress(done, total)
     if progress:
         progress(total, total)
-
-    def cat(parts, dtype, tail=()):
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, *tail), dtype)
-
-    s_key, s_idx, s_cnt = cat(S_key, np.int64), cat(S_idx, np.int64), cat(S_cnt, np.int64)
-    s_cent = cat(S_cent, np.float32, (d,))
-    perm = np.lexsort((s_idx, s_key))  # senses by (key, sense_index)
-    s_key, s_idx, s_cnt, s_cent = s_key[perm], s_idx[perm], s_cnt[perm], s_cent[perm]
-    c_key, c_idx, c_rank = cat(C_key, np.int64), cat(C_idx, np.int64), cat(C_rank, np.int64)
-    c_sample, c_dist = cat(C_sample, np.int64), cat(C_dist, np.float32)
-    code = s_key * (k + 1) + s_idx  # sorted, unique
-    c_sense = np.searchsorted(code, c_key * (k + 1) + c_idx)
-    co = np.lexsort((c_rank, c_sense))
-    return ClusterResult(
-        sense_key=s_key,
-        sense_index=s_idx,
-        sense_count=s_cnt,
-        centroids=s_cent,
-        ctx_sense=c_sense[co],
-        ctx_rank=c_rank[co],
-        ctx_sample=c_sample[co],
-        ctx_distance=c_dist[co],
-        inertia=total_inertia,
-    )
+    return parts.result(k, total_inertia)

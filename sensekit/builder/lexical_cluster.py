@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .cluster import ClusterResult, _central_members, _length_chunks, kmeans_batched
+from .cluster import ClusterResult, SenseParts, _length_chunks, kmeans_batched
 
 __all__ = [
     "cluster_adaptive",
@@ -249,20 +249,23 @@ def cluster_adaptive(
     K_row = np.minimum(int(k_max), lengths // m)  # [R] senses a row may hold
     multi = K_row >= 2
 
+    def to_input(centroids_z: np.ndarray) -> np.ndarray:
+        return (centroids_z * std + mean).astype(np.float32)
+
     def to_z(rows_idx: np.ndarray) -> np.ndarray:
         return (np.asarray(vectors[rows_idx], np.float32) - mean) / std
 
     # -- one sense: the centroid (rows with K_row <= 1), all in numpy, no loop per row
     one = np.flatnonzero((~multi) & (lengths > 0))
-    S_key, S_idx, S_cnt, S_cent = [keys[one]], [np.zeros(len(one), np.int64)], [lengths[one]], []
-    C_key, C_idx, C_rank, C_sample, C_dist = [], [], [], [], []
+    parts = SenseParts(d)
     inertia = 0.0  # within-sense squared distances, z-scored space
     if len(one):
         ln = lengths[one]
         sample = np.repeat(indptr[one], ln) + (np.arange(ln.sum()) - np.repeat(np.cumsum(ln) - ln, ln))
         starts = np.cumsum(ln) - ln
         raw = np.asarray(vectors[sample], np.float64)
-        S_cent.append((np.add.reduceat(raw, starts, axis=0) / ln[:, None]).astype(np.float32))
+        centroids = (np.add.reduceat(raw, starts, axis=0) / ln[:, None]).astype(np.float32)
+        parts.add_senses(keys[one], np.zeros(len(one), np.int64), lengths[one], centroids)
         if E > 0:
             z = (raw.astype(np.float32) - mean) / std
             zc = np.add.reduceat(z.astype(np.float64), starts, axis=0) / ln[:, None]
@@ -273,10 +276,8 @@ def cluster_adaptive(
             o = np.lexsort((dist, owner))
             rank = np.arange(len(o)) - starts[owner[o]]
             keep = o[rank < E]
-            C_key.append(keys[one][owner[keep]]), C_idx.append(np.zeros(len(keep), np.int64))
-            C_rank.append(rank[rank < E]), C_sample.append(sample[keep]), C_dist.append(dist[keep])
-    else:
-        S_cent.append(np.zeros((0, d), np.float32))
+            sense0 = np.zeros(len(keep), np.int64)
+            parts.add_contexts(keys[one][owner[keep]], sense0, rank[rank < E], sample[keep], dist[keep])
     done = int(lengths[one].sum())
 
     # -- rows that may hold 2..k_max senses: chunks of similar length, then one batch per K
@@ -285,7 +286,7 @@ def cluster_adaptive(
         for K in np.unique(K_row[chunk]):
             rows = chunk[K_row[chunk] == K]
             K = int(K)
-            r, width = len(rows), int(lengths[rows].max())
+            width = int(lengths[rows].max())
             idx = indptr[rows][:, None] + np.minimum(np.arange(width)[None, :], lengths[rows][:, None] - 1)
             z = torch.as_tensor(to_z(idx), device=device)  # [r, width, d]
             valid = torch.arange(width, device=device)[None, :] < torch.as_tensor(lengths[rows], device=device)[:, None]
@@ -295,47 +296,12 @@ def cluster_adaptive(
             zc = torch.bmm(oh.transpose(1, 2), z) / sizes.clamp_min(1)[:, :, None]
             sq = ((z - zc.gather(1, lab[:, :, None].expand(-1, -1, d))) ** 2).sum(2)  # [r, width]
             inertia += float((sq * valid).sum())
-            ark = torch.arange(K, device=device)
-            by_size = torch.sort(-sizes, dim=1, stable=True).indices
-            rank_of = torch.empty_like(by_size).scatter_(1, by_size, ark.expand(r, K))
-            live = sizes.gather(1, by_size) > 0
-            rr, jj = live.nonzero(as_tuple=True)
-            cc = by_size[rr, jj]
             # centroids in the input space: z-space means mapped back (the map is affine)
-            cent = zc[rr, cc].cpu().numpy() * std + mean
-            S_key.append(keys[rows][rr.cpu().numpy()]), S_idx.append(jj.cpu().numpy())
-            S_cnt.append(sizes[rr, cc].cpu().numpy()), S_cent.append(cent.astype(np.float32))
-            if E > 0:
-                row_np, point, sense_rank, member_rank, dist = _central_members(valid, lab, rank_of, sq, K, E)
-                C_key.append(keys[rows][row_np]), C_idx.append(sense_rank), C_rank.append(member_rank)
-                C_sample.append(indptr[rows][row_np] + point), C_dist.append(dist)
+            parts.add_clustered(keys[rows], indptr[rows], valid, lab, sizes, zc, sq, E, to_input=to_input)
             done += int(lengths[rows].sum())
             if progress:
                 progress(done, total)
     if progress:
         progress(total, total)
 
-    def cat(parts, dtype, tail=()):
-        parts = [p for p in parts if len(p)]
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, *tail), dtype)
-
-    s_key, s_idx, s_cnt = cat(S_key, np.int64), cat(S_idx, np.int64), cat(S_cnt, np.int64)
-    s_cent = cat(S_cent, np.float32, (d,))
-    perm = np.lexsort((s_idx, s_key))
-    s_key, s_idx, s_cnt, s_cent = s_key[perm], s_idx[perm], s_cnt[perm], s_cent[perm]
-    c_key, c_idx, c_rank = cat(C_key, np.int64), cat(C_idx, np.int64), cat(C_rank, np.int64)
-    c_sample, c_dist = cat(C_sample, np.int64), cat(C_dist, np.float32)
-    base = int(k_max) + 1
-    c_sense = np.searchsorted(s_key * base + s_idx, c_key * base + c_idx)
-    co = np.lexsort((c_rank, c_sense))
-    return ClusterResult(
-        sense_key=s_key,
-        sense_index=s_idx,
-        sense_count=s_cnt,
-        centroids=s_cent,
-        ctx_sense=c_sense[co],
-        ctx_rank=c_rank[co],
-        ctx_sample=c_sample[co],
-        ctx_distance=c_dist[co],
-        inertia=inertia,
-    )
+    return parts.result(k_max, inertia)
