@@ -268,15 +268,7 @@ def isolated_sense_cost(stepper, batches, device, repeats: int) -> float:
         hidden = torch.randn(*labels.shape, d, device=device, requires_grad=True)
         sync(device)
         t = time.perf_counter()
-        sb = stepper.targets.gather(
-            labels,
-            g,
-            kappa=cfg.kappa,
-            neighbors=cfg.neighbors,
-            frac=cfg.sample_frac,
-            floor=cfg.sample_floor,
-            generator=stepper.sense_gen,
-        )
+        sb = stepper.targets.gather_for(cfg, labels, g, stepper.sense_gen)
         lp, ln = sense_loss(hidden[sb.b, sb.t], sb.positives, sb.pos_mask, sb.negatives, sb.neg_mask, sb.active)
         (lp + ln).backward()
         sync(device)

@@ -312,6 +312,19 @@ class SenseTargets:
         return self.emb[kept_rows].float() * keep.unsqueeze(-1), keep
 
     @torch.no_grad()
+    def gather_for(self, cfg, labels: torch.Tensor, g: torch.Tensor, generator: torch.Generator | None) -> SenseBatch:
+        """`gather` with the sampling and selection settings of a DistillConfig (kappa, neighbours, fraction, floor)."""
+        return self.gather(
+            labels,
+            g,
+            kappa=cfg.kappa,
+            neighbors=cfg.neighbors,
+            frac=cfg.sample_frac,
+            floor=cfg.sample_floor,
+            own_negative=cfg.own_senses_negative,
+            generator=generator,
+        )
+
     def gather(
         self,
         labels: torch.Tensor,

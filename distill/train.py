@@ -441,16 +441,7 @@ def resolve_margins(cfg: DistillConfig, teacher, targets: SenseTargets | None, w
             rows = order.batches(micro // cfg.grad_accum)[micro % cfg.grad_accum]
             input_ids, attn, labels = windows.batch(rows, acc.device)
             g = teacher.final_hidden(input_ids, attn)  # [B, T, d]
-            s = targets.gather(
-                labels,
-                g,
-                kappa=cfg.kappa,
-                neighbors=cfg.neighbors,
-                frac=cfg.sample_frac,
-                floor=cfg.sample_floor,
-                own_negative=cfg.own_senses_negative,
-                generator=gen,
-            )
+            s = targets.gather_for(cfg, labels, g, gen)
             anchor, act = g[s.b, s.t], s.active.unsqueeze(1)  # [P, d], [P, 1]
             found["beta_p"].append(candidate_distances(anchor, s.positives, s.pos_mask & act))
             found["beta_n"].append(candidate_distances(anchor, s.negatives, s.neg_mask & act))
@@ -585,16 +576,7 @@ class Stepper:
             t_logits = self.teacher_logits(g, input_ids, attn)  # [B, T, V]
             sense = None
             if cfg.needs_senses:
-                sense = self.targets.gather(
-                    labels,
-                    g,
-                    kappa=cfg.kappa,
-                    neighbors=cfg.neighbors,
-                    frac=cfg.sample_frac,
-                    floor=cfg.sample_floor,
-                    own_negative=cfg.own_senses_negative,
-                    generator=self.sense_gen,
-                )
+                sense = self.targets.gather_for(cfg, labels, g, self.sense_gen)
         if prefix is not None:
             prefix = prefix.to(self.trainable[0].dtype if self.trainable else prefix.dtype)
         with self.acc.autocast():
