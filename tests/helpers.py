@@ -216,3 +216,20 @@ def distill_config(store: Path, corpus: Path, teacher: Path, output_dir: Path, *
 
     fields = dict(TINY_DISTILL, store=str(store), data=(str(corpus),), teacher=str(teacher), output_dir=str(output_dir))
     return DistillConfig(**{**fields, **overrides})
+
+
+def build_config(corpus: Path, store: Path, **overrides):
+    """The tiny BuildConfig the build tests share: 16-token windows, 3 senses of up to 6 samples, no checkpoints."""
+    from sensekit.builder.config import BuildConfig
+
+    values = dict(
+        corpus=(str(corpus),),
+        store=str(store),
+        seq_len=16,
+        batch_size=2,
+        senses_per_token=3,
+        samples_per_token=6,
+        contexts_per_sense=2,
+        checkpoint_every=0,
+    )
+    return BuildConfig(**{**values, **overrides})

@@ -7,25 +7,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from helpers import build_config
 
 from sensekit import open_store
 from sensekit.builder.pipeline import BuildConfig, build
 from sensekit.errors import InputError
 
-
-def _cfg(corpus: Path, store: Path, **kw) -> BuildConfig:
-    base = dict(
-        corpus=(str(corpus),),
-        store=str(store),
-        seq_len=16,
-        batch_size=2,
-        senses_per_token=3,
-        samples_per_token=6,
-        contexts_per_sense=2,
-        checkpoint_every=0,
-    )
-    base.update(kw)
-    return BuildConfig(**base)
+_cfg = build_config
 
 
 def _tables(store: Path) -> dict:

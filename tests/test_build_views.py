@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from helpers import LAYERS, run_cli
+from helpers import LAYERS, build_config, run_cli
 
 torch = pytest.importorskip("torch")
 
@@ -22,19 +22,7 @@ from sensekit.model.lexical import auto_layer  # noqa: E402
 
 
 def _cfg(corpus: Path, store: Path, **kw) -> BuildConfig:
-    base = dict(
-        corpus=(str(corpus),),
-        store=str(store),
-        seq_len=16,
-        batch_size=2,
-        senses_per_token=3,
-        samples_per_token=6,
-        contexts_per_sense=2,
-        checkpoint_every=0,
-        min_sense_size=2,
-    )
-    base.update(kw)
-    return BuildConfig(**base)
+    return build_config(corpus, store, **{"min_sense_size": 2, **kw})
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import build_config, run_cli
 
 from sensekit import open_store
 from sensekit.plot import DPI, FIGSIZE, NO_VECTORS_NOTE, plot_word, short_snippet
@@ -169,18 +169,9 @@ def test_short_snippet_marks_the_key_token():
 
 
 def test_build_keeps_the_sampled_vector_of_each_context(tiny, text_corpus, tmp_path):  # noqa: F811
-    from sensekit.builder.pipeline import BuildConfig, build
+    from sensekit.builder.pipeline import build
 
-    cfg = BuildConfig(
-        corpus=(str(text_corpus),),
-        store=str(tmp_path / "s.sensekit"),
-        seq_len=16,
-        batch_size=2,
-        senses_per_token=3,
-        samples_per_token=6,
-        contexts_per_sense=2,
-        checkpoint_every=0,
-    )
+    cfg = build_config(text_corpus, tmp_path / "s.sensekit")
     result = build(cfg, teacher=tiny)
     con = duckdb.connect(str(result.store / "store.duckdb"), read_only=True)
     try:

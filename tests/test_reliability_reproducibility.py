@@ -9,11 +9,11 @@ import json
 
 import duckdb
 import pytest
-from helpers import run_cli
+from helpers import build_config, run_cli
 from test_store import write_small_store
 
 from sensekit import open_store
-from sensekit.builder.pipeline import BuildConfig, build
+from sensekit.builder.pipeline import build
 
 TABLES = {
     "senses": "SELECT * FROM senses ORDER BY sense_id",
@@ -32,18 +32,7 @@ def tables(store) -> dict:
         con.close()
 
 
-def _cfg(corpus, store, **kw) -> BuildConfig:
-    return BuildConfig(
-        corpus=(str(corpus),),
-        store=str(store),
-        seq_len=16,
-        batch_size=2,
-        senses_per_token=3,
-        samples_per_token=6,
-        contexts_per_sense=2,
-        checkpoint_every=0,
-        **kw,
-    )
+_cfg = build_config
 
 
 @pytest.fixture()
