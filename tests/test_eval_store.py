@@ -375,3 +375,30 @@ def test_plain_cosine_switch(eval_store, bos_teacher, tmp_path):
     assert h["in_similarity_space"] == h["mean_cosine"]
     with pytest.raises(InputError, match="--cosine must be one of store-space, plain"):
         EvalConfig(store=str(eval_store), cosine="raw")
+
+
+def test_view_all_reports_each_view_side_by_side(eval_store, bos_teacher, tmp_path):
+    """--view all: one run per view of the store, with the numbers of single-view runs, in one table."""
+    from sensekit.eval.config import EvalConfig
+    from sensekit.eval.store_eval import evaluate_store, evaluate_views
+
+    f = eval_files(tmp_path)
+    cfg = EvalConfig(store=str(eval_store), wic=str(f["wic"]), metrics=("wic", "health"), view="all")
+    both = evaluate_views(cfg, teacher=bos_teacher)
+    assert list(both["views"]) == ["loss", "lexical"]
+    for view, result in both["views"].items():
+        alone = evaluate_store(EvalConfig(**{**cfg.to_dict(), "view": view}), teacher=bos_teacher)
+        assert result["store"]["view"] == view
+        assert result["metrics"]["health"] == {
+            **alone["metrics"]["health"],
+            "seconds": result["metrics"]["health"]["seconds"],
+        }
+    with pytest.raises(InputError, match="evaluate_views"):
+        evaluate_store(cfg, teacher=bos_teacher)
+    args = ("eval", "store", "--store", eval_store, "--metrics", "health", "--view", "all")
+    res = invoke(*args, "--json")
+    assert res.exit_code == 0, res.output
+    assert list(json.loads(res.stdout)["views"]) == ["loss", "lexical"]
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    assert "lexical" in res.stdout and "duplicate" in res.stdout

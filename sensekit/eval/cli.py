@@ -25,6 +25,7 @@ __all__ = [
     "register",
     "eval_app",
     "render_store",
+    "render_views",
     "store_rows",
     "with_json",
     "quiet_libraries",
@@ -74,27 +75,60 @@ def render_store(result: dict, console) -> None:
     console.print(f"[dim]{result['seconds']:.0f} s; --json for every number[/]")
 
 
+def render_views(result: dict, console) -> None:
+    """`--view all`: one table, each view's value, baseline and coverage side by side, row by metric."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    views = list(result["views"])
+    rows = {view: {r[0]: r[1:] for r in store_rows(result["views"][view])} for view in views}
+    names = list(dict.fromkeys(name for view in views for name in rows[view]))
+    first = result["views"][views[0]]["store"]
+    t = Table(
+        title=f"sensekit eval store {escape(first['path'])} (teacher {escape(str(first['teacher']))}, "
+        f"views {', '.join(views)} side by side)",
+        title_justify="left",
+    )
+    t.add_column("metric")
+    for view in views:
+        t.add_column(f"{view} ({result['views'][view]['store']['token_senses']:,} senses)", justify="right")
+    for what in ("baseline", "coverage"):
+        t.add_column(f"{what} ({' / '.join(views)})", ratio=1 if what == "baseline" else None)
+    for name in names:
+        cells = [rows[view].get(name, ("-", "", "")) for view in views]  # (value, baseline, coverage) per view
+        t.add_row(
+            escape(name),
+            *(escape(c[0]) for c in cells),
+            *(escape(" / ".join(dict.fromkeys(c[i] for c in cells))) for i in (1, 2)),
+        )
+    console.print(t)
+    console.print(f"[dim]{result['seconds']:.0f} s; --json for every number[/]")
+
+
 def store_cli(**values: Any) -> None:
     """Measure a sense store: word in context, word similarity, sense purity, neighbourhoods, health."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: shared cores
     from rich.console import Console
 
-    from .store_eval import evaluate_store
+    from .store_eval import evaluate_store, evaluate_views
 
     as_json = values.pop("as_json")
     cfg = EvalConfig(**given(values))
     err = Console(stderr=True, highlight=False)
     quiet_libraries()
+    every_view = cfg.view == "all"
     with err.status("evaluating") as status:
-        result = evaluate_store(cfg, progress=status_progress(status))
+        evaluate = evaluate_views if every_view else evaluate_store
+        result = evaluate(cfg, progress=status_progress(status))
     from rich.markup import escape
 
-    for warning in result.get("warnings", []):  # on stderr: --json output stays one document
+    runs = result["views"].values() if every_view else [result]
+    for warning in dict.fromkeys(w for run in runs for w in run.get("warnings", [])):  # stderr: JSON stays one document
         err.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if as_json:
         print_json(result)
     else:
-        render_store(result, Console(highlight=False))
+        (render_views if every_view else render_store)(result, Console(highlight=False))
 
 
 def quiet_libraries() -> None:

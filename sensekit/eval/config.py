@@ -93,9 +93,10 @@ class EvalConfig:
     )
     view: Optional[str] = option(
         None,
-        "Which view of the store: 'lexical' (layer N's states at the word, queried at the same layer) or "
-        "'loss' (post-norm states); none: the store's default (lexical when it has one).",
-        choices=("lexical", "loss"),
+        "Which view of the store: 'lexical' (layer N's states at the word, queried at the same layer), "
+        "'loss' (post-norm states), or 'all' (each view the store holds, side by side); none: the store's "
+        "default (lexical when it has one).",
+        choices=("lexical", "loss", "all"),
         panel=_RUN,
     )
     teacher: Optional[str] = option(

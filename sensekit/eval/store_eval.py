@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from typing import Optional
 
+from ..errors import InputError
 from ..progress import Progress, no_progress
 from .config import EvalConfig
 from .registry import Skip, headlines, metrics
 from .run import StoreRun
 from .senses import Space, identity
 
-__all__ = ["evaluate_store", "Skip"]
+__all__ = ["evaluate_store", "evaluate_views", "Skip"]
 
 
 def evaluate_store(
@@ -29,6 +30,8 @@ def evaluate_store(
     similarity transform [n, d] -> [n, d'] overriding `cfg.cosine` (the store's own, or plain)."""
     from ..store import open_store
 
+    if cfg.view == "all":
+        raise InputError("view 'all' runs every view of the store: call evaluate_views(cfg)")
     registry = metrics()
     t0 = time.perf_counter()
     with open_store(cfg.store, view=cfg.view) as store:  # every metric reads this view (issue 15)
@@ -69,3 +72,33 @@ def evaluate_store(
     result["headlines"] = headlines(result)  # each metric's headline figures, with the data they used
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def evaluate_views(cfg: EvalConfig, progress: Progress = no_progress, *, teacher=None) -> dict:
+    """`--view all`: `evaluate_store` once per view the store holds -> {"views": {view: result}, "seconds"}.
+
+    The teacher is loaded once and shared by the runs (a teacher that cannot load skips the metrics
+    that need it, in every view, with the reason)."""
+    import dataclasses
+
+    from ..errors import SensekitError
+    from ..store import open_store
+
+    t0 = time.perf_counter()
+    with open_store(cfg.store) as store:
+        views = list(store.views)
+        if teacher is None:
+            from ..model.store_check import load_store_teacher
+
+            try:
+                teacher = load_store_teacher(store, cfg.teacher, cfg.device, cfg.dtype)
+            except (SensekitError, OSError):
+                teacher = None  # each run records why
+    results = {}
+    for view in views:
+
+        def in_view(stage, *args, _view=view, **info):
+            progress(f"{_view}: {stage}", *args, **info)
+
+        results[view] = evaluate_store(dataclasses.replace(cfg, view=view), in_view, teacher=teacher)
+    return {"views": results, "seconds": round(time.perf_counter() - t0, 2)}
