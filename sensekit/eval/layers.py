@@ -151,27 +151,9 @@ def layer_curve(
     items = read_wic(wic, limit)  # a malformed line: InputError with its line number
     t = load_teacher(teacher or BUNDLED_TEACHER, device=device, dtype=dtype)
     prefix, pad = teacher_prefix_and_pad(t.tokenizer)
-    s1 = layer_states(
-        t.model,
-        t.tokenizer,
-        items.sentences1,
-        items.spans1[:, 0],
-        items.spans1[:, 1],
-        prefix,
-        pad,
-        t.device,
-        batch_tokens,
-    )
-    s2 = layer_states(
-        t.model,
-        t.tokenizer,
-        items.sentences2,
-        items.spans2[:, 0],
-        items.spans2[:, 1],
-        prefix,
-        pad,
-        t.device,
-        batch_tokens,
+    s1, s2 = (
+        layer_states(t.model, t.tokenizer, sents, spans[:, 0], spans[:, 1], prefix, pad, t.device, batch_tokens)
+        for sents, spans in ((items.sentences1, items.spans1), (items.sentences2, items.spans2))
     )
     res = curve_from_states(s1[0], s2[0], s1[1], s2[1], s1[2] & s2[2], s1[3] & s2[3], items.labels)
     n_layers = len(res["at_raw"]) - 1
