@@ -9,6 +9,9 @@ UPSERT_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
 ALL_META = "SELECT key, value FROM meta"
 
 # -- writer -----------------------------------------------------------------------------
+# The writer's one database, attached with its row-group size (ROW_GROUP_ROWS in sensekit/writer.py).
+ATTACH_STORE = "ATTACH $path AS store (ROW_GROUP_SIZE $rows)"
+USE_STORE = "USE store"
 _TABLES = ("tokens", "senses", "contexts", "spans", "words", "relations", "similarity_space")
 # `arrow_table` is a local pyarrow table in the writer, found by DuckDB's replacement scan.
 INSERT_FROM_ARROW = {t: f"INSERT INTO {t} BY NAME SELECT * FROM arrow_table" for t in _TABLES}
@@ -37,6 +40,7 @@ SET_HEAD_SENSES = {  # per view: its own pair of columns (fixed names, never fro
 }
 
 # -- reads ------------------------------------------------------------------------------
+ONE_THREAD = "SET threads = 1"  # SenseStore: point lookups run in the calling thread
 TABLE_COUNTS = (
     "SELECT (SELECT count(*) FROM tokens), (SELECT count(*) FROM senses WHERE span_id IS NULL AND view = 'loss'),"
     " (SELECT count(*) FROM senses WHERE span_id IS NULL AND view = 'lexical'),"
@@ -56,11 +60,14 @@ COUNT_NAMES = (
     "antonyms",
 )
 
-TOKENS_BY_IDS = "SELECT token_id, text, occurrences FROM tokens WHERE list_contains($ids, token_id)"
 SENSE_COLUMNS = "SELECT sense_id, view, token_id, span_id, sense_index, count FROM senses ORDER BY sense_id"
 TOKEN_TEXTS = "SELECT token_id, text FROM tokens"
+TOKEN_ROWS = "SELECT token_id, text, occurrences FROM tokens"
 SPAN_TEXTS = "SELECT span_id, text FROM spans"
 SPAN_WORDS = "SELECT word, token_ids, span_id FROM words WHERE span_id IS NOT NULL"
+# embeddings.npy (sensekit/sense_array.py): every sense, in sense_id order
+SENSE_IDS = "SELECT sense_id FROM senses ORDER BY sense_id"
+ALL_EMBEDDINGS = "SELECT embedding FROM senses ORDER BY sense_id"
 # Rows are written in sense_id order, so a range filter is pruned by zone maps.
 EMBEDDINGS_IN_RANGE = "SELECT sense_id, embedding FROM senses WHERE sense_id BETWEEN $lo AND $hi"
 CONTEXTS_IN_RANGE = (

@@ -67,18 +67,14 @@ def content_fingerprint(con) -> str:
     import pyarrow  # noqa: F401  (DuckDB's arrow export needs it)
 
     total = hashlib.sha256()
-    cursor = con.cursor()  # its own result set: a caller's unfinished fetchone() is no obstacle
-    try:
-        for table, query in _sql.FINGERPRINT_TABLES:
-            _hash_table(cursor, table, query, total)
-    finally:
-        cursor.close()
+    for table, query in _sql.FINGERPRINT_TABLES:  # through `con` itself: a cursor would not see the writer's USE
+        _hash_table(con, table, query, total)
     return total.hexdigest()
 
 
-def _hash_table(cursor, table: str, query: str, total) -> None:
+def _hash_table(con, table: str, query: str, total) -> None:
     """Add one table (name, row count, schema, then each column's streams) to `total`."""
-    reader = cursor.sql(query).to_arrow_reader(_BATCH_ROWS)
+    reader = con.sql(query).to_arrow_reader(_BATCH_ROWS)
     columns = {name: _Column() for name in reader.schema.names}
     rows = 0
     for batch in reader:

@@ -18,6 +18,7 @@ __all__ = [
     "DB_FILE",
     "TOKENIZER_FILE",
     "INDEX_FILE",
+    "EMBEDDINGS_FILE",
     "COMPRESSED_SUFFIXES",
     "temp_sibling",
     "swap_into_place",
@@ -30,6 +31,7 @@ __all__ = [
 DB_FILE = "store.duckdb"
 TOKENIZER_FILE = "tokenizer.json"
 INDEX_FILE = "senses.hnsw"
+EMBEDDINGS_FILE = "embeddings.npy"  # sensekit/sense_array.py
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".lzma")
 
 

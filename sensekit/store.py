@@ -35,6 +35,7 @@ from .errors import InputError, NotFound, SchemaMismatch, StoreError
 from .fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE
 from .index import load_index
 from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
+from .sense_array import EMBEDDINGS_KEY, file_sha256, open_sense_array
 from .space import SimilaritySpace
 
 SCHEMA_VERSION = 3
@@ -132,6 +133,12 @@ class SenseStore:
         self._sense_cache: OrderedDict[tuple[bytes, bool], tuple[Sense, ...]] = OrderedDict()
         self._sense_cache_lock = threading.Lock()
         self._sense_cache_rows = 0
+        # One DuckDB connection must not be used by two threads at once: the opening thread uses `con`,
+        # any other thread its own cursor of it (`_db()`), so that `serve` runs queries side by side.
+        self._owner_thread = threading.get_ident()
+        self._local = threading.local()
+        self._cursors: list = []
+        self._cursors_lock = threading.Lock()
         for _ in range(3):  # a bundle replaced while it opens (a rebuild, `relations add`): open the new one
             if self._open(read_only, ef):
                 try:
@@ -161,6 +168,10 @@ class SenseStore:
         try:
             self._version = _file_id(db)  # which bundle this is: a replaced one has a new store.duckdb
             self.con = duckdb.connect(str(db), read_only=read_only)
+            # One DuckDB thread per query: the store's queries read one row group, where handing work to a
+            # second thread costs more than it saves, and `serve` runs requests side by side instead. A
+            # setting (not connect-time config), so other connections to the file in this process still open.
+            self.con.execute(_sql.ONE_THREAD)
         except (duckdb.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open {db}: {str(exc).splitlines()[0]}; the store may be corrupt, rebuild it"
@@ -170,6 +181,10 @@ class SenseStore:
             self.dim = int(self.meta["dim"])
             self.views = views_of(self.meta)
             self._load_sense_table()
+            record = self.meta.get(EMBEDDINGS_KEY)
+            # [n senses, dim] in sense_id order, memory-mapped; None for a store written before the file
+            self._embeddings = open_sense_array(self.path, record, self._sense_ids, self.dim) if record else None
+            self._check_embeddings()
             # per view: every similarity is measured in its space, the index was built in it
             self.spaces = {v: read_space(self.con, self.dim, self.meta, v) for v in self.views}
             self.indexes = {}
@@ -194,9 +209,24 @@ class SenseStore:
         """A few indexed sense ids and their vectors in the index's space [n, dim]: load_index compares them
         with the index file's own, so an index copied from another store (or view) is refused."""
         ids = self._indexed_ids(view)[:n]
-        got = self.con.execute(_sql.EMBEDDINGS_IN_RANGE, {"lo": int(ids.min()), "hi": int(ids.max())}).fetchnumpy()
+        return ids, self.spaces[view].apply(self._duckdb_embeddings(ids))
+
+    def _duckdb_embeddings(self, ids: np.ndarray) -> np.ndarray:
+        """The embeddings [len(ids), dim] of sorted sense `ids`, from DuckDB (one range query)."""
+        got = self._db().execute(_sql.EMBEDDINGS_IN_RANGE, {"lo": int(ids.min()), "hi": int(ids.max())}).fetchnumpy()
         emb_of = dict(zip(got["sense_id"].tolist(), got["embedding"]))
-        return ids, self.spaces[view].apply(np.stack([np.asarray(emb_of[i], np.float32) for i in ids.tolist()]))
+        return np.stack([np.asarray(emb_of[i], np.float32) for i in ids.tolist()])
+
+    def _check_embeddings(self) -> None:
+        """embeddings.npy must hold DuckDB's vectors: its first, middle and last rows are compared."""
+        if self._embeddings is None or not len(self._sense_ids):
+            return
+        rows = np.unique(np.linspace(0, len(self._sense_ids) - 1, 3).astype(np.int64))
+        if not np.array_equal(self._embeddings[rows], self._duckdb_embeddings(self._sense_ids[rows])):
+            raise StoreError(
+                f"{self.path}/embeddings.npy holds other vectors than the store's senses: it belongs to another "
+                "store; rebuild the store with `sensekit build`"
+            )
 
     # -- views ----------------------------------------------------------------------------
     def _view(self, view: str | None, default: str | None = None) -> str:
@@ -233,8 +263,9 @@ class SenseStore:
             return True
 
     def verify(self) -> str:
-        """Recompute the content fingerprint and compare it with the one recorded at write time; returns it.
-        Raises StoreError when they differ, or when the store records none (written before fingerprints)."""
+        """Recompute the content fingerprint and compare it with the one recorded at write time, and hash
+        embeddings.npy against its record; returns the fingerprint. Raises StoreError when either differs,
+        or when the store records no fingerprint (written before fingerprints)."""
         from .fingerprint import FINGERPRINT_KEY, content_fingerprint
 
         recorded = self.meta.get(FINGERPRINT_KEY)
@@ -243,11 +274,17 @@ class SenseStore:
                 f"store {self.path} records no content fingerprint (written before sensekit kept one); "
                 "rebuild it, or run `sensekit relations add` on it, to record one"
             )
-        found = content_fingerprint(self.con)
+        found = content_fingerprint(self._db())
         if found != recorded:
             raise StoreError(
                 f"store {self.path} content does not match its fingerprint (recorded {recorded[:16]}, "
                 f"content {found[:16]}): it was changed outside sensekit; rebuild it"
+            )
+        record = self.meta.get(EMBEDDINGS_KEY)
+        if record and file_sha256(self.path / record["file"]) != record["sha256"]:
+            raise StoreError(
+                f"{self.path / record['file']} does not match its recorded sha256: it was changed outside "
+                "sensekit; rebuild the store, or run `sensekit relations add` on it to rewrite the file"
             )
         return found
 
@@ -274,7 +311,9 @@ class SenseStore:
         self._by_span = np.lexsort((self._sense_index, span_key))
         self._token_sorted = token_key[self._by_token]
         self._span_sorted = span_key[self._by_span]
-        self._token_text = dict(self.con.execute(_sql.TOKEN_TEXTS).fetchall())
+        token_rows = self.con.execute(_sql.TOKEN_ROWS).fetchall()
+        self._token_text = {t: text for t, text, _ in token_rows}
+        self._token_occurrences = {t: n for t, _, n in token_rows}
         self._span_text = dict(self.con.execute(_sql.SPAN_TEXTS).fetchall())
         self._span_words = {w: (list(t), sid) for w, t, sid in self.con.execute(_sql.SPAN_WORDS).fetchall()}
 
@@ -311,7 +350,7 @@ class SenseStore:
 
     # -- the query surface ----------------------------------------------------------------
     def info(self) -> StoreInfo:
-        counts = dict(zip(_sql.COUNT_NAMES, self.con.execute(_sql.TABLE_COUNTS).fetchall()[0]))
+        counts = dict(zip(_sql.COUNT_NAMES, self._db().execute(_sql.TABLE_COUNTS).fetchall()[0]))
         records = {view_key(v, n) for v in VIEWS for n in ("index", "space")}
         provenance = {k: v for k, v in self.meta.items() if k not in ("schema_version", "views", *records)}
         views = {
@@ -336,15 +375,14 @@ class SenseStore:
 
     def tokens(self, word: str, view: str | None = None) -> list[TokenInfo]:
         """The word's tokens, in order; tokens never seen as keys have occurrences 0. n_senses: in `view`."""
-        ids = self.token_ids(word)
         v = self._view(view)
-        # The token rows (one scan of the tokens table); each sense count from the in-memory columns (no join).
-        found = {r[0]: r for r in self.con.execute(_sql.TOKENS_BY_IDS, {"ids": ids}).fetchall()}
-        return [
-            TokenInfo(i, *found[i][1:], len(self._positions_of(i, span=False, view=v)))
-            if i in found
+        return [  # from the in-memory token rows and sense columns: no query
+            TokenInfo(
+                i, self._token_text[i], self._token_occurrences[i], len(self._positions_of(i, span=False, view=v))
+            )
+            if i in self._token_text
             else TokenInfo(i, self.tokenizer.decode([i], skip_special_tokens=False), 0, 0)
-            for i in ids
+            for i in self.token_ids(word)
         ]
 
     def senses(self, word: str, with_contexts: bool = True, view: str | None = None) -> list[Sense]:
@@ -398,15 +436,20 @@ class SenseStore:
 
     def _read_senses(self, positions: np.ndarray, with_contexts: bool) -> list[Sense]:
         ids = self._sense_ids[positions]
-        bounds = {"lo": int(ids.min()), "hi": int(ids.max())}
-        got = self.con.execute(_sql.EMBEDDINGS_IN_RANGE, bounds).fetchnumpy()
-        emb_of = dict(zip(got["sense_id"].tolist(), got["embedding"]))
+        order = np.argsort(ids)  # positions of one owner are in sense_index order, not always in id order
+        embeddings = np.empty((len(ids), self.dim), np.float32)  # [n, dim], in the order of `positions`
+        if self._embeddings is not None:
+            embeddings[:] = self._embeddings[positions]
+        else:
+            embeddings[order] = self._duckdb_embeddings(ids[order])
+        embeddings.flags.writeable = False  # shared by the cached records
         contexts: dict[int, list[Context]] = {}
         if with_contexts:
-            for c in sorted(self.con.execute(_sql.CONTEXTS_IN_RANGE, bounds).fetchall()):
+            bounds = {"lo": int(ids.min()), "hi": int(ids.max())}
+            for c in sorted(self._db().execute(_sql.CONTEXTS_IN_RANGE, bounds).fetchall()):
                 contexts.setdefault(c[0], []).append(Context(*c[1:]))
         out = []
-        for pos, sid in zip(positions.tolist(), ids.tolist()):
+        for row, (pos, sid) in enumerate(zip(positions.tolist(), ids.tolist())):
             tok, span = int(self._sense_token[pos]), int(self._sense_span[pos])
             out.append(
                 Sense(
@@ -416,7 +459,7 @@ class SenseStore:
                     int(self._sense_index[pos]),
                     int(self._sense_count[pos]),
                     self._token_text.get(tok, "") if tok >= 0 else self._span_text.get(span, ""),
-                    np.asarray(emb_of[sid], dtype=np.float32),
+                    embeddings[row],
                     tuple(contexts.get(sid, ())),
                     VIEWS[int(self._sense_view[pos])],
                 )
@@ -429,7 +472,7 @@ class SenseStore:
         ids = sorted({int(i) for i in sense_ids})
         if not ids:
             return {}
-        tbl = self.con.sql(_sql.CONTEXT_VECTORS, params={"lo": ids[0], "hi": ids[-1], "ids": ids}).to_arrow_table()
+        tbl = self._db().sql(_sql.CONTEXT_VECTORS, params={"lo": ids[0], "hi": ids[-1], "ids": ids}).to_arrow_table()
         if not tbl.num_rows:
             return {}
         owner = tbl.column("sense_id").to_numpy()  # [n]
@@ -447,7 +490,7 @@ class SenseStore:
         lexical = self._view(view) == "lexical"
         rows = [
             (*r[:5], *(r[7:9] if lexical else r[5:7]))
-            for r in self.con.execute(_sql.RELATIONS_OF_WORD, {"word": word.strip()}).fetchall()
+            for r in self._db().execute(_sql.RELATIONS_OF_WORD, {"word": word.strip()}).fetchall()
         ]
         # Filtering and ordering here keep the SQL a plain index lookup.
         rows = sorted(
@@ -542,7 +585,7 @@ class SenseStore:
         """Up to `limit` token texts spelled like `word` (Jaro-Winkler), for 'did you mean'."""
         return [
             w
-            for w, score in self.con.execute(_sql.SIMILAR_WORDS, {"word": word.strip(), "limit": limit}).fetchall()
+            for w, score in self._db().execute(_sql.SIMILAR_WORDS, {"word": word.strip(), "limit": limit}).fetchall()
             if score > 0.6
         ]
 
@@ -551,14 +594,17 @@ class SenseStore:
         """All sense rows of one view (the loss view unless told: what distill reads): sense_id, token_id
         (-1 for spans), span_id (-1 for tokens), sense_index [n]; embedding [n, dim] float32."""
         view = self._view(view)
-        tbl = self.con.sql(_sql.SENSE_MATRIX, params={"view": view}).to_arrow_table()
-        n = tbl.num_rows
-        emb = (
-            tbl.column("embedding").combine_chunks().flatten().to_numpy().reshape(n, self.dim)
-            if n
-            else np.zeros((0, self.dim), np.float32)
-        )
         rows = self._sense_view == VIEWS.index(view)  # in sense_id order, as the query's rows
+        if self._embeddings is not None:
+            emb = self._embeddings[rows]
+        else:
+            tbl = self._db().sql(_sql.SENSE_MATRIX, params={"view": view}).to_arrow_table()
+            n = tbl.num_rows
+            emb = (
+                tbl.column("embedding").combine_chunks().flatten().to_numpy().reshape(n, self.dim)
+                if n
+                else np.zeros((0, self.dim), np.float32)
+            )
         return {
             "sense_id": self._sense_ids[rows],
             "token_id": self._sense_token[rows],
@@ -568,10 +614,10 @@ class SenseStore:
         }
 
     def words_table(self) -> list[tuple[str, list[int], int | None]]:
-        return [(w, list(t), s) for w, t, s in self.con.execute(_sql.ALL_WORDS).fetchall()]
+        return [(w, list(t), s) for w, t, s in self._db().execute(_sql.ALL_WORDS).fetchall()]
 
     def relations_table(self) -> list[tuple[str, str, str, str, bool]]:
-        return self.con.execute(_sql.ALL_RELATIONS).fetchall()
+        return self._db().execute(_sql.ALL_RELATIONS).fetchall()
 
     def sense_counts(self, view: str | None = None) -> np.ndarray:
         """Senses per token id [max token id + 1] (0 where a token has none) in `view`, from memory."""
@@ -579,7 +625,7 @@ class SenseStore:
         return np.bincount(self._sense_token[rows], minlength=int(self._sense_token.max(initial=-1)) + 1)
 
     def table_names(self) -> list[str]:
-        return [r[0] for r in self.con.execute(_sql.TABLE_NAMES).fetchall()]
+        return [r[0] for r in self._db().execute(_sql.TABLE_NAMES).fetchall()]
 
     def export_parquet(self, folder: str | os.PathLike, view: str | None = None) -> list[Path]:
         """Write every table to `folder`/NAME.parquet; senses, contexts and similarity_space hold the rows of
@@ -589,13 +635,29 @@ class SenseStore:
         for name in self.table_names():
             path = Path(folder) / f"{name}.parquet"
             if name in _sql.EXPORT_VIEW_TABLES:
-                self.con.sql(_sql.EXPORT_VIEW_TABLES[name], params={"view": view}).write_parquet(str(path))
+                self._db().sql(_sql.EXPORT_VIEW_TABLES[name], params={"view": view}).write_parquet(str(path))
             else:
-                self.con.table(name).write_parquet(str(path))
+                self._db().table(name).write_parquet(str(path))
             written.append(path)
         return written
 
+    def _db(self):
+        """This thread's DuckDB connection: `con` in the thread that opened the store, else a cursor of it."""
+        if threading.get_ident() == self._owner_thread:
+            return self.con
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self.con.cursor()
+            with self._cursors_lock:
+                self._cursors.append(cursor)
+        return cursor
+
     def close(self) -> None:
+        """Close every cursor, then the connection: DuckDB releases the file only when the last one closes."""
+        with self._cursors_lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
         self.con.close()
 
     def __enter__(self) -> "SenseStore":

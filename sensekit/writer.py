@@ -36,10 +36,13 @@ from .fingerprint import FINGERPRINT_KEY, content_fingerprint
 from .fs import DB_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
 from .index import IndexParams, build_index, check_index_file, index_record, record_metric
 from .paths import schema_text
+from .sense_array import EMBEDDINGS_KEY, write_sense_array
 from .space import DEFAULT_SPACE, SimilaritySpace, fit_space
 from .store import SCHEMA_VERSION, VIEWS, WRITING_KEY, index_file, read_meta, read_space, view_key, views_of
 
-__all__ = ["StoreWriter"]
+__all__ = ["StoreWriter", "ROW_GROUP_ROWS"]
+
+ROW_GROUP_ROWS = 2048  # DuckDB's smallest row group (one vector); see StoreWriter.__init__
 
 
 def _embedding_matrix(table, dim: int) -> np.ndarray:
@@ -99,7 +102,11 @@ class StoreWriter:
             self.tmp.mkdir()
             if tokenizer_json is not None:
                 shutil.copyfile(tokenizer_json, self.tmp / TOKENIZER_FILE)
-        self.con = duckdb.connect(str(self.tmp / DB_FILE))
+        # Small row groups: a reader's lookup by sense_id (contexts) or head (relations) skips every group
+        # but one by its zone map, where DuckDB's default of 122,880 rows decodes a whole table of them.
+        self.con = duckdb.connect()
+        self.con.execute(_sql.ATTACH_STORE, {"path": str(self.tmp / DB_FILE), "rows": ROW_GROUP_ROWS})
+        self.con.execute(_sql.USE_STORE)
         if not _existing:
             self.con.execute(schema_text("store.sql").replace("{dim}", str(dim)))
             meta = {"schema_version": SCHEMA_VERSION, "dim": dim, **(provenance or {})}
@@ -401,7 +408,7 @@ class StoreWriter:
             except StoreError as exc:
                 raise OSError(errno.ENOSPC, f"the HNSW index was not written whole ({exc})") from None
             self.set_meta(**{view_key(view, "index"): index_record(index, ids, self.index_params)})
-        self.set_meta(views=list(self.views))
+        self.set_meta(views=list(self.views), **{EMBEDDINGS_KEY: write_sense_array(self.con, self.tmp, self.dim)})
         self.set_meta(
             updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **{FINGERPRINT_KEY: content_fingerprint(self.con)},

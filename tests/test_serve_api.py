@@ -450,6 +450,68 @@ def test_concurrent_requests_while_the_store_is_replaced(tokenizer_json, tok, tm
     assert len([k for k in seen if k != "503"]) >= 2, seen  # answers from more than one version
 
 
+def test_requests_for_new_words_run_side_by_side(serve_store):
+    """Two uncached requests are inside the store at the same time (each waits for the other at a barrier):
+    with one lock around the store, the barrier times out."""
+    app = create_app(serve_store)
+    holder = app.state.holder
+    both_inside = threading.Barrier(2, timeout=10)
+    real_word_doc = serve_api.word_doc
+
+    def word_doc(store, *args, **kw):
+        both_inside.wait()
+        return real_word_doc(store, *args, **kw)
+
+    statuses: list = []
+
+    def get(word: str) -> None:
+        statuses.append(TestClient(app, base_url="http://127.0.0.1").get("/api/word", params={"w": word}).status_code)
+
+    serve_api.word_doc = word_doc
+    try:
+        threads = [threading.Thread(target=get, args=(w,)) for w in ("bank", "river")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        serve_api.word_doc = real_word_doc
+    assert statuses == [200, 200] and holder.misses == 2
+
+
+def test_a_replacement_waits_for_requests_reading_the_old_version(tokenizer_json, tok, tmp_path):
+    """A request still reading the old version finishes on it; the next one gets the new version."""
+    from sensekit.serve.holder import StoreHolder
+
+    path = write_serve_store(tmp_path / "w.sensekit", tokenizer_json, tok)
+    holder = StoreHolder(path)
+    inside, release = threading.Event(), threading.Event()
+    old_answer: list = []
+
+    def slow_reader(store):
+        inside.set()
+        release.wait(10)
+        return [r.related for r in store.relations("bank")]
+
+    reader = threading.Thread(target=lambda: old_answer.append(holder.run(slow_reader)))
+    reader.start()
+    assert inside.wait(10)
+    write_serve_store(path, tokenizer_json, tok, extra_syn="shore", seed=1)
+    new_answer: list = []
+    newer = threading.Thread(
+        target=lambda: new_answer.append(holder.run(lambda s: [r.related for r in s.relations("bank")]))
+    )
+    newer.start()
+    time.sleep(0.2)
+    assert not new_answer  # the reopen waits for the reader of the old version
+    release.set()
+    reader.join(10)
+    newer.join(10)
+    assert "shore" not in old_answer[0] and "shore" in new_answer[0]
+    assert holder.generation == 1
+    holder.close()
+
+
 # -- the command, a live server, the import rule ----------------------------------------------------
 def test_serving_imports_no_torch():
     code = "import sys, sensekit.serve.app, sensekit.serve; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"

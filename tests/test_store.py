@@ -99,7 +99,12 @@ def test_schema_is_pinned_to_its_version():
 
 
 def test_bundle_layout(store_path):
-    assert sorted(p.name for p in store_path.iterdir()) == ["senses.hnsw", "store.duckdb", "tokenizer.json"]
+    assert sorted(p.name for p in store_path.iterdir()) == [
+        "embeddings.npy",
+        "senses.hnsw",
+        "store.duckdb",
+        "tokenizer.json",
+    ]
     assert not [p for p in store_path.parent.iterdir() if p.name.startswith(".")]
 
 

@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -160,6 +161,11 @@ def create_app(
 
     env.globals["word_url"] = word_url
 
+    async def answer(key: Any, fn) -> tuple[Any, str]:
+        """holder.cached(key, fn): a cached answer from the event loop's thread, a new one from a worker
+        thread (DuckDB and hnswlib release the GIL there, so requests for new words run side by side)."""
+        return holder.lookup(key) or await run_in_threadpool(holder.cached, key, fn)
+
     # -- the JSON API -------------------------------------------------------------------------
     async def api_search(request: Request) -> Response:
         q = request.query_params.get("q", "")
@@ -168,22 +174,20 @@ def create_app(
         def go(store):
             return api.search_doc(store, holder.extra("words", api.WordList), q, limit)
 
-        return json(*holder.cached(("search", q, limit), go))
+        return json(*await answer(("search", q, limit), go))
 
     async def api_word(request: Request) -> Response:
         word = api.check_word(request.query_params.get("w"))
         k = _int_param(request, "k", 10, 0, MAX_K)
         view = holder.run(lambda s: _view(request, s))
-        doc, version = holder.cached(
-            ("word", word, view, k), lambda s: {**api.word_doc(s, word, k, view), "view": view}
-        )
+        doc, version = await answer(("word", word, view, k), lambda s: {**api.word_doc(s, word, k, view), "view": view})
         return json(doc, version)
 
     async def api_neighbors(request: Request) -> Response:
         word = api.check_word(request.query_params.get("w"))
         k = _int_param(request, "k", 10, 1, MAX_K)
         view = holder.run(lambda s: _view(request, s))
-        doc, version = holder.cached(
+        doc, version = await answer(
             ("neighbors", word, view, k), lambda s: {**api.neighbors_doc(s, word, k, view), "view": view}
         )
         return json(doc, version)
@@ -192,18 +196,18 @@ def create_app(
         raw = request.path_params["sense_id"]
         if not raw.isdigit() or len(raw) > 18:
             raise InputError(f"a sense id is a whole number, got {raw[:20]!r}")
-        doc, version = holder.cached(("sense", int(raw)), lambda s: api.sense_doc(s, int(raw)))
+        doc, version = await answer(("sense", int(raw)), lambda s: api.sense_doc(s, int(raw)))
         return json(doc, version)
 
     async def api_plot(request: Request) -> Response:
         word = api.check_word(request.query_params.get("w"))
         view = holder.run(lambda s: _view(request, s))
-        doc, version = holder.cached(("plot", word, view), lambda s: {**api.plot_doc(s, word, view), "view": view})
+        doc, version = await answer(("plot", word, view), lambda s: {**api.plot_doc(s, word, view), "view": view})
         return json(doc, version)
 
     async def api_info(request: Request) -> Response:
         view = holder.run(lambda s: _view(request, s))
-        doc, version = holder.cached(("info", view), lambda s: {**api.info_doc(s, view), "view": view})
+        doc, version = await answer(("info", view), lambda s: {**api.info_doc(s, view), "view": view})
         return json(doc, version)
 
     # -- pages ------------------------------------------------------------------------------
@@ -233,12 +237,12 @@ def create_app(
                 )
             return 200, html("word.html", views=views, view=view, default_view=default, word=word, doc=doc, k=k)
 
-        (status, body), _ = holder.cached(("page", word, view, k), page)
+        (status, body), _ = await answer(("page", word, view, k), page)
         return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
     async def page_info(request: Request) -> Response:
         view = holder.run(lambda s: _view(request, s))
-        doc, _ = holder.cached(("info", view), lambda s: {**api.info_doc(s, view), "view": view})
+        doc, _ = await answer(("info", view), lambda s: {**api.info_doc(s, view), "view": view})
         return render("info.html", views=doc["views"], view=view, default_view=doc["default_view"], word="", info=doc)
 
     async def on_error(request: Request, exc: Exception) -> Response:

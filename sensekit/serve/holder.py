@@ -1,11 +1,13 @@
 """The one open store behind `sensekit serve`, reopened when the bundle at its path is replaced.
 
-Every request goes through `StoreHolder.run(fn)`, which holds a lock while `fn(store)` runs: one
-DuckDB connection (read-only) and one in-memory index, used by one thread at a time. Before each call
-the holder checks `store.changed()` (one stat): when a rebuild or `relations add` replaced the bundle,
-it opens the new version and drops the old one and its cache. While the new bundle cannot be opened
-yet (moved away, half-renamed, or incomplete) the call raises `StoreChanged` ("store changed, reloading"), which
-the app answers with 503 and Retry-After, and the next request tries again.
+Requests run side by side: each pins the open version for as long as it reads it (`run`, `cached`), and
+the store gives every thread its own DuckDB cursor. Before pinning, the holder checks `store.changed()`
+(one stat): when a rebuild or `relations add` replaced the bundle, it waits for the requests still
+reading the old version, closes it, and opens the new one. (It must close first: DuckDB keeps one
+database instance per path in a process, so a connection opened beside the old one would read the old
+file.) While the new bundle cannot be opened yet (moved away, half-renamed, or incomplete) the call
+raises `StoreChanged` ("store changed, reloading"), which the app answers with 503 and Retry-After,
+and the next request tries again.
 
 Answers are cached per version (an LRU keyed by the request), so a version never serves another's data.
 """
@@ -35,18 +37,28 @@ class StoreHolder:
         self.path = Path(path)
         self.ef = ef
         self.cache_size = cache_size
-        self.lock = threading.Lock()
+        self._state = threading.Condition()  # guards store, generation, readers, swapping
+        self._readers = 0  # requests reading the open version now
+        self._swapping = False  # a reopen waits for the readers, and new requests wait for it
         self.generation = 0  # bumped at every reopen
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._failed_at = 0.0
         self.hits = self.misses = 0
         self.store = self._open()  # a missing or corrupt store fails here, at start, with StoreError
         self.extras: dict[str, Any] = {}  # per-version helpers (the type-ahead word list), dropped at reopen
+        self._extras_lock = threading.Lock()
 
     def _open(self):
         from ..store import open_store
 
-        return open_store(self.path, ef=self.ef)
+        store = open_store(self.path, ef=self.ef)
+        try:  # read the tokenizer now: once the bundle is replaced, the file at the path is the next version's
+            _ = store.tokenizer
+        except StoreError:
+            store.close()
+            raise
+        return store
 
     @property
     def version(self) -> str:
@@ -57,18 +69,39 @@ class StoreHolder:
         fp = store.meta.get("content_sha256")
         return fp[:12] if fp else "%x-%x" % store._version
 
-    def _fresh(self):
-        """The open store, reopened first when the bundle at the path was replaced. Called under the lock.
+    def _pin(self):
+        """(store, generation) of the current version, counted as read until `_unpin()`; the bundle is
+        reopened first when it was replaced. StoreChanged while the new one cannot be opened yet."""
+        with self._state:
+            while True:
+                while self._swapping:
+                    self._state.wait()
+                if self.store is not None and not self.store.changed():
+                    self._readers += 1
+                    return self.store, self.generation
+                self._swapping = True
+                try:
+                    while self._readers:  # requests still reading the old version finish first
+                        self._state.wait()
+                    self._reopen()
+                finally:
+                    self._swapping = False
+                    self._state.notify_all()
 
-        The old version is closed before the new one opens: DuckDB keeps one database instance per path
-        in a process, so a connection opened while the old one is still open would read the old file."""
-        if self.store is not None and not self.store.changed():
-            return self.store
+    def _unpin(self) -> None:
+        with self._state:
+            self._readers -= 1
+            if not self._readers:
+                self._state.notify_all()
+
+    def _reopen(self) -> None:
+        """Close the replaced version and open the new one. Called with the state held and no readers."""
         if self.store is not None:
             self.store.close()
             self.store = None
             self.generation += 1
-            self._cache.clear()
+            with self._cache_lock:
+                self._cache.clear()
             self.extras = {}
         elif time.monotonic() - self._failed_at < RETRY_S:
             raise StoreChanged("store changed, reloading; try again in a moment")
@@ -77,38 +110,62 @@ class StoreHolder:
         except StoreError:
             self._failed_at = time.monotonic()
             raise StoreChanged("store changed, reloading; try again in a moment") from None
-        return self.store
 
     def run(self, fn: Callable[[Any], T]) -> T:
-        """fn(store) on the current version, under the lock."""
-        with self.lock:
-            return fn(self._fresh())
+        """fn(store) on the current version."""
+        store, _ = self._pin()
+        try:
+            return fn(store)
+        finally:
+            self._unpin()
+
+    def lookup(self, key: Hashable) -> tuple[Any, str] | None:
+        """(value, version) when the open, unchanged version's answer to `key` is cached, else None.
+        Never reads the store or reopens it: cheap enough for the event loop's thread."""
+        with self._state:
+            store = self.store
+            if self._swapping or store is None or store.changed():
+                return None
+            full = (self.generation, key)
+        with self._cache_lock:
+            if full not in self._cache:
+                return None
+            self._cache.move_to_end(full)
+            self.hits += 1
+            return self._cache[full], self.version
 
     def cached(self, key: Hashable, fn: Callable[[Any], T]) -> tuple[T, str]:
         """fn(store) on the current version, remembered per version; returns (value, version).
-        Errors are not cached."""
-        with self.lock:
-            store = self._fresh()
-            full = (self.generation, key)
-            if full in self._cache:
-                self._cache.move_to_end(full)
-                self.hits += 1
-                return self._cache[full], self.version
-            self.misses += 1
+        Errors are not cached. Two requests for the same new key may both compute it."""
+        store, generation = self._pin()
+        try:
+            full = (generation, key)
+            with self._cache_lock:
+                if full in self._cache:
+                    self._cache.move_to_end(full)
+                    self.hits += 1
+                    return self._cache[full], self.version
+                self.misses += 1
             value = fn(store)
-            self._cache[full] = value
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            with self._cache_lock:
+                self._cache[full] = value
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
             return value, self.version
+        finally:
+            self._unpin()
 
     def extra(self, name: str, make: Callable[[Any], T]) -> T:
         """A per-version helper built once by make(store) (the type-ahead word list); call under run()."""
-        if name not in self.extras:
-            self.extras[name] = make(self.store)
-        return self.extras[name]
+        with self._extras_lock:
+            if name not in self.extras:
+                self.extras[name] = make(self.store)
+            return self.extras[name]
 
     def close(self) -> None:
-        with self.lock:
+        with self._state:
+            while self._readers:
+                self._state.wait()
             if self.store is not None:
                 self.store.close()
                 self.store = None
