@@ -222,7 +222,9 @@ class SenseStore:
         if self._embeddings is None or not len(self._sense_ids):
             return
         rows = np.unique(np.linspace(0, len(self._sense_ids) - 1, 3).astype(np.int64))
-        if not np.array_equal(self._embeddings[rows], self._duckdb_embeddings(self._sense_ids[rows])):
+        # one query per row: a range from the first to the last would read every embedding
+        stored = np.concatenate([self._duckdb_embeddings(self._sense_ids[[r]]) for r in rows])
+        if not np.array_equal(self._embeddings[rows], stored):
             raise StoreError(
                 f"{self.path}/embeddings.npy holds other vectors than the store's senses: it belongs to another "
                 "store; rebuild the store with `sensekit build`"

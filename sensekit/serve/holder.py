@@ -72,13 +72,19 @@ class StoreHolder:
     def _pin(self):
         """(store, generation) of the current version, counted as read until `_unpin()`; the bundle is
         reopened first when it was replaced. StoreChanged while the new one cannot be opened yet."""
+        store = self.store
+        current = store is not None and not store.changed()  # the stat outside the lock every request takes
         with self._state:
             while True:
                 while self._swapping:
                     self._state.wait()
-                if self.store is not None and not self.store.changed():
+                if current and self.store is store:
                     self._readers += 1
-                    return self.store, self.generation
+                    return store, self.generation
+                store = self.store
+                current = store is not None and not store.changed()
+                if current:
+                    continue
                 self._swapping = True
                 try:
                     while self._readers:  # requests still reading the old version finish first
@@ -122,9 +128,11 @@ class StoreHolder:
     def lookup(self, key: Hashable) -> tuple[Any, str] | None:
         """(value, version) when the open, unchanged version's answer to `key` is cached, else None.
         Never reads the store or reopens it: cheap enough for the event loop's thread."""
+        store = self.store
+        if store is None or store.changed():
+            return None
         with self._state:
-            store = self.store
-            if self._swapping or store is None or store.changed():
+            if self._swapping or self.store is not store:
                 return None
             full = (self.generation, key)
         with self._cache_lock:
