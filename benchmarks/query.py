@@ -121,6 +121,29 @@ def recall_at_10(store, queries: np.ndarray, space) -> float:
     return float(np.mean([len(set(f) & set(ids[t].tolist())) / 10 for f, t in zip(found, truth)]))
 
 
+def first_call_times(arms: dict, words: list[str], block: int = 25) -> dict[str, list[float]]:
+    """Seconds of each word's first `senses()` call (its LRU emptied), per arm: name -> (store, from_array),
+    the vectors read from the memory-mapped embeddings.npy or, as a store without the file reads them, from
+    DuckDB. Arms take turns in blocks of `block` words, in a rotating order: per call, one arm's DuckDB
+    scans would evict the other's working set from the CPU caches."""
+    names = list(arms)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for turn, start in enumerate(range(0, len(words), block)):
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            store, from_array = arms[name]
+            array = store._embeddings
+            store._embeddings = array if from_array else None
+            try:
+                for w in words[start : start + block]:
+                    store._sense_cache.clear()
+                    t = time.perf_counter()
+                    store.senses(w)
+                    times[name].append(time.perf_counter() - t)
+            finally:
+                store._embeddings = array
+    return times
+
+
 def word_sample(store, n: int, rng) -> list[str]:
     """`n` words (with repeats) of a real store whose single token has senses in the default view."""
     words = sorted(
@@ -136,21 +159,7 @@ def measure(store, words: list[str], queries: np.ndarray) -> dict:
 
     for w in words[:20]:  # warm-up: DuckDB plans, page cache
         store.senses(w), store.relations(w), store.neighbors(queries[0])
-    # A word's first call (its LRU entry emptied) two ways on the same open store, in alternating blocks of
-    # 25 words (per call, one arm's DuckDB scans would evict the other's working set from the CPU caches):
-    # embeddings from the memory-mapped embeddings.npy (and one DuckDB query for the contexts), or from
-    # DuckDB as a store without that file reads them (two queries).
-    array = store._embeddings
-    first = {"array": [], "duckdb": []}
-    for block in range(0, len(words), 25):
-        for arm in ("array", "duckdb") if block % 50 else ("duckdb", "array"):
-            store._embeddings = array if arm == "array" else None
-            for w in words[block : block + 25]:
-                store._sense_cache.clear()
-                t = time.perf_counter()
-                store.senses(w)
-                first[arm].append(time.perf_counter() - t)
-    store._embeddings = array
+    first = first_call_times({"array": (store, True), "duckdb": (store, False)}, words)
     for w in words:
         store.senses(w)
     cached_ms = p50_ms(store.senses, words)
@@ -170,7 +179,7 @@ def measure(store, words: list[str], queries: np.ndarray) -> dict:
         "senses_first_call_p50_ms": round(statistics.median(first["array"]) * 1e3, 3),
         "senses_first_call_duckdb_only_p50_ms": round(statistics.median(first["duckdb"]) * 1e3, 3),
         "senses_first_call_speedup": round(statistics.median(first["duckdb"]) / statistics.median(first["array"]), 2),
-        "senses_has_array": array is not None,
+        "senses_has_array": store._embeddings is not None,
         "relations_p50_ms": round(relations_ms, 3),
         "neighbors_p50_ms": round(statistics.median(ours) * 1e3, 3),
         "overhead_vs_hnswlib": round(statistics.median(ours) / statistics.median(raw), 3),

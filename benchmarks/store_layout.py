@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 from common import git_commit, log, machine, write_json
-from query import SENSES_PER_TOKEN, build_store, word_of, word_sample
+from query import SENSES_PER_TOKEN, build_store, first_call_times, word_of, word_sample
 
 import sensekit.writer
 from sensekit import open_store
 from sensekit.fs import DB_FILE, EMBEDDINGS_FILE
 
 LAYOUTS = {"rows_2048": 2048, "rows_122880": 122_880}
+SOURCES = ("array", "duckdb")  # where a sense's vector is read from
 
 
 def copy_store(src: Path, dst: Path, rows: int) -> None:
@@ -94,22 +95,11 @@ def main() -> None:
         for store in stores.values():  # warm-up: plans, page cache
             for w in words[:20]:
                 store.senses(w)
-        arms = [(name, source) for name in stores for source in ("array", "duckdb")]
-        times: dict = {arm: [] for arm in arms}
-        for block_no, block in enumerate(range(0, len(words), 25)):
-            for arm in arms[block_no % len(arms) :] + arms[: block_no % len(arms)]:  # rotate the order
-                store = stores[arm[0]]
-                array = store._embeddings
-                store._embeddings = array if arm[1] == "array" else None
-                for w in words[block : block + 25]:
-                    store._sense_cache.clear()
-                    t = time.perf_counter()
-                    store.senses(w)
-                    times[arm].append(time.perf_counter() - t)
-                store._embeddings = array
+        arms = {f"{name}/{source}": (store, source == "array") for name, store in stores.items() for source in SOURCES}
+        times = first_call_times(arms, words)
         for store in stores.values():
             store.close()
-    p50 = {f"{name}/{source}": round(statistics.median(v) * 1e3, 3) for (name, source), v in times.items()}
+    p50 = {arm: round(statistics.median(v) * 1e3, 3) for arm, v in times.items()}
     base = p50["rows_122880/duckdb"]
     result.update(
         {
