@@ -16,6 +16,10 @@ state at the key token itself, what people look at). Each view has its own sense
 view every getter answers from by default: the lexical view when the store has one, else the loss
 view; each getter also takes `view=`. `sense_matrix()` (distill) reads the loss view unless told.
 A v2 store (no views) is refused with the fix: rebuild it.
+
+Reading one word: its rows are found in memory, its vectors come from `embeddings.npy` (sensekit/sense_array.py,
+memory-mapped at open) and its contexts from one DuckDB query over one 2,048-row group. One store may be
+shared by threads: each thread other than the opening one queries through its own cursor (`_db()`).
 """
 
 from __future__ import annotations
@@ -294,8 +298,8 @@ class SenseStore:
         return any(p.name.startswith(f".{self.path.name}.tmp-") for p in self.path.parent.glob(f".{self.path.name}.*"))
 
     def _load_sense_table(self) -> None:
-        """Small per-sense columns in memory, so lookups touch DuckDB once for embeddings only
-        and neighbors() never does."""
+        """Small per-sense and per-token columns in memory: a word's rows, token counts and neighbours'
+        records need no query."""
         cols = self.con.execute(_sql.SENSE_COLUMNS).fetchnumpy()
         self._sense_ids = np.asarray(cols["sense_id"], np.int64)
         view = np.asarray(cols["view"], object)
@@ -438,11 +442,11 @@ class SenseStore:
 
     def _read_senses(self, positions: np.ndarray, with_contexts: bool) -> list[Sense]:
         ids = self._sense_ids[positions]
-        order = np.argsort(ids)  # positions of one owner are in sense_index order, not always in id order
         embeddings = np.empty((len(ids), self.dim), np.float32)  # [n, dim], in the order of `positions`
         if self._embeddings is not None:
             embeddings[:] = self._embeddings[positions]
-        else:
+        else:  # one owner's positions are in sense_index order, not always in id order
+            order = np.argsort(ids)
             embeddings[order] = self._duckdb_embeddings(ids[order])
         embeddings.flags.writeable = False  # shared by the cached records
         contexts: dict[int, list[Context]] = {}
@@ -661,6 +665,7 @@ class SenseStore:
                 cursor.close()
             self._cursors.clear()
         self.con.close()
+        self._embeddings = None  # unmaps embeddings.npy (cached records hold copies)
 
     def __enter__(self) -> "SenseStore":
         return self
