@@ -223,7 +223,30 @@ def test_security_headers_and_host_check(c, serve_store):
     assert r.headers["x-content-type-options"] == "nosniff"
     # DNS rebinding: a page on another host name reaching the loopback server is refused
     evil = TestClient(create_app(serve_store), base_url="http://evil.example")
-    assert evil.get("/api/word", params={"w": "bank"}).status_code == 400
+    for path in ("/api/word?w=bank", "/?w=bank"):
+        r = evil.get(path)
+        assert r.status_code == 400 and r.headers["content-type"] == "application/json"
+        assert r.json()["error"].startswith("invalid Host header 'evil.example'") and "\n" not in r.text
+    # the loopback names, with or without a port, IPv6 included
+    app = create_app(serve_store)
+    for base in ("http://127.0.0.1:8000", "http://localhost", "http://[::1]:8000"):
+        assert TestClient(app, base_url=base).get("/api/info").status_code == 200, base
+
+
+@pytest.mark.parametrize(
+    "header, host",
+    [
+        ("127.0.0.1:8000", "127.0.0.1"),
+        ("localhost", "localhost"),
+        ("[::1]:8000", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("::1", "::1"),
+    ],
+)
+def test_host_name_drops_only_the_port(header, host):
+    from sensekit.serve.app import host_name
+
+    assert host_name(header) == host
 
 
 # -- untrusted text stays inert ---------------------------------------------------------------------

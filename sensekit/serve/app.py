@@ -33,9 +33,9 @@ import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
@@ -69,6 +69,38 @@ class JSON(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port: '127.0.0.1:8000' -> '127.0.0.1', '[::1]:8000' -> '[::1]'."""
+    if header.startswith("["):
+        return header[: header.find("]") + 1] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostCheck:
+    """ASGI middleware: a request whose Host header names no allowed host (a DNS-rebinding page reaching a
+    loopback server) gets a one-line JSON 400, like every other refusal."""
+
+    def __init__(self, app, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.allowed = set(allowed_hosts)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and "*" not in self.allowed:
+            host = host_name(Headers(scope=scope).get("host", ""))
+            if host not in self.allowed:
+                shown = ", ".join(sorted(self.allowed))
+                doc = {
+                    "error": f"invalid Host header {host[:60]!r}: this server answers only to {shown} "
+                    "(start it with --host NAME to answer to another name)",
+                    "status": 400,
+                }
+                await JSON(doc, status_code=400, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
 
 
 def _status_of(exc: BaseException) -> int:
@@ -274,7 +306,7 @@ def create_app(
             Route("/api/info", api_info),
             Mount("/static", StaticFiles(packages=[("sensekit.serve", "static")]), name="static"),
         ],
-        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+        middleware=[Middleware(HostCheck, allowed_hosts=hosts)],
         exception_handlers={SensekitError: on_error, HTTPException: on_error, Exception: on_error},
         lifespan=lifespan,
     )
