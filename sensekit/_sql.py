@@ -9,8 +9,11 @@ UPSERT_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
 ALL_META = "SELECT key, value FROM meta"
 
 # -- writer -----------------------------------------------------------------------------
-# The writer's one database, attached with its row-group size (ROW_GROUP_ROWS in sensekit/writer.py).
+# The writer's one database, attached with its row-group size (ROW_GROUP_ROWS in sensekit/writer.py); a
+# SenseStore attaches its file the same way, read-only, in a DuckDB instance of its own.
 ATTACH_STORE = "ATTACH $path AS store (ROW_GROUP_SIZE $rows)"
+ATTACH_READ_ONLY = "ATTACH $path AS store (READ_ONLY)"
+ATTACH_STORE_FILE = "ATTACH $path AS store"
 USE_STORE = "USE store"
 _TABLES = ("tokens", "senses", "contexts", "spans", "words", "relations", "similarity_space")
 # `arrow_table` is a local pyarrow table in the writer, found by DuckDB's replacement scan.
@@ -40,7 +43,6 @@ SET_HEAD_SENSES = {  # per view: its own pair of columns (fixed names, never fro
 }
 
 # -- reads ------------------------------------------------------------------------------
-ONE_THREAD = "SET threads = 1"  # SenseStore: point lookups run in the calling thread
 TABLE_COUNTS = (
     "SELECT (SELECT count(*) FROM tokens), (SELECT count(*) FROM senses WHERE span_id IS NULL AND view = 'loss'),"
     " (SELECT count(*) FROM senses WHERE span_id IS NULL AND view = 'lexical'),"

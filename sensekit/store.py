@@ -171,11 +171,13 @@ class SenseStore:
             raise StoreError(f"no sensekit store at {self.path}{hint}; build one with `sensekit build` or pass --store")
         try:
             self._version = _file_id(db)  # which bundle this is: a replaced one has a new store.duckdb
-            self.con = duckdb.connect(str(db), read_only=read_only)
-            # One DuckDB thread per query: the store's queries read one row group, where handing work to a
-            # second thread costs more than it saves, and `serve` runs requests side by side instead. A
-            # setting (not connect-time config), so other connections to the file in this process still open.
-            self.con.execute(_sql.ONE_THREAD)
+            # A DuckDB instance of its own, the file attached to it: `duckdb.connect(path)` would hand back
+            # the instance cached for the path while an older SenseStore of it is open, and so the replaced
+            # file. One thread per query: the store's queries read one row group, where a second thread
+            # costs more than it saves, and `serve` runs requests side by side instead.
+            self.con = duckdb.connect(config={"threads": 1})
+            self.con.execute(_sql.ATTACH_READ_ONLY if read_only else _sql.ATTACH_STORE_FILE, {"path": str(db)})
+            self.con.execute(_sql.USE_STORE)
         except (duckdb.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open {db}: {str(exc).splitlines()[0]}; the store may be corrupt, rebuild it"
@@ -654,6 +656,7 @@ class SenseStore:
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             cursor = self._local.cursor = self.con.cursor()
+            cursor.execute(_sql.USE_STORE)  # a cursor starts in the instance's in-memory database
             with self._cursors_lock:
                 self._cursors.append(cursor)
         return cursor

@@ -152,9 +152,13 @@ def test_an_open_store_keeps_its_version_after_a_rebuild(versions, tmp_path):
     assert [(x.sense_id, x.count) for x in after] == [(x.sense_id, x.count) for x in before]
     np.testing.assert_array_equal(after[0].embedding, before[0].embedding)
     assert [n.sense.sense_id for n in s.neighbors("bank", k=3)]
-    s.close()
+    # reopened while the old one is still open: the new version (DuckDB would hand back its instance cached
+    # for the path, the old file, to a plain duckdb.connect), and each store keeps answering from its own
     with open_store(store) as fresh:
         assert len(fresh.senses("bank")) == 3  # the new version
+        assert fresh.meta["content_sha256"] != s.meta["content_sha256"]
+        assert [(x.sense_id, x.count) for x in s.senses("bank")] == [(x.sense_id, x.count) for x in before]
+    s.close()
 
 
 def test_a_store_replaced_before_its_first_word_says_reopen(versions, tmp_path):

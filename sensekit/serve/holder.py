@@ -3,9 +3,8 @@
 Requests run side by side: each pins the open version for as long as it reads it (`run`, `cached`), and
 the store gives every thread its own DuckDB cursor. Before pinning, the holder checks `store.changed()`
 (one stat): when a rebuild or `relations add` replaced the bundle, it waits for the requests still
-reading the old version, closes it, and opens the new one. (It must close first: DuckDB keeps one
-database instance per path in a process, so a connection opened beside the old one would read the old
-file.) While the new bundle cannot be opened yet (moved away, half-renamed, or incomplete) the call
+reading the old version, closes it, and opens the new one: one version in memory at a time (its HNSW
+indexes are the bulk of it), and the wait is one request long. While the new bundle cannot be opened yet (moved away, half-renamed, or incomplete) the call
 raises `StoreChanged` ("store changed, reloading"), which the app answers with 503 and Retry-After,
 and the next request tries again.
 
@@ -101,7 +100,7 @@ class StoreHolder:
                 self._state.notify_all()
 
     def _reopen(self) -> None:
-        """Close the replaced version and open the new one. Called with the state held and no readers."""
+        """Close the replaced version, then open the new one. Called with the state held and no readers."""
         if self.store is not None:
             self.store.close()
             self.store = None
