@@ -141,6 +141,29 @@ def test_bad_lexical_settings_are_one_line_errors(tiny, text_corpus, tmp_path):
     _cfg(text_corpus, tmp_path / "s", next_token="pred", lexical_layer="none")  # the loss view alone is fine
 
 
+def test_lexical_merge_sets_how_fine_the_lexical_senses_are(tiny, text_corpus, tmp_path):
+    """--lexical-merge -1: every pair of senses is similar enough to merge, so one sense per token;
+    1.0: nothing merges, so tokens with enough samples keep several."""
+    counts = {}
+    for merge in (-1.0, 1.0):
+        r = build(_cfg(text_corpus, tmp_path / f"m{merge}", lexical_merge=merge), teacher=tiny)
+        with open_store(r.store) as s:
+            assert s.meta["build_config"]["lexical_merge"] == merge
+            counts[merge] = s.sense_counts(view="lexical")
+    assert counts[-1.0].max() == 1
+    assert counts[1.0].max() > 1 and counts[1.0].sum() > counts[-1.0].sum()
+    with pytest.raises(InputError, match="--lexical-merge"):
+        _cfg(text_corpus, tmp_path / "s", lexical_merge=1.5)
+
+
+def test_heldout_share_is_checked_and_belongs_to_the_default_corpus(text_corpus, tmp_path):
+    with pytest.raises(InputError, match=r"--heldout-share 0.7 is outside \(0, 0.5\]"):
+        BuildConfig(store=str(tmp_path / "s"), heldout_share=0.7)
+    with pytest.raises(InputError, match="--heldout-share holds out WordNet example sentences"):
+        _cfg(text_corpus, tmp_path / "s", heldout_share=0.3)
+    assert BuildConfig(store=str(tmp_path / "s"), heldout_share=0.3).heldout_share == 0.3
+
+
 def test_no_raw_small_gives_small_tokens_one_centroid(tiny, text_corpus, tmp_path):
     r = build(_cfg(text_corpus, tmp_path / "c", lexical_layer="none", raw_small=False), teacher=tiny)
     with open_store(r.store) as s:

@@ -103,6 +103,26 @@ def test_store_provenance_and_fingerprint_carry_the_rule(wordnet_here):
     assert wordnet_fingerprint() != wordnet_fingerprint(heldout_share=0.1)  # another corpus: no resume across
 
 
+def test_build_heldout_share_reaches_the_corpus_and_its_record(wordnet_here, tmp_path):
+    """`sensekit build --heldout-share 0.3`: the default corpus leaves out the 0.3 share, and says so."""
+    from sensekit.builder.config import BuildConfig
+    from sensekit.builder.pipeline import _plain_corpus
+    from sensekit.builder.wordnet_corpus import is_heldout, wordnet_fingerprint
+
+    from sensekit.lexicon.wordnet import open_wordnet
+
+    examples = {e.strip() for s in open_wordnet().all_synsets() for e in s.examples()}
+    newly_held = {e for e in examples if is_heldout(e, 0.3) and not is_heldout(e, 0.2)}
+    assert len(newly_held) > 1000
+    lines = {}
+    for share in (0.2, 0.3):
+        corpus = _plain_corpus(BuildConfig(store=str(tmp_path / "s"), heldout_share=share))
+        assert corpus.heldout["share"] == share and corpus.fingerprint == wordnet_fingerprint(heldout_share=share)
+        lines[share] = {line for _, text in corpus.docs() for line in text.split("\n")}
+    assert len(newly_held & lines[0.2]) > 0.95 * len(newly_held)  # read at the default share ...
+    assert not newly_held & lines[0.3]  # ... left out at 0.3
+
+
 # -- the pairs ------------------------------------------------------------------------------------
 def test_pairs_are_balanced_deterministic_and_held_out(wordnet_here):
     from sensekit.builder.wordnet_corpus import is_heldout, wordnet_synsets

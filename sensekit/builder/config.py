@@ -15,6 +15,7 @@ from typing import Any, Optional
 from ..errors import InputError
 from ..options import check_fields, config_dict, option
 from ..space import DEFAULT_SPACE, SPACE_KINDS
+from .wordnet_corpus import HELDOUT_SHARE, check_heldout_share
 
 __all__ = ["BuildConfig", "parse_bytes"]
 
@@ -157,6 +158,20 @@ class BuildConfig:
         max=100000,
         panel=_SENSES,
     )
+    lexical_merge: float = option(
+        0.8,  # lexical_cluster.DEFAULT_THRESHOLDS["merge"], chosen on dev data (docs/lexical.md)
+        "Lexical view: two senses of a token merge while the mean cosine between their members (in the "
+        "z-scored space) is above this; higher keeps more, finer senses.",
+        min=-1.0,
+        max=1.0,
+        panel=_SENSES,
+    )
+    heldout_share: float = option(
+        HELDOUT_SHARE,
+        "Default corpus (WordNet): the share of its example sentences held out of the build, from "
+        "which `sensekit eval store` draws its WiC-style pairs and purity sentences; in (0, 0.5].",
+        panel=_IO,
+    )
     raw_small: bool = option(
         True,
         "Loss view: a token with n <= k samples keeps its n raw vectors as senses (docs/method.md); "
@@ -180,6 +195,12 @@ class BuildConfig:
         if not str(self.store).strip():
             raise InputError("--store must be a path")
         parse_bytes(self.reservoir_memory)
+        check_heldout_share(self.heldout_share)
+        if self.corpus and self.heldout_share != HELDOUT_SHARE:
+            raise InputError(
+                "--heldout-share holds out WordNet example sentences of the default corpus; with corpus paths "
+                "given it would change nothing: drop it, or drop the paths to build on WordNet"
+            )
         layer = str(self.lexical_layer).strip().lower()
         if layer not in ("auto", "none") and not layer.isdigit():
             raise InputError(

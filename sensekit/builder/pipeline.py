@@ -242,10 +242,10 @@ def _plain_corpus(cfg: BuildConfig) -> _Corpus:
     if next(W.iter_wordnet(), None) is None:  # fail fast (no WordNet) before loading the teacher
         raise InputError("the default corpus (WordNet) is empty; pass a corpus path")
     return _Corpus(
-        lambda select=None: W.iter_wordnet(lemmas=cfg.gloss_lemmas),
-        W.wordnet_fingerprint(),
+        lambda select=None: W.iter_wordnet(lemmas=cfg.gloss_lemmas, heldout_share=cfg.heldout_share),
+        W.wordnet_fingerprint(heldout_share=cfg.heldout_share),
         [W.WORDNET_CORPUS + ("+lemmas" if cfg.gloss_lemmas else "")],
-        heldout=W.heldout_provenance(),  # eval's WordNet pairs come from these held-out sentences
+        heldout=W.heldout_provenance(cfg.heldout_share),  # eval's WordNet pairs come from these held-out sentences
     )
 
 
@@ -433,6 +433,7 @@ def _cluster_lexical(cfg: BuildConfig, samples, teacher, report: Progress):
         cfg.senses_per_token,
         cfg.contexts_per_sense,
         min_sense_size=cfg.min_sense_size,
+        threshold=cfg.lexical_merge,
         seed=cfg.seed,
         device=teacher.device,
         progress=lambda done, total: report("cluster lexical", done, total),
