@@ -108,7 +108,6 @@ def test_build_heldout_share_reaches_the_corpus_and_its_record(wordnet_here, tmp
     from sensekit.builder.config import BuildConfig
     from sensekit.builder.pipeline import _plain_corpus
     from sensekit.builder.wordnet_corpus import is_heldout, wordnet_fingerprint
-
     from sensekit.lexicon.wordnet import open_wordnet
 
     examples = {e.strip() for s in open_wordnet().all_synsets() for e in s.examples()}
