@@ -133,13 +133,13 @@ class StoreHolder:
         with self._state:
             if self._swapping or self.store is not store:
                 return None
-            full = (self.generation, key)
+            full, version = (self.generation, key), self.version  # the pair of one version
         with self._cache_lock:
-            if full not in self._cache:
+            if full not in self._cache:  # (a reopen since clears the cache: an old answer is never found)
                 return None
             self._cache.move_to_end(full)
             self.hits += 1
-            return self._cache[full], self.version
+            return self._cache[full], version
 
     def cached(self, key: Hashable, fn: Callable[[Any], T]) -> tuple[T, str]:
         """fn(store) on the current version, remembered per version; returns (value, version).
