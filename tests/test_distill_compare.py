@@ -112,6 +112,13 @@ def test_the_quick_path_runs_resumes_and_reports(experiment, teacher, capsys):
     run = report["runs"][0]["metrics"]
     assert run["ppl_ci95"][0] <= run["ppl"] <= run["ppl_ci95"][1] and run["windows"] == setup["test_windows"]
     assert Path(exp.results).is_file() and Path(exp.results).with_name("compare-gap.png").is_file()
+    tables = Path(exp.results).with_suffix(".md").read_text(encoding="utf-8")  # the same numbers, as Markdown
+    assert tables.count(" * |") == 2 and f"{report['dev_grid'][0]['dev_ce']:.3f}" in tables  # 2 arms chosen
+    for block in tables.split("\n\n"):  # every row of a table has its header's columns: no cell splits one
+        rows = [line.replace("\\|", "") for line in block.splitlines() if line.startswith("|")]
+        assert len({row.count("|") for row in rows}) <= 1, block
+    for row in report["comparisons"].values():
+        assert f"{row['ppl']['mean']:+.3f}" in tables
     # resumable: the same call again trains nothing; a new seed adds only its runs (here: none, max_runs 0)
     again = run_experiment(exp, teacher=teacher)
     assert again["ran"]["new_runs_this_call"] == 0 and again["table"] == report["table"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from .stats import describe, flattening, paired_t, paired_window_bootstrap, verdict, window_bootstrap
 
-__all__ = ["aggregate", "plot_gap", "METRICS"]
+__all__ = ["aggregate", "plot_gap", "markdown", "METRICS"]
 
 METRICS = {  # key -> (label, higher is better)
     "ppl": ("test perplexity", False),
@@ -155,3 +155,75 @@ def plot_gap(report: dict[str, Any], exp, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _setting(setting: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(setting.items()))
+
+
+def _label(exp, key: str) -> str:
+    """'dskd@3000' -> 'DSKD @ 3,000' (the arm's label)."""
+    name, _, size = key.partition("@")
+    label = next((a.label or a.name for a in exp.arms if a.name == name), name)
+    return f"{label} @ {int(size):,}" if size else label
+
+
+def markdown(report: dict[str, Any], exp) -> str:
+    """The report's dev grid, test table and comparisons as Markdown tables (written beside the JSON)."""
+    ref = report.get("reference") or {}
+    lines = [
+        f"Teacher test perplexity {ref.get('teacher_test_ppl', float('nan')):.2f}; the untrained student "
+        f"{ref.get('untrained_test_ppl', float('nan')):.1f}.",
+        "",
+        "**Dev grid** (tuning seed, largest store; lowest final dev CE chosen, marked *):",
+        "",
+        "| arm | setting | dev CE | dev ppl | steps | push active (steps) | beta_p / beta_n | flattened (tail/first gain) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    labels = {a.name: a.label or a.name for a in exp.arms}
+    for row in report.get("dev_grid", []):
+        sense = float(row["setting"].get("lambda_sense", 1.0)) > 0  # the sense loss runs: margins and push
+        m, f = row.get("margins") or {}, row.get("flattening") or {}
+        margins = f"{m.get('beta_p', 0):.2f} / {m.get('beta_n', 0):.2f}" if sense and m else "–"
+        flat = f"{'yes' if f.get('flattened') else 'no'} ({f.get('tail_over_first', float('nan')):.2f})" if f else "–"
+        lines.append(
+            f"| {labels.get(row['arm'], row['arm'])}{' *' if row.get('chosen') else ''} | {_setting(row['setting'])} | "
+            f"{row['dev_ce']:.3f} | {row['dev_ppl']:.1f} | {row['steps']} | "
+            f"{row['push_active_steps'] if sense else '–'} | {margins} | {flat} |"
+        )
+    keys = list(METRICS)
+    heads = " | ".join(METRICS[k][0].replace("|", "\\|") for k in keys)  # "KL(teacher || student)"
+    lines += [
+        "",
+        "**Test** (mean ± sd over seeds):",
+        "",
+        "| arm @ store tokens | seeds | " + heads + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    for key, row in (report.get("table") or {}).items():
+        cells = [
+            f"{row[k]['mean']:.3f} ± {row[k]['sd'] or 0:.3f}" if (row.get(k) or {}).get("mean") is not None else "–"
+            for k in keys
+        ]
+        n = next((row[k]["n"] for k in keys if row.get(k)), 0)
+        lines.append(f"| {_label(exp, key)} | {n} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "**Differences** (paired over seeds, mean [95% t-interval], verdict):",
+        "",
+        "| comparison | seeds | " + heads + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    for key, row in (report.get("comparisons") or {}).items():
+        a, _, b = key.partition(" - ")
+        cells = []
+        for k in keys:
+            c = row.get(k) or {}
+            lo, hi = c.get("t_ci95") or (float("nan"), float("nan"))
+            cells.append(
+                f"{c['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}], {c.get('verdict')}" if c.get("mean") is not None else "–"
+            )
+        lines.append(
+            f"| {_label(exp, a)} - {_label(exp, b)} | {len(row.get('seeds', []))} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"

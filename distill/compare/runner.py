@@ -419,7 +419,7 @@ def run_experiment(
     """Prepare, tune, test and report; writes exp.results (JSON) and the figure beside it. `until` (a
     time.time() value): start no run after it; `max_runs` >= 0: start at most that many new runs. Either way
     the report covers every finished run and says what did not run."""
-    from .report import aggregate, plot_gap
+    from .report import aggregate, markdown, plot_gap
 
     t0 = time.perf_counter()
     runner = Runner(exp, progress, teacher)
@@ -461,6 +461,7 @@ def run_experiment(
     out = Path(exp.results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(report, exp), encoding="utf-8")  # the tables, for a write-up
     if report["gap_by_size"]:
         plot_gap(report, exp, out.with_name(out.stem + "-gap.png"))
     return report
