@@ -171,6 +171,12 @@ def test_statistics():
     p = paired_t([3.0, 4.0, 5.0], [1.0, 1.5, 2.5])
     assert p["n"] == 3 and p["t_ci95"][0] > 0 and verdict(p, higher_is_better=False) == "worse"
     assert verdict(paired_t([1.0], [2.0]), True).startswith("n/a")
+    exact = paired_t([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])  # a coarse metric: the same gain in every seed
+    assert (
+        exact["t_ci95"] is None and verdict(exact, True) == "better (the same difference in all 3 seeds: no interval)"
+    )
+    assert verdict(exact, False).startswith("worse")
+    assert verdict(paired_t([1.0, 1.0], [1.0, 1.0]), True) == "no difference (the same in all 2 seeds)"
     still = [{"step": 0, "ce": 5.0}, {"step": 80, "ce": 4.0}, {"step": 100, "ce": 3.0}]
     flat = [{"step": 0, "ce": 5.0}, {"step": 80, "ce": 3.0}, {"step": 100, "ce": 2.99}]
     assert flattening(still, 100, 0.2, 0.02)["flattened"] is False

@@ -219,10 +219,8 @@ def markdown(report: dict[str, Any], exp) -> str:
         cells = []
         for k in keys:
             c = row.get(k) or {}
-            lo, hi = c.get("t_ci95") or (float("nan"), float("nan"))
-            cells.append(
-                f"{c['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}], {c.get('verdict')}" if c.get("mean") is not None else "–"
-            )
+            interval = " [{:+.3f}, {:+.3f}]".format(*c["t_ci95"]) if c.get("t_ci95") else ""
+            cells.append(f"{c['mean']:+.3f}{interval}, {c.get('verdict')}" if c.get("mean") is not None else "–")
         lines.append(
             f"| {_label(exp, a)} - {_label(exp, b)} | {len(row.get('seeds', []))} | " + " | ".join(cells) + " |"
         )

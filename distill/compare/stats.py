@@ -64,9 +64,14 @@ def paired_t(a: list[float | None], b: list[float | None]) -> dict[str, Any]:
 
 def verdict(comp: dict[str, Any], higher_is_better: bool) -> str:
     """'better' / 'worse' when the t-interval excludes 0; 'no detectable difference'; or why there is none."""
-    ci = comp.get("t_ci95")
+    ci, n = comp.get("t_ci95"), comp.get("n", 0)
+    if ci is None and n >= 2 and comp.get("sd") == 0:  # every seed gave the same difference (a coarse metric)
+        if comp["mean"] == 0:
+            return f"no difference (the same in all {n} seeds)"
+        side = "better" if (comp["mean"] > 0) == higher_is_better else "worse"
+        return f"{side} (the same difference in all {n} seeds: no interval)"
     if ci is None:
-        return f"n/a ({comp.get('n', 0)} paired seed(s); an interval needs 2 or more)"
+        return f"n/a ({n} paired seed(s); an interval needs 2 or more)"
     if ci[0] > 0 or ci[1] < 0:
         return "better" if (ci[0] > 0) == higher_is_better else "worse"
     return "no detectable difference"
