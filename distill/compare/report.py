@@ -193,13 +193,11 @@ def markdown(report: dict[str, Any], exp) -> str:
         )
     keys = list(METRICS)
     heads = " | ".join(METRICS[k][0].replace("|", "\\|") for k in keys)  # "KL(teacher || student)"
-    lines += [
-        "",
-        "**Test** (mean ± sd over seeds):",
-        "",
-        "| arm @ store tokens | seeds | " + heads + " |",
-        "|---|---|" + "---|" * len(keys),
-    ]
+
+    def metric_table(title: str, first: str) -> list[str]:
+        return ["", title, "", f"| {first} | seeds | {heads} |", "|---|---|" + "---|" * len(keys)]
+
+    lines += metric_table("**Test** (mean ± sd over seeds):", "arm @ store tokens")
     for key, row in (report.get("table") or {}).items():
         cells = [
             f"{row[k]['mean']:.3f} ± {row[k]['sd'] or 0:.3f}" if (row.get(k) or {}).get("mean") is not None else "–"
@@ -207,13 +205,7 @@ def markdown(report: dict[str, Any], exp) -> str:
         ]
         n = next((row[k]["n"] for k in keys if row.get(k)), 0)
         lines.append(f"| {_label(exp, key)} | {n} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "**Differences** (paired over seeds, mean [95% t-interval], verdict):",
-        "",
-        "| comparison | seeds | " + heads + " |",
-        "|---|---|" + "---|" * len(keys),
-    ]
+    lines += metric_table("**Differences** (paired over seeds, mean [95% t-interval], verdict):", "comparison")
     for key, row in (report.get("comparisons") or {}).items():
         a, _, b = key.partition(" - ")
         cells = []
