@@ -17,6 +17,7 @@ after the bundle is replaced: a mapped file outlives its unlinking.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from pathlib import Path
 
@@ -56,8 +57,8 @@ def write_sense_array(con, folder: Path, dim: int) -> dict:
             block = batch.column(0).flatten().to_numpy(zero_copy_only=False)  # [rows * dim]
             fh.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
     written = path.stat().st_size
-    if written != _expected_size(path, len(ids), dim):
-        raise OSError(f"{path} was not written whole ({written} bytes)")
+    if written != _expected_size(path, len(ids), dim):  # the writer reports ENOSPC as a full disk, in one line
+        raise OSError(errno.ENOSPC, f"{path} was not written whole ({written} bytes)")
     return {
         "file": EMBEDDINGS_FILE,
         "rows": len(ids),
