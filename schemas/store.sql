@@ -33,6 +33,10 @@ CREATE TABLE senses (
     sense_index SMALLINT NOT NULL,
     count       INTEGER  NOT NULL,  -- samples assigned to this sense (0 for span cloud rows)
     embedding   FLOAT[{dim}] NOT NULL,
+    synset      VARCHAR,            -- a WordNet synset name (NLTK Synset.name(), e.g. 'bank.n.01'); NULL: unlinked
+    gloss       VARCHAR,            -- that synset's definition
+    lemma       VARCHAR,            -- the lemma the sense was linked through
+    label       VARCHAR,            -- a short human label (an induced sense: its distinctive words)
     CHECK ((token_id IS NULL) <> (span_id IS NULL))
 );
 

@@ -63,6 +63,11 @@ COUNT_NAMES = (
 )
 
 SENSE_COLUMNS = "SELECT sense_id, view, token_id, span_id, sense_index, count FROM senses ORDER BY sense_id"
+# The optional text labels of senses (NULL when unknown): read once at open, only the labelled rows.
+SENSE_LABELS = (
+    "SELECT sense_id, synset, gloss, lemma, label FROM senses"
+    " WHERE synset IS NOT NULL OR gloss IS NOT NULL OR lemma IS NOT NULL OR label IS NOT NULL"
+)
 TOKEN_TEXTS = "SELECT token_id, text FROM tokens"
 TOKEN_ROWS = "SELECT token_id, text, occurrences FROM tokens"
 SPAN_TEXTS = "SELECT span_id, text FROM spans"

@@ -44,7 +44,14 @@ class Sense:
     text: str  # the token's (or span's) text
     embedding: np.ndarray = field(repr=False, compare=False)
     contexts: tuple[Context, ...] = ()
-    view: str = "loss"  # the store view it belongs to: 'loss' or 'lexical'
+    view: str = ""  # the name of the store view it belongs to (sensekit/view.py)
+    # Optional labels (NULL in the store when unknown): a WordNet synset name such as 'bank.n.01' and its
+    # gloss, the lemma the sense was linked through, and a short human label (for an induced sense, its
+    # distinctive words).
+    synset: str | None = None
+    gloss: str | None = None
+    lemma: str | None = None
+    label: str | None = None
 
     def __post_init__(self) -> None:
         # The vector may be a view into the store's in-memory table: writing it would corrupt later answers.

@@ -42,10 +42,11 @@ from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
 from .sense_array import EMBEDDINGS_KEY, file_sha256, open_sense_array
 from .space import SimilaritySpace
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VIEWS = _sql.VIEWS  # ('loss', 'lexical')
 _VIEW_STRIDE = 1 << 40  # (view, owner) sort keys: view * stride + owner
 WRITING_KEY = "writing"  # meta key a StoreWriter sets while it writes a bundle and removes when it commits
+_NO_LABELS = (None, None, None, None)  # a sense's synset, gloss, lemma, label when it has none
 SENSE_CACHE_BYTES = 32 << 20  # embeddings kept by the Sense LRU of an open store (its version never changes)
 
 __all__ = ["SenseStore", "open_store", "SCHEMA_VERSION", "WRITING_KEY", "VIEWS", "view_key", "index_file", "views_of"]
@@ -82,6 +83,11 @@ def read_meta(con, path: Path) -> dict[str, Any]:
             f"store {path} has schema version 2 (no lexical view), this sensekit reads version {SCHEMA_VERSION}; "
             "rebuild the store with this version's `sensekit build` (--lexical-layer none gives the same "
             "loss-only senses), or install the sensekit that wrote it"
+        )
+    if found == 3:  # the same content with each vector in DuckDB and in embeddings.npy: converted, not rebuilt
+        raise SchemaMismatch(
+            f"store {path} has schema version 3, this sensekit reads version {SCHEMA_VERSION}; "
+            f"convert it in place with `sensekit migrate {path}` (no teacher needed)"
         )
     if found != SCHEMA_VERSION:
         raise SchemaMismatch(
@@ -324,6 +330,8 @@ class SenseStore:
         self._token_occurrences = {t: n for t, _, n in token_rows}
         self._span_text = dict(self.con.execute(_sql.SPAN_TEXTS).fetchall())
         self._span_words = {w: (list(t), sid) for w, t, sid in self.con.execute(_sql.SPAN_WORDS).fetchall()}
+        # sense_id -> (synset, gloss, lemma, label), for the labelled senses only
+        self._labels = {int(r[0]): tuple(r[1:]) for r in self.con.execute(_sql.SENSE_LABELS).fetchall()}
 
     def _positions_of(self, owner: int, span: bool, view: str) -> np.ndarray:
         keys, order = (self._span_sorted, self._by_span) if span else (self._token_sorted, self._by_token)
@@ -470,6 +478,7 @@ class SenseStore:
                     embeddings[row],
                     tuple(contexts.get(sid, ())),
                     VIEWS[int(self._sense_view[pos])],
+                    *self._labels.get(sid, _NO_LABELS),
                 )
             )
         return out
@@ -586,6 +595,7 @@ class SenseStore:
             None,
             (),
             VIEWS[int(self._sense_view[pos])],
+            *self._labels.get(int(self._sense_ids[pos]), _NO_LABELS),
         )
         return Neighbor(sense, distance)
 

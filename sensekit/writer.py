@@ -191,8 +191,15 @@ class StoreWriter:
         token_ids: Sequence[int] | None = None,
         span_ids: Sequence[int] | None = None,
         view: str = "loss",
+        synset: Sequence[str | None] | None = None,
+        gloss: Sequence[str | None] | None = None,
+        lemma: Sequence[str | None] | None = None,
+        label: Sequence[str | None] | None = None,
     ) -> np.ndarray:
-        """Add sense rows of `view` owned by tokens (`token_ids`) or spans (`span_ids`). Returns their new ids [n]."""
+        """Add sense rows of `view` owned by tokens (`token_ids`) or spans (`span_ids`). Returns their new ids [n].
+
+        synset, gloss, lemma, label: optional per-sense text [n] (None entries: unknown), read back as the
+        fields of the same name of `Sense`."""
         import pyarrow as pa
 
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -205,6 +212,10 @@ class StoreWriter:
             raise InputError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
         if not np.isfinite(embeddings).all():
             raise InputError("sense embeddings contain NaN or inf; check the teacher's dtype (fp16 overflow?)")
+        labels = {"synset": synset, "gloss": gloss, "lemma": lemma, "label": label}
+        for name, values in labels.items():
+            if values is not None and len(values) != n:
+                raise InputError(f"{name} must hold one entry per sense ({n}), got {len(values)}")
         ids = np.arange(self._next_sense_id, self._next_sense_id + n, dtype=np.int32)
         none = pa.nulls(n, pa.int32())
         self._insert(
@@ -217,6 +228,11 @@ class StoreWriter:
                 "sense_index": np.asarray(sense_index, np.int16),
                 "count": np.asarray(counts, np.int32),
                 "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)), self.dim),
+                **{
+                    name: pa.array([None if v is None else str(v) for v in values], pa.string())
+                    for name, values in labels.items()
+                    if values is not None
+                },
             },
         )
         self._next_sense_id += n

@@ -22,6 +22,7 @@ SCHEMA_PINS = {
     1: "61a303e863be3f3373dfbf96a4059c86eef08a5c9ddcfe1885aa19daf101a9ce",
     2: "1d34a152b8d9a088e5f7343fe3c9aa4d23b0d340aaf4bdb82a3bde21b08d9222",
     3: "855f056016a73d7ab1a2c713ad55a8a0fcb3cc8bde1872ee2085442bb741bc8a",
+    4: "5eecbf7cfb4e74f31e0f077470bde931376d424c0b9780a60eedd4464fc19b73",
 }
 
 DIM = 16
@@ -236,7 +237,7 @@ def test_schema_version_mismatch_is_refused(store_path):
     con = duckdb.connect(str(store_path / "store.duckdb"))
     con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     con.close()
-    with pytest.raises(SchemaMismatch, match=r"schema version 99.*version 3.*rebuild"):
+    with pytest.raises(SchemaMismatch, match=r"schema version 99.*version 4.*rebuild"):
         open_store(store_path)
 
 
@@ -325,3 +326,35 @@ def test_senses_are_cached_per_open_version(store_path, monkeypatch):
             s.senses(w)
         assert s._sense_cache_rows <= 2 and len(s._sense_cache) <= 2
         s.con = s.con._con
+
+
+def test_sense_labels_round_trip(tmp_path, tokenizer_json, tok):
+    """synset, gloss, lemma and label are written per sense and read back; unlabelled senses read None."""
+    ids = {w: tok.token_to_id(" " + w) for w in ("bank", "river")}
+    with StoreWriter(tmp_path / "l.sensekit", dim=DIM, tokenizer_json=tokenizer_json, space="identity") as w:
+        w.add_tokens([ids["bank"], ids["river"]], [" bank", " river"], [3, 1])
+        w.add_senses(
+            np.stack([unit(0), unit(1)]),
+            [0, 1],
+            [2, 1],
+            token_ids=[ids["bank"]] * 2,
+            synset=["bank.n.01", None],
+            gloss=["sloping land beside a body of water", None],
+            lemma=["bank", None],
+            label=["river shore", "money deposit"],
+        )
+        w.add_senses(unit(2)[None], [0], [1], token_ids=[ids["river"]])
+        with pytest.raises(InputError, match="one entry per sense"):
+            w.add_senses(unit(3)[None], [0], [1], token_ids=[ids["river"]], label=["a", "b"])
+    with open_store(tmp_path / "l.sensekit") as s:
+        first, second = s.senses("bank")
+        assert (first.synset, first.gloss, first.lemma, first.label) == (
+            "bank.n.01",
+            "sloping land beside a body of water",
+            "bank",
+            "river shore",
+        )
+        assert (second.synset, second.gloss, second.lemma, second.label) == (None, None, None, "money deposit")
+        assert s.senses("river")[0].synset is None and s.senses("river")[0].label is None
+        near = {n.sense.sense_index: n.sense for n in s.neighbors(s.senses("river")[0].embedding, k=3)}
+        assert near[0].synset == "bank.n.01"
