@@ -1,0 +1,88 @@
+"""`sensekit.model.occurrence`: a word occurrence's state, per representation, against a plain HF forward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sensekit.errors import InputError
+from sensekit.model.occurrence import (
+    check_representation,
+    locate_occurrences,
+    occurrence_states,
+    occurrence_states_at,
+    tokenizer_prefix_and_pad,
+)
+
+SENTENCES = [
+    "the bank of the river was muddy",
+    "she put money in the bank yesterday",
+    "turn on the light in the room",
+    "unbelievably long words split into tokens",
+]
+WORDS = ["bank", "bank", "light", "unbelievably"]
+
+
+def _spans():
+    starts = [s.index(w) for s, w in zip(SENTENCES, WORDS)]
+    return starts, [a + len(w) for a, w in zip(starts, WORDS)]
+
+
+def _reference(tiny, sentence, start, end, representation, layer):
+    """The same state from one unbatched forward with output_hidden_states, by hand."""
+    tok = tiny.tokenizer
+    prefix, _ = tokenizer_prefix_and_pad(tok)
+    enc = tok(sentence, add_special_tokens=False, return_offsets_mapping=True)
+    body = list(enc["input_ids"])
+    inside = [j for j, (a, b) in enumerate(enc["offset_mapping"]) if b > start and a < end]
+    ids = prefix + body + (body if representation == "repeat" else [])
+    shift = len(prefix) + (len(body) if representation == "repeat" else 0)
+    idx = [inside[0]] if representation == "first" else inside
+    with torch.inference_mode():
+        hs = tiny.model.base_model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+    return hs[layer][0, [i + shift for i in idx]].float().mean(0).numpy()
+
+
+@pytest.mark.parametrize("representation", ["first", "mean", "repeat"])
+def test_states_match_a_plain_forward(tiny, representation):
+    starts, ends = _spans()
+    n_layers = tiny.model.config.num_hidden_layers
+    layers = list(range(n_layers + 1))
+    got, ok = occurrence_states_at(
+        tiny.model, tiny.tokenizer, SENTENCES, starts, ends, layers, representation, tokens_per_batch=16
+    )
+    assert ok.all() and got.shape == (len(SENTENCES), len(layers), tiny.hidden_size)
+    for i, s in enumerate(SENTENCES):
+        for n in layers:
+            want = _reference(tiny, s, starts[i], ends[i], representation, n)
+            np.testing.assert_allclose(got[i, n], want, rtol=1e-4, atol=1e-4)
+
+
+def test_early_stop_gives_the_same_state(tiny):
+    starts, ends = _spans()
+    one, _ = occurrence_states(tiny, SENTENCES, starts, ends, 1, "repeat")  # stops after decoder layer 0
+    both, _ = occurrence_states_at(tiny.model, tiny.tokenizer, SENTENCES, starts, ends, [1, None], "repeat")
+    np.testing.assert_allclose(one, both[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_representations_differ_where_they_should(tiny):
+    tok = tiny.tokenizer
+    starts, ends = _spans()
+    prefix, _ = tokenizer_prefix_and_pad(tok)
+    loc = {r: locate_occurrences(tok, SENTENCES, starts, ends, r, prefix) for r in ("first", "mean", "repeat")}
+    assert (loc["first"].first == loc["first"].last).all()
+    assert (loc["mean"].last > loc["mean"].first).any()  # some word spans several tokens
+    body = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in SENTENCES]
+    np.testing.assert_array_equal(loc["repeat"].first, loc["mean"].first + np.asarray(body))
+    assert [len(r) for r in loc["repeat"].rows] == list(loc["repeat"].last + 1)
+
+
+def test_a_span_no_token_overlaps_is_not_ok(tiny):
+    states, ok = occurrence_states(tiny, ["a bank", "a bank"], [0, 99], [1, 120], None, "repeat")
+    assert ok.tolist() == [True, False] and not states[1].any()
+
+
+def test_unknown_representation_is_one_line():
+    with pytest.raises(InputError, match="--representation 'echo': use one of first, mean, repeat"):
+        check_representation("echo")
