@@ -193,9 +193,11 @@ def make_stepper(sh, teacher, windows, targets, lambda_sense: float, cache_dir: 
     from transformers import get_cosine_schedule_with_warmup
 
     from distill.cache import PrefixCache
+    from distill.checkpoint import TrainState
     from distill.config import DistillConfig
     from distill.student import DistillStudent
-    from distill.train import Stepper, param_groups
+    from distill.train import RunInputs, Stepper, param_groups
+    from sensekit.model.families import TeacherLogits
     from sensekit.model.layers import build_truncated
 
     cfg = DistillConfig(
@@ -223,7 +225,8 @@ def make_stepper(sh, teacher, windows, targets, lambda_sense: float, cache_dir: 
     if cache_dir is not None:
         cache = PrefixCache(cache_dir, len(windows), windows.seq_len, teacher.hidden_size, "bench")
     gen = torch.Generator(device=acc.device).manual_seed(0)
-    return Stepper(cfg, acc, teacher, model, opt, sched, targets, windows, cache, gen)
+    inputs = RunInputs(teacher, TeacherLogits(teacher), targets, windows, cache)
+    return Stepper(cfg, acc, inputs, model, TrainState(acc.unwrap_model(model), opt, sched, gen))
 
 
 def sync(device) -> None:
@@ -259,16 +262,16 @@ def isolated_sense_cost(stepper, batches, device, repeats: int) -> float:
 
     from distill.losses import sense_loss
 
-    cfg, out = stepper.cfg, []
-    d = stepper.teacher.hidden_size
+    cfg, out, inputs = stepper.cfg, [], stepper.inputs
+    d = inputs.teacher.hidden_size
     for r in range(repeats):
         rows = batches[r % len(batches)]
-        input_ids, attn, labels = stepper.windows.batch(rows, device)
-        g = stepper.teacher.final_hidden(input_ids, attn).clone()
+        input_ids, attn, labels = inputs.windows.batch(rows, device)
+        g = inputs.teacher.final_hidden(input_ids, attn).clone()
         hidden = torch.randn(*labels.shape, d, device=device, requires_grad=True)
         sync(device)
         t = time.perf_counter()
-        sb = stepper.targets.gather_for(cfg, labels, g, stepper.sense_gen)
+        sb = inputs.targets.gather_for(cfg, labels, g, stepper.state.sense_gen)
         lp, ln = sense_loss(hidden[sb.b, sb.t], sb.positives, sb.pos_mask, sb.negatives, sb.neg_mask, sb.active)
         (lp + ln).backward()
         sync(device)

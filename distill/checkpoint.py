@@ -35,7 +35,7 @@ __all__ = [
 
 STATE_FILE = "state.pt"
 # Settings a resumed run may change; everything else must equal the checkpoint's config.
-RESUMABLE_CHANGES = {"save_every", "eval_every", "eval_batches", "keep_checkpoints", "device"}
+RESUMABLE_CHANGES = {"save_every", "eval_every", "eval_batches", "keep_checkpoints", "device", "grad_norm_every"}
 
 
 @dataclass

@@ -168,20 +168,18 @@ class DistillConfig:
     )
     beta_n: str = option(
         "1.0",
-        "Negative margin beta_n: max(0, beta_n - MSE_d(h, q)). A number (the paper: 1), or 'auto': the "
-        "--beta-n-quantile of MSE_d(g_t, kept antonym candidate) over the first --margin-batches batches.",
+        "Negative margin beta_n: max(0, beta_n - MSE_d(h, q)). A number (the paper: 1), or 'auto': per "
+        "antonym candidate q, the teacher's own MSE_d(g_t, q), so the push acts only on antonym senses "
+        "nearer the student than the teacher sits.",
         panel=OBJECTIVE,
     )
     beta_p_quantile: float = option(
         0.1, "With --beta-p auto: the quantile of the observed synonym distances.", min=0, max=1, panel=OBJECTIVE
     )
-    beta_n_quantile: float = option(
-        0.9, "With --beta-n auto: the quantile of the observed antonym distances.", min=0, max=1, panel=OBJECTIVE
-    )
     margin_batches: int = option(
         4,
-        "With an 'auto' margin: micro-batches at start-up whose teacher states and candidates set it "
-        "(their own sampling stream; training is unchanged).",
+        "With an 'auto' margin: micro-batches at start-up whose teacher states and candidates set beta_p "
+        "and whose distances run.json records (their own sampling stream; training is unchanged).",
         min=1,
         panel=OBJECTIVE,
     )
@@ -214,6 +212,14 @@ class DistillConfig:
         "Compatibility with the released code: also put D(y_t) into the "
         "negative pool (contradicts the paper's text; off by default).",
         panel=OBJECTIVE,
+    )
+    grad_norm_every: int = option(
+        10,
+        "Every N optimizer steps, log each loss term's gradient norm on the trained parameters "
+        "(metrics.jsonl 'grad_norms'; summary.json 'grad_share'). Costs one extra backward per term "
+        "on those steps only (0 = never).",
+        min=0,
+        panel=TRAINING,
     )
     # -- run -----------------------------------------------------------------------------
     seed: int = option(

@@ -136,7 +136,7 @@ def hinge_mse_terms(
     negatives: torch.Tensor,
     neg_mask: torch.Tensor,
     beta_p: float = 0.0,
-    beta_n: float = 1.0,
+    beta_n: float | torch.Tensor = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-position hinge-MSE terms.
 
@@ -144,9 +144,12 @@ def hinge_mse_terms(
     neg_mask [P, Kn] -> (pos [P], neg [P]):
       pos_t = mean_{p in P_t} max(0, MSE_d(h_t, p) - beta_p)   (0 when P_t is empty)
       neg_t = mean_{q in N_t} max(0, beta_n - MSE_d(h_t, q))   (0 when N_t is empty)
+    beta_n is one number, or one margin per candidate [P, Kn] (a constant: no gradient flows into it).
     """
     hf = _up(h)
     pos = torch.relu(mse_to_candidates(hf, positives.to(hf.dtype)) - beta_p)
+    if isinstance(beta_n, torch.Tensor):
+        beta_n = beta_n.detach().to(hf.dtype)
     neg = torch.relu(beta_n - mse_to_candidates(hf, negatives.to(hf.dtype)))
     pm, nm = pos_mask.to(pos.dtype), neg_mask.to(neg.dtype)
     pos_t = (pos * pm).sum(1) / pm.sum(1).clamp(min=1.0)
@@ -162,11 +165,12 @@ def sense_loss(
     neg_mask: torch.Tensor,
     active: torch.Tensor,
     beta_p: float = 0.0,
-    beta_n: float = 1.0,
+    beta_n: float | torch.Tensor = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_pos, L_neg): hinge terms averaged over the active positions (those whose token has senses).
 
-    active [P] bool. L_sense = L_pos + L_neg. Both are 0 (with a graph to h) when nothing is active.
+    active [P] bool; beta_n a number or [P, Kn] (see hinge_mse_terms). L_sense = L_pos + L_neg. Both are 0
+    (with a graph to h) when nothing is active.
     """
     pos_t, neg_t = hinge_mse_terms(h, positives, pos_mask, negatives, neg_mask, beta_p, beta_n)
     return masked_mean(pos_t, active), masked_mean(neg_t, active)

@@ -2,12 +2,13 @@
 
     OUTPUT/config.toml        the resolved DistillConfig
     OUTPUT/run.json           what the run was set up with (teacher, store, targets, windows, steps, devices)
-    OUTPUT/metrics.jsonl      one line per optimizer step: every loss term, lr, grad norm
+    OUTPUT/metrics.jsonl      one line per optimizer step: every loss term, lr, grad norm (and every
+                              --grad-norm-every steps each term's gradient norm, "grad_norms")
     OUTPUT/eval.jsonl         one line per evaluation
     OUTPUT/tensorboard/       the same scalars, when tensorboard is installed
     OUTPUT/checkpoints/       see distill.checkpoint
     OUTPUT/student/           the final student (save_pretrained + tokenizer)
-    OUTPUT/summary.json       what train() returned
+    OUTPUT/summary.json       what train() returned (with grad_norms and grad_share, distill.grad_shares)
     OUTPUT/data/, cache/      prepared windows (distill.data) and the frozen-prefix cache (distill.cache)
 
 Only the main process writes; on the others the writing methods do nothing, so the loop
@@ -76,6 +77,13 @@ class RunFolder:
                 else:
                     _truncate_jsonl(self.path / name, resumed_at)
         return RunLog(self.path, self.main)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The rows of metrics.jsonl (main process; [] elsewhere or before the first step)."""
+        if not self.main or not self.metrics.is_file():
+            return []
+        lines = self.metrics.read_text(encoding="utf-8").splitlines()
+        return [json.loads(ln) for ln in lines if ln.strip()]
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.main:

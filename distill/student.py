@@ -82,43 +82,48 @@ class DistillStudent(nn.Module):
         self.proj = nn.Linear(d_s, teacher_hidden) if d_s != teacher_hidden else None
         self.truncated = n_trainable_top is not None or split_at is not None
         self.split_at = 0
-        self._views: dict[str, nn.Module] = {}
+        self._slices: dict[str, nn.Module] = {}  # "bottom" / "top": runnable slices of the student's layers
         if self.truncated:
             _, _, layers = layers_of(lm)
             n = len(layers)
             self.split_at = split_at if split_at is not None else n - int(n_trainable_top)
             if not 0 <= self.split_at < n:
                 raise InputError(f"the student's split point {self.split_at} must be in 0..{n - 1}")
-            if self.split_at > 0:  # plain attributes, not submodules: the views share the lm's modules
+            if self.split_at > 0:  # plain attributes, not submodules: the slices share the lm's modules
                 object.__setattr__(
                     self,
-                    "_views",
+                    "_slices",
                     {
-                        "bottom": self._view(lm, layers, 0, self.split_at),
-                        "top": self._view(lm, layers, self.split_at, n),
+                        "bottom": self._layer_slice(lm, layers, 0, self.split_at),
+                        "top": self._layer_slice(lm, layers, self.split_at, n),
                     },
                 )
 
     @staticmethod
-    def _view(lm, layers: nn.ModuleList, start: int, stop: int) -> nn.Module:
+    def _layer_slice(lm, layers: nn.ModuleList, start: int, stop: int) -> nn.Module:
         """A base model of the same class that runs only layers[start:stop] (sharing the modules)."""
         base, attr, _ = layers_of(lm)
         cfg = sliced_config(base.config, range(start, stop))
         with torch.device("meta"):
-            view = type(base)(cfg)
+            part = type(base)(cfg)
         for name, child in base.named_children():
-            setattr(view, name, child)
-        setattr(view, attr, nn.ModuleList([layers[i] for i in range(start, stop)]))
-        no_meta(view, "student view")
-        return view
+            setattr(part, name, child)
+        setattr(part, attr, nn.ModuleList([layers[i] for i in range(start, stop)]))
+        no_meta(part, "student layer slice")
+        return part
 
     @property
     def can_split(self) -> bool:
         """Whether frozen layers lie below the lowest trainable one (what the frozen-prefix cache stores)."""
-        return bool(self._views)
+        return bool(self._slices)
 
     def trainable_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+    def trainable_dtype(self, default: torch.dtype) -> torch.dtype:
+        """The dtype of the trainable parameters (what a cached prefix is cast to), `default` when none train."""
+        params = [p for _, p in self.trainable_named_parameters()]
+        return params[0].dtype if params else default
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Post-norm states [..., d_S] -> logits [..., V] (the student's own LM head and logits step)."""
@@ -132,7 +137,7 @@ class DistillStudent(nn.Module):
                 "the frozen-prefix cache needs frozen layers below the lowest trained one; "
                 "drop --cache or train higher layers"
             )
-        bottom = self._views["bottom"]
+        bottom = self._slices["bottom"]
         _, _, layers = layers_of(bottom)
         return run_to_layer(bottom, layers[-1], input_ids, attention_mask)
 
@@ -142,7 +147,7 @@ class DistillStudent(nn.Module):
         """The student's last hidden state after its final norm [B, T, d_S]: from the layers above the split when
         `prefix` (the cached input of the lowest trainable layer) is given, else the plain forward."""
         if prefix is not None:
-            top = self._views["top"]
+            top = self._slices["top"]
             _, _, layers = layers_of(top)
             return resume_at_layer(top, layers[0], prefix, attention_mask)
         base = self.lm.base_model

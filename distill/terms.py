@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from .losses import ce_loss, hidden_mse_loss, kd_loss, sense_loss
+from .margins import Margins
 
 __all__ = ["Term", "StepTensors", "LOSS_TERMS", "TERMS", "GROUPS", "compute_terms", "add_groups", "term_weights"]
 
@@ -36,14 +37,14 @@ class StepTensors:
     labels: torch.Tensor  # [B, T] long (-100 = not a target)
     mask: torch.Tensor  # [B, T] bool target positions
     sense: Any = None  # SenseBatch or None (no senses sampled this step)
-    beta_p: float = 0.0  # the margins in force (a number, or the value 'auto' set at start-up)
-    beta_n: float = 1.0
+    margins: Margins = field(default_factory=Margins)  # the margins in force (distill.margins)
     _sense_pair: Optional[tuple[torch.Tensor, torch.Tensor]] = field(default=None, repr=False)
 
     def sense_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(L_pos, L_neg), computed once per micro-step for both rows that read them."""
         if self._sense_pair is None:
             s = self.sense
+            beta_n = self.margins.negative(self.g[s.b, s.t], s.negatives)  # a number, or [P, Kn]
             self._sense_pair = sense_loss(
                 self.h[s.b, s.t],  # [P, d]
                 s.positives,
@@ -51,8 +52,8 @@ class StepTensors:
                 s.negatives,
                 s.neg_mask,
                 s.active,
-                self.beta_p,
-                self.beta_n,
+                self.margins.beta_p,
+                beta_n,
             )
         return self._sense_pair
 

@@ -1,5 +1,6 @@
-"""Issue 16 section 1: 'auto' margins (set from the distances the run observes at start-up, recorded in
-run.json; the push acts whenever antonym candidates exist) and the position-matched hidden-MSE control."""
+"""'auto' margins: beta_p from the distances the run observes at start-up, beta_n per antonym candidate from
+the teacher's own distance (the push acts only where the student sits nearer an antonym than the teacher), both
+recorded in run.json; and the position-matched hidden-MSE control."""
 
 from __future__ import annotations
 
@@ -52,16 +53,42 @@ def test_auto_margins_are_recorded_and_the_push_acts(tmp_path, store_dir, corpus
     train(cfg, teacher=teacher)
     margins = json.loads((Path(cfg.output_dir) / "run.json").read_text())["margins"]
     assert margins["auto"] == ["beta_p", "beta_n"] and margins["beta_n_candidates_seen"] > 0
+    assert margins["beta_n_per_candidate"] is True and "teacher's own" in margins["rule"]
     q = margins["beta_n_distance_quantiles"]
-    assert q["0.75"] <= margins["beta_n"] <= q["1.0"] and margins["beta_p"] <= q["0.25"]
+    assert margins["beta_n"] == q["0.5"] and margins["beta_p"] <= margins["beta_p_distance_quantiles"]["0.25"]
     rows = _rows(cfg.output_dir)
-    assert any(r["sense_negatives"] > 0 for r in rows)
-    assert all(r["sense_neg"] > 0 for r in rows if r["sense_negatives"] > 0)  # the push acts wherever it can
+    assert any(r["sense_negatives"] > 0 for r in rows) and any(r["sense_neg"] > 0 for r in rows)
     # a paper margin far below every observed distance is the issue's case: the push never acts
     tiny = cfg.replace(beta_p="0", beta_n="1e-6", output_dir=str(tmp_path / "paper"))
     train(tiny, teacher=teacher)
     assert all(r["sense_neg"] == 0 for r in _rows(tiny.output_dir))
     assert json.loads((Path(tiny.output_dir) / "run.json").read_text())["margins"]["beta_n"] == 1e-6
+
+
+def test_the_teacher_margin_pushes_only_a_student_nearer_an_antonym_than_the_teacher():
+    from distill.losses import sense_loss
+    from distill.margins import Margins
+
+    g = torch.zeros(3, 4)  # [P, d] teacher states
+    neg = torch.stack([torch.full((2, 4), 1.0), torch.full((2, 4), 2.0), torch.full((2, 4), -1.0)])  # [P, 2, d]
+    mask, active = torch.ones(3, 2, dtype=torch.bool), torch.ones(3, dtype=torch.bool)
+    no_pos, no_pos_mask = torch.zeros(3, 0, 4), torch.zeros(3, 0, dtype=torch.bool)
+    rule = Margins(beta_n_from_teacher=True)
+    margins = rule.negative(g, neg)
+    assert margins.tolist() == [[1.0, 1.0], [4.0, 4.0], [1.0, 1.0]]  # MSE_d(g_t, q) per candidate
+    assert Margins(beta_n=0.5).negative(g, neg) == 0.5
+    # the student where the teacher is: no push at all (a scalar margin of 2 would push rows 0 and 2)
+    _, at_teacher = sense_loss(g.clone(), no_pos, no_pos_mask, neg, mask, active, 0.0, margins)
+    assert at_teacher.item() == 0.0
+    assert sense_loss(g.clone(), no_pos, no_pos_mask, neg, mask, active, 0.0, 2.0)[1].item() > 0
+    # row 0 moves halfway to its antonyms: pushed by MSE_d(g, q) - MSE_d(h, q) = 1 - 0.25; the others stay put
+    h = g.clone()
+    h[0] = 0.5
+    h.requires_grad_(True)
+    _, push = sense_loss(h, no_pos, no_pos_mask, neg, mask, active, 0.0, margins)
+    assert push.item() == pytest.approx(0.75 / 3)
+    push.backward()
+    assert h.grad[0].abs().sum() > 0 and h.grad[1:].abs().sum() == 0
 
 
 def test_hidden_term_on_the_sensed_positions(tmp_path, store_dir, corpus_file, teacher_dir, teacher):  # noqa: F811
