@@ -34,7 +34,15 @@ from .data import Windows, iter_documents, pack_documents
 from .eval_config import StudentEvalConfig
 from .losses import ce_per_position, kl_per_position
 
-__all__ = ["evaluate_student", "heldout_metrics", "read_relation_pairs", "store_relation_pairs", "separation"]
+__all__ = [
+    "evaluate_student",
+    "heldout_metrics",
+    "read_relation_pairs",
+    "store_relation_pairs",
+    "separation",
+    "carrier_similarity",
+    "nearest_sense",
+]
 
 
 @torch.no_grad()
@@ -210,6 +218,102 @@ def _synant(models: dict, states, store, cfg: StudentEvalConfig) -> dict:
         keep = ok[a_idx] & ok[b_idx]
         out[name] = separation(pair_cosines(st[a_idx[keep]], st[b_idx[keep]]), is_syn[keep])
         out[name]["pairs_scored"] = int(keep.sum())
+    return out
+
+
+def carrier_similarity(models: dict, states, carrier: str, path: str, limit: int | None = None) -> dict:
+    """Word similarity (SimLex-999 style) from each model's carrier-sentence state: the cosine of the two words'
+    states ("The word is {w}.", the state at the word's last token) against the human ratings, Spearman.
+
+    models: name -> (forward, dim); states: `_states_fn`'s function. -> {"status", "pairs", name: {"spearman",
+    "pairs_scored"}}: a pair counts when both words gave a state."""
+    from sensekit.eval.similarity import read_pairs, spearman
+    from sensekit.eval.wic import pair_cosines
+
+    w1, w2, gold = read_pairs(path, limit)
+    words = sorted(set(w1) | set(w2))
+    at = {w: i for i, w in enumerate(words)}
+    head, _, tail = carrier.partition("{w}")
+    sentences = [head + w + tail.replace("{w}", w) for w in words]
+    starts = np.full(len(words), len(head), np.int64)
+    ends = starts + np.asarray([len(w) for w in words], np.int64)
+    a_idx, b_idx = np.asarray([at[w] for w in w1]), np.asarray([at[w] for w in w2])
+    out: dict = {"status": "ok", "file": str(path), "pairs": len(gold), "carrier": carrier}
+    for name, (forward, dim) in models.items():
+        st, ok = states(forward, dim, sentences, starts, ends, "last")
+        keep = ok[a_idx] & ok[b_idx]
+        cos = pair_cosines(st[a_idx[keep]], st[b_idx[keep]])
+        out[name] = {"spearman": spearman(cos, gold[keep]), "pairs_scored": int(keep.sum())}
+    return out
+
+
+@torch.no_grad()
+def nearest_sense(
+    forwards: dict, teacher, targets, windows: Windows, batch_size: int, max_positions: int = 4096
+) -> dict:
+    """How well each model's final state finds the teacher's dictionary senses of the token it predicts, on
+    held-out windows (what the sense loss trains; the teacher's own state is the reference).
+
+    For every target position whose next token y_t has senses (the first `max_positions` in window order):
+    - `retrieval`: the sense nearest the state (MSE_d, over the WHOLE dictionary) is one of y_t's senses;
+    - `agreement` (positions whose y_t has 2+ senses): the state's nearest sense among y_t's own senses is the
+      one nearest the teacher's state g_t (1 for the teacher by definition; `chance` is the mean 1/k).
+    forwards: name -> (input_ids, attention_mask) -> final states [B, T, d] (after the final norm).
+    targets: a distill.targets.SenseTargets on the teacher's device. -> {"positions", "agreement_positions",
+    "chance", name: {"retrieval", "agreement"}}.
+    """
+    emb, emb_sq = targets.emb.float(), targets.emb_sq.float()  # [R, d], [R]
+    unit_of_row = torch.full((emb.shape[0],), -1, dtype=torch.long, device=emb.device)
+    rows = targets.unit_rows  # [U, K], -1 padded
+    u_idx = torch.arange(rows.shape[0], device=emb.device).unsqueeze(1).expand_as(rows)
+    unit_of_row[rows[rows >= 0]] = u_idx[rows >= 0]
+    d = emb.shape[1]
+
+    def dist(h: torch.Tensor) -> torch.Tensor:  # [P, d] -> MSE_d to every sense row [P, R]
+        return (h.pow(2).sum(-1, keepdim=True) - 2.0 * h @ emb.T + emb_sq) / d
+
+    hits = {name: 0 for name in forwards}
+    agree = {name: 0 for name in forwards}
+    n_pos = n_agree = 0
+    inv_k = 0.0
+    for s in range(0, len(windows), batch_size):
+        if n_pos >= max_positions:
+            break
+        ids, attn, labels = windows.batch(np.arange(s, min(s + batch_size, len(windows))), teacher.device)
+        unit = torch.where(labels >= 0, targets.token_unit[labels.clamp(min=0)], -1)  # [B, T]
+        sel = unit >= 0
+        if not sel.any():
+            continue
+        b, t = sel.nonzero(as_tuple=True)  # [P]
+        b, t = b[: max_positions - n_pos], t[: max_positions - n_pos]
+        u = unit[b, t]  # [P]
+        own = rows[u]  # [P, K] y_t's sense rows
+        own_ok = own >= 0
+        k = own_ok.sum(1)  # [P]
+        multi = k >= 2
+        g = teacher.final_hidden(ids, attn).float()[b, t]  # [P, d]
+        d_g = dist(g)
+        g_best = torch.where(own_ok, d_g.gather(1, own.clamp(min=0)), torch.inf).argmin(1)  # [P]
+        for name, forward in forwards.items():
+            h = g if forward is None else forward(ids, attn).float()[b, t]
+            dh = d_g if forward is None else dist(h)  # [P, R]
+            hits[name] += int((unit_of_row[dh.argmin(1)] == u).sum())
+            h_best = torch.where(own_ok, dh.gather(1, own.clamp(min=0)), torch.inf).argmin(1)
+            agree[name] += int(((h_best == g_best) & multi).sum())
+        n_pos += int(len(u))
+        n_agree += int(multi.sum())
+        inv_k += float((1.0 / k[multi].float()).sum())
+    out: dict = {
+        "positions": n_pos,
+        "agreement_positions": n_agree,
+        "chance": inv_k / n_agree if n_agree else None,
+        "sense_rows": int(emb.shape[0]),
+    }
+    for name in forwards:
+        out[name] = {
+            "retrieval": hits[name] / n_pos if n_pos else None,
+            "agreement": agree[name] / n_agree if n_agree else None,
+        }
     return out
 
 

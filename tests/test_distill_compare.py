@@ -13,9 +13,25 @@ from helpers import ANT, SYN, TEXTS, run_cli
 
 torch = pytest.importorskip("torch")
 
-from distill.cli import main as distill_main  # noqa: E402
 from distill.compare import load_experiment, run_experiment  # noqa: E402
-from distill.compare.stats import flattening, paired_t, verdict, window_bootstrap  # noqa: E402
+from distill.compare.data import (  # noqa: E402
+    LeakError,
+    article_windows,
+    leak_check,
+    packed_articles,
+    spread,
+    window_leak_check,
+    write_splits,
+)
+from distill.compare.stats import (  # noqa: E402
+    flattening,
+    holm,
+    paired_t,
+    paired_window_bootstrap,
+    paired_window_bootstrap_mean,
+    verdict,
+    window_bootstrap,
+)
 from sensekit.errors import InputError  # noqa: E402
 
 
@@ -107,7 +123,7 @@ def test_the_quick_path_runs_resumes_and_reports(experiment, teacher, capsys):
     ]
     setup = report["setup"]
     assert setup["leak_check"]["passed"] and setup["leak_check"]["training_windows"]["passed"]
-    assert setup["test_articles_with_windows"] == 5 and setup["store_overlap"]["training_sequences_in_store_text"] >= 0
+    assert setup["test_articles_with_windows"] == 5 and setup["store_overlap"]["training_sequences_in_store_text"] == 0
     assert all(g["margins"]["beta_n"] is not None for g in report["dev_grid"] if g["arm"] == "dskd")
     run = report["runs"][0]["metrics"]
     assert run["ppl_ci95"][0] <= run["ppl"] <= run["ppl_ci95"][1] and run["windows"] == setup["test_windows"]
@@ -126,7 +142,7 @@ def test_the_quick_path_runs_resumes_and_reports(experiment, teacher, capsys):
     partial = run_experiment(full, teacher=teacher, max_runs=0)
     assert partial["ran"]["new_runs_this_call"] == 0 and len(partial["not_run"]) == 3  # seed 1: kd, dskd x 2 sizes
     # --plan lists done and pending runs and an estimate from the measured step time
-    code, _, err = run_cli(capsys, "compare", "--config", str(experiment), "--plan", entry=distill_main)
+    code, _, err = run_cli(capsys, "distill", "compare", "--config", str(experiment), "--plan")
     assert code == 0 and err.count("done") == 7 and err.count("todo") == 3 and "measured" in err
 
 
@@ -150,7 +166,7 @@ def test_bad_experiment_files_are_one_line_errors(experiment, capsys, edit, need
     experiment.write_text(experiment.read_text().replace(*edit, 1))
     with pytest.raises(InputError, match=needle):
         load_experiment(experiment)
-    code, _, err = run_cli(capsys, "compare", "--config", str(experiment), entry=distill_main)
+    code, _, err = run_cli(capsys, "distill", "compare", "--config", str(experiment))
     assert code != 0 and len(err.strip().splitlines()) == 1 and "error:" in err
 
 
@@ -170,14 +186,161 @@ def test_statistics():
     assert b["ce"] == pytest.approx(9 / 4) and b["ppl_ci95"][0] <= b["ppl"] <= b["ppl_ci95"][1]
     p = paired_t([3.0, 4.0, 5.0], [1.0, 1.5, 2.5])
     assert p["n"] == 3 and p["t_ci95"][0] > 0 and verdict(p, higher_is_better=False) == "worse"
-    assert verdict(paired_t([1.0], [2.0]), True).startswith("n/a")
-    exact = paired_t([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])  # a coarse metric: the same gain in every seed
-    assert (
-        exact["t_ci95"] is None and verdict(exact, True) == "better (the same difference in all 3 seeds: no interval)"
+    assert verdict(p, higher_is_better=True) == "better"
+    assert verdict(paired_t([1.0, 2.0, 3.0], [1.5, 1.5, 2.5]), True) == "no detectable difference"
+
+
+def test_paired_t_matches_a_value_worked_by_hand():
+    # diffs 2, 2.5, 2.5: mean 7/3, sd sqrt(1/12); t = mean / (sd / sqrt 3) = 14 on 2 degrees of freedom.
+    # t(0.975, 2) = 4.302653 (the tables); with 2 df the two-sided p is 1 - t / sqrt(t^2 + 2) exactly.
+    p = paired_t([3.0, 4.0, 5.0], [1.0, 1.5, 2.5])
+    half = 4.302653 * (1 / 12) ** 0.5 / 3**0.5
+    assert p["mean"] == pytest.approx(7 / 3) and p["sd"] == pytest.approx((1 / 12) ** 0.5)
+    assert p["t_ci95"] == pytest.approx([7 / 3 - half, 7 / 3 + half], abs=1e-5)
+    assert p["p_value"] == pytest.approx(1 - 14 / (14**2 + 2) ** 0.5, rel=1e-6)
+
+
+def test_no_interval_no_verdict():
+    exact = paired_t([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])  # the same gain in every seed: no spread, no interval
+    assert exact["t_ci95"] is None
+    for higher in (True, False):
+        assert verdict(exact, higher) == "no verdict (the same difference in all 3 seeds: no interval)"
+    assert verdict(paired_t([1.0], [2.0]), True).startswith("no verdict (1 paired seed")
+    assert verdict(paired_t([1.0, 1.0], [1.0, 1.0]), True).startswith("no verdict")
+
+
+def test_paired_window_bootstrap_pairs_the_windows():
+    tokens = np.full(4, 10.0)
+    b = np.array([10.0, 30.0, 20.0, 40.0])  # per-window CE 1, 3, 2, 4: a large spread between windows
+    a = b + 5.0  # every window 0.5 nats worse: ppl(a) - ppl(b) = exp(ce_b) (e^0.5 - 1) > 0 on every resample
+    lo, hi = paired_window_bootstrap(a, b, tokens, 2000, seed=1)
+    assert np.exp(1) * (np.exp(0.5) - 1) - 1e-9 <= lo < hi <= np.exp(4) * (np.exp(0.5) - 1) + 1e-9
+    assert paired_window_bootstrap(b, b, tokens, 500) == [0.0, 0.0]
+    lo2, hi2 = paired_window_bootstrap(b, a, tokens, 2000, seed=1)  # the other order: the mirror interval
+    assert (lo2, hi2) == pytest.approx((-hi, -lo))
+    m = paired_window_bootstrap_mean([a, b], [b, b], tokens, 2000, seed=1)  # seeds +d and 0: half of d
+    point = (np.exp(3.0) - np.exp(2.5)) / 2
+    assert m["seeds"] == 2 and m["mean"] == pytest.approx(point) and 0 < m["ci95"][0] < point < m["ci95"][1]
+
+
+def test_holm_adjusts_step_down():
+    out = holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": None}, alpha=0.05)
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 = 0.03, 0.06, 0.04 -> monotone: 0.03, 0.06, 0.06
+    assert [out[k]["p_holm"] for k in "acb"] == pytest.approx([0.03, 0.06, 0.06])
+    assert [out[k]["rejected"] for k in "acbd"] == [True, False, False, False] and out["d"]["p_holm"] is None
+
+
+@pytest.mark.parametrize(
+    "ces, status",
+    [
+        ([5.0, 4.0, 3.5, 3.0, 2.0], "still falling"),
+        ([5.0, 3.0, 3.0, 3.0, 2.99], "flattened"),
+        ([5.0, 3.0, 2.9, 3.0, 3.3], "still moving (rising)"),  # over-fitting: not a flat curve
+    ],
+)
+def test_flattening_calls_a_rising_curve_moving(ces, status):
+    curve = [{"step": s, "ce": c} for s, c in zip((0, 25, 50, 80, 100), ces)]
+    f = flattening(curve, 100, 0.2, 0.02)
+    assert f["status"] == status and f["flattened"] is (status == "flattened")
+    assert f["tail_from_step"] == 80 and f["tail_fraction"] == pytest.approx(0.2)
+
+
+def _split(tmp_path: Path, parts: dict[str, list[tuple[str, str]]]) -> dict:
+    """A split manifest like write_splits' for the given {part: [(title, text)]}."""
+    import hashlib
+
+    files, titles, hashes = {}, {}, {}
+    for name, rows in parts.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"id": t, "text": x}) + "\n" for t, x in rows), encoding="utf-8")
+        files[name], titles[name] = str(path), [t for t, _ in rows]
+        hashes[name] = [hashlib.sha256(x.encode()).hexdigest() for _, x in rows]
+    return {"files": files, "titles": titles, "text_sha256": hashes}
+
+
+def _words(seed: int, n: int = 200) -> str:
+    rng = np.random.default_rng(seed)
+    return " ".join(f"w{int(x)}" for x in rng.integers(0, 10_000, n))
+
+
+def test_the_leak_check_fails_on_a_planted_leak(tmp_path):
+    clean = {
+        "train_windows": [("T1", _words(1))],
+        "store": [("S1", _words(2)), ("S2", _words(3))],
+        "dev": [("D1", _words(4))],
+        "test": [("X1", _words(5)), ("X2", _words(6))],
+    }
+    assert leak_check(_split(tmp_path, clean), {900: ["S1", "S2"]})["passed"] is True
+    copied = {**clean, "test": [("X1", _words(5)), ("X2 (copy)", _words(2)[:-3] + " zz")]}  # a store text
+    with pytest.raises(LeakError, match="shares 9[0-9]% of its 13-grams"):
+        leak_check(_split(tmp_path, copied), {900: ["S1", "S2"]})
+    same_title = {**clean, "dev": [("S2", _words(7))]}
+    with pytest.raises(LeakError, match="titles shared"):
+        leak_check(_split(tmp_path, same_title), {900: ["S1", "S2"]})
+    with pytest.raises(LeakError, match="contexts from non-store articles: \\['X1'\\]"):
+        leak_check(_split(tmp_path, clean), {900: ["S1", "X1"]})
+
+
+def test_the_window_check_fails_when_test_windows_are_trained_on(teacher, tmp_path):
+    from distill.data import iter_documents, pack_documents
+
+    split = _split(tmp_path, {"train": [("T", _words(1, 400))], "test": [("X", _words(5, 400))]})
+    w = {k: pack_documents(iter_documents([split["files"][k]]), teacher.tokenizer, 24) for k in ("train", "test")}
+    out = window_leak_check(w["train"], {"test": w["test"]})
+    assert out["passed"] is True and out["test_share_in_train"] == 0.0
+    with pytest.raises(LeakError, match="of the test windows' 16-token sequences are in the training windows"):
+        window_leak_check(w["test"], {"test": w["test"]})
+
+
+def test_test_windows_spread_over_each_article(teacher, tmp_path):
+    from distill.data import iter_documents, pack_documents
+
+    assert spread(10, 4).tolist() == [0, 3, 6, 9] and spread(3, 5).tolist() == [0, 1, 2]
+    split = _split(tmp_path, {"test": [("A", _words(1, 300)), ("B", _words(2, 300))]})
+    windows, owner, titles = article_windows(split["files"]["test"], teacher.tokenizer, 24, 3)
+    whole = pack_documents(iter_documents([split["files"]["test"]]), teacher.tokenizer, 24)  # A then B, packed
+    a_all = article_windows(split["files"]["test"], teacher.tokenizer, 24, 10_000)
+    n_a = int((a_all[1] == 0).sum())
+    assert titles == ["A", "B"] and owner.tolist() == [0, 0, 0, 1, 1, 1] and n_a > 6
+    assert (windows.ids[0] == whole.ids[0]).all()  # A's opening ...
+    assert (windows.ids[2] == a_all[0].ids[n_a - 1]).all()  # ... and A's last window, not only openings
+    assert not (windows.ids[1] == a_all[0].ids[1]).all()
+
+
+def test_packed_articles_counts_the_articles_read(teacher, tmp_path):
+    split = _split(tmp_path, {"dev": [(f"D{i}", _words(i, 30)) for i in range(6)]})
+    tok = teacher.tokenizer
+    per = [len(tok(_words(i, 30), add_special_tokens=False)["input_ids"]) + 1 for i in range(6)]
+    from distill.data import special_prefix
+
+    body = 24 - len(special_prefix(tok))
+    for n in (1, 2, 4):
+        last = n * body
+        expect = next(i + 1 for i, end in enumerate(np.cumsum(per)) if last < end)
+        assert packed_articles(split["files"]["dev"], tok, 24, n) == expect
+    assert packed_articles(split["files"]["dev"], tok, 24, 1000) == 6
+
+
+def test_the_split_caps_training_articles_and_slices_dev(tmp_path):
+    from distill.compare.config import Experiment
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"A{i}", "text": _words(i, 300)}) + "\n" for i in range(40)))
+    exp = Experiment(
+        corpus=str(corpus),
+        test_articles=5,
+        min_test_articles=5,
+        dev_articles=4,
+        train_article_chars=300,
+        dev_article_chars=200,
     )
-    assert verdict(exact, False).startswith("worse")
-    assert verdict(paired_t([1.0, 1.0], [1.0, 1.0]), True) == "no difference (the same in all 2 seeds)"
-    still = [{"step": 0, "ce": 5.0}, {"step": 80, "ce": 4.0}, {"step": 100, "ce": 3.0}]
-    flat = [{"step": 0, "ce": 5.0}, {"step": 80, "ce": 3.0}, {"step": 100, "ce": 2.99}]
-    assert flattening(still, 100, 0.2, 0.02)["flattened"] is False
-    assert flattening(flat, 100, 0.2, 0.02)["flattened"] is True
+    m = write_splits(exp, tmp_path / "data", train_window_chars=3000)
+    train = [json.loads(x) for x in Path(m["files"]["train_windows"]).read_text().splitlines()]
+    assert len(train) >= 10 and all(len(r["text"]) <= 300 for r in train)  # 3000 characters from 10+ articles
+    full = {f"A{i}": _words(i, 300) for i in range(40)}
+    assert all(full[r["id"]].startswith(r["text"]) for r in train)  # each article's opening
+    dev = [json.loads(x) for x in Path(m["files"]["dev"]).read_text().splitlines()]
+    assert all(
+        len(r["text"]) <= 200 and r["text"] in full[r["id"]] and not full[r["id"]].startswith(r["text"]) for r in dev
+    )
+    assert m["articles"]["store"] == 40 - 5 - 4 - len(train)

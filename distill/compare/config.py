@@ -79,19 +79,27 @@ class Experiment:
     train_layers: str = "top2"
     train_windows: int = 128  # training windows (seq_len tokens), from articles the stores never see
     train_text_chars: int = 0  # characters of train articles set aside for the windows (0: train_windows x seq_len x 6)
+    train_article_chars: int = 0  # at most this many characters of each training article (0: whole articles)
     dev_windows: int = 16
-    test_windows_per_article: int = 4
+    dev_article_chars: int = 0  # each dev article gives a slice of this many characters from its middle (0: all)
+    test_windows_per_article: int = 4  # spread evenly over each test article, not only its opening
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     tune_seed: int = 0
     eval_points: int = 5  # dev evaluations per run (the curve, and the flattening check)
-    flat_tail: float = 0.2  # the flattening check: the last 20% of the steps ...
-    flat_gain: float = 0.02  # ... improve dev CE by less than 2% of the first 80%'s gain
+    flat_tail: float = 0.2  # the flattening check: over the last 20% of the steps ...
+    flat_gain: float = 0.02  # ... dev CE moves (either way) by less than 2% of what the steps before gained
     bootstrap: int = 2000
     wic_limit: int = 200
     pair_limit: int = 300
+    simlex_limit: int = 0  # SimLex-999 pairs scored (0: all)
+    nearest_sense_positions: int = 4096  # test positions of the nearest-sense probe
     device: str = "cpu"
-    probes: bool = True  # WiC and held-out syn/ant on every test run
+    probes: bool = True  # the lexical probes (WiC, held-out syn/ant, SimLex, nearest sense) on every test run
     baseline: str = "kd"  # the arm every other arm is compared with
+    controls: list[str] = field(default_factory=list)  # arms every treatment is also compared with
+    treatments: list[str] = field(default_factory=list)  # the arms on trial (none: every arm but baseline/controls)
+    headline_metrics: list[str] = field(default_factory=lambda: ["ppl"])  # Holm's family: treatments x these
+    alpha: float = 0.05  # the family-wise error rate of the Holm correction
     distill: dict[str, Any] = field(default_factory=dict)
     arms: tuple[Arm, ...] = ()
 
@@ -113,6 +121,12 @@ class Experiment:
 
     def budget(self) -> dict[str, int]:
         return {arm.name: len(arm.settings()) for arm in self.arms}
+
+    def trial_arms(self) -> list[str]:
+        """The treatments: named, or every arm that is neither the baseline nor a control."""
+        return list(self.treatments) or [
+            a.name for a in self.arms if a.name != self.baseline and a.name not in self.controls
+        ]
 
 
 @dataclass(frozen=True)
@@ -222,6 +236,13 @@ def _check(exp: Experiment, path: Path) -> Experiment:
         raise InputError(f"{path}: [experiment] seeds must list at least one seed")
     if not 0 < exp.heldout_lemma_share < 1:
         raise InputError(f"{path}: heldout_lemma_share must be in (0, 1), got {exp.heldout_lemma_share}")
+    names = {a.name for a in exp.arms}
+    for what, listed in (("baseline", [exp.baseline]), ("controls", exp.controls), ("treatments", exp.treatments)):
+        missing = [x for x in listed if x not in names]
+        if missing:
+            raise InputError(f"{path}: [experiment] {what} names arm {missing[0]!r}, which has no [arms.{missing[0]}]")
+    if not 0 < exp.flat_tail < 1:
+        raise InputError(f"{path}: flat_tail must be in (0, 1), got {exp.flat_tail}")
     if exp.test_articles < exp.min_test_articles:
         raise InputError(
             f"{path}: test_articles {exp.test_articles} is below min_test_articles {exp.min_test_articles}"

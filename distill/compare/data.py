@@ -29,6 +29,8 @@ __all__ = [
     "write_splits",
     "holdout_relations",
     "article_windows",
+    "packed_articles",
+    "spread",
     "leak_check",
     "window_leak_check",
     "store_overlap",
@@ -68,6 +70,8 @@ def write_splits(exp, folder: Path, train_window_chars: int) -> dict[str, Any]:
     manifest_path = folder / "splits.json"
     fingerprint = corpus_fingerprint(resolve_paths([exp.corpus]), "text")
     rule = [exp.split_seed, exp.test_articles, exp.dev_articles, train_window_chars]
+    if exp.train_article_chars or exp.dev_article_chars:  # absent from older manifests: they stay valid
+        rule += [exp.train_article_chars, exp.dev_article_chars]
     if manifest_path.is_file():
         old = json.loads(manifest_path.read_text())
         if old.get("corpus_fingerprint") == fingerprint and old.get("rule_values") == rule:
@@ -79,9 +83,12 @@ def write_splits(exp, folder: Path, train_window_chars: int) -> dict[str, Any]:
     train = docs[exp.test_articles + exp.dev_articles :]
     used, cut = 0, 0
     while cut < len(train) and used < train_window_chars:
-        used += len(train[cut]["text"])
+        used += min(len(train[cut]["text"]), exp.train_article_chars or len(train[cut]["text"]))
         cut += 1
-    parts = {"train_windows": train[:cut], "store": train[cut:], "dev": dev, "test": test}
+    # a capped training article gives its opening; the rest of it goes nowhere (never to a store)
+    windows_part = [_head(d, exp.train_article_chars) for d in train[:cut]]
+    dev = [_middle(d, exp.dev_article_chars) for d in dev]
+    parts = {"train_windows": windows_part, "store": train[cut:], "dev": dev, "test": test}
     if len(test) < exp.min_test_articles:
         raise InputError(
             f"the corpus {exp.corpus} has {len(docs)} articles: the test split gets {len(test)}, fewer than "
@@ -93,6 +100,7 @@ def write_splits(exp, folder: Path, train_window_chars: int) -> dict[str, Any]:
             f"{exp.dev_articles}, the training windows and the stores; give a larger corpus"
         )
     files = {name: _write_jsonl(folder / f"{name}.jsonl", rows) for name, rows in parts.items()}
+    full = {d["id"]: d["text"] for d in docs}  # the leak check hashes whole articles, not the slices
     manifest = {
         "corpus": exp.corpus,
         "corpus_fingerprint": fingerprint,
@@ -103,10 +111,30 @@ def write_splits(exp, folder: Path, train_window_chars: int) -> dict[str, Any]:
         "articles": {k: len(v) for k, v in parts.items()},
         "characters": {k: sum(len(d["text"]) for d in v) for k, v in parts.items()},
         "titles": {k: [d["id"] for d in v] for k, v in parts.items()},
-        "text_sha256": {k: [_h(d["text"]) for d in v] for k, v in parts.items()},
+        "text_sha256": {k: [_h(full[d["id"]]) for d in v] for k, v in parts.items()},
     }
     manifest_path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return manifest
+
+
+def _head(doc: dict[str, str], chars: int) -> dict[str, str]:
+    """The article's first `chars` characters, cut at a space (0: the whole article)."""
+    text = doc["text"]
+    if not chars or len(text) <= chars:
+        return doc
+    cut = text.rfind(" ", 0, chars)
+    return {"id": doc["id"], "text": text[: cut if cut > chars // 2 else chars]}
+
+
+def _middle(doc: dict[str, str], chars: int) -> dict[str, str]:
+    """`chars` characters from the middle of the article, cut at spaces (0: the whole article)."""
+    text = doc["text"]
+    if not chars or len(text) <= chars:
+        return doc
+    start = (len(text) - chars) // 2
+    space = text.find(" ", start)
+    start = space + 1 if 0 <= space < start + chars // 2 else start
+    return _head({"id": doc["id"], "text": text[start:]}, chars)
 
 
 # -- held-out relation lemmas ---------------------------------------------------------------
@@ -155,20 +183,29 @@ def holdout_relations(sources: list[str], share: float, seed: int, folder: Path)
 
 
 # -- windows ----------------------------------------------------------------------------------
+def spread(n: int, k: int) -> np.ndarray:
+    """k of the indices 0..n-1 spread evenly from the first to the last (all n when k >= n)."""
+    if k >= n:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, k)).astype(np.int64))
+
+
 def article_windows(path: str, tokenizer, seq_len: int, per_article: int):
-    """Up to `per_article` windows from EACH article of a JSONL split -> (Windows, article index per window [N],
-    titles). A split with no windows is a one-line error."""
+    """Up to `per_article` windows from EACH article of a JSONL split, spread evenly over the article (its
+    opening, its end and between) -> (Windows, article index per window [N], titles). A split with no windows
+    is a one-line error."""
     from ..data import Windows, pack_documents
 
     ids, lengths, owner, titles, n_prefix = [], [], [], [], 0
     for row in read_jsonl(path):
         try:
-            w = pack_documents(iter([(row["id"], row["text"])]), tokenizer, seq_len, per_article)
+            w = pack_documents(iter([(row["id"], row["text"])]), tokenizer, seq_len)
         except InputError:  # an article shorter than one window
             continue
-        ids.append(w.ids)
-        lengths.append(w.lengths)
-        owner += [len(titles)] * len(w)
+        pick = spread(len(w), per_article)
+        ids.append(w.ids[pick])
+        lengths.append(w.lengths[pick])
+        owner += [len(titles)] * len(pick)
         titles.append(row["id"])
         n_prefix = w.n_prefix
     if not ids:
@@ -178,6 +215,19 @@ def article_windows(path: str, tokenizer, seq_len: int, per_article: int):
         )
     windows = Windows(np.concatenate(ids), np.concatenate(lengths), n_prefix)
     return windows, np.asarray(owner), titles
+
+
+def packed_articles(path: str, tokenizer, seq_len: int, n_windows: int) -> int:
+    """How many articles of a JSONL file the first `n_windows` windows of `distill.data.pack_documents` read
+    (documents packed end to end, an EOS between them)."""
+    from ..data import special_prefix
+
+    body = seq_len - len(special_prefix(tokenizer))
+    ends = np.cumsum([len(tokenizer(r["text"], add_special_tokens=False)["input_ids"]) + 1 for r in read_jsonl(path)])
+    if not len(ends) or n_windows < 1:
+        return 0
+    last = min(n_windows * body, int(ends[-1]) - 1)  # the last stream position read (window i: i*body .. +body)
+    return int(min(np.searchsorted(ends, last, side="right") + 1, len(ends)))
 
 
 # -- leak checks ------------------------------------------------------------------------------

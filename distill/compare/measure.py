@@ -44,32 +44,64 @@ def load_student(folder: str | Path, teacher):
     return load_hf_student(str(folder), teacher, teacher.device).eval().requires_grad_(False)
 
 
-def lexical_probes(student_dir: str, teacher, store: str, test_file: str, pairs: str, exp) -> dict[str, Any]:
-    """WiC accuracy and held-out syn/ant separation (gap, AUC) of the student's and the teacher's states."""
-    from ..eval_config import StudentEvalConfig
-    from ..student_eval import evaluate_student
+def lexical_probes(model, teacher, store: str, pairs: str, exp, targets=None, windows=None) -> dict[str, Any]:
+    """The lexical probes of the student `model` (a loaded HF causal LM) and of the teacher, side by side:
+    WiC on the held-out WordNet pairs, syn/ant separation (gap, AUC) on the held-out relation pairs, SimLex-999
+    from carrier-sentence states, and nearest-sense retrieval/agreement against `targets` (the largest store's
+    SenseTargets) on the held-out `windows`. `model` None: the teacher alone (its column)."""
+    from sensekit.eval.config import default_data
+    from sensekit.eval.states import hidden_forward
+    from sensekit.store import open_store
 
+    from ..eval_config import StudentEvalConfig
+    from ..student_eval import _states_fn, _synant, _wic, carrier_similarity, nearest_sense
+
+    base = exp.base_config()
     cfg = StudentEvalConfig(
-        student=str(student_dir),
+        student="-",
         store=str(store),
-        data=(test_file,),
-        seq_len=int(exp.base_config().seq_len),
-        max_windows=1,  # held-out text is scored by score_windows
-        batch_size=int(exp.base_config().batch_size),
+        data=("-",),
+        seq_len=int(base.seq_len),
+        batch_size=int(base.batch_size),
         pairs=pairs,
         pair_limit=exp.pair_limit,
         limit=exp.wic_limit,
         device=exp.device,
         seed=0,
     )
-    r = evaluate_student(cfg, teacher=teacher)
-    out: dict[str, Any] = {"synant_source": r["synant"].get("source"), "synant_pairs": r["synant"].get("pairs")}
-    for side in ("student", "teacher"):
-        wic, syn = r["wic"], r["synant"]
+    models = {"teacher": (teacher.final_hidden, teacher.hidden_size)}
+    if model is not None:
+        dim = int(model.get_output_embeddings().weight.shape[1])
+        models = {"student": (hidden_forward(model), dim), **models}
+    states = _states_fn(teacher, cfg)
+    with open_store(store) as st:
+        wic, _ = _wic(models, states, st, cfg, str(st.meta.get("key_mode") or "next"))
+        synant = _synant(models, states, st, cfg)
+    simlex_path = default_data("simlex")
+    simlex = (
+        carrier_similarity(models, states, cfg.carrier, simlex_path, exp.simlex_limit)
+        if simlex_path
+        else {"status": "skipped", "reason": "no SimLex-999 file shipped with sensekit"}
+    )
+    out: dict[str, Any] = {
+        "synant_source": synant.get("source"),
+        "synant_pairs": synant.get("pairs"),
+        "wic_status": wic.get("status"),
+        "wic_pairs": wic.get("pairs"),
+        "simlex_pairs": simlex.get("pairs"),
+    }
+    near = None
+    if targets is not None and windows is not None:
+        forwards = {name: None if name == "teacher" else hidden_forward(model) for name in models}
+        near = nearest_sense(forwards, teacher, targets, windows, int(base.batch_size), exp.nearest_sense_positions)
+        out["nearest_sense_positions"] = {k: near.get(k) for k in ("positions", "agreement_positions", "chance")}
+    for side in models:
         out[side] = {
             "wic_accuracy": wic[side]["accuracy"] if wic.get("status") == "ok" else None,
-            "synant_gap": syn[side]["gap"] if syn.get("status") == "ok" else None,
-            "synant_auc": syn[side]["auc"] if syn.get("status") == "ok" else None,
+            "synant_gap": synant[side]["gap"] if synant.get("status") == "ok" else None,
+            "synant_auc": synant[side]["auc"] if synant.get("status") == "ok" else None,
+            "simlex_spearman": simlex[side]["spearman"] if simlex.get("status") == "ok" else None,
+            "nearest_sense_retrieval": near[side]["retrieval"] if near else None,
+            "nearest_sense_agreement": near[side]["agreement"] if near else None,
         }
-    out["wic_status"] = r["wic"].get("status")
     return out

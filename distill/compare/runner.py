@@ -27,6 +27,9 @@ from .config import Experiment, RunSpec
 __all__ = ["Runner", "steps_of"]
 
 DEFAULT_STEP_S = 1.5  # a guess for --plan before any run has been timed (SmolLM2-135M, 20 layers, 2 CPU cores)
+# The test measurements' version: a finished run measured by another version is measured again from its saved
+# student (no retraining), so a probe added later reaches every run.
+MEASURE_VERSION = 2
 
 
 def steps_of(exp: Experiment, setting: dict[str, Any]) -> int:
@@ -97,7 +100,9 @@ class Runner:
         seed and store equal a tuning run's is that run: it is trained once and measured on test once chosen."""
         path = self.run_dir(spec) / "compare.json"
         record = json.loads(path.read_text()) if path.is_file() else None
-        if record is None or (spec.phase == "test" and "test" not in record):
+        if record is None:
+            return None
+        if spec.phase == "test" and (record.get("test") or {}).get("measure_version") != MEASURE_VERSION:
             return None
         return record
 
@@ -200,6 +205,10 @@ class Runner:
             exp.largest // (cfg.seq_len - 1) + 1,
         )
         leaks["training_windows"] = window_leak_check(train, {"dev": dev, "test": test})
+        from .data import packed_articles
+
+        tok = teacher.tokenizer
+        per_article = np.bincount(owner)
         self.windows = {"train": train, "dev": dev, "test": test, "test_article": owner}
         self.relations = relations
         return {
@@ -207,8 +216,16 @@ class Runner:
             "test_articles_with_windows": len(titles),
             "test_windows": len(test),
             "test_tokens": int(test.n_targets),
+            "test_windows_per_article": {"min": int(per_article.min()), "max": int(per_article.max())},
+            "test_windows_spread": "evenly over each article, from its opening to its end",
             "dev_windows": len(dev),
+            "dev_articles_with_windows": packed_articles(self.inputs["dev"], tok, cfg.seq_len, len(dev)),
             "train_windows": len(train),
+            "train_tokens": int(train.n_targets),
+            "train_articles_with_windows": packed_articles(self.inputs["train_windows"], tok, cfg.seq_len, len(train)),
+            "store_articles": {
+                str(k): v for k, v in leaks.get("store_context_docs", {}).items()
+            },  # articles with contexts in each store
             "relations": relations,
             "stores": {str(k): v for k, v in stores.items()},
             "leak_check": leaks,
@@ -258,7 +275,7 @@ class Runner:
             return {**done, "phase": spec.phase}
         folder = self.run_dir(spec)
         trained = folder / "compare.json"
-        if trained.is_file():  # trained as a tuning run; now chosen: measure it on test
+        if trained.is_file():  # trained as a tuning run (now chosen), or measured by an older version: measure
             record = json.loads(trained.read_text())
             record["test"] = self._measure(folder / "distill" / "student", self.inputs[f"store_{spec.store_size}"])
             trained.write_text(json.dumps(record, indent=1))
@@ -305,6 +322,7 @@ class Runner:
             "push_active_steps": sum(1 for r in rows if r.get("sense_neg", 0) > 0),
             "steps_with_antonyms": sum(1 for r in rows if r.get("sense_negatives", 0) > 0),
             "last_terms": {k: v for k, v in rows[-1].items() if isinstance(v, (int, float))} if rows else {},
+            "grad_share": _grad_share(run_json, rows),
             "config": cfg.to_dict(),
         }
         if spec.phase == "test":
@@ -313,16 +331,59 @@ class Runner:
         return record
 
     def _measure(self, student_dir: Path, store: str) -> dict[str, Any]:
-        from .measure import lexical_probes, load_student, score_windows
+        from .measure import load_student, score_windows
 
         cfg = self.exp.base_config()
         model = load_student(student_dir, self.teacher)
         scored = score_windows(model, self.teacher, self.windows["test"], cfg.batch_size, cfg.tau)
         if self.exp.probes:
-            scored["probes"] = lexical_probes(
-                str(student_dir), self.teacher, store, self.inputs["test"], self.relations["heldout_pairs"], self.exp
-            )
+            scored["probes"] = self._probes(model)
+        scored["measure_version"] = MEASURE_VERSION
         return scored
+
+    def _probes(self, model) -> dict[str, Any]:
+        """The lexical probes of `model` (None: the teacher alone). Nearest sense: against the LARGEST store for
+        every run, one yardstick for every arm and size."""
+        from .measure import lexical_probes
+
+        if getattr(self, "_targets", None) is None:
+            from sensekit.store import open_store
+
+            from ..targets import SenseTargets
+
+            with open_store(self.inputs[f"store_{self.exp.largest}"]) as st:
+                self._targets = SenseTargets.from_store(st, self.teacher.vocab_size, self.teacher.device)
+        return lexical_probes(
+            model,
+            self.teacher,
+            self.inputs[f"store_{self.exp.largest}"],
+            self.relations["heldout_pairs"],
+            self.exp,
+            self._targets,
+            self.windows["test"],
+        )
+
+    def reference_probes(self) -> dict[str, Any] | None:
+        """The teacher's and the untrained student's probe scores (cached beside reference.json)."""
+        if not self.exp.probes:
+            return None
+        path = self.work / f"reference-probes-{self.signature}-v{MEASURE_VERSION}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        import torch
+
+        from sensekit.model.layers import build_truncated
+
+        cfg = self.exp.base_config()
+        with torch.no_grad():
+            untrained = build_truncated(
+                self.teacher.model, cfg.replace(student_layers=self.exp.student_layers).student_selection, []
+            ).eval()
+            both = self._probes(untrained)
+        out = {"teacher": both["teacher"], "untrained_student": both["student"]}
+        out.update({k: v for k, v in both.items() if k not in ("teacher", "student")})
+        path.write_text(json.dumps(out, default=str))
+        return out
 
     def start_dev_ce(self) -> float:
         """Dev CE of the untrained student (the curve's step 0), on the windows distill evaluates."""
@@ -386,6 +447,20 @@ class Runner:
         return chosen
 
 
+def _grad_share(run_json: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each loss term's share of the total gradient norm on the trained parameters, from the run's records when
+    training logged it: the run record's own summary (`grad_share`), else the mean over the metrics rows that
+    carry one. None when the training code logged none."""
+    if isinstance(run_json.get("grad_share"), dict):
+        return {"mean": run_json["grad_share"], "norms": run_json.get("grad_norms"), "source": "run.json"}
+    logged = [r["grad_share"] for r in rows if isinstance(r.get("grad_share"), dict)]
+    if not logged:
+        return None
+    terms = sorted({k for g in logged for k in g})
+    mean = {k: float(np.mean([g[k] for g in logged if isinstance(g.get(k), (int, float))] or [np.nan])) for k in terms}
+    return {"mean": mean, "steps_logged": len(logged), "source": "metrics.jsonl"}
+
+
 def _store_counts(path: Path) -> dict[str, Any]:
     """Tokens, senses, relations and the doc ids of the store's contexts (for the leak check)."""
     import duckdb
@@ -441,6 +516,7 @@ def run_experiment(
     chosen = runner.choose({}, partial_ok=False)
     test_specs = runner.test_runs(chosen)
     tests = [runner.run(s) for s in test_specs if may_start(s)]
+    reference = {**reference, "probes": runner.reference_probes()}
     report = aggregate(exp, tuning, tests, chosen, reference)
     missing = [s.label for s in tuning_specs + test_specs if runner.finished(s) is None]
     if len(chosen) < len(exp.arms):

@@ -1,5 +1,6 @@
-"""Statistics of the comparison: per-run bootstrap over test windows, paired t-intervals over seeds, verdicts,
-and the flattening check (one that can fail)."""
+"""Statistics of the comparison: per-run bootstrap over test windows, paired t-intervals over seeds, the paired
+window bootstrap (per seed, and over the seeds' mean), verdicts (an interval or nothing), Holm's correction over
+the headline comparisons, and the flattening check (one that can fail, and calls a rising curve moving)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["window_bootstrap", "paired_t", "verdict", "flattening", "describe"]
+__all__ = [
+    "window_bootstrap",
+    "paired_window_bootstrap",
+    "paired_window_bootstrap_mean",
+    "paired_t",
+    "verdict",
+    "holm",
+    "flattening",
+    "describe",
+]
 
 
 def window_bootstrap(nll: np.ndarray, tokens: np.ndarray, n: int, seed: int = 0) -> dict[str, Any]:
@@ -32,6 +42,23 @@ def paired_window_bootstrap(
     idx = np.random.default_rng(seed).integers(0, len(a), size=(n, len(a)))
     d = np.exp(a[idx].sum(1) / t[idx].sum(1)) - np.exp(b[idx].sum(1) / t[idx].sum(1))
     return [float(x) for x in np.percentile(d, [2.5, 97.5])]
+
+
+def paired_window_bootstrap_mean(
+    nll_a: list[np.ndarray], nll_b: list[np.ndarray], tokens: np.ndarray, n: int, seed: int = 0
+) -> dict[str, Any]:
+    """95% bootstrap interval of the mean over seeds of ppl(a) - ppl(b), resampling the test windows (the same
+    windows in every run: one draw of windows serves every seed). nll_a, nll_b: per seed, [W] each.
+    -> {mean, ci95, seeds}. The seeds are not resampled: this interval is about the test windows only."""
+    a = np.asarray(nll_a, np.float64)  # [S, W]
+    b = np.asarray(nll_b, np.float64)
+    t = np.asarray(tokens, np.float64)  # [W]
+    mean = float(np.mean(np.exp(a.sum(1) / t.sum()) - np.exp(b.sum(1) / t.sum())))
+    idx = np.random.default_rng(seed).integers(0, a.shape[1], size=(n, a.shape[1]))  # [n, W]
+    tok = t[idx].sum(1)  # [n]
+    d = np.exp(a[:, idx].sum(2) / tok) - np.exp(b[:, idx].sum(2) / tok)  # [S, n]
+    lo, hi = np.percentile(d.mean(0), [2.5, 97.5])
+    return {"mean": mean, "ci95": [float(lo), float(hi)], "seeds": int(a.shape[0])}
 
 
 def describe(values: list[float | None]) -> dict[str, Any]:
@@ -63,37 +90,63 @@ def paired_t(a: list[float | None], b: list[float | None]) -> dict[str, Any]:
 
 
 def verdict(comp: dict[str, Any], higher_is_better: bool) -> str:
-    """'better' / 'worse' when the t-interval excludes 0; 'no detectable difference'; or why there is none."""
+    """An interval or nothing: 'better' / 'worse' when the 95% t-interval excludes 0, 'no detectable difference'
+    when it holds 0, and no verdict when there is no interval (one seed, or a difference equal in every seed,
+    which says nothing about the spread a new seed would show)."""
     ci, n = comp.get("t_ci95"), comp.get("n", 0)
-    if ci is None and n >= 2 and comp.get("sd") == 0:  # every seed gave the same difference (a coarse metric)
-        if comp["mean"] == 0:
-            return f"no difference (the same in all {n} seeds)"
-        side = "better" if (comp["mean"] > 0) == higher_is_better else "worse"
-        return f"{side} (the same difference in all {n} seeds: no interval)"
+    if ci is None and n >= 2 and comp.get("sd") == 0:
+        return f"no verdict (the same difference in all {n} seeds: no interval)"
     if ci is None:
-        return f"n/a ({n} paired seed(s); an interval needs 2 or more)"
+        return f"no verdict ({n} paired seed(s): an interval needs 2 or more)"
     if ci[0] > 0 or ci[1] < 0:
         return "better" if (ci[0] > 0) == higher_is_better else "worse"
     return "no detectable difference"
 
 
+def holm(p_values: dict[str, float | None], alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+    """Holm's step-down correction over a family of tests: name -> {p, p_holm, rejected}. The smallest p is
+    multiplied by m, the next by m - 1, ... (kept monotone, capped at 1); a test is rejected while every
+    smaller p was. Tests with no p (no interval) are outside the family: p_holm None, not rejected."""
+    named = sorted(((p, k) for k, p in p_values.items() if p is not None and math.isfinite(p)), key=lambda x: x[0])
+    m = len(named)
+    out: dict[str, dict[str, Any]] = {k: {"p": p, "p_holm": None, "rejected": False} for k, p in p_values.items()}
+    running, still = 0.0, True
+    for i, (p, k) in enumerate(named):
+        running = max(running, min(1.0, (m - i) * p))
+        still = still and running <= alpha
+        out[k] = {"p": p, "p_holm": running, "rejected": still}
+    return out
+
+
 def flattening(curve: list[dict[str, Any]], steps: int, tail: float, gain: float) -> dict[str, Any]:
-    """Did dev CE stop improving? Fails (flattened False) when the last `tail` of the steps still improved dev CE
-    by `gain` or more of what the steps before it gained. The learning rate's own decay cannot make it pass: it
-    compares the improvement, not the step size. curve: [{step, ce}] including step 0 (before training)."""
+    """Did dev CE stop moving? Over the last `tail` of the steps (from the last curve point at or before
+    (1 - tail) x steps), dev CE must move by less than `gain` of what the steps before gained, in either
+    direction: a tail that still falls is "still falling", one that rises is "still moving (rising)" (over-fitting
+    or instability, not convergence). It compares changes of dev CE, not the learning rate, so the schedule's own
+    decay cannot make it pass. curve: [{step, ce}] including step 0 (before training)."""
     if len(curve) < 3:
-        return {"flattened": None, "why": "fewer than 3 curve points"}
+        return {"flattened": None, "status": "unknown", "why": "fewer than 3 curve points"}
     start = (1 - tail) * steps
     before = [p for p in curve if p["step"] <= start]
     at = before[-1] if before else curve[0]
     first_gain = curve[0]["ce"] - at["ce"]
-    tail_gain = at["ce"] - curve[-1]["ce"]
+    tail_gain = at["ce"] - curve[-1]["ce"]  # > 0: still falling; < 0: rising
     ratio = tail_gain / first_gain if first_gain > 0 else float("inf")
+    if first_gain <= 0:
+        status = "still moving (no gain before the tail)"
+    elif ratio >= gain:
+        status = "still falling"
+    elif ratio <= -gain:
+        status = "still moving (rising)"
+    else:
+        status = "flattened"
     return {
         "tail_from_step": at["step"],
+        "tail_fraction": round(1 - at["step"] / steps, 4) if steps else None,
         "first_gain_ce": first_gain,
         "tail_gain_ce": tail_gain,
         "tail_over_first": ratio,
         "bound": gain,
-        "flattened": bool(ratio < gain),
+        "status": status,
+        "flattened": status == "flattened",
     }
