@@ -86,3 +86,15 @@ def test_a_span_no_token_overlaps_is_not_ok(tiny):
 def test_unknown_representation_is_one_line():
     with pytest.raises(InputError, match="--representation 'echo': use one of first, mean, repeat"):
         check_representation("echo")
+
+
+def test_gloss_text_spans_the_lemma():
+    from sensekit.model.occurrence import GLOSS_TEMPLATES, gloss_text
+
+    for name in GLOSS_TEMPLATES:
+        text, a, b = gloss_text("sloping land beside a body of water ", "bank", name)
+        assert text[a:b] == "bank" and "sloping land beside a body of water" in text
+    text, a, b = gloss_text("a place", "post_office")
+    assert text == "a place. In short: post office" and text[a:b] == "post office"
+    with pytest.raises(InputError, match="gloss template 'x'"):
+        gloss_text("a place", "bank", "x")

@@ -43,6 +43,10 @@ __all__ = [
     "occurrence_states",
     "occurrence_states_at",
     "tokenizer_prefix_and_pad",
+    "GLOSS_TEMPLATES",
+    "DEFAULT_GLOSS_TEMPLATE",
+    "gloss_text",
+    "gloss_states",
 ]
 
 REPRESENTATIONS = ("first", "mean", "repeat")
@@ -236,3 +240,49 @@ def occurrence_states(
         tokens_per_batch=tokens_per_batch,
     )
     return states[:, 0], ok
+
+
+# -- gloss prototypes -------------------------------------------------------------------------
+# where a sense has no tagged sentence, its gloss stands in for one: the template puts the lemma in a
+# sentence built from the definition, and the lemma's state there is the sense's prototype
+GLOSS_TEMPLATES = {
+    "in-short": "{definition}. In short: {lemma}",
+    "lemma-colon": "{lemma}: {definition}",
+    "means": "{lemma} means {definition}",
+    "parenthesis": "{definition} ({lemma})",
+}
+DEFAULT_GLOSS_TEMPLATE = "in-short"
+
+
+def gloss_text(definition: str, lemma: str, template: str = DEFAULT_GLOSS_TEMPLATE) -> tuple[str, int, int]:
+    """(sentence, char_start, char_end) of `lemma` in the gloss sentence of `template` (a GLOSS_TEMPLATES name)."""
+    if template not in GLOSS_TEMPLATES:
+        raise InputError(f"gloss template {template!r}: use one of {', '.join(GLOSS_TEMPLATES)}")
+    form = GLOSS_TEMPLATES[template]
+    lemma = lemma.replace("_", " ")
+    head, _, _ = form.partition("{lemma}")
+    start = len(head.format(definition=definition.strip()))
+    return form.format(definition=definition.strip(), lemma=lemma), start, start + len(lemma)
+
+
+def gloss_states(
+    teacher,
+    definitions: Sequence[str],
+    lemmas: Sequence[str],
+    layer: int | None,
+    representation: str = DEFAULT_REPRESENTATION,
+    template: str = DEFAULT_GLOSS_TEMPLATE,
+    *,
+    tokens_per_batch: int = TOKENS_PER_BATCH,
+) -> tuple[np.ndarray, np.ndarray]:
+    """-> (states [N, d] float32, ok [N] bool): the state of each lemma in its gloss sentence (`gloss_text`)."""
+    texts = [gloss_text(d, w, template) for d, w in zip(definitions, lemmas)]
+    return occurrence_states(
+        teacher,
+        [t[0] for t in texts],
+        [t[1] for t in texts],
+        [t[2] for t in texts],
+        layer,
+        representation,
+        tokens_per_batch=tokens_per_batch,
+    )
