@@ -98,3 +98,19 @@ def test_gloss_text_spans_the_lemma():
     assert text == "a place. In short: post office" and text[a:b] == "post office"
     with pytest.raises(InputError, match="gloss template 'x'"):
         gloss_text("a place", "bank", "x")
+
+
+def test_repeated_row_states_match_one_row_at_a_time(tiny):
+    from sensekit.model.occurrence import forward_layers, repeated_row_states
+
+    rows = [[5, 9, 12, 7, 3], [5, 8, 4], [5, 11, 6, 2]]  # a shared first id plays the BOS prefix
+    T = max(map(len, rows))
+    ids = torch.zeros(len(rows), T, dtype=torch.long)
+    mask = torch.zeros(len(rows), T, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), True
+    got = repeated_row_states(tiny.model, ids, mask, torch.ones(len(rows), dtype=torch.long), 1)  # [B, T, d]
+    for i, r in enumerate(rows):
+        doubled = torch.tensor([r + r[1:]])
+        want = forward_layers(tiny.model, doubled, torch.ones_like(doubled), [1])[0][0]  # [2n - 1, d]
+        np.testing.assert_allclose(got[i, 1 : len(r)].numpy(), want[len(r) :].numpy(), rtol=1e-4, atol=1e-4)

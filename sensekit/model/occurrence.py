@@ -43,6 +43,8 @@ __all__ = [
     "occurrence_states",
     "occurrence_states_at",
     "tokenizer_prefix_and_pad",
+    "forward_layers",
+    "repeated_row_states",
     "GLOSS_TEMPLATES",
     "DEFAULT_GLOSS_TEMPLATE",
     "gloss_text",
@@ -240,6 +242,32 @@ def occurrence_states(
         tokens_per_batch=tokens_per_batch,
     )
     return states[:, 0], ok
+
+
+def repeated_row_states(
+    model, ids: torch.Tensor, mask: torch.Tensor, n_prefix: torch.Tensor, layer: int | None
+) -> torch.Tensor:
+    """hidden_states[layer] of each right-padded row read in the second copy of `[prefix] body body`.
+
+    ids, mask [B, T] (mask: real tokens, right padding); n_prefix [B] the special tokens that open each row
+    (not repeated). -> [B, T, d]: at each body position t, the state of the same token in the second copy
+    (it has read the whole row); at prefix and padding positions, whatever sits there (callers ignore them).
+    The build's `repeat` lexical view; a causal LM's first copy gives exactly the row's own states.
+    """
+    dev = ids.device
+    T = ids.shape[1]
+    n = mask.long().sum(1)  # [B] real tokens
+    p = n_prefix.to(dev).long()  # [B]
+    length = 2 * n - p  # [B] tokens of the doubled row
+    T2 = int(length.max())
+    j = torch.arange(T2, device=dev)[None, :]  # [1, T2]
+    src = torch.where(j < n[:, None], j, j - n[:, None] + p[:, None]).clamp(0, T - 1)  # [B, T2] source column
+    ids2 = ids.gather(1, src)  # [B, T2]
+    mask2 = (j < length[:, None]).long()  # [B, T2]
+    h = forward_layers(model, ids2, mask2, [layer])[0]  # [B, T2, d]
+    t = torch.arange(T, device=dev)[None, :]  # [1, T]
+    back = torch.where(t >= p[:, None], t + (n - p)[:, None], t).clamp(max=T2 - 1)  # [B, T] column in copy 2
+    return h.gather(1, back[..., None].expand(-1, -1, h.shape[-1]))  # [B, T, d]
 
 
 # -- gloss prototypes -------------------------------------------------------------------------
