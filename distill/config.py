@@ -19,8 +19,7 @@ from typing import Any
 
 from sensekit.errors import InputError
 from sensekit.fs import write_atomic
-from sensekit.model.layers import parse_layer_list
-from sensekit.options import check_fields, config_dict, flag, option, read_toml
+from sensekit.options import check_fields, config_dict, flag, option, parse_layer_list, read_toml
 
 __all__ = [
     "DistillConfig",

@@ -3,13 +3,11 @@
     python docs/gen_cli.py           # rewrite docs/cli.md  (`make docs-cli`)
     python docs/gen_cli.py --check   # exit 1 when docs/cli.md differs from what the app says
 
-Every command and subcommand of `sensekit.cli:app` is walked through click, the way `--help`
-sees it: its usage line, its help text and one table row per argument and option (the flags
-that come from the config dataclasses included). The output is plain Markdown built from the
-parameters themselves, so it does not depend on the terminal width or on rich's version.
-
-A command that forwards its arguments to another typer app (`sensekit distill`, while it is
-mounted as a pass-through) is documented from that app: see PASSTHROUGH.
+Every command and subcommand of `sensekit.cli:app` (the one app the `sensekit` command runs) is
+walked through click, the way `--help` sees it: its usage line, its help text and one table row per
+argument and option (the flags that come from the config dataclasses included). The output is plain
+Markdown built from the parameters themselves, so it does not depend on the terminal width or on
+rich's version.
 """
 
 from __future__ import annotations
@@ -30,11 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "cli.md"
 REGENERATE = "make docs-cli"  # what the stale-page message tells people to run
 
-# Commands that take their arguments raw and hand them to another typer app: name -> "module:app".
-PASSTHROUGH = {"distill": "distill.cli:app", "student": "distill.eval_cli:app"}  # student: `sensekit eval student`
-# Subcommands a pass-through command dispatches on its first word (distill.cli.main): name -> {word: "module:app"}.
-DISPATCHED = {"distill": {"compare": "distill.compare.cli:app"}}
-
 DEFAULT_IN_HELP = re.compile(r"\s*\[default: (.*)\]$", re.DOTALL)
 
 HEADER = f"""# CLI reference
@@ -53,22 +46,8 @@ store) on a user error, never a traceback.
 
 
 def root_command():
-    """The `sensekit` click command with every subcommand registered, as `main()` registers them."""
-    cli = importlib.import_module("sensekit.cli")
-    register = getattr(cli, "_register_commands", None)
-    if register is not None:
-        register()
-    return typer.main.get_command(cli.app)
-
-
-def _passthrough(name: str):
-    target = PASSTHROUGH.get(name)
-    return None if target is None else _load(target)
-
-
-def _load(target: str):
-    module, attr = target.split(":")
-    return typer.main.get_command(getattr(importlib.import_module(module), attr))
+    """The `sensekit` click command: the app `sensekit.cli.main` runs."""
+    return typer.main.get_command(importlib.import_module("sensekit.cli").app)
 
 
 def _plain(text: str | None) -> str:
@@ -187,7 +166,7 @@ def _usage(cmd, ctx) -> str:
             name += "..." if p.nargs == -1 else ""
             pieces.append(name if p.required else f"[{name}]")
     if _is_group(cmd):
-        pieces.append("COMMAND [ARGS]...")
+        pieces.append(cmd.subcommand_metavar)
     return " ".join([ctx.command_path, *pieces])
 
 
@@ -221,16 +200,7 @@ def _anchor(title: str) -> str:
 
 
 def _walk(cmd, ctx) -> list[str]:
-    if not cmd.context_settings.get("help_option_names", True) and ctx.parent is not None:
-        inner = _passthrough(ctx.info_name)
-        if inner is not None:  # document the app it forwards to, under this command's name
-            cmd = inner
-            ctx = inner.context_class(inner, info_name=ctx.info_name, parent=ctx.parent)
     lines = _section(cmd, ctx)
-    if ctx.parent is not None:
-        for word, target in DISPATCHED.get(ctx.info_name, {}).items():
-            sub = _load(target)
-            lines += _walk(sub, sub.context_class(sub, info_name=word, parent=ctx))
     if _is_group(cmd):
         for name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, name)

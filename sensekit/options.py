@@ -22,7 +22,16 @@ from typing import Any, Iterable
 
 from .errors import InputError
 
-__all__ = ["option", "check_fields", "cli_parameters", "given", "flag", "config_dict", "read_toml"]
+__all__ = [
+    "option",
+    "check_fields",
+    "cli_parameters",
+    "given",
+    "flag",
+    "config_dict",
+    "read_toml",
+    "parse_layer_list",
+]
 
 _PY_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
@@ -146,3 +155,22 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"config file {path} is a directory; give a TOML file to --config") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"config file {path} is not valid TOML: {exc}; fix the file") from None
+
+
+def parse_layer_list(text: str, name: str) -> list[int]:
+    """'0-6,22-29' -> [0, 1, ..., 6, 22, ..., 29]: comma-separated indices and inclusive ranges, sorted and unique.
+
+    `name` is the config field the text came from; errors name its flag.
+    """
+    out: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        lo, dash, hi = part.partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise InputError(f"{flag(name)} {text!r}: write layer indices and ranges such as 0-6,22-29")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first:
+            raise InputError(f"{flag(name)} {text!r}: the range {part} runs backwards; write {last}-{first}")
+        out.extend(range(first, last + 1))
+    if out != sorted(set(out)):
+        raise InputError(f"{flag(name)} {text!r}: layers must be sorted and unique")
+    return out

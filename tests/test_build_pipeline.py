@@ -149,10 +149,10 @@ def test_cli_build_then_query(tiny_dir, text_corpus, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from sensekit.builder.cli import register
+    from sensekit.cli import build
 
     app = typer.Typer()
-    register(app)
+    app.add_typer(build.app)
 
     @app.command()
     def noop() -> None:  # a second command so `build` is a subcommand, as in the real app
@@ -197,10 +197,10 @@ def test_cli_flags_come_from_build_config():
     import typer
     from typer.testing import CliRunner
 
-    from sensekit.builder.cli import register
+    from sensekit.cli import build
 
     app = typer.Typer()
-    register(app)
+    app.add_typer(build.app)
 
     @app.command()
     def noop() -> None:

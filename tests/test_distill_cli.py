@@ -1,4 +1,4 @@
-"""`sensekit distill` (distill.cli.app): flags from DistillConfig, TOML precedence, one-line errors;
+"""`sensekit distill` (sensekit/cli/distill.py): flags from DistillConfig, TOML precedence, one-line errors;
 DistillConfig validation; the data modes."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from helpers import run_cli
 
 torch = pytest.importorskip("torch")
 
-from distill.cli import app  # noqa: E402
 from distill.config import DistillConfig  # noqa: E402
+from sensekit.cli import main  # noqa: E402
 from sensekit.errors import InputError  # noqa: E402
 
-# `sensekit distill ARGS` through distill's own app (its --help names the program as the CLI does)
-run = partial(run_cli, entry=lambda argv: app(argv, prog_name="sensekit distill"))
+# `sensekit distill ARGS`
+run = partial(run_cli, entry=lambda argv: main(["distill", *argv]))
 
 
 def test_every_config_field_is_a_flag_with_help(capsys, monkeypatch):
@@ -171,3 +171,11 @@ def test_prompts_mode_generates_cuts_and_targets_every_position(tmp_path, teache
     assert int((labels >= 0).sum()) == int((w.lengths - 1).sum())  # every position, prompt included, is a target
     again = prepare_windows(cfg, teacher)  # reused from disk, not regenerated
     assert np.array_equal(again.ids, w.ids)
+
+
+def test_training_flags_before_compare_are_refused(capsys):
+    """`distill` is a group whose own flags train: a training flag given before `compare` would be
+    silently dropped, so it is one line naming the flag instead."""
+    code, _, err = run(capsys, "--max-steps", "3", "compare", "--config", "experiment.toml")
+    assert code == 1 and err.count("\n") == 1
+    assert "--max-steps" in err and "training flag" in err

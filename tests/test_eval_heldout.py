@@ -180,7 +180,7 @@ def test_eval_store_on_a_bare_machine(eval_store, bos_teacher_dir, bare_machine)
 
 
 def test_a_wic_file_is_reported_beside_the_wordnet_pairs(eval_store, bos_teacher, tmp_path, wordnet_here):  # noqa: F811
-    from sensekit.eval.cli import store_rows
+    from sensekit.cli.eval import store_rows
     from sensekit.eval.config import EvalConfig
     from sensekit.eval.store_eval import evaluate_store
 

@@ -64,12 +64,10 @@ def make_bos_teacher_dir(folder: Path, hidden: int = 32, layers: int = 2, seed: 
 
 
 def app():
-    """The real command tree of `sensekit` (build, relations, eval store, and distill's eval student as
-    sensekit/cli.py mounts it)."""
-    import sensekit.cli as cli
+    """The real command tree of `sensekit` (sensekit/cli/)."""
+    from sensekit.cli import app
 
-    cli._register_commands()
-    return cli.app
+    return app
 
 
 def invoke(*args: str):

@@ -219,11 +219,11 @@ def test_cli_relations_add(store):
     import typer
     from typer.testing import CliRunner
 
-    from sensekit.lexicon.cli import register
+    from sensekit.cli import relations
 
     path, _ = store
     app = typer.Typer()
-    register(app)
+    app.add_typer(relations.app)
     res = CliRunner().invoke(app, ["relations", "add", str(FIX / "pairs.tsv"), "--store", str(path), "--polarity"])
     assert res.exit_code == 0, res.output
     assert "pairs:pairs.tsv" in res.output and "line 11" in res.output

@@ -111,11 +111,11 @@ def test_lexicon_extract_cli(wiktextract, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from sensekit.lexicon.cli import register
+    from sensekit.cli import lexicon
     from sensekit.lexicon.kaikki import kaikki_pairs
 
     app = typer.Typer()
-    register(app)
+    app.add_typer(lexicon.app)
     out = tmp_path / "tiny.jsonl.gz"
     res = CliRunner().invoke(app, ["lexicon", "extract", str(TINY), "-o", str(out), "--processes", "1"])
     assert res.exit_code == 0, res.output

@@ -7,7 +7,7 @@ dictionary's size as the variable, on a test split of many articles, resumably (
     measure.py   per-window test NLL, KL, top-1 agreement; WiC and held-out syn/ant probes
     stats.py     bootstrap over windows, paired t over seeds, verdicts, the flattening check
     report.py    the dev grid, the table, the comparisons, the gap-versus-size figure
-    cli.py       the command
+    (the command, `sensekit distill compare`, is in sensekit/cli/distill.py)
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ Modules, in data-flow order:
 - `checkpoint`     Checkpoint: per-rank save / resume of reservoirs and corpus position, fingerprinted
 - `cluster`        kmeans_batched() / cluster_samples(): k-means++ + Lloyd for all tokens at once
 - `contexts`       the chosen samples' documents (cached or re-read) cut into marked snippets
-- `pipeline`       build(): the whole run as a recipe, returning a BuildResult and printing nothing
-- `cli`            register(app): `build_cli`, the typer `build` command with rich progress
+- `pipeline`       build(): the whole run as a recipe, returning a BuildResult and printing nothing (the command: sensekit/cli/build.py)
 
 Importing this package is light: torch and transformers load inside the functions that need them.
 """
@@ -27,5 +26,4 @@ __all__ = [
     "cluster",
     "contexts",
     "pipeline",
-    "cli",
 ]

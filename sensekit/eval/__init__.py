@@ -13,7 +13,7 @@
 - `registry`: the metrics above register themselves there (name, compute, table rows, headline);
   adding a metric is one module plus its name in `registry.MODULES`;
 - `run`: `StoreRun`, what the metrics share (store, sense table, teacher, WordNet);
-- `store_eval`: the driver (`evaluate_store`), `config`: the settings, `cli`: the typer half.
+- `store_eval`: the driver (`evaluate_store`), `config`: the settings (the command: sensekit/cli/eval.py).
 
 Importing this package imports neither torch nor transformers; the commands load them.
 """

@@ -1,4 +1,4 @@
-"""`sensekit eval layers`: which layer of a teacher tells word senses apart (issue 15, docs/lexical.md).
+"""`sensekit eval layers` (the command is in sensekit/cli/eval.py): which layer of a teacher tells word senses apart (issue 15, docs/lexical.md).
 
 For every WiC pair (two sentences, one word) and every layer N (the convention of
 `sensekit.model.lexical`: N = `hidden_states[N]`, 0 = embeddings, L = the last entry HF returns),
@@ -19,14 +19,12 @@ sentence, are left out of that column; the counts are reported.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["layer_states", "roc_auc", "layer_curve", "render_table", "save_png", "layers_cli", "register"]
+__all__ = ["layer_states", "roc_auc", "layer_curve", "render_table", "save_png"]
 
 COLUMNS = ("at_raw", "at_z", "before_raw", "before_z")
 
@@ -242,57 +240,3 @@ def save_png(result: dict, path: str | Path) -> Path:
     path = Path(path)
     write_atomic(path, buf.getvalue())
     return path
-
-
-def layers_cli(
-    wic: Path,
-    teacher: Optional[str] = None,
-    output: Optional[Path] = None,
-    device: Optional[str] = None,
-    dtype: Optional[str] = None,
-    limit: Optional[int] = None,
-    as_json: bool = False,
-) -> None:
-    """The per-layer curve of a teacher on a WiC file: which layer tells word senses apart."""
-    import os
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from rich.console import Console
-
-    from ..errors import InputError
-
-    if output is not None and output.suffix.lower() != ".png":
-        raise InputError(f"-o {output}: the curve is written as PNG; name a .png file")
-    err = Console(stderr=True, highlight=False)
-    with err.status("running the teacher over the pairs"):
-        result = layer_curve(wic, teacher, device, dtype, limit)
-    if output is not None:
-        save_png(result, output)
-        result["png"] = str(output)
-    if as_json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-    else:
-        render_table(result, Console(highlight=False))
-        if output is not None:
-            err.print(f"wrote {output}")
-
-
-def register(eval_app) -> None:
-    """Add `layers` to the `sensekit eval` command group."""
-    import typer
-
-    def layers(
-        wic: Path = typer.Option(..., "--wic", help="WiC JSONL file (word, sentence1/2, start/end1/2, label)."),
-        teacher: Optional[str] = typer.Option(
-            None, "--teacher", help="HF id or folder of a causal LM (default: the bundled smollm2-135m)."
-        ),
-        output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the curve as a PNG."),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: auto)."),
-        dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, float32, bfloat16, float16."),
-        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Read only the first N pairs."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
-    ) -> None:
-        """Per-layer curve: ROC AUC of same- vs different-sense cosine, raw and z-scored, at and before the word."""
-        layers_cli(wic, teacher, output, device, dtype, limit, as_json)
-
-    eval_app.command("layers")(layers)

@@ -8,8 +8,9 @@
 - `polarity`: negating-affix normalisation;
 - `tokens`: words to the teacher's tokens, and span clouds for multi-token words;
 - `config`: `RelationsConfig`, the options of attaching relations and their defaults;
-- `attach`: all of it into a store, atomically (`attach_relations`);
-- `cli`: `sensekit relations add` and `sensekit lexicon extract`.
+- `attach`: all of it into a store, atomically (`attach_relations`).
+
+The commands (`sensekit relations add`, `sensekit lexicon extract`) live in sensekit/cli/.
 
 Nothing heavy is imported here; import the submodules you need.
 """

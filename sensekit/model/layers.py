@@ -1,7 +1,7 @@
 """Layer selection and slicing for any Hugging Face decoder: which teacher layers a model keeps.
 
 - `layers_of(model)` finds the decoder's `ModuleList` (`layers`, `h` or `blocks`).
-- `parse_layer_list("0-6,22-29")` reads a selection as the CLI and config files write it.
+- `parse_layer_list("0-6,22-29")` (from sensekit.options) reads a selection as the CLI and config files write it.
 - `resolve_selection` checks a selection (kept teacher layers, trained student layers) against a teacher.
 - `build_truncated` makes a causal LM out of a selection of the teacher's layers, sharing the teacher's
   embeddings, final norm, LM head and frozen layers (no copy); trained layers are float32 copies.
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..options import flag
+from ..options import parse_layer_list  # re-exported: the text form of a layer selection
 
 __all__ = [
     "LAYER_ATTRS",
@@ -53,25 +53,6 @@ def layer_count(config) -> int:
         if isinstance(value, int):
             return value
     return 0
-
-
-def parse_layer_list(text: str, name: str) -> list[int]:
-    """'0-6,22-29' -> [0, 1, ..., 6, 22, ..., 29]: comma-separated indices and inclusive ranges, sorted and unique.
-
-    `name` is the config field the text came from; errors name its flag.
-    """
-    out: list[int] = []
-    for part in text.replace(" ", "").split(","):
-        lo, dash, hi = part.partition("-")
-        if not lo.isdigit() or (dash and not hi.isdigit()):
-            raise InputError(f"{flag(name)} {text!r}: write layer indices and ranges such as 0-6,22-29")
-        first, last = int(lo), int(hi) if dash else int(lo)
-        if last < first:
-            raise InputError(f"{flag(name)} {text!r}: the range {part} runs backwards; write {last}-{first}")
-        out.extend(range(first, last + 1))
-    if out != sorted(set(out)):
-        raise InputError(f"{flag(name)} {text!r}: layers must be sorted and unique")
-    return out
 
 
 def sliced_config(config, indices: Sequence[int]):

@@ -1,6 +1,6 @@
-"""`sensekit build`: the typer half. `build_cli` parses the flags (generated from BuildConfig's
-fields) into a BuildConfig, calls `pipeline.build`, and renders its progress and result with
-rich. No torch or transformers at import time (the query CLI starts fast)."""
+"""`sensekit build`: `build_cli` parses the flags (generated from BuildConfig's fields) into a
+BuildConfig, calls `builder.pipeline.build`, and renders its progress and result with rich.
+No torch or transformers at import time (the query CLI starts fast)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..builder.config import BuildConfig
 from ..options import cli_parameters, given
-from .config import BuildConfig
+from ._common import quiet_libraries
 
-__all__ = ["register", "build_cli"]
+__all__ = ["app", "build_cli"]
 
 _STAGES = {
     "load": "loading teacher",
@@ -98,7 +99,7 @@ def build_cli(**values: Any) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.console import Console
 
-    from .pipeline import build
+    from ..builder.pipeline import build
 
     quiet = values.pop("quiet")
     cfg = BuildConfig(**given(values))  # the flags not given take the dataclass' defaults
@@ -122,7 +123,7 @@ def build_cli(**values: Any) -> None:
     for line in result.warnings:
         console.print(f"[yellow]warning:[/] {line}", soft_wrap=True)
     if result.relations:
-        from ..lexicon.cli import render_attach
+        from .relations import render_attach
 
         render_attach(result.relations, result.store)
 
@@ -143,8 +144,7 @@ def _quiet_libraries() -> None:
     """transformers' own progress bars and warnings would fight with ours."""
     import os
 
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    quiet_libraries()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     from transformers.utils import logging
 
@@ -152,6 +152,5 @@ def _quiet_libraries() -> None:
     logging.disable_progress_bar()
 
 
-def register(app: typer.Typer) -> None:
-    """Add `build` to the main sensekit app."""
-    app.command("build")(build_cli)
+app = typer.Typer()
+app.command("build")(build_cli)

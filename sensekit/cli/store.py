@@ -1,8 +1,6 @@
-"""The `sensekit` command line. A thin layer: parse options, call the API, render with rich.
+"""The commands that read a store: `query`, `info`, `export`, `plot` and `serve`.
 
-Module-level imports stay light (no torch, no transformers): `sensekit query` must start fast.
-Every user error is a `SensekitError`, printed as one line; the exit code is 1 (bad input,
-unknown word) or 2 (missing or corrupt store).
+`sensekit query` must start fast: the store and its readers are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -13,39 +11,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import InputError, NotFound, SensekitError
+from ..errors import InputError, NotFound
+from ._common import StoreOpt, ViewOpt, err, out, shown
 
-DEFAULT_STORE = Path("senses.sensekit")
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Sense dictionaries for decoder LMs (DuckDB + HNSW), and DSKD distillation.",
-)
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-StoreOpt = typer.Option(DEFAULT_STORE, "--store", "-s", help="Store bundle directory.")
-ViewOpt = typer.Option(
-    None,
-    "--view",
-    help="Which senses: 'lexical' (a middle layer's state at the word: word senses) or 'loss' (the "
-    "post-norm senses distill reads); default: lexical when the store has it.",
-)
-
-
-def shown(text: str, limit: int = 60) -> str:
-    """`text` quoted for a message, cut to `limit` characters with an ellipsis: a 10,000-character
-    word is not echoed back whole."""
-    text = str(text)
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[: limit - 1] + '…'!r} ({len(text):,} characters)"
+app = typer.Typer()
 
 
 # -- query ------------------------------------------------------------------------------
@@ -88,7 +60,7 @@ def query_word(store, word: str, k: int = 10) -> dict:
     return {
         "word": word.strip(),
         "store": str(store.path),
-        "view": store.view,
+        "view": store.default_view,
         "tokens": [
             {"token_id": t.token_id, "text": t.text, "occurrences": t.occurrences, "n_senses": t.n_senses}
             for t in tokens
@@ -204,7 +176,7 @@ def query(
     view: Optional[str] = ViewOpt,
 ) -> None:
     """Show a word's tokens, senses, synonyms/antonyms and nearest senses."""
-    from .store import open_store
+    from ..store import open_store
 
     with open_store(store, ef=ef, view=view) as s:
         result = query_word(s, word, k=k)
@@ -226,7 +198,7 @@ def info(
     ),
 ) -> None:
     """Print a store's provenance (with its content fingerprint), counts and index parameters."""
-    from .store import open_store
+    from ..store import open_store
 
     with open_store(store) as s:
         i = s.info()
@@ -278,7 +250,7 @@ def export(
     view: Optional[str] = ViewOpt,
 ) -> None:
     """Write every table of the store as Parquet files (senses, contexts and similarity_space: one view's rows)."""
-    from .store import open_store
+    from ..store import open_store
 
     if fmt != "parquet":
         raise InputError(f"unknown export format {fmt!r}; use --format parquet")
@@ -300,8 +272,8 @@ def plot_cli(
     view: Optional[str] = ViewOpt,
 ) -> None:
     """Draw a word's senses and their context vectors (PCA of the store's similarity space) as a PNG."""
-    from .plot import plot_word
-    from .store import open_store
+    from ..plot import plot_word
+    from ..store import open_store
 
     with open_store(store, view=view) as s:
         r = plot_word(s, word, output, relations=relations)
@@ -324,65 +296,12 @@ def serve_cli(
 ) -> None:
     """Browse a store in the web browser: a local, read-only web app and JSON API (sensekit/serve)."""
     try:
-        from .serve import serve
+        from ..serve import serve
     except ImportError as exc:
-        from .errors import MissingDependency
+        from ..errors import MissingDependency
 
         raise MissingDependency(f"sensekit serve needs {exc.name}: pip install 'sensekit[serve]'") from None
     err.print(
         f"serving {escape(str(store))} at http://{escape(host)}:{port}/ (read-only; Ctrl-C stops)", soft_wrap=True
     )
     serve(store, host=host, port=port, ef=ef)
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
-def distill(ctx: typer.Context) -> None:
-    """Train a student with DSKD (CE + KD + hinge-MSE sense loss); `sensekit distill compare --config
-    experiment.toml` compares arms (distill/compare). `sensekit distill --help` for flags."""
-    from distill.cli import main as distill_main  # distill depends on sensekit, never the reverse
-
-    distill_main(list(ctx.args), prog_name="sensekit distill")  # its own usage errors and exit codes
-
-
-def _register_commands() -> None:
-    from .builder.cli import register as register_build
-    from .lexicon.cli import register as register_lexicon
-
-    register_build(app)
-    register_lexicon(app)
-    from .eval.cli import eval_app
-    from .eval.cli import register as register_eval
-
-    if not any(c.name == "student" for c in eval_app.registered_commands):
-        eval_app.command("student", context_settings=_PASSTHROUGH)(eval_student)
-    register_eval(app)
-
-
-_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
-
-
-def eval_student(ctx: typer.Context) -> None:
-    """Measure a student beside its teacher: perplexity, agreement, WiC, synonym/antonym separation.
-    `sensekit eval student --help` for flags."""
-    # distill's command (distill/eval_cli.py), loaded only when run: importing distill loads torch
-    from distill.eval_cli import app as student_app
-
-    student_app(list(ctx.args), prog_name="sensekit eval student", standalone_mode=True)
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    """Console entry point. Click handles usage errors (exit 2) itself; a SensekitError becomes
-    one line and its exit code."""
-    _register_commands()
-    try:
-        app(argv, standalone_mode=True)
-    except SensekitError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        raise SystemExit(130) from None
-
-
-if __name__ == "__main__":
-    main()

@@ -1,30 +1,25 @@
-"""`sensekit relations add` and `sensekit lexicon extract`: typer halves over plain functions.
-
-- `relations_add_cli` parses its flags (generated from `RelationsConfig`) and calls `attach.attach_relations`;
-- `lexicon_extract_cli` calls `wiktionary_dump.extract`.
-
-The plain functions return data and print nothing; rendering happens here. The lead's
-`sensekit/cli.py` calls `register(app)`. Module-level imports stay light (typer and the config
-dataclass only); the work and rich rendering are imported inside the commands.
-"""
+"""`sensekit relations add`: `relations_add_cli` parses its flags (generated from `RelationsConfig`)
+and calls `lexicon.attach.attach_relations`, which returns counts and prints nothing; `render_attach`
+shows them (`sensekit build` renders its relations with it too)."""
 
 from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any, List
 
 import typer
 
+from ..lexicon.config import RelationsConfig
 from ..options import cli_parameters, given
-from .config import RelationsConfig
 
-__all__ = ["register", "relations_app", "lexicon_app", "relations_add_cli", "lexicon_extract_cli", "render_attach"]
+__all__ = ["app", "relations_add_cli", "render_attach"]
 
-relations_app = typer.Typer(
-    help="Synonym / antonym relations of a store (Wiktionary, WordNet, pair lists).", no_args_is_help=True
+app = typer.Typer(
+    name="relations",
+    help="Synonym / antonym relations of a store (Wiktionary, WordNet, pair lists).",
+    no_args_is_help=True,
 )
-lexicon_app = typer.Typer(help="Lexicon files: turn a Wiktionary dump into wiktextract JSONL.", no_args_is_help=True)
 
 _SOURCE_HELP = (
     "wordnet | wordnet:DIR | FILE.jsonl[.gz|.bz2] (kaikki/wiktextract) | FILE.xml.bz2 (Wiktionary dump) | "
@@ -32,15 +27,9 @@ _SOURCE_HELP = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `relations` and `lexicon` command groups to the main sensekit app."""
-    app.add_typer(relations_app, name="relations")
-    app.add_typer(lexicon_app, name="lexicon")
-
-
 def relations_add_cli(sources: List[str], store: Path, **flags: Any) -> None:
     """Add or refresh relations in an existing store; each source's rows are replaced atomically."""
-    from .attach import attach_relations
+    from ..lexicon.attach import attach_relations
 
     result = attach_relations(store, sources, RelationsConfig(**given(flags)))
     render_attach(result, store)
@@ -64,7 +53,7 @@ relations_add_cli.__signature__ = inspect.Signature(
         *cli_parameters(RelationsConfig),
     ]
 )
-relations_app.command("add")(relations_add_cli)
+app.command("add")(relations_add_cli)
 
 
 def render_attach(result: dict, store) -> None:
@@ -99,22 +88,3 @@ def render_attach(result: dict, store) -> None:
                 console.print(f"  line {line}: {msg}", markup=False)
             if c["bad"] > len(shown):
                 console.print(f"  ... and {c['bad'] - len(shown):,} more")
-
-
-@lexicon_app.command("extract")
-def lexicon_extract_cli(
-    dump: Path = typer.Argument(..., help="A MediaWiki Wiktionary dump (.xml or .xml.bz2)."),
-    out: Path = typer.Option(..., "--out", "-o", help="The JSONL to write (.jsonl, or compressed: .gz, .bz2, .xz)."),
-    lang: str = typer.Option("all", help="Keep entries of this language, by code or name ('all' keeps every one)."),
-    processes: Optional[int] = typer.Option(None, help="Parser processes (default: CPU count)."),
-) -> None:
-    """Parse a Wiktionary dump with wiktextract and write its entries as JSONL (kaikki format)."""
-    from rich.console import Console
-
-    from .wiktionary_dump import extract
-
-    counts = extract(dump, out, lang_code=lang, processes=processes)
-    Console().print(
-        f"wrote {counts['entries']:,} entries ({counts['pages']:,} pages, {counts['seconds']:.1f} s, "
-        f"{counts['synonyms']:,} synonym and {counts['antonyms']:,} antonym links) to {out}"
-    )

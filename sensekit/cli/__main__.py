@@ -1,0 +1,5 @@
+"""`python -m sensekit.cli ...` (and `torchrun` / `accelerate launch -m sensekit.cli ...`)."""
+
+from . import main
+
+main()

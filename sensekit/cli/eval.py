@@ -1,0 +1,202 @@
+"""The `sensekit eval` group: `eval store` (sensekit/eval), `eval layers` (sensekit/eval/layers.py)
+and `eval student` (distill/student_eval.py). Each command's flags come from its config dataclass
+(`EvalConfig`, `StudentEvalConfig`); the measuring functions return plain data, rendered here as a
+rich table or, with `--json`, one JSON document. No torch at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from distill.eval_config import StudentEvalConfig
+
+from ..eval.config import EvalConfig
+from ..eval.registry import fmt
+from ..options import given
+from ._common import print_json, quiet_libraries, status_progress, with_json
+
+__all__ = ["app", "render_store", "render_views", "render_student", "store_rows", "store_cli", "student_cli"]
+
+app = typer.Typer(
+    name="eval",
+    no_args_is_help=True,
+    help="Measure a sense store or a distilled student on benchmarks, each beside a baseline.",
+)
+
+
+def store_rows(result: dict) -> list[tuple[str, str, str, str]]:
+    """(metric, value, baseline, coverage) rows of an `evaluate_store` result: each metric's own rows."""
+    from ..eval.registry import store_rows as rows
+
+    return rows(result)
+
+
+def render_store(result: dict, console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    s = result["store"]
+    n_pc = s["space"].get("components") or 0
+    space = s["space"]["kind"] + (f" ({n_pc} PC{'s' if n_pc > 1 else ''} removed)" if n_pc else "")
+    t = Table(
+        title=f"sensekit eval store {escape(s['path'])} (teacher {escape(str(s['teacher']))}, "
+        f"view={s.get('view', 'loss')}, key={s['key_mode']}, space={escape(space)}, "
+        f"{s['token_senses']:,} senses of {s['tokens_with_senses']:,} tokens)",
+        title_justify="left",
+    )
+    for col, kw in (
+        ("metric", {}),
+        ("value", {"justify": "right"}),
+        ("baseline (same run)", {"ratio": 1}),
+        ("coverage", {"justify": "right"}),
+    ):
+        t.add_column(col, **kw)
+    for row in store_rows(result):
+        t.add_row(*(escape(x) for x in row))
+    console.print(t)
+    console.print(f"[dim]{result['seconds']:.0f} s; --json for every number[/]")
+
+
+def render_views(result: dict, console) -> None:
+    """`--view all`: one table, each view's value, baseline and coverage side by side, row by metric."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    views = list(result["views"])
+    rows = {view: {r[0]: r[1:] for r in store_rows(result["views"][view])} for view in views}
+    names = list(dict.fromkeys(name for view in views for name in rows[view]))
+    first = result["views"][views[0]]["store"]
+    t = Table(
+        title=f"sensekit eval store {escape(first['path'])} (teacher {escape(str(first['teacher']))}, "
+        f"views {', '.join(views)} side by side)",
+        title_justify="left",
+    )
+    t.add_column("metric")
+    for view in views:
+        t.add_column(f"{view} ({result['views'][view]['store']['token_senses']:,} senses)", justify="right")
+    for what in ("baseline", "coverage"):
+        t.add_column(f"{what} ({' / '.join(views)})", ratio=1 if what == "baseline" else None)
+    for name in names:
+        cells = [rows[view].get(name, ("-", "", "")) for view in views]  # (value, baseline, coverage) per view
+        t.add_row(
+            escape(name),
+            *(escape(c[0]) for c in cells),
+            *(escape(" / ".join(dict.fromkeys(c[i] for c in cells))) for i in (1, 2)),
+        )
+    console.print(t)
+    console.print(f"[dim]{result['seconds']:.0f} s; --json for every number[/]")
+
+
+def store_cli(**values: Any) -> None:
+    """Measure a sense store: word in context, word similarity, sense purity, neighbourhoods, health."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: shared cores
+    from rich.console import Console
+
+    from ..eval.store_eval import evaluate_store, evaluate_views
+
+    as_json = values.pop("as_json")
+    cfg = EvalConfig(**given(values))
+    err = Console(stderr=True, highlight=False)
+    quiet_libraries()
+    every_view = cfg.view == "all"
+    with err.status("evaluating") as status:
+        evaluate = evaluate_views if every_view else evaluate_store
+        result = evaluate(cfg, progress=status_progress(status))
+    from rich.markup import escape
+
+    runs = result["views"].values() if every_view else [result]
+    for warning in dict.fromkeys(w for run in runs for w in run.get("warnings", [])):  # stderr: JSON stays one document
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    if as_json:
+        print_json(result)
+    else:
+        (render_views if every_view else render_store)(result, Console(highlight=False))
+
+
+store_cli.__signature__ = with_json(EvalConfig)  # type: ignore[attr-defined]
+app.command("store")(store_cli)
+
+
+@app.command("layers")
+def layers_cli(
+    wic: Path = typer.Option(..., "--wic", help="WiC JSONL file (word, sentence1/2, start/end1/2, label)."),
+    teacher: Optional[str] = typer.Option(
+        None, "--teacher", help="HF id or folder of a causal LM (default: the bundled smollm2-135m)."
+    ),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the curve as a PNG."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: auto)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, float32, bfloat16, float16."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Read only the first N pairs."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
+) -> None:
+    """Per-layer curve: ROC AUC of same- vs different-sense cosine, raw and z-scored, at and before the word."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from rich.console import Console
+
+    from ..errors import InputError
+    from ..eval.layers import layer_curve, render_table, save_png
+
+    if output is not None and output.suffix.lower() != ".png":
+        raise InputError(f"-o {output}: the curve is written as PNG; name a .png file")
+    err = Console(stderr=True, highlight=False)
+    with err.status("running the teacher over the pairs"):
+        result = layer_curve(wic, teacher, device, dtype, limit)
+    if output is not None:
+        save_png(result, output)
+        result["png"] = str(output)
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    else:
+        render_table(result, Console(highlight=False))
+        if output is not None:
+            err.print(f"wrote {output}")
+
+
+def render_student(result: dict, console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(
+        title=f"sensekit eval student {escape(result['student'])} (teacher {escape(result['teacher'])})",
+        title_justify="left",
+    )
+    for col, kw in (
+        ("metric", {}),
+        ("student", {"justify": "right"}),
+        ("teacher", {"justify": "right"}),
+        ("coverage / note", {"ratio": 1}),
+    ):
+        t.add_column(col, **kw)
+    for metric, s, tv, note in result["rows"]:
+        t.add_row(escape(metric), escape(fmt(s)), escape(fmt(tv)), escape(note))
+    console.print(t)
+    for note in result.get("notes", []):
+        console.print(f"[dim]{escape(note)}[/]")
+
+
+def student_cli(**values: Any) -> None:
+    """Measure a student beside its teacher: perplexity, agreement, WiC, synonym/antonym separation."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: shared cores
+    from rich.console import Console
+
+    from distill.student_eval import evaluate_student
+
+    as_json = values.pop("as_json")
+    cfg = StudentEvalConfig(**given(values))
+    quiet_libraries()
+    with Console(stderr=True, highlight=False).status("evaluating") as status:
+        result = evaluate_student(cfg, progress=status_progress(status))
+    if as_json:
+        print_json(result)
+    else:
+        render_student(result, Console(highlight=False))
+
+
+student_cli.__signature__ = with_json(StudentEvalConfig)  # type: ignore[attr-defined]
+app.command("student")(student_cli)
