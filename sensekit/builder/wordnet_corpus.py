@@ -38,6 +38,8 @@ __all__ = [
     "is_heldout",
     "check_heldout_share",
     "heldout_provenance",
+    "find_occurrence",
+    "open_wordnet_for_link",
 ]
 
 WORDNET_CORPUS = "wordnet"  # the name under which the default corpus is recorded
@@ -47,6 +49,8 @@ _WORDNET_CACHE: dict[str, list] = {}  # parsed glosses of the last WordNet read 
 _READERS: dict[str | None, object] = {}
 _QUOTED = re.compile(r'"([^"]*)"')
 _QUOTED_ANY = re.compile(r'["].*?["]')
+_WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
+_MORPHY_POS = {"s": "a"}  # morphy knows adjective satellites as adjectives
 
 
 def iter_wordnet(
@@ -115,6 +119,25 @@ def check_heldout_share(share: float, flag: str = "--heldout-share") -> float:
 def heldout_provenance(share: float = HELDOUT_SHARE) -> dict:
     """What a store built on the default corpus records about the held-out examples."""
     return {"unit": "WordNet example sentence", "rule": HELDOUT_RULE, "share": check_heldout_share(share)}
+
+
+def find_occurrence(sentence: str, lemma: str, pos: str | None, wn) -> tuple[int, int] | None:
+    """Char span of the first word of `sentence` that is `lemma` or an inflection of it (WordNet's morphy):
+    where a synset's lemma occurs in its own example sentence (a tagged occurrence)."""
+    lemma = lemma.lower()
+    for m in _WORD.finditer(sentence):
+        w = m.group().lower()
+        if w == lemma:
+            return m.span()
+        # morphy only for plausible inflections: it is the slow part
+        if w[:2] == lemma[:2] and len(w) > len(lemma) - 2 and wn.morphy(w, _MORPHY_POS.get(pos, pos)) == lemma:
+            return m.span()
+    return None
+
+
+def open_wordnet_for_link(root: str | None = None):
+    """The WordNet reader that sense linking reads synsets from (one line naming the fix when absent)."""
+    return _open_for_corpus(root)
 
 
 def _open_for_corpus(root: str | None):
