@@ -166,6 +166,21 @@ class BuildConfig:
         max=1.0,
         panel=_SENSES,
     )
+    link_budget: int = option(
+        40000,
+        "Lexical view: teacher tokens a build may spend on WordNet synset prototypes (examples and glosses "
+        "of the key words, cached per teacher and layer) that link senses to synsets; 0: no linking.",
+        min=0,
+        panel=_SENSES,
+    )
+    link_threshold: float = option(
+        0.3,  # link.DEFAULT_LINK_THRESHOLD, chosen on dev data (docs/lexical.md)
+        "Lexical view: the least z-scored cosine between a sample and its word's nearest synset prototype "
+        "for the sample to join that synset's sense; the rest are clustered into induced senses.",
+        min=-1.0,
+        max=1.0,
+        panel=_SENSES,
+    )
     heldout_share: float = option(
         HELDOUT_SHARE,
         "Default corpus (WordNet): the share of its example sentences held out of the build, from "

@@ -140,17 +140,24 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
             f"{', '.join(corpus.description)}); give a larger corpus or --max-tokens"
         )
     clusters = _cluster(cfg, samples, teacher, report)
-    lexical = _cluster_lexical(cfg, samples, teacher, report) if samples.lexical is not None else None
+    lexical, link = (
+        _cluster_lexical(cfg, samples, teacher, report, lexical_layer, corpus)
+        if samples.lexical is not None
+        else (None, None)
+    )
     contexts = _collect_contexts(samples, [clusters, lexical], stream, corpus, report)
+    labels = _lexical_labels(link, lexical, contexts[1])
     provenance = _provenance(cfg, teacher, corpus, tokens_all, positions_all, ranks.world)
     provenance["shared_states_dropped"] = shared_dropped
     provenance["views"] = ["loss", "lexical"] if lexical is not None else ["loss"]
     provenance["view_layers"] = {"loss": "final_norm", **({"lexical": lexical_layer} if lexical else {})}
     provenance["lexical_layer"] = lexical_layer
+    if link is not None:
+        provenance["link"] = link.report
     warnings = _focus_warnings(corpus, teacher)
     if corpus.focus is not None:
         provenance["focus"] = {"words": list(corpus.focus.words), "unmatched": _unmatched_focus(corpus, teacher)}
-    _write_store(store, teacher, samples, clusters, contexts, provenance, report, lexical)
+    _write_store(store, teacher, samples, clusters, contexts, provenance, report, lexical, labels)
     relations = _attach_relations(cfg, store, report)
 
     ranks.barrier()
@@ -421,23 +428,117 @@ def _centroids_for_small(clusters, samples, k: int, E: int):
     )
 
 
-def _cluster_lexical(cfg: BuildConfig, samples, teacher, report: Progress):
-    """The lexical view's senses: 1..k per token, each of >= --min-sense-size samples (lexical_cluster)."""
+def _cluster_lexical(cfg: BuildConfig, samples, teacher, report: Progress, layer=None, corpus=None):
+    """The lexical view's senses: samples linked to WordNet synsets (builder/link.py, within --link-budget),
+    the rest clustered into 1..k induced senses per token of >= --min-sense-size samples (lexical_cluster).
+    -> (ClusterResult, _Linked or None)."""
     from .lexical_cluster import cluster_adaptive
 
     report("cluster lexical", 0, int(samples.indptr[-1]))
-    return cluster_adaptive(
+
+    def induce(keys, indptr, vectors):
+        return cluster_adaptive(
+            keys,
+            indptr,
+            vectors,
+            cfg.senses_per_token,
+            cfg.contexts_per_sense,
+            min_sense_size=cfg.min_sense_size,
+            threshold=cfg.lexical_merge,
+            seed=cfg.seed,
+            device=teacher.device,
+            progress=lambda done, total: report("cluster lexical", done, total),
+        )
+
+    protos = _link_prototypes(cfg, samples, teacher, report, layer, corpus)
+    if protos is None:
+        return induce(samples.keys, samples.indptr, samples.lexical), None
+    from .link import link_senses
+
+    prototypes, link_report = protos
+    result = link_senses(
         samples.keys,
         samples.indptr,
         samples.lexical,
-        cfg.senses_per_token,
-        cfg.contexts_per_sense,
-        min_sense_size=cfg.min_sense_size,
-        threshold=cfg.lexical_merge,
-        seed=cfg.seed,
-        device=teacher.device,
-        progress=lambda done, total: report("cluster lexical", done, total),
+        prototypes,
+        threshold=cfg.link_threshold,
+        contexts_per_sense=cfg.contexts_per_sense,
+        cluster=induce,
     )
+    link_report["threshold"] = cfg.link_threshold
+    link_report["samples_linked"] = result.assigned
+    link_report["senses_linked"] = int((result.proto >= 0).sum())
+    link_report["senses"] = int(len(result.proto))
+    return result.clusters, _Linked(result.proto, prototypes, link_report)
+
+
+# the occurrence representation (model/occurrence.py) of the harvest's lexical states: the key token's state
+# in its document, i.e. the word's first token in one copy; prototypes and annotate's queries must match it
+LEXICAL_REPRESENTATION = "first"
+
+
+@dataclass
+class _Linked:
+    proto: Any  # [N] int64 per lexical sense: its prototype, -1 for an induced sense
+    prototypes: Any  # link.Prototypes
+    report: dict  # what the provenance records ("link")
+
+
+def _link_prototypes(cfg: BuildConfig, samples, teacher, report: Progress, layer, corpus):
+    """(link.Prototypes, report dict) of the key tokens' WordNet synsets, or None: --link-budget 0, or no WordNet."""
+    if not cfg.link_budget or layer is None:
+        return None
+    from ..errors import InputError as _InputError
+    from .prototypes import build_prototypes
+    from .wordnet_corpus import open_wordnet_for_link
+
+    try:
+        wn = open_wordnet_for_link()
+    except (_InputError, MissingDependency):
+        return None  # linking is an addition: a corpus build on a machine without WordNet still builds
+    report("link", 0, None)
+    texts = teacher.tokenizer.batch_decode([[int(k)] for k in samples.keys], clean_up_tokenization_spaces=False)
+    focus = {w.lower() for w in (corpus.focus.words if corpus is not None and corpus.focus is not None else ())}
+    # the --focus words first, then the most frequent keys
+    priority = sorted(range(len(texts)), key=lambda i: (texts[i].strip().lower() not in focus, -int(samples.counts[i])))
+    protos, rep = build_prototypes(
+        teacher,
+        samples.keys,
+        texts,
+        priority,
+        layer=layer,
+        representation=LEXICAL_REPRESENTATION,
+        budget=cfg.link_budget,
+        heldout_share=cfg.heldout_share,
+        wn=wn,
+    )
+    report("link", 1, 1)
+    return protos, {**rep.to_dict(), "representation": LEXICAL_REPRESENTATION}
+
+
+def _lexical_labels(link: Optional[_Linked], lexical, text: Optional[dict]) -> Optional[dict]:
+    """Per lexical sense: synset, gloss, lemma and label (link.sense_labels), or None without a lexical view."""
+    if lexical is None:
+        return None
+    from .link import Prototypes, distinctive_words, sense_labels
+
+    n = len(lexical.sense_key)
+    words = (
+        distinctive_words(
+            lexical.sense_key,
+            lexical.ctx_sense,
+            text["snippet"],
+            np.stack([text["mark_start"], text["mark_end"]], 1),
+        )
+        if text is not None and len(lexical.ctx_sense)
+        else [[] for _ in range(n)]
+    )
+    if link is None:
+        proto, protos = np.full(n, -1, np.int64), Prototypes.empty(lexical.centroids.shape[1])
+    else:
+        proto, protos = link.proto, link.prototypes
+    synset, gloss, lemma, label = sense_labels(proto, protos, words)
+    return {"synset": synset, "gloss": gloss, "lemma": lemma, "label": label}
 
 
 def _collect_contexts(samples, views: list, stream, corpus: _Corpus, report: Progress) -> list[dict[str, Any]]:
@@ -499,6 +600,7 @@ def _write_store(
     provenance: dict,
     report: Progress,
     lexical=None,
+    labels: Optional[dict] = None,
 ) -> None:
     """Tokens, and each view's senses and contexts, into a new bundle, renamed into place when complete."""
     from ..writer import StoreWriter
@@ -519,7 +621,11 @@ def _write_store(
         for view, c, vectors, text in views:
             if c is None:
                 continue
-            sense_ids = w.add_senses(c.centroids, c.sense_index, c.sense_count, token_ids=c.sense_key, view=view)
+            extra = labels if view == LEXICAL.name and labels is not None else {}
+            sense_ids = w.add_senses(
+                c.centroids, c.sense_index, c.sense_count, token_ids=c.sense_key, view=view, **extra
+            )
+
             pause_point("write")  # the new bundle half-written
             if len(c.ctx_sense):
                 w.add_contexts(
