@@ -621,7 +621,7 @@ def _write_store(
         for view, c, vectors, text in views:
             if c is None:
                 continue
-            extra = labels if view == LEXICAL.name and labels is not None else {}
+            extra = labels if view == "lexical" and labels is not None else {}
             sense_ids = w.add_senses(
                 c.centroids, c.sense_index, c.sense_count, token_ids=c.sense_key, view=view, **extra
             )
