@@ -263,12 +263,16 @@ def harvest_positions(
     min_context: int = 0,
     lexical_layer: int | None = None,
     captured: list | None = None,
+    lexical_representation: str = "first",
 ) -> tuple[np.ndarray, torch.Tensor, np.ndarray, torch.Tensor | None]:
     """`key_positions` plus each position's lexical vector [P, d] (None without a lexical layer).
 
     lexical_layer: the hidden_states index of the lexical view; `captured`: the list a `capture_layer`
-    context fills during this forward (for lexical_layer < L). The lexical vector sits at the key token's
-    own position; `--next-token pred` keys have none (refused by BuildConfig).
+    context fills during this forward (for lexical_layer < L; `first` only). The lexical vector sits at the
+    key token's own position; `--next-token pred` keys have none (refused by BuildConfig).
+    lexical_representation: `first` reads it from this forward; `repeat` from a second forward over each
+    row fed twice (`[prefix] body body`, stopped after the lexical layer), in the second copy, where the
+    token has read its whole window (sensekit/model/occurrence.py). The loss view is this forward's either way.
     """
     dev = teacher.device
     ids = batch.ids.to(dev, non_blocking=True)  # [B, T]
@@ -277,7 +281,15 @@ def harvest_positions(
         captured.clear()
     g = teacher.final_hidden(ids, mask)  # [B, T, d]
     lex = None  # [B, T, d] the lexical view's states, at every position
-    if lexical_layer is not None:
+    if lexical_layer is not None and lexical_representation == "repeat":
+        from ..model.occurrence import repeated_row_states
+
+        if captured:
+            captured.clear()
+        real = ~special[ids] & mask  # [B, T]
+        n_prefix = torch.cumprod((~real & mask).long(), dim=1).sum(1)  # [B] leading specials (the BOS prefix)
+        lex = repeated_row_states(teacher.model, ids, mask, n_prefix, lexical_layer)  # [B, T, d]
+    elif lexical_layer is not None:
         if captured:
             lex = captured[-1]
             captured.clear()
