@@ -370,7 +370,13 @@ def prefetch(it: Iterable, depth: int = 2) -> Iterator:
                 pass
 
 
-def check_seq_len(seq_len: int, teacher) -> None:
+def check_seq_len(seq_len: int, teacher, repeated: bool = False) -> None:
+    """Refuse windows the teacher cannot read; `repeated`: the repeat lexical view reads each window twice."""
     limit = getattr(teacher.model.config, "max_position_embeddings", None)
     if limit and seq_len > limit:
         raise InputError(f"--seq-len {seq_len} exceeds the teacher's context of {limit} tokens")
+    if limit and repeated and 2 * seq_len > limit:
+        raise InputError(
+            f"--seq-len {seq_len}: the repeat lexical view reads each window twice ({2 * seq_len} tokens), beyond "
+            f"the teacher's context of {limit}; use --seq-len {limit // 2} or --lexical-representation first"
+        )
