@@ -344,3 +344,34 @@ def test_the_split_caps_training_articles_and_slices_dev(tmp_path):
         len(r["text"]) <= 200 and r["text"] in full[r["id"]] and not full[r["id"]].startswith(r["text"]) for r in dev
     )
     assert m["articles"]["store"] == 40 - 5 - 4 - len(train)
+
+
+@pytest.mark.parametrize("name", ["kd_vs_dskd_v3.toml", "kd_vs_dskd_gpu.toml"])
+def test_the_experiment_files_give_every_arm_the_same_knobs(name):
+    exp = load_experiment(Path(__file__).resolve().parent.parent / "benchmarks" / name)
+    assert set(exp.budget().values()) == {3} and len(exp.seeds) >= 3 and len(exp.store_sizes) >= 3
+    lrs = {exp.base_config().replace(**s).lr for a in exp.arms for s in a.settings()}
+    assert lrs == {1e-3} and all("lr" not in a.grid for a in exp.arms)  # one learning rate, tuned for none
+    weights = {a.name: next(iter(a.grid.values())) for a in exp.arms}
+    assert all(v == [0.5, 1.0, 2.0] for k, v in weights.items() if k != "kd")
+    assert weights["kd"] == [0.35, 0.7, 1.4]  # KD's own weight alpha (0.7) x 0.5, 1, 2
+    assert {s["hidden_positions"] for s in exp.arms[2].settings()} == {"sensed"}
+    margins = {a.name: {s["beta_n"] for s in a.settings()} for a in exp.arms if a.name.startswith("dskd")}
+    assert margins == {"dskd_paper": {"1.0"}, "dskd_auto": {"auto"}}
+    assert exp.trial_arms() == ["dskd_paper", "dskd_auto"] and exp.controls == ["hidden", "hidden_sensed"]
+
+
+def test_gradient_shares_come_from_the_training_records():
+    from distill.compare.runner import _grad_share
+
+    summary = {"grad_share": {"kd": 0.75, "hidden": 0.25}}
+    assert _grad_share(summary, [])["mean"] == {"kd": 0.75, "hidden": 0.25}
+    rows = [
+        {"step": 10, "grad_norms": {"kd": 3.0, "hidden": 1.0}},
+        {"step": 20, "grad_norms": {"kd": 1.0, "hidden": 1.0}},
+    ]
+    got = _grad_share({}, rows)
+    assert (
+        got["mean"] == pytest.approx({"kd": (0.75 + 0.5) / 2, "hidden": (0.25 + 0.5) / 2}) and got["steps_logged"] == 2
+    )
+    assert _grad_share({}, [{"step": 1, "kd": 2.0}]) is None

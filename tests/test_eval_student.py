@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_eval_heldout import nltk_wordnet, wordnet_here  # noqa: F401
-from test_eval_store import TEXTS, bos_teacher, bos_teacher_dir, eval_files, eval_store, invoke, make_bos_teacher_dir  # noqa: F401
+from test_eval_store import (  # noqa: F401
+    TEXTS,
+    bos_teacher,
+    bos_teacher_dir,
+    eval_files,
+    eval_store,
+    invoke,
+    loss_view_store,
+    make_bos_teacher_dir,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -183,3 +192,59 @@ def test_a_student_with_another_tokenizer_is_refused(eval_store, heldout, tmp_pa
     other = make_teacher_dir(tmp_path / "other", tokenizer=train_tokenizer(vocab_size=280))
     res = invoke("eval", "student", "--student", other, "--store", eval_store, "--data", heldout, "--device", "cpu")
     assert isinstance(res.exception, TeacherMismatch), res.output
+
+
+def test_nearest_sense_matches_a_search_by_hand(loss_view_store, bos_teacher, student_dir, heldout):  # noqa: F811
+    """The teacher as its own student agrees with itself everywhere; another model's retrieval equals a plain
+    nearest-neighbour search written out here, position by position."""
+    from distill.data import iter_documents, pack_documents
+    from distill.student import load_hf_student
+    from distill.student_eval import nearest_sense
+    from distill.targets import SenseTargets
+    from sensekit.eval.states import hidden_forward
+    from sensekit.store import open_store
+
+    with open_store(loss_view_store) as st:
+        targets = SenseTargets.from_store(st, bos_teacher.vocab_size)
+    windows = pack_documents(iter_documents([heldout]), bos_teacher.tokenizer, 16, 6)
+    other = hidden_forward(load_hf_student(str(student_dir), bos_teacher, "cpu").eval())
+    r = nearest_sense(
+        {"teacher": None, "self": bos_teacher.final_hidden, "other": other}, bos_teacher, targets, windows, 4
+    )
+    assert r["positions"] > 20 and r["agreement_positions"] > 5 and 0 < r["chance"] < 1
+    assert r["self"] == r["teacher"] and r["teacher"]["agreement"] == 1.0
+    emb = targets.emb.numpy().astype(np.float64)
+    unit = {int(row): u for u, rows in enumerate(targets.unit_rows.tolist()) for row in rows if row >= 0}
+    hits = n = 0
+    for s in range(0, len(windows), 4):
+        ids, attn, labels = windows.batch(np.arange(s, min(s + 4, len(windows))))
+        h = other(ids, attn).numpy().astype(np.float64)
+        for b, t in zip(*np.nonzero(labels.numpy() >= 0)):
+            u = int(targets.token_unit[labels[b, t]])
+            if u < 0:
+                continue
+            n += 1
+            hits += unit[int(((emb - h[b, t]) ** 2).mean(1).argmin())] == u
+    assert n == r["positions"] and r["other"]["retrieval"] == pytest.approx(hits / n)
+
+
+def test_carrier_similarity_scores_each_model(eval_store, bos_teacher, bos_teacher_dir, tmp_path):  # noqa: F811
+    from distill.eval_config import StudentEvalConfig
+    from distill.student import load_hf_student
+    from distill.student_eval import _states_fn, carrier_similarity
+    from sensekit.eval.states import hidden_forward
+
+    pairs = tmp_path / "simlex.txt"
+    pairs.write_text(
+        "word1\tword2\tscore\nhappy\tglad\t9\nbig\tlarge\t8\ngood\tbad\t1\nlight\tdark\t2\nbank\triver\t3\n"
+    )
+    cfg = StudentEvalConfig(student="-", store=str(eval_store), data=("-",), device="cpu")
+    same = load_hf_student(str(bos_teacher_dir), bos_teacher, "cpu").eval()
+    models = {
+        "student": (hidden_forward(same), bos_teacher.hidden_size),
+        "teacher": (bos_teacher.final_hidden, bos_teacher.hidden_size),
+    }
+    r = carrier_similarity(models, _states_fn(bos_teacher, cfg), cfg.carrier, str(pairs))
+    assert r["status"] == "ok" and r["pairs"] == 5 and r["student"]["pairs_scored"] == 5
+    assert r["student"]["spearman"] == pytest.approx(r["teacher"]["spearman"], abs=1e-6)
+    assert -1 <= r["teacher"]["spearman"] <= 1 and r["teacher"]["spearman"] != 0

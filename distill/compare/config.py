@@ -94,6 +94,9 @@ class Experiment:
     simlex_limit: int = 0  # SimLex-999 pairs scored (0: all)
     nearest_sense_positions: int = 4096  # test positions of the nearest-sense probe
     device: str = "cpu"
+    plan_step_s: float = 0.0  # --plan's seconds per optimizer step before any run is timed (0: a 2-core CPU guess)
+    plan_run_overhead_s: float = 20.0  # --plan: start-up, dev evaluations and test metrics per run
+    plan_build_tokens_s: float = 250.0  # --plan: store-build throughput (tokens through the teacher per second)
     probes: bool = True  # the lexical probes (WiC, held-out syn/ant, SimLex, nearest sense) on every test run
     baseline: str = "kd"  # the arm every other arm is compared with
     controls: list[str] = field(default_factory=list)  # arms every treatment is also compared with

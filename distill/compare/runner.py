@@ -128,16 +128,17 @@ class Runner:
         tests = self.test_runs(chosen) if chosen else []
         n_test = len(tests) if chosen else sum(len(exp.seeds) * len(a.sizes(exp.store_sizes)) for a in exp.arms)
         rates = [r["seconds_per_step"] for r in (self.finished(s) for s in tuning + tests) if r]
-        rate = float(np.median(rates)) if rates else DEFAULT_STEP_S
+        rate = float(np.median(rates)) if rates else (exp.plan_step_s or DEFAULT_STEP_S)
+        over = exp.plan_run_overhead_s
         rows, todo_s = [], 0.0
         for spec in tuning + tests:
             steps = steps_of(exp, spec.setting)
             done = self.finished(spec) is not None
-            todo_s += 0 if done else steps * rate * 1.25 + 20  # + start-up, dev evaluations and test metrics
+            todo_s += 0 if done else steps * rate * 1.25 + over  # + start-up, dev evaluations and test metrics
             rows.append({"run": spec.label, "steps": steps, "done": done, "dir": str(self.run_dir(spec))})
         if not chosen:
             steps = steps_of(exp, {})
-            todo_s += n_test * (steps * rate * 1.25 + 60)
+            todo_s += n_test * (steps * rate * 1.25 + over)
             rows.append(
                 {
                     "run": f"test: the dev-chosen setting of each arm x {len(exp.seeds)} seeds "
@@ -148,7 +149,7 @@ class Runner:
                 }
             )
         builds = [s for s in exp.store_sizes if not Path(self.inputs[f"store_{s}"]).is_dir()]
-        todo_s += sum(s / 250 for s in builds)  # ~250 tokens/s through the teacher on 2 CPU cores
+        todo_s += sum(s / exp.plan_build_tokens_s for s in builds)  # default: ~250 tokens/s on 2 CPU cores
         return {
             "tuning_budget": exp.budget(),
             "runs": rows,
@@ -322,7 +323,7 @@ class Runner:
             "push_active_steps": sum(1 for r in rows if r.get("sense_neg", 0) > 0),
             "steps_with_antonyms": sum(1 for r in rows if r.get("sense_negatives", 0) > 0),
             "last_terms": {k: v for k, v in rows[-1].items() if isinstance(v, (int, float))} if rows else {},
-            "grad_share": _grad_share(run_json, rows),
+            "grad_share": _grad_share(summary, rows),
             "config": cfg.to_dict(),
         }
         if spec.phase == "test":
@@ -447,18 +448,22 @@ class Runner:
         return chosen
 
 
-def _grad_share(run_json: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Each loss term's share of the total gradient norm on the trained parameters, from the run's records when
-    training logged it: the run record's own summary (`grad_share`), else the mean over the metrics rows that
-    carry one. None when the training code logged none."""
-    if isinstance(run_json.get("grad_share"), dict):
-        return {"mean": run_json["grad_share"], "norms": run_json.get("grad_norms"), "source": "run.json"}
-    logged = [r["grad_share"] for r in rows if isinstance(r.get("grad_share"), dict)]
-    if not logged:
+def _grad_share(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each loss term's share of the summed per-term gradient norms on the trained parameters, when training
+    logged them: the training summary's `grad_share` (the mean over the logged steps), else the same mean over
+    the metrics rows' `grad_norms`. None when the training code logged none."""
+    norms = [r["grad_norms"] for r in rows if isinstance(r.get("grad_norms"), dict)]
+    if isinstance(summary.get("grad_share"), dict) and summary["grad_share"]:
+        return {"mean": summary["grad_share"], "steps_logged": len(norms), "source": "training summary"}
+    shares: dict[str, list[float]] = {}
+    for n in norms:
+        total = sum(v for v in n.values() if isinstance(v, (int, float)))
+        for k, v in n.items():
+            if total > 0 and isinstance(v, (int, float)):
+                shares.setdefault(k, []).append(v / total)
+    if not shares:
         return None
-    terms = sorted({k for g in logged for k in g})
-    mean = {k: float(np.mean([g[k] for g in logged if isinstance(g.get(k), (int, float))] or [np.nan])) for k in terms}
-    return {"mean": mean, "steps_logged": len(logged), "source": "metrics.jsonl"}
+    return {"mean": {k: float(np.mean(v)) for k, v in shares.items()}, "steps_logged": len(norms), "source": "metrics"}
 
 
 def _store_counts(path: Path) -> dict[str, Any]:
