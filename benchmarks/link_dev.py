@@ -25,12 +25,6 @@ passive_omp()
 
 import numpy as np  # noqa: E402
 
-TEMPLATES = {
-    "in_short": "{definition}. In short: {lemma}",
-    "lemma_means": "{lemma} means {definition}. {lemma}",
-    "dictionary": "{definition}. This is called {lemma}",
-}
-
 
 def half_of(text: str) -> str:
     return "dev" if hashlib.sha1(text.encode()).digest()[0] % 2 == 0 else "test"
@@ -53,7 +47,7 @@ def main() -> None:
     from sensekit.builder import wordnet_corpus as W
     from sensekit.builder.prototypes import link_items
     from sensekit.eval.wordnet_pairs import heldout_occurrences
-    from sensekit.model.occurrence import occurrence_states
+    from sensekit.model.occurrence import GLOSS_TEMPLATES, gloss_text, occurrence_states
     from sensekit.model.teacher import load_teacher
 
     wn = W.open_wordnet_for_link()
@@ -101,11 +95,7 @@ def main() -> None:
         return [states_cache[(t, a, b)] for t, a, b in zip(texts, starts, ends)]
 
     def score(template: str, combine: str) -> dict:
-        L.GLOSS_TEMPLATE = template
-        import sensekit.builder.prototypes as P
-
-        P.GLOSS_TEMPLATE = template
-        items = link_items(lemmas, wn, W.HELDOUT_SHARE)
+        items = link_items(lemmas, wn, W.HELDOUT_SHARE, template)
         gloss_items = link_items_glosses(lemmas, wn, template) if combine == "both" else None
         vec_of = states_of(items.text, items.start, items.end)
         protos: dict[str, list] = {}
@@ -148,19 +138,19 @@ def main() -> None:
             for syn in wn_.synsets(w):
                 names = [n.lower() for n in syn.lemma_names()]
                 lemma = w if w in names else (wn_.morphy(w, syn.pos()) or w)
-                t = template.format(definition=syn.definition().strip(), lemma=lemma)
+                t, a, b = gloss_text(syn.definition(), lemma, template)
                 texts.append(t)
-                spans.append((len(t) - len(lemma), len(t)))
+                spans.append((a, b))
                 keys.append((w, syn.name()))
         vs = states_of(texts, [s[0] for s in spans], [s[1] for s in spans])
         return dict(zip(keys, vs))
 
-    for name, template in TEMPLATES.items():
+    for name in GLOSS_TEMPLATES:
         t1 = time.perf_counter()
-        results[f"{name}/examples_else_gloss"] = score(template, "either")
+        results[f"{name}/examples_else_gloss"] = score(name, "either")
         log(f"{name}: {results[f'{name}/examples_else_gloss']['accuracy']:.3f} ({time.perf_counter() - t1:.0f} s)")
-    best = max(TEMPLATES, key=lambda n: results[f"{n}/examples_else_gloss"]["accuracy"])
-    results[f"{best}/examples_and_gloss"] = score(TEMPLATES[best], "both")
+    best = max(GLOSS_TEMPLATES, key=lambda n: results[f"{n}/examples_else_gloss"]["accuracy"])
+    results[f"{best}/examples_and_gloss"] = score(best, "both")
     log(f"{best} both: {results[f'{best}/examples_and_gloss']['accuracy']:.3f}")
     results["best_template"] = best
     out = write_json(args.out or RESULTS / f"link_dev_{args.half}.json", results)

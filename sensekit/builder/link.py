@@ -6,7 +6,7 @@ what is left is clustered as before:
 - **Prototypes** (`Prototypes`): one vector per (key token, synset) at the lexical layer, in the
   representation of the store's samples. A synset's prototype is the mean state of its lemma in
   the synset's own example sentences (the tagged occurrences, minus the held-out ones); a synset
-  without one gets the state of its lemma at the end of its gloss (`GLOSS_TEMPLATE`).
+  without one gets the state of its lemma in a sentence made of its gloss (`model.occurrence.gloss_text`).
   `builder/prototypes.py` runs the teacher; this module is numpy only, except the induced
   clustering it hands to `lexical_cluster.cluster_adaptive`.
 - **Assignment** (`assign`): every sample joins its key's nearest prototype when their cosine in
@@ -32,7 +32,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 __all__ = [
-    "GLOSS_TEMPLATE",
     "DEFAULT_LINK_THRESHOLD",
     "Prototypes",
     "LinkResult",
@@ -42,8 +41,6 @@ __all__ = [
     "distinctive_words",
 ]
 
-# the gloss prototype: the lemma's state after its definition ("In short" makes the lemma a summary of it)
-GLOSS_TEMPLATE = "{definition}. In short: {lemma}"
 DEFAULT_LINK_THRESHOLD = 0.3  # z-scored cosine a sample needs to join a synset (docs/lexical.md)
 _WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
 _STOP = frozenset(

@@ -472,9 +472,14 @@ def _cluster_lexical(cfg: BuildConfig, samples, teacher, report: Progress, layer
     return result.clusters, _Linked(result.proto, prototypes, link_report)
 
 
-# the occurrence representation (model/occurrence.py) of the harvest's lexical states: the key token's state
-# in its document, i.e. the word's first token in one copy; prototypes and annotate's queries must match it
+# the occurrence representation (model/occurrence.py) of the harvest's lexical states when the config names
+# none: the key token's state in its document (the word's first token, one copy). Prototypes and annotate's
+# queries are read in the same representation as the samples they are compared with.
 LEXICAL_REPRESENTATION = "first"
+
+
+def _lexical_representation(cfg: BuildConfig) -> str:
+    return str(getattr(cfg, "lexical_representation", None) or LEXICAL_REPRESENTATION)
 
 
 @dataclass
@@ -507,13 +512,13 @@ def _link_prototypes(cfg: BuildConfig, samples, teacher, report: Progress, layer
         texts,
         priority,
         layer=layer,
-        representation=LEXICAL_REPRESENTATION,
+        representation=_lexical_representation(cfg),
         budget=cfg.link_budget,
         heldout_share=cfg.heldout_share,
         wn=wn,
     )
     report("link", 1, 1)
-    return protos, {**rep.to_dict(), "representation": LEXICAL_REPRESENTATION}
+    return protos, {**rep.to_dict(), "representation": _lexical_representation(cfg)}
 
 
 def _lexical_labels(link: Optional[_Linked], lexical, text: Optional[dict]) -> Optional[dict]:

@@ -6,7 +6,7 @@ form), every synset of that word gets one prototype at the lexical layer (`link.
 - the mean state of the word in the synset's example sentences that the default corpus reads (the
   tagged occurrences: the held-out ones never enter), found as `wordnet_corpus.find_occurrence` finds them;
 - or, for a synset without such an example, the state of the lemma at the end of its gloss
-  (`link.GLOSS_TEMPLATE`).
+  (`model.occurrence.gloss_text`, the default template: "<definition>. In short: <lemma>").
 
 States come from `model.occurrence.occurrence_states` (the store's lexical representation), and are
 cached per teacher, layer and representation under `sensekit_home()/link/`, keyed by the text and the
@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from ..paths import sensekit_home
-from .link import GLOSS_TEMPLATE, Prototypes
+from .link import Prototypes
 
 __all__ = ["LinkItems", "link_items", "build_prototypes", "PrototypeReport", "cache_path", "word_of_token"]
 
@@ -54,9 +54,13 @@ class LinkItems:
     protos: list[tuple[str, str, str, str, list[int], int]] = field(default_factory=list)
 
 
-def link_items(words: Sequence[str], wn, heldout_share: float) -> LinkItems:
-    """Per word, its synsets' tagged examples (not held out) or, without one, its gloss template."""
+def link_items(words: Sequence[str], wn, heldout_share: float, template: str | None = None) -> LinkItems:
+    """Per word, its synsets' tagged examples (not held out) or, without one, its gloss sentence
+    (`model.occurrence.gloss_text`, `template` or the default)."""
+    from ..model.occurrence import DEFAULT_GLOSS_TEMPLATE, gloss_text
     from .wordnet_corpus import find_occurrence, is_heldout
+
+    template = template or DEFAULT_GLOSS_TEMPLATE
 
     items = LinkItems()
     where: dict[tuple[str, int, int], int] = {}
@@ -85,8 +89,8 @@ def link_items(words: Sequence[str], wn, heldout_share: float) -> LinkItems:
             tagged = len(idx)
             definition = syn.definition().strip()
             if not idx:
-                text = GLOSS_TEMPLATE.format(definition=definition, lemma=lemma)
-                idx.append(item(text, (len(text) - len(lemma), len(text))))
+                text, a, b = gloss_text(definition, lemma, template)
+                idx.append(item(text, (a, b)))
             items.protos.append((word, syn.name(), definition, lemma, idx, tagged))
     return items
 

@@ -1,6 +1,7 @@
 """The `sensekit` command line: one typer app, one module per command group, each mounted the same way.
 
     store      query, info, export, plot, serve (the commands that read a store)
+    annotate   annotate (which sense each word of a text has; loads the teacher)
     distill    distill, distill compare
     build      build
     relations  relations add
@@ -24,13 +25,13 @@ import typer
 from rich.markup import escape
 
 from ..errors import SensekitError
-from . import build, distill, eval, lexicon, relations, store
+from . import annotate, build, distill, eval, lexicon, relations, store
 from ._common import err
 
 __all__ = ["app", "main", "COMMAND_GROUPS"]
 
 # In the order `sensekit --help` lists them.
-COMMAND_GROUPS = (store, distill, build, relations, lexicon, eval)
+COMMAND_GROUPS = (store, annotate, distill, build, relations, lexicon, eval)
 
 app = typer.Typer(
     add_completion=False,

@@ -1,0 +1,267 @@
+"""Which sense does each word have in this sentence? `annotate(texts)` and `sensekit annotate`.
+
+For every word of a line (letters, with inner hyphens or apostrophes) that is one key token of the store
+with lexical senses, the teacher's state of that word in the line (at the lexical view's layer, in the
+representation the build used: `meta.link.representation`, else the first token of one copy) is compared
+with each of the word's senses in the view's similarity space:
+
+    score(sense) = softmax over the word's senses of (cosine(query, sense) / temperature + prior_weight * log prior)
+
+where the prior is the sense's share of its word's corpus samples (its `count`). Each record carries the
+best sense, its synset and gloss when the sense is linked to WordNet, and its score. A word without
+senses in the store is skipped and counted (`unknown`).
+
+All the words of a line come from one forward pass of the line (a causal LM's state at a word does not
+depend on later words; with the repeated representation, the line is read twice and every word is taken
+in the second copy), truncated after the lexical layer. This module loads the teacher: the query path
+(store, serve) never imports it; `sensekit serve --annotate` receives an `Annotator` from the CLI.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = [
+    "Annotator",
+    "Occurrence",
+    "annotate",
+    "same_sense",
+    "DEFAULT_TEMPERATURE",
+    "DEFAULT_PRIOR_WEIGHT",
+    "WORD_FIELDS",
+]
+
+WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
+DEFAULT_TEMPERATURE = 0.1  # cosine units per nat: the softmax's sharpness (docs/lexical.md)
+DEFAULT_PRIOR_WEIGHT = 0.0  # weight of log(sense's share of its word's samples); chosen on dev (docs/lexical.md)
+WORD_FIELDS = ("start", "end", "text", "sense_id", "synset", "gloss", "score")  # one annotated word, in --json
+MAX_LINE_CHARS = 20_000
+
+
+@dataclass
+class Occurrence:
+    """One annotated word: where it is, its state in the similarity space, and its sense distribution."""
+
+    start: int
+    end: int
+    text: str
+    sense_ids: np.ndarray  # [k] the word's senses
+    probs: np.ndarray  # [k] their probabilities
+    vector: np.ndarray = field(repr=False)  # [d] the query state in the view's similarity space
+    synsets: list = field(default_factory=list)  # [k] synset name or None
+    glosses: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+
+    @property
+    def best(self) -> int:
+        return int(np.argmax(self.probs))
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record of this word (WORD_FIELDS)."""
+        b = self.best
+        return {
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "sense_id": int(self.sense_ids[b]),
+            "synset": self.synsets[b],
+            "gloss": self.glosses[b],
+            "score": round(float(self.probs[b]), 4),
+        }
+
+
+def same_sense(a: Occurrence, b: Occurrence, weight: float = 0.5) -> float:
+    """A soft same-sense score in [0, 1] for two occurrences of one word: `weight` times the probability
+    that both take the same sense (the dot product of their sense distributions, over the senses they
+    share) plus (1 - weight) times their states' cosine mapped to [0, 1]."""
+    shared, ia, ib = np.intersect1d(a.sense_ids, b.sense_ids, return_indices=True)
+    p_same = float((a.probs[ia] * b.probs[ib]).sum()) if len(shared) else 0.0
+    na, nb = np.linalg.norm(a.vector), np.linalg.norm(b.vector)
+    cos = float(a.vector @ b.vector / max(na * nb, 1e-12))
+    return weight * p_same + (1.0 - weight) * (cos + 1.0) / 2.0
+
+
+class Annotator:
+    """A store's lexical view and its teacher, ready to annotate lines. Build with `Annotator.open`."""
+
+    def __init__(
+        self,
+        store,
+        teacher,
+        *,
+        view: str = "lexical",
+        temperature: float = DEFAULT_TEMPERATURE,
+        prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+    ) -> None:
+        if view not in store.views:
+            raise InputError(
+                f"{store.path} has no {view} view (it holds {', '.join(store.views)}); annotate reads a store "
+                "built with --lexical-layer auto"
+            )
+        self.store, self.teacher, self.view = store, teacher, view
+        self.temperature, self.prior_weight = float(temperature), float(prior_weight)
+        v = store.view(view)
+        self.layer = v.hidden_layer
+        self.space = v.space
+        link = store.meta.get("provenance", {}).get("link") or store.meta.get("link") or {}
+        self.representation = link.get("representation", "first") if isinstance(link, dict) else "first"
+        from .model.occurrence import tokenizer_prefix_and_pad
+
+        self.prefix, self.pad_id = tokenizer_prefix_and_pad(teacher.tokenizer)
+        self._senses: dict[str, tuple | None] = {}  # word -> (sense ids, unit vectors, log prior, synsets, ...)
+
+    @classmethod
+    def open(cls, store_path: str | Path, teacher: str | None = None, device: str | None = None, **kw) -> "Annotator":
+        """Open the store and load its teacher (the one the store records, unless `teacher` names another)."""
+        from .model.teacher import load_teacher
+        from .store import open_store
+
+        store = open_store(store_path)
+        name = teacher or store.meta.get("teacher") or "smollm2-135m"
+        return cls(store, load_teacher(str(name), device), **kw)
+
+    # -- the word's senses, from memory after the first time -----------------------------------------
+    def _word_senses(self, word: str):
+        if word in self._senses:
+            return self._senses[word]
+        entry = None
+        try:
+            ids = self.store.token_ids(word)
+        except InputError:
+            ids = []
+        if len(ids) == 1:
+            senses = self.store.senses_of_token(ids[0], with_contexts=False, view=self.view)
+            if senses:
+                emb = self.space.apply(np.stack([s.embedding for s in senses]))  # [k, d]
+                unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+                counts = np.asarray([max(s.count, 1) for s in senses], np.float64)
+                entry = (
+                    np.asarray([s.sense_id for s in senses], np.int64),
+                    unit.astype(np.float32),
+                    np.log(counts / counts.sum()),
+                    [s.synset for s in senses],
+                    [s.gloss for s in senses],
+                    [s.label for s in senses],
+                )
+        self._senses[word] = entry
+        return entry
+
+    # -- states of every word of a batch of lines -------------------------------------------------------
+    def _states(self, lines: Sequence[str], spans: Sequence[list[tuple[int, int]]]) -> list[np.ndarray]:
+        """Per line, the raw states [w, d] of its words' spans: one forward per batch of lines."""
+        import torch
+
+        from .model.occurrence import forward_layers
+
+        tok = self.teacher.tokenizer
+        enc = tok(list(lines), add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
+        pre = np.asarray(self.prefix, np.int64)
+        repeat = self.representation == "repeat"
+        rows, weights = [], []
+        for ids, offs, sp in zip(enc["input_ids"], enc["offset_mapping"], spans):  # per line
+            body = np.asarray(ids, np.int64)
+            offs = np.asarray(offs, np.int64).reshape(-1, 2)
+            row = np.concatenate([pre, body, body] if repeat else [pre, body])
+            shift = len(pre) + (len(body) if repeat else 0)
+            a = np.asarray([s[0] for s in sp], np.int64)[:, None]  # [w, 1]
+            b = np.asarray([s[1] for s in sp], np.int64)[:, None]
+            touch = (offs[None, :, 1] > a) & (offs[None, :, 0] < b)  # [w, t] tokens of each word
+            if self.representation == "first":
+                touch &= np.cumsum(touch, 1) == 1
+            w = np.zeros((len(sp), len(row)), np.float32)
+            w[:, shift : shift + len(body)] = touch
+            w /= np.maximum(w.sum(1, keepdims=True), 1)
+            rows.append(row)
+            weights.append(w)
+        out: list[np.ndarray] = [np.zeros((0, self.store.dim), np.float32)] * len(lines)
+        order = np.argsort([-len(r) for r in rows], kind="stable")
+        budget = 4096
+        start = 0
+        while start < len(order):
+            width = len(rows[order[start]])
+            chunk = order[start : start + max(1, budget // max(width, 1))]
+            ids = np.full((len(chunk), width), self.pad_id, np.int64)  # [B, T] right-padded
+            mask = np.zeros((len(chunk), width), np.int64)
+            for r, i in enumerate(chunk):  # per line
+                ids[r, : len(rows[i])], mask[r, : len(rows[i])] = rows[i], 1
+            (h,) = forward_layers(
+                self.teacher.model,
+                torch.from_numpy(ids).to(self.teacher.device),
+                torch.from_numpy(mask).to(self.teacher.device),
+                [self.layer],
+            )  # [B, T, d]
+            h = h.float().cpu().numpy()
+            for r, i in enumerate(chunk):
+                out[i] = weights[i] @ h[r, : weights[i].shape[1]]  # [w, d]
+            start += len(chunk)
+        return out
+
+    # -- the public surface --------------------------------------------------------------------------
+    def occurrences(self, lines: Sequence[str]) -> tuple[list[list[Occurrence]], list[int]]:
+        """Per line, its annotated words (Occurrence) and the count of words without senses in the store."""
+        lines = [_check_line(t) for t in lines]
+        found: list[list[tuple[int, int, str, tuple]]] = []
+        unknown: list[int] = []
+        for line in lines:  # per word of the text: a dictionary lookup, cached per word
+            words, missing = [], 0
+            for m in WORD.finditer(line):
+                entry = self._word_senses(m.group())
+                if entry is None:
+                    missing += 1
+                else:
+                    words.append((m.start(), m.end(), m.group(), entry))
+            found.append(words)
+            unknown.append(missing)
+        todo = [i for i, w in enumerate(found) if w]
+        states = self._states([lines[i] for i in todo], [[(a, b) for a, b, _, _ in found[i]] for i in todo])
+        out: list[list[Occurrence]] = [[] for _ in lines]
+        for i, raw in zip(todo, states):
+            q = self.space.apply(raw)  # [w, d]
+            qu = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            for (a, b, text, (ids, unit, log_prior, syn, gloss, label)), v, u in zip(found[i], q, qu):
+                logit = (unit @ u) / self.temperature + self.prior_weight * log_prior  # [k]
+                p = np.exp(logit - logit.max())
+                out[i].append(Occurrence(a, b, text, ids, p / p.sum(), v, syn, gloss, label))
+        return out, unknown
+
+    def annotate(self, texts: Iterable[str]) -> list[dict[str, Any]]:
+        """Per line: {"text", "words": [WORD_FIELDS records], "unknown": words without senses}."""
+        lines = list(texts)
+        occ, unknown = self.occurrences(lines)
+        return [
+            {"text": t, "words": [o.record() for o in words], "unknown": u} for t, words, u in zip(lines, occ, unknown)
+        ]
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Annotator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_line(text: Any) -> str:
+    if not isinstance(text, str):
+        raise InputError(f"annotate reads text, got {type(text).__name__}")
+    if len(text) > MAX_LINE_CHARS:
+        raise InputError(f"a line of {len(text)} characters is longer than {MAX_LINE_CHARS}; split the text into lines")
+    return text
+
+
+def annotate(
+    texts: str | Iterable[str], store: str | Path = "senses.sensekit", *, teacher: str | None = None, **kw
+) -> list[dict[str, Any]]:
+    """One-shot: open the store and its teacher, annotate `texts` (a string or lines), close. For many calls,
+    keep an `Annotator`."""
+    lines = [texts] if isinstance(texts, str) else list(texts)
+    with Annotator.open(store, teacher, **kw) as a:
+        return a.annotate(lines)

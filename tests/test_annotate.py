@@ -1,0 +1,179 @@
+"""`annotate` and the linked lexical view end to end on the tiny teacher: a build whose WordNet is a fake with
+two synsets of `bank`, then records, offsets, the JSON shape, the unknown-word count and same_sense.
+The real teacher and WordNet: a check of the make-demo targets that skips without the shared folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import build_config, run_cli
+
+pytest.importorskip("torch")
+
+from sensekit import open_store  # noqa: E402
+from sensekit.annotate import WORD_FIELDS, Annotator, Occurrence, same_sense  # noqa: E402
+
+
+class _Synset:
+    def __init__(self, name, definition, examples, lemmas):
+        self._name, self._def, self._ex, self._lemmas = name, definition, examples, lemmas
+
+    def name(self):
+        return self._name
+
+    def pos(self):
+        return self._name.split(".")[1]
+
+    def definition(self):
+        return self._def
+
+    def examples(self):
+        return self._ex
+
+    def lemma_names(self):
+        return self._lemmas
+
+
+class FakeWordNet:
+    """Two synsets of `bank`, one of `light`; every other word has none."""
+
+    SYNSETS = {
+        "bank": [
+            _Synset("bank.n.01", "sloping land beside a body of water", ["the river bank was green"], ["bank"]),
+            _Synset(
+                "depository_financial_institution.n.01",
+                "a financial institution that accepts deposits",
+                [],
+                ["depository_financial_institution", "bank"],
+            ),
+        ],
+        "light": [_Synset("light.n.01", "electromagnetic radiation that can be seen", [], ["light"])],
+    }
+
+    def synsets(self, word):
+        return self.SYNSETS.get(word, [])
+
+    def morphy(self, word, pos=None):
+        return None
+
+
+@pytest.fixture(scope="module")
+def linked_store(tmp_path_factory, teacher_dir):
+    from helpers import TEXTS
+
+    import sensekit.builder.wordnet_corpus as W
+    from sensekit.builder.pipeline import build
+    from sensekit.model.teacher import load_teacher
+
+    tmp = tmp_path_factory.mktemp("annotate")
+    corpus = tmp / "corpus.txt"
+    corpus.write_text("\n\n".join(TEXTS * 3) + "\n", encoding="utf-8")
+    old_home, old_open = os.environ.get("SENSEKIT_HOME"), W.open_wordnet_for_link
+    os.environ["SENSEKIT_HOME"] = str(tmp / "home")  # the prototype cache
+    W.open_wordnet_for_link = lambda root=None: FakeWordNet()
+    try:
+        cfg = build_config(
+            corpus, tmp / "s.sensekit", lexical_layer="auto", min_sense_size=2, key="input", link_threshold=-1.0
+        )
+        result = build(cfg, teacher=load_teacher(str(teacher_dir), device="cpu"))
+    finally:
+        W.open_wordnet_for_link = old_open
+        if old_home is None:
+            os.environ.pop("SENSEKIT_HOME", None)
+        else:
+            os.environ["SENSEKIT_HOME"] = old_home
+    return result
+
+
+def test_the_build_links_bank_and_labels_every_sense(linked_store):
+    link = linked_store.meta["link"]
+    assert link["words_linked"] == 2 and link["prototypes"] >= 3 and link["teacher_tokens"] > 0
+    with open_store(linked_store.store, view="lexical") as s:
+        senses = s.senses("bank", view="lexical")
+        synsets = {x.synset for x in senses}
+        # threshold -1: every sample of bank joins one of its two synsets
+        assert synsets <= {"bank.n.01", "depository_financial_institution.n.01"} and synsets
+        for x in senses:
+            assert x.gloss and x.lemma == "bank" and x.label.startswith(x.synset + ": ")
+        other = [x for x in s.senses("river", view="lexical")]
+        assert other and all(x.synset is None for x in other)  # not in WordNet: induced senses
+
+
+def test_annotate_records_offsets_and_unknown_count(linked_store):
+    from sensekit.model.teacher import load_teacher
+
+    with open_store(linked_store.store) as store:
+        teacher = load_teacher(store.meta["teacher"], "cpu")
+        a = Annotator(store, teacher)
+        line = "the river bank was green, zzqx"
+        docs = a.annotate([line, ""])
+    assert [d["text"] for d in docs] == [line, ""]
+    words = docs[0]["words"]
+    assert words and all(tuple(w) == WORD_FIELDS for w in words)
+    for w in words:
+        assert line[w["start"] : w["end"]] == w["text"]
+        assert 0 < w["score"] <= 1
+    bank = next(w for w in words if w["text"] == "bank")
+    assert bank["synset"] in ("bank.n.01", "depository_financial_institution.n.01") and bank["gloss"]
+    assert docs[0]["unknown"] >= 1  # zzqx
+    assert docs[1] == {"text": "", "words": [], "unknown": 0}
+
+
+def test_annotate_probabilities_sum_to_one_over_the_words_senses(linked_store):
+    from sensekit.model.teacher import load_teacher
+
+    with open_store(linked_store.store) as store:
+        a = Annotator(store, load_teacher(store.meta["teacher"], "cpu"))
+        (occ,), _ = a.occurrences(["money in the bank is safe"])
+        n_bank = len(store.senses("bank", with_contexts=False, view="lexical"))
+    bank = next(o for o in occ if o.text == "bank")
+    assert len(bank.probs) == n_bank and abs(bank.probs.sum() - 1) < 1e-5
+
+
+def test_annotate_cli_json_and_table(linked_store, capsys, tmp_path):
+    f = tmp_path / "in.txt"
+    f.write_text("the river bank was green\nqqq zzz\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "annotate", "--file", f, "--store", linked_store.store, "--json")
+    assert code == 0, err
+    docs = [json.loads(x) for x in out.splitlines()]
+    assert [d["text"] for d in docs] == ["the river bank was green", "qqq zzz"]
+    assert set(docs[0]) == {"text", "words"} and docs[1]["words"] == []
+    summary = re.search(r"(\d+) words annotated in 2 lines; (\d+) words without senses in the store skipped", err)
+    assert summary and int(summary.group(1)) == len(docs[0]["words"]) and int(summary.group(2)) >= 2  # qqq, zzz
+    code, out, err = run_cli(capsys, "annotate", "the river bank was green", "--store", linked_store.store)
+    assert code == 0 and "bank" in out and "words annotated" in err
+    code, out, err = run_cli(capsys, "annotate", "--file", tmp_path / "missing.txt", "--store", linked_store.store)
+    assert code == 1 and "does not exist" in err and "Traceback" not in err
+
+
+def test_same_sense_combines_sense_probabilities_and_cosine():
+    v = np.array([1.0, 0.0])
+    a = Occurrence(0, 4, "bank", np.array([1, 2]), np.array([0.9, 0.1]), v)
+    b = Occurrence(0, 4, "bank", np.array([1, 2]), np.array([0.9, 0.1]), v)
+    c = Occurrence(0, 4, "bank", np.array([1, 2]), np.array([0.1, 0.9]), -v)
+    assert same_sense(a, b) == pytest.approx(0.5 * 0.82 + 0.5 * 1.0)
+    assert same_sense(a, c) == pytest.approx(0.5 * 0.18 + 0.5 * 0.0)
+    assert same_sense(a, b, weight=1.0) > same_sense(a, c, weight=1.0)
+
+
+# -- the real teacher and WordNet: the targets on a make-demo store -------------------------------------
+DEMO_STORE = os.environ.get("SENSEKIT_DEMO_STORE")
+
+
+@pytest.mark.skipif(not DEMO_STORE, reason="set SENSEKIT_DEMO_STORE to a `make demo` store (needs the shared data)")
+def test_demo_store_bank_targets(shared):
+    if not Path(DEMO_STORE).is_dir():
+        pytest.skip(f"{DEMO_STORE} is not a store")
+    with open_store(DEMO_STORE, view="lexical") as store:
+        synsets = {s.synset for s in store.senses("bank", view="lexical")}
+        assert {"bank.n.01", "depository_financial_institution.n.01"} <= synsets
+        a = Annotator.open(DEMO_STORE)
+        (doc,) = a.annotate(["They pulled the canoe up onto the bank of the river."])
+        a.close()
+    bank = next(w for w in doc["words"] if w["text"] == "bank")
+    assert bank["synset"] == "bank.n.01"
