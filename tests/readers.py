@@ -4,14 +4,19 @@ benchmarks/reliability.py both use them (the tests import this module; the bench
 Each reader answers `n` queries, checking every answer against the one computed beforehand for the store
 version it came from (known by its content fingerprint). Only the query path is imported: no torch.
 
+Every query reads the store: the handle's sense cache is emptied first (`drop_sense_cache`), so the
+senses come from DuckDB and embeddings.npy of the version the handle opened, not from memory (a handle
+caches a word's senses after its first query, and there are only a few words).
+
 Crossing a replacement, for certain: after each replacement the writer records the version now at the path
 (its content fingerprint) in a small "generation" file (`bump_generation`). A query asked on a store handle
 whose version differs from the recorded one "crossed a replacement" (`crossed`): the store was replaced
-after the reader opened it, and the query is answered from the version the reader holds, or refused with a
-"store changed, reopen" StoreError (`reopened`) and asked again on the new version. (A replacement whose
-record is not written yet is not counted: the count is a lower bound.) Halfway through, each reader waits
-until another version has replaced the one it holds, so that every reader crosses at least one replacement,
-however the processes are scheduled.
+after the reader opened it, and the query is read from the replaced files of the version the reader holds,
+or refused with a "store changed, reopen" StoreError (`reopened`) and asked again on the new version. Only
+queries that began with an empty sense cache are counted (`uncached`; `crossed` <= `uncached`). (A
+replacement whose record is not written yet is not counted: the count is a lower bound.) Halfway through,
+each reader waits until another version has replaced the one it holds, so that every reader crosses at
+least one replacement, however the processes are scheduled.
 
     python tests/readers.py expect STORE EXPECTED.json WORD...       add STORE's answers to EXPECTED.json
     python tests/readers.py read STORE EXPECTED.json N REOPEN_EVERY OUT.json [GENERATION]
@@ -32,7 +37,15 @@ from sensekit import open_store
 from sensekit.errors import StoreError
 
 GATE_TIMEOUT_S = 1800.0  # a reader waits this long at most for the writer's next replacement
-COUNTS = ("ok", "wrong", "reopened", "unknown_version", "crossed")
+COUNTS = ("ok", "wrong", "reopened", "unknown_version", "crossed", "uncached")
+
+
+def drop_sense_cache(store) -> None:
+    """Empty a store handle's sense cache: its next query reads DuckDB and embeddings.npy of the version it
+    opened (the files a replacement renamed away, when one did), not the answers of earlier queries."""
+    with store._sense_cache_lock:
+        store._sense_cache.clear()
+        store._sense_cache_rows = 0
 
 
 def answer(store, word: str) -> dict:
@@ -107,6 +120,10 @@ def read(store: str, expected: dict, n: int, reopen_every: int, gen_file: str | 
         crossed = latest(gen_file) not in (None, mine)
         version = s.meta.get("content_sha256")
         word = words[i % len(words)]
+        drop_sense_cache(s)
+        uncached = not s._sense_cache  # nothing in memory: this query reads the store's files
+        counts["uncached"] += uncached
+        crossed = crossed and uncached
         try:
             got = answer(s, word)
         except StoreError as exc:

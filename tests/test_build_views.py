@@ -6,6 +6,7 @@ Real tiny teacher (tests/helpers.py), real DuckDB and HNSW.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -247,12 +248,15 @@ def test_cli_view_and_focus_and_v2(capsys, two_stores, tmp_path):
     code, _, err = run_cli(capsys, "build", corpus, "--store", tmp_path / "x", "--focus", tmp_path / "missing.txt")
     assert code == 1 and "missing.txt does not exist" in err and len(err.strip().splitlines()) == 1
 
-    con = duckdb.connect(str(results["none"].store / "store.duckdb"))
+    v2 = tmp_path / "none.sensekit"  # a copy: the module's stores stay as built for the other tests
+    shutil.copytree(results["none"].store, v2)
+    con = duckdb.connect(str(v2 / "store.duckdb"))
     con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     con.close()
     with pytest.raises(SchemaMismatch, match="schema version 2 \\(no lexical view\\).*rebuild"):
-        open_store(results["none"].store)
+        open_store(v2)
     (tmp_path / "x.tsv").write_text("happy\tglad\tsyn\n")
-    code, _, err = run_cli(capsys, "relations", "add", f"pairs:{tmp_path / 'x.tsv'}", "--store", results["none"].store)
+    code, _, err = run_cli(capsys, "relations", "add", f"pairs:{tmp_path / 'x.tsv'}", "--store", v2)
     assert code == 2 and "schema version 2" in err  # nothing that reads a v2 store writes to it
-    assert not any(p.name.startswith(".none.sensekit.tmp") for p in results["none"].store.parent.iterdir())
+    assert not any(p.name.startswith(".none.sensekit.tmp") for p in v2.parent.iterdir())
+    open_store(results["none"].store).close()  # the module's store is untouched: it still opens

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import train_tokenizer
-from readers import add_expected, bump_generation, collect, start_readers
+from readers import add_expected, bump_generation, collect, drop_sense_cache, start_readers
 from test_store import write_small_store
 
 from sensekit import open_store
@@ -130,7 +130,9 @@ def test_readers_survive_relations_add_and_rebuilds(versions, tmp_path, reopen_e
     total = collect(procs)
     assert total["errors"] == [] and total["wrong"] == 0 and total["unknown_version"] == 0, total
     assert total["ok"] == 3 * 400 and step >= 1
-    # every reader waited halfway for a replacement after it opened the store: each crossed at least one
+    assert total["uncached"] >= 3 * 400  # every query read the store's files, none came from memory
+    # every reader waited halfway for a replacement after it opened the store: each crossed at least one,
+    # reading the replaced version's files
     assert total["crossed"] >= 3, total
     if reopen_every:
         assert len(total["versions"]) >= 2, total  # reopened readers saw the new versions
@@ -144,13 +146,21 @@ def test_readers_survive_relations_add_and_rebuilds(versions, tmp_path, reopen_e
 def test_an_open_store_keeps_its_version_after_a_rebuild(versions, tmp_path):
     store = tmp_path / "s.sensekit"
     versions.install(store, 0)
+    with open_store(store) as first:  # the answers of this version, from another handle
+        want = {
+            w: [(x.sense_id, x.count, x.embedding.tolist(), x.contexts) for x in first.senses(w)] for w in QUERY_WORDS
+        }
     s = open_store(store)
     before = s.senses("bank")  # the tokenizer is loaded: nothing more is read from the path
     versions.install(store, 2)  # a rebuild with other vectors
     assert s.changed()
+    drop_sense_cache(s)  # read the replaced files (DuckDB, embeddings.npy), not the handle's memory
     after = s.senses("bank")
     assert [(x.sense_id, x.count) for x in after] == [(x.sense_id, x.count) for x in before]
     np.testing.assert_array_equal(after[0].embedding, before[0].embedding)
+    for w in QUERY_WORDS:  # words this handle never read before the replacement
+        got = [(x.sense_id, x.count, x.embedding.tolist(), x.contexts) for x in s.senses(w)]
+        assert got == want[w], w
     assert [n.sense.sense_id for n in s.neighbors("bank", k=3)]
     # reopened while the old one is still open: the new version (DuckDB would hand back its instance cached
     # for the path, the old file, to a plain duckdb.connect), and each store keeps answering from its own

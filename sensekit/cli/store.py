@@ -290,18 +290,27 @@ def plot_cli(
 @app.command("serve")
 def serve_cli(
     store: Path = StoreOpt,
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default; 0.0.0.0 exposes it)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind (loopback by default; 0.0.0.0 exposes it, with --allow-host)."
+    ),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     ef: Optional[int] = typer.Option(None, "--ef", min=1, help="HNSW query beam (default: the store's)."),
+    allow_host: Optional[list[str]] = typer.Option(
+        None,
+        "--allow-host",
+        help="A host name clients use in their URLs (repeatable); the Host header of every request must be a "
+        "loopback name, the bound address or one of these. Needed with a --host beyond loopback.",
+    ),
 ) -> None:
     """Browse a store in the web browser: a local, read-only web app and JSON API (sensekit/serve)."""
     try:
-        from ..serve import serve
+        from ..serve import serve, served_hosts
     except ImportError as exc:
         from ..errors import MissingDependency
 
         raise MissingDependency(f"sensekit serve needs {exc.name}: pip install 'sensekit[serve]'") from None
+    served_hosts(host, allow_host or ())  # a --host beyond loopback without --allow-host: one line, before serving
     err.print(
         f"serving {escape(str(store))} at http://{escape(host)}:{port}/ (read-only; Ctrl-C stops)", soft_wrap=True
     )
-    serve(store, host=host, port=port, ef=ef)
+    serve(store, host=host, port=port, ef=ef, allow_hosts=allow_host or ())

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["create_app", "serve"]
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+__all__ = ["create_app", "serve", "served_hosts"]
 
 
 def create_app(*args, **kwargs):
@@ -19,13 +17,29 @@ def create_app(*args, **kwargs):
     return make(*args, **kwargs)
 
 
-def serve(store: str | Path, host: str = "127.0.0.1", port: int = 8000, ef: int | None = None, log_level: str = "info"):
-    """Open the store (StoreError now when it cannot be) and serve it until interrupted."""
+def served_hosts(host: str, allow=()) -> list[str]:
+    """The Host header names a server bound to `host` answers to (InputError for a `host` beyond loopback
+    without `allow` names); see app.served_hosts."""
+    from .app import served_hosts as hosts
+
+    return hosts(host, allow)
+
+
+def serve(
+    store: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    ef: int | None = None,
+    log_level: str = "info",
+    allow_hosts=(),
+):
+    """Open the store (StoreError now when it cannot be) and serve it until interrupted. The Host header of
+    every request must be a loopback name, the bound address, or one of `allow_hosts` (`--allow-host`);
+    binding beyond loopback needs at least one (InputError)."""
     import uvicorn
 
     from .app import create_app as make
 
-    # Host header check: loopback names, plus the bound address; any host when bound to every interface.
-    hosts = ["*"] if host in ("0.0.0.0", "::", "") else sorted({*LOOPBACK, "[::1]", host})
+    hosts = served_hosts(host, allow_hosts)
     app = make(store, ef=ef, allowed_hosts=hosts)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, server_header=False)

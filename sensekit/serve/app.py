@@ -13,10 +13,12 @@ Routes (every one a GET; the URL holds the word and the view, so links can be sh
     /static/...            the page's CSS and JS, shipped in this package
 
 Safety: Jinja2 autoescapes every page, the JS writes text with textContent only, a Content-Security-Policy
-allows scripts and styles from this server only, the Host header must name the bound address (no DNS
-rebinding), no URL names a file, and the store is opened read-only. Errors are one-line JSON (4xx for
-bad input, 404 for unknown words and ids, 503 "store changed, reloading" while a replaced bundle cannot be
-opened yet); an unexpected error is a 500 with a one-line JSON body, never a traceback.
+allows scripts and styles from this server only, the Host header must be one well-formed name the server
+answers to (loopback names and `--allow-host` names: no DNS rebinding), no URL names a file, and the store
+is opened read-only. Errors are one-line JSON (4xx for bad input, 404 for unknown words and ids, 503 for a
+store that cannot be read); an unexpected error is a 500 with a one-line JSON body, never a traceback. A
+replacement of the store that cannot be opened leaves the last good version served (`/api/info` says
+why: `replacement_error`).
 
 The query path: importing this module never imports torch or transformers.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -43,9 +46,9 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import InputError, NotFound, SensekitError, StoreError
 from . import api
-from .holder import StoreChanged, StoreHolder
+from .holder import StoreHolder
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "host_name", "served_hosts"]
 
 log = logging.getLogger("sensekit.serve")
 
@@ -71,31 +74,86 @@ class JSON(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
+# A Host header: a name or IPv4 address, or an IPv6 address in brackets, then an optional port; or a bare
+# IPv6 address (no port). Nothing else: "[::1]evil.example" or "a b" is malformed.
+_HOST = re.compile(
+    r"(?P<name>\[[0-9a-f:.]+\]|[a-z0-9_](?:[a-z0-9._-]*[a-z0-9_])?)(?::[0-9]{1,5})?|(?P<bare>[0-9a-f]*:[0-9a-f:.]*)",
+    re.IGNORECASE,
+)
+
+
 def host_name(header: str) -> str:
-    """The host of a Host header, without its port: '127.0.0.1:8000' -> '127.0.0.1', '[::1]:8000' -> '[::1]'."""
-    if header.startswith("["):
-        return header[: header.find("]") + 1] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    """The host of a Host header, without its port, lower-cased: '127.0.0.1:8000' -> '127.0.0.1',
+    '[::1]:8000' -> '[::1]'. ValueError when the header is no host (empty, stray characters, text after ']')."""
+    m = _HOST.fullmatch(header)
+    if m is None:
+        raise ValueError(f"malformed Host header {header[:60]!r}")
+    return (m.group("name") or m.group("bare")).lower()
+
+
+def served_hosts(host: str, allow: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The Host header names a server bound to `host` answers to: the loopback names, the bound address
+    when it is one interface's, and the `allow` names (`--allow-host`). InputError (one line) for a malformed
+    name, a pattern, or a `host` beyond loopback with no `allow` name: the Host check is never off."""
+    names = set(LOOPBACK_HOSTS)
+    for raw in allow:
+        name = raw.strip().lower()
+        if re.fullmatch(r"[0-9a-f]*:[0-9a-f:.]*", name):  # a bare IPv6 address: the Host header brackets it
+            name = f"[{name}]"
+        try:
+            ok = host_name(name) == name  # no port, no pattern, no stray characters
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InputError(
+                f"--allow-host {raw[:60]!r} is not a host name or address (no port, no pattern); "
+                "give the name clients put in their URLs, e.g. --allow-host myhost.local"
+            )
+        names.add(name)
+    loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+    if not loopback and not allow:
+        raise InputError(
+            f"--host {host} serves beyond this machine, so every request's Host header is checked: name the "
+            "host names clients will use with --allow-host NAME (repeatable), e.g. --allow-host myhost.local"
+        )
+    if host not in WILDCARD_ADDRESSES:  # the bound address itself is a name clients can use
+        names.add(f"[{host}]" if ":" in host else host.lower())
+    return sorted(names)
 
 
 class HostCheck:
-    """ASGI middleware: a request whose Host header names no allowed host (a DNS-rebinding page reaching a
-    loopback server) gets a one-line JSON 400, like every other refusal."""
+    """ASGI middleware: a request whose Host header is missing, malformed, repeated, or names no allowed host
+    (a DNS-rebinding page reaching a loopback server) gets a one-line JSON 400, like every other refusal."""
 
     def __init__(self, app, allowed_hosts: list[str]) -> None:
         self.app = app
         self.allowed = set(allowed_hosts)
 
+    def refusal(self, values: list[str]) -> str | None:
+        """Why a request with these Host header values is refused, or None."""
+        if not values or values == [""]:
+            return "missing Host header: every request must name the host it is for"
+        if len(values) > 1:
+            return "more than one Host header"
+        try:
+            host = host_name(values[0])
+        except ValueError as exc:
+            return str(exc)
+        if host not in self.allowed:
+            shown = ", ".join(sorted(self.allowed))
+            return (
+                f"invalid Host header {host[:60]!r}: this server answers only to {shown} "
+                "(start it with --allow-host NAME to answer to another name)"
+            )
+        return None
+
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and "*" not in self.allowed:
-            host = host_name(Headers(scope=scope).get("host", ""))
-            if host not in self.allowed:
-                shown = ", ".join(sorted(self.allowed))
-                doc = {
-                    "error": f"invalid Host header {host[:60]!r}: this server answers only to {shown} "
-                    "(start it with --host NAME to answer to another name)",
-                    "status": 400,
-                }
+        if scope["type"] == "http":
+            problem = self.refusal(Headers(scope=scope).getlist("host"))
+            if problem is not None:
+                doc = {"error": problem, "status": 400}
                 await JSON(doc, status_code=400, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})(
                     scope, receive, send
                 )
@@ -104,8 +162,6 @@ class HostCheck:
 
 
 def _status_of(exc: BaseException) -> int:
-    if isinstance(exc, StoreChanged):
-        return 503
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, InputError):
@@ -153,7 +209,7 @@ def create_app(
     store: str | Path, ef: int | None = None, allowed_hosts: list[str] | None = None, cache_size: int = 512
 ) -> Starlette:
     """The ASGI app over the store bundle at `store` (opened now: StoreError when it cannot be).
-    `allowed_hosts`: Host header values accepted (default: loopback names); ["*"] accepts any."""
+    `allowed_hosts`: the Host header names accepted (default: the loopback names; see `served_hosts()`)."""
     holder = StoreHolder(store, ef=ef, cache_size=cache_size)
     env = Environment(
         loader=PackageLoader("sensekit.serve", "templates"),
@@ -240,7 +296,7 @@ def create_app(
     async def api_info(request: Request) -> Response:
         view = holder.run(lambda s: _view(request, s))
         doc, version = await answer(("info", view), lambda s: {**api.info_doc(s, view), "view": view})
-        return json(doc, version)
+        return json({**doc, "replacement_error": holder.replacement_error}, version)
 
     # -- pages ------------------------------------------------------------------------------
     async def page_word(request: Request) -> Response:
@@ -275,7 +331,15 @@ def create_app(
     async def page_info(request: Request) -> Response:
         view = holder.run(lambda s: _view(request, s))
         doc, _ = await answer(("info", view), lambda s: {**api.info_doc(s, view), "view": view})
-        return render("info.html", views=doc["views"], view=view, default_view=doc["default_view"], word="", info=doc)
+        return render(
+            "info.html",
+            views=doc["views"],
+            view=view,
+            default_view=doc["default_view"],
+            word="",
+            info=doc,
+            replacement_error=holder.replacement_error,
+        )
 
     async def on_error(request: Request, exc: Exception) -> Response:
         status = _status_of(exc)
@@ -284,7 +348,7 @@ def create_app(
         if request.url.path.startswith("/api/") or request.url.path.startswith("/static/"):
             return error_json(exc)
         try:
-            return render("error.html", status, message=_one_line(exc), reload=status == 503, views=[], word="")
+            return render("error.html", status, message=_one_line(exc), views=[], word="")
         except Exception:  # the error page itself failed (store gone): the one-line JSON still goes out
             return error_json(exc)
 
@@ -293,7 +357,7 @@ def create_app(
         yield
         holder.close()
 
-    hosts = allowed_hosts or ["127.0.0.1", "localhost", "[::1]", "::1"]
+    hosts = allowed_hosts or list(LOOPBACK_HOSTS)
     app = Starlette(
         routes=[
             Route("/", page_word),

@@ -3,32 +3,34 @@
 Requests run side by side: each pins the open version for as long as it reads it (`run`, `cached`), and
 the store gives every thread its own DuckDB cursor. Before pinning, the holder checks `store.changed()`
 (one stat): when a rebuild or `relations add` replaced the bundle, it waits for the requests still
-reading the old version, closes it, and opens the new one: one version in memory at a time (its HNSW
-indexes are the bulk of it), and the wait is one request long. While the new bundle cannot be opened yet (moved away, half-renamed, or incomplete) the call
-raises `StoreChanged` ("store changed, reloading"), which the app answers with 503 and Retry-After,
-and the next request tries again.
+reading the old version, opens the new one, and only then closes the old one (two versions are in memory
+for the length of one open; the wait is one request long).
+
+A replacement that cannot be opened (moved away, incomplete, a corrupt file: any StoreError) leaves the
+last good version open and served: `replacement_error` says why, the log says it once, and the bundle is
+tried again only when another one is put at the path (its store.duckdb is another file), never once a
+request. Putting the served version back at the path clears the error.
 
 Answers are cached per version (an LRU keyed by the request), so a version never serves another's data.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Hashable, TypeVar
 
 from ..errors import StoreError
+from ..fs import DB_FILE
 
-__all__ = ["StoreHolder", "StoreChanged"]
+__all__ = ["StoreHolder"]
 
 T = TypeVar("T")
-RETRY_S = 0.5  # how long a failed reopen is not retried (each request would otherwise pay an open)
-
-
-class StoreChanged(StoreError):
-    """The bundle was replaced and its new version cannot be opened yet."""
+log = logging.getLogger("sensekit.serve")
+_NO_FAILURE = object()  # `_failed_bundle` while no replacement has failed to open
 
 
 class StoreHolder:
@@ -42,7 +44,10 @@ class StoreHolder:
         self.generation = 0  # bumped at every reopen
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._failed_at = 0.0
+        # Why the bundle now at the path could not be opened (None: the open version is the path's), and
+        # which bundle that was: it is not tried again until another one is put there.
+        self.replacement_error: str | None = None
+        self._failed_bundle: Any = _NO_FAILURE
         self.hits = self.misses = 0
         self.store = self._open()  # a missing or corrupt store fails here, at start, with StoreError
         self.extras: dict[str, Any] = {}  # per-version helpers (the type-ahead word list), dropped at reopen
@@ -59,20 +64,38 @@ class StoreHolder:
             raise
         return store
 
+    def _bundle(self) -> tuple[int, int, int, int] | None:
+        """The identity of the bundle at the path now (its store.duckdb file), None when there is none."""
+        try:
+            st = os.stat(self.path / DB_FILE)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _replaced(self, store) -> bool:
+        """Whether `store` should give way to the bundle at the path: that bundle is another one, and not the
+        one that already failed to open."""
+        if not store.changed():
+            if self.replacement_error is not None:  # the served version was put back at the path
+                self.replacement_error, self._failed_bundle = None, _NO_FAILURE
+                log.info("the store at %s is again the version served (%s)", self.path, self.version)
+            return False
+        return self._bundle() != self._failed_bundle
+
     @property
     def version(self) -> str:
         """A short id of the open version: its content fingerprint, else its file identity."""
         store = self.store  # read once: another thread may swap it
         if store is None:
-            return "reloading"
+            return "closed"
         fp = store.meta.get("content_sha256")
         return fp[:12] if fp else "%x-%x" % store._version
 
     def _pin(self):
         """(store, generation) of the current version, counted as read until `_unpin()`; the bundle is
-        reopened first when it was replaced. StoreChanged while the new one cannot be opened yet."""
+        reopened first when it was replaced (and the replacement opens)."""
         store = self.store
-        current = store is not None and not store.changed()  # the stat outside the lock every request takes
+        current = store is not None and not self._replaced(store)  # the stat outside the lock every request takes
         with self._state:
             while True:
                 while self._swapping:
@@ -81,7 +104,7 @@ class StoreHolder:
                     self._readers += 1
                     return store, self.generation
                 store = self.store
-                current = store is not None and not store.changed()
+                current = store is not None and not self._replaced(store)
                 if current:
                     continue
                 self._swapping = True
@@ -92,6 +115,8 @@ class StoreHolder:
                 finally:
                     self._swapping = False
                     self._state.notify_all()
+                store = self.store
+                current = True  # the new version, or the last good one when the new one failed to open
 
     def _unpin(self) -> None:
         with self._state:
@@ -100,21 +125,33 @@ class StoreHolder:
                 self._state.notify_all()
 
     def _reopen(self) -> None:
-        """Close the replaced version, then open the new one. Called with the state held and no readers."""
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-            self.generation += 1
-            with self._cache_lock:
-                self._cache.clear()
-            self.extras = {}
-        elif time.monotonic() - self._failed_at < RETRY_S:
-            raise StoreChanged("store changed, reloading; try again in a moment")
+        """Open the bundle at the path, then close the replaced version. Called with the state held and no
+        readers. When the bundle cannot be opened, the replaced version stays open and served."""
+        bundle = self._bundle()
         try:
-            self.store = self._open()
-        except StoreError:
-            self._failed_at = time.monotonic()
-            raise StoreChanged("store changed, reloading; try again in a moment") from None
+            new = self._open()
+        except StoreError as exc:
+            if self.store is None:  # nothing to fall back on (closed)
+                raise
+            error = " ".join(str(exc).split())
+            if bundle != self._failed_bundle or error != self.replacement_error:
+                log.warning(
+                    "the store at %s was replaced by one that cannot be opened (%s); still serving version %s",
+                    self.path,
+                    error,
+                    self.version,
+                )
+            self.replacement_error, self._failed_bundle = error, bundle
+            return
+        old, self.store = self.store, new
+        if old is not None:
+            old.close()
+        self.generation += 1
+        with self._cache_lock:
+            self._cache.clear()
+        self.extras = {}
+        self.replacement_error, self._failed_bundle = None, _NO_FAILURE
+        log.info("the store at %s was replaced: serving version %s", self.path, self.version)
 
     def run(self, fn: Callable[[Any], T]) -> T:
         """fn(store) on the current version."""
@@ -125,10 +162,10 @@ class StoreHolder:
             self._unpin()
 
     def lookup(self, key: Hashable) -> tuple[Any, str] | None:
-        """(value, version) when the open, unchanged version's answer to `key` is cached, else None.
+        """(value, version) when the open, current version's answer to `key` is cached, else None.
         Never reads the store or reopens it: cheap enough for the event loop's thread."""
         store = self.store
-        if store is None or store.changed():
+        if store is None or self._replaced(store):
             return None
         with self._state:
             if self._swapping or self.store is not store:

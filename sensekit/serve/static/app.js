@@ -34,7 +34,7 @@
   async function getJSON(url) {
     const r = await fetch(url, { headers: { Accept: "application/json" } });
     const doc = await r.json().catch(() => ({ error: "bad answer from the server" }));
-    if (r.status === 503) notice("store changed, reloading…", true);
+    if (r.status === 503) notice(doc.error || "the store cannot be read now; try again in a moment", false);
     else if (doc.version && pageVersion() && doc.version !== pageVersion())
       notice("the store changed since this page was loaded: reloading for the new version…", true);
     if (!r.ok) throw new Error(doc.error || r.statusText);
