@@ -11,8 +11,9 @@
 - `senses`: the store's token senses as one dense table, and the similarity space;
 - `states`: a language model's state for a word in a sentence, batched;
 - `registry`: the metrics above register themselves there (name, compute, table rows, headline);
-  adding a metric is one module plus its name in `registry.MODULES`;
+  adding a metric is one module plus its name in `registry.MODULES` and in the eval import contract;
 - `run`: `StoreRun`, what the metrics share (store, sense table, teacher, WordNet);
+- `items`: the pieces below every metric (word cleaning, occurrences, WiC items and files);
 - `store_eval`: the driver (`evaluate_store`), `config`: the settings (the command: sensekit/cli/eval.py).
 
 Importing this package imports neither torch nor transformers; the commands load them.

@@ -9,27 +9,20 @@ and WordNet's morphy lemmas of it) is
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .items import clean_word
 from .registry import Headline, Skip, StoreMetric, coverage, fmt, num, register
 
 if TYPE_CHECKING:
     from .run import StoreRun
 
-__all__ = ["clean_word", "WordNetRelatives", "related_share"]
+__all__ = ["WordNetRelatives", "related_share"]
 
-_ALPHA = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
 _POS = ("n", "v", "a", "r")
-
-
-def clean_word(token_text: str) -> str | None:
-    """A token's text as a word: stripped and lower-cased; None unless it is alphabetic."""
-    w = token_text.strip()
-    return w.lower() if _ALPHA.match(w) else None
 
 
 class WordNetRelatives:

@@ -15,12 +15,11 @@ assignment shuffled among the word's occurrences (a permutation test), averaged 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from .items import Occurrences, find_occurrence
 from .registry import Headline, Skip, StoreMetric, coverage, fmt, num, register
 
 if TYPE_CHECKING:
@@ -32,13 +31,8 @@ __all__ = [
     "grouped_scores",
     "permuted_scores",
     "one_cluster_scores",
-    "find_occurrence",
-    "Occurrences",
     "collect_occurrences",
 ]
-
-_WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
-_POS = {"s": "a"}  # morphy knows adjective satellites as adjectives
 
 
 def purity(pred, gold) -> float:
@@ -93,32 +87,6 @@ def one_cluster_scores(groups: np.ndarray, gold: np.ndarray) -> tuple[float, flo
     """Mean (ARI, purity) with every occurrence of a word in one cluster: ARI 0, purity = majority share."""
     a, p = grouped_scores(groups, np.zeros(len(groups), np.int64), gold)
     return float(a.mean()), float(p.mean())
-
-
-def find_occurrence(sentence: str, lemma: str, pos: str | None, wn) -> tuple[int, int] | None:
-    """Char span of the first word of `sentence` that is `lemma` or an inflection of it (WordNet's morphy)."""
-    lemma = lemma.lower()
-    for m in _WORD.finditer(sentence):
-        w = m.group().lower()
-        if w == lemma:
-            return m.span()
-        # morphy only for plausible inflections: it is the slow part
-        if w[:2] == lemma[:2] and len(w) > len(lemma) - 2 and wn.morphy(w, _POS.get(pos, pos)) == lemma:
-            return m.span()
-    return None
-
-
-@dataclass
-class Occurrences:
-    word: list[str] = field(default_factory=list)  # [N] the lemma
-    sentence: list[str] = field(default_factory=list)  # [N] the WordNet example
-    start: list[int] = field(default_factory=list)  # [N] char span of the lemma's occurrence
-    end: list[int] = field(default_factory=list)
-    synset: list[str] = field(default_factory=list)  # [N] the example's synset
-    candidates: int = 0  # words with >= min_synsets synsets looked at
-
-    def __len__(self) -> int:
-        return len(self.word)
 
 
 def collect_occurrences(

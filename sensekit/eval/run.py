@@ -132,7 +132,7 @@ class StoreRun:
     def word_tokens(self) -> tuple[list[str], np.ndarray]:
         """Tokens with senses whose text is a lower-case word that tokenizes back to that token: (words, token ids)."""
         if self._word_tokens is None:
-            from .neighbours import clean_word
+            from .items import clean_word
 
             text_of = self.token_text()
             words, ids = [], []

@@ -16,83 +16,17 @@ and a WiC file (`--wic`, or the shared data's) beside them when there is one.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError
+from .items import WicItems, read_wic
 from .registry import Headline, Skip, StoreMetric, coverage, fmt, fmt_coverage, num, register
 
 if TYPE_CHECKING:
     from .run import StoreRun
 
-__all__ = ["WicItems", "read_wic", "wic_accuracy", "threshold_baseline", "fit_threshold", "pair_cosines"]
-
-_TRUE = {"true", "t", "1", "yes", "y", "same"}
-_FALSE = {"false", "f", "0", "no", "n", "different"}
-
-
-@dataclass
-class WicItems:
-    words: list[str]
-    sentences1: list[str]
-    sentences2: list[str]
-    spans1: np.ndarray  # [N, 2] int64 char (start, end) in sentence1
-    spans2: np.ndarray  # [N, 2]
-    labels: np.ndarray  # [N] bool, True = same sense
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-
-def _label(value, where: str) -> bool:
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise InputError(f"{where}: label {value!r} is not true/false or 1/0")
-
-
-def read_wic(path: str | Path, limit: int | None = None) -> WicItems:
-    """Read a WiC JSONL file (first `limit` items). Raises InputError for a malformed line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"WiC file {path} does not exist; pass --wic FILE (WiC JSONL)")
-    need = ("word", "sentence1", "sentence2", "start1", "end1", "start2", "end2", "label")
-    cols: dict[str, list] = {k: [] for k in need}
-    with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            if limit is not None and len(cols["word"]) >= limit:
-                break
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                raise InputError(f"{path}:{i} is not JSON; a WiC file has one JSON object per line") from None
-            missing = [k for k in need if not isinstance(rec, dict) or k not in rec]
-            if missing:
-                raise InputError(f"{path}:{i} lacks {', '.join(missing)}; WiC lines need {', '.join(need)}")
-            for k in need:
-                cols[k].append(rec[k])
-            cols["label"][-1] = _label(rec["label"], f"{path}:{i}")
-            for s, a, b in (("sentence1", "start1", "end1"), ("sentence2", "start2", "end2")):
-                if not (isinstance(rec[a], int) and isinstance(rec[b], int) and 0 <= rec[a] < rec[b] <= len(rec[s])):
-                    raise InputError(f"{path}:{i}: offsets {a}/{b} = {rec[a]!r}/{rec[b]!r} are outside {s}")
-    if not cols["word"]:
-        raise InputError(f"WiC file {path} holds no items")
-    return WicItems(
-        [str(w) for w in cols["word"]],
-        cols["sentence1"],
-        cols["sentence2"],
-        np.stack([cols["start1"], cols["end1"]], 1).astype(np.int64),
-        np.stack([cols["start2"], cols["end2"]], 1).astype(np.int64),
-        np.asarray(cols["label"], bool),
-    )
+__all__ = ["wic_accuracy", "threshold_baseline", "fit_threshold", "pair_cosines"]
 
 
 def wic_accuracy(assign1: np.ndarray, assign2: np.ndarray, labels: np.ndarray) -> float:

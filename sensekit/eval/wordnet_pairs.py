@@ -22,8 +22,7 @@ from itertools import combinations
 
 import numpy as np
 
-from .purity import Occurrences, find_occurrence
-from .wic import WicItems
+from .items import Occurrences, WicItems, find_occurrence
 
 __all__ = ["PER_LEMMA", "heldout_occurrences", "wordnet_pairs", "PairSet"]
 
