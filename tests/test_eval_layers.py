@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from sensekit.eval.layers import curve_from_states, layer_curve, roc_auc
+from sensekit.eval.layers import layer_curve, roc_auc, score_layers
 
 PAIRS = [
     ("bank", "the bank of the river was muddy", "she put money in the bank", False),
@@ -41,30 +41,49 @@ def test_roc_auc():
     assert abs(roc_auc(s, y) - roc_auc_score(y, s)) < 1e-12
 
 
-def test_curve_from_states_sees_the_informative_layer():
+def test_score_layers_sees_the_informative_layer_on_both_halves():
     rng = np.random.default_rng(1)
     n, d = 80, 16
     y = np.arange(n) % 2 == 0
+    dev = np.arange(n) % 4 < 2  # half of each label on each half
     base = rng.standard_normal((n, 3, d))
     other = base.copy()
     other[:, 0] = rng.standard_normal((n, d))  # layer 0: noise
     other[~y, 1] = rng.standard_normal((int((~y).sum()), d))  # layer 1: same sense = same vector
-    ok = np.ones(n, bool)
-    res = curve_from_states(base, other, base, other, ok, ok, y)
-    assert res["at_raw"][1] > 0.9 and abs(res["at_raw"][0] - 0.5) < 0.2 and res["at_z"][1] > 0.9
+    res = score_layers(base, other, y, dev)
+    assert res[1]["dev_auc"] > 0.9 and res[1]["test_auc"] > 0.9 and res[1]["test_auc_raw"] > 0.9
+    assert abs(res[0]["test_auc"] - 0.5) < 0.2 and res[1]["test_accuracy"] > 0.9 and res[0]["test_accuracy"] < 0.8
+    # the threshold is fitted on dev only: flipping the test labels leaves it, and turns test accuracy around
+    flipped = score_layers(base, other, np.where(dev, y, ~y), dev)
+    assert flipped[1]["threshold"] == res[1]["threshold"] and flipped[1]["test_accuracy"] < 0.1
 
 
 def test_layer_curve_on_a_tiny_teacher(tiny_dir, tmp_path):
     res = layer_curve(_wic(tmp_path / "wic.jsonl"), teacher=str(tiny_dir), device="cpu")
-    assert res["n_layers"] == 2 and len(res["layers"]) == 3 and res["pairs"] == 7
-    assert res["pairs_at"] == 7 and res["pairs_before"] == 6
-    for row in res["layers"]:
-        for c in ("at_raw", "at_z", "before_raw", "before_z"):
-            assert row[c] is None or 0.0 <= row[c] <= 1.0
-    # layer 0 at the word is the token's input embedding: where both occurrences are the same token
-    # (not at a sentence start, which tokenizes without the leading space), every pair scores alike
-    same = layer_curve(_wic(tmp_path / "same.jsonl", PAIRS[:6]), teacher=str(tiny_dir), device="cpu")
-    assert same["layers"][0]["at_raw"] == 0.5
+    assert res["n_layers"] == 2 and [r["layer"] for r in res["layers"]] == [0, 1, 2] and res["pairs"] == 7
+    assert res["scored"] == 7 and res["halves"]["dev"] + res["halves"]["test"] == 7
+    assert res["representations"] == ["first", "mean", "repeat"]
+    assert res["winner"]["representation"] in res["representations"]
+    # each AUC is one over its half's pairs: a multiple of 1 / (2 * positives * negatives) (ties count half),
+    # None where the half lacks a label
+    from sensekit.eval.halves import dev_mask, pair_keys
+
+    dev = dev_mask(pair_keys(*zip(*[p[:3] for p in PAIRS])))
+    labels = np.array([p[3] for p in PAIRS])
+    for half, mask in (("dev", dev), ("test", ~dev)):
+        steps = 2 * int(labels[mask].sum()) * int((~labels[mask]).sum())
+        for row in res["layers"]:
+            for rep in res["representations"]:
+                v = row[rep][f"{half}_auc"]
+                if not steps:
+                    assert v is None, (half, rep, v)
+                    continue
+                assert v is not None and 0.0 <= v <= 1.0 and abs(v * steps - round(v * steps)) < 0.01, (half, v)
+    one = layer_curve(
+        _wic(tmp_path / "wic.jsonl"), teacher=str(tiny_dir), device="cpu", representations=("repeat",), layers=[1]
+    )
+    assert one["representations"] == ["repeat"] and [r["layer"] for r in one["layers"]] == [1]
+    assert one["layers"][0]["repeat"] == res["layers"][1]["repeat"]
 
 
 def test_cli_table_json_png_and_bad_line(tiny_dir, tmp_path, capsys):
@@ -75,10 +94,12 @@ def test_cli_table_json_png_and_bad_line(tiny_dir, tmp_path, capsys):
     code, out, err = run_cli(capsys, "eval", "layers", "--wic", wic, "--teacher", tiny_dir, "-o", png, "--json")
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["n_layers"] == 2 and doc["png"] == str(png)
+    assert doc["n_layers"] == 2 and doc["png"] == str(png) and doc["representations"] == ["first", "mean", "repeat"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, out, err = run_cli(capsys, "eval", "layers", "--wic", wic, "--teacher", tiny_dir)
-    assert code == 0 and "at z" in out and "before raw" in out
+    assert code == 0 and "repeat" in out and "mean" in out and "AUC" in out
+    code, out, err = run_cli(capsys, "eval", "layers", "--wic", wic, "--teacher", tiny_dir, "--representations", "echo")
+    assert code == 1 and "--representations 'echo'" in err and len(err.strip().splitlines()) == 1
     bad = tmp_path / "bad.jsonl"
     bad.write_text(wic.read_text().splitlines()[0] + "\n{not json\n", encoding="utf-8")
     code, out, err = run_cli(capsys, "eval", "layers", "--wic", bad, "--teacher", tiny_dir)

@@ -125,28 +125,61 @@ app.command("store")(store_cli)
 
 @app.command("layers")
 def layers_cli(
-    wic: Path = typer.Option(..., "--wic", help="WiC JSONL file (word, sentence1/2, start/end1/2, label)."),
+    wic: Optional[Path] = typer.Option(
+        None,
+        "--wic",
+        help="WiC JSONL file (word, sentence1/2, start/end1/2, label); default: the held-out WordNet pairs.",
+    ),
     teacher: Optional[str] = typer.Option(
         None, "--teacher", help="HF id or folder of a causal LM (default: the bundled smollm2-135m)."
     ),
+    representations: str = typer.Option(
+        "first,mean,repeat",
+        "--representations",
+        help="Occurrence representations to compare (comma-separated): first, mean, repeat.",
+    ),
+    layers: Optional[str] = typer.Option(
+        None,
+        "--layers",
+        help="Layers to measure, e.g. 0-12 or 3,9,15 (default: every third, the auto layer, the last).",
+    ),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the curve as a PNG."),
+    wordnet: Optional[str] = typer.Option(None, "--wordnet", help="WordNet 3.0 folder for the held-out pairs."),
+    heldout_share: Optional[float] = typer.Option(
+        None, "--heldout-share", min=0.0, max=0.5, help="Held-out share of WordNet's examples (default 0.2)."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the held-out pairs' sample."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: auto)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, float32, bfloat16, float16."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Read only the first N pairs."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
 ) -> None:
-    """Per-layer curve: ROC AUC of same- vs different-sense cosine, raw and z-scored, at and before the word."""
+    """Per-layer curve of each occurrence representation: ROC AUC of same- vs different-sense cosine on dev and test halves."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.console import Console
 
     from ..errors import InputError
     from ..eval.layers import layer_curve, render_table, save_png
+    from ..options import parse_layer_list
 
     if output is not None and output.suffix.lower() != ".png":
         raise InputError(f"-o {output}: the curve is written as PNG; name a .png file")
+    reps = tuple(r.strip() for r in representations.split(",") if r.strip())
+    chosen = None if layers is None else parse_layer_list(layers, "layers")
     err = Console(stderr=True, highlight=False)
     with err.status("running the teacher over the pairs"):
-        result = layer_curve(wic, teacher, device, dtype, limit)
+        result = layer_curve(
+            wic,
+            teacher,
+            device,
+            dtype,
+            limit,
+            representations=reps,
+            layers=chosen,
+            wordnet=wordnet,
+            heldout_share=heldout_share,
+            seed=seed,
+        )
     if output is not None:
         save_png(result, output)
         result["png"] = str(output)

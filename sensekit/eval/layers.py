@@ -1,20 +1,24 @@
-"""`sensekit eval layers` (the command is in sensekit/cli/eval.py): which layer of a teacher tells word senses apart (issue 15, docs/lexical.md).
+"""`sensekit eval layers` (the command is in sensekit/cli/eval.py): which layer of a teacher, and which
+reading of a word occurrence, tells word senses apart (docs/lexical.md).
 
-For every WiC pair (two sentences, one word) and every layer N (the convention of
-`sensekit.model.lexical`: N = `hidden_states[N]`, 0 = embeddings, L = the last entry HF returns),
-the cosine between the word's two states is a score for "same sense". The ROC AUC of that score,
-same-sense pairs against different-sense pairs, is the layer's value:
+For every WiC-style pair (two sentences, one word: by default the held-out WordNet pairs, or a WiC
+file), every layer N (the convention of `sensekit.model.lexical`: N = `hidden_states[N]`, 0 =
+embeddings, L = the last entry HF returns) and every representation of `sensekit.model.occurrence`
+(`first`: the word's first token; `mean`: the mean over its tokens; `repeat`: the mean over its
+tokens in the second copy of the sentence fed twice), the cosine between the word's two states is a
+score for "same sense". Reported per layer and representation, on a dev and a test half of the pairs
+(a hash of the pair, `halves`):
 
-- `at`: the state at the word's first token (what a lexical view files, key `input`);
-- `before`: the state one position earlier, the one that predicts the word (key `next`);
-- `raw`: cosine of the states as they are; `z`: cosine after per-dimension z-scoring with the
-  mean and standard deviation of all the file's states at that layer (the rogue dimensions of
-  residual states otherwise dominate the cosine).
+- the ROC AUC of that score, same-sense pairs against different-sense pairs, after per-dimension
+  z-scoring with the dev half's mean and standard deviation (the rogue dimensions of residual
+  states otherwise dominate the cosine), and raw;
+- the accuracy of a threshold on the z-scored cosine, fitted on dev, on dev and on test.
 
-One forward per batch of sentences with `output_hidden_states=True` gives every layer at once.
-A sentence is cut right after the word's first token (a causal LM's state does not depend on
-later tokens). Pairs whose word no token overlaps, or (for `before`) whose word opens its
-sentence, are left out of that column; the counts are reported.
+The best layer of each representation and the winning representation are chosen by dev AUC. One
+batched pass per representation gives every layer at once (`occurrence_states_at`). Pairs that some
+representation cannot read (no token overlaps the word) are left out of every column; the count is
+reported. `layer_states` (the state at and just before the word, every layer) serves
+benchmarks/lexical_dev.py.
 """
 
 from __future__ import annotations
@@ -24,9 +28,19 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["layer_states", "roc_auc", "layer_curve", "render_table", "save_png"]
+__all__ = [
+    "layer_states",
+    "roc_auc",
+    "zscore_cosines",
+    "score_layers",
+    "default_layers",
+    "load_pairs",
+    "layer_curve",
+    "render_table",
+    "save_png",
+]
 
-COLUMNS = ("at_raw", "at_z", "before_raw", "before_z")
+REPRESENTATIONS = ("first", "mean", "repeat")  # sensekit.model.occurrence.REPRESENTATIONS (no torch import here)
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -108,71 +122,148 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return num / np.maximum(den, 1e-12)
 
 
-def _zscore_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z-score both [N, L, d] with the per-layer, per-dimension mean and std of all 2N states."""
-    both = np.concatenate([a, b], 0).astype(np.float64)
-    mean, std = both.mean(0), both.std(0)
-    std = np.maximum(std, 1e-6 * np.maximum(std.mean(-1, keepdims=True), 1e-12))
-    return ((a - mean) / std).astype(np.float32), ((b - mean) / std).astype(np.float32)
+def zscore_cosines(a: np.ndarray, b: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """[N] cosine of a, b [N, d] after per-dimension z-scoring with the mean and std of the rows of `fit`."""
+    fit = np.asarray(fit, np.float64)
+    mean, std = fit.mean(0), fit.std(0)
+    std = np.maximum(std, 1e-6 * max(float(std.mean()), 1e-12))
+    return _cosines((a - mean) / std, (b - mean) / std)
 
 
-def curve_from_states(
-    at1, at2, before1, before2, ok_at: np.ndarray, ok_before: np.ndarray, labels: np.ndarray
-) -> dict[str, Any]:
-    """The per-layer AUCs from the states of the two sentences of each pair ([N, L+1, d] each)."""
-    labels = np.asarray(labels, bool)
-    out: dict[str, Any] = {}
-    for where, a, b, ok in (("at", at1, at2, ok_at), ("before", before1, before2, ok_before)):
-        a, b, y = a[ok], b[ok], labels[ok]
-        raw = _cosines(a, b)  # [n, L+1]
-        za, zb = _zscore_pair(a, b) if len(a) else (a, b)
-        z = _cosines(za, zb)
-        out[f"{where}_raw"] = [roc_auc(raw[:, n], y) for n in range(raw.shape[1])]
-        out[f"{where}_z"] = [roc_auc(z[:, n], y) for n in range(z.shape[1])]
-        out[f"{where}_pairs"] = int(ok.sum())
+def score_layers(s1: np.ndarray, s2: np.ndarray, labels: np.ndarray, dev: np.ndarray) -> list[dict[str, Any]]:
+    """Per layer k of s1, s2 [N, K, d] (the two occurrences of each pair): ROC AUC of the cosine on the dev
+    and the test half, raw and z-scored (statistics from the dev half's states), and the accuracy of a
+    z-scored cosine threshold fitted on dev, on dev and on test."""
+    from .wic import fit_threshold
+
+    y, dev = np.asarray(labels, bool), np.asarray(dev, bool)
+    test = ~dev
+    out = []
+    for k in range(s1.shape[1]):  # per layer (a dozen)
+        a, b = s1[:, k].astype(np.float64), s2[:, k].astype(np.float64)
+        raw = _cosines(a, b)  # [N]
+        z = zscore_cosines(a, b, np.concatenate([a[dev], b[dev]]) if dev.any() else np.concatenate([a, b]))
+        t = fit_threshold(z[dev], y[dev]) if dev.any() else float("nan")
+        out.append(
+            {
+                "dev_auc": _round(roc_auc(z[dev], y[dev])),
+                "test_auc": _round(roc_auc(z[test], y[test])),
+                "dev_auc_raw": _round(roc_auc(raw[dev], y[dev])),
+                "test_auc_raw": _round(roc_auc(raw[test], y[test])),
+                "threshold": _round(t),
+                "dev_accuracy": _round(np.mean((z[dev] >= t) == y[dev]) if dev.any() else float("nan")),
+                "test_accuracy": _round(np.mean((z[test] >= t) == y[test]) if test.any() else float("nan")),
+            }
+        )
     return out
 
 
+def default_layers(n_layers: int) -> list[int]:
+    """Every third layer from the embeddings, the auto layer, and the last: 0, 3, ..., L."""
+    from ..model.lexical import auto_layer
+
+    return sorted(set(range(0, n_layers + 1, 3)) | {auto_layer(n_layers), n_layers})
+
+
+def load_pairs(wic: str | Path | None, wordnet: str | None, heldout_share: float | None, seed: int, limit: int | None):
+    """-> (WicItems, what they are): the WiC file when given, else the held-out WordNet pairs."""
+    if wic is not None:
+        from .wic import read_wic
+
+        return read_wic(wic, limit), str(wic)  # a malformed line: InputError with its line number
+    from ..builder.wordnet_corpus import HELDOUT_SHARE, wordnet_synsets
+    from ..lexicon.wordnet import open_wordnet
+    from .wordnet_pairs import wordnet_pairs
+
+    share = heldout_share or HELDOUT_SHARE
+    pairs = wordnet_pairs(wordnet_synsets(wordnet), open_wordnet(wordnet), share, seed, limit)
+    return pairs.items, f"held-out WordNet pairs (share {share:g}, seed {seed})"
+
+
 def layer_curve(
-    wic: str | Path,
+    wic: str | Path | None = None,
     teacher: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
     limit: int | None = None,
     batch_tokens: int = 4096,
+    representations: tuple[str, ...] = REPRESENTATIONS,
+    layers: list[int] | None = None,
+    wordnet: str | None = None,
+    heldout_share: float | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Load the teacher, read the WiC file, and return the per-layer curve as plain data."""
-    from ..model.teacher import BUNDLED_TEACHER, load_teacher
-    from .states import teacher_prefix_and_pad
-    from .wic import read_wic
+    """Load the teacher and the pairs; return the per-layer, per-representation curve as plain data.
 
-    items = read_wic(wic, limit)  # a malformed line: InputError with its line number
+    Pairs split into dev and test halves by a hash of the pair (`halves`); every figure is given on both,
+    the threshold and the winner (best dev AUC) are chosen on dev. Only pairs that every representation
+    can read (a token overlaps the word in both sentences) are scored.
+    """
+    from ..errors import InputError
+    from ..model.layers import layer_count
+    from ..model.occurrence import check_representation, occurrence_states_at
+    from ..model.teacher import BUNDLED_TEACHER, load_teacher
+    from .halves import dev_mask, pair_keys
+
+    reps = tuple(dict.fromkeys(check_representation(r, "--representations") for r in representations))
+    items, data = load_pairs(wic, wordnet, heldout_share, seed, limit)
     t = load_teacher(teacher or BUNDLED_TEACHER, device=device, dtype=dtype)
-    prefix, pad = teacher_prefix_and_pad(t.tokenizer)
-    s1, s2 = (
-        layer_states(t.model, t.tokenizer, sents, spans[:, 0], spans[:, 1], prefix, pad, t.device, batch_tokens)
-        for sents, spans in ((items.sentences1, items.spans1), (items.sentences2, items.spans2))
-    )
-    res = curve_from_states(s1[0], s2[0], s1[1], s2[1], s1[2] & s2[2], s1[3] & s2[3], items.labels)
-    n_layers = len(res["at_raw"]) - 1
-    layers = []
-    for n in range(n_layers + 1):
-        layers.append({"layer": n, **{c: _round(res[c][n]) for c in COLUMNS}})
-    best = {c: max(range(n_layers + 1), key=lambda n: -1 if np.isnan(res[c][n]) else res[c][n]) for c in COLUMNS}
+    n_layers = layer_count(t.model.config)
+    layers = default_layers(n_layers) if layers is None else sorted(set(layers))
+    bad = [n for n in layers if not 0 <= n <= n_layers]
+    if bad:
+        raise InputError(f"--layers {bad[0]}: the teacher has {n_layers} layers; use 0..{n_layers}")
+    # each distinct occurrence once: pairs share sentences
+    index: dict[tuple[str, int, int], int] = {}
+    sides = []
+    for sents, spans in ((items.sentences1, items.spans1), (items.sentences2, items.spans2)):
+        sides.append(np.asarray([index.setdefault((s, int(a), int(b)), len(index)) for s, (a, b) in zip(sents, spans)]))
+    occ = list(index)
+    states, ok_all = {}, np.ones(len(items), bool)
+    for rep in reps:  # one batched pass per representation, every layer at once
+        st, ok = occurrence_states_at(
+            t.model,
+            t.tokenizer,
+            [o[0] for o in occ],
+            [o[1] for o in occ],
+            [o[2] for o in occ],
+            layers,
+            rep,
+            device=t.device,
+            tokens_per_batch=batch_tokens,
+        )  # [M, K, d]
+        states[rep] = st
+        ok_all &= ok[sides[0]] & ok[sides[1]]
+    dev = dev_mask(pair_keys(items.words, items.sentences1, items.sentences2))
+    keep = np.flatnonzero(ok_all)
+    scores = {
+        rep: score_layers(states[rep][sides[0][keep]], states[rep][sides[1][keep]], items.labels[keep], dev[keep])
+        for rep in reps
+    }
+    rows = [{"layer": n, **{rep: scores[rep][k] for rep in reps}} for k, n in enumerate(layers)]
+    best = {}
+    for rep in reps:
+        k = max(range(len(layers)), key=lambda k: scores[rep][k]["dev_auc"] or -1.0)
+        best[rep] = {"layer": layers[k], **scores[rep][k]}
+    winner = max(reps, key=lambda r: best[r]["dev_auc"] or -1.0)
     return {
-        "file": str(wic),
+        "file": data,
         "teacher": t.name,
         "n_layers": n_layers,
         "pairs": len(items),
-        "same_sense_share": _round(float(items.labels.mean())),
-        "pairs_at": res["at_pairs"],
-        "pairs_before": res["before_pairs"],
-        "layers": layers,
-        "best": {c: {"layer": best[c], "auc": _round(res[c][best[c]])} for c in COLUMNS},
+        "scored": int(len(keep)),
+        "halves": {"dev": int(dev[keep].sum()), "test": int((~dev[keep]).sum())},
+        "same_sense_share": _round(float(items.labels[keep].mean())) if len(keep) else None,
+        "representations": list(reps),
+        "layers": rows,
+        "best": best,
+        "winner": {"representation": winner, "layer": best[winner]["layer"]},
         "note": (
-            "ROC AUC of the cosine between the word's two states, same sense vs different sense; layer N = "
-            "hidden_states[N] (0 = embeddings); at = the word's first token, before = the position before it; "
-            "z = per-dimension z-scoring over the file's states at that layer"
+            "ROC AUC of the cosine between the word's two states, same sense vs different sense, z-scored with the "
+            "dev half's statistics (raw beside it); layer N = hidden_states[N] (0 = embeddings); first = the "
+            "word's first token, mean = the mean over its tokens, repeat = the mean over its tokens in the second "
+            "copy of the sentence fed twice; accuracy: a z-scored cosine threshold fitted on dev; dev and test "
+            "halves by a hash of the pair; best and winner: by dev AUC"
         ),
     }
 
@@ -182,29 +273,52 @@ def _round(x: float) -> Optional[float]:
 
 
 def render_table(result: dict, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    reps = result["representations"]
+    h = result["halves"]
     t = Table(
-        title=f"sensekit eval layers: {result['file']} (teacher {result['teacher']}, {result['n_layers']} layers, "
-        f"{result['pairs']} pairs; at: {result['pairs_at']}, before: {result['pairs_before']})",
+        title=f"sensekit eval layers: {escape(result['file'])} (teacher {escape(result['teacher'])}, "
+        f"{result['n_layers']} layers, {result['scored']} of {result['pairs']} pairs: {h['dev']} dev, {h['test']} test)",
         title_justify="left",
     )
     t.add_column("layer", justify="right")
-    for c in COLUMNS:
-        t.add_column(c.replace("_", " "), justify="right")
+    for rep in reps:
+        t.add_column(f"{rep}: AUC dev / test", justify="right")
     for row in result["layers"]:
         cells = []
-        for c in COLUMNS:
-            v = row[c]
-            mark = v is not None and row["layer"] == result["best"][c]["layer"]
-            cells.append("-" if v is None else (f"[bold]{v:.3f}[/]" if mark else f"{v:.3f}"))
+        for rep in reps:
+            e = row[rep]
+            text = f"{_fmt(e['dev_auc'])} / {_fmt(e['test_auc'])}"
+            cells.append(f"[bold]{text}[/]" if row["layer"] == result["best"][rep]["layer"] else text)
         t.add_row(str(row["layer"]), *cells)
     console.print(t)
-    console.print("[dim]ROC AUC of same- vs different-sense cosine; bold: the best layer of each column[/]")
+    b = Table(title="the best layer of each representation (by dev AUC)", title_justify="left")
+    for col in ("representation", "layer", "AUC dev / test", "threshold accuracy dev / test"):
+        b.add_column(col, justify="left" if col == "representation" else "right")
+    for rep in reps:
+        e = result["best"][rep]
+        mark = "*" if rep == result["winner"]["representation"] else ""
+        b.add_row(
+            rep + mark,
+            str(e["layer"]),
+            f"{_fmt(e['dev_auc'])} / {_fmt(e['test_auc'])}",
+            f"{_fmt(e['dev_accuracy'])} / {_fmt(e['test_accuracy'])}",
+        )
+    console.print(b)
+    console.print(
+        "[dim]ROC AUC of the z-scored cosine of the word's two states, same vs different sense; bold: the best "
+        "dev layer of each column; *: the best representation on dev; accuracy: threshold fitted on dev[/]"
+    )
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def save_png(result: dict, path: str | Path) -> Path:
-    """The curve as a PNG: AUC against layer, one line per column."""
+    """The curve as a PNG: AUC against layer, one colour per representation, dev solid and test dashed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -214,23 +328,16 @@ def save_png(result: dict, path: str | Path) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     x = [r["layer"] for r in result["layers"]]
-    styles = {"at_raw": ("C0", "--"), "at_z": ("C0", "-"), "before_raw": ("C1", "--"), "before_z": ("C1", "-")}
-    labels = {
-        "at_raw": "at the word, raw",
-        "at_z": "at the word, z-scored",
-        "before_raw": "before the word, raw",
-        "before_z": "before the word, z-scored",
-    }
-    for c in COLUMNS:
-        y = [np.nan if r[c] is None else r[c] for r in result["layers"]]
-        color, ls = styles[c]
-        ax.plot(x, y, color=color, linestyle=ls, marker="o", markersize=3, label=labels[c])
+    for i, rep in enumerate(result["representations"]):
+        for half, ls in (("dev", "-"), ("test", "--")):
+            y = [np.nan if r[rep][f"{half}_auc"] is None else r[rep][f"{half}_auc"] for r in result["layers"]]
+            ax.plot(x, y, color=f"C{i}", linestyle=ls, marker="o", markersize=3, label=f"{rep}, {half}")
     ax.axhline(0.5, color="0.7", linewidth=0.8)
     ax.set_xlabel("layer (hidden_states index; 0 = embeddings)")
     ax.set_ylabel("ROC AUC, same vs different sense")
     name = Path(result["file"]).name.replace("$", "")
-    ax.set_title(f"{result['teacher']}: {name}, {result['pairs']} pairs", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"{result['teacher']}: {name}, {result['scored']} pairs", fontsize=9)
+    ax.legend(fontsize=7, loc="best", ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     import io
