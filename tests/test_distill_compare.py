@@ -236,6 +236,7 @@ def test_holm_adjusts_step_down():
         ([5.0, 4.0, 3.5, 3.0, 2.0], "still falling"),
         ([5.0, 3.0, 3.0, 3.0, 2.99], "flattened"),
         ([5.0, 3.0, 2.9, 3.0, 3.3], "still moving (rising)"),  # over-fitting: not a flat curve
+        ([5.0, 3.0, 3.0, 3.0, 3.001], "still moving (rising)"),  # a rise of 0.05% of the first gain is a rise
     ],
 )
 def test_flattening_calls_a_rising_curve_moving(ces, status):

@@ -120,10 +120,10 @@ def holm(p_values: dict[str, float | None], alpha: float = 0.05) -> dict[str, di
 
 def flattening(curve: list[dict[str, Any]], steps: int, tail: float, gain: float) -> dict[str, Any]:
     """Did dev CE stop moving? Over the last `tail` of the steps (from the last curve point at or before
-    (1 - tail) x steps), dev CE must move by less than `gain` of what the steps before gained, in either
-    direction: a tail that still falls is "still falling", one that rises is "still moving (rising)" (over-fitting
-    or instability, not convergence). It compares changes of dev CE, not the learning rate, so the schedule's own
-    decay cannot make it pass. curve: [{step, ce}] including step 0 (before training)."""
+    (1 - tail) x steps), dev CE must fall by less than `gain` of what the steps before gained, and not rise: a
+    tail that still falls that much is "still falling", one that rises at all is "still moving (rising)"
+    (over-fitting or instability, not convergence). It compares changes of dev CE, not the learning rate, so the
+    schedule's own decay cannot make it pass. curve: [{step, ce}] including step 0 (before training)."""
     if len(curve) < 3:
         return {"flattened": None, "status": "unknown", "why": "fewer than 3 curve points"}
     start = (1 - tail) * steps
@@ -136,7 +136,7 @@ def flattening(curve: list[dict[str, Any]], steps: int, tail: float, gain: float
         status = "still moving (no gain before the tail)"
     elif ratio >= gain:
         status = "still falling"
-    elif ratio <= -gain:
+    elif tail_gain < 0:
         status = "still moving (rising)"
     else:
         status = "flattened"

@@ -150,6 +150,14 @@ class BuildConfig:
         "dev data), N (0 = embeddings .. the layer count), or 'none' (the loss view only).",
         panel=_SENSES,
     )
+    lexical_representation: str = option(
+        "repeat",  # sensekit.model.occurrence.DEFAULT_REPRESENTATION, chosen on dev data (docs/lexical.md)
+        "Lexical view: how a token's state is read. 'repeat': each window is fed twice and the state is "
+        "taken in the second copy, where the token has read its right context too (a second forward, "
+        "stopped after the lexical layer); 'first': the state in the window's own forward.",
+        choices=("first", "repeat"),
+        panel=_SENSES,
+    )
     min_sense_size: int = option(
         2,  # lexical_cluster.RECOMMENDED_MIN_SENSE_SIZE, chosen on dev data (docs/lexical.md)
         "Lexical view: samples each sense must hold; a token with fewer than twice this many "

@@ -76,7 +76,7 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     lexical_layer = resolve_lexical_layer(cfg.lexical_layer, layer_count(teacher.model.config))
     lexical_dim = teacher.hidden_size if lexical_layer is not None else 0
     ranks = init_ranks(teacher.device)
-    check_seq_len(cfg.seq_len, teacher)
+    check_seq_len(cfg.seq_len, teacher, repeated=lexical_layer is not None and cfg.lexical_representation == "repeat")
     vocab = _KeyVocabulary.of(teacher)
     cap = ranks.token_cap(cfg.max_tokens)
     _check_reservoir_memory(cfg, teacher, vocab, cap, lexical_dim)  # before any work
@@ -152,6 +152,7 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     provenance["views"] = ["loss", "lexical"] if lexical is not None else ["loss"]
     provenance["view_layers"] = {"loss": "final_norm", **({"lexical": lexical_layer} if lexical else {})}
     provenance["lexical_layer"] = lexical_layer
+    provenance["lexical_representation"] = cfg.lexical_representation if lexical_layer is not None else None
     if link is not None:
         provenance["link"] = link.report
     warnings = _focus_warnings(corpus, teacher)
@@ -327,7 +328,9 @@ def _harvest(
             if not checked:  # cheap runtime guard: lm_head(final_hidden) == the model's logits (one short row)
                 teacher.check_post_norm(batch.ids[:1, :32], batch.mask[:1, :32])
                 checked = True
-                captured = hooks.enter_context(capture_layer(teacher, lexical_layer))  # after the check's forward
+                # after the check's forward; the repeat view reads its layer from a second forward instead
+                hooked = lexical_layer if cfg.lexical_representation == "first" else None
+                captured = hooks.enter_context(capture_layer(teacher, hooked))
             keys, vecs, meta, lex = harvest_positions(
                 teacher,
                 batch,
@@ -337,6 +340,7 @@ def _harvest(
                 special=vocab.special,
                 lexical_layer=lexical_layer,
                 captured=captured,
+                lexical_representation=cfg.lexical_representation,
             )  # keys [P], vecs [P, d], meta [P, 3], lex [P, d] or None
             sel, dest = reservoir.admit(keys)
             if len(sel):  # only the kept rows leave the device
