@@ -19,9 +19,11 @@ class BatchOrder:
     own B of them. An optimizer step is `grad_accum` consecutive micro-steps (it may straddle two epochs).
     """
 
-    def __init__(self, seed: int, n_windows: int, batch_size: int, grad_accum: int, processes: int = 1) -> None:
+    def __init__(
+        self, seed: int, n_windows: int, batch_size: int, grad_accum: int, processes: int = 1, process_index: int = 0
+    ) -> None:
         self.seed, self.n_windows, self.batch_size, self.grad_accum = seed, n_windows, batch_size, grad_accum
-        self.processes, self.process_index = processes, 0
+        self.processes, self.process_index = processes, process_index
         self.micro_per_epoch = n_windows // (batch_size * processes)
         self.steps_per_epoch = self.micro_per_epoch // grad_accum
         if self.steps_per_epoch == 0:
@@ -35,9 +37,7 @@ class BatchOrder:
     @classmethod
     def for_run(cls, cfg, n_windows: int, acc) -> "BatchOrder":
         """The order of a run: the config's seed, batch size and accumulation, the accelerator's processes."""
-        order = cls(cfg.seed, n_windows, cfg.batch_size, cfg.grad_accum, acc.num_processes)
-        order.process_index = acc.process_index
-        return order
+        return cls(cfg.seed, n_windows, cfg.batch_size, cfg.grad_accum, acc.num_processes, acc.process_index)
 
     def epoch_at(self, step: int) -> float:
         """Epochs done when optimizer step `step` (0-based) begins."""

@@ -339,3 +339,19 @@ def test_the_learning_rate_scales_with_processes_unless_told_not_to():
     cfg = DistillConfig(lr=2e-5)
     assert effective_lr(cfg, 1) == 2e-5 and effective_lr(cfg, 4) == pytest.approx(8e-5)
     assert effective_lr(cfg.replace(scale_lr=False), 4) == 2e-5
+
+
+def test_the_batch_order_splits_each_micro_step_between_processes_and_depends_only_on_seed_and_epoch():
+    from distill.batches import BatchOrder
+
+    one = BatchOrder(seed=3, n_windows=10, batch_size=2, grad_accum=1)
+    two = [BatchOrder(3, 10, 2, 1, processes=2, process_index=i) for i in range(2)]
+    assert one.steps_per_epoch == 5 and two[0].steps_per_epoch == 2
+    for step in range(2):  # in an epoch, two processes read the rows one process reads, four at a time
+        both = np.concatenate([o.batches(step)[0] for o in two])
+        assert sorted(both) == sorted(np.concatenate([one.batches(2 * step)[0], one.batches(2 * step + 1)[0]]))
+    later = BatchOrder(3, 10, 2, 1)
+    assert np.array_equal(later.batches(7)[0], one.batches(7)[0])  # a resumed run needs no state
+    assert sorted(np.concatenate([one.batches(s)[0] for s in range(5)])) == list(range(10))  # an epoch: each once
+    with pytest.raises(InputError, match="fewer than one optimizer step"):
+        BatchOrder(0, 3, 2, 2)
