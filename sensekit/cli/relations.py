@@ -11,6 +11,7 @@ from typing import Annotated, Any, List
 import typer
 
 from ..lexicon.config import RelationsConfig
+from ..lexicon.sources import source_help
 from ..options import cli_parameters, given
 
 __all__ = ["app", "relations_add_cli", "render_attach"]
@@ -19,11 +20,6 @@ app = typer.Typer(
     name="relations",
     help="Synonym / antonym relations of a store (Wiktionary, WordNet, pair lists).",
     no_args_is_help=True,
-)
-
-_SOURCE_HELP = (
-    "wordnet | wordnet:DIR | FILE.jsonl[.gz|.bz2] (kaikki/wiktextract) | FILE.xml.bz2 (Wiktionary dump) | "
-    "pairs:FILE.tsv, optionally NAME=SPEC to store the rows under NAME"
 )
 
 
@@ -41,7 +37,9 @@ relations_add_cli.__signature__ = inspect.Signature(
         inspect.Parameter(
             "sources",
             inspect.Parameter.KEYWORD_ONLY,
-            annotation=Annotated[List[str], typer.Argument(help=_SOURCE_HELP, metavar="SOURCE...", show_default=False)],
+            annotation=Annotated[
+                List[str], typer.Argument(help=source_help(), metavar="SOURCE...", show_default=False)
+            ],
         ),
         inspect.Parameter(
             "store",

@@ -8,6 +8,7 @@
 - `polarity`: negating-affix normalisation;
 - `tokens`: words to the teacher's tokens, and span clouds for multi-token words;
 - `config`: `RelationsConfig`, the options of attaching relations and their defaults;
+- `sources`: the registry of relation sources (each reader module registers one; `parse_source`);
 - `attach`: all of it into a store, atomically (`attach_relations`).
 
 The commands (`sensekit relations add`, `sensekit lexicon extract`) live in sensekit/cli/.

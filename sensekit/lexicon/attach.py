@@ -1,18 +1,11 @@
 """Attach lexical relations to a sense store: read sources, normalise, map to tokens, build
 span clouds, and write it all atomically.
 
-SOURCE syntax (the strings `attach_relations` and `sensekit relations add` take):
-
-    wordnet                WordNet 3.0 from NLTK's data path (NLTK_DATA), else /usr/share/wordnet
-    wordnet:DIR            WordNet from a dict folder (e.g. /usr/share/wordnet) or an nltk_data dir
-    FILE.jsonl[.gz|.bz2]   kaikki.org / wiktextract JSONL (also .json, .xz); same as wiktionary:FILE
-    FILE.xml[.bz2]         a raw MediaWiki Wiktionary dump, parsed with wiktextract; same as wiktionary:FILE
-    pairs:FILE             a pair list `word1 <TAB> word2 <TAB> syn|ant` (a .tsv/.txt/.csv FILE
-                           without the prefix works too)
-    NAME=SPEC              any of the above, its rows stored under source NAME
-
-Rows are stored per source name: `wordnet`, `wiktionary`, `pairs:<file name>` unless NAME=
-says otherwise, and attaching a source again replaces exactly its rows.
+The SOURCE strings `attach_relations` and `sensekit relations add` take are parsed by the
+registry of relation sources (sources.py: `wordnet`, `wordnet:DIR`, kaikki JSONL, Wiktionary
+dumps, `pairs:FILE`, each optionally as `NAME=SPEC`); each source is one reader module registered
+there. Rows are stored per source name (`wordnet`, `wiktionary`, `pairs:<file name>` unless NAME=
+says otherwise), and attaching a source again replaces exactly its rows.
 
 What happens (docs/method.md section 1, steps 4-5):
 1. each source is read into pairs (word1, word2, syn|ant, provenance);
@@ -30,71 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from .config import RelationsConfig
-from .pairs import Pair, ReadReport, normalize, paused_gc, read_pair_file
+from .pairs import Pair, ReadReport, normalize
+from .sources import Source, parse_source, sources
 from .tokens import is_head, is_related
 
 __all__ = ["attach_relations", "resolve_config", "parse_source", "read_source", "Source", "RelationsConfig", "map_rows"]
-
-_JSONL = re.compile(r"\.(jsonl|json|ndjson)(\.(gz|bz2|xz))?$", re.I)
-_DUMP = re.compile(r"\.xml(\.(bz2|gz))?$", re.I)
-_PAIRS = re.compile(r"\.(tsv|txt|csv)(\.(gz|bz2|xz))?$", re.I)
-_NAME = re.compile(r"^([A-Za-z][\w.:-]*)=(.+)$")
-
-
-@dataclass(frozen=True)
-class Source:
-    kind: str  # 'wordnet' | 'kaikki' | 'dump' | 'pairs'
-    path: str | None  # file or folder (None: WordNet's default search)
-    name: str  # the relations.source value
-
-
-def parse_source(spec: str) -> Source:
-    """Parse a SOURCE string (see the module docstring). Raises InputError with the syntax."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise InputError("empty relation source; give e.g. wordnet, words.jsonl.gz, dump.xml.bz2 or pairs:FILE.tsv")
-    spec = spec.strip()
-    name = None
-    m = _NAME.match(spec)
-    if m and not os.path.exists(spec):
-        name, spec = m.group(1), m.group(2)
-    if spec == "wordnet" or spec.startswith("wordnet:"):
-        path = (spec[len("wordnet:") :] or None) if spec.startswith("wordnet:") else None
-        return Source("wordnet", path, name or "wordnet")
-    if spec.startswith("pairs:"):
-        path = spec[len("pairs:") :]
-        return Source("pairs", _existing(path), name or f"pairs:{Path(path).name}")
-    if spec.startswith("wiktionary:"):
-        path = spec[len("wiktionary:") :]
-        if _DUMP.search(path):
-            return Source("dump", _existing(path), name or "wiktionary")
-        return Source("kaikki", _existing(path), name or "wiktionary")
-    if _JSONL.search(spec):
-        return Source("kaikki", _existing(spec), name or "wiktionary")
-    if _DUMP.search(spec):
-        return Source("dump", _existing(spec), name or "wiktionary")
-    if _PAIRS.search(spec):
-        return Source("pairs", _existing(spec), name or f"pairs:{Path(spec).name}")
-    raise InputError(
-        f"cannot tell what relation source {spec!r} is; use wordnet, wordnet:DIR, FILE.jsonl[.gz|.bz2] "
-        "(kaikki), FILE.xml.bz2 (Wiktionary dump), pairs:FILE.tsv, or wiktionary:FILE, optionally as NAME=SPEC"
-    )
-
-
-def _existing(path: str) -> str:
-    if path and Path(path).expanduser().is_dir():
-        raise InputError(f"relation source {path!r} is a directory; give a file")
-    if not path or not Path(path).expanduser().is_file():
-        raise InputError(f"relation source file {path!r} does not exist")
-    return str(Path(path).expanduser())
 
 
 def resolve_config(config: RelationsConfig | None = None, **overrides: Any) -> RelationsConfig:
@@ -108,39 +47,12 @@ def resolve_config(config: RelationsConfig | None = None, **overrides: Any) -> R
 
 
 def read_source(source: Source, config: RelationsConfig | None = None) -> tuple[list[Pair], ReadReport, set[str]]:
-    """(pairs, report, vocabulary) of one source; vocabulary = the words polarity may map to."""
+    """(pairs, report, vocabulary) of one source, read by its registered reader (sources.py); vocabulary = the
+    words polarity may map to."""
     cfg = config if config is not None else RelationsConfig()
     report = ReadReport(source.name)
     vocab: set[str] = set()
-    if source.kind == "wordnet":
-        from .wordnet import open_wordnet, wordnet_pairs
-
-        wn = open_wordnet(source.path)
-        stats: dict[str, int] = {}
-        with paused_gc():
-            pairs = list(wordnet_pairs(wn, similar_tos=cfg.similar_tos, stats=stats))
-        report.read = report.used = stats.get("synsets", 0)  # synsets
-        report.pairs = len(pairs)
-    elif source.kind == "pairs":
-        pairs = list(read_pair_file(source.path, report, binary_labels=cfg.binary_labels, on_error=cfg.on_error))
-    elif source.kind == "kaikki":
-        from .kaikki import kaikki_pairs
-
-        with paused_gc():
-            pairs = list(
-                kaikki_pairs(source.path, report, lang_code=cfg.lang_code, on_error=cfg.on_error, vocabulary=vocab)
-            )
-    elif source.kind == "dump":
-        from .kaikki import entries_pairs
-        from .wiktionary_dump import dump_entries
-
-        stats: dict[str, Any] = {}
-        entries = dump_entries(source.path, processes=cfg.processes, lang_code=cfg.lang_code, stats=stats)
-        pairs = list(entries_pairs(entries, report, lang_code=cfg.lang_code, vocabulary=vocab))
-        report.read = stats.get("pages", report.read)  # pages parsed; `used` counts the entries kept
-        report.extra.update(dump_seconds=round(stats.get("seconds", 0.0), 1), failed_pages=stats.get("failed_pages", 0))
-    else:  # pragma: no cover - parse_source never makes another kind
-        raise InputError(f"unknown source kind {source.kind!r}")
+    pairs = sources()[source.kind].read(source.path, cfg, report, vocab)
     for a, b, _, _ in pairs:
         vocab.add(a)
         vocab.add(b)

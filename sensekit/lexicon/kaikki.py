@@ -23,6 +23,7 @@ import re
 from typing import Any, Iterable, Iterator
 
 from .pairs import MAX_LINE_BYTES, Pair, ReadReport, bounded_lines, check_on_error, open_binary, paused_gc
+from .sources import RelationSource, register
 from .wiktextract_schema import SCHEMA_NAME, validate_entry
 
 __all__ = [
@@ -212,3 +213,21 @@ def kaikki_pairs(
         for p in entry_pairs(entry, n):
             report.pairs += 1
             yield p
+
+
+def _read(path: str, cfg, report: ReadReport, vocabulary: set[str]) -> list[Pair]:
+    """The kaikki.org / wiktextract JSONL relation source."""
+    with paused_gc():
+        return list(kaikki_pairs(path, report, lang_code=cfg.lang_code, on_error=cfg.on_error, vocabulary=vocabulary))
+
+
+register(
+    RelationSource(
+        "kaikki",
+        "wiktionary",
+        re.compile(r"\.(jsonl|json|ndjson)(\.(gz|bz2|xz))?$", re.I),
+        _read,
+        lambda path: "wiktionary",
+        "FILE.jsonl[.gz|.bz2] (kaikki/wiktextract)",
+    )
+)

@@ -22,6 +22,7 @@ import gc
 import io
 import lzma
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import IO, Any, Callable, Iterable, Iterator
 
 from ..errors import InputError
 from ..fs import open_compressed
+from .sources import RelationSource, register
 
 __all__ = [
     "Pair",
@@ -271,3 +273,20 @@ def _normalize(pairs, polarity, known, polarizer) -> dict[str, list]:
         out["derived"].append(d)
         out["provenance"].append(p)
     return out
+
+
+def _read(path: str, cfg, report: ReadReport, vocabulary: set[str]) -> list[Pair]:
+    """The pair-list relation source."""
+    return list(read_pair_file(path, report, binary_labels=cfg.binary_labels, on_error=cfg.on_error))
+
+
+register(
+    RelationSource(
+        "pairs",
+        "pairs",
+        re.compile(r"\.(tsv|txt|csv)(\.(gz|bz2|xz))?$", re.I),
+        _read,
+        lambda path: f"pairs:{Path(path).name}",
+        "pairs:FILE.tsv",
+    )
+)

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 from ..errors import InputError, MissingDependency
 from ..fs import open_compressed, swap_into_place, temp_sibling
 from .kaikki import in_language, wanted_language
+from .sources import RelationSource, register
 
 __all__ = ["STUBS", "family_stub", "hoist_nym_lines", "dump_entries", "extract"]
 
@@ -494,3 +495,27 @@ def extract(
     finally:
         tmp.unlink(missing_ok=True)
     return {**stats, "synonyms": syn, "antonyms": ant, "out": str(out)}
+
+
+def _read(path: str, cfg, report, vocabulary: set[str]) -> list:
+    """The raw Wiktionary dump relation source: parsed with wiktextract (report.read = pages parsed)."""
+    from .kaikki import entries_pairs
+
+    stats: dict[str, Any] = {}
+    entries = dump_entries(path, processes=cfg.processes, lang_code=cfg.lang_code, stats=stats)
+    pairs = list(entries_pairs(entries, report, lang_code=cfg.lang_code, vocabulary=vocabulary))
+    report.read = stats.get("pages", report.read)  # `used` counts the entries kept
+    report.extra.update(dump_seconds=round(stats.get("seconds", 0.0), 1), failed_pages=stats.get("failed_pages", 0))
+    return pairs
+
+
+register(
+    RelationSource(
+        "dump",
+        "wiktionary",
+        re.compile(r"\.xml(\.(bz2|gz))?$", re.I),
+        _read,
+        lambda path: "wiktionary",
+        "FILE.xml.bz2 (Wiktionary dump)",
+    )
+)

@@ -31,6 +31,7 @@ from typing import Iterator
 from ..errors import InputError, MissingDependency
 from ..fs import swap_into_place, temp_sibling
 from ..paths import sensekit_home
+from .sources import RelationSource, register
 
 __all__ = ["open_wordnet", "wordnet_pairs", "LEXNAMES", "DEBIAN_WORDNET"]
 
@@ -218,3 +219,19 @@ def wordnet_pairs(
                 for a in words:
                     for lemma in other.lemmas():
                         yield a, _word(lemma.name()), "syn", sim_prov
+
+
+def _read(path: str | None, cfg, report, vocabulary: set[str]) -> list:
+    """The `wordnet` / `wordnet:DIR` relation source: every synset's pairs (report.read = synsets)."""
+    from .pairs import paused_gc
+
+    wn = open_wordnet(path)
+    stats: dict[str, int] = {}
+    with paused_gc():
+        pairs = list(wordnet_pairs(wn, similar_tos=cfg.similar_tos, stats=stats))
+    report.read = report.used = stats.get("synsets", 0)
+    report.pairs = len(pairs)
+    return pairs
+
+
+register(RelationSource("wordnet", "wordnet", None, _read, lambda path: "wordnet", "wordnet | wordnet:DIR", bare=True))
