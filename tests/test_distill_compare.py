@@ -146,6 +146,61 @@ def test_the_quick_path_runs_resumes_and_reports(experiment, teacher, capsys):
     assert code == 0 and err.count("done") == 7 and err.count("todo") == 3 and "measured" in err
 
 
+def test_two_seeds_give_both_intervals_the_controls_holm_probes_and_gradient_shares(experiment, teacher):
+    text = (
+        experiment.read_text()
+        .replace(
+            "probes = false",
+            'probes = true\ncontrols = ["hidden"]\nwic_limit = 20\npair_limit = 3\n'
+            "simlex_limit = 40\nnearest_sense_positions = 64",
+        )
+        .replace("neighbors = 3", "neighbors = 3\ngrad_norm_every = 1")
+        .replace("grid = { lr = [1e-3, 3e-3] }", "grid = { lr = [3e-3] }")
+        .replace(
+            'grid = { kappa = [1, 5], margin = ["auto"] , lr = [3e-3]}', 'grid = { margin = ["auto"] , lr = [3e-3]}'
+        )
+        + "\n[arms.hidden]\nfixed = { lambda_sense = 0.0, lr = 3e-3 }\ngrid = { lambda_hidden = [1.0] }\n"
+    )
+    experiment.write_text(text)
+    exp = load_experiment(experiment)
+    report = run_experiment(exp, teacher=teacher)
+    assert report["ran"]["test_runs"] == 8 and not report["not_run"] and report["run_lengths"] == [4]
+    comps = report["comparisons"]
+    assert sorted(comps) == [
+        "dskd@300 - hidden@900",
+        "dskd@300 - kd",
+        "dskd@900 - hidden@900",
+        "dskd@900 - kd",
+        "hidden@900 - kd",
+    ]
+    for name, c in comps.items():
+        ppl = c["ppl"]
+        assert ppl["n"] == 2 and set(ppl["window_bootstrap_ci95_by_seed"]) == {"0", "1"}
+        lo, hi = ppl["window_bootstrap_mean"]["ci95"]
+        assert lo <= ppl["window_bootstrap_mean"]["mean"] <= hi and ppl["mean"] == pytest.approx(
+            ppl["window_bootstrap_mean"]["mean"]
+        )
+        assert ("p_holm" in ppl) == name.startswith("dskd")  # the family: the treatment's comparisons
+    family = report["multiple_comparisons"]
+    assert family["tests"] == 4 and "Holm" in family["method"]
+    holm_ps = sorted(v["p_holm"] for v in family["adjusted"].values() if v["p_holm"] is not None)
+    raw_ps = sorted(c["ppl"]["p_value"] for n, c in comps.items() if n.startswith("dskd") and c["ppl"]["p_value"])
+    assert all(h >= p for h, p in zip(holm_ps, raw_ps))
+    shares = report["grad_share"]
+    assert set(shares) == {"kd", "dskd", "hidden"}
+    for arm, share in shares.items():
+        assert sum(share["mean"].values()) == pytest.approx(1.0) and share["runs"] == (4 if arm == "dskd" else 2)
+    assert shares["kd"]["mean"].get("hidden", 0) == 0 and shares["hidden"]["mean"]["hidden"] > 0
+    ref = report["reference"]["probes"]
+    assert ref["teacher"]["simlex_spearman"] is not None and ref["teacher"]["nearest_sense_agreement"] == 1.0
+    for run in report["runs"]:
+        m = run["metrics"]
+        assert m["simlex_spearman"] is not None and 0 <= m["nearest_sense_retrieval"] <= 1
+    tables = Path(exp.results).with_suffix(".md").read_text(encoding="utf-8")
+    assert "**Probes of the references**" in tables and "**Gradient shares**" in tables
+    assert "KD + hidden" not in tables and "dskd @ 300 - hidden @ 900" in tables
+
+
 @pytest.mark.parametrize(
     "edit, needle",
     [
@@ -160,6 +215,7 @@ def test_the_quick_path_runs_resumes_and_reports(experiment, teacher, capsys):
         (('stores = "all"', "stores = [500]"), "arm dskd has no store of 500 tokens"),
         (("store_sizes = [300, 900]", "store_sizes = []"), "store_sizes must list store sizes"),
         (("test_articles = 5", "test_articles = 3"), "test_articles 3 is below min_test_articles 5"),
+        (("probes = false", 'probes = false\ncontrols = ["nope"]'), "controls names arm 'nope', which has no"),
     ],
 )
 def test_bad_experiment_files_are_one_line_errors(experiment, capsys, edit, needle):
@@ -309,17 +365,21 @@ def test_test_windows_spread_over_each_article(teacher, tmp_path):
 
 
 def test_packed_articles_counts_the_articles_read(teacher, tmp_path):
-    split = _split(tmp_path, {"dev": [(f"D{i}", _words(i, 30)) for i in range(6)]})
-    tok = teacher.tokenizer
-    per = [len(tok(_words(i, 30), add_special_tokens=False)["input_ids"]) + 1 for i in range(6)]
     from distill.data import special_prefix
 
+    tok = teacher.tokenizer
     body = 24 - len(special_prefix(tok))
-    for n in (1, 2, 4):
-        last = n * body
-        expect = next(i + 1 for i, end in enumerate(np.cumsum(per)) if last < end)
+    texts = [_words(i, 5 + i % 7) for i in range(60)]
+    ends = np.cumsum([len(tok(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts])  # + EOS each
+    split = _split(tmp_path, {"dev": [(f"D{i}", t) for i, t in enumerate(texts)]})
+    # window i reads stream positions i*body .. (i+1)*body: n windows read up to position n*body
+    edge = next(j for j, e in enumerate(ends) if e % body == 0)  # a window ends where article `edge` ends
+    n = int(ends[edge]) // body  # position n*body is the first token of article edge + 1
+    assert packed_articles(split["files"]["dev"], tok, 24, n) == edge + 2
+    for n in (1, 2, 5):
+        expect = int(np.searchsorted(ends, n * body, side="right")) + 1
         assert packed_articles(split["files"]["dev"], tok, 24, n) == expect
-    assert packed_articles(split["files"]["dev"], tok, 24, 1000) == 6
+    assert packed_articles(split["files"]["dev"], tok, 24, 10_000) == 60
 
 
 def test_the_split_caps_training_articles_and_slices_dev(tmp_path):
