@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from sensekit.errors import InputError, TeacherMismatch
+from sensekit.view import LOSS
 
 from .losses import top_kappa_from_distances
 
@@ -124,7 +125,7 @@ class SenseTargets:
     def from_store(
         cls, store, vocab_size: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
     ) -> "SenseTargets":
-        sm = store.sense_matrix()
+        sm = store.view(LOSS.name).sense_matrix()  # distill reads the post-norm, next-token view
         tok, span, sidx, emb = sm["token_id"], sm["span_id"], sm["sense_index"], sm["embedding"]
         if len(tok) == 0:
             raise InputError(f"store {store.path} holds no senses; build it with `sensekit build` on a corpus")

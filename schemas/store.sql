@@ -21,18 +21,17 @@ CREATE TABLE spans (
     text      VARCHAR NOT NULL
 );
 
--- A sense row belongs to exactly one token (a centroid) or one span (a cloud row), in one view:
--- 'loss' (post-norm states keyed by the next token, docs/method.md: what distill reads) or
--- 'lexical' (a middle layer's state at the key token itself: what people look at).
+-- A sense row belongs to exactly one token (a centroid) or one span (a cloud row), in one view: a view is
+-- one record of meta.views (sensekit/view.py: name, layer, key mode, index file, space, dim, dtype).
+-- Vectors are not here: row i of embeddings.npy is the i-th sense in sense_id order (sensekit/sense_array.py).
 -- Rows are written sorted by (view, token_id, span_id, sense_index) so zone maps prune lookups.
 CREATE TABLE senses (
     sense_id    INTEGER PRIMARY KEY,
-    view        VARCHAR  NOT NULL DEFAULT 'loss' CHECK (view IN ('loss', 'lexical')),
+    view        VARCHAR  NOT NULL,  -- the name of a view in meta.views
     token_id    INTEGER,
     span_id     INTEGER,
     sense_index SMALLINT NOT NULL,
     count       INTEGER  NOT NULL,  -- samples assigned to this sense (0 for span cloud rows)
-    embedding   FLOAT[{dim}] NOT NULL,
     synset      VARCHAR,            -- a WordNet synset name (NLTK Synset.name(), e.g. 'bank.n.01'); NULL: unlinked
     gloss       VARCHAR,            -- that synset's definition
     lemma       VARCHAR,            -- the lemma the sense was linked through
@@ -40,7 +39,7 @@ CREATE TABLE senses (
     CHECK ((token_id IS NULL) <> (span_id IS NULL))
 );
 
--- The E most central sampled contexts of each sense (of either view: a sense id belongs to one view).
+-- The E most central sampled contexts of each sense (of any view: a sense id belongs to one view).
 CREATE TABLE contexts (
     sense_id   INTEGER  NOT NULL,
     rank       SMALLINT NOT NULL,   -- 0 = most central
@@ -51,16 +50,15 @@ CREATE TABLE contexts (
     mark_start INTEGER  NOT NULL,   -- the key token inside snippet
     mark_end   INTEGER  NOT NULL,
     distance   FLOAT    NOT NULL,   -- L2 distance of the sampled vector to its centroid
-    vector     FLOAT[{dim}],        -- the sampled (raw) vector itself, for plots; NULL if not kept
+    vector_row INTEGER,             -- its sampled (raw) vector's row in context_vectors.npy (plots); NULL: not kept
     PRIMARY KEY (sense_id, rank)
 );
 
--- The similarity space (sensekit/space.py) that the index and every similarity use:
+-- The similarity space (sensekit/space.py) that the index and every similarity use, one per view:
 -- x -> ((x - mean) / scale) minus its projection on the top principal components.
--- Raw vectors stay in `senses` (the DSKD loss is defined on them). One space per view;
--- meta.space (loss) and meta.lexical_space name the kinds.
+-- Raw vectors stay in embeddings.npy (the DSKD loss is defined on them); the view's record names the kind.
 CREATE TABLE similarity_space (
-    view   VARCHAR NOT NULL DEFAULT 'loss' CHECK (view IN ('loss', 'lexical')),
+    view   VARCHAR NOT NULL,
     part   VARCHAR NOT NULL CHECK (part IN ('mean', 'scale', 'component')),
     idx    INTEGER NOT NULL,        -- 0 for mean and scale; 0..D-1 for the components
     vector FLOAT[{dim}] NOT NULL,
@@ -81,12 +79,20 @@ CREATE TABLE relations (
     kind       VARCHAR NOT NULL CHECK (kind IN ('syn', 'ant')),
     source     VARCHAR NOT NULL,    -- e.g. 'wiktionary', 'wordnet', 'pairs:antsyn.tsv'
     derived    BOOLEAN NOT NULL,    -- true when polarity normalisation flipped or remapped it
-    provenance VARCHAR,             -- JSON: gloss, the lexicon's sense, original pair, ...
-    head_sense SMALLINT,            -- sense_index of the head's loss-view sense nearest to the related word's senses
-    head_distance FLOAT,            -- its cosine distance in the similarity space; both NULL when unattached
-    lexical_head_sense SMALLINT,    -- the same in the lexical view (NULL: unattached, or no lexical view)
-    lexical_head_distance FLOAT
+    provenance VARCHAR              -- JSON: gloss, the lexicon's sense, original pair, ...
 );
 
 -- Point lookups by head word (`sensekit query`) must not scan millions of rows.
 CREATE INDEX relations_by_head ON relations (head);
+
+-- Per view, the head's sense each (head, related) pair is attached to: the sense_index of the head's sense
+-- nearest to the related word's senses, and its cosine distance in the view's space. No row: unattached.
+CREATE TABLE relation_senses (
+    view          VARCHAR  NOT NULL,
+    head          VARCHAR  NOT NULL,
+    related       VARCHAR  NOT NULL,
+    head_sense    SMALLINT NOT NULL,
+    head_distance FLOAT    NOT NULL
+);
+
+CREATE INDEX relation_senses_by_head ON relation_senses (head);

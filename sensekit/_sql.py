@@ -15,7 +15,7 @@ ATTACH_STORE = "ATTACH $path AS store (ROW_GROUP_SIZE $rows)"
 ATTACH_READ_ONLY = "ATTACH $path AS store (READ_ONLY)"
 ATTACH_STORE_FILE = "ATTACH $path AS store"
 USE_STORE = "USE store"
-_TABLES = ("tokens", "senses", "contexts", "spans", "words", "relations", "similarity_space")
+_TABLES = ("tokens", "senses", "contexts", "spans", "words", "relations", "relation_senses", "similarity_space")
 # `arrow_table` is a local pyarrow table in the writer, found by DuckDB's replacement scan.
 INSERT_FROM_ARROW = {t: f"INSERT INTO {t} BY NAME SELECT * FROM arrow_table" for t in _TABLES}
 CHECKPOINT = "CHECKPOINT"
@@ -28,32 +28,27 @@ DELETE_SPANS = (
     "UPDATE words SET span_id = NULL WHERE span_id IS NOT NULL",
     "DELETE FROM spans",
 )
-# Views (schemas/store.sql): 'loss' and 'lexical'; every statement over senses or spaces names one.
-VIEWS = ("loss", "lexical")
-INDEXED_SENSES = "SELECT sense_id, embedding FROM senses WHERE span_id IS NULL AND view = $view ORDER BY sense_id"
+# Views: every statement over senses, spaces or attachments names one (a name recorded in meta.views).
+INDEXED_SENSES = "SELECT sense_id FROM senses WHERE span_id IS NULL AND view = $view ORDER BY sense_id"
 DELETE_SPACE = "DELETE FROM similarity_space WHERE view = $view"
 SPACE_ROWS = "SELECT part, idx, vector FROM similarity_space WHERE view = $view ORDER BY part, idx"
 RELATION_PAIRS = "SELECT DISTINCT head, related FROM relations ORDER BY head, related"
-# `head_senses` is a local pyarrow table (head, related, head_sense, head_distance) in the writer.
-SET_HEAD_SENSES = {  # per view: its own pair of columns (fixed names, never from input)
-    "loss": "UPDATE relations SET head_sense = h.head_sense, head_distance = h.head_distance FROM head_senses h"
-    " WHERE relations.head = h.head AND relations.related = h.related",
-    "lexical": "UPDATE relations SET lexical_head_sense = h.head_sense, lexical_head_distance = h.head_distance"
-    " FROM head_senses h WHERE relations.head = h.head AND relations.related = h.related",
-}
+DELETE_HEAD_SENSES = "DELETE FROM relation_senses WHERE view = $view"
+# Attachments of pairs whose relations are gone (a source replaced): dropped before the new ones are written.
+DELETE_STALE_HEAD_SENSES = (
+    "DELETE FROM relation_senses a WHERE NOT EXISTS"
+    " (SELECT 1 FROM relations r WHERE r.head = a.head AND r.related = a.related)"
+)
 
 # -- reads ------------------------------------------------------------------------------
-TABLE_COUNTS = (
-    "SELECT (SELECT count(*) FROM tokens), (SELECT count(*) FROM senses WHERE span_id IS NULL AND view = 'loss'),"
-    " (SELECT count(*) FROM senses WHERE span_id IS NULL AND view = 'lexical'),"
+TABLE_COUNTS = (  # token senses per view are counted from the store's in-memory columns
+    "SELECT (SELECT count(*) FROM tokens),"
     " (SELECT count(*) FROM senses WHERE span_id IS NOT NULL), (SELECT count(*) FROM spans),"
     " (SELECT count(*) FROM contexts), (SELECT count(*) FROM words),"
     " (SELECT count(*) FROM relations WHERE kind = 'syn'), (SELECT count(*) FROM relations WHERE kind = 'ant')"
 )
 COUNT_NAMES = (
     "tokens",
-    "senses",
-    "lexical_senses",
     "span_senses",
     "spans",
     "contexts",
@@ -74,21 +69,27 @@ SPAN_TEXTS = "SELECT span_id, text FROM spans"
 SPAN_WORDS = "SELECT word, token_ids, span_id FROM words WHERE span_id IS NOT NULL"
 # embeddings.npy (sensekit/sense_array.py): every sense, in sense_id order
 SENSE_IDS = "SELECT sense_id FROM senses ORDER BY sense_id"
-ALL_EMBEDDINGS = "SELECT embedding FROM senses ORDER BY sense_id"
-# Rows are written in sense_id order, so a range filter is pruned by zone maps.
-EMBEDDINGS_IN_RANGE = "SELECT sense_id, embedding FROM senses WHERE sense_id BETWEEN $lo AND $hi"
+# context_vectors.npy: the kept vectors in (sense_id, rank) order; `vector_row` holds the staged row until commit
+KEPT_CONTEXT_VECTORS = (
+    "SELECT sense_id, rank, vector_row FROM contexts WHERE vector_row IS NOT NULL ORDER BY sense_id, rank"
+)
+# `vector_rows` is a local pyarrow table (sense_id, rank, vector_row) in the writer.
+SET_VECTOR_ROWS = (
+    "UPDATE contexts SET vector_row = v.vector_row FROM vector_rows v"
+    " WHERE contexts.sense_id = v.sense_id AND contexts.rank = v.rank"
+)
 CONTEXTS_IN_RANGE = (
     "SELECT sense_id, rank, doc_id, char_start, char_end, snippet, mark_start, mark_end, distance"
     " FROM contexts WHERE sense_id BETWEEN $lo AND $hi"  # ordered in Python: cheaper than a sort operator
 )
 # The kept sampled vectors of some senses (plots); the range bound lets zone maps prune the scan.
 CONTEXT_VECTORS = (
-    "SELECT sense_id, vector FROM contexts WHERE sense_id BETWEEN $lo AND $hi AND list_contains($ids, sense_id)"
-    " AND vector IS NOT NULL ORDER BY sense_id, rank"
+    "SELECT sense_id, vector_row FROM contexts WHERE sense_id BETWEEN $lo AND $hi AND list_contains($ids, sense_id)"
+    " AND vector_row IS NOT NULL ORDER BY sense_id, rank"
 )
-RELATIONS_OF_WORD = (  # ART index
-    "SELECT related, kind, source, derived, provenance, head_sense, head_distance,"
-    " lexical_head_sense, lexical_head_distance FROM relations WHERE head = $word"
+RELATIONS_OF_WORD = "SELECT related, kind, source, derived, provenance FROM relations WHERE head = $word"  # ART index
+HEAD_SENSES_OF_WORD = (  # ART index
+    "SELECT related, head_sense, head_distance FROM relation_senses WHERE head = $word AND view = $view"
 )
 
 SIMILAR_WORDS = (
@@ -99,9 +100,7 @@ SIMILAR_WORDS = (
 TABLE_NAMES = "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY table_name"
 
 # Bulk matrices for consumers such as distill/targets.py and lexicon span clouds.
-SENSE_MATRIX = (
-    "SELECT sense_id, token_id, span_id, sense_index, embedding FROM senses WHERE view = $view ORDER BY sense_id"
-)
+SENSE_MATRIX = "SELECT sense_id, token_id, span_id, sense_index FROM senses WHERE view = $view ORDER BY sense_id"
 ALL_WORDS = "SELECT word, token_ids, span_id FROM words"
 ALL_RELATIONS = "SELECT head, related, kind, source, derived FROM relations"
 
@@ -110,7 +109,7 @@ RELATION_WORDS = "SELECT head AS word FROM relations UNION SELECT related FROM r
 DELETE_ALL_WORDS = "DELETE FROM words"
 # `needed_tokens` is a local pyarrow table (column token_id) in StoreWriter.token_senses.
 TOKEN_SENSES_OF = (
-    "SELECT s.token_id, s.sense_index, s.embedding FROM senses s"
+    "SELECT s.token_id, s.sense_index, s.sense_id FROM senses s"
     " JOIN needed_tokens n ON n.token_id = s.token_id WHERE s.view = $view ORDER BY s.token_id, s.sense_index"
 )
 
@@ -122,6 +121,7 @@ FINGERPRINT_TABLES = (
     ("contexts", "SELECT * FROM contexts ORDER BY sense_id, rank"),
     ("words", "SELECT * FROM words ORDER BY word"),
     ("relations", "SELECT * FROM relations ORDER BY source, head, related, kind, derived, provenance"),
+    ("relation_senses", "SELECT * FROM relation_senses ORDER BY view, head, related"),
 )
 DELETE_META = "DELETE FROM meta WHERE key = ?"
 
@@ -131,4 +131,5 @@ EXPORT_VIEW_TABLES = {
     "contexts": "SELECT c.* FROM contexts c JOIN senses s USING (sense_id) WHERE s.view = $view"
     " ORDER BY c.sense_id, c.rank",
     "similarity_space": "SELECT * FROM similarity_space WHERE view = $view ORDER BY part, idx",
+    "relation_senses": "SELECT * FROM relation_senses WHERE view = $view ORDER BY head, related",
 }

@@ -19,6 +19,7 @@ __all__ = [
     "TOKENIZER_FILE",
     "INDEX_FILE",
     "EMBEDDINGS_FILE",
+    "CONTEXT_VECTORS_FILE",
     "COMPRESSED_SUFFIXES",
     "temp_sibling",
     "swap_into_place",
@@ -32,6 +33,7 @@ DB_FILE = "store.duckdb"
 TOKENIZER_FILE = "tokenizer.json"
 INDEX_FILE = "senses.hnsw"
 EMBEDDINGS_FILE = "embeddings.npy"  # sensekit/sense_array.py
+CONTEXT_VECTORS_FILE = "context_vectors.npy"  # sensekit/sense_array.py
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".lzma")
 
 

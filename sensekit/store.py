@@ -9,16 +9,15 @@ An open store keeps answering from the version it opened when the bundle is repl
 later, the tokenizer, is read only if the bundle at the path is still that version; otherwise
 StoreError says the store changed and must be reopened (`changed()` tells without raising).
 
-Views (schema v3): a store holds the *loss* view (post-norm states keyed by the next token, what
-distill reads) and, unless built with `--lexical-layer none`, the *lexical* view (a middle layer's
-state at the key token itself, what people look at). Each view has its own senses, HNSW index
-(`senses.hnsw`, `senses.lexical.hnsw`) and similarity space. `open_store(path, view=...)` sets the
-view every getter answers from by default: the lexical view when the store has one, else the loss
-view; each getter also takes `view=`. `sense_matrix()` (distill) reads the loss view unless told.
-A v2 store (no views) is refused with the fix: rebuild it.
+Views (sensekit/view.py): a store holds one or more views of the same samples, each recorded once in
+`meta.views` (name, layer, key mode, index file, similarity space, dim, dtype), each with its own senses,
+HNSW index and similarity space. `store.views` maps names to `StoreView` objects and `store.view(name)`
+returns one; `open_store(path, view=...)` sets the view every getter answers from by default
+(`view.default_view` picks it when none is given); each getter also takes `view=`.
+A v3 store is refused with the command that converts it (`sensekit migrate`, sensekit/migrate.py).
 
 Reading one word: its rows are found in memory, its vectors come from `embeddings.npy` (sensekit/sense_array.py,
-memory-mapped at open) and its contexts from one DuckDB query over one 2,048-row group. One store may be
+memory-mapped at open, the store of record for vectors) and its contexts from one DuckDB query over one 2,048-row group. One store may be
 shared by threads: each thread other than the opening one queries through its own cursor (`_db()`).
 """
 
@@ -36,36 +35,33 @@ import numpy as np
 
 from . import _sql
 from .errors import InputError, NotFound, SchemaMismatch, StoreError
-from .fs import DB_FILE, INDEX_FILE, TOKENIZER_FILE
+from .fs import DB_FILE, TOKENIZER_FILE
 from .index import load_index
 from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
-from .sense_array import EMBEDDINGS_KEY, file_sha256, open_sense_array
+from .sense_array import CONTEXT_VECTORS_KEY, EMBEDDINGS_KEY, file_sha256, open_vector_file
 from .space import SimilaritySpace
+from .view import LEXICAL, StoreView, ViewRecord, default_view
 
 SCHEMA_VERSION = 4
-VIEWS = _sql.VIEWS  # ('loss', 'lexical')
 _VIEW_STRIDE = 1 << 40  # (view, owner) sort keys: view * stride + owner
 WRITING_KEY = "writing"  # meta key a StoreWriter sets while it writes a bundle and removes when it commits
 _NO_LABELS = (None, None, None, None)  # a sense's synset, gloss, lemma, label when it has none
 SENSE_CACHE_BYTES = 32 << 20  # embeddings kept by the Sense LRU of an open store (its version never changes)
 
-__all__ = ["SenseStore", "open_store", "SCHEMA_VERSION", "WRITING_KEY", "VIEWS", "view_key", "index_file", "views_of"]
+__all__ = ["SenseStore", "open_store", "SCHEMA_VERSION", "WRITING_KEY", "view_records", "bundle_fingerprint"]
 
 
-def view_key(view: str, name: str) -> str:
-    """The meta key of a view's record `name` ('index', 'space'): 'index' for the loss view (as in v2),
-    'lexical_index' for the lexical one."""
-    return name if view == "loss" else f"{view}_{name}"
+def view_records(meta: dict[str, Any]) -> list[ViewRecord]:
+    """The views a store records, in the order they were first written."""
+    return [ViewRecord.from_json(v) for v in meta.get("views") or []]
 
 
-def index_file(view: str) -> str:
-    """The view's HNSW index file name inside the bundle."""
-    return INDEX_FILE if view == "loss" else INDEX_FILE.replace(".hnsw", f".{view}.hnsw")
+def bundle_fingerprint(tables_sha256: str, vector_records: dict[str, dict]) -> str:
+    """The content fingerprint of a bundle: its tables' (sensekit/fingerprint.py) and its vector files' sha256."""
+    import hashlib
 
-
-def views_of(meta: dict[str, Any]) -> tuple[str, ...]:
-    """The views a store holds, loss first."""
-    return tuple(v for v in VIEWS if v in (meta.get("views") or ["loss"]))
+    parts = [tables_sha256] + [f"{k}:{vector_records[k]['sha256']}" for k in sorted(vector_records)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def read_meta(con, path: Path) -> dict[str, Any]:
@@ -102,9 +98,8 @@ def read_meta(con, path: Path) -> dict[str, Any]:
     return meta
 
 
-def read_space(con, dim: int, meta: dict[str, Any], view: str = "loss") -> SimilaritySpace:
-    """A view's similarity space (sensekit/space.py); identity when none was recorded."""
-    record = meta.get(view_key(view, "space")) or {}
+def read_space(con, dim: int, record: dict[str, Any], view: str) -> SimilaritySpace:
+    """A view's similarity space (sensekit/space.py) of kind `record["kind"]`; identity when none was recorded."""
     rows = con.execute(_sql.SPACE_ROWS, {"view": view}).fetchall()
     if not rows or record.get("kind", "identity") == "identity":
         return SimilaritySpace.identity(dim)
@@ -152,7 +147,7 @@ class SenseStore:
         for _ in range(3):  # a bundle replaced while it opens (a rebuild, `relations add`): open the new one
             if self._open(read_only, ef):
                 try:
-                    self.view = self._view(view, default="lexical" if "lexical" in self.views else "loss")
+                    self.default_view = self._view(view, default=default_view(list(self.views)))
                 except InputError:
                     self.con.close()
                     raise
@@ -191,22 +186,20 @@ class SenseStore:
         try:
             self.meta = read_meta(self.con, self.path)
             self.dim = int(self.meta["dim"])
-            self.views = views_of(self.meta)
+            records = view_records(self.meta)
+            self._view_names = [r.name for r in records]  # the sense table's view codes index this list
             self._load_sense_table()
-            record = self.meta.get(EMBEDDINGS_KEY)
-            # [n senses, dim] in sense_id order, memory-mapped; None for a store written before the file
-            self._embeddings = open_sense_array(self.path, record, self._sense_ids, self.dim) if record else None
-            self._check_embeddings()
-            # per view: every similarity is measured in its space, the index was built in it
-            self.spaces = {v: read_space(self.con, self.dim, self.meta, v) for v in self.views}
-            self.indexes = {}
-            for v in self.views:
-                record = self.meta.get(view_key(v, "index")) or {}
-                self.indexes[v] = (
-                    load_index(self.path / index_file(v), record, self._indexed_ids(v), ef, probe=self._index_probe(v))
-                    if record.get("count")
-                    else None
-                )
+            # [n senses, dim] in sense_id order, memory-mapped: the store of record for sense vectors
+            self._embeddings = open_vector_file(self.path, self.meta[EMBEDDINGS_KEY], self.dim, self._sense_ids)
+            record = self.meta.get(CONTEXT_VECTORS_KEY)  # [n kept, dim]: the sampled vectors of contexts
+            self._context_vectors = open_vector_file(self.path, record, self.dim) if record else None
+            self.views: dict[str, StoreView] = {}
+            for code, r in enumerate(records):  # each view: its space (every similarity, its index built in it)
+                space = read_space(self.con, self.dim, r.space, r.name)
+                self.views[r.name] = view = StoreView(self, r, code, space, None)
+                if r.index.get("count"):
+                    ids = self._indexed_ids(r.name)
+                    view.index = load_index(self.path / r.index_file, r.index, ids, ef, probe=self._index_probe(view))
         except StoreError:
             self.con.close()
             if self.changed():
@@ -217,57 +210,46 @@ class SenseStore:
             return False
         return True
 
-    def _index_probe(self, view: str, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    def _index_probe(self, view: StoreView, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
         """A few indexed sense ids and their vectors in the index's space [n, dim]: load_index compares them
         with the index file's own, so an index copied from another store (or view) is refused."""
-        ids = self._indexed_ids(view)[:n]
-        return ids, self.spaces[view].apply(self._duckdb_embeddings(ids))
-
-    def _duckdb_embeddings(self, ids: np.ndarray) -> np.ndarray:
-        """The embeddings [len(ids), dim] of sorted sense `ids`, from DuckDB (one range query)."""
-        got = self._db().execute(_sql.EMBEDDINGS_IN_RANGE, {"lo": int(ids.min()), "hi": int(ids.max())}).fetchnumpy()
-        emb_of = dict(zip(got["sense_id"].tolist(), got["embedding"]))
-        return np.stack([np.asarray(emb_of[i], np.float32) for i in ids.tolist()])
-
-    def _check_embeddings(self) -> None:
-        """embeddings.npy must hold DuckDB's vectors: its first, middle and last rows are compared."""
-        if self._embeddings is None or not len(self._sense_ids):
-            return
-        rows = np.unique(np.linspace(0, len(self._sense_ids) - 1, 3).astype(np.int64))
-        # one query per row: a range from the first to the last would read every embedding
-        stored = np.concatenate([self._duckdb_embeddings(self._sense_ids[[r]]) for r in rows])
-        if not np.array_equal(self._embeddings[rows], stored):
-            raise StoreError(
-                f"{self.path}/embeddings.npy holds other vectors than the store's senses: it belongs to another "
-                "store; rebuild the store with `sensekit build`"
-            )
+        positions = self._indexed_positions(view.code)[:n]
+        return self._sense_ids[positions], view.space.apply(np.asarray(self._embeddings[positions], np.float32))
 
     # -- views ----------------------------------------------------------------------------
+    def view(self, name: str | None = None) -> StoreView:
+        """The view `name` (None: the store's default view); InputError for a view the store does not hold."""
+        return self.views[self._view(name)]
+
     def _view(self, view: str | None, default: str | None = None) -> str:
-        """`view`, or the store's default view, checked against the views it holds."""
-        v = view or default or self.view
-        if v not in VIEWS:
-            raise InputError(f"unknown view {v!r}; use one of {', '.join(VIEWS)}")
+        """The name of `view`, or of the store's default view, checked against the views it holds."""
+        v = view or default or self.default_view
         if v not in self.views:
             raise InputError(
-                f"store {self.path} has no {v} view (it holds: {', '.join(self.views)}); "
-                + (
-                    "rebuild it with `sensekit build --lexical-layer auto`, or use --view loss"
-                    if v == "lexical"
-                    else "rebuild it"
-                )
+                f"store {self.path} has no {v} view (it holds: {', '.join(self.views)}); use one of those, or "
+                f"rebuild the store with that view (the {LEXICAL.name} view: `sensekit build --lexical-layer auto`)"
             )
         return v
 
     @property
+    def spaces(self) -> dict[str, SimilaritySpace]:
+        """Each view's similarity space, by view name."""
+        return {name: v.space for name, v in self.views.items()}
+
+    @property
+    def indexes(self) -> dict[str, Any]:
+        """Each view's HNSW index (None where it holds no token senses), by view name."""
+        return {name: v.index for name, v in self.views.items()}
+
+    @property
     def space(self) -> SimilaritySpace:
         """The default view's similarity space."""
-        return self.spaces[self.view]
+        return self.views[self.default_view].space
 
     @property
     def index(self):
         """The default view's HNSW index (None when it holds no token senses)."""
-        return self.indexes[self.view]
+        return self.views[self.default_view].index
 
     def changed(self) -> bool:
         """Whether the bundle at `self.path` is no longer the one this store opened (rebuilt, relations added)."""
@@ -288,17 +270,18 @@ class SenseStore:
                 f"store {self.path} records no content fingerprint (written before sensekit kept one); "
                 "rebuild it, or run `sensekit relations add` on it, to record one"
             )
-        found = content_fingerprint(self._db())
+        records = {k: self.meta[k] for k in (EMBEDDINGS_KEY, CONTEXT_VECTORS_KEY) if k in self.meta}
+        for record in records.values():
+            if file_sha256(self.path / record["file"]) != record["sha256"]:
+                raise StoreError(
+                    f"{self.path / record['file']} does not match its recorded sha256: it was changed outside "
+                    "sensekit; rebuild the store, or run `sensekit relations add` on it to rewrite the file"
+                )
+        found = bundle_fingerprint(content_fingerprint(self._db()), records)
         if found != recorded:
             raise StoreError(
                 f"store {self.path} content does not match its fingerprint (recorded {recorded[:16]}, "
                 f"content {found[:16]}): it was changed outside sensekit; rebuild it"
-            )
-        record = self.meta.get(EMBEDDINGS_KEY)
-        if record and file_sha256(self.path / record["file"]) != record["sha256"]:
-            raise StoreError(
-                f"{self.path / record['file']} does not match its recorded sha256: it was changed outside "
-                "sensekit; rebuild the store, or run `sensekit relations add` on it to rewrite the file"
             )
         return found
 
@@ -311,9 +294,11 @@ class SenseStore:
         cols = self.con.execute(_sql.SENSE_COLUMNS).fetchnumpy()
         self._sense_ids = np.asarray(cols["sense_id"], np.int64)
         view = np.asarray(cols["view"], object)
-        self._sense_view = np.zeros(len(view), np.int64)  # [n] index into VIEWS
-        for code, name in enumerate(VIEWS):
+        self._sense_view = np.full(len(view), -1, np.int64)  # [n] index into self._view_names
+        for code, name in enumerate(self._view_names):
             self._sense_view[view == name] = code
+        if (self._sense_view < 0).any():
+            raise StoreError(f"store {self.path} has senses of a view its meta does not record; rebuild it")
         self._sense_token = np.asarray(np.ma.filled(cols["token_id"], -1), np.int64)
         self._sense_span = np.asarray(np.ma.filled(cols["span_id"], -1), np.int64)
         self._sense_index = np.asarray(cols["sense_index"], np.int64)
@@ -335,12 +320,16 @@ class SenseStore:
 
     def _positions_of(self, owner: int, span: bool, view: str) -> np.ndarray:
         keys, order = (self._span_sorted, self._by_span) if span else (self._token_sorted, self._by_token)
-        key = VIEWS.index(view) * _VIEW_STRIDE + owner
+        key = self.views[view].code * _VIEW_STRIDE + owner
         lo, hi = np.searchsorted(keys, [key, key + 1])
         return order[lo:hi]
 
+    def _indexed_positions(self, code: int) -> np.ndarray:
+        """Positions of a view's token senses (what its index holds), in sense_id order."""
+        return np.flatnonzero((self._sense_span < 0) & (self._sense_view == code))
+
     def _indexed_ids(self, view: str) -> np.ndarray:
-        return self._sense_ids[(self._sense_span < 0) & (self._sense_view == VIEWS.index(view))]
+        return self._sense_ids[self._indexed_positions(self.views[view].code)]
 
     # -- tokenization -------------------------------------------------------------------
     @property
@@ -367,26 +356,19 @@ class SenseStore:
     # -- the query surface ----------------------------------------------------------------
     def info(self) -> StoreInfo:
         counts = dict(zip(_sql.COUNT_NAMES, self._db().execute(_sql.TABLE_COUNTS).fetchall()[0]))
-        records = {view_key(v, n) for v in VIEWS for n in ("index", "space")}
-        provenance = {k: v for k, v in self.meta.items() if k not in ("schema_version", "views", *records)}
-        views = {
-            v: {
-                "senses": int(((self._sense_view == VIEWS.index(v)) & (self._sense_span < 0)).sum()),
-                "layer": (self.meta.get("view_layers") or {}).get(v, "final_norm" if v == "loss" else None),
-                "index": dict(self.meta.get(view_key(v, "index"), {})),
-                "space": self.spaces[v].describe(),
-                "default": v == self.view,
-            }
-            for v in self.views
-        }
+        for i, v in enumerate(self.views.values()):  # token senses per view: `senses` for the first view
+            counts["senses" if i == 0 else f"{v.name}_senses"] = int(len(self._indexed_positions(v.code)))
+        skip = ("schema_version", "views", EMBEDDINGS_KEY, CONTEXT_VECTORS_KEY)
+        provenance = {k: v for k, v in self.meta.items() if k not in skip}
+        default = self.view()
         return StoreInfo(
             str(self.path),
             int(self.meta["schema_version"]),
             provenance,
             counts,
-            dict(self.meta.get(view_key(self.view, "index"), {})),
-            self.space.describe(),
-            views,
+            dict(default.record.index),
+            default.space.describe(),
+            {name: v.describe() for name, v in self.views.items()},
         )
 
     def tokens(self, word: str, view: str | None = None) -> list[TokenInfo]:
@@ -452,12 +434,7 @@ class SenseStore:
 
     def _read_senses(self, positions: np.ndarray, with_contexts: bool) -> list[Sense]:
         ids = self._sense_ids[positions]
-        embeddings = np.empty((len(ids), self.dim), np.float32)  # [n, dim], in the order of `positions`
-        if self._embeddings is not None:
-            embeddings[:] = self._embeddings[positions]
-        else:  # one owner's positions are in sense_index order, not always in id order
-            order = np.argsort(ids)
-            embeddings[order] = self._duckdb_embeddings(ids[order])
+        embeddings = np.asarray(self._embeddings[positions], np.float32)  # [n, dim], in the order of `positions`
         embeddings.flags.writeable = False  # shared by the cached records
         contexts: dict[int, list[Context]] = {}
         if with_contexts:
@@ -477,7 +454,7 @@ class SenseStore:
                     self._token_text.get(tok, "") if tok >= 0 else self._span_text.get(span, ""),
                     embeddings[row],
                     tuple(contexts.get(sid, ())),
-                    VIEWS[int(self._sense_view[pos])],
+                    self._view_names[int(self._sense_view[pos])],
                     *self._labels.get(sid, _NO_LABELS),
                 )
             )
@@ -487,14 +464,13 @@ class SenseStore:
         """The raw sampled vectors kept with the senses' contexts: sense_id -> [n, dim] float32, most
         central first. Senses without kept vectors (NULL, or stores built before they were kept) are left out."""
         ids = sorted({int(i) for i in sense_ids})
-        if not ids:
+        if not ids or self._context_vectors is None:
             return {}
-        tbl = self._db().sql(_sql.CONTEXT_VECTORS, params={"lo": ids[0], "hi": ids[-1], "ids": ids}).to_arrow_table()
-        if not tbl.num_rows:
+        got = self._db().execute(_sql.CONTEXT_VECTORS, {"lo": ids[0], "hi": ids[-1], "ids": ids}).fetchnumpy()
+        if not len(got["sense_id"]):
             return {}
-        owner = tbl.column("sense_id").to_numpy()  # [n]
-        vectors = tbl.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        vectors = np.asarray(vectors, np.float32).reshape(tbl.num_rows, self.dim)  # [n, dim]
+        owner = np.asarray(got["sense_id"])  # [n]
+        vectors = np.asarray(self._context_vectors[np.asarray(got["vector_row"], np.int64)], np.float32)  # [n, dim]
         cuts = np.flatnonzero(np.diff(owner)) + 1  # rows come grouped by sense
         return {int(o[0]): v for o, v in zip(np.split(owner, cuts), np.split(vectors, cuts))}
 
@@ -504,10 +480,14 @@ class SenseStore:
         """The word's relations; head_sense / head_distance: the head's sense in `view` each is attached to."""
         if kind not in (None, "syn", "ant"):
             raise InputError(f"relation kind must be 'syn' or 'ant', got {kind!r}")
-        lexical = self._view(view) == "lexical"
+        params = {"word": word.strip()}
+        attached = {
+            r: (h, d)
+            for r, h, d in self._db().execute(_sql.HEAD_SENSES_OF_WORD, {**params, "view": self._view(view)}).fetchall()
+        }
         rows = [
-            (*r[:5], *(r[7:9] if lexical else r[5:7]))
-            for r in self._db().execute(_sql.RELATIONS_OF_WORD, {"word": word.strip()}).fetchall()
+            (*r, *attached.get(r[0], (None, None)))
+            for r in self._db().execute(_sql.RELATIONS_OF_WORD, params).fetchall()
         ]
         # Filtering and ordering here keep the SQL a plain index lookup.
         rows = sorted(
@@ -552,7 +532,7 @@ class SenseStore:
             exclude_sense = int(query)
         else:
             view = self._view(view)
-        index = self.indexes[view]
+        index = self.views[view].index
         if index is None or k < 1:
             return []
         if isinstance(query, str):
@@ -563,7 +543,7 @@ class SenseStore:
             exclude_token = own[0].token_id if own[0].token_id is not None else -1
         elif exclude_sense < 0:
             vectors = np.asarray(query, dtype=np.float32).reshape(-1, self.dim)
-        vectors = self.spaces[view].apply(vectors)
+        vectors = self.views[view].space.apply(vectors)
         n = index.get_current_count()
         extra = len(vectors) * 10 if exclude_token >= 0 else 1 if exclude_sense >= 0 else 0
         labels, dists = index.knn_query(vectors, k=min(n, k + extra))
@@ -594,7 +574,7 @@ class SenseStore:
             self._token_text.get(tok, ""),
             None,
             (),
-            VIEWS[int(self._sense_view[pos])],
+            self._view_names[int(self._sense_view[pos])],
             *self._labels.get(int(self._sense_ids[pos]), _NO_LABELS),
         )
         return Neighbor(sense, distance)
@@ -608,27 +588,16 @@ class SenseStore:
         ]
 
     # -- bulk access for build/distill ------------------------------------------------------
-    def sense_matrix(self, view: str = "loss") -> dict[str, np.ndarray]:
-        """All sense rows of one view (the loss view unless told: what distill reads): sense_id, token_id
-        (-1 for spans), span_id (-1 for tokens), sense_index [n]; embedding [n, dim] float32."""
-        view = self._view(view)
-        rows = self._sense_view == VIEWS.index(view)  # in sense_id order, as the query's rows
-        if self._embeddings is not None:
-            emb = self._embeddings[rows]
-        else:
-            tbl = self._db().sql(_sql.SENSE_MATRIX, params={"view": view}).to_arrow_table()
-            n = tbl.num_rows
-            emb = (
-                tbl.column("embedding").combine_chunks().flatten().to_numpy().reshape(n, self.dim)
-                if n
-                else np.zeros((0, self.dim), np.float32)
-            )
+    def sense_matrix(self, view: str | None = None) -> dict[str, np.ndarray]:
+        """All sense rows of one view (the default view unless told): sense_id, token_id (-1 for spans), span_id
+        (-1 for tokens), sense_index [n]; embedding [n, dim] float32."""
+        rows = self._sense_view == self.view(view).code  # in sense_id order
         return {
             "sense_id": self._sense_ids[rows],
             "token_id": self._sense_token[rows],
             "span_id": self._sense_span[rows],
             "sense_index": self._sense_index[rows],
-            "embedding": np.ascontiguousarray(emb, dtype=np.float32),
+            "embedding": np.asarray(self._embeddings[rows], np.float32),
         }
 
     def words_table(self) -> list[tuple[str, list[int], int | None]]:
@@ -639,7 +608,7 @@ class SenseStore:
 
     def sense_counts(self, view: str | None = None) -> np.ndarray:
         """Senses per token id [max token id + 1] (0 where a token has none) in `view`, from memory."""
-        rows = (self._sense_token >= 0) & (self._sense_view == VIEWS.index(self._view(view)))
+        rows = (self._sense_token >= 0) & (self._sense_view == self.view(view).code)
         return np.bincount(self._sense_token[rows], minlength=int(self._sense_token.max(initial=-1)) + 1)
 
     def table_names(self) -> list[str]:
@@ -652,7 +621,15 @@ class SenseStore:
         written = []
         for name in self.table_names():
             path = Path(folder) / f"{name}.parquet"
-            if name in _sql.EXPORT_VIEW_TABLES:
+            if name == "senses":  # with each sense's vector, from embeddings.npy
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                tbl = self._db().sql(_sql.EXPORT_VIEW_TABLES[name], params={"view": view}).to_arrow_table()
+                pos = np.searchsorted(self._sense_ids, tbl.column("sense_id").to_numpy())
+                flat = np.asarray(self._embeddings[pos], np.float32).reshape(-1)
+                pq.write_table(tbl.append_column("embedding", pa.FixedSizeListArray.from_arrays(flat, self.dim)), path)
+            elif name in _sql.EXPORT_VIEW_TABLES:
                 self._db().sql(_sql.EXPORT_VIEW_TABLES[name], params={"view": view}).write_parquet(str(path))
             else:
                 self._db().table(name).write_parquet(str(path))
@@ -678,7 +655,7 @@ class SenseStore:
                 cursor.close()
             self._cursors.clear()
         self.con.close()
-        self._embeddings = None  # unmaps embeddings.npy (cached records hold copies)
+        self._embeddings = self._context_vectors = None  # unmaps the vector files (cached records hold copies)
 
     def __enter__(self) -> "SenseStore":
         return self

@@ -8,10 +8,12 @@ rows can be replaced per source without ever exposing a half-written store.
 
 While it is written, the bundle's `meta` holds `writing = true` (`store.WRITING_KEY`), removed by
 `commit()`: a temporary bundle left by a killed process is refused by `open_store` as incomplete.
-Views (schema v3): sense rows belong to the 'loss' or the 'lexical' view (`add_senses(view=...)`);
-`commit()` fits one similarity space and builds one HNSW index per view whose token senses changed
-(`senses.hnsw`, `senses.lexical.hnsw`), each recorded in meta (`index`/`space`, `lexical_index`/
-`lexical_space`) with its checksum; `meta.views` lists the views the store holds.
+Views (sensekit/view.py): every sense row belongs to one view (`add_senses(view=...)`; `declare_view` sets
+a view's layer and key mode). `commit()` fits one similarity space and builds one HNSW index per view whose
+token senses changed, and records each view once in `meta.views` (name, layer, key mode, index file,
+space, index with its checksum, dim, dtype).
+Vectors are staged in float32 files inside the temporary bundle while it is written and become
+`embeddings.npy` and `context_vectors.npy` of the store's dtype at commit (sensekit/sense_array.py).
 `commit()` also records the content fingerprint (`sensekit/fingerprint.py`). A full disk (or a
 file-size limit) becomes a one-line StoreError, and the old bundle stays as it was.
 
@@ -20,6 +22,7 @@ The writer needs pyarrow (bulk inserts); the read path does not.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import errno
 import json
@@ -33,24 +36,26 @@ import numpy as np
 from . import _sql
 from .errors import InputError, StoreError
 from .fingerprint import FINGERPRINT_KEY, content_fingerprint
-from .fs import DB_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
+from .fs import CONTEXT_VECTORS_FILE, DB_FILE, EMBEDDINGS_FILE, TOKENIZER_FILE, swap_into_place, temp_sibling
 from .index import IndexParams, build_index, check_index_file, index_record, record_metric
 from .paths import schema_text
-from .sense_array import EMBEDDINGS_KEY, write_sense_array
+from .sense_array import CONTEXT_VECTORS_KEY, EMBEDDINGS_KEY, VectorStage, check_dtype, write_vector_file
 from .space import DEFAULT_SPACE, SimilaritySpace, fit_space
-from .store import SCHEMA_VERSION, VIEWS, WRITING_KEY, index_file, read_meta, read_space, view_key, views_of
+from .store import SCHEMA_VERSION, WRITING_KEY, bundle_fingerprint, read_meta, read_space, view_records
+from .view import LOSS, ViewRecord, new_view
 
 __all__ = ["StoreWriter", "ROW_GROUP_ROWS"]
 
 ROW_GROUP_ROWS = 2048  # DuckDB's smallest row group (one vector); see StoreWriter.__init__
 
 
-def _embedding_matrix(table, dim: int) -> np.ndarray:
-    """The `embedding` column of an arrow table as float32 [n, dim]."""
-    n = table.num_rows
-    if not n:
-        return np.zeros((0, dim), np.float32)
-    return table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, dim)
+def _vector_block(values, dim: int) -> np.ndarray:
+    """Vectors given as a numpy array or an arrow FixedSizeList column, as float32 [n, dim]."""
+    if hasattr(values, "flatten") and not isinstance(values, np.ndarray):  # pyarrow (Chunked)Array
+        if hasattr(values, "combine_chunks"):
+            values = values.combine_chunks()
+        return np.asarray(values.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(-1, dim)
+    return np.asarray(values, np.float32).reshape(-1, dim)
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -80,20 +85,23 @@ class StoreWriter:
         index_params: IndexParams | None = None,
         space: str = DEFAULT_SPACE,
         space_components: int | None = None,
+        dtype: str = "float32",
         _existing: bool = False,
     ) -> None:
         import duckdb
 
         if not isinstance(dim, int) or not 1 <= dim <= 65536:
             raise InputError(f"embedding dim must be an integer in 1..65536, got {dim!r}")
+        check_dtype(dtype)
         self.path = Path(path)
         self.dim = dim
+        self.dtype = dtype  # of the stored vectors (an update keeps the bundle's own)
         self.tmp = temp_sibling(self.path)
         self.index_params = index_params or IndexParams()
         self.space_kind, self.space_components = space, space_components
         self.spaces: dict[str, SimilaritySpace] = {}  # per view, fitted at commit; an update keeps the bundle's own
-        self._dirty_views: set[str] = set() if _existing else {"loss"}
-        self.views: tuple[str, ...] = ("loss",)
+        self._records: dict[str, ViewRecord] = {}  # the views, in the order they were first written
+        self._dirty_views: set[str] = set()
         self._next_sense_id = 0
         if not _existing:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +115,11 @@ class StoreWriter:
         self.con = duckdb.connect()
         self.con.execute(_sql.ATTACH_STORE, {"path": str(self.tmp / DB_FILE), "rows": ROW_GROUP_ROWS})
         self.con.execute(_sql.USE_STORE)
+        # Vectors while the bundle is written: sense rows by sense id, context rows by `contexts.vector_row`.
+        self._sense_stage = VectorStage(self.tmp / ".embeddings.stage", dim)
+        self._context_stage = VectorStage(self.tmp / ".context_vectors.stage", dim)
+        self._staged_ids: list[np.ndarray] = []  # sense ids of the staged rows, ascending
+        self._staged_sorted: np.ndarray | None = None
         if not _existing:
             self.con.execute(schema_text("store.sql").replace("{dim}", str(dim)))
             meta = {"schema_version": SCHEMA_VERSION, "dim": dim, **(provenance or {})}
@@ -114,16 +127,48 @@ class StoreWriter:
         else:
             self._next_sense_id = int(self.con.execute(_sql.MAX_SENSE_ID).fetchall()[0][0]) + 1
             meta = read_meta(self.con, self.path)
-            self.views = views_of(meta)
-            self.spaces = {v: read_space(self.con, dim, meta, v) for v in self.views}
+            self._records = {r.name: r for r in view_records(meta)}
+            self.spaces = {v: read_space(self.con, dim, r.space, v) for v, r in self._records.items()}
             self.space_kind = self.space.kind
             self.space_components = len(self.space.components) if self.space.kind.endswith("abtt") else None
+            self._stage_existing(meta)
         self.set_meta(**{WRITING_KEY: True})  # until commit(): a bundle left by a killed writer never opens
+
+    def _stage_existing(self, meta: dict[str, Any]) -> None:
+        """Stage the vectors of the bundle being updated (its files are rewritten at commit)."""
+        from .sense_array import open_vector_file
+
+        ids = np.asarray(self.con.execute(_sql.SENSE_IDS).fetchnumpy()["sense_id"], np.int64)
+        record = meta[EMBEDDINGS_KEY]
+        self.dtype = str(record.get("dtype", "float32"))
+        for stage, rec, own_ids in (
+            (self._sense_stage, record, ids),
+            (self._context_stage, meta.get(CONTEXT_VECTORS_KEY), None),
+        ):
+            if rec is None:
+                continue
+            array = open_vector_file(self.tmp, rec, self.dim, own_ids)
+            for lo in range(0, len(array), 8192):
+                stage.append(array[lo : lo + 8192])
+            del array
+        self._staged_ids.append(ids)
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The names of the views the bundle holds, in the order they were first written."""
+        return tuple(self._records)
 
     @property
     def space(self) -> SimilaritySpace | None:
-        """The loss view's similarity space (None until commit() fits it in a new bundle)."""
-        return self.spaces.get("loss")
+        """The first view's similarity space (None until commit() fits it in a new bundle)."""
+        return self.spaces.get(self.views[0]) if self.views else None
+
+    def declare_view(self, record: ViewRecord) -> None:
+        """Record a view's name, layer and key mode before its senses are added (a view given to add_senses by
+        name only gets `view.new_view(name)`)."""
+        self._records[record.name] = dataclasses.replace(
+            record, index_file=record.index_file or new_view(record.name).index_file
+        )
 
     # -- opening an existing bundle for modification ------------------------------------
     @classmethod
@@ -144,8 +189,9 @@ class StoreWriter:
             meta = read_meta(con, path)
         finally:
             con.close()
+        index = next((r.index for r in view_records(meta) if r.index), {})  # every view's index has the same params
         params = IndexParams(
-            metric=record_metric(meta["index"]), **{k: meta["index"][k] for k in ("M", "ef_construction", "ef")}
+            metric=record_metric(index), **{k: index[k] for k in ("M", "ef_construction", "ef") if k in index}
         )  # hnswlib's
         tmp = temp_sibling(path)
         if tmp.exists():
@@ -190,13 +236,14 @@ class StoreWriter:
         *,
         token_ids: Sequence[int] | None = None,
         span_ids: Sequence[int] | None = None,
-        view: str = "loss",
+        view: str | None = None,
         synset: Sequence[str | None] | None = None,
         gloss: Sequence[str | None] | None = None,
         lemma: Sequence[str | None] | None = None,
         label: Sequence[str | None] | None = None,
     ) -> np.ndarray:
-        """Add sense rows of `view` owned by tokens (`token_ids`) or spans (`span_ids`). Returns their new ids [n].
+        """Add sense rows of `view` (None: the first view written, else `view.LOSS`) owned by tokens
+        (`token_ids`) or spans (`span_ids`). Returns their new ids [n].
 
         synset, gloss, lemma, label: optional per-sense text [n] (None entries: unknown), read back as the
         fields of the same name of `Sense`."""
@@ -208,8 +255,9 @@ class StoreWriter:
             raise InputError(f"embeddings must be [n, {self.dim}], got {list(embeddings.shape)}")
         if (token_ids is None) == (span_ids is None):
             raise InputError("give exactly one of token_ids or span_ids")
-        if view not in VIEWS:
-            raise InputError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
+        view = view or (self.views[0] if self.views else LOSS.name)
+        if not isinstance(view, str) or not view.isidentifier():
+            raise InputError(f"a view name must be a plain identifier, got {view!r}")
         if not np.isfinite(embeddings).all():
             raise InputError("sense embeddings contain NaN or inf; check the teacher's dtype (fp16 overflow?)")
         labels = {"synset": synset, "gloss": gloss, "lemma": lemma, "label": label}
@@ -227,7 +275,6 @@ class StoreWriter:
                 "span_id": pa.array(np.asarray(span_ids, np.int32)) if span_ids is not None else none,
                 "sense_index": np.asarray(sense_index, np.int16),
                 "count": np.asarray(counts, np.int32),
-                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)), self.dim),
                 **{
                     name: pa.array([None if v is None else str(v) for v in values], pa.string())
                     for name, values in labels.items()
@@ -235,17 +282,33 @@ class StoreWriter:
                 },
             },
         )
+        self._sense_stage.append(self._stored(embeddings))  # as readers will read them
+        self._staged_ids.append(ids.astype(np.int64))
+        self._staged_sorted = None
         self._next_sense_id += n
+        if view not in self._records:
+            self.declare_view(new_view(view))
         if token_ids is not None:
             self._dirty_views.add(view)
-            if view not in self.views:
-                self.views = tuple(v for v in VIEWS if v in (*self.views, view))
         return ids
+
+    def _vectors_of(self, sense_ids: np.ndarray) -> np.ndarray:
+        """The staged embeddings [len(sense_ids), dim] float32 of senses of this bundle."""
+        if self._staged_sorted is None:
+            self._staged_sorted = np.concatenate(self._staged_ids) if self._staged_ids else np.zeros(0, np.int64)
+        return self._sense_stage.read(np.searchsorted(self._staged_sorted, np.asarray(sense_ids, np.int64)))
 
     def add_contexts(self, rows: dict[str, Sequence[Any]]) -> None:
         """rows: column -> values for sense_id, rank, doc_id, char_start, char_end, snippet,
-        mark_start, mark_end, distance (see schemas/store.sql)."""
-        self._insert("contexts", dict(rows))
+        mark_start, mark_end, distance (see schemas/store.sql), and optionally `vector`: the sampled vectors
+        [n, dim] (numpy, or an arrow FixedSizeList column), kept for plots in context_vectors.npy."""
+        rows = dict(rows)
+        vectors = rows.pop("vector", None)
+        if vectors is not None:
+            block = self._stored(_vector_block(vectors, self.dim))
+            first = self._context_stage.append(block)
+            rows["vector_row"] = np.arange(first, first + len(block), dtype=np.int32)  # renumbered at commit
+        self._insert("contexts", rows)
 
     def add_spans(self, span_ids: Sequence[int], token_ids: Sequence[Sequence[int]], texts: Sequence[str]) -> None:
         import pyarrow as pa
@@ -292,6 +355,7 @@ class StoreWriter:
                 ],
             },
         )
+        self.con.execute(_sql.DELETE_STALE_HEAD_SENSES)  # attachments of pairs no source holds any more
         return n
 
     def next_span_id(self) -> int:
@@ -311,17 +375,19 @@ class StoreWriter:
         """Every word that appears in a relation, as head or related (all sources), in no set order."""
         return [w for (w,) in self.con.execute(_sql.RELATION_WORDS).fetchall()]
 
-    def token_senses(self, token_ids: Sequence[int], view: str = "loss") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The senses of `token_ids` in `view`, ordered by token and sense index: token_id [n], sense_index [n],
-        embedding [n, dim] float32."""
+    def token_senses(
+        self, token_ids: Sequence[int], view: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The senses of `token_ids` in `view` (None: the first view), ordered by token and sense index:
+        token_id [n], sense_index [n], embedding [n, dim] float32."""
         import pyarrow as pa
 
         needed_tokens = pa.table({"token_id": pa.array(list(token_ids), pa.int32())})  # noqa: F841 (DuckDB scan)
-        tbl = self.con.sql(_sql.TOKEN_SENSES_OF, params={"view": view}).to_arrow_table()
+        got = self.con.execute(_sql.TOKEN_SENSES_OF, {"view": view or self.views[0]}).fetchnumpy()
         return (
-            tbl.column("token_id").to_numpy(zero_copy_only=False),
-            tbl.column("sense_index").to_numpy(zero_copy_only=False),
-            _embedding_matrix(tbl, self.dim),
+            np.asarray(got["token_id"]),
+            np.asarray(got["sense_index"]),
+            self._vectors_of(np.asarray(got["sense_id"], np.int64)),
         )
 
     def words_rows(self) -> list[tuple[str, list[int], int | None]]:
@@ -339,40 +405,38 @@ class StoreWriter:
         related: Sequence[str],
         sense_index: np.ndarray,
         distance: np.ndarray,
-        view: str = "loss",
+        view: str | None = None,
     ) -> None:
-        """Record, per (head, related) pair, the head's sense in `view` the related word belongs to (-1: none)."""
-        import pyarrow as pa
-
+        """Record, per (head, related) pair, the head's sense in `view` (None: the first view) the related word
+        belongs to (-1: none, no row); replaces the view's earlier attachments."""
+        view = view or self.views[0]
         found = np.asarray(sense_index) >= 0
-        table = pa.table(
+        self.con.execute(_sql.DELETE_HEAD_SENSES, {"view": view})
+        self._insert(
+            "relation_senses",
             {
-                "head": pa.array(list(heads), pa.string()),
-                "related": pa.array(list(related), pa.string()),
-                "head_sense": pa.array(np.asarray(sense_index, np.int16), mask=~found),
-                "head_distance": pa.array(np.asarray(distance, np.float32), mask=~found),
-            }
+                "view": [view] * int(found.sum()),
+                "head": [h for h, f in zip(heads, found) if f],
+                "related": [r for r, f in zip(related, found) if f],
+                "head_sense": np.asarray(sense_index, np.int16)[found],
+                "head_distance": np.asarray(distance, np.float32)[found],
+            },
         )
-        self.con.register("head_senses", table)  # the name SET_HEAD_SENSES joins on
-        try:
-            self.con.execute(_sql.SET_HEAD_SENSES[view])
-        finally:
-            self.con.unregister("head_senses")
 
-    def sense_rows(self, view: str = "loss") -> dict[str, np.ndarray]:
-        """All sense rows of `view` in the bundle being written: sense_id, token_id (-1 for spans), span_id
-        (-1 for tokens), sense_index [n]; embedding [n, dim] float32."""
-        tbl = self.con.sql(_sql.SENSE_MATRIX, params={"view": view}).to_arrow_table()
+    def sense_rows(self, view: str | None = None) -> dict[str, np.ndarray]:
+        """All sense rows of `view` (None: the first view) in the bundle being written: sense_id, token_id (-1 for
+        spans), span_id (-1 for tokens), sense_index [n]; embedding [n, dim] float32."""
+        tbl = self.con.sql(_sql.SENSE_MATRIX, params={"view": view or self.views[0]}).to_arrow_table()
         out = {
             c: np.asarray(tbl.column(c).fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
             for c in ("sense_id", "token_id", "span_id", "sense_index")
         }
-        out["embedding"] = _embedding_matrix(tbl, self.dim)
+        out["embedding"] = self._vectors_of(out["sense_id"])
         return out
 
     # -- finishing ------------------------------------------------------------------------
-    def _write_space(self, space: SimilaritySpace, view: str = "loss") -> None:
-        """Replace a view's similarity space (rows + meta.space / meta.lexical_space)."""
+    def _write_space(self, space: SimilaritySpace, view: str) -> None:
+        """Replace a view's similarity space (its rows, and the kind in the view's record)."""
         import pyarrow as pa
 
         self.spaces[view] = space
@@ -389,7 +453,7 @@ class StoreWriter:
                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dim),
             },
         )
-        self.set_meta(**{view_key(view, "space"): space.describe()})
+        self._records[view] = dataclasses.replace(self._records[view], space=space.describe())
 
     def commit(self) -> Path:
         """Build the index (if token senses changed), record it and the content fingerprint, and rename the
@@ -411,30 +475,77 @@ class StoreWriter:
         """Everything commit() writes into the temporary bundle, ending with a checkpointed, closed DuckDB file."""
         import pyarrow  # noqa: F401  (fetch_arrow_table needs it)
 
-        for view in [v for v in VIEWS if v in self._dirty_views]:  # one space and one index per view
-            tbl = self.con.sql(_sql.INDEXED_SENSES, params={"view": view}).to_arrow_table()
-            ids = tbl.column("sense_id").to_numpy()
-            vectors = _embedding_matrix(tbl, self.dim)
+        if not self._records:  # a store without senses still records a view for readers to answer from
+            self.declare_view(LOSS)
+            self._dirty_views.add(LOSS.name)
+        for view in [v for v in self.views if v in self._dirty_views]:  # one space and one index per view
+            ids = np.asarray(self.con.execute(_sql.INDEXED_SENSES, {"view": view}).fetchnumpy()["sense_id"], np.int64)
+            vectors = self._vectors_of(ids)
             self._write_space(fit_space(vectors, self.space_kind, self.space_components), view)
             index = build_index(ids, self.spaces[view].apply(vectors), self.index_params)
-            path = self.tmp / index_file(view)
+            path = self.tmp / self._records[view].index_file
             index.save_index(str(path))
             try:  # hnswlib does not check its writes: a full disk leaves a short file
                 check_index_file(path, int(index.get_current_count()), self.dim)
             except StoreError as exc:
                 raise OSError(errno.ENOSPC, f"the HNSW index was not written whole ({exc})") from None
-            self.set_meta(**{view_key(view, "index"): index_record(index, ids, self.index_params)})
-        self.set_meta(views=list(self.views), **{EMBEDDINGS_KEY: write_sense_array(self.con, self.tmp, self.dim)})
+            self._records[view] = dataclasses.replace(
+                self._records[view], index=index_record(index, ids, self.index_params)
+            )
+        records = self._write_vectors()
+        views = [dataclasses.replace(r, dim=self.dim, dtype=self.dtype).to_json() for r in self._records.values()]
+        self.set_meta(views=views, **records)
         self.set_meta(
             updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            **{FINGERPRINT_KEY: content_fingerprint(self.con)},
+            **{FINGERPRINT_KEY: bundle_fingerprint(content_fingerprint(self.con), records)},
         )
         self.con.execute(_sql.DELETE_META, [WRITING_KEY])
         self.con.execute(_sql.CHECKPOINT)
         self.con.close()
 
+    def _stored(self, vectors: np.ndarray) -> np.ndarray:
+        """float32 vectors [n, dim] rounded to the store's dtype, as the vector files will hold them."""
+        if self.dtype == "float32":
+            return vectors
+        rounded = vectors.astype(self.dtype)
+        if not np.isfinite(rounded).all():
+            raise InputError(f"a vector does not fit {self.dtype} (too large); build with --dtype float32")
+        return rounded.astype(np.float32)
+
+    def _write_vectors(self) -> dict[str, dict]:
+        """embeddings.npy (every sense, in sense_id order) and context_vectors.npy (the kept sampled vectors, in
+        (sense_id, rank) order, `contexts.vector_row` renumbered to match); their meta records by key."""
+        import pyarrow as pa
+
+        ids = np.asarray(self.con.execute(_sql.SENSE_IDS).fetchnumpy()["sense_id"], np.int64)
+        if self._staged_sorted is None:
+            self._vectors_of(ids[:0])
+        sense_rows = np.searchsorted(self._staged_sorted, ids)
+        emb = write_vector_file(self.tmp, EMBEDDINGS_FILE, self._sense_stage, sense_rows, self.dtype, ids)
+        records = {EMBEDDINGS_KEY: emb}
+        kept = self.con.execute(_sql.KEPT_CONTEXT_VECTORS).fetchnumpy()
+        staged = np.asarray(kept["vector_row"], np.int64)
+        (self.tmp / CONTEXT_VECTORS_FILE).unlink(missing_ok=True)  # an update's copy, rewritten if any are kept
+        if len(staged):
+            records[CONTEXT_VECTORS_KEY] = write_vector_file(
+                self.tmp, CONTEXT_VECTORS_FILE, self._context_stage, staged, self.dtype
+            )
+        vector_rows = pa.table(  # noqa: F841  (DuckDB reads it by name)
+            {
+                "sense_id": pa.array(np.asarray(kept["sense_id"], np.int32)),
+                "rank": pa.array(np.asarray(kept["rank"], np.int16)),
+                "vector_row": pa.array(np.arange(len(staged), dtype=np.int32)),
+            }
+        )
+        self.con.execute(_sql.SET_VECTOR_ROWS)
+        self._sense_stage.close()
+        self._context_stage.close()
+        return records
+
     def abort(self) -> None:
         try:
+            self._sense_stage.close(remove=False)
+            self._context_stage.close(remove=False)
             self.con.close()
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)

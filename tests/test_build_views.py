@@ -1,4 +1,4 @@
-"""Issue 15: the lexical view of every sample (one forward pass), schema v3 views, --focus, --view.
+"""The lexical view of every sample (one forward pass), views as records and objects, --focus, --view.
 
 Real tiny teacher (tests/helpers.py), real DuckDB and HNSW.
 """
@@ -70,7 +70,17 @@ def test_the_lexical_view_is_stored_beside_the_loss_view(two_stores):
     r = results["auto"]
     assert r.lexical_senses > 0 and results["none"].lexical_senses == 0
     with open_store(r.store) as s:
-        assert s.views == ("loss", "lexical") and s.view == "lexical"
+        assert tuple(s.views) == ("loss", "lexical") and s.default_view == "lexical"
+        lexical, loss = s.view(), s.view("loss")
+        assert (lexical.name, lexical.layer, lexical.hidden_layer, lexical.key_mode) == (
+            "lexical",
+            auto_layer(LAYERS),
+            auto_layer(LAYERS),
+            "input",
+        )
+        assert (loss.layer, loss.hidden_layer, loss.key_mode) == ("final_norm", None, "next")
+        assert lexical.index is s.index and loss.space is s.spaces["loss"] and lexical.dim == s.dim
+        assert [x.sense_id for x in lexical.senses("bank")] == [x.sense_id for x in s.senses("bank")]
         info = s.info()
         assert set(info.views) == {"loss", "lexical"} and info.views["lexical"]["default"]
         assert info.views["lexical"]["layer"] == auto_layer(LAYERS)  # auto, recorded
@@ -95,7 +105,7 @@ def test_the_lexical_view_is_stored_beside_the_loss_view(two_stores):
         assert rel and all(x.head_sense is None or 0 <= x.head_sense < len(lex) for x in rel)
     assert (r.store / "senses.hnsw").is_file() and (r.store / "senses.lexical.hnsw").is_file()
     with open_store(results["none"].store) as s:
-        assert s.views == ("loss",) and s.view == "loss"
+        assert tuple(s.views) == ("loss",) and s.default_view == "loss"
         with pytest.raises(InputError, match="no lexical view.*--lexical-layer auto"):
             s.senses("bank", view="lexical")
     with pytest.raises(InputError, match="no lexical view"):
@@ -233,7 +243,7 @@ def test_cli_view_and_focus_and_v2(capsys, two_stores, tmp_path):
     code, _, err = run_cli(capsys, "query", "bank", "--store", results["none"].store, "--view", "lexical")
     assert code == 1 and "no lexical view" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(capsys, "query", "bank", "--store", store, "--view", "middle")
-    assert code == 1 and "unknown view 'middle'" in err
+    assert code == 1 and "no middle view (it holds: loss, lexical)" in err
     code, out, _ = run_cli(capsys, "info", "--store", store, "--json")
     assert set(json.loads(out)["views"]) == {"loss", "lexical"}
     code, out, _ = run_cli(capsys, "info", "--store", store)

@@ -116,10 +116,22 @@ def test_info_and_export(capsys, store_path, tmp_path):
     names = sorted(p.name for p in (tmp_path / "pq").iterdir())
     assert names == sorted(
         f"{t}.parquet"
-        for t in ("meta", "tokens", "spans", "senses", "contexts", "words", "relations", "similarity_space")
+        for t in (
+            "meta",
+            "tokens",
+            "spans",
+            "senses",
+            "contexts",
+            "words",
+            "relations",
+            "relation_senses",
+            "similarity_space",
+        )
     )
-    n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path / 'pq' / 'senses.parquet'}')").fetchall()[0][0]
-    assert n == 5
+    n, dim = duckdb.sql(
+        f"SELECT count(*), max(len(embedding)) FROM read_parquet('{tmp_path / 'pq' / 'senses.parquet'}')"
+    ).fetchall()[0]
+    assert n == 5 and dim == 16  # each sense with its vector
 
 
 def test_console_script_has_no_traceback(store_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import duckdb
 import numpy as np
 import pytest
@@ -171,26 +173,27 @@ def test_short_snippet_marks_the_key_token():
 def test_build_keeps_the_sampled_vector_of_each_context(tiny, text_corpus, tmp_path):  # noqa: F811
     from sensekit.builder.pipeline import build
 
-    cfg = build_config(text_corpus, tmp_path / "s.sensekit")
+    cfg = dataclasses.replace(build_config(text_corpus, tmp_path / "s.sensekit"), store_dtype="float32")  # exact
     result = build(cfg, teacher=tiny)
     con = duckdb.connect(str(result.store / "store.duckdb"), read_only=True)
     try:
         rows = con.execute(
-            "SELECT c.distance, c.vector, s.embedding, s.token_id FROM contexts c"
+            "SELECT c.sense_id, c.distance, c.vector_row, s.token_id FROM contexts c"
             " JOIN senses s USING (sense_id) WHERE s.view = 'loss' ORDER BY c.sense_id, c.rank"
-        ).fetchall()
-        senses = con.execute(
-            "SELECT sense_id, token_id, embedding FROM senses WHERE token_id IS NOT NULL AND view = 'loss'"
         ).fetchall()
     finally:
         con.close()
+    kept = np.load(result.store / "context_vectors.npy")  # [kept contexts, d]
+    with open_store(result.store) as s:
+        m = s.sense_matrix(view="loss")
+    emb_of = dict(zip(m["sense_id"].tolist(), m["embedding"]))
     assert len(rows) == result.contexts > 0
     by_token: dict[int, list] = {}
-    for sid, tid, emb in senses:
-        by_token.setdefault(tid, []).append((sid, np.asarray(emb, np.float32)))
-    for distance, vector, embedding, token_id in rows:
-        assert vector is not None and len(vector) == tiny.hidden_size
-        v, e = np.asarray(vector, np.float32), np.asarray(embedding, np.float32)
+    for sid, tid in zip(m["sense_id"].tolist(), m["token_id"].tolist()):
+        by_token.setdefault(tid, []).append((sid, emb_of[sid]))
+    for sense_id, distance, vector_row, token_id in rows:
+        assert vector_row is not None and kept.shape[1] == tiny.hidden_size
+        v, e = np.asarray(kept[vector_row], np.float32), emb_of[sense_id]
         # the sampled vector behind the context: its distance to its centroid is the recorded one ...
         assert abs(float(np.linalg.norm(v - e)) - distance) <= 1e-3 * max(1.0, distance)
         # ... and, k-means having converged, its own sense is the nearest of its token's senses

@@ -92,21 +92,22 @@ def _set_schema(store: Path, version: int) -> None:
     con.close()
 
 
-@pytest.mark.parametrize("version", [1, 2, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 5])
 def test_another_schema_version_is_refused_before_any_work(capsys, store_path, tmp_path, version):
     _set_schema(store_path, version)
     code, _, err = run_cli(capsys, "query", "bank", "--store", store_path)
-    one_line(err, code, 2, f"schema version {version}", "reads version 3")
+    one_line(err, code, 2, f"schema version {version}", "reads version 4")
+    assert ("sensekit migrate" in err) == (version == 3)  # a v3 store is converted, not rebuilt
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("happy\tglad\tsyn\n")
     code, _, err = run_cli(capsys, "relations", "add", f"pairs:{pairs}", "--store", store_path)
-    one_line(err, code, 2, f"schema version {version}", "reads version 3")
+    one_line(err, code, 2, f"schema version {version}", "reads version 4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.tsv", "small.sensekit"]  # nothing was copied
 
 
 def test_distill_refuses_another_schema_before_loading_a_teacher(capsys, tmp_path, teacher_dir, corpus_file):  # noqa: F811
     store = make_store(tmp_path / "s.sensekit", teacher_dir)
-    _set_schema(store, 4)
+    _set_schema(store, 5)
     code, _, err = run_cli(
         capsys,
         "distill",
@@ -121,7 +122,7 @@ def test_distill_refuses_another_schema_before_loading_a_teacher(capsys, tmp_pat
         "--device",
         "cpu",
     )
-    one_line(err, code, 2, "schema version 4", "reads version 3")
+    one_line(err, code, 2, "schema version 5", "reads version 4")
 
 
 # -- distillation against a store of another teacher ---------------------------------------------------------------

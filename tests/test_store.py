@@ -22,7 +22,7 @@ SCHEMA_PINS = {
     1: "61a303e863be3f3373dfbf96a4059c86eef08a5c9ddcfe1885aa19daf101a9ce",
     2: "1d34a152b8d9a088e5f7343fe3c9aa4d23b0d340aaf4bdb82a3bde21b08d9222",
     3: "855f056016a73d7ab1a2c713ad55a8a0fcb3cc8bde1872ee2085442bb741bc8a",
-    4: "5eecbf7cfb4e74f31e0f077470bde931376d424c0b9780a60eedd4464fc19b73",
+    4: "1eba452c3f70baac14561e9e3d20948f7a973e9a0d26484d3b7f8046d2968eaf",
 }
 
 DIM = 16
@@ -358,3 +358,65 @@ def test_sense_labels_round_trip(tmp_path, tokenizer_json, tok):
         assert s.senses("river")[0].synset is None and s.senses("river")[0].label is None
         near = {n.sense.sense_index: n.sense for n in s.neighbors(s.senses("river")[0].embedding, k=3)}
         assert near[0].synset == "bank.n.01"
+
+
+def test_a_third_view_is_one_more_record(tmp_path, tokenizer_json, tok):
+    """Three views written the same way: each read back with its own record, senses, index, space and
+    relation attachments; the default is chosen in one place (view.default_view)."""
+    from sensekit.view import ViewRecord
+
+    ids = {w: tok.token_to_id(" " + w) for w in ("bank", "river", "money")}
+    path = tmp_path / "three.sensekit"
+    base = np.stack([unit(0), unit(1), unit(0) + 0.1 * unit(2), unit(1) + 0.1 * unit(3)])
+    owners = [ids["bank"], ids["bank"], ids["river"], ids["money"]]
+    with StoreWriter(path, dim=DIM, tokenizer_json=tokenizer_json, space="identity") as w:
+        w.add_tokens(list(ids.values()), [" bank", " river", " money"], [3, 1, 1])
+        for shift, view in enumerate(("loss", "lexical", "middle")):
+            if view == "middle":  # views are kept in the order first written or declared
+                w.declare_view(ViewRecord("middle", 3, "input"))
+            # each view's vectors differ: a rotation of the four rows by `shift` coordinates
+            w.add_senses(np.roll(base, shift + 5, axis=1), [0, 1, 0, 0], [2, 1, 1, 1], token_ids=owners, view=view)
+        w.replace_relations(
+            "x",
+            {"head": ["bank"], "related": ["river"], "kind": ["syn"], "derived": [False], "provenance": [None]},
+        )
+        for sense, view in enumerate(("loss", "lexical", "middle")):
+            w.set_head_senses(["bank"], ["river"], np.array([sense % 2]), np.array([0.1 * (sense + 1)]), view=view)
+    assert sorted(p.name for p in path.iterdir() if p.suffix == ".hnsw") == [
+        "senses.hnsw",
+        "senses.lexical.hnsw",
+        "senses.middle.hnsw",
+    ]
+    with open_store(path) as s:
+        assert list(s.views) == ["loss", "lexical", "middle"] and s.default_view == "lexical"
+        middle = s.view("middle")
+        assert (middle.layer, middle.hidden_layer, middle.key_mode, middle.index_file_name) == (
+            3,
+            3,
+            "input",
+            "senses.middle.hnsw",
+        )
+        for shift, (name, view) in enumerate(s.views.items()):
+            got = view.senses("bank")
+            assert [x.view for x in got] == [name, name]
+            np.testing.assert_array_equal(np.stack([x.embedding for x in got]), np.roll(base, shift + 5, axis=1)[:2])
+            assert view.sense_matrix()["sense_id"].tolist() == [4 * shift + i for i in range(4)]
+            near = view.neighbors("bank", k=2)
+            assert near and all(n.sense.view == name for n in near)
+            assert view.index.get_current_count() == 4 and view.space.kind == "identity"
+            (rel,) = view.relations("bank")
+            assert (rel.related, rel.head_sense) == ("river", shift % 2)
+            assert rel.head_distance == pytest.approx(0.1 * (shift + 1))
+        info = s.info()
+        assert set(info.views) == {"loss", "lexical", "middle"} and info.views["middle"]["layer"] == 3
+        assert info.counts["senses"] == info.counts["middle_senses"] == 4
+        assert s.view("middle").neighbors(s.view("middle").senses("river")[0].sense_id, k=1)[0].sense.view == "middle"
+    with open_store(path, view="middle") as s:
+        assert s.default_view == "middle" and s.senses("bank")[0].view == "middle"
+    with StoreWriter.update(path) as w:  # an update keeps all three views and their records
+        assert w.views == ("loss", "lexical", "middle")
+    with open_store(path) as s:
+        assert list(s.views) == ["loss", "lexical", "middle"] and s.view("middle").layer == 3
+        assert s.view("middle").relations("bank")[0].head_sense == 0
+        with pytest.raises(InputError, match="no other view"):
+            s.view("other")

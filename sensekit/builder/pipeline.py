@@ -19,6 +19,7 @@ origins; each has its own senses, contexts, similarity space and HNSW index.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import time
@@ -149,8 +150,6 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
     labels = _lexical_labels(link, lexical, contexts[1])
     provenance = _provenance(cfg, teacher, corpus, tokens_all, positions_all, ranks.world)
     provenance["shared_states_dropped"] = shared_dropped
-    provenance["views"] = ["loss", "lexical"] if lexical is not None else ["loss"]
-    provenance["view_layers"] = {"loss": "final_norm", **({"lexical": lexical_layer} if lexical else {})}
     provenance["lexical_layer"] = lexical_layer
     provenance["lexical_representation"] = cfg.lexical_representation if lexical_layer is not None else None
     if link is not None:
@@ -612,6 +611,7 @@ def _write_store(
     labels: Optional[dict] = None,
 ) -> None:
     """Tokens, and each view's senses and contexts, into a new bundle, renamed into place when complete."""
+    from ..view import LEXICAL, LOSS
     from ..writer import StoreWriter
 
     report("write", 0, None)
@@ -624,17 +624,22 @@ def _write_store(
         provenance=provenance,
         space=build_cfg["space"],
         space_components=build_cfg["space_components"],
+        dtype=build_cfg.get("store_dtype") or "float32",
     ) as w:
         w.add_tokens(samples.keys.tolist(), token_texts, samples.counts.tolist())
-        views = [("loss", clusters, samples.vectors, contexts[0]), ("lexical", lexical, samples.lexical, contexts[1])]
-        for view, c, vectors, text in views:
+        views = [  # each view's record (sensekit/view.py), senses, sampled vectors and context texts
+            (dataclasses.replace(LOSS, key_mode=provenance["key_mode"]), clusters, samples.vectors, contexts[0]),
+            (dataclasses.replace(LEXICAL, layer=provenance["lexical_layer"]), lexical, samples.lexical, contexts[1]),
+        ]
+        for record, c, vectors, text in views:
             if c is None:
                 continue
-            extra = labels if view == "lexical" and labels is not None else {}
+            view = record.name
+            w.declare_view(record)
+            extra = labels if view == LEXICAL.name and labels is not None else {}
             sense_ids = w.add_senses(
                 c.centroids, c.sense_index, c.sense_count, token_ids=c.sense_key, view=view, **extra
             )
-
             pause_point("write")  # the new bundle half-written
             if len(c.ctx_sense):
                 w.add_contexts(
@@ -643,18 +648,10 @@ def _write_store(
                         "rank": c.ctx_rank.astype(np.int16),
                         **text,
                         "distance": c.ctx_distance.astype(np.float32),
-                        "vector": _vector_column(vectors[c.ctx_sample]),
+                        "vector": vectors[c.ctx_sample],  # [n, d]
                     }
                 )  # for `sensekit plot`
     report("write", 1, 1)
-
-
-def _vector_column(vectors: np.ndarray):
-    """Sampled vectors [n, d] (fp16 in the reservoirs) as a FLOAT[d] arrow column."""
-    import pyarrow as pa
-
-    flat = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)
-    return pa.FixedSizeListArray.from_arrays(pa.array(flat), vectors.shape[1])
 
 
 def _attach_relations(cfg: BuildConfig, store: Path, report: Progress) -> Optional[dict]:

@@ -22,11 +22,9 @@ class StoreRun:
     def __init__(self, cfg: EvalConfig, store, to_space: Space, teacher=None) -> None:
         self.cfg, self.store, self.to_space = cfg, store, to_space
         self.table = SenseTable.from_store(store)
-        self.key_mode = str(store.meta.get("key_mode") or "next")
-        self.layer = None  # hidden_states index of the queried states; None: the post-norm final state
-        if getattr(store, "view", "loss") == "lexical":  # the lexical view: layer N's state at the word itself
-            self.key_mode = "input"
-            self.layer = int((store.meta.get("view_layers") or {})["lexical"])
+        view = store.view()  # the view every metric reads (sensekit/view.py): where its states are filed, and how
+        self.key_mode = view.key_mode
+        self.layer = view.hidden_layer  # hidden_states index of the queried states; None: the post-norm final state
         self.k = int(store.meta.get("k") or 10)
         self.min_context = int(store.meta.get("min_context") or 0)  # the build's rule for sources (0: older stores)
         self._teacher, self._teacher_error = teacher, None

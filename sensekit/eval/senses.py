@@ -45,7 +45,7 @@ class SenseTable:
         """Token senses only (span clouds are derived from them and are not in the index)."""
         from .. import _sql
 
-        m = store.sense_matrix(view=store.view)  # the store's view (open_store(view=...); lexical when present)
+        m = store.sense_matrix()  # the store's default view (open_store(view=...); sensekit/view.py picks it)
         cols = store.con.execute(_sql.SENSE_COLUMNS).fetchnumpy()  # every view's rows, ORDER BY sense_id
         at = np.searchsorted(np.asarray(cols["sense_id"], np.int64), m["sense_id"])
         counts = np.asarray(cols["count"], np.int64)[at]

@@ -56,7 +56,7 @@ def evaluate_store(
         progress("done", len(cfg.selected), len(cfg.selected))
         info = {
             "path": str(store.path),
-            "view": store.view,
+            "view": store.default_view,
             "views": list(store.views),
             "teacher": store.meta.get("teacher"),
             "key_mode": run.key_mode,

@@ -137,7 +137,7 @@ def attach_relations(
             writer.replace_relations(name, rows)
         store_counts = _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg)
         store_counts["attached"] = attach_head_senses(writer, tokenizer)
-        for view in writer.views[1:]:  # the lexical view's senses get their own attachment
+        for view in writer.views[1:]:  # each other view's senses get their own attachment
             store_counts[f"attached_{view}"] = attach_head_senses(writer, tokenizer, view=view)
         writer.commit()
     except BaseException:
@@ -161,8 +161,9 @@ def _parse_sources(sources: list[str] | str) -> list[Source]:
     return parsed
 
 
-def _span_sense_table(writer, tokens: list[int], view: str = "loss"):
-    """A SenseTable of just `tokens` (the senses span clouds need) in `view`, read from the bundle being written."""
+def _span_sense_table(writer, tokens: list[int], view: str | None = None):
+    """A SenseTable of just `tokens` (the senses span clouds need) in `view` (None: the bundle's first view), read
+    from the bundle being written."""
     from .tokens import SenseTable
 
     return SenseTable(*writer.token_senses(sorted(set(tokens)), view))
@@ -198,7 +199,7 @@ def _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg: RelationsConfig
     if len(keep):
         writer.add_spans(new_id[keep].tolist(), [span_tokens[i] for i in keep], [span_texts[i] for i in keep])
         writer.add_senses(emb, row, np.zeros(len(row), np.int32), span_ids=new_id[span_index])
-        for view in writer.views[1:]:  # the same spans' clouds in the other views (lexical)
+        for view in writer.views[1:]:  # the same spans' clouds in the other views
             spans = [span_tokens[i] for i in keep]
             v_index, v_row, v_emb = span_clouds(
                 _span_sense_table(writer, [x for t in spans for x in t], view), spans, cfg.cloud_rows
@@ -229,12 +230,12 @@ def _padded(vectors: np.ndarray, start: np.ndarray, count: np.ndarray, width: in
     return vectors[rows], valid
 
 
-def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str = "loss") -> int:
+def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str | None = None) -> int:
     """For every (head, related) pair, record which of the head's senses the related word's senses
     (token senses, or span cloud rows) are nearest to, by cosine in the view's similarity space.
 
     A thesaurus says "light ~ illumination" but not which sense of light; the teacher's own
-    senses decide. Pairs whose words have no senses stay unattached (NULL). Returns how many
+    senses decide. Pairs whose words have no senses stay unattached (no row). Returns how many
     pairs were attached.
     """
     from .tokens import tokenize_words
@@ -242,6 +243,7 @@ def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str = "loss")
     heads, related = writer.relation_pairs()
     if not heads:
         return 0
+    view = view or writer.views[0]  # the bundle's first view unless told
     rows = writer.sense_rows(view)
     space = writer.spaces.get(view)
     vectors = rows["embedding"] if space is None else space.apply(rows["embedding"])

@@ -71,11 +71,8 @@ def check_word(word: str | None) -> str:
 
 
 def views_of(store) -> tuple[list[str], str]:
-    """The store's views (schema 3: 'loss', and 'lexical' unless built without it) and its default view
-    (the lexical view when there is one)."""
-    views = list(getattr(store, "views", None) or ["loss"])
-    default = getattr(store, "view", None)
-    return views, default if default in views else views[0]
+    """The names of the store's views (sensekit/view.py) and its default view."""
+    return list(store.views), store.default_view
 
 
 class WordList:
@@ -124,7 +121,7 @@ def _sense(s: Sense, total: int | None = None) -> dict[str, Any]:
         "sense_index": s.sense_index,
         "count": s.count,
         "text": s.text,
-        "view": getattr(s, "view", "loss"),
+        "view": s.view,
         "contexts": [_context(c) for c in s.contexts],
     }
     if total is not None:
@@ -215,7 +212,7 @@ def plot_doc(store, word: str, view: str | None = None) -> dict[str, Any]:
     view's similarity space, L2-normalised, projected on a PCA fitted on the drawn points (numpy only)."""
     word = check_word(word)
     senses = store.senses(word, with_contexts=True, view=view)
-    space = store.spaces[view] if view else store.space
+    space = store.view(view).space
     if not senses:
         raise NotFound(f"unknown word {word[:60]!r}: it has no senses to plot in this store")
     vectors = store.context_vectors([s.sense_id for s in senses])  # sense_id -> [E, dim]
