@@ -127,6 +127,8 @@ class Runner:
         chosen = self.choose({s.arm: [] for s in tuning}, partial_ok=False)
         tests = self.test_runs(chosen) if chosen else []
         n_test = len(tests) if chosen else sum(len(exp.seeds) * len(a.sizes(exp.store_sizes)) for a in exp.arms)
+        if not chosen and exp.tune_seed in exp.seeds:  # the tuning seed's run at the largest store is a dev run
+            n_test -= sum(1 for a in exp.arms if exp.largest in a.sizes(exp.store_sizes))
         rates = [r["seconds_per_step"] for r in (self.finished(s) for s in tuning + tests) if r]
         rate = float(np.median(rates)) if rates else (exp.plan_step_s or DEFAULT_STEP_S)
         over = exp.plan_run_overhead_s
