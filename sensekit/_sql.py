@@ -133,3 +133,27 @@ EXPORT_VIEW_TABLES = {
     "similarity_space": "SELECT * FROM similarity_space WHERE view = $view ORDER BY part, idx",
     "relation_senses": "SELECT * FROM relation_senses WHERE view = $view ORDER BY head, related",
 }
+
+# -- `sensekit migrate` (sensekit/migrate.py): a v3 bundle, attached read-only as `v3`, into a v4 writer ---------
+ATTACH_V3 = "ATTACH $path AS v3 (READ_ONLY)"
+V3_META = "SELECT key, value FROM v3.meta"
+MIGRATE_V3_TABLES = (  # every row of v3 but the vectors, which go to the vector files
+    "INSERT INTO tokens SELECT * FROM v3.tokens",
+    "INSERT INTO spans SELECT * FROM v3.spans",
+    "INSERT INTO senses (sense_id, view, token_id, span_id, sense_index, count)"
+    " SELECT sense_id, view, token_id, span_id, sense_index, count FROM v3.senses ORDER BY sense_id",
+    "INSERT INTO contexts (sense_id, rank, doc_id, char_start, char_end, snippet, mark_start, mark_end, distance)"
+    " SELECT sense_id, rank, doc_id, char_start, char_end, snippet, mark_start, mark_end, distance"
+    " FROM v3.contexts ORDER BY sense_id, rank",
+    "INSERT INTO similarity_space SELECT * FROM v3.similarity_space",
+    "INSERT INTO words SELECT * FROM v3.words",
+    "INSERT INTO relations SELECT head, related, kind, source, derived, provenance FROM v3.relations",
+    # v3 kept each view's attachment in its own pair of columns, the same for every row of a (head, related) pair
+    "INSERT INTO relation_senses SELECT DISTINCT 'loss', head, related, head_sense, head_distance"
+    " FROM v3.relations WHERE head_sense IS NOT NULL",
+    "INSERT INTO relation_senses SELECT DISTINCT 'lexical', head, related, lexical_head_sense, lexical_head_distance"
+    " FROM v3.relations WHERE lexical_head_sense IS NOT NULL",
+)
+V3_EMBEDDINGS = "SELECT sense_id, embedding FROM v3.senses ORDER BY sense_id"
+V3_CONTEXT_VECTORS = "SELECT sense_id, rank, vector FROM v3.contexts WHERE vector IS NOT NULL ORDER BY sense_id, rank"
+DETACH_V3 = "DETACH v3"

@@ -292,6 +292,27 @@ class StoreWriter:
             self._dirty_views.add(view)
         return ids
 
+    def stage_senses(self, sense_ids: np.ndarray, vectors: np.ndarray) -> None:
+        """The vectors [n, dim] of sense rows inserted without add_senses (`sensekit migrate`), ids ascending and
+        above every staged one."""
+        self._sense_stage.append(self._stored(_vector_block(vectors, self.dim)))
+        self._staged_ids.append(np.asarray(sense_ids, np.int64))
+        self._staged_sorted = None
+
+    def stage_context_vectors(self, vectors: np.ndarray) -> int:
+        """Stage kept context vectors [n, dim] (`sensekit migrate`); returns the staged row of the first, the
+        `contexts.vector_row` to give them until commit renumbers them."""
+        return self._context_stage.append(self._stored(_vector_block(vectors, self.dim)))
+
+    def adopt_index(self, view: str, source: Path | None) -> None:
+        """Keep the index file `source` of a view whose vectors and space are unchanged (copied into the bundle as
+        its record's index_file); None: rebuild the view's index at commit."""
+        if source is None:
+            self._dirty_views.add(view)
+        else:
+            shutil.copyfile(source, self.tmp / self._records[view].index_file)
+            self._dirty_views.discard(view)
+
     def _vectors_of(self, sense_ids: np.ndarray) -> np.ndarray:
         """The staged embeddings [len(sense_ids), dim] float32 of senses of this bundle."""
         if self._staged_sorted is None:

@@ -71,6 +71,11 @@ def query_word(store, word: str, k: int = 10) -> dict:
                 "sense_index": s.sense_index,
                 "count": s.count,
                 "share": round(s.count / total, 4),
+                **{  # a sense's WordNet link and label, when it has them
+                    name: getattr(s, name)
+                    for name in ("synset", "gloss", "lemma", "label")
+                    if getattr(s, name, None) is not None
+                },
                 "contexts": [
                     {
                         "doc_id": c.doc_id,
@@ -111,6 +116,13 @@ def _marked(c: dict) -> str:
     return escape(s[:a]) + "[bold yellow]" + escape(s[a:b]) + "[/]" + escape(s[b:])
 
 
+def _sense_label(s: dict) -> str:
+    """A sense's WordNet synset and gloss, or its label, as the first line of its table cell ('' when none)."""
+    head = " ".join(escape(s[k]) for k in ("synset", "label") if s.get(k))
+    gloss = f" [dim]{escape(s['gloss'])}[/]" if s.get("gloss") else ""
+    return f"[bold]{head}[/]{gloss}" if head else gloss.strip()
+
+
 def _word_list(words: list[str], limit: int = 6) -> str:
     shown = ", ".join(escape(w) for w in words[:limit])
     return (shown + f" [dim](+{len(words) - limit})[/]" if len(words) > limit else shown) or "-"
@@ -144,7 +156,7 @@ def render_query(result: dict) -> None:
             str(s["sense_index"]),
             str(s["count"]),
             f"{s['share']:.0%}",
-            "\n".join(_marked(c) for c in s["contexts"]) or "-",
+            "\n".join([_sense_label(s)] * bool(_sense_label(s)) + [_marked(c) for c in s["contexts"]]) or "-",
             _word_list(s["syn"]),
             _word_list(s["ant"]),
         )
@@ -240,6 +252,31 @@ def info(
             f"content fingerprint (sha256 over the tables): {fingerprint}" + (" verified" if verified else ""),
             soft_wrap=True,
         )
+
+
+@app.command()
+def migrate(
+    store: Path = typer.Argument(..., help="The schema-3 store bundle to convert in place."),
+    dtype: str = typer.Option(
+        "float32",
+        "--store-dtype",
+        help="Dtype of the stored vectors: float32 keeps them exact and the index files as they are; "
+        "float16 halves them and rebuilds each view's index.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Convert a schema-3 store to schema 4 in place, without the teacher (atomic: a kill keeps the old store)."""
+    from ..migrate import migrate as migrate_store
+
+    result = migrate_store(store, dtype=dtype)
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    out.print(
+        f"migrated {escape(str(store))} to schema 4: {result['senses']:,} senses, "
+        f"{result['context_vectors']:,} context vectors, views {', '.join(result['views'])}, "
+        f"{result['dtype']}, {result['seconds']:.1f} s"
+    )
 
 
 @app.command()
