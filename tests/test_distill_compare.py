@@ -436,3 +436,18 @@ def test_gradient_shares_come_from_the_training_records():
         got["mean"] == pytest.approx({"kd": (0.75 + 0.5) / 2, "hidden": (0.25 + 0.5) / 2}) and got["steps_logged"] == 2
     )
     assert _grad_share({}, [{"step": 1, "kd": 2.0}]) is None
+
+
+def test_a_new_distill_setting_with_a_default_keeps_the_run_keys(experiment, monkeypatch):
+    from distill.compare.config import RunSpec
+    from distill.config import DistillConfig
+
+    exp = load_experiment(experiment)
+    inputs = {"teacher": "t", "train_windows": "w", "dev": "d", "test": "x", "store_300": "s3", "store_900": "s9"}
+    spec = RunSpec("kd", 0, {"lambda_sense": 0.0, "lr": 1e-3}, 0, 900, "dev")
+    before = spec.key(exp, inputs, {})
+    plain = DistillConfig.to_dict
+    monkeypatch.setattr(DistillConfig, "to_dict", lambda self: {**plain(self), "a_later_knob": 1})
+    assert spec.key(exp, inputs, {}) == before  # every config has it at its default: nothing to rerun
+    other = RunSpec("kd", 0, {"lambda_sense": 0.0, "lr": 3e-3}, 0, 900, "dev")
+    assert other.key(exp, inputs, {}) != before

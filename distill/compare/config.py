@@ -102,7 +102,7 @@ class Experiment:
     controls: list[str] = field(default_factory=list)  # arms every treatment is also compared with
     treatments: list[str] = field(default_factory=list)  # the arms on trial (none: every arm but baseline/controls)
     headline_metrics: list[str] = field(default_factory=lambda: ["ppl"])  # Holm's family: treatments x these
-    alpha: float = 0.05  # the family-wise error rate of the Holm correction
+    family_alpha: float = 0.05  # the family-wise error rate of the Holm correction
     distill: dict[str, Any] = field(default_factory=dict)
     arms: tuple[Arm, ...] = ()
 
@@ -162,12 +162,21 @@ class RunSpec:
         )
 
     def key(self, exp: Experiment, inputs: dict[str, str], fingerprints: dict[str, str]) -> str:
+        """Only the settings that differ from DistillConfig's defaults enter the hash: a field added to
+        DistillConfig later (with a default that keeps the old behaviour) leaves every finished run's key as it
+        was, so an experiment resumed with newer code finds its runs."""
         cfg = self.config(exp, inputs, Path("-")).to_dict()
         cfg.pop("output_dir")
+        defaults = _default_distill()
+        cfg = {k: v for k, v in cfg.items() if k not in defaults or defaults[k] != v}
         blob = json.dumps(
             {"config": cfg, "inputs": {k: fingerprints.get(v, v) for k, v in inputs.items()}}, sort_keys=True
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _default_distill() -> dict[str, Any]:
+    return DistillConfig().to_dict()
 
 
 # -- reading the TOML ---------------------------------------------------------------------------

@@ -184,7 +184,7 @@ def _holm(exp, comparisons: dict[str, Any]) -> dict[str, Any]:
         for k in exp.headline_metrics
         if k in comp and name.partition("@")[0] in treat
     }
-    adjusted = holm({f"{n} | {k}": p for (n, k), p in members.items()}, exp.alpha)
+    adjusted = holm({f"{n} | {k}": p for (n, k), p in members.items()}, exp.family_alpha)
     for (name, k), _p in members.items():
         h = adjusted[f"{name} | {k}"]
         c = comparisons[name][k]
@@ -196,11 +196,11 @@ def _holm(exp, comparisons: dict[str, Any]) -> dict[str, Any]:
         else:
             c["verdict_holm"] = "no detectable difference"
     return {
-        "method": f"Holm step-down over {len(members)} tests at family-wise alpha {exp.alpha}: the comparisons of "
+        "method": f"Holm step-down over {len(members)} tests at family-wise alpha {exp.family_alpha}: the comparisons of "
         f"the treatments {sorted(treat)} with the baseline and the controls, on {list(exp.headline_metrics)} "
         "(paired t-test over seeds); a verdict survives when its Holm-adjusted p <= alpha",
         "tests": len(members),
-        "alpha": exp.alpha,
+        "alpha": exp.family_alpha,
         "adjusted": adjusted,
     }
 
