@@ -3,6 +3,10 @@
     python benchmarks/distill_loss_pin.py OUT.json             # write the per-step rows
     python benchmarks/distill_loss_pin.py OUT.json --against OLD.json   # and compare them, bit for bit
 
+benchmarks/results/distill_loss_pin.json is the pin of the trainer before and after it became `Trainer`
+(bit-identical; torch on CPU). Floating-point results depend on the torch build and the machine, so compare
+pins made on one machine: make the old pin from a checkout of the old code, then the new one.
+
 Five runs of 4 steps on the tests' tiny Llama teacher and store (tests/helpers.py): DSKD with the paper's
 margins, the KD baseline, 'auto' beta_p with grad accumulation 2, the frozen-prefix cache with the hidden
 term on the sensed positions, and a held-out evaluation. Each loss term of each step is written as
