@@ -177,3 +177,26 @@ def test_demo_store_bank_targets(shared):
         a.close()
     bank = next(w for w in doc["words"] if w["text"] == "bank")
     assert bank["synset"] == "bank.n.01"
+
+
+def test_serve_annotate_api_and_box(linked_store):
+    pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx (pip install -e '.[test]')")
+    from starlette.testclient import TestClient
+
+    from sensekit.model.teacher import load_teacher
+    from sensekit.serve import create_app
+
+    with open_store(linked_store.store) as store:
+        annotator = Annotator(store, load_teacher(store.meta["teacher"], "cpu"))
+        with TestClient(create_app(linked_store.store, annotator=annotator.annotate), base_url="http://127.0.0.1") as c:
+            r = c.get("/api/annotate", params={"text": "the river bank was green\nzzqx"})
+            assert r.status_code == 200
+            lines = r.json()["lines"]
+            assert [x["text"] for x in lines] == ["the river bank was green", "zzqx"]
+            assert any(w["text"] == "bank" and w["synset"] for w in lines[0]["words"])
+            assert 'id="annotate"' in c.get("/").text
+            bad = c.get("/api/annotate", params={"text": " "})
+            assert bad.status_code == 400 and "give the text" in bad.json()["error"]
+        with TestClient(create_app(linked_store.store), base_url="http://127.0.0.1") as c:  # no --annotate
+            assert c.get("/api/annotate", params={"text": "bank"}).status_code == 404
+            assert 'id="annotate"' not in c.get("/").text

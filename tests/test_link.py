@@ -137,3 +137,27 @@ def test_threshold_extremes(threshold):
     proto, _ = assign(keys, indptr, vectors, protos, threshold, np.zeros(16), np.ones(16))
     linked = (proto[:12] >= 0).sum()
     assert linked == (12 if threshold < 0 else 0)
+
+
+def test_real_teacher_and_wordnet_link_bank_in_context(shared):
+    """The bundled teacher and WordNet: prototypes of `bank`, and two sentences nearest their synsets."""
+    pytest.importorskip("torch")
+    from sensekit.builder.link import _unit
+    from sensekit.builder.prototypes import build_prototypes
+    from sensekit.model.occurrence import occurrence_states
+    from sensekit.model.teacher import load_teacher
+
+    teacher = load_teacher()
+    (bank,) = teacher.tokenizer.encode(" bank", add_special_tokens=False)
+    protos, report = build_prototypes(
+        teacher, np.array([bank]), [" bank"], [0], layer=9, representation="first", budget=10**6, heldout_share=0.2
+    )
+    assert report.words_linked == 1 and "bank.n.01" in protos.synset and report.prototypes == len(protos) >= 10
+    sentences = ["We sat on the grassy bank of the stream.", "She opened an account at the bank downtown."]
+    starts = [s.index(" bank") + 1 for s in sentences]
+    q, ok = occurrence_states(teacher, sentences, starts, [a + 4 for a in starts], 9, "first")
+    pool = np.concatenate([q, protos.vectors])
+    mean, std = pool.mean(0), pool.std(0) + 1e-6
+    cos = _unit((q - mean) / std) @ _unit((protos.vectors - mean) / std).T  # [2, P]
+    nearest = [protos.synset[j] for j in cos.argmax(1)]
+    assert nearest == ["bank.n.01", "depository_financial_institution.n.01"]

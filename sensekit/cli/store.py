@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InputError, NotFound
-from ._common import StoreOpt, ViewOpt, err, out, shown
+from ._common import StoreOpt, ViewOpt, err, out, quiet_libraries, shown
 
 app = typer.Typer()
 
@@ -338,6 +338,12 @@ def serve_cli(
         help="A host name clients use in their URLs (repeatable); the Host header of every request must be a "
         "loopback name, the bound address or one of these. Needed with a --host beyond loopback.",
     ),
+    annotate: bool = typer.Option(
+        False,
+        "--annotate",
+        help="Also load the store's teacher: an annotate box on the page and /api/annotate (which sense each word "
+        "of a text has; see `sensekit annotate`).",
+    ),
 ) -> None:
     """Browse a store in the web browser: a local, read-only web app and JSON API (sensekit/serve)."""
     try:
@@ -347,7 +353,13 @@ def serve_cli(
 
         raise MissingDependency(f"sensekit serve needs {exc.name}: pip install 'sensekit[serve]'") from None
     served_hosts(host, allow_host or ())  # a --host beyond loopback without --allow-host: one line, before serving
+    annotator = None
+    if annotate:  # the teacher loads here, in the command layer: sensekit.serve never imports torch
+        from ..annotate import Annotator
+
+        quiet_libraries()
+        annotator = Annotator.open(store).annotate
     err.print(
         f"serving {escape(str(store))} at http://{escape(host)}:{port}/ (read-only; Ctrl-C stops)", soft_wrap=True
     )
-    serve(store, host=host, port=port, ef=ef, allow_hosts=allow_host or ())
+    serve(store, host=host, port=port, ef=ef, allow_hosts=allow_host or (), annotator=annotator)

@@ -32,14 +32,15 @@ def serve(
     ef: int | None = None,
     log_level: str = "info",
     allow_hosts=(),
+    annotator=None,
 ):
     """Open the store (StoreError now when it cannot be) and serve it until interrupted. The Host header of
     every request must be a loopback name, the bound address, or one of `allow_hosts` (`--allow-host`);
-    binding beyond loopback needs at least one (InputError)."""
+    binding beyond loopback needs at least one (InputError). `annotator`: see `create_app`."""
     import uvicorn
 
     from .app import create_app as make
 
     hosts = served_hosts(host, allow_hosts)
-    app = make(store, ef=ef, allowed_hosts=hosts)
+    app = make(store, ef=ef, allowed_hosts=hosts, annotator=annotator)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, server_header=False)

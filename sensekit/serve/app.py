@@ -51,6 +51,7 @@ from .holder import StoreHolder
 __all__ = ["create_app", "host_name", "served_hosts"]
 
 log = logging.getLogger("sensekit.serve")
+ANNOTATE_MAX_CHARS = 5000  # /api/annotate: text read per request (the teacher runs on it)
 
 MAX_K = 100
 SECURITY_HEADERS = {
@@ -206,10 +207,16 @@ def _view(request: Request, store) -> str:
 
 
 def create_app(
-    store: str | Path, ef: int | None = None, allowed_hosts: list[str] | None = None, cache_size: int = 512
+    store: str | Path,
+    ef: int | None = None,
+    allowed_hosts: list[str] | None = None,
+    cache_size: int = 512,
+    annotator=None,
 ) -> Starlette:
     """The ASGI app over the store bundle at `store` (opened now: StoreError when it cannot be).
-    `allowed_hosts`: the Host header names accepted (default: the loopback names; see `served_hosts()`)."""
+    `allowed_hosts`: the Host header names accepted (default: the loopback names; see `served_hosts()`).
+    `annotator`: lines -> annotate records (`sensekit.annotate.Annotator.annotate`, made by the CLI, which
+    loads the teacher): adds /api/annotate and the page's annotate box; None leaves both out."""
     holder = StoreHolder(store, ef=ef, cache_size=cache_size)
     env = Environment(
         loader=PackageLoader("sensekit.serve", "templates"),
@@ -219,7 +226,9 @@ def create_app(
     )
 
     def html(template: str, **ctx) -> str:
-        return env.get_template(template).render(store_name=holder.path.name, version=holder.version, **ctx)
+        return env.get_template(template).render(
+            store_name=holder.path.name, version=holder.version, annotate=annotator is not None, **ctx
+        )
 
     def render(template: str, status: int = 200, **ctx) -> HTMLResponse:
         return HTMLResponse(html(template, **ctx), status_code=status, headers=PAGE_HEADERS)
@@ -292,6 +301,18 @@ def create_app(
         view = holder.run(lambda s: _view(request, s))
         doc, version = await answer(("plot", word, view), lambda s: {**api.plot_doc(s, word, view), "view": view})
         return json(doc, version)
+
+    async def api_annotate(request: Request) -> Response:
+        """/api/annotate?text=TEXT: each line's words with their senses (only with `sensekit serve --annotate`)."""
+        if annotator is None:
+            raise HTTPException(404, "annotate is off: start the server with `sensekit serve --annotate`")
+        text = request.query_params.get("text", "")
+        if not text.strip():
+            raise InputError("give the text to annotate: /api/annotate?text=...")
+        if len(text) > ANNOTATE_MAX_CHARS:
+            raise InputError(f"the text has {len(text)} characters; annotate at most {ANNOTATE_MAX_CHARS} at once")
+        lines = await run_in_threadpool(annotator, text.splitlines())
+        return json({"lines": lines}, holder.version)
 
     async def api_info(request: Request) -> Response:
         view = holder.run(lambda s: _view(request, s))
@@ -368,6 +389,7 @@ def create_app(
             Route("/api/sense/{sense_id}", api_sense),
             Route("/api/plot", api_plot),
             Route("/api/info", api_info),
+            Route("/api/annotate", api_annotate),
             Mount("/static", StaticFiles(packages=[("sensekit.serve", "static")]), name="static"),
         ],
         middleware=[Middleware(HostCheck, allowed_hosts=hosts)],

@@ -175,5 +175,34 @@
     }));
   }
 
-  document.addEventListener("DOMContentLoaded", () => { typeAhead(); scatter(); neighbors(); });
+  function annotateBox() {
+    const form = document.getElementById("annotate");
+    if (!form) return;
+    const out = document.getElementById("annotate-out");
+    const tag = (name, cls) => { const e = document.createElement(name); if (cls) e.className = cls; return e; };
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const text = document.getElementById("annotate-text").value;
+      out.textContent = "…";
+      try {
+        const doc = await getJSON("/api/annotate?" + new URLSearchParams({ text }));
+        out.textContent = "";
+        for (const line of doc.lines) {
+          const table = tag("table", "annotate");
+          for (const w of line.words) {
+            const row = tag("tr");
+            const link = tag("a");
+            link.href = wordUrl(w.text.toLowerCase(), currentView());
+            link.textContent = w.text;
+            const cells = [link, w.synset || "(induced sense " + w.sense_id + ")", w.score.toFixed(2), w.gloss || ""];
+            for (const c of cells) { const td = tag("td"); td.append(c); row.append(td); }
+            table.append(row);
+          }
+          out.append(table);
+        }
+      } catch (err) { out.textContent = String(err.message || err); }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { typeAhead(); scatter(); neighbors(); annotateBox(); });
 })();
