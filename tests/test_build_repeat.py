@@ -10,11 +10,13 @@ import torch
 from sensekit.builder.harvest import Batch, harvest_positions
 from sensekit.model.occurrence import forward_layers
 
+TEXTS = ("a bank of the river", "a bat")  # no leading space: the second copy's first token differs
+
 
 def _batch(tiny):
     tok = tiny.tokenizer
     bos, pad = tok.bos_token_id, tok.pad_token_id
-    rows = [[bos] + tok(t, add_special_tokens=False)["input_ids"] for t in (" the bank of the river", " a bat")]
+    rows = [[bos] + tok(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
     T = max(map(len, rows))
     ids = torch.full((2, T), pad)
     for i, r in enumerate(rows):
@@ -39,8 +41,9 @@ def test_repeat_reads_the_second_copy(tiny, key):
     assert k1.tolist() == k2.tolist()
     torch.testing.assert_close(v1, v2)  # the loss view does not change
     want = []
-    for r in rows:  # one row at a time: [BOS] body body, the key token's state in the second copy
-        doubled = torch.tensor([r + r[1:]])
+    for text, r in zip(TEXTS, rows):  # one row at a time: the text read twice, "S S", as a reader writes it
+        doubled = torch.tensor([[r[0]] + tiny.tokenizer(text + " " + text, add_special_tokens=False)["input_ids"]])
+        assert doubled.shape[1] == 2 * len(r) - 1  # the copy's first word is one token after the space too
         h = forward_layers(tiny.model, doubled, torch.ones_like(doubled), [1])[0][0]
         positions = range(1, len(r)) if key == "input" else range(2, len(r))  # the key token's own position
         want.extend(h[t + len(r) - 1] for t in positions)

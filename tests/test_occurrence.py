@@ -12,16 +12,20 @@ from sensekit.model.occurrence import (
     locate_occurrences,
     occurrence_states,
     occurrence_states_at,
+    second_copy_heads,
     tokenizer_prefix_and_pad,
 )
 
+# each opens with a word that is one token with and without a space before it, so the text read twice,
+# "S S", tokenizes as the sentence's ids twice with only that token re-read (`second_copy_heads`)
 SENTENCES = [
-    "the bank of the river was muddy",
-    "she put money in the bank yesterday",
-    "turn on the light in the room",
-    "unbelievably long words split into tokens",
+    "a bank of the river was muddy",
+    "a man put money in the bank yesterday",
+    "a light in the room",
+    "a word unbelievably long splits into tokens",
+    "a",
 ]
-WORDS = ["bank", "bank", "light", "unbelievably"]
+WORDS = ["bank", "bank", "light", "unbelievably", "a"]
 
 
 def _spans():
@@ -33,15 +37,16 @@ def _reference(tiny, sentence, start, end, representation, layer):
     """The same state from one unbatched forward with output_hidden_states, by hand."""
     tok = tiny.tokenizer
     prefix, _ = tokenizer_prefix_and_pad(tok)
+    if representation == "repeat":  # the text read twice, as a reader would write it: "S S"
+        start, end = start + len(sentence) + 1, end + len(sentence) + 1
+        sentence = sentence + " " + sentence
     enc = tok(sentence, add_special_tokens=False, return_offsets_mapping=True)
-    body = list(enc["input_ids"])
     inside = [j for j, (a, b) in enumerate(enc["offset_mapping"]) if b > start and a < end]
-    ids = prefix + body + (body if representation == "repeat" else [])
-    shift = len(prefix) + (len(body) if representation == "repeat" else 0)
     idx = [inside[0]] if representation == "first" else inside
     with torch.inference_mode():
-        hs = tiny.model.base_model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
-    return hs[layer][0, [i + shift for i in idx]].float().mean(0).numpy()
+        ids = torch.tensor([prefix + list(enc["input_ids"])])
+        hs = tiny.model.base_model(input_ids=ids, output_hidden_states=True).hidden_states
+    return hs[layer][0, [i + len(prefix) for i in idx]].float().mean(0).numpy()
 
 
 @pytest.mark.parametrize("representation", ["first", "mean", "repeat"])
@@ -74,7 +79,15 @@ def test_representations_differ_where_they_should(tiny):
     assert (loc["first"].first == loc["first"].last).all()
     assert (loc["mean"].last > loc["mean"].first).any()  # some word spans several tokens
     body = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in SENTENCES]
-    np.testing.assert_array_equal(loc["repeat"].first, loc["mean"].first + np.asarray(body))
+    heads = [
+        len(h) for h in second_copy_heads(tok, [tok(s, add_special_tokens=False)["input_ids"][0] for s in SENTENCES])
+    ]
+    shift = np.asarray(body) + np.asarray(heads) - 1
+    # the second copy: the same tokens, shifted by the first copy and the re-read head (a word opening the
+    # sentence starts at the head)
+    np.testing.assert_array_equal(loc["repeat"].last, loc["mean"].last + shift)
+    np.testing.assert_array_equal(loc["repeat"].first[:-1], loc["mean"].first[:-1] + shift[:-1])
+    assert loc["repeat"].first[-1] == loc["mean"].last[-1] + 1  # "a" opens the sentence: the head's first id
     assert [len(r) for r in loc["repeat"].rows] == list(loc["repeat"].last + 1)
 
 
@@ -114,3 +127,12 @@ def test_repeated_row_states_match_one_row_at_a_time(tiny):
         doubled = torch.tensor([r + r[1:]])
         want = forward_layers(tiny.model, doubled, torch.ones_like(doubled), [1])[0][0]  # [2n - 1, d]
         np.testing.assert_allclose(got[i, 1 : len(r)].numpy(), want[len(r) :].numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_second_copy_heads_reread_the_first_token_after_a_space(tiny):
+    tok = tiny.tokenizer
+    t = tok("the", add_special_tokens=False)["input_ids"][0]  # "t" of "the": no space before it
+    spaced = tok(" the", add_special_tokens=False)["input_ids"][0]  # " the": already after a space
+    heads = second_copy_heads(tok, [t, spaced])
+    assert heads[0].tolist() == tok(" " + tok.decode([t]), add_special_tokens=False)["input_ids"]
+    assert heads[1].tolist() == [spaced]

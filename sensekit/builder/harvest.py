@@ -271,8 +271,9 @@ def harvest_positions(
     context fills during this forward (for lexical_layer < L; `first` only). The lexical vector sits at the
     key token's own position; `--next-token pred` keys have none (refused by BuildConfig).
     lexical_representation: `first` reads it from this forward; `repeat` from a second forward over each
-    row fed twice (`[prefix] body body`, stopped after the lexical layer), in the second copy, where the
-    token has read its whole window (sensekit/model/occurrence.py). The loss view is this forward's either way.
+    row fed twice (`[prefix] body body`, the second copy opening after a space as text would, stopped after
+    the lexical layer), in the second copy, where the token has read its whole window
+    (sensekit/model/occurrence.py). The loss view is this forward's either way.
     """
     dev = teacher.device
     ids = batch.ids.to(dev, non_blocking=True)  # [B, T]
@@ -282,13 +283,15 @@ def harvest_positions(
     g = teacher.final_hidden(ids, mask)  # [B, T, d]
     lex = None  # [B, T, d] the lexical view's states, at every position
     if lexical_layer is not None and lexical_representation == "repeat":
-        from ..model.occurrence import repeated_row_states
+        from ..model.occurrence import repeated_row_states, second_copy_heads
 
         if captured:
             captured.clear()
         real = ~special[ids] & mask  # [B, T]
         n_prefix = torch.cumprod((~real & mask).long(), dim=1).sum(1)  # [B] leading specials (the BOS prefix)
-        lex = repeated_row_states(teacher.model, ids, mask, n_prefix, lexical_layer)  # [B, T, d]
+        firsts = ids.gather(1, n_prefix.clamp(max=ids.shape[1] - 1)[:, None])[:, 0].tolist()  # [B] first body token
+        heads = second_copy_heads(teacher.tokenizer, firsts)  # the second copy opens after a space, as text reads
+        lex = repeated_row_states(teacher.model, ids, mask, n_prefix, lexical_layer, heads)  # [B, T, d]
     elif lexical_layer is not None:
         if captured:
             lex = captured[-1]
