@@ -231,5 +231,6 @@ def build_config(corpus: Path, store: Path, **overrides):
         samples_per_token=6,
         contexts_per_sense=2,
         checkpoint_every=0,
+        link_budget=0,  # no WordNet linking (tests/test_annotate.py builds a linked store with a fake WordNet)
     )
     return BuildConfig(**{**values, **overrides})

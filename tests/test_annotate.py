@@ -78,7 +78,13 @@ def linked_store(tmp_path_factory, teacher_dir):
     W.open_wordnet_for_link = lambda root=None: FakeWordNet()
     try:
         cfg = build_config(
-            corpus, tmp / "s.sensekit", lexical_layer="auto", min_sense_size=2, key="input", link_threshold=-1.0
+            corpus,
+            tmp / "s.sensekit",
+            lexical_layer="auto",
+            min_sense_size=2,
+            key="input",
+            link_threshold=-1.0,
+            link_budget=40000,
         )
         result = build(cfg, teacher=load_teacher(str(teacher_dir), device="cpu"))
     finally:
