@@ -281,6 +281,12 @@ def _titles(fig, word, senses, ctx_xy, related, totals, space, note) -> None:
     )
 
 
+def _named(sense) -> str:
+    """A legend's name line: a linked sense's synset and gloss, an induced sense's label, or nothing."""
+    text = f"{sense.synset}: {sense.gloss or ''}" if sense.synset else sense.label
+    return textwrap.shorten(text, 70, placeholder="…") + "\n" if text else ""
+
+
 def _legend(fig, senses, related, colours) -> None:
     """One entry per sense (count, share, central snippets), then the markers."""
     from matplotlib.lines import Line2D
@@ -295,7 +301,7 @@ def _legend(fig, senses, related, colours) -> None:
             ms=9,
             mfc=colours[i],
             mec="black",
-            label=_escape(f"{s.sense_index}  n={s.count} ({s.count / total:.0%})\n" + _wrapped(s.contexts)),
+            label=_escape(f"{s.sense_index}  n={s.count} ({s.count / total:.0%})\n" + _named(s) + _wrapped(s.contexts)),
         )
         for i, s in enumerate(senses)
     ]

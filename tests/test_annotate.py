@@ -157,6 +157,18 @@ def test_annotate_cli_json_and_table(linked_store, capsys, tmp_path):
     assert code == 1 and "does not exist" in err and "Traceback" not in err
 
 
+def test_plot_legend_names_linked_and_induced_senses(linked_store):
+    from sensekit.plot import _named
+
+    with open_store(linked_store.store) as store:
+        senses = store.senses("bank", view="lexical") + store.senses("river", view="lexical")
+    names = [_named(s) for s in senses]
+    assert any(
+        n.startswith(("bank.n.01: sloping", "depository_financial_institution.n.01: a financial")) for n in names
+    )
+    assert all(n == "" or n.endswith("\n") for n in names)
+
+
 def test_same_sense_combines_sense_probabilities_and_cosine():
     v = np.array([1.0, 0.0])
     a = Occurrence(0, 4, "bank", np.array([1, 2]), np.array([0.9, 0.1]), v)
@@ -201,6 +213,10 @@ def test_serve_annotate_api_and_box(linked_store):
             assert [x["text"] for x in lines] == ["the river bank was green", "zzqx"]
             assert any(w["text"] == "bank" and w["synset"] for w in lines[0]["words"])
             assert 'id="annotate"' in c.get("/").text
+            doc = c.get("/api/word", params={"w": "bank", "view": "lexical"}).json()
+            linked = [x for x in doc["senses"] if x["synset"]]
+            assert linked and all(x["gloss"] and x["label"].startswith(x["synset"]) for x in linked)
+            assert linked[0]["synset"] in c.get("/", params={"w": "bank", "view": "lexical"}).text
             bad = c.get("/api/annotate", params={"text": " "})
             assert bad.status_code == 400 and "give the text" in bad.json()["error"]
         with TestClient(create_app(linked_store.store), base_url="http://127.0.0.1") as c:  # no --annotate

@@ -122,6 +122,10 @@ def _sense(s: Sense, total: int | None = None) -> dict[str, Any]:
         "count": s.count,
         "text": s.text,
         "view": s.view,
+        "synset": s.synset,  # WordNet synset name of a linked sense, else None
+        "gloss": s.gloss,
+        "lemma": s.lemma,
+        "label": s.label,  # "synset: gloss", or an induced sense's distinctive words
         "contexts": [_context(c) for c in s.contexts],
     }
     if total is not None:
