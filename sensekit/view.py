@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:  # the store imports this module; a view only holds a reference to its store
+if TYPE_CHECKING:  # the store imports this module: nothing here imports it back
     from .records import Neighbor, Relation, Sense, TokenInfo
     from .space import SimilaritySpace
-    from .store import SenseStore
 
 __all__ = ["ViewRecord", "StoreView", "LOSS", "LEXICAL", "STANDARD_VIEWS", "default_view", "new_view", "FINAL_NORM"]
 
@@ -85,7 +84,8 @@ class StoreView:
     Obtained from `store.view(name)` or `store.views[name]`; it shares the store's connection and tables.
     """
 
-    def __init__(self, store: "SenseStore", record: ViewRecord, code: int, space: "SimilaritySpace", index) -> None:
+    def __init__(self, store, record: ViewRecord, code: int, space: "SimilaritySpace", index) -> None:
+        # store: the open SenseStore (sensekit.store imports this module; no import back, not even for typing)
         self.store, self.record, self.code = store, record, code
         self.space = space  # every similarity of this view is measured in it; its index was built in it
         self.index = index  # hnswlib index over its token senses; None when it has none

@@ -475,16 +475,6 @@ def _cluster_lexical(cfg: BuildConfig, samples, teacher, report: Progress, layer
     return result.clusters, _Linked(result.proto, prototypes, link_report)
 
 
-# the occurrence representation (model/occurrence.py) of the harvest's lexical states when the config names
-# none: the key token's state in its document (the word's first token, one copy). Prototypes and annotate's
-# queries are read in the same representation as the samples they are compared with.
-LEXICAL_REPRESENTATION = "first"
-
-
-def _lexical_representation(cfg: BuildConfig) -> str:
-    return str(getattr(cfg, "lexical_representation", None) or LEXICAL_REPRESENTATION)
-
-
 @dataclass
 class _Linked:
     proto: Any  # [N] int64 per lexical sense: its prototype, -1 for an induced sense
@@ -515,13 +505,13 @@ def _link_prototypes(cfg: BuildConfig, samples, teacher, report: Progress, layer
         texts,
         priority,
         layer=layer,
-        representation=_lexical_representation(cfg),
+        representation=cfg.lexical_representation,  # prototypes read as the samples they are compared with
         budget=cfg.link_budget,
         heldout_share=cfg.heldout_share,
         wn=wn,
     )
     report("link", 1, 1)
-    return protos, {**rep.to_dict(), "representation": _lexical_representation(cfg)}
+    return protos, {**rep.to_dict(), "representation": cfg.lexical_representation}
 
 
 def _lexical_labels(link: Optional[_Linked], lexical, text: Optional[dict]) -> Optional[dict]:
