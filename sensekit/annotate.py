@@ -2,7 +2,7 @@
 
 For every word of a line (letters, with inner hyphens or apostrophes) that is one key token of the store
 with lexical senses, the teacher's state of that word in the line (at the lexical view's layer, in the
-representation the build used: `meta.link.representation`, else the first token of one copy) is compared
+representation the build used: `meta.lexical_representation`, else the first token of one copy) is compared
 with each of the word's senses in the view's similarity space:
 
     score(sense) = softmax over the word's senses of (cosine(query, sense) / temperature + prior_weight * log prior)
@@ -110,8 +110,8 @@ class Annotator:
         v = store.view(view)
         self.layer = v.hidden_layer
         self.space = v.space
-        link = store.meta.get("provenance", {}).get("link") or store.meta.get("link") or {}
-        self.representation = link.get("representation", "first") if isinstance(link, dict) else "first"
+        # the build's representation of the lexical states (a store without the record read the first copy)
+        self.representation = str(store.meta.get("lexical_representation") or "first")
         from .model.occurrence import tokenizer_prefix_and_pad
 
         self.prefix, self.pad_id = tokenizer_prefix_and_pad(teacher.tokenizer)
@@ -158,25 +158,34 @@ class Annotator:
         """Per line, the raw states [w, d] of its words' spans: one forward per batch of lines."""
         import torch
 
-        from .model.occurrence import forward_layers
+        from .model.occurrence import forward_layers, second_copy_heads
 
         tok = self.teacher.tokenizer
         enc = tok(list(lines), add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
         pre = np.asarray(self.prefix, np.int64)
         repeat = self.representation == "repeat"
+        # the repeated row as model.occurrence builds it: [prefix] body head body[1:], `head` the body's first
+        # token re-read after a space (as the text "S S" tokenizes)
+        heads = second_copy_heads(tok, [ids[0] if ids else 0 for ids in enc["input_ids"]]) if repeat else []
         rows, weights = [], []
-        for ids, offs, sp in zip(enc["input_ids"], enc["offset_mapping"], spans):  # per line
+        for i, (ids, offs, sp) in enumerate(zip(enc["input_ids"], enc["offset_mapping"], spans)):  # per line
             body = np.asarray(ids, np.int64)
             offs = np.asarray(offs, np.int64).reshape(-1, 2)
-            row = np.concatenate([pre, body, body] if repeat else [pre, body])
-            shift = len(pre) + (len(body) if repeat else 0)
             a = np.asarray([s[0] for s in sp], np.int64)[:, None]  # [w, 1]
             b = np.asarray([s[1] for s in sp], np.int64)[:, None]
-            touch = (offs[None, :, 1] > a) & (offs[None, :, 0] < b)  # [w, t] tokens of each word
+            touch = ((offs[None, :, 1] > a) & (offs[None, :, 0] < b)).astype(np.float32)  # [w, t] each word's tokens
             if self.representation == "first":
-                touch &= np.cumsum(touch, 1) == 1
-            w = np.zeros((len(sp), len(row)), np.float32)
-            w[:, shift : shift + len(body)] = touch
+                touch *= np.cumsum(touch, 1) == 1
+            if repeat:
+                m, base = len(heads[i]), len(pre) + len(body)
+                row = np.concatenate([pre, body, heads[i], body[1:]])
+                w = np.zeros((len(sp), len(row)), np.float32)
+                w[:, base : base + m] = touch[:, :1]  # body token 0 is read as the head's ids
+                w[:, base + m :] = touch[:, 1:]
+            else:
+                row = np.concatenate([pre, body])
+                w = np.zeros((len(sp), len(row)), np.float32)
+                w[:, len(pre) :] = touch
             w /= np.maximum(w.sum(1, keepdims=True), 1)
             rows.append(row)
             weights.append(w)

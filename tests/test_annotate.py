@@ -222,3 +222,22 @@ def test_serve_annotate_api_and_box(linked_store):
         with TestClient(create_app(linked_store.store), base_url="http://127.0.0.1") as c:  # no --annotate
             assert c.get("/api/annotate", params={"text": "bank"}).status_code == 404
             assert 'id="annotate"' not in c.get("/").text
+
+
+@pytest.mark.parametrize("representation", ["first", "mean", "repeat"])
+def test_annotate_states_are_the_occurrence_states(linked_store, representation):
+    """One forward per line gives each word the state model.occurrence gives it alone (every representation)."""
+    from sensekit.model.occurrence import occurrence_states
+    from sensekit.model.teacher import load_teacher
+
+    line = "money in the bank is safe, said the banker"
+    spans = [(m.start(), m.end()) for m in __import__("re").finditer(r"[a-z]+", line)]
+    with open_store(linked_store.store) as store:
+        a = Annotator(store, load_teacher(store.meta["teacher"], "cpu"))
+        a.representation = representation
+        (ours,) = a._states([line], [spans])
+        theirs, ok = occurrence_states(
+            a.teacher, [line] * len(spans), [s[0] for s in spans], [s[1] for s in spans], a.layer, representation
+        )
+    assert ok.all()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
