@@ -23,6 +23,7 @@ shared by threads: each thread other than the opening one queries through its ow
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -133,6 +134,7 @@ class SenseStore:
     ) -> None:
         self.path = Path(path)
         self._tokenizer = None
+        self._borrowed = False
         # Sense records by (positions, with_contexts): an open store answers from the version it opened, so
         # its answers never change and this LRU is keyed by that version. Bounded by embedding bytes.
         self._sense_cache: OrderedDict[tuple[bytes, bool], tuple[Sense, ...]] = OrderedDict()
@@ -220,6 +222,14 @@ class SenseStore:
     def view(self, name: str | None = None) -> StoreView:
         """The view `name` (None: the store's default view); InputError for a view the store does not hold."""
         return self.views[self._view(name)]
+
+    def in_view(self, view: str) -> "SenseStore":
+        """This open store answering from `view` by default: the same connection, tables, indexes and caches, no
+        second open (`eval store --view all`). Close the store it came from; closing this one does nothing."""
+        other = copy.copy(self)
+        other.default_view = self._view(view)
+        other._borrowed = True
+        return other
 
     def _view(self, view: str | None, default: str | None = None) -> str:
         """The name of `view`, or of the store's default view, checked against the views it holds."""
@@ -650,6 +660,8 @@ class SenseStore:
 
     def close(self) -> None:
         """Close every cursor, then the connection: DuckDB releases the file only when the last one closes."""
+        if self._borrowed:  # from in_view(): the store it came from owns the connection
+            return
         with self._cursors_lock:
             for cursor in self._cursors:
                 cursor.close()

@@ -375,14 +375,20 @@ def test_plain_cosine_switch(eval_store, bos_teacher, tmp_path):
         EvalConfig(store=str(eval_store), cosine="raw")
 
 
-def test_view_all_reports_each_view_side_by_side(eval_store, bos_teacher, tmp_path):
-    """--view all: one run per view of the store, with the numbers of single-view runs, in one table."""
+def test_view_all_reports_each_view_side_by_side(eval_store, bos_teacher, tmp_path, monkeypatch):
+    """--view all: one run per view of the store, opened once, with the numbers of single-view runs, in one table."""
+    import sensekit.store
     from sensekit.eval.config import EvalConfig
     from sensekit.eval.store_eval import evaluate_store, evaluate_views
 
     f = eval_files(tmp_path)
     cfg = EvalConfig(store=str(eval_store), wic=str(f["wic"]), metrics=("wic", "health"), view="all")
+    opened = []
+    real_open = sensekit.store.open_store
+    monkeypatch.setattr(sensekit.store, "open_store", lambda *a, **k: opened.append(a) or real_open(*a, **k))
     both = evaluate_views(cfg, teacher=bos_teacher)
+    assert len(opened) == 1  # every view's run reads the one open store
+    monkeypatch.undo()
     assert list(both["views"]) == ["loss", "lexical"]
     for view, result in both["views"].items():
         alone = evaluate_store(EvalConfig(**{**cfg.to_dict(), "view": view}), teacher=bos_teacher)

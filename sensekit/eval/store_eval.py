@@ -23,18 +23,27 @@ __all__ = ["evaluate_store", "evaluate_views", "Skip"]
 
 
 def evaluate_store(
-    cfg: EvalConfig, progress: Progress = no_progress, *, teacher=None, to_space: Optional[Space] = None
+    cfg: EvalConfig,
+    progress: Progress = no_progress,
+    *,
+    teacher=None,
+    to_space: Optional[Space] = None,
+    store=None,
 ) -> dict:
     """Run the selected metrics on `cfg.store`. `progress(metric, done, total)` before each metric
     (sensekit.progress). `teacher`: an already loaded Teacher (tests, benchmarks). `to_space`: a
-    similarity transform [n, d] -> [n, d'] overriding `cfg.cosine` (the store's own, or plain)."""
+    similarity transform [n, d] -> [n, d'] overriding `cfg.cosine` (the store's own, or plain).
+    `store`: that store already open (it stays open; `cfg.view` is read from it)."""
+    from contextlib import nullcontext
+
     from ..store import open_store
 
     if cfg.view == "all":
         raise InputError("view 'all' runs every view of the store: call evaluate_views(cfg)")
     registry = metrics()
     t0 = time.perf_counter()
-    with open_store(cfg.store, view=cfg.view) as store:  # every metric reads this view (issue 15)
+    opened = nullcontext(store.in_view(cfg.view or store.default_view)) if store is not None else None
+    with opened or open_store(cfg.store, view=cfg.view) as store:  # every metric reads this view
         in_space = cfg.cosine == "store-space"
         space = (
             {"kind": "custom"}
@@ -94,11 +103,11 @@ def evaluate_views(cfg: EvalConfig, progress: Progress = no_progress, *, teacher
                 teacher = load_store_teacher(store, cfg.teacher, cfg.device, cfg.dtype)
             except (SensekitError, OSError):
                 teacher = None  # each run records why
-    results = {}
-    for view in views:
+        results = {}
+        for view in views:  # the store opened once, each run reading its view
 
-        def in_view(stage, *args, _view=view, **info):
-            progress(f"{_view}: {stage}", *args, **info)
+            def in_view(stage, *args, _view=view, **info):
+                progress(f"{_view}: {stage}", *args, **info)
 
-        results[view] = evaluate_store(dataclasses.replace(cfg, view=view), in_view, teacher=teacher)
+            results[view] = evaluate_store(dataclasses.replace(cfg, view=view), in_view, teacher=teacher, store=store)
     return {"views": results, "seconds": round(time.perf_counter() - t0, 2)}
