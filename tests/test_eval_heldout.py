@@ -174,7 +174,7 @@ def test_eval_store_on_a_bare_machine(eval_store, bos_teacher_dir, bare_machine)
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
     m = r["metrics"]
-    assert set(m) == {"wic", "similarity", "purity", "neighbours", "health"}
+    assert set(m) == {"wic", "similarity", "purity", "bcubed", "wsd", "neighbours", "health"}
     w = m["wic"]
     assert w["status"] == "ok" and w["data"] == "wordnet-heldout"
     assert w["pair_set"]["share"] == 0.2 and w["pair_set"]["pairs"] == w["coverage"]["total"] > 500

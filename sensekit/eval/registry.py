@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 # The metric modules, in the order of the table and the JSON. A new metric adds its module here.
-MODULES = ("wic", "similarity", "purity", "neighbours", "health")
+MODULES = ("wic", "similarity", "purity", "bcubed", "wsd", "neighbours", "health")
 
 Row = tuple[str, str, str, str]  # (metric, value, baseline, coverage)
 

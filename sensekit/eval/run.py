@@ -25,6 +25,12 @@ class StoreRun:
         view = store.view()  # the view every metric reads (sensekit/view.py): where its states are filed, and how
         self.key_mode = view.key_mode
         self.layer = view.hidden_layer  # hidden_states index of the queried states; None: the post-norm final state
+        # how a lexical view reads an occurrence (sensekit.model.occurrence); None: the store's key mode, as built
+        self.representation = (
+            str(getattr(view.record, "representation", None) or store.meta.get("lexical_representation") or "first")
+            if view.key_mode == "input" and view.hidden_layer is not None
+            else None
+        )
         self.k = int(store.meta.get("k") or 10)
         self.min_context = int(store.meta.get("min_context") or 0)  # the build's rule for sources (0: older stores)
         self._teacher, self._teacher_error = teacher, None
@@ -69,6 +75,12 @@ class StoreRun:
         from .states import teacher_prefix_and_pad, word_states
 
         t = self.teacher()
+        if self.representation is not None:  # a lexical view: the representation its senses were built from
+            from ..model.occurrence import occurrence_states
+
+            return occurrence_states(
+                t, sentences, starts, ends, self.layer, self.representation, tokens_per_batch=self.cfg.batch_tokens
+            )
         prefix, pad = teacher_prefix_and_pad(t.tokenizer)
         return word_states(
             t.final_hidden if self.layer is None else layer_forward(t, self.layer),
@@ -83,6 +95,18 @@ class StoreRun:
             pad,
             self.cfg.batch_tokens,
         )
+
+    def occurrence_setting(self) -> tuple[int | None, str]:
+        """(layer, representation) for metrics that read occurrences beyond the store's own queries (WSD): the
+        lexical view's, else the teacher's `auto` lexical layer and the default representation."""
+        from ..model.occurrence import DEFAULT_REPRESENTATION
+
+        if self.representation is not None:
+            return self.layer, self.representation
+        from ..model.layers import layer_count
+        from ..model.lexical import auto_layer
+
+        return auto_layer(layer_count(self.teacher().model.config)), DEFAULT_REPRESENTATION
 
     def in_store_context(self, sentences, starts, ends) -> np.ndarray:
         """[N] bool: the state has read at least the build's min_context real tokens (tokenization only)."""
