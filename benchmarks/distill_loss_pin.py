@@ -52,7 +52,7 @@ def _hex(value):
 def pin(folder: Path, extra: dict) -> dict:
     from helpers import distill_config, make_store, make_teacher_dir, write_corpus
 
-    from distill.train import train
+    from sensekit.distill.train import train
     from sensekit.model.teacher import load_teacher
 
     teacher_dir = make_teacher_dir(folder / "teacher")

@@ -130,11 +130,11 @@ def make_teacher(sh: dict, device):
 
 
 def make_windows(sh: dict, teacher, n: int):
-    from distill.data import Windows, pack_documents
+    from sensekit.distill.data import Windows, pack_documents
 
     corpus = shared_corpus()
     if teacher.tokenizer is not None and corpus.is_file():
-        from distill.data import iter_documents
+        from sensekit.distill.data import iter_documents
 
         return pack_documents(iter_documents([str(corpus)]), teacher.tokenizer, sh["seq_len"], n), "enwiki sample"
     rng = np.random.default_rng(0)
@@ -147,7 +147,7 @@ def make_targets(windows, sh: dict, device, store: str | None = None):
     or, with `store`, a real store built with the same teacher."""
     import torch
 
-    from distill.targets import SenseTargets
+    from sensekit.distill.targets import SenseTargets
 
     if store:
         from sensekit.store import open_store
@@ -192,11 +192,11 @@ def make_stepper(sh, teacher, windows, targets, lambda_sense: float, cache_dir: 
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
-    from distill.cache import PrefixCache
-    from distill.checkpoint import TrainState
-    from distill.config import DistillConfig
-    from distill.student import DistillStudent
-    from distill.train import RunInputs, Stepper, param_groups
+    from sensekit.distill.cache import PrefixCache
+    from sensekit.distill.checkpoint import TrainState
+    from sensekit.distill.config import DistillConfig
+    from sensekit.distill.student import DistillStudent
+    from sensekit.distill.train import RunInputs, Stepper, param_groups
     from sensekit.model.families import TeacherLogits
     from sensekit.model.layers import build_truncated
 
@@ -260,7 +260,7 @@ def isolated_sense_cost(stepper, batches, device, repeats: int) -> float:
     """Median seconds of what DSKD adds to a KD step: the gather/selection and the sense loss forward + backward."""
     import torch
 
-    from distill.losses import sense_loss
+    from sensekit.distill.losses import sense_loss
 
     cfg, out, inputs = stepper.cfg, [], stepper.inputs
     d = inputs.teacher.hidden_size

@@ -1,7 +1,8 @@
 """distill: Decoder-based Sense Knowledge Distillation on top of a sensekit store (docs/method.md section 2).
 
-`distill` imports `sensekit`, never the reverse. Heavy imports (torch, transformers,
-accelerate) happen in the submodules, so `import distill` stays light.
+Installed as `sensekit.distill` (the link sensekit/distill): import it by that name. It imports the
+rest of sensekit, which never imports it (except the command package, sensekit.cli). Heavy imports
+(torch, transformers, accelerate) happen in the submodules, so `import sensekit.distill` stays light.
 """
 
 from __future__ import annotations

@@ -26,4 +26,4 @@ def shared_dir() -> Path:
 
 def schema_text(name: str) -> str:
     """Text of a file in the `schemas` package, from a wheel or a checkout alike."""
-    return resources.files("schemas").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("sensekit.schemas").joinpath(name).read_text(encoding="utf-8")

@@ -212,7 +212,7 @@ TINY_DISTILL = dict(
 
 def distill_config(store: Path, corpus: Path, teacher: Path, output_dir: Path, **overrides):
     """The one tiny DistillConfig of the tests (TINY_DISTILL), with `overrides` on top."""
-    from distill.config import DistillConfig
+    from sensekit.distill.config import DistillConfig
 
     fields = dict(TINY_DISTILL, store=str(store), data=(str(corpus),), teacher=str(teacher), output_dir=str(output_dir))
     return DistillConfig(**{**fields, **overrides})

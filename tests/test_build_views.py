@@ -47,7 +47,7 @@ def two_stores(tmp_path_factory, teacher_dir):
 
 
 def test_loss_view_and_distill_targets_are_identical_with_and_without_the_lexical_view(two_stores):
-    from distill.targets import SenseTargets
+    from sensekit.distill.targets import SenseTargets
 
     results, teacher, _, _ = two_stores
     targets, tables = {}, {}

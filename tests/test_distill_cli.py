@@ -13,8 +13,8 @@ from helpers import run_cli
 
 torch = pytest.importorskip("torch")
 
-from distill.config import DistillConfig  # noqa: E402
 from sensekit.cli import main  # noqa: E402
+from sensekit.distill.config import DistillConfig  # noqa: E402
 from sensekit.errors import InputError  # noqa: E402
 
 # `sensekit distill ARGS`
@@ -139,7 +139,7 @@ def test_config_roundtrip_and_types(tmp_path):
 
 
 def test_corpus_windows_cover_every_token_once(tmp_path, corpus_file, teacher):  # noqa: F811
-    from distill.data import iter_documents, pack_documents
+    from sensekit.distill.data import iter_documents, pack_documents
 
     w = pack_documents(iter_documents([str(corpus_file)]), teacher.tokenizer, seq_len=10)
     ids, attn, labels = w.batch(np.arange(len(w)))
@@ -149,7 +149,7 @@ def test_corpus_windows_cover_every_token_once(tmp_path, corpus_file, teacher): 
 
 
 def test_prompts_mode_generates_cuts_and_targets_every_position(tmp_path, teacher):  # noqa: F811
-    from distill.data import prepare_windows
+    from sensekit.distill.data import prepare_windows
 
     prompts = tmp_path / "p.jsonl"
     texts = ["the bank of", "a bat flew", "good and bad are"]

@@ -13,8 +13,8 @@ from helpers import ANT, SYN, TEXTS, run_cli
 
 torch = pytest.importorskip("torch")
 
-from distill.compare import load_experiment, run_experiment  # noqa: E402
-from distill.compare.data import (  # noqa: E402
+from sensekit.distill.compare import load_experiment, run_experiment  # noqa: E402
+from sensekit.distill.compare.data import (  # noqa: E402
     LeakError,
     article_windows,
     leak_check,
@@ -23,7 +23,7 @@ from distill.compare.data import (  # noqa: E402
     window_leak_check,
     write_splits,
 )
-from distill.compare.stats import (  # noqa: E402
+from sensekit.distill.compare.stats import (  # noqa: E402
     flattening,
     holm,
     paired_t,
@@ -339,7 +339,7 @@ def test_the_leak_check_fails_on_a_planted_leak(tmp_path):
 
 
 def test_the_window_check_fails_when_test_windows_are_trained_on(teacher, tmp_path):
-    from distill.data import iter_documents, pack_documents
+    from sensekit.distill.data import iter_documents, pack_documents
 
     split = _split(tmp_path, {"train": [("T", _words(1, 400))], "test": [("X", _words(5, 400))]})
     w = {k: pack_documents(iter_documents([split["files"][k]]), teacher.tokenizer, 24) for k in ("train", "test")}
@@ -350,7 +350,7 @@ def test_the_window_check_fails_when_test_windows_are_trained_on(teacher, tmp_pa
 
 
 def test_test_windows_spread_over_each_article(teacher, tmp_path):
-    from distill.data import iter_documents, pack_documents
+    from sensekit.distill.data import iter_documents, pack_documents
 
     assert spread(10, 4).tolist() == [0, 3, 6, 9] and spread(3, 5).tolist() == [0, 1, 2]
     split = _split(tmp_path, {"test": [("A", _words(1, 300)), ("B", _words(2, 300))]})
@@ -365,7 +365,7 @@ def test_test_windows_spread_over_each_article(teacher, tmp_path):
 
 
 def test_packed_articles_counts_the_articles_read(teacher, tmp_path):
-    from distill.data import special_prefix
+    from sensekit.distill.data import special_prefix
 
     tok = teacher.tokenizer
     body = 24 - len(special_prefix(tok))
@@ -383,7 +383,7 @@ def test_packed_articles_counts_the_articles_read(teacher, tmp_path):
 
 
 def test_the_split_caps_training_articles_and_slices_dev(tmp_path):
-    from distill.compare.config import Experiment
+    from sensekit.distill.compare.config import Experiment
 
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"A{i}", "text": _words(i, 300)}) + "\n" for i in range(40)))
@@ -423,7 +423,7 @@ def test_the_experiment_files_give_every_arm_the_same_knobs(name):
 
 
 def test_gradient_shares_come_from_the_training_records():
-    from distill.compare.runner import _grad_share
+    from sensekit.distill.compare.runner import _grad_share
 
     summary = {"grad_share": {"kd": 0.75, "hidden": 0.25}}
     assert _grad_share(summary, [])["mean"] == {"kd": 0.75, "hidden": 0.25}
@@ -439,8 +439,8 @@ def test_gradient_shares_come_from_the_training_records():
 
 
 def test_a_new_distill_setting_with_a_default_keeps_the_run_keys(experiment, monkeypatch):
-    from distill.compare.config import RunSpec
-    from distill.config import DistillConfig
+    from sensekit.distill.compare.config import RunSpec
+    from sensekit.distill.config import DistillConfig
 
     exp = load_experiment(experiment)
     inputs = {"teacher": "t", "train_windows": "w", "dev": "d", "test": "x", "store_300": "s3", "store_900": "s9"}

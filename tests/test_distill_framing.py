@@ -13,7 +13,7 @@ from helpers import bos_tokenizer, distill_config, make_store, make_teacher_dir
 
 torch = pytest.importorskip("torch")
 
-from distill.data import iter_documents, pack_documents, prepare_windows  # noqa: E402
+from sensekit.distill.data import iter_documents, pack_documents, prepare_windows  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_prepared_windows_keep_their_prefix_and_training_skips_the_bos_position(
     bos_teacher_dir,
     bos_teacher,
 ):
-    from distill.train import train
+    from sensekit.distill.train import train
 
     store = make_store(tmp_path / "bos.sensekit", bos_teacher_dir)
     cfg = distill_config(

@@ -11,8 +11,8 @@ from helpers import distill_config
 
 torch = pytest.importorskip("torch")
 
-from distill.grad_shares import TERM_NAMES, TermGradients, grad_summary  # noqa: E402
-from distill.train import train  # noqa: E402
+from sensekit.distill.grad_shares import TERM_NAMES, TermGradients, grad_summary  # noqa: E402
+from sensekit.distill.train import train  # noqa: E402
 
 
 def test_term_gradients_are_each_terms_own_gradient_summed_over_micro_batches():

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
-from distill.losses import (  # noqa: E402,E501
+from sensekit.distill.losses import (  # noqa: E402,E501
     ce_loss,
     hidden_mse_loss,
     hinge_mse_terms,

@@ -12,10 +12,10 @@ from helpers import distill_config
 
 torch = pytest.importorskip("torch")
 
-from distill.config import DistillConfig  # noqa: E402
-from distill.losses import candidate_distances, hidden_mse_loss, margin_quantile  # noqa: E402
-from distill.terms import LOSS_TERMS, TERMS, StepTensors, compute_terms  # noqa: E402
-from distill.train import train  # noqa: E402
+from sensekit.distill.config import DistillConfig  # noqa: E402
+from sensekit.distill.losses import candidate_distances, hidden_mse_loss, margin_quantile  # noqa: E402
+from sensekit.distill.terms import LOSS_TERMS, TERMS, StepTensors, compute_terms  # noqa: E402
+from sensekit.distill.train import train  # noqa: E402
 from sensekit.errors import InputError  # noqa: E402
 
 
@@ -66,8 +66,8 @@ def test_auto_margins_are_recorded_and_the_push_acts(tmp_path, store_dir, corpus
 
 
 def test_the_teacher_margin_pushes_only_a_student_nearer_an_antonym_than_the_teacher():
-    from distill.losses import sense_loss
-    from distill.margins import Margins
+    from sensekit.distill.losses import sense_loss
+    from sensekit.distill.margins import Margins
 
     g = torch.zeros(3, 4)  # [P, d] teacher states
     neg = torch.stack([torch.full((2, 4), 1.0), torch.full((2, 4), 2.0), torch.full((2, 4), -1.0)])  # [P, 2, d]

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from distill.student import DistillStudent  # noqa
+from sensekit.distill.student import DistillStudent  # noqa
 from sensekit.model.layers import build_truncated  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def test_split_equals_full_on_the_bundled_smollm2():
 def test_a_student_of_a_bf16_teacher_saves_as_float32(tmp_path, teacher_dir):  # noqa: F811
     from transformers import AutoModelForCausalLM
 
-    from distill.student import save_student
+    from sensekit.distill.student import save_student
     from sensekit.model.teacher import load_teacher
 
     t = load_teacher(str(teacher_dir), device="cpu", dtype="bfloat16")

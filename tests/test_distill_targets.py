@@ -9,8 +9,8 @@ from helpers import HIDDEN
 
 torch = pytest.importorskip("torch")
 
-from distill.losses import sense_loss  # noqa: E402
-from distill.targets import SenseTargets, group_size  # noqa: E402
+from sensekit.distill.losses import sense_loss  # noqa: E402
+from sensekit.distill.targets import SenseTargets, group_size  # noqa: E402
 from sensekit.store import open_store  # noqa: E402
 
 VOCAB = 400

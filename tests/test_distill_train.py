@@ -15,8 +15,8 @@ from helpers import HIDDEN, distill_config, make_store, make_teacher_dir
 
 torch = pytest.importorskip("torch")
 
-from distill.config import DistillConfig  # noqa: E402
-from distill.train import NonFiniteLoss, train  # noqa: E402
+from sensekit.distill.config import DistillConfig  # noqa: E402
+from sensekit.distill.train import NonFiniteLoss, train  # noqa: E402
 from sensekit.errors import InputError, TeacherMismatch  # noqa: E402
 
 TERMS = ("kd", "ce", "sense_pos", "sense_neg", "total")
@@ -60,7 +60,7 @@ def test_total_loss_falls_and_files_are_written(tmp_path, store_dir, corpus_file
     # the held-out perplexity is the saved student's, read back with plain transformers on the last 4 windows
     from transformers import AutoModelForCausalLM
 
-    from distill.data import prepare_windows
+    from sensekit.distill.data import prepare_windows
 
     windows = prepare_windows(cfg, teacher)
     held = windows.subset(slice(len(windows) - 4, None))
@@ -265,9 +265,9 @@ def test_a_layer_selection_trains_its_listed_layers_with_an_exact_cache(
 ):  # noqa: F811
     from transformers import AutoModelForCausalLM
 
-    from distill.data import Windows
-    from distill.evaluate import evaluate
-    from distill.student import DistillStudent
+    from sensekit.distill.data import Windows
+    from sensekit.distill.evaluate import evaluate
+    from sensekit.distill.student import DistillStudent
 
     # teacher layers 0, 1, 3; student layer 1 trains; the frozen layer above it (teacher 3) runs every step
     plain = distill_config(
@@ -317,10 +317,10 @@ def test_an_inexact_split_is_refused_at_start_up(
     teacher,  # noqa: F811
     monkeypatch,
 ):
-    import distill.student
+    import sensekit.distill.student
 
-    real = distill.student.resume_at_layer
-    monkeypatch.setattr(distill.student, "resume_at_layer", lambda *a: real(*a) + 1e-2)  # e.g. a re-applied input
+    real = sensekit.distill.student.resume_at_layer
+    monkeypatch.setattr(sensekit.distill.student, "resume_at_layer", lambda *a: real(*a) + 1e-2)  # e.g. a re-applied input
     cfg = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "run", train_layers="top1", cache=True)
     with pytest.raises(InputError, match="frozen-prefix cache is not exact for LlamaForCausalLM.*drop --cache"):
         train(cfg, teacher=teacher)
@@ -334,7 +334,7 @@ def test_a_store_keyed_by_the_input_token_is_refused(tmp_path, corpus_file, teac
 
 
 def test_the_learning_rate_scales_with_processes_unless_told_not_to():
-    from distill.train import effective_lr
+    from sensekit.distill.train import effective_lr
 
     cfg = DistillConfig(lr=2e-5)
     assert effective_lr(cfg, 1) == 2e-5 and effective_lr(cfg, 4) == pytest.approx(8e-5)
@@ -342,7 +342,7 @@ def test_the_learning_rate_scales_with_processes_unless_told_not_to():
 
 
 def test_the_batch_order_splits_each_micro_step_between_processes_and_depends_only_on_seed_and_epoch():
-    from distill.batches import BatchOrder
+    from sensekit.distill.batches import BatchOrder
 
     one = BatchOrder(seed=3, n_windows=10, batch_size=2, grad_accum=1)
     two = [BatchOrder(3, 10, 2, 1, processes=2, process_index=i) for i in range(2)]

@@ -38,7 +38,7 @@ def heldout(tmp_path_factory) -> Path:
 
 
 def config(eval_store, student, heldout, tmp_path, **kw):  # noqa: F811
-    from distill.eval_config import StudentEvalConfig
+    from sensekit.distill.eval_config import StudentEvalConfig
 
     f = eval_files(tmp_path)
     base = dict(
@@ -63,7 +63,7 @@ def test_the_teacher_as_its_own_student_matches_itself(
     tmp_path,
     wordnet_here,  # noqa: F811
 ):
-    from distill.student_eval import evaluate_student
+    from sensekit.distill.student_eval import evaluate_student
 
     events = []
     r = evaluate_student(
@@ -72,7 +72,7 @@ def test_the_teacher_as_its_own_student_matches_itself(
         teacher=bos_teacher,
     )
     h = r["heldout"]
-    from distill.data import iter_documents, pack_documents
+    from sensekit.distill.data import iter_documents, pack_documents
 
     w = pack_documents(iter_documents([heldout]), bos_teacher.tokenizer, 16, 6)
     assert len(w) == 6 and h["tokens"] == int((w.batch(np.arange(6))[2] >= 0).sum())  # every target of the windows
@@ -156,7 +156,7 @@ def test_plain_hf_student_via_cli_with_a_pair_file(eval_store, student_dir, held
 
 
 def test_separation_by_hand():
-    from distill.student_eval import separation
+    from sensekit.distill.student_eval import separation
 
     r = separation(np.array([0.9, 0.8, 0.1, 0.85]), np.array([True, True, False, False]))
     assert r["gap"] == pytest.approx(0.85 - 0.475)
@@ -197,10 +197,10 @@ def test_a_student_with_another_tokenizer_is_refused(eval_store, heldout, tmp_pa
 def test_nearest_sense_matches_a_search_by_hand(loss_view_store, bos_teacher, student_dir, heldout):  # noqa: F811
     """The teacher as its own student agrees with itself everywhere; another model's retrieval equals a plain
     nearest-neighbour search written out here, position by position."""
-    from distill.data import iter_documents, pack_documents
-    from distill.student import load_hf_student
-    from distill.student_eval import nearest_sense
-    from distill.targets import SenseTargets
+    from sensekit.distill.data import iter_documents, pack_documents
+    from sensekit.distill.student import load_hf_student
+    from sensekit.distill.student_eval import nearest_sense
+    from sensekit.distill.targets import SenseTargets
     from sensekit.eval.states import hidden_forward
     from sensekit.store import open_store
 
@@ -229,9 +229,9 @@ def test_nearest_sense_matches_a_search_by_hand(loss_view_store, bos_teacher, st
 
 
 def test_carrier_similarity_scores_each_model(eval_store, bos_teacher, bos_teacher_dir, tmp_path):  # noqa: F811
-    from distill.eval_config import StudentEvalConfig
-    from distill.student import load_hf_student
-    from distill.student_eval import _states_fn, carrier_similarity
+    from sensekit.distill.eval_config import StudentEvalConfig
+    from sensekit.distill.student import load_hf_student
+    from sensekit.distill.student_eval import _states_fn, carrier_similarity
     from sensekit.eval.states import hidden_forward
 
     pairs = tmp_path / "simlex.txt"

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from distill.student import DistillStudent  # noqa
+from sensekit.distill.student import DistillStudent  # noqa
 from sensekit.model.families import lm_logits, logits_difference  # noqa: E402
 from sensekit.model.layers import build_truncated  # noqa: E402
 
@@ -155,7 +155,7 @@ def test_a_selected_student_reloads_with_plain_transformers(tmp_path, family):
     from tokenizers import Tokenizer, models
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    from distill.student import save_student
+    from sensekit.distill.student import save_student
 
     model = _model(family)
     lm = build_truncated(model, [0, 1, 4, 5], [2, 3])

@@ -59,7 +59,7 @@ def import_circles(graph) -> list[list[str]]:
 
 
 def test_there_is_no_import_circle():
-    graph = grimp.build_graph("sensekit", "distill", include_external_packages=False)
+    graph = grimp.build_graph("sensekit", include_external_packages=False)
     circles = import_circles(graph)
     assert not circles, "import circles (move the shared piece into a module below both): " + "; ".join(
         " <-> ".join(c) for c in circles
@@ -88,3 +88,20 @@ def test_the_eval_contract_lists_every_registered_metric():
         f"pyproject.toml's eval contract lists the metrics {listed}, sensekit/eval/registry.py MODULES is "
         f"{list(MODULES)}: add each metric module to the contract's metrics layer"
     )
+
+
+def test_distill_is_imported_only_as_sensekit_distill():
+    """The repository's distill/ ships as sensekit.distill: a plain `import distill` (which works from the
+    checkout's root) would load every module a second time, with classes unequal to the installed ones."""
+    import re
+
+    graph = grimp.build_graph("sensekit", include_external_packages=True)
+    assert "distill" not in graph.modules, "a module imports `distill`: import `sensekit.distill` instead"
+    plain = re.compile(r"^\s*(from|import) distill\b", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("tests", "benchmarks", "docs")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if plain.search(path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, f"these import `distill`; import `sensekit.distill` instead: {offenders}"

@@ -247,9 +247,9 @@ def test_kappa_larger_than_the_pool_is_clamped(tmp_path):
     kappa below it (which drops candidates) gives other losses."""
     from helpers import make_store, make_teacher_dir, write_corpus
 
-    from distill.targets import SenseTargets
     from sensekit import open_store
     from sensekit.cli.distill import distill
+    from sensekit.distill.targets import SenseTargets
 
     teacher_dir = make_teacher_dir(tmp_path / "teacher")
     store = make_store(tmp_path / "s.sensekit", teacher_dir)

@@ -303,7 +303,7 @@ def test_killed_distill_resumes_with_the_losses_of_an_uninterrupted_run(
     teacher_dir,
     teacher,
 ):  # noqa: F811
-    from distill.train import train
+    from sensekit.distill.train import train
 
     full = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "full", max_steps=30, save_every=2)
     cut = full.replace(output_dir=str(tmp_path / "cut"))

@@ -246,7 +246,7 @@ def test_distill_resume_with_a_changed_config_names_the_setting(
     teacher_dir,
     teacher,
 ):  # noqa: F811
-    from distill.train import train
+    from sensekit.distill.train import train
 
     cfg = distill_config(
         store_dir,

@@ -18,8 +18,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from distill.config import DistillConfig
-
+from ..distill.config import DistillConfig
 from ..errors import InputError
 from ..options import cli_parameters, given
 
@@ -36,7 +35,7 @@ app = typer.Typer(
 
 def _shown_terms() -> tuple[str, ...]:
     """The progress line's terms: the total, then each loss term of the table (distill.terms loads torch)."""
-    from distill.terms import TERMS
+    from ..distill.terms import TERMS
 
     return ("total", *TERMS[:-1])
 
@@ -77,7 +76,7 @@ def distill(values: dict[str, Any], config: Path | None = None, resume: bool = F
     Returns train()'s summary; progress goes to `callback(stage, done, total, **info)` (sensekit.progress);
     prints nothing.
     """
-    from distill.train import train
+    from ..distill.train import train
 
     flags = given(values)
     cfg = DistillConfig.from_toml(config, **flags) if config is not None else DistillConfig.from_dict(flags, "flags")
@@ -212,9 +211,8 @@ def compare_cli(
     dictionary sizes, on a test split of many articles. Resumable: finished runs are reused."""
     from rich.console import Console
 
-    from distill.compare.config import load_experiment
-    from distill.compare.runner import Runner, run_experiment
-
+    from ..distill.compare.config import load_experiment
+    from ..distill.compare.runner import Runner, run_experiment
     from ..errors import SensekitError
 
     console = Console(stderr=True)

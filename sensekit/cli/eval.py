@@ -14,8 +14,7 @@ from typing import Any, Optional
 
 import typer
 
-from distill.eval_config import StudentEvalConfig
-
+from ..distill.eval_config import StudentEvalConfig
 from ..eval.config import EvalConfig
 from ..eval.registry import fmt
 from ..options import given
@@ -218,7 +217,7 @@ def student_cli(**values: Any) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: shared cores
     from rich.console import Console
 
-    from distill.student_eval import evaluate_student
+    from ..distill.student_eval import evaluate_student
 
     as_json = values.pop("as_json")
     cfg = StudentEvalConfig(**given(values))
