@@ -45,7 +45,7 @@ def render_store(result: dict, console) -> None:
     space = s["space"]["kind"] + (f" ({n_pc} PC{'s' if n_pc > 1 else ''} removed)" if n_pc else "")
     t = Table(
         title=f"sensekit eval store {escape(s['path'])} (teacher {escape(str(s['teacher']))}, "
-        f"view={s.get('view', 'loss')}, key={s['key_mode']}, space={escape(space)}, "
+        f"view={s['view']}, key={s['key_mode']}, space={escape(space)}, "
         f"{s['token_senses']:,} senses of {s['tokens_with_senses']:,} tokens)",
         title_justify="left",
     )

@@ -138,7 +138,7 @@ def render_query(result: dict) -> None:
     out.print(t)
 
     t = Table(
-        title=f"{result.get('view', 'loss')} senses of {word!r}, with the synonyms and antonyms nearest to each",
+        title=f"{result['view']} senses of {word!r}, with the synonyms and antonyms nearest to each",
         title_justify="left",
         show_lines=True,
     )

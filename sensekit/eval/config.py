@@ -95,8 +95,7 @@ class EvalConfig:
         None,
         "Which view of the store: 'lexical' (layer N's states at the word, queried at the same layer), "
         "'loss' (post-norm states), or 'all' (each view the store holds, side by side); none: the store's "
-        "default (lexical when it has one).",
-        choices=("lexical", "loss", "all"),
+        "default (lexical when it has one). Any view the store records may be named.",
         panel=_RUN,
     )
     teacher: Optional[str] = option(
