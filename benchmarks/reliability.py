@@ -1,4 +1,4 @@
-"""Reliability campaign (issue 12): runs the reliability tests and a full-size concurrency check, and prints
+"""Reliability campaign: runs the reliability tests and a full-size concurrency check, and prints
 one JSON summary as its last line (also written, with details, to benchmarks/results/reliability.json).
 
     python benchmarks/reliability.py [--quick] [--processes 8] [--queries 2000] [--out FILE]
@@ -22,7 +22,9 @@ one JSON summary as its last line (also written, with details, to benchmarks/res
    `relations add` on it, each answer checked against its version's (queries_during_writes_ok). The readers
    are tests/readers.py; halfway, each waits for a replacement that finished after it opened the store, so
    every reader crosses at least one: queries_crossed_replacement counts the queries asked on a store opened
-   before a replacement that had finished (answered from the old version, or "changed, reopen": reopen_messages).
+   before a replacement that had finished (answered from the old version, or "changed, reopen": reopen_messages),
+   each read from the store's files: a reader empties its handle's sense cache before every query
+   (uncached_queries counts those, so a crossing is never a cached answer).
 3. data_lost: failed kill, concurrency and reproducibility tests, plus wrong or unexplained answers of step 2.
    It must be 0.
 
@@ -245,6 +247,7 @@ def main() -> None:
         "queries_during_writes": args.processes * (args.queries // 4 if args.quick else args.queries),
         "store_replacements_during_queries": conc["replacements"],
         "queries_crossed_replacement": during["crossed"],
+        "uncached_queries": during["uncached"],
         "reopen_messages": during["reopened"],
         "families_exact": n_families,
         "data_lost": failed_guards

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -165,3 +166,46 @@ def teacher(teacher_dir):
     from sensekit.model.teacher import load_teacher
 
     return load_teacher(str(teacher_dir), device="cpu")
+
+
+# -- the run's results behind the documentation's claims (tests/test_readme_claims.py) ---------------------
+# Every collected test (before -k / -m deselection), the tests this session runs, each one's outcome, and
+# the figures tests record with the `figure` fixture. test_readme_claims.py runs last and checks the
+# reliability page against them; SENSEKIT_CLAIMS_OUT=FILE writes them as JSON at the end of the session.
+RUN: dict = {"collected": set(), "selected": set(), "outcomes": {}, "figures": {}}
+
+
+@pytest.fixture
+def figure(request):
+    """figure(name, value): a number this test asserted, which the documentation may cite."""
+
+    def record(name: str, value: float) -> None:
+        RUN["figures"].setdefault(request.node.nodeid, {})[name] = value
+
+    return record
+
+
+def pytest_itemcollected(item):
+    RUN["collected"].add(item.nodeid)
+
+
+def pytest_collection_finish(session):
+    RUN["selected"] = {item.nodeid for item in session.items}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The claims check last, whatever the order (pytest-randomly shuffles first): it reads this run."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_readme_claims.py"))
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or report.outcome != "passed":  # a failed set-up or teardown counts as failed
+        if RUN["outcomes"].get(report.nodeid) != "failed":
+            RUN["outcomes"][report.nodeid] = report.outcome
+
+
+def pytest_sessionfinish(session):
+    out = os.environ.get("SENSEKIT_CLAIMS_OUT")
+    if out:
+        Path(out).write_text(json.dumps({"outcomes": RUN["outcomes"], "figures": RUN["figures"]}))

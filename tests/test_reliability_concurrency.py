@@ -106,17 +106,18 @@ def versions(tmp_path_factory) -> Versions:
     return Versions(tmp_path_factory.mktemp("versions"))
 
 
-def test_readers_in_parallel_all_answer_correctly(versions, tmp_path):
+def test_readers_in_parallel_all_answer_correctly(versions, tmp_path, figure):
     store = tmp_path / "s.sensekit"
     versions.install(store, 0)
     procs = start_readers(store, versions.expected, tmp_path, processes=4, queries=300, reopen_every=0)
     total = collect(procs)
     assert total["errors"] == [] and total["wrong"] == 0 and total["unknown_version"] == 0
     assert total["ok"] == 4 * 300 and total["reopened"] == 0
+    figure("answers_correct", total["ok"])
 
 
 @pytest.mark.parametrize("reopen_every", [0, 25])  # hold the store open throughout / reopen it now and then
-def test_readers_survive_relations_add_and_rebuilds(versions, tmp_path, reopen_every):
+def test_readers_survive_relations_add_and_rebuilds(versions, tmp_path, reopen_every, figure):
     store = tmp_path / "s.sensekit"
     versions.install(store, 0)
     gen = tmp_path / "generation"
@@ -134,6 +135,8 @@ def test_readers_survive_relations_add_and_rebuilds(versions, tmp_path, reopen_e
     # every reader waited halfway for a replacement after it opened the store: each crossed at least one,
     # reading the replaced version's files
     assert total["crossed"] >= 3, total
+    figure("answers_correct", total["ok"])
+    figure("readers_crossing", 3)
     if reopen_every:
         assert len(total["versions"]) >= 2, total  # reopened readers saw the new versions
     print(f"{step} replacements; answers per version {total['versions']}; {total['crossed']} queries crossed one;")

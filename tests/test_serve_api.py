@@ -715,7 +715,7 @@ def _answer(doc: dict) -> list:
     return [(x["sense_id"], x["count"], x["syn"]) for x in doc["senses"]]
 
 
-def test_concurrent_requests_while_the_store_is_replaced(tokenizer_json, tok, tmp_path, monkeypatch):
+def test_concurrent_requests_while_the_store_is_replaced(tokenizer_json, tok, tmp_path, monkeypatch, figure):
     """Readers ask for every word, uncached (no answer cache, and the store's sense cache emptied before each
     read), while a writer replaces the store 4 times. Requests with k=CROSS_K wait inside the old version
     until a replacement has finished, then read it: DuckDB and embeddings.npy of a replaced bundle. Every
@@ -811,6 +811,7 @@ def test_concurrent_requests_while_the_store_is_replaced(tokenizer_json, tok, tm
     assert not [t for t in threads if t.is_alive()], "a reader thread never finished"
     assert not errors, errors[:3]
     assert len(crossed) >= 4, crossed  # at least one uncached read of a replaced version per replacement
+    figure("replacements", len(kinds) - 1)
     assert len(seen) >= 3 and set(seen) <= set(expected), seen  # answers from several versions, each known
 
 
