@@ -103,7 +103,7 @@ def test_labels_linked_and_induced():
 
 def test_distinctive_words_against_the_keys_other_senses():
     snippets = [
-        "the bank of the river was muddy",
+        "the bank of the river bank was muddy",
         "a river bank with water",
         "the bank lends money",
         "money in the bank account",
