@@ -228,23 +228,30 @@ def test_nearest_sense_matches_a_search_by_hand(loss_view_store, bos_teacher, st
     assert n == r["positions"] and r["other"]["retrieval"] == pytest.approx(hits / n)
 
 
-def test_carrier_similarity_scores_each_model(eval_store, bos_teacher, bos_teacher_dir, tmp_path):  # noqa: F811
+def test_carrier_similarity_matches_a_spearman_by_hand(eval_store, bos_teacher, student_dir, tmp_path):  # noqa: F811
+    from scipy.stats import spearmanr
+
     from sensekit.distill.eval_config import StudentEvalConfig
     from sensekit.distill.student import load_hf_student
     from sensekit.distill.student_eval import _states_fn, carrier_similarity
     from sensekit.eval.states import hidden_forward
 
+    rows = [("happy", "glad", 9), ("big", "large", 8), ("good", "bad", 1), ("light", "dark", 2), ("bank", "river", 3)]
     pairs = tmp_path / "simlex.txt"
-    pairs.write_text(
-        "word1\tword2\tscore\nhappy\tglad\t9\nbig\tlarge\t8\ngood\tbad\t1\nlight\tdark\t2\nbank\triver\t3\n"
-    )
+    pairs.write_text("word1\tword2\tscore\n" + "".join(f"{a}\t{b}\t{g}\n" for a, b, g in rows))
     cfg = StudentEvalConfig(student="-", store=str(eval_store), data=("-",), device="cpu")
-    same = load_hf_student(str(bos_teacher_dir), bos_teacher, "cpu").eval()
-    models = {
-        "student": (hidden_forward(same), bos_teacher.hidden_size),
-        "teacher": (bos_teacher.final_hidden, bos_teacher.hidden_size),
-    }
-    r = carrier_similarity(models, _states_fn(bos_teacher, cfg), cfg.carrier, str(pairs))
-    assert r["status"] == "ok" and r["pairs"] == 5 and r["student"]["pairs_scored"] == 5
-    assert r["student"]["spearman"] == pytest.approx(r["teacher"]["spearman"], abs=1e-6)
-    assert -1 <= r["teacher"]["spearman"] <= 1 and r["teacher"]["spearman"] != 0
+    other = load_hf_student(str(student_dir), bos_teacher, "cpu").eval()
+    d = int(other.get_output_embeddings().weight.shape[1])
+    models = {"student": (hidden_forward(other), d), "teacher": (bos_teacher.final_hidden, bos_teacher.hidden_size)}
+    states = _states_fn(bos_teacher, cfg)
+    r = carrier_similarity(models, states, cfg.carrier, str(pairs))
+    assert r["status"] == "ok" and r["pairs"] == 5
+    for name, (forward, dim) in models.items():  # each word alone in the carrier, its last token's state
+        vec = {}
+        for w in {w for a, b, _ in rows for w in (a, b)}:
+            st, ok = states(forward, dim, [f"The word is {w}."], [12], [12 + len(w)], "last")
+            vec[w] = st[0] / np.linalg.norm(st[0])
+        cos = [float(vec[a] @ vec[b]) for a, b, _ in rows]
+        assert r[name]["pairs_scored"] == 5
+        assert r[name]["spearman"] == pytest.approx(spearmanr(cos, [g for *_, g in rows]).statistic, abs=1e-6)
+    assert r["student"]["spearman"] != pytest.approx(r["teacher"]["spearman"])  # two models, two scores
