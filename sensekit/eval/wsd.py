@@ -259,3 +259,35 @@ def _headline(w: dict) -> list[Headline]:
 
 
 register(StoreMetric("wsd", "WSD (WordNet held-out examples)", _compute, _rows, _headline))
+
+
+def _annotate_disambiguator(run: "StoreRun") -> Disambiguate:
+    """`sensekit annotate` as a disambiguator: the occurrence's sense probabilities (the store's lexical view),
+    summed per linked synset; the candidate with the most wins. An occurrence none of whose senses links to a
+    candidate falls back to WordNet's first sense (the share of such items is what linking leaves out)."""
+    from ..annotate import Annotator
+    from ..errors import SensekitError
+
+    try:
+        annotator = Annotator(run.store, run.teacher())
+    except SensekitError as exc:
+        raise Skip(f"annotate cannot read this store: {exc}") from None
+
+    def disambiguate(sentences, starts, ends, candidates) -> list[str]:
+        occ, _ = annotator.occurrences(list(sentences))
+        out = []
+        for words, a, b, cands in zip(occ, starts, ends, candidates):  # per item: a dictionary over its senses
+            hit = next((o for o in words if o.start < b and o.end > a), None)
+            mass = {c: 0.0 for c in cands}
+            if hit is not None:
+                for syn, p in zip(hit.synsets, hit.probs):
+                    if syn in mass:
+                        mass[syn] += float(p)
+            best = max(cands, key=lambda c: mass[c])  # ties (nothing linked): the first, WordNet's order
+            out.append(best if mass[best] > 0 else cands[0])
+        return out
+
+    return disambiguate
+
+
+DISAMBIGUATORS["annotate"] = _annotate_disambiguator
