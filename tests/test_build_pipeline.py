@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from helpers import build_config
 
@@ -22,9 +23,10 @@ def _tables(store: Path) -> dict:
         return {
             "tokens": con.execute("SELECT * FROM tokens ORDER BY token_id").fetchall(),
             "senses": con.execute(
-                "SELECT sense_id, token_id, sense_index, count, embedding FROM senses ORDER BY sense_id"
+                "SELECT sense_id, token_id, sense_index, count FROM senses ORDER BY sense_id"
             ).fetchall(),
             "contexts": con.execute("SELECT * FROM contexts ORDER BY sense_id, rank").fetchall(),
+            "embeddings": np.load(store / "embeddings.npy").tolist(),  # every sense's vector, in sense_id order
         }
     finally:
         con.close()
@@ -74,7 +76,8 @@ def test_same_inputs_and_seed_give_identical_tables(tiny, text_corpus, tmp_path)
     build(_cfg(text_corpus, tmp_path / "b.sensekit", samples_per_token=4), teacher=tiny)
     assert _tables(tmp_path / "a.sensekit") == _tables(tmp_path / "b.sensekit")
     build(_cfg(text_corpus, tmp_path / "c.sensekit", samples_per_token=4, seed=1), teacher=tiny)
-    assert _tables(tmp_path / "a.sensekit")["senses"] != _tables(tmp_path / "c.sensekit")["senses"]
+    a, c = _tables(tmp_path / "a.sensekit"), _tables(tmp_path / "c.sensekit")
+    assert (a["senses"], a["embeddings"]) != (c["senses"], c["embeddings"])  # another seed: other senses
 
 
 class Killed(Exception):
