@@ -118,9 +118,10 @@ def _marked(c: dict) -> str:
 
 def _sense_label(s: dict) -> str:
     """A sense's WordNet synset and gloss, or its label, as the first line of its table cell ('' when none)."""
-    head = " ".join(escape(s[k]) for k in ("synset", "label") if s.get(k))
-    gloss = f" [dim]{escape(s['gloss'])}[/]" if s.get("gloss") else ""
-    return f"[bold]{head}[/]{gloss}" if head else gloss.strip()
+    if s.get("synset"):  # a linked sense's label repeats its synset and gloss
+        gloss = f": [dim]{escape(s['gloss'])}[/]" if s.get("gloss") else ""
+        return f"[bold]{escape(s['synset'])}[/]{gloss}"
+    return f"[bold]{escape(s['label'])}[/]" if s.get("label") else ""
 
 
 def _word_list(words: list[str], limit: int = 6) -> str:
