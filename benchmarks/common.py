@@ -21,7 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 ENWIKI = "enwiki-sample-pages-articles.xml.bz2"
 
-__all__ = ["ROOT", "RESULTS", "ENWIKI", "passive_omp", "log", "shared_corpus", "git_commit", "machine", "write_json"]
+__all__ = [
+    "ROOT",
+    "RESULTS",
+    "ENWIKI",
+    "passive_omp",
+    "log",
+    "shared_corpus",
+    "git_commit",
+    "machine",
+    "memory_gib",
+    "write_json",
+]
 
 
 def passive_omp() -> None:
@@ -58,8 +69,17 @@ def machine() -> dict:
         "platform": platform.platform(),
         "cpu": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
+        "memory_gib": memory_gib(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
+
+
+def memory_gib() -> float | None:
+    """The machine's physical memory in GiB, or None where the OS does not say."""
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def write_json(path: Path, doc: dict) -> Path:

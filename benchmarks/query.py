@@ -1,15 +1,16 @@
 """Query-path benchmark: a synthetic store of clustered sense vectors (or a real store), timed side by side.
 
-    python benchmarks/query.py [--quick] [--senses N] [--dim D] [--store PATH] [--out FILE]
+    python benchmarks/query.py [--quick] [--senses N] [--dim D] [--store-dtype T] [--store PATH] [--out FILE]
 
 Builds (once, cached under benchmarks/.cache) a store of N senses x D dims over N/10 tokens, with
-synonym/antonym relations, then measures p50 latencies of the query API, HNSW recall@10 against brute force
+synonym/antonym relations and the vectors in embeddings.npy at `--store-dtype` (float16, the build's
+default, or float32), then measures p50 latencies of the query API, HNSW recall@10 against brute force
 in the space the index searches (the view's similarity space, sensekit/space.py; raw cosine beside it for
 comparison), our `neighbors` against a raw `hnswlib.knn_query` on the same index (interleaved, same
 queries), and `sensekit query` as a whole process. `senses(word)` is timed three ways in one run: a
-word's first call with embeddings from the memory-mapped embeddings.npy (one DuckDB query, for the
-contexts), the same calls reading embeddings from DuckDB as a store without the file does (two queries),
-in alternating blocks of words, and calls for words already asked (the LRU). `--store PATH` measures a real store instead (no build, no CLI timing).
+word's first call with its contexts (a slice of the memory-mapped embeddings.npy and one DuckDB query),
+the same without contexts (the slice alone, no DuckDB), in alternating blocks of words, and calls for
+words already asked (the LRU). `--store PATH` measures a real store instead (no build, no CLI timing).
 The load average is printed with the result: the machine may be shared. The last line printed is one
 JSON object.
 """
@@ -30,7 +31,6 @@ import numpy as np
 from common import git_commit, log, machine, write_json
 
 from sensekit import open_store
-from sensekit.fs import EMBEDDINGS_FILE
 from sensekit.store import SCHEMA_VERSION
 from sensekit.writer import StoreWriter
 
@@ -42,7 +42,7 @@ def word_of(i: int) -> str:
     return f"w{i}"
 
 
-def build_store(path: Path, n_senses: int, dim: int, seed: int = 0) -> None:
+def build_store(path: Path, n_senses: int, dim: int, seed: int = 0, dtype: str = "float16") -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     rng = np.random.default_rng(seed)
@@ -63,7 +63,7 @@ def build_store(path: Path, n_senses: int, dim: int, seed: int = 0) -> None:
     kinds = np.where(rng.random(len(pairs)) < 0.8, "syn", "ant")
     heads = [word_of(a) for a in pairs[:, 0]] + [word_of(b) for b in pairs[:, 1]]
     related = heads[len(pairs) :] + heads[: len(pairs)]
-    with StoreWriter(path, dim=dim, tokenizer_json=tok_path, provenance={"teacher": "synthetic"}) as w:
+    with StoreWriter(path, dim=dim, tokenizer_json=tok_path, provenance={"teacher": "synthetic"}, dtype=dtype) as w:
         w.add_tokens(np.arange(n_tokens), [" " + word_of(i) for i in range(n_tokens)], np.full(n_tokens, 100))
         sids = w.add_senses(
             vectors, np.tile(np.arange(SENSES_PER_TOKEN), n_tokens), np.full(n_senses, 10), token_ids=owners
@@ -108,7 +108,7 @@ def p50_ms(fn, args, before=None) -> float:
 def recall_at_10(store, queries: np.ndarray, space) -> float:
     """Mean overlap of `neighbors(q, k=10)` with the exact top 10 by cosine in `space`, over the indexed
     (token) senses, the set the index holds."""
-    m = store.sense_matrix(view=store.view)
+    m = store.sense_matrix(view=store.default_view)
     keep = m["token_id"] >= 0
     ids, emb = m["sense_id"][keep], m["embedding"][keep]
 
@@ -122,25 +122,19 @@ def recall_at_10(store, queries: np.ndarray, space) -> float:
 
 
 def first_call_times(arms: dict, words: list[str], block: int = 25) -> dict[str, list[float]]:
-    """Seconds of each word's first `senses()` call (its LRU emptied), per arm: name -> (store, from_array),
-    the vectors read from the memory-mapped embeddings.npy or, as a store without the file reads them, from
-    DuckDB. Arms take turns in blocks of `block` words, in a rotating order: per call, one arm's DuckDB
-    scans would evict the other's working set from the CPU caches."""
+    """Seconds of each word's first `senses()` call (its LRU emptied), per arm: name -> (store, with_contexts).
+    Arms take turns in blocks of `block` words, in a rotating order: per call, one arm's DuckDB scans would
+    evict the other's working set from the CPU caches."""
     names = list(arms)
     times: dict[str, list[float]] = {name: [] for name in names}
     for turn, start in enumerate(range(0, len(words), block)):
         for name in names[turn % len(names) :] + names[: turn % len(names)]:
-            store, from_array = arms[name]
-            array = store._embeddings
-            store._embeddings = array if from_array else None
-            try:
-                for w in words[start : start + block]:
-                    store._sense_cache.clear()
-                    t = time.perf_counter()
-                    store.senses(w)
-                    times[name].append(time.perf_counter() - t)
-            finally:
-                store._embeddings = array
+            store, with_contexts = arms[name]
+            for w in words[start : start + block]:
+                store._sense_cache.clear()
+                t = time.perf_counter()
+                store.senses(w, with_contexts=with_contexts)
+                times[name].append(time.perf_counter() - t)
     return times
 
 
@@ -159,7 +153,7 @@ def measure(store, words: list[str], queries: np.ndarray) -> dict:
 
     for w in words[:20]:  # warm-up: DuckDB plans, page cache
         store.senses(w), store.relations(w), store.neighbors(queries[0])
-    first = first_call_times({"array": (store, True), "duckdb": (store, False)}, words)
+    first = first_call_times({"contexts": (store, True), "no_contexts": (store, False)}, words)
     for w in words:
         store.senses(w)
     cached_ms = p50_ms(store.senses, words)
@@ -176,18 +170,21 @@ def measure(store, words: list[str], queries: np.ndarray) -> dict:
         ours.append(time.perf_counter() - t)
     return {
         "senses_p50_ms": round(cached_ms, 4),
-        "senses_first_call_p50_ms": round(statistics.median(first["array"]) * 1e3, 3),
-        "senses_first_call_duckdb_only_p50_ms": round(statistics.median(first["duckdb"]) * 1e3, 3),
-        "senses_first_call_speedup": round(statistics.median(first["duckdb"]) / statistics.median(first["array"]), 2),
-        "senses_has_array": store._embeddings is not None,
+        "senses_first_call_p50_ms": round(statistics.median(first["contexts"]) * 1e3, 3),
+        "senses_first_call_no_contexts_p50_ms": round(statistics.median(first["no_contexts"]) * 1e3, 3),
+        "contexts_over_no_contexts": round(
+            statistics.median(first["contexts"]) / statistics.median(first["no_contexts"]), 2
+        ),
+        "first_call_over_cached": round(statistics.median(first["contexts"]) * 1e3 / cached_ms, 1),
+        "store_dtype": str(store._embeddings.dtype),
         "relations_p50_ms": round(relations_ms, 3),
         "neighbors_p50_ms": round(statistics.median(ours) * 1e3, 3),
         "overhead_vs_hnswlib": round(statistics.median(ours) / statistics.median(raw), 3),
         "recall_at_10": round(recall_at_10(store, queries, store.space), 4),
         "recall_at_10_raw_cosine": round(recall_at_10(store, queries, SimilaritySpace.identity(store.dim)), 4),
         "space": store.space.kind,
-        "view": store.view,
-        "n_senses": int((store.sense_matrix(view=store.view)["token_id"] >= 0).sum()),
+        "view": store.default_view,
+        "n_senses": int((store.sense_matrix(view=store.default_view)["token_id"] >= 0).sum()),
         "dim": store.dim,
         "ef": store.index.ef if hasattr(store.index, "ef") else None,
     }
@@ -198,6 +195,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="50,000 senses (under 60 s)")
     ap.add_argument("--senses", type=int, default=None, help="number of senses (default 500,000; 50,000 with --quick)")
     ap.add_argument("--dim", type=int, default=576)
+    ap.add_argument("--store-dtype", choices=("float16", "float32"), default="float16", help="of the synthetic store")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--ef", type=int, default=None, help="HNSW query beam (default: the store's recorded ef)")
     ap.add_argument("--store", type=Path, default=None, help="measure this real store instead of a synthetic one")
@@ -210,12 +208,14 @@ def main() -> None:
         path = args.store
     else:
         n_senses = args.senses or (50_000 if args.quick else 500_000)
-        path = CACHE / f"synthetic-{n_senses}x{args.dim}-v{SCHEMA_VERSION}.sensekit"
-        if path.exists() and (args.rebuild or not (path / EMBEDDINGS_FILE).exists()):  # or built before the file
+        # float16 keeps the plain name, the one benchmarks/serve.py builds and reuses
+        suffix = "" if args.store_dtype == "float16" else f"-{args.store_dtype}"
+        path = CACHE / f"synthetic-{n_senses}x{args.dim}{suffix}-v{SCHEMA_VERSION}.sensekit"
+        if path.exists() and args.rebuild:
             shutil.rmtree(path)
         if not path.exists():
             t = time.perf_counter()
-            build_store(path, n_senses, args.dim)
+            build_store(path, n_senses, args.dim, dtype=args.store_dtype)
             build_s = time.perf_counter() - t
             log(f"built {path} in {build_s:.1f} s")
 
@@ -226,7 +226,7 @@ def main() -> None:
         words = word_sample(store, args.queries, rng)
     else:
         words = [word_of(i) for i in rng.integers(0, n_senses // SENSES_PER_TOKEN, args.queries)]
-    m = store.sense_matrix(view=store.view)
+    m = store.sense_matrix(view=store.default_view)
     emb = m["embedding"][m["token_id"] >= 0]
     scale = float(np.linalg.norm(emb, axis=1).mean() / np.sqrt(store.dim))  # noise relative to the vectors
     queries = emb[rng.integers(0, len(emb), args.queries)] + 0.3 * scale * rng.standard_normal(
