@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..builder.wordnet_corpus import find_occurrence  # the build finds tagged occurrences the same way
 from ..errors import InputError
 
 __all__ = ["clean_word", "find_occurrence", "Occurrences", "WicItems", "read_wic"]
 
 _ALPHA = re.compile(r"^[A-Za-z][A-Za-z'-]*$")
-_WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
-_POS = {"s": "a"}  # morphy knows adjective satellites as adjectives
 _TRUE = {"true", "t", "1", "yes", "y", "same"}
 _FALSE = {"false", "f", "0", "no", "n", "different"}
 
@@ -28,19 +27,6 @@ def clean_word(token_text: str) -> str | None:
     """A token's text as a word: stripped and lower-cased; None unless it is alphabetic."""
     w = token_text.strip()
     return w.lower() if _ALPHA.match(w) else None
-
-
-def find_occurrence(sentence: str, lemma: str, pos: str | None, wn) -> tuple[int, int] | None:
-    """Char span of the first word of `sentence` that is `lemma` or an inflection of it (WordNet's morphy)."""
-    lemma = lemma.lower()
-    for m in _WORD.finditer(sentence):
-        w = m.group().lower()
-        if w == lemma:
-            return m.span()
-        # morphy only for plausible inflections: it is the slow part
-        if w[:2] == lemma[:2] and len(w) > len(lemma) - 2 and wn.morphy(w, _POS.get(pos, pos)) == lemma:
-            return m.span()
-    return None
 
 
 @dataclass
