@@ -34,7 +34,7 @@ def test_bundled_teacher_builds_a_store_from_enwiki(shared, tmp_path):
         the = store.senses("the", view="loss")
         assert len(the) == 10 and sum(s.count for s in the) == 50  # k = 10 senses of a G = 50 reservoir
         lexical = store.senses("the")  # the default view: the lexical one, 1..k senses of the same 50 samples
-        assert store.views == ("loss", "lexical") and 1 <= len(lexical) <= 10
+        assert tuple(store.views) == ("loss", "lexical") and 1 <= len(lexical) <= 10
         assert sum(s.count for s in lexical) == 50 and store.meta["lexical_layer"] == auto_layer(30)
         assert store.tokens("the")[0].occurrences > 50
         ctx = the[0].contexts[0]

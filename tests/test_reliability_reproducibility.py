@@ -84,6 +84,8 @@ def test_cli_build_matches_the_api_build(capsys, tiny, tiny_dir, text_corpus, tm
         "2",
         "--checkpoint-every",
         "0",
+        "--link-budget",
+        "0",
         "--quiet",
     )
     assert code == 0, err
