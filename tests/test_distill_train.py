@@ -320,7 +320,9 @@ def test_an_inexact_split_is_refused_at_start_up(
     import sensekit.distill.student
 
     real = sensekit.distill.student.resume_at_layer
-    monkeypatch.setattr(sensekit.distill.student, "resume_at_layer", lambda *a: real(*a) + 1e-2)  # e.g. a re-applied input
+    monkeypatch.setattr(
+        sensekit.distill.student, "resume_at_layer", lambda *a: real(*a) + 1e-2
+    )  # e.g. a re-applied input
     cfg = distill_config(store_dir, corpus_file, teacher_dir, tmp_path / "run", train_layers="top1", cache=True)
     with pytest.raises(InputError, match="frozen-prefix cache is not exact for LlamaForCausalLM.*drop --cache"):
         train(cfg, teacher=teacher)
