@@ -451,3 +451,18 @@ def test_a_new_distill_setting_with_a_default_keeps_the_run_keys(experiment, mon
     assert spec.key(exp, inputs, {}) == before  # every config has it at its default: nothing to rerun
     other = RunSpec("kd", 0, {"lambda_sense": 0.0, "lr": 3e-3}, 0, 900, "dev")
     assert other.key(exp, inputs, {}) != before
+
+
+def test_a_copied_corpus_keeps_the_signature_and_a_changed_one_does_not(experiment):
+    """The stores and runs are keyed on the corpus's content: a copy or re-mount (new mtime) reuses them."""
+    import os
+
+    from sensekit.distill.compare.runner import Runner
+
+    exp = load_experiment(experiment)
+    before = Runner(exp).signature
+    corpus = Path(exp.corpus)
+    os.utime(corpus, ns=(1, 1))
+    assert Runner(exp).signature == before
+    corpus.write_text(corpus.read_text() + json.dumps({"id": "New", "text": "one more article."}) + "\n")
+    assert Runner(exp).signature != before

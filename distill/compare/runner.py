@@ -62,13 +62,15 @@ class Runner:
 
     def _signature(self) -> str:
         """What the inputs depend on: the corpus file, the split rule, the relations and the store settings."""
+        from sensekit.builder.corpus import corpus_fingerprint, resolve_paths
+
         exp = self.exp
-        corpus = Path(exp.corpus)
-        stat = [corpus.stat().st_size, corpus.stat().st_mtime_ns] if corpus.is_file() else [str(corpus)]
+        # the content, not the mtime: a copied or re-mounted corpus keeps its stores and runs
+        content = corpus_fingerprint(resolve_paths([exp.corpus]), "text") if Path(exp.corpus).exists() else None
         blob = json.dumps(
             [
                 exp.corpus,
-                stat,
+                content,
                 exp.teacher,
                 exp.split_seed,
                 exp.test_articles,
