@@ -182,7 +182,7 @@ def measure(store, words: list[str], queries: np.ndarray) -> dict:
         "overhead_vs_hnswlib": round(statistics.median(ours) / statistics.median(raw), 3),
         "recall_at_10": round(recall_at_10(store, queries, store.space), 4),
         "recall_at_10_raw_cosine": round(recall_at_10(store, queries, SimilaritySpace.identity(store.dim)), 4),
-        "space": store.space.kind,
+        "space": store.space.transform,
         "view": store.default_view,
         "n_senses": int((store.sense_matrix(view=store.default_view)["token_id"] >= 0).sum()),
         "dim": store.dim,

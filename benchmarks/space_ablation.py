@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 
 from sensekit import open_store
 from sensekit.paths import shared_dir
-from sensekit.space import SPACE_KINDS, fit_space
+from sensekit.space import SPACE_TRANSFORMS, fit_space
 
 
 def read_pairs(path) -> list[tuple[str, str, float]]:
@@ -54,8 +54,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, len(raw), 20000), rng.integers(0, len(raw), 20000)
     out = {}
-    for kind in SPACE_KINDS:
-        x = fit_space(raw, kind, args.components).apply(raw)
+    for transform in SPACE_TRANSFORMS:
+        x = fit_space(raw, transform, args.components).apply(raw)
         x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         res = {"anisotropy": round(float((x[a] * x[b]).sum(1).mean()), 4)}
         for name, pairs in evals.items():
@@ -77,8 +77,8 @@ def main() -> None:
                     for i, k in enumerate(("maxsim", "avgsim", "centroid"))
                 },
             }
-        out[kind] = res
-        print(f"{kind:12s} {json.dumps(res)}", flush=True)
+        out[transform] = res
+        print(f"{transform:12s} {json.dumps(res)}", flush=True)
     print(json.dumps(out))
 
 

@@ -142,7 +142,7 @@ def plot_word(store, word: str, out: str | Path, relations: bool = False, max_re
         drawn.append(_Related(rel, kind, head if head in by_index else None, pts, anchor))
 
     note = None if vectors else NO_VECTORS_NOTE
-    space = f"{store.default_view} view, {store.space.kind}"  # each view has its own space
+    space = f"{store.default_view} view, {store.space.transform}"  # each view has its own space
     _draw(path, word.strip(), senses, sense_xy, ctx_xy, ctx_owner, drawn, totals, ratio, space, note)
     return {
         "word": word.strip(),
@@ -151,7 +151,7 @@ def plot_word(store, word: str, out: str | Path, relations: bool = False, max_re
         "height": int(FIGSIZE[1] * DPI),
         "senses": n_s,
         "contexts": n_c,
-        "space": store.space.kind,
+        "space": store.space.transform,
         "view": store.default_view,
         "synonyms": sum(r.kind == "syn" for r in drawn),
         "antonyms": sum(r.kind == "ant" for r in drawn),

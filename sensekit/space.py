@@ -26,9 +26,9 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["SimilaritySpace", "SPACE_KINDS", "DEFAULT_SPACE", "fit_space", "default_components"]
+__all__ = ["SimilaritySpace", "SPACE_TRANSFORMS", "DEFAULT_SPACE", "fit_space", "default_components"]
 
-SPACE_KINDS = ("identity", "centre", "zscore", "abtt", "zscore+abtt")
+SPACE_TRANSFORMS = ("identity", "centre", "zscore", "abtt", "zscore+abtt")
 DEFAULT_SPACE = "zscore+abtt"
 FIT_SAMPLE = 50_000  # rows used for the PCA: plenty for a d <= 8192 covariance
 
@@ -42,7 +42,7 @@ def default_components(dim: int) -> int:
 class SimilaritySpace:
     """x -> ((x - mean) / scale) @ (I - P^T P), with P [D, d] orthonormal rows."""
 
-    kind: str
+    transform: str  # one of SPACE_TRANSFORMS
     mean: np.ndarray  # [d] float32
     scale: np.ndarray  # [d] float32, > 0
     components: np.ndarray  # [D, d] float32
@@ -63,25 +63,26 @@ class SimilaritySpace:
         return x.astype(np.float32, copy=False)
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "components": int(len(self.components)), "dim": self.dim}
+        # "kind": the key a view's meta record and the eval JSON store the transform under
+        return {"kind": self.transform, "components": int(len(self.components)), "dim": self.dim}
 
 
 def fit_space(
-    vectors: np.ndarray, kind: str = DEFAULT_SPACE, components: int | None = None, seed: int = 0
+    vectors: np.ndarray, transform: str = DEFAULT_SPACE, components: int | None = None, seed: int = 0
 ) -> SimilaritySpace:
     """Fit the transform on raw sense vectors [n, d] (the store's token senses)."""
-    if kind not in SPACE_KINDS:
-        raise InputError(f"--space must be one of {', '.join(SPACE_KINDS)}, got {kind!r}")
+    if transform not in SPACE_TRANSFORMS:
+        raise InputError(f"--space must be one of {', '.join(SPACE_TRANSFORMS)}, got {transform!r}")
     x = np.asarray(vectors, np.float32)
     n, d = x.shape
-    if kind == "identity" or n < 2:
+    if transform == "identity" or n < 2:
         return SimilaritySpace.identity(d)
     mean = x.mean(0)
     scale = np.ones(d, np.float32)
-    if kind.startswith("zscore"):
+    if transform.startswith("zscore"):
         scale = np.maximum(x.std(0), 1e-6 * max(float(x.std()), 1e-12)).astype(np.float32)
     D = 0
-    if kind.endswith("abtt"):
+    if transform.endswith("abtt"):
         D = min(default_components(d) if components is None else components, d - 1, n - 1)
     basis = np.zeros((0, d), np.float32)
     if D > 0:
@@ -91,4 +92,4 @@ def fit_space(
         z = (x[rows] - mean) / scale  # [m, d]
         _, _, vt = np.linalg.svd(z.astype(np.float64), full_matrices=False)
         basis = vt[:D].astype(np.float32)  # [D, d] top principal directions
-    return SimilaritySpace(kind, mean.astype(np.float32), scale, basis)
+    return SimilaritySpace(transform, mean.astype(np.float32), scale, basis)

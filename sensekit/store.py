@@ -100,7 +100,8 @@ def read_meta(con, path: Path) -> dict[str, Any]:
 
 
 def read_space(con, dim: int, record: dict[str, Any], view: str) -> SimilaritySpace:
-    """A view's similarity space (sensekit/space.py) of kind `record["kind"]`; identity when none was recorded."""
+    """A view's similarity space (sensekit/space.py), its transform stored as `record["kind"]`; identity when none
+    was recorded."""
     rows = con.execute(_sql.SPACE_ROWS, {"view": view}).fetchall()
     if not rows or record.get("kind", "identity") == "identity":
         return SimilaritySpace.identity(dim)

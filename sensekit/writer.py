@@ -98,7 +98,7 @@ class StoreWriter:
         self.dtype = dtype  # of the stored vectors (an update keeps the bundle's own)
         self.tmp = temp_sibling(self.path)
         self.index_params = index_params or IndexParams()
-        self.space_kind, self.space_components = space, space_components
+        self.space_transform, self.space_components = space, space_components
         self.spaces: dict[str, SimilaritySpace] = {}  # per view, fitted at commit; an update keeps the bundle's own
         self._records: dict[str, ViewRecord] = {}  # the views, in the order they were first written
         self._dirty_views: set[str] = set()
@@ -129,8 +129,8 @@ class StoreWriter:
             meta = read_meta(self.con, self.path)
             self._records = {r.name: r for r in view_records(meta)}
             self.spaces = {v: read_space(self.con, dim, r.space, v) for v, r in self._records.items()}
-            self.space_kind = self.space.kind
-            self.space_components = len(self.space.components) if self.space.kind.endswith("abtt") else None
+            self.space_transform = self.space.transform
+            self.space_components = len(self.space.components) if self.space.transform.endswith("abtt") else None
             self._stage_existing(meta)
         self.set_meta(**{WRITING_KEY: True})  # until commit(): a bundle left by a killed writer never opens
 
@@ -457,7 +457,7 @@ class StoreWriter:
 
     # -- finishing ------------------------------------------------------------------------
     def _write_space(self, space: SimilaritySpace, view: str) -> None:
-        """Replace a view's similarity space (its rows, and the kind in the view's record)."""
+        """Replace a view's similarity space (its rows, and the transform in the view's record)."""
         import pyarrow as pa
 
         self.spaces[view] = space
@@ -502,7 +502,7 @@ class StoreWriter:
         for view in [v for v in self.views if v in self._dirty_views]:  # one space and one index per view
             ids = np.asarray(self.con.execute(_sql.INDEXED_SENSES, {"view": view}).fetchnumpy()["sense_id"], np.int64)
             vectors = self._vectors_of(ids)
-            self._write_space(fit_space(vectors, self.space_kind, self.space_components), view)
+            self._write_space(fit_space(vectors, self.space_transform, self.space_components), view)
             index = build_index(ids, self.spaces[view].apply(vectors), self.index_params)
             path = self.tmp / self._records[view].index_file
             index.save_index(str(path))

@@ -22,10 +22,10 @@ def test_centre_and_zscore_remove_the_common_offset():
     x = _anisotropic()
     raw = x / np.linalg.norm(x, axis=1, keepdims=True)
     assert (raw[:50] @ raw[50:100].T).mean() > 0.9  # every pair looks alike
-    for kind in ("centre", "zscore", "abtt", "zscore+abtt"):
-        y = fit_space(x, kind).apply(x)
+    for transform in ("centre", "zscore", "abtt", "zscore+abtt"):
+        y = fit_space(x, transform).apply(x)
         y /= np.linalg.norm(y, axis=1, keepdims=True)
-        assert abs((y[:50] @ y[50:100].T).mean()) < 0.05, kind
+        assert abs((y[:50] @ y[50:100].T).mean()) < 0.05, transform
 
 
 def test_abtt_removes_the_top_principal_directions():
@@ -40,7 +40,7 @@ def test_abtt_removes_the_top_principal_directions():
     np.testing.assert_allclose(space.apply(x[0]), y[0], rtol=1e-5, atol=1e-5)  # one vector == a row
 
 
-def test_identity_and_bad_kind():
+def test_identity_and_bad_transform():
     x = _anisotropic(n=10)
     np.testing.assert_array_equal(SimilaritySpace.identity(12).apply(x), x)
     with pytest.raises(InputError, match="--space"):
@@ -70,6 +70,6 @@ def test_the_bundle_stores_its_space_and_the_index_uses_it(tmp_path):
         assert s.neighbors(q, k=1)[0].sense.token_id == want
     # relations added later keep the bundle's space
     with StoreWriter.update(path) as w:
-        assert w.space.kind == "zscore"
+        assert w.space.transform == "zscore"
     with open_store(path) as s:
         assert s.info().space["kind"] == "zscore"

@@ -403,7 +403,7 @@ def test_a_third_view_is_one_more_record(tmp_path, tokenizer_json, tok):
             assert view.sense_matrix()["sense_id"].tolist() == [4 * shift + i for i in range(4)]
             near = view.neighbors("bank", k=2)
             assert near and all(n.sense.view == name for n in near)
-            assert view.index.get_current_count() == 4 and view.space.kind == "identity"
+            assert view.index.get_current_count() == 4 and view.space.transform == "identity"
             (rel,) = view.relations("bank")
             assert (rel.related, rel.head_sense) == ("river", shift % 2)
             assert rel.head_distance == pytest.approx(0.1 * (shift + 1))

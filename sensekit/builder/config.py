@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from ..errors import InputError
 from ..options import check_fields, config_dict, option
-from ..space import DEFAULT_SPACE, SPACE_KINDS
+from ..space import DEFAULT_SPACE, SPACE_TRANSFORMS
 from .wordnet_corpus import HELDOUT_SHARE, check_heldout_share
 
 __all__ = ["BuildConfig", "parse_bytes"]
@@ -109,7 +109,7 @@ class BuildConfig:
         DEFAULT_SPACE,
         "Similarity space of the index and of every similarity (the raw vectors stay "
         "as they are): identity, centre, zscore, abtt (all-but-the-top) or zscore+abtt.",
-        choices=SPACE_KINDS,
+        choices=SPACE_TRANSFORMS,
         panel=_SENSES,
     )
     space_components: Optional[int] = option(

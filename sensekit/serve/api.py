@@ -239,7 +239,7 @@ def plot_doc(store, word: str, view: str | None = None) -> dict[str, Any]:
     palette = colours(n_s)
     return {
         "word": word,
-        "space": space.kind,
+        "space": space.transform,
         "explained_variance": [round(float(v), 4) for v in ratio],
         "senses": [
             {
