@@ -177,10 +177,10 @@ def test_parse_source_syntax(tmp_path):
     assert parse_source("wordnet").name == "wordnet" and parse_source("wordnet").path is None
     assert parse_source("wordnet:/usr/share/wordnet").path == "/usr/share/wordnet"
     assert parse_source(f"pairs:{p}").name == "pairs:x.tsv"
-    assert parse_source(str(p)).kind == "pairs"
+    assert parse_source(str(p)).source_type == "pairs"
     assert parse_source(f"mine={p}").name == "mine"
-    assert parse_source(str(FIX / "kaikki-sample.jsonl")).kind == "kaikki"
-    assert parse_source(str(FIX / "tiny-dump.xml")).kind == "dump"
+    assert parse_source(str(FIX / "kaikki-sample.jsonl")).source_type == "kaikki"
+    assert parse_source(str(FIX / "tiny-dump.xml")).source_type == "dump"
     with pytest.raises(InputError, match="does not exist"):
         parse_source("pairs:/nope.tsv")
     with pytest.raises(InputError, match="cannot tell"):

@@ -70,7 +70,7 @@ def test_a_relation_source_is_one_module_and_one_entry(monkeypatch, tmp_path, te
 
     words = tmp_path / "words.tiny"
     words.write_text("happy glad syn\ngood bad ant\n", encoding="utf-8")
-    assert parse_source(str(words)).kind == "tiny"  # a bare file name its suffix claims
+    assert parse_source(str(words)).source_type == "tiny"  # a bare file name its suffix claims
     assert parse_source(f"tiny:{words}").name == "tiny" and parse_source(f"mine=tiny:{words}").name == "mine"
     assert registry.source_help().split(" | ")[-1].startswith("FILE.tiny")  # the help follows MODULES' order
     store = make_store(tmp_path / "s.sensekit", teacher_dir)

@@ -52,7 +52,7 @@ def read_source(source: Source, config: RelationsConfig | None = None) -> tuple[
     cfg = config if config is not None else RelationsConfig()
     report = ReadReport(source.name)
     vocab: set[str] = set()
-    pairs = sources()[source.kind].read(source.path, cfg, report, vocab)
+    pairs = sources()[source.source_type].read(source.path, cfg, report, vocab)
     for a, b, _, _ in pairs:
         vocab.add(a)
         vocab.add(b)

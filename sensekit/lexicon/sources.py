@@ -2,7 +2,7 @@
 sensekit/eval/registry.py).
 
 A source is a `RelationSource` declared at the bottom of its reader module with `register(...)`:
-- `kind`: its name (`Source.kind`);
+- `source_type`: its registered name (`Source.source_type`);
 - `prefix`: the word before `:` that names it in a SOURCE (`pairs:FILE`); sources may share one
   (`wiktionary:FILE` is read by `kaikki` or `dump`, whichever's `suffix` the file name matches);
 - `suffix`: the file names it reads without a prefix (None: only with its prefix);
@@ -41,7 +41,7 @@ _NAME = re.compile(r"^([A-Za-z][\w.:-]*)=(.+)$")
 
 @dataclass(frozen=True)
 class RelationSource:
-    kind: str
+    source_type: str  # the registered name: wordnet, kaikki, dump, pairs
     prefix: str
     suffix: Optional[re.Pattern]
     read: Callable[[Optional[str], Any, Any, set], list]  # (path, RelationsConfig, ReadReport, vocabulary) -> pairs
@@ -54,7 +54,7 @@ class RelationSource:
 class Source:
     """One parsed SOURCE string."""
 
-    kind: str  # a registered RelationSource.kind
+    source_type: str  # a registered RelationSource.source_type
     path: str | None  # file or folder (None: the source's default location)
     name: str  # the relations.source value
 
@@ -63,18 +63,19 @@ _REGISTRY: dict[str, RelationSource] = {}
 
 
 def register(source: RelationSource) -> RelationSource:
-    """Add a source (called at the bottom of its reader module). A second source of the same kind replaces the first."""
-    _REGISTRY[source.kind] = source
+    """Add a source (called at the bottom of its reader module). A second source of the same source_type replaces
+    the first."""
+    _REGISTRY[source.source_type] = source
     return source
 
 
 def sources() -> dict[str, RelationSource]:
-    """Every registered source by kind, in MODULES' order (imported on first use), then any registered elsewhere."""
+    """Every registered source by source_type, in MODULES' order (imported on first use), then any registered elsewhere."""
     for module in MODULES:
         importlib.import_module(f"{__package__}.{module}")
     order = {f"{__package__}.{m}": i for i, m in enumerate(MODULES)}  # a reader module may import another first
     ranked = sorted(_REGISTRY.values(), key=lambda s: order.get(s.read.__module__, len(order)))
-    return {s.kind: s for s in ranked}
+    return {s.source_type: s for s in ranked}
 
 
 def source_help() -> str:
@@ -105,7 +106,7 @@ def parse_source(spec: str) -> Source:
             raise InputError(f"cannot tell what relation source {spec!r} is; use {source_help()}")
     if not source.bare:
         path = _existing(path or "")
-    return Source(source.kind, path, name or source.name(path))
+    return Source(source.source_type, path, name or source.name(path))
 
 
 def _existing(path: str) -> str:
