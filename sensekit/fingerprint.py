@@ -36,16 +36,20 @@ class _Column:
         import pyarrow.compute as pc
 
         self.valid.update(np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), np.uint8))
-        kind = arr.type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        arrow_type = arr.type
+        if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
             arr = pc.cast(arr, pa.large_string())
             self.lengths.update(np.asarray(pc.fill_null(pc.binary_length(arr), 0).to_numpy(), np.int64))
             offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + len(arr) + 1]
             data = arr.buffers()[2]
             if data is not None and len(offsets):
                 self.values.update(memoryview(data)[offsets[0] : offsets[-1]])
-        elif pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
-            lengths = arr.value_lengths() if not pa.types.is_fixed_size_list(kind) else pc.list_value_length(arr)
+        elif (
+            pa.types.is_list(arrow_type)
+            or pa.types.is_large_list(arrow_type)
+            or pa.types.is_fixed_size_list(arrow_type)
+        ):
+            lengths = arr.value_lengths() if not pa.types.is_fixed_size_list(arrow_type) else pc.list_value_length(arr)
             self.lengths.update(np.asarray(pc.fill_null(lengths, 0).to_numpy(), np.int64))
             self.update_values(arr.flatten())  # null lists contribute nothing (their validity says so)
         else:

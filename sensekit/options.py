@@ -62,17 +62,17 @@ def check_fields(cfg: Any) -> None:
     """Coerce tuples and int->float, then check each field's type, finiteness, range and choices."""
     for f in fields(cfg):
         value = getattr(cfg, f.name)
-        kind = _base_type(f.type)
+        type_name = _base_type(f.type)
         if value is None:
-            if kind != str(f.type).replace(" ", ""):  # Optional: None is allowed
+            if type_name != str(f.type).replace(" ", ""):  # Optional: None is allowed
                 continue
             raise InputError(f"{flag(f.name)} is required")
-        if kind.startswith("tuple"):
+        if type_name.startswith("tuple"):
             if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
                 value = (value,)
             object.__setattr__(cfg, f.name, tuple(str(v) for v in value))
             continue
-        want = _PY_TYPES.get(kind)
+        want = _PY_TYPES.get(type_name)
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
             object.__setattr__(cfg, f.name, value)
@@ -119,8 +119,8 @@ def cli_parameters(cls: type, skip: Iterable[str] = (), arguments: Iterable[str]
     for f in fields(cls):
         if f.name in skip:
             continue
-        kind = _base_type(f.type)
-        py = List[str] if kind.startswith("tuple") else _PY_TYPES[kind]
+        type_name = _base_type(f.type)
+        py = List[str] if type_name.startswith("tuple") else _PY_TYPES[type_name]
         text = f"{escape(f.metadata['help'])} \\[default: {escape(_default_text(f))}]"
         if f.name in arguments:
             info = typer.Argument(help=text, show_default=False)

@@ -97,7 +97,7 @@ def resolve_paths(paths: Iterable[str]) -> list[Path]:
     return uniq
 
 
-def _kind(path: Path) -> str:
+def _format_of(path: Path) -> str:
     """'text' | 'jsonl' | 'xml' | 'hf', by the suffix under any compression suffix."""
     if path.is_dir():
         return "hf"
@@ -320,14 +320,14 @@ def iter_documents(
     multi = len(resolved) > 1
     ordinal = 0
     for p in resolved:
-        kind = _kind(p)
+        fmt = _format_of(p)
         label = str(p) if multi else p.name
         try:
-            if kind == "hf":
+            if fmt == "hf":
                 docs = _read_hf(p, text_field)
-            elif kind == "jsonl":
+            elif fmt == "jsonl":
                 docs = _read_jsonl(p, label, text_field)
-            elif kind == "xml":
+            elif fmt == "xml":
                 docs = (
                     (t, wikitext_to_text(w) if select is None or select(o) else "")
                     for o, (t, w) in enumerate(_read_mediawiki(p), ordinal)

@@ -71,8 +71,8 @@ def wordnet_pairs(synsets, wn, share: float, seed: int = 0, limit: int | None = 
     same, different = [], []
     for lemma in sorted(by_lemma):  # per lemma (thousands), a few pairs each
         pairs = [(a, b) for a, b in combinations(by_lemma[lemma], 2) if occ.sentence[a] != occ.sentence[b]]
-        for kind, out in ((True, same), (False, different)):
-            mine = [p for p in pairs if (occ.synset[p[0]] == occ.synset[p[1]]) == kind]
+        for same_synset, out in ((True, same), (False, different)):
+            mine = [p for p in pairs if (occ.synset[p[0]] == occ.synset[p[1]]) == same_synset]
             if len(mine) > PER_LEMMA:
                 mine = [mine[j] for j in np.sort(rng.choice(len(mine), PER_LEMMA, replace=False))]
             out.extend(mine)
