@@ -30,10 +30,10 @@ from typing import Any
 import torch
 
 from sensekit.errors import InputError
-from sensekit.hooks import pause_point
 from sensekit.model.families import TeacherLogits
 from sensekit.model.layers import build_truncated
 from sensekit.model.store_check import check_store_matches
+from sensekit.pause_points import pause_point
 from sensekit.progress import Progress, no_progress
 
 from .batches import BatchOrder
@@ -226,7 +226,7 @@ class Trainer:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             save_checkpoint(self.run.checkpoints, number, self.cfg, self.state)
-            pause_point("distill-checkpoint")  # tests SIGKILL distill here (sensekit/hooks.py)
+            pause_point("distill-checkpoint")  # tests SIGKILL distill here (sensekit/pause_points.py)
         self.emit("checkpoint", number, self.total)
 
     def _evaluate(self, step: int) -> dict[str, Any]:

@@ -5,8 +5,8 @@ checkpoint; a full disk during the store write.
 
 After each kill the previous store is intact (same content fingerprint) and opens, no partial bundle opens
 as complete, and `--resume` ends with the same tables as an uninterrupted run. The process is stopped at
-the moment deterministically, then SIGKILLed: at a named stage with the test hook SENSEKIT_TEST_PAUSE_AT
-(sensekit/hooks.py), or, for the moments inside a write, by the child itself: it runs the real command
+the moment deterministically, then SIGKILLed: at a named stage with the test pause point
+SENSEKIT_TEST_PAUSE_AT (sensekit/pause_points.py), or, for the moments inside a write, by the child itself: it runs the real command
 with one function wrapped (`PAUSES`) to stop there (a checkpoint's reservoir files written but not its
 state; the index file half-written; the swap half done).
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import InputError, MissingDependency
 from ..fs import DB_FILE
-from ..hooks import pause_point
+from ..pause_points import pause_point
 from ..progress import Progress, no_progress
 from .checkpoint import Checkpoint, build_fingerprint, build_settings
 from .config import BuildConfig, parse_bytes
@@ -321,7 +321,7 @@ def _harvest(
     t_h = time.perf_counter()
     report("harvest", tokens_done, cfg.max_tokens)
     checked = False
-    with ExitStack() as hooks:
+    with ExitStack() as forward_hooks:
         captured = None
         for batch in prefetch(stream):
             if not checked:  # cheap runtime guard: lm_head(final_hidden) == the model's logits (one short row)
@@ -329,7 +329,7 @@ def _harvest(
                 checked = True
                 # after the check's forward; the repeat view reads its layer from a second forward instead
                 hooked = lexical_layer if cfg.lexical_representation == "first" else None
-                captured = hooks.enter_context(capture_layer(teacher, hooked))
+                captured = forward_hooks.enter_context(capture_layer(teacher, hooked))
             keys, vecs, meta, lex = harvest_positions(
                 teacher,
                 batch,
@@ -351,7 +351,7 @@ def _harvest(
             report("harvest", tokens_done * ranks.world if ranks.world > 1 else tokens_done, cfg.max_tokens)
             if cfg.checkpoint_every and batches % cfg.checkpoint_every == 0:
                 ckpt.save(reservoir, batch.state)
-                pause_point("harvest")  # tests SIGKILL the build here (sensekit/hooks.py)
+                pause_point("harvest")  # tests SIGKILL the build here (sensekit/pause_points.py)
     return tokens_done, time.perf_counter() - t_h
 
 

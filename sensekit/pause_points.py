@@ -1,4 +1,4 @@
-"""A test hook: make a process stop at a named stage, so that a test can SIGKILL it exactly there.
+"""Test pause points: make a process stop at a named stage, so that a test can SIGKILL it exactly there.
 
 Set `SENSEKIT_TEST_PAUSE_AT=<stage>` (one of `PAUSE_STAGES`) in a process's environment and it
 sleeps (`SENSEKIT_TEST_PAUSE_S`, default an hour) when it reaches that stage, after writing the
