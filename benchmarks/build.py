@@ -200,7 +200,7 @@ def bench_harvest_step(teacher, batches, sync, rounds: int = 3) -> dict:
                 _, vecs, _, lex = harvest_positions(
                     teacher,
                     b,
-                    key="next",
+                    key_mode="next",
                     next_token="gold",
                     special=special,
                     lexical_layer=lexical,

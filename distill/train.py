@@ -299,7 +299,7 @@ def _teacher_and_targets(cfg: DistillConfig, teacher, device, emit: Progress):
 
             emit("status", message=f"loading teacher {cfg.teacher}")
             teacher = load_teacher(cfg.teacher, device=str(device))
-        check_store_matches(store, teacher, key="next")
+        check_store_matches(store, teacher, key_mode="next")
         targets = (
             SenseTargets.from_store(store, teacher.vocab_size, device, dtype=getattr(torch, cfg.sense_dtype))
             if cfg.needs_senses

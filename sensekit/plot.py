@@ -44,10 +44,10 @@ class _Related:
 def short_snippet(ctx: Context, width: int = 46) -> str:
     """The context around its key token, about `width` characters, with the key token in [brackets]."""
     s, a, b = ctx.snippet, ctx.mark_start, ctx.mark_end
-    key = " ".join(s[a:b].split())
-    room = max(width - len(key) - 2, 8)
+    key_token = " ".join(s[a:b].split())
+    room = max(width - len(key_token) - 2, 8)
     left, right = " ".join(s[:a].split()), " ".join(s[b:].split())
-    if len(left) > room // 2:  # keep the words nearest to the key, whole where possible
+    if len(left) > room // 2:  # keep the words nearest to the key token, whole where possible
         cut = left[len(left) - room // 2 + 1 :]
         left = "…" + (cut.split(" ", 1)[1] if " " in cut else cut)
     if len(right) > room - room // 2:
@@ -55,7 +55,7 @@ def short_snippet(ctx: Context, width: int = 46) -> str:
         right = (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
     pad_l = " " if s[:a][-1:].isspace() else ""
     pad_r = " " if s[b:][:1].isspace() else ""
-    return f"{left}{pad_l}[{key}]{pad_r}{right}".strip()
+    return f"{left}{pad_l}[{key_token}]{pad_r}{right}".strip()
 
 
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,7 +123,7 @@ def plot_word(store, word: str, out: str | Path, relations: bool = False, max_re
     rel_senses = {
         (kind, rel): store.senses(rel, with_contexts=False) for kind in ("syn", "ant") for rel, _ in related[kind]
     }
-    rel_senses = {key: ss for key, ss in rel_senses.items() if ss}
+    rel_senses = {pair: ss for pair, ss in rel_senses.items() if ss}
     raw += [np.stack([s.embedding for s in ss]) for ss in rel_senses.values()]
 
     x = _unit(store.space.apply(np.concatenate(raw)))  # [n, dim] in the similarity space

@@ -330,9 +330,9 @@ class SenseStore:
         self._labels = {int(r[0]): tuple(r[1:]) for r in self.con.execute(_sql.SENSE_LABELS).fetchall()}
 
     def _positions_of(self, owner: int, span: bool, view: str) -> np.ndarray:
-        keys, order = (self._span_sorted, self._by_span) if span else (self._token_sorted, self._by_token)
-        key = self.views[view].code * _VIEW_STRIDE + owner
-        lo, hi = np.searchsorted(keys, [key, key + 1])
+        sort_keys, order = (self._span_sorted, self._by_span) if span else (self._token_sorted, self._by_token)
+        sort_key = self.views[view].code * _VIEW_STRIDE + owner
+        lo, hi = np.searchsorted(sort_keys, [sort_key, sort_key + 1])
         return order[lo:hi]
 
     def _indexed_positions(self, code: int) -> np.ndarray:
@@ -424,20 +424,20 @@ class SenseStore:
         order). Records are frozen with read-only vectors, so cached ones are shared safely."""
         if len(positions) == 0:
             return []
-        key = (np.asarray(positions, np.int64).tobytes(), with_contexts)
+        cache_key = (np.asarray(positions, np.int64).tobytes(), with_contexts)
         with self._sense_cache_lock:
-            hit = self._sense_cache.get(key)
+            hit = self._sense_cache.get(cache_key)
             if hit is not None:
-                self._sense_cache.move_to_end(key)
+                self._sense_cache.move_to_end(cache_key)
                 return list(hit)
-            full = None if with_contexts else self._sense_cache.get((key[0], True))
+            full = None if with_contexts else self._sense_cache.get((cache_key[0], True))
         if full is not None:  # the same senses with their contexts are cached: drop the contexts
             return [dataclasses.replace(x, contexts=()) for x in full]
         out = self._read_senses(positions, with_contexts)
         limit = max(1, SENSE_CACHE_BYTES // (4 * self.dim))  # senses the budget holds
         with self._sense_cache_lock:
-            if key not in self._sense_cache:
-                self._sense_cache[key] = tuple(out)
+            if cache_key not in self._sense_cache:
+                self._sense_cache[cache_key] = tuple(out)
                 self._sense_cache_rows += len(out)
             while self._sense_cache_rows > limit and len(self._sense_cache) > 1:
                 self._sense_cache_rows -= len(self._sense_cache.popitem(last=False)[1])

@@ -535,7 +535,7 @@ class StoreWriter:
 
     def _write_vectors(self) -> dict[str, dict]:
         """embeddings.npy (every sense, in sense_id order) and context_vectors.npy (the kept sampled vectors, in
-        (sense_id, rank) order, `contexts.vector_row` renumbered to match); their meta records by key."""
+        (sense_id, rank) order, `contexts.vector_row` renumbered to match); their meta records by meta key."""
         import pyarrow as pa
 
         ids = np.asarray(self.con.execute(_sql.SENSE_IDS).fetchnumpy()["sense_id"], np.int64)

@@ -33,7 +33,7 @@ def _special(tiny):
 
 def test_next_gold_keys_are_the_following_input_tokens(tiny):
     batch, a, b = _batch(tiny)
-    keys, vecs, meta = key_positions(tiny, batch, key="next", next_token="gold", special=_special(tiny))
+    keys, vecs, meta = key_positions(tiny, batch, key_mode="next", next_token="gold", special=_special(tiny))
     g = tiny.final_hidden(batch.ids, batch.mask)
     # sources: positions 1..len-2 of each row (BOS is never a source; the last token has no successor)
     assert keys.tolist() == a[1:] + b[1:]
@@ -46,7 +46,7 @@ def test_next_gold_keys_are_the_following_input_tokens(tiny):
 
 def test_input_keys_are_the_input_tokens(tiny):
     batch, a, b = _batch(tiny)
-    keys, vecs, meta = key_positions(tiny, batch, key="input", next_token="gold", special=_special(tiny))
+    keys, vecs, meta = key_positions(tiny, batch, key_mode="input", next_token="gold", special=_special(tiny))
     g = tiny.final_hidden(batch.ids, batch.mask)
     assert keys.tolist() == a + b  # no BOS, no padding
     src = [(0, t) for t in range(1, 1 + len(a))] + [(1, t) for t in range(1, 1 + len(b))]
@@ -58,10 +58,10 @@ def test_min_context_drops_sources_that_read_too_little(tiny):
     batch, a, b = _batch(tiny)
     special = _special(tiny)
     # next: the state at body position j has read j + 1 real tokens before its key x_{j+1}
-    keys, _, _ = key_positions(tiny, batch, key="next", next_token="gold", special=special, min_context=3)
+    keys, _, _ = key_positions(tiny, batch, key_mode="next", next_token="gold", special=special, min_context=3)
     assert keys.tolist() == a[3:] + b[3:]
     # input: the state at x_j has read j real tokens before it
-    keys, _, _ = key_positions(tiny, batch, key="input", next_token="gold", special=special, min_context=3)
+    keys, _, _ = key_positions(tiny, batch, key_mode="input", next_token="gold", special=special, min_context=3)
     assert keys.tolist() == a[3:] + b[3:]
 
 
@@ -86,9 +86,9 @@ def test_continuation_windows_skip_what_the_previous_window_used(tiny):
                 ids.numel(),
                 repeated=np.array([w.repeated]),
             )
-            keys += key_positions(tiny, batch, key="next", next_token="gold", special=special, min_context=min_context)[
-                0
-            ].tolist()
+            keys += key_positions(
+                tiny, batch, key_mode="next", next_token="gold", special=special, min_context=min_context
+            )[0].tolist()
         # every (x_t, x_{t+1}) pair with enough context is filed exactly once
         assert keys == full[max(min_context, 1) :]
 
@@ -96,7 +96,7 @@ def test_continuation_windows_skip_what_the_previous_window_used(tiny):
 def test_next_pred_keys_are_the_teacher_argmax(tiny):
     batch, a, b = _batch(tiny)
     special = _special(tiny)
-    keys, vecs, _ = key_positions(tiny, batch, key="next", next_token="pred", special=special)
+    keys, vecs, _ = key_positions(tiny, batch, key_mode="next", next_token="pred", special=special)
     logits = tiny.model(input_ids=batch.ids, attention_mask=batch.mask).logits
     src = [(0, t) for t in range(1, len(a))] + [(1, t) for t in range(1, len(b))]
     expect = [int(logits[r, t].argmax()) for r, t in src]

@@ -35,7 +35,7 @@ def _special(tiny):
 @pytest.mark.parametrize("key", ["input", "next"])
 def test_repeat_reads_the_second_copy(tiny, key):
     batch, rows = _batch(tiny)
-    kw = dict(key=key, next_token="gold", special=_special(tiny), lexical_layer=1)
+    kw = dict(key_mode=key, next_token="gold", special=_special(tiny), lexical_layer=1)
     k1, v1, m1, lex_first = harvest_positions(tiny, batch, **kw, lexical_representation="first")
     k2, v2, m2, lex_rep = harvest_positions(tiny, batch, **kw, lexical_representation="repeat")
     assert k1.tolist() == k2.tolist()

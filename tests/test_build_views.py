@@ -132,7 +132,13 @@ def test_lexical_vectors_are_the_layer_state_at_the_key_tokens_own_position(tiny
         for key, shift in (("next", 1), ("input", 0)):
             with capture_layer(tiny, layer) as captured, torch.no_grad():
                 keys, vecs, _, lex = harvest_positions(
-                    tiny, batch, key=key, next_token="gold", special=special, lexical_layer=layer, captured=captured
+                    tiny,
+                    batch,
+                    key_mode=key,
+                    next_token="gold",
+                    special=special,
+                    lexical_layer=layer,
+                    captured=captured,
                 )
             valid = (mask[:, 1:] & mask[:, :-1]) if key == "next" else mask
             want = hs[layer][:, shift:][valid]

@@ -9,8 +9,8 @@ before the buffer), which is all `--resume` needs.
 
 `key_positions` maps one forward pass to the (key token, vector, origin) triples of
 docs/method.md 1.1, with tensor ops only:
-- key = next: position t is filed under x_{t+1} (gold) or the teacher's argmax (pred);
-- key = input: position t is filed under x_t.
+- key mode `next`: position t is filed under x_{t+1} (gold) or the teacher's argmax (pred);
+- key mode `input`: position t is filed under x_t.
 Padding and special tokens are never keys, and a position whose input is a special token
 (a BOS prefix) is never a source in next mode: its state does not depend on the text.
 A source must also have read at least `min_context` real tokens before its key token: the state
@@ -20,8 +20,8 @@ already used (the repeated overlap of a continuation window) are skipped.
 
 `harvest_positions` does the same and also returns each position's *lexical* vector: the
 residual-stream state at layer N (`hidden_states[N]` of an HF forward; sensekit/model/lexical.py)
-at the key token's own position (key `next`: the gold next token's position, t + 1; key `input`:
-t), captured by a forward hook in the SAME forward pass: no second teacher pass.
+at the key token's own position (key mode `next`: the gold next token's position, t + 1;
+`input`: t), captured by a forward hook in the SAME forward pass: no second teacher pass.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ class BatchStream:
         return Batch(torch.from_numpy(ids), torch.from_numpy(mask), offsets, docs, int(mask.sum()), state, repeated)
 
 
-def source_allowed(batch: Batch, special: torch.Tensor, *, key: str, min_context: int) -> torch.Tensor:
+def source_allowed(batch: Batch, special: torch.Tensor, *, key_mode: str, min_context: int) -> torch.Tensor:
     """[B, T] bool on `special`'s device: positions with enough context, not used by a previous window.
 
     Context = real tokens read before the key token: for next, x_1..x_t (the body position + 1);
@@ -199,7 +199,7 @@ def source_allowed(batch: Batch, special: torch.Tensor, *, key: str, min_context
     )
     from .context_rule import has_context  # the one --min-context rule (eval's states.locate uses it too)
 
-    return has_context(body_pos, key, min_context, repeated[:, None])  # [B, T]
+    return has_context(body_pos, key_mode, min_context, repeated[:, None])  # [B, T]
 
 
 @contextmanager
@@ -239,7 +239,7 @@ def layer_forward(teacher, layer: int | None) -> Callable:
 
 
 def key_positions(
-    teacher, batch: Batch, *, key: str, next_token: str, special: torch.Tensor, min_context: int = 0
+    teacher, batch: Batch, *, key_mode: str, next_token: str, special: torch.Tensor, min_context: int = 0
 ) -> tuple[np.ndarray, torch.Tensor, np.ndarray]:
     """One forward pass -> (keys [P] int64 numpy, vectors [P, d] on the teacher's device, meta [P, 3] int64 numpy).
 
@@ -248,7 +248,7 @@ def key_positions(
     meta = (doc ordinal, char_start, char_end) of the key token's slot in the document.
     """
     keys, vecs, meta, _ = harvest_positions(
-        teacher, batch, key=key, next_token=next_token, special=special, min_context=min_context
+        teacher, batch, key_mode=key_mode, next_token=next_token, special=special, min_context=min_context
     )
     return keys, vecs, meta
 
@@ -257,7 +257,7 @@ def harvest_positions(
     teacher,
     batch: Batch,
     *,
-    key: str,
+    key_mode: str,
     next_token: str,
     special: torch.Tensor,
     min_context: int = 0,
@@ -298,11 +298,11 @@ def harvest_positions(
             captured.clear()
         else:
             lex = g  # layer L: the final (post-norm) state
-        if next_token == "pred" and key == "next":
+        if next_token == "pred" and key_mode == "next":
             raise InputError("--next-token pred has no lexical view: its keys are not tokens of the text")
     sp = special[ids] | ~mask  # [B, T] never a key / never a source
-    allowed = source_allowed(batch, special, key=key, min_context=min_context)  # [B, T]
-    if key == "input":
+    allowed = source_allowed(batch, special, key_mode=key_mode, min_context=min_context)  # [B, T]
+    if key_mode == "input":
         valid = ~sp & allowed  # [B, T]
         keys_t = ids
         src = g

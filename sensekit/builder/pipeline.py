@@ -333,7 +333,7 @@ def _harvest(
             keys, vecs, meta, lex = harvest_positions(
                 teacher,
                 batch,
-                key=cfg.key,
+                key_mode=cfg.key,
                 next_token=cfg.next_token,
                 min_context=cfg.min_context,
                 special=vocab.special,

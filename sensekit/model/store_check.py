@@ -40,16 +40,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_store_matches(store, teacher, *, key: str | None = None, same_name: bool = True) -> None:
-    """Refuse a store built with another key mode (when `key` is given), teacher id (when `same_name`),
+def check_store_matches(store, teacher, *, key_mode: str | None = None, same_name: bool = True) -> None:
+    """Refuse a store built with another key mode (when `key_mode` is given), teacher id (when `same_name`),
     hidden size or tokenizer, naming both sides."""
     meta = store.meta
-    built_key = meta.get("key_mode") or (meta.get("build_config") or {}).get("key")
-    if key and built_key and built_key != key:
+    built_key_mode = meta.get("key_mode") or (meta.get("build_config") or {}).get("key")
+    if key_mode and built_key_mode and built_key_mode != key_mode:
         raise TeacherMismatch(
-            f"store {store.path} was built with --key {built_key} (senses filed under the input token "
-            f"x_t) but distill's sense loss needs --key {key} (senses of the predicted token y_t); "
-            f"rebuild the store with --key {key}"
+            f"store {store.path} was built with --key {built_key_mode} (senses filed under the input token "
+            f"x_t) but distill's sense loss needs --key {key_mode} (senses of the predicted token y_t); "
+            f"rebuild the store with --key {key_mode}"
         )
     built = _recorded_teacher(store)
     if same_name and built and built != str(teacher.name):
