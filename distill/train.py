@@ -78,7 +78,7 @@ class Trainer:
         # set by _set_up()
         self.acc: Any = None
         self.emit: Progress = no_progress
-        self.run: RunFolder | None = None
+        self.folder: RunFolder | None = None  # the run's output folder
         self.inputs: RunInputs | None = None
         self.model: Any = None  # the prepared (possibly DDP-wrapped) student
         self.state: TrainState | None = None
@@ -99,7 +99,7 @@ class Trainer:
         save the student and the summary. Returns the summary (steps, last metrics, eval, folders, grad shares)."""
         self._set_up(resume)
         self.stepper = Stepper(self.cfg, self.acc, self.inputs, self.model, self.state, self.margins)
-        log = self.run.open_log(resumed_at=self.start if resume else None)
+        log = self.folder.open_log(resumed_at=self.start if resume else None)
         self.emit(
             "start",
             self.start,
@@ -130,8 +130,8 @@ class Trainer:
         self.acc = acc = Accelerator(mixed_precision=_mixed_precision(cfg), cpu=cfg.device == "cpu")
         if self.callback is not None and acc.is_main_process:  # one progress display, the main process's
             self.emit = self.callback
-        self.run = RunFolder(cfg.output_dir, acc.is_main_process)
-        resume_from = self.run.resume_point(resume, cfg)  # a changed config is refused here, before any work
+        self.folder = RunFolder(cfg.output_dir, acc.is_main_process)
+        resume_from = self.folder.resume_point(resume, cfg)  # a changed config is refused here, before any work
         set_seed(cfg.seed)
 
         # the store must come from this teacher; the student, then the data (it may need the teacher to generate)
@@ -140,7 +140,7 @@ class Trainer:
         windows, self.eval_windows = _windows(cfg, self.teacher, acc, self.emit)
         self.order = BatchOrder.for_run(cfg, len(windows), acc)
         self.total = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.order.steps_per_epoch))
-        cache = _prefix_cache(cfg, self.teacher, model, windows, self.run) if cfg.cache else None
+        cache = _prefix_cache(cfg, self.teacher, model, windows, self.folder) if cfg.cache else None
         self.inputs = RunInputs(self.teacher, TeacherLogits(self.teacher), targets, windows, cache)
         checks = startup_checks(cfg, self.inputs, model, self.order.batches(0)[0], acc, self.emit)
         self.margins = resolve_margins(cfg, self.inputs, self.order, acc)
@@ -149,7 +149,7 @@ class Trainer:
 
         self._optimisation(model)
         self.start = load_checkpoint(resume_from, cfg, self.state) if resume_from is not None else 0
-        self.run.write_setup(
+        self.folder.write_setup(
             cfg,
             {**self._run_record(), "trainable_parameters": self.n_trainable, "margins": self.margins.record, **checks},
         )
@@ -225,7 +225,7 @@ class Trainer:
             self.inputs.cache.flush()
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
-            save_checkpoint(self.run.checkpoints, number, self.cfg, self.state)
+            save_checkpoint(self.folder.checkpoints, number, self.cfg, self.state)
             pause_point("distill-checkpoint")  # tests SIGKILL distill here (sensekit/pause_points.py)
         self.emit("checkpoint", number, self.total)
 
@@ -250,7 +250,7 @@ class Trainer:
 
     def _finish(self, t0: float) -> dict[str, Any]:
         """Save the student as a plain Hugging Face model and write the run's summary (which it returns)."""
-        cfg, acc, run, teacher = self.cfg, self.acc, self.run, self.teacher
+        cfg, acc, folder, teacher = self.cfg, self.acc, self.folder, self.teacher
         acc.wait_for_everyone()
         if acc.is_main_process:
             info = {
@@ -263,22 +263,22 @@ class Trainer:
                 "effective_lr": self.lr,
                 "config": cfg.to_dict(),
             }
-            save_student(self.state.model, teacher.tokenizer, run.student, info=info)
-        grad_norms, grad_share = grad_summary(run.read_metrics())  # the whole run's, across resumes
+            save_student(self.state.model, teacher.tokenizer, folder.student, info=info)
+        grad_norms, grad_share = grad_summary(folder.read_metrics())  # the whole run's, across resumes
         summary = {
             "steps": self.total,
             "last": self.last,
             "eval": self.evals[-1] if self.evals else None,
-            "output_dir": str(run.path),
-            "student_dir": str(run.student),
-            "metrics": str(run.metrics),
+            "output_dir": str(folder.path),
+            "student_dir": str(folder.student),
+            "metrics": str(folder.metrics),
             "elapsed_s": round(time.perf_counter() - t0, 3),
             "cache_hits": self.stepper.cache_hits,
             "loss_weights": term_weights(cfg),
             "grad_norms": grad_norms,
             "grad_share": grad_share,
         }
-        run.write_summary(summary)
+        folder.write_summary(summary)
         return summary
 
 
@@ -347,14 +347,14 @@ def _windows(cfg: DistillConfig, teacher, acc, emit: Progress) -> tuple[Windows,
     return windows, eval_windows
 
 
-def _prefix_cache(cfg: DistillConfig, teacher, model: DistillStudent, windows: Windows, run: RunFolder):
+def _prefix_cache(cfg: DistillConfig, teacher, model: DistillStudent, windows: Windows, folder: RunFolder):
     """The frozen-prefix cache, keyed by the windows and everything that shapes the frozen layers' output."""
     from .cache import PrefixCache
 
     selection = model.lm.config.sensekit
     shape = [teacher.name, selection["teacher_layers"], selection["trained_layers"], windows.n_prefix]
     fp = hashlib.sha256(windows.ids.tobytes() + json.dumps([*shape, cfg.mixed_precision]).encode()).hexdigest()
-    return PrefixCache(run.cache, len(windows), windows.seq_len, teacher.hidden_size, fp)
+    return PrefixCache(folder.cache, len(windows), windows.seq_len, teacher.hidden_size, fp)
 
 
 # -- small helpers ----------------------------------------------------------------------
