@@ -8,7 +8,7 @@
 - 'auto' beta_n: per candidate, the teacher's own distance, beta_n(q) = MSE_d(g_t, q). The push then acts on an
   antonym sense exactly when the student sits nearer to it than the teacher does, and never pushes a student
   that sits where the teacher sits. (A single number cannot say this: the 90th percentile of the teacher's
-  distances, the earlier rule, pushed the student away from the teacher's own state.)
+  distances, as a single beta_n, pushes the student away from the teacher's own state.)
 
 The start-up sampling draws positions and candidates as the sense term does, from a generator of its own, so
 the run's data order and sense sampling are the same with and without it. Its distance quantiles go into

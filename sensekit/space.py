@@ -12,7 +12,7 @@ evaluation, plots, attaching relations to senses) therefore runs in a transforme
 - `abtt`:     "all-but-the-top" (Mu and Viswanath, ICLR 2018): centre, then remove the top D
               principal components (D about d / 100)
 - `zscore+abtt`: both
-- `identity`: raw vectors (stores written before the transform existed behave like this)
+- `identity`: raw vectors (also what a view with no recorded space reads as)
 
 The raw vectors stay in the store untouched: the DSKD loss is defined on them (docs/method.md).
 numpy only: the query path imports this.

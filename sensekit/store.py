@@ -272,7 +272,7 @@ class SenseStore:
     def verify(self) -> str:
         """Recompute the content fingerprint and compare it with the one recorded at write time, and hash
         embeddings.npy against its record; returns the fingerprint. Raises StoreError when either differs,
-        or when the store records no fingerprint (written before fingerprints)."""
+        or when the store records no fingerprint."""
         from .fingerprint import FINGERPRINT_KEY, content_fingerprint
 
         recorded = self.meta.get(FINGERPRINT_KEY)
@@ -473,7 +473,7 @@ class SenseStore:
 
     def context_vectors(self, sense_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The raw sampled vectors kept with the senses' contexts: sense_id -> [n, dim] float32, most
-        central first. Senses without kept vectors (NULL, or stores built before they were kept) are left out."""
+        central first. Senses without kept vectors (NULL) are left out."""
         ids = sorted({int(i) for i in sense_ids})
         if not ids or self._context_vectors is None:
             return {}

@@ -1,4 +1,4 @@
-"""Lexical senses: as many clusters per key token as its own samples hold (issue 15, docs/lexical.md).
+"""Lexical senses: as many clusters per key token as its own samples hold (docs/lexical.md).
 
 `cluster_adaptive` gives each token between 1 and k_max senses, each holding at least
 `min_sense_size` samples, batched over tokens like `cluster.kmeans_batched` (no loop per token):

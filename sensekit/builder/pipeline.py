@@ -9,7 +9,7 @@ its own module: `distributed` (ranks, the merge tree), `checkpoint` (save / resu
 `contexts` (snippets of the chosen samples). Multi-process (WORLD_SIZE > 1): every rank
 harvests its shard, the reservoirs are merged to rank 0, and rank 0 clusters and writes.
 
-Two views of every sample (issue 15; the store's schema v3): the *loss* view (post-norm state,
+Two views of every sample (docs/lexical.md): the *loss* view (post-norm state,
 clustered by docs/method.md's k-means: what distill reads) and, unless `--lexical-layer none`, the
 *lexical* view (layer N's state at the key token itself, captured by a hook in the same forward,
 clustered by `lexical_cluster.cluster_adaptive` into 1..k senses of >= --min-sense-size samples).

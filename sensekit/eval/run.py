@@ -32,7 +32,7 @@ class StoreRun:
             else None
         )
         self.k = int(store.meta.get("k") or 10)
-        self.min_context = int(store.meta.get("min_context") or 0)  # the build's rule for sources (0: older stores)
+        self.min_context = int(store.meta.get("min_context") or 0)  # the build's rule for sources (0: none recorded)
         self._teacher, self._teacher_error = teacher, None
         self._wn, self._word_tokens, self._token_text, self._embeddings = None, None, None, None
         self._pairs = None

@@ -1,4 +1,4 @@
-"""Which teacher layer gives the *lexical* view of a sample (issue 15, docs/lexical.md).
+"""Which teacher layer gives the *lexical* view of a sample (docs/lexical.md).
 
 Convention (the build's harvest hook and `sensekit eval layers` both use it): layer N's state
 is `hidden_states[N]` of a Hugging Face forward with `output_hidden_states=True`:
