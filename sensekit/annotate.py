@@ -33,6 +33,7 @@ __all__ = [
     "Occurrence",
     "annotate",
     "same_sense",
+    "same_sense_score",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_PRIOR_WEIGHT",
     "WORD_FIELDS",
@@ -40,6 +41,7 @@ __all__ = [
 
 WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
 DEFAULT_TEMPERATURE = 0.1  # cosine units per nat: the softmax's sharpness (docs/lexical.md)
+DEFAULT_SAME_SENSE_WEIGHT = 0.5  # same_sense: the sense agreement's share against the raw cosine (not tuned)
 DEFAULT_PRIOR_WEIGHT = 0.0  # weight of log(sense's share of its word's samples); chosen on dev (docs/lexical.md)
 WORD_FIELDS = ("start", "end", "text", "sense_id", "synset", "gloss", "score")  # one annotated word, in --json
 MAX_LINE_CHARS = 20_000
@@ -77,15 +79,20 @@ class Occurrence:
         }
 
 
-def same_sense(a: Occurrence, b: Occurrence, weight: float = 0.5) -> float:
-    """A soft same-sense score in [0, 1] for two occurrences of one word: `weight` times the probability
-    that both take the same sense (the dot product of their sense distributions, over the senses they
-    share) plus (1 - weight) times their states' cosine mapped to [0, 1]."""
+def same_sense_score(p_same, cosine, weight: float = DEFAULT_SAME_SENSE_WEIGHT):
+    """The soft same-sense score in [0, 1] (scalars or arrays): `weight` x the probability that both
+    occurrences take the same sense + (1 - weight) x their states' cosine mapped to [0, 1]."""
+    return weight * np.asarray(p_same) + (1.0 - weight) * (np.asarray(cosine) + 1.0) / 2.0
+
+
+def same_sense(a: Occurrence, b: Occurrence, weight: float = DEFAULT_SAME_SENSE_WEIGHT) -> float:
+    """`same_sense_score` of two occurrences of one word; the chance of the same sense is the dot product
+    of their sense distributions over the senses they share."""
     shared, ia, ib = np.intersect1d(a.sense_ids, b.sense_ids, return_indices=True)
     p_same = float((a.probs[ia] * b.probs[ib]).sum()) if len(shared) else 0.0
     na, nb = np.linalg.norm(a.vector), np.linalg.norm(b.vector)
     cos = float(a.vector @ b.vector / max(na * nb, 1e-12))
-    return weight * p_same + (1.0 - weight) * (cos + 1.0) / 2.0
+    return float(same_sense_score(p_same, cos, weight))
 
 
 class Annotator:

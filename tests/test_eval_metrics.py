@@ -261,3 +261,19 @@ def test_wordnet_relatives_and_occurrences(shared):
     assert find_occurrence("They rode the horses home.", "horse", "n", wn) == (14, 20)
     assert find_occurrence("The bank was closed.", "bank", "n", wn) == (4, 8)
     assert find_occurrence("Nothing here.", "bank", "n", wn) is None
+
+
+def test_sense_probabilities_are_annotates_softmax_over_each_tokens_own_senses():
+    """Token 7 has two senses, token 9 one: each row is a distribution over its own token's senses only."""
+    table = SenseTable.from_arrays(
+        owner=np.array([7, 7, 9]),
+        sense_index=np.array([0, 1, 0]),
+        vectors=np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+        counts=np.array([3, 2, 4]),
+    )
+    states = np.array([[1.0, 0.2], [0.3, 1.0], [5.0, -1.0]])
+    p = table.probabilities(states, [7, 7, 9], temperature=0.1)  # [3, K=2]
+    cos = states[:2] @ np.eye(2) / np.linalg.norm(states[:2], axis=1, keepdims=True)  # [2, 2] to the unit senses
+    want = np.exp(cos / 0.1) / np.exp(cos / 0.1).sum(1, keepdims=True)
+    assert p[:2] == pytest.approx(want)
+    assert p[2] == pytest.approx([1.0, 0.0])  # one sense: certain, padding 0

@@ -114,6 +114,18 @@ class SenseTable:
         block = space[idx] * mask[..., None]  # [n, K, d']
         return block, mask
 
+    def probabilities(
+        self, states: np.ndarray, token_ids, to_space: Space = identity, temperature: float = 0.1
+    ) -> np.ndarray:
+        """[n, K] each state's distribution over its token's senses: softmax of cosine / temperature (as
+        `sensekit annotate` scores them); K the largest sense count among them, padding 0."""
+        block, mask = self.padded(np.asarray(token_ids, np.int64), to_space)  # [n, K, d'], [n, K]
+        q = unit(to_space(np.asarray(states, np.float32)))  # [n, d']
+        logits = np.where(mask, np.einsum("nd,nkd->nk", q, unit(block)) / temperature, -np.inf)
+        logits -= np.where(mask.any(1), logits.max(1), 0.0)[:, None]
+        p = np.where(mask, np.exp(logits), 0.0)
+        return p / np.maximum(p.sum(1, keepdims=True), 1e-30)
+
     def nearest(self, states: np.ndarray, token_ids, to_space: Space = identity, chunk: int = 2048) -> np.ndarray:
         """Index (within its token) of the sense nearest by cosine to each state [n, d]; -1 without senses."""
         token_ids = np.asarray(token_ids, np.int64)

@@ -3,9 +3,11 @@
 The file format is WiC's JSONL: `word`, `sentence1`, `sentence2`, `start1`, `end1`, `start2`,
 `end2` (character offsets of the word in each sentence) and `label` (true/false, or 1/0).
 
-Two answers are scored:
-- the store's: each state goes to its nearest sense of the word's token; "same" when both agree
-  (`wic_accuracy`);
+Three answers are scored:
+- the store's hard answer: each state goes to its nearest sense of the word's token; "same" when both
+  agree (`wic_accuracy`);
+- the store's soft answer: `annotate.same_sense_score` (the chance both take the same sense, beside
+  their cosine), thresholded like the baseline;
 - the baseline: the cosine between the two raw states, with the threshold fitted on one half of
   the pairs and scored on the other (`threshold_baseline`).
 
@@ -84,15 +86,21 @@ def threshold_baseline(scores: np.ndarray, labels: np.ndarray, seed: int = 0) ->
 
 # -- the registered store metric ------------------------------------------------------------
 def score_pairs(run: "StoreRun", items: WicItems) -> dict:
-    """The store's answer on WiC-style pairs (nearest sense of each state agrees?) beside the cosine
-    threshold on the two raw states, with coverage and the build's --min-context subset.
+    """The store's answers on WiC-style pairs beside the cosine threshold on the two raw states, with
+    coverage and the build's --min-context subset:
 
-    Only the pairs the store can score (the word is one token with >= 2 senses) go through the
-    teacher: on a small store most pairs are not, and the states are the cost."""
+    - hard: do the two states' nearest senses agree? (a word with one sense: always "same");
+    - soft: `annotate.same_sense_score` of the two sense distributions and the states' cosine, with a
+      threshold fitted the way the baseline's is (two-fold).
+
+    Only the pairs the store can score (the word is one token with senses) go through the teacher: on
+    a small store most pairs are not, and the states are the cost."""
+    from ..annotate import DEFAULT_TEMPERATURE, same_sense_score
+
     run.teacher()
     tokens = run.single_tokens(items.words)
     n_senses = run.table.n_senses(tokens)
-    cand = np.nonzero((tokens >= 0) & (n_senses >= 2))[0]  # [C] the pairs the store could score
+    cand = np.nonzero((tokens >= 0) & (n_senses >= 1))[0]  # [C] the pairs the store could score
 
     def side(sentences: list[str], spans: np.ndarray):
         return [sentences[i] for i in cand], spans[cand, 0], spans[cand, 1]
@@ -107,6 +115,10 @@ def score_pairs(run: "StoreRun", items: WicItems) -> dict:
     y = items.labels[rows]
     cos = pair_cosines(run.to_space(s1[both]), run.to_space(s2[both]))  # [scored]
     base = threshold_baseline(cos, y, run.cfg.seed)
+    p1 = run.table.probabilities(s1[both], t, run.to_space, DEFAULT_TEMPERATURE)  # [scored, K]
+    p2 = run.table.probabilities(s2[both], t, run.to_space, DEFAULT_TEMPERATURE)
+    soft = threshold_baseline(same_sense_score((p1 * p2).sum(1), cos), y, run.cfg.seed)
+    multi = n_senses[rows] >= 2  # [scored] the words with a choice to make
     # the pairs whose two states meet the build's --min-context: the states the store's senses are made of
     ctx = (
         run.in_store_context(*side(items.sentences1, items.spans1))
@@ -117,6 +129,13 @@ def score_pairs(run: "StoreRun", items: WicItems) -> dict:
         "state": run.key_mode,
         "accuracy": num(wic_accuracy(a1, a2, y)),
         "coverage": coverage(len(rows), len(items)),
+        "soft": {
+            "method": "same_sense_score (annotate): 0.5 x P(same sense) + 0.5 x (cosine + 1) / 2, threshold "
+            "fitted on one half, scored on the other (two-fold)",
+            "accuracy": num(soft["accuracy"]),
+            "threshold": num(soft["threshold"]),
+        },
+        "multi_sense": {"pairs": int(multi.sum()), "accuracy": num(wic_accuracy(a1[multi], a2[multi], y[multi]))},
         "baseline": {
             "method": "cosine of the two raw states, threshold fitted on one half, scored on the other (two-fold)",
             "accuracy": num(base["accuracy"]),
@@ -132,11 +151,12 @@ def score_pairs(run: "StoreRun", items: WicItems) -> dict:
         },
         "excluded": {
             "word_not_one_token": int((tokens < 0).sum()),
-            "under_2_senses": int(((tokens >= 0) & (n_senses < 2)).sum()),
+            "no_senses": int(((tokens >= 0) & (n_senses < 1)).sum()),
             "no_state": int((~both).sum()),
         },
         "note": (
-            "pairs whose word is one token with >= 2 senses; the sense inventory is the lemma's token "
+            "pairs whose word is one token with senses (multi_sense: with >= 2); the sense inventory is the "
+            "lemma's token "
             "(' ' + word), the state is taken from the sentence as written (the word may be inflected); "
             "with key=next a word that opens its sentence has no state; in_store_context: the pairs whose "
             "states have read at least the build's min_context tokens"
@@ -178,6 +198,14 @@ def _rows(w: dict) -> list[tuple[str, str, str, str]]:
                 f"WiC accuracy, {data} (nearest sense, state={entry['state']})",
                 fmt(entry["accuracy"]),
                 f"cosine threshold {fmt(entry['baseline']['accuracy'])}; majority {fmt(entry['majority_class'])}",
+                fmt_coverage(entry["coverage"]),
+            )
+        )
+        rows.append(
+            (
+                f"  {data}, soft same-sense score (threshold)",
+                fmt(entry["soft"]["accuracy"]),
+                f"cosine threshold {fmt(entry['baseline']['accuracy'])}",
                 fmt_coverage(entry["coverage"]),
             )
         )
