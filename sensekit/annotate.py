@@ -7,7 +7,9 @@ with each of the word's senses in the view's similarity space:
 
     score(sense) = softmax over the word's senses of (cosine(query, sense) / temperature + prior_weight * log prior)
 
-where the prior is the sense's share of its word's corpus samples (its `count`). Each record carries the
+where the log prior is, with `prior="samples"`, the log of the sense's share of its word's corpus samples
+(its `count`) or, with `prior="wordnet"`, log(1 + the SemCor count of the sense's lemma in its synset)
+(WordNet's cntlist; 0 for a sense with no synset). `prior_weight` 0 (the default) turns it off. Each record carries the
 best sense, its synset and gloss when the sense is linked to WordNet, and its score. A word without
 senses in the store is skipped and counted (`unknown`).
 
@@ -45,6 +47,7 @@ DEFAULT_SAME_SENSE_WEIGHT = 0.5  # same_sense: the sense agreement's share again
 DEFAULT_PRIOR_WEIGHT = 0.0  # weight of log(sense's share of its word's samples); chosen on dev (docs/lexical.md)
 WORD_FIELDS = ("start", "end", "text", "sense_id", "synset", "gloss", "score")  # one annotated word, in --json
 MAX_LINE_CHARS = 20_000
+PRIORS = ("samples", "wordnet")  # what the log prior counts: corpus samples, or WordNet's SemCor counts
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Occurrence:
     sense_ids: np.ndarray  # [k] the word's senses
     probs: np.ndarray  # [k] their probabilities
     vector: np.ndarray = field(repr=False)  # [d] the query state in the view's similarity space
+    similarity: np.ndarray = field(repr=False, default=None)  # [k] cosine(query, sense) / temperature
+    log_prior: np.ndarray = field(repr=False, default=None)  # [k] the annotator's log prior of each sense
     synsets: list = field(default_factory=list)  # [k] synset name or None
     glosses: list = field(default_factory=list)
     labels: list = field(default_factory=list)
@@ -64,6 +69,12 @@ class Occurrence:
     @property
     def best(self) -> int:
         return int(np.argmax(self.probs))
+
+    def rescored(self, prior_weight: float) -> np.ndarray:
+        """[k] the sense probabilities again with another prior weight (no teacher pass)."""
+        logit = self.similarity + prior_weight * self.log_prior
+        p = np.exp(logit - logit.max())
+        return p / p.sum()
 
     def record(self) -> dict[str, Any]:
         """The JSON record of this word (WORD_FIELDS)."""
@@ -106,13 +117,18 @@ class Annotator:
         view: str = "lexical",
         temperature: float = DEFAULT_TEMPERATURE,
         prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+        prior: str = "samples",
+        wordnet=None,
     ) -> None:
         if view not in store.views:
             raise InputError(
                 f"{store.path} has no {view} view (it holds {', '.join(store.views)}); annotate reads a store "
                 "built with --lexical-layer auto"
             )
-        self.store, self.teacher, self.view = store, teacher, view
+        if prior not in PRIORS:
+            raise InputError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+        self.store, self.teacher, self.view, self.prior = store, teacher, view, prior
+        self._wordnet = wordnet  # opened on first use when prior="wordnet" (NLTK's data path, /usr/share/wordnet)
         self.temperature, self.prior_weight = float(temperature), float(prior_weight)
         v = store.view(view)
         self.layer = v.hidden_layer
@@ -148,17 +164,27 @@ class Annotator:
             if senses:
                 emb = self.space.apply(np.stack([s.embedding for s in senses]))  # [k, d]
                 unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-                counts = np.asarray([max(s.count, 1) for s in senses], np.float64)
                 entry = (
                     np.asarray([s.sense_id for s in senses], np.int64),
                     unit.astype(np.float32),
-                    np.log(counts / counts.sum()),
+                    self._log_prior(senses),
                     [s.synset for s in senses],
                     [s.gloss for s in senses],
                     [s.label for s in senses],
                 )
         self._senses[word] = entry
         return entry
+
+    def _log_prior(self, senses) -> np.ndarray:
+        """[k] the log prior of a word's senses (module docstring)."""
+        if self.prior == "samples":
+            counts = np.asarray([max(s.count, 1) for s in senses], np.float64)
+            return np.log(counts / counts.sum())
+        if self._wordnet is None:
+            from .lexicon.wordnet import open_wordnet
+
+            self._wordnet = open_wordnet(None)
+        return np.log1p([_semcor_count(self._wordnet, s.synset, s.lemma) for s in senses])
 
     # -- states of every word of a batch of lines -------------------------------------------------------
     def _states(self, lines: Sequence[str], spans: Sequence[list[tuple[int, int]]]) -> list[np.ndarray]:
@@ -242,9 +268,10 @@ class Annotator:
             q = self.space.apply(raw)  # [w, d]
             qu = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
             for (a, b, text, (ids, unit, log_prior, syn, gloss, label)), v, u in zip(found[i], q, qu):
-                logit = (unit @ u) / self.temperature + self.prior_weight * log_prior  # [k]
+                sim = (unit @ u) / self.temperature  # [k]
+                logit = sim + self.prior_weight * log_prior
                 p = np.exp(logit - logit.max())
-                out[i].append(Occurrence(a, b, text, ids, p / p.sum(), v, syn, gloss, label))
+                out[i].append(Occurrence(a, b, text, ids, p / p.sum(), v, sim, log_prior, syn, gloss, label))
         return out, unknown
 
     def annotate(self, texts: Iterable[str]) -> list[dict[str, Any]]:
@@ -263,6 +290,19 @@ class Annotator:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _semcor_count(wn, synset: str | None, lemma: str | None) -> int:
+    """WordNet's tagged-corpus count of `lemma` in `synset` (0 when either is missing)."""
+    if not synset or not lemma:
+        return 0
+    from nltk.corpus.reader.wordnet import WordNetError
+
+    try:
+        lemmas = wn.synset(synset).lemmas()
+    except WordNetError:  # a synset name this WordNet does not have
+        return 0
+    return sum(lem.count() for lem in lemmas if lem.name().lower() == lemma.lower())
 
 
 def _check_line(text: Any) -> str:

@@ -17,11 +17,27 @@ pytest.importorskip("torch")
 
 from sensekit import open_store  # noqa: E402
 from sensekit.annotate import WORD_FIELDS, Annotator, Occurrence, same_sense  # noqa: E402
+from sensekit.errors import InputError  # noqa: E402
+
+
+class _Lemma:
+    def __init__(self, name, count):
+        self._name, self._count = name, count
+
+    def name(self):
+        return self._name
+
+    def count(self):
+        return self._count
 
 
 class _Synset:
-    def __init__(self, name, definition, examples, lemmas):
+    def __init__(self, name, definition, examples, lemmas, counts=None):
         self._name, self._def, self._ex, self._lemmas = name, definition, examples, lemmas
+        self._counts = counts or [0] * len(lemmas)
+
+    def lemmas(self):
+        return [_Lemma(n, c) for n, c in zip(self._lemmas, self._counts)]
 
     def name(self):
         return self._name
@@ -44,12 +60,13 @@ class FakeWordNet:
 
     SYNSETS = {
         "bank": [
-            _Synset("bank.n.01", "sloping land beside a body of water", ["the river bank was green"], ["bank"]),
+            _Synset("bank.n.01", "sloping land beside a body of water", ["the river bank was green"], ["bank"], [25]),
             _Synset(
                 "depository_financial_institution.n.01",
                 "a financial institution that accepts deposits",
                 [],
                 ["depository_financial_institution", "bank"],
+                [3, 20],
             ),
         ],
         "light": [_Synset("light.n.01", "electromagnetic radiation that can be seen", [], ["light"])],
@@ -57,6 +74,9 @@ class FakeWordNet:
 
     def synsets(self, word):
         return self.SYNSETS.get(word, [])
+
+    def synset(self, name):
+        return next(s for ss in self.SYNSETS.values() for s in ss if s.name() == name)
 
     def morphy(self, word, pos=None):
         return None
@@ -102,8 +122,8 @@ def test_the_build_links_bank_and_labels_every_sense(linked_store):
     with open_store(linked_store.store, view="lexical") as s:
         senses = s.senses("bank", view="lexical")
         synsets = {x.synset for x in senses}
-        # threshold -1: every sample of bank joins one of its two synsets
-        assert synsets <= {"bank.n.01", "depository_financial_institution.n.01"} and synsets
+        # threshold -1: every sample of bank joins one of its two synsets; a synset nobody joined is a sense too
+        assert synsets == {"bank.n.01", "depository_financial_institution.n.01"}
         for x in senses:
             assert x.gloss and x.lemma == "bank" and x.label.startswith(x.synset + ": ")
         other = [x for x in s.senses("river", view="lexical")]
@@ -139,6 +159,25 @@ def test_annotate_probabilities_sum_to_one_over_the_words_senses(linked_store):
         n_bank = len(store.senses("bank", with_contexts=False, view="lexical"))
     bank = next(o for o in occ if o.text == "bank")
     assert len(bank.probs) == n_bank and abs(bank.probs.sum() - 1) < 1e-5
+
+
+def test_the_wordnet_prior_is_the_semcor_count_of_the_senses_lemma(linked_store):
+    from sensekit.model.teacher import load_teacher
+
+    with open_store(linked_store.store) as store:
+        teacher = load_teacher(store.meta["teacher"], "cpu")
+        plain = Annotator(store, teacher)
+        counted = Annotator(store, teacher, prior="wordnet", wordnet=FakeWordNet())
+        line = ["money in the bank is safe"]
+        (p_occ,), _ = plain.occurrences(line)
+        (w_occ,), _ = counted.occurrences(line)
+    bank, plain_bank = (next(o for o in occ if o.text == "bank") for occ in (w_occ, p_occ))
+    want = {"bank.n.01": np.log1p(25), "depository_financial_institution.n.01": np.log1p(20), None: 0.0}
+    assert bank.log_prior == pytest.approx([want[s] for s in bank.synsets])
+    assert bank.rescored(0.0) == pytest.approx(plain_bank.probs, abs=1e-6)  # weight 0: the prior is off
+    assert bank.synsets[int(np.argmax(bank.rescored(1000.0)))] == "bank.n.01"  # the largest count wins
+    with pytest.raises(InputError, match="prior must be one of"):
+        Annotator(store, teacher, prior="cntlist")
 
 
 def test_annotate_cli_json_and_table(linked_store, capsys, tmp_path):

@@ -65,21 +65,34 @@ def test_link_senses_links_then_clusters_the_rest():
         std=std,
     )
     c = res.clusters
-    assert c.sense_key.tolist() == [5, 5, 9]
-    assert c.sense_index.tolist() == [0, 1, 0]
-    assert c.sense_count.tolist() == [6, 6, 5]
-    assert res.proto.tolist() == [1, -1, -1]  # equal counts: the linked sense first
+    assert c.sense_key.tolist() == [5, 5, 5, 9]
+    assert c.sense_index.tolist() == [0, 1, 2, 0]
+    assert c.sense_count.tolist() == [6, 6, 0, 5]
+    # equal counts: the linked sense first; c.n.01, which no sample joined, is a sense of count 0
+    assert res.proto.tolist() == [1, -1, 0, -1]
     assert res.assigned == 6 and res.samples == 17
     # the linked centroid leans on its prototype: mean of 6 members and the prototype itself
     expect = (vectors[:6].sum(0) + protos.vectors[1]) / 7
     assert np.allclose(c.centroids[0], expect, atol=1e-5)
     assert np.allclose(c.centroids[1], vectors[6:12].mean(0), atol=1e-5)
+    assert np.allclose(c.centroids[2], protos.vectors[0])  # no member: the prototype itself
     # contexts: the linked sense's 2 most central members, then the induced senses' (mapped back to sample rows)
-    assert c.ctx_sense.tolist() == [0, 0, 1, 2]
+    assert c.ctx_sense.tolist() == [0, 0, 1, 3]
     assert set(c.ctx_sample[:2].tolist()) <= set(range(6))
     assert c.ctx_sample[2:].tolist() == [6, 12]
     d = np.linalg.norm(vectors[:6] - expect, axis=1)
     assert c.ctx_sample[:2].tolist() == np.argsort(d)[:2].tolist()
+
+
+def test_link_senses_can_leave_out_the_synsets_no_sample_joined():
+    rng = np.random.default_rng(1)
+    keys, indptr, vectors, protos = _two_words(rng)
+    res = link_senses(
+        keys, indptr, vectors, protos, threshold=0.5, contexts_per_sense=2, cluster=_centroid_cluster,
+        mean=np.zeros(16, np.float32), std=np.ones(16, np.float32), keep_unjoined=False,
+    )  # fmt: skip
+    assert res.proto.tolist() == [1, -1, -1] and res.clusters.sense_count.tolist() == [6, 6, 5]
+    assert res.clusters.ctx_sense.tolist() == [0, 0, 1, 2]
 
 
 def test_link_senses_without_prototypes_is_the_clustering():

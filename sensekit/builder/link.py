@@ -12,9 +12,9 @@ what is left is clustered as before:
 - **Assignment** (`assign`): every sample joins its key's nearest prototype when their cosine in
   the z-scored space (per-dimension mean and standard deviation of all samples) is at least
   `threshold`; the rest stay unassigned.
-- **Senses** (`link_senses`): a synset that won at least one sample becomes a linked sense; its
-  centroid is the mean of its members and its prototype (the prototype counts as one member, so a
-  sense of one sample still leans towards its synset). The unassigned samples are clustered by
+- **Senses** (`link_senses`): every prototype becomes a linked sense of its key. Its centroid is the
+  mean of its members and its prototype (the prototype counts as one member, so a sense of one sample
+  still leans towards its synset); a synset no sample joined keeps its prototype, with count 0. The unassigned samples are clustered by
   `cluster_adaptive` (min size as the build says) into induced senses without a synset. A key's
   senses are ordered by count, largest first; `LinkResult.proto` says which prototype (if any)
   each sense carries.
@@ -152,9 +152,13 @@ def link_senses(
     cluster: Callable[[np.ndarray, np.ndarray, np.ndarray], object],
     mean: np.ndarray | None = None,
     std: np.ndarray | None = None,
+    keep_unjoined: bool = True,
 ) -> LinkResult:
     """Linked senses (samples that joined a prototype) plus induced senses (`cluster(keys, indptr, vectors)`
-    of the rest, a ClusterResult such as `cluster_adaptive` returns). CSR samples as in `assign`."""
+    of the rest, a ClusterResult such as `cluster_adaptive` returns). CSR samples as in `assign`.
+    `keep_unjoined`: a prototype no sample joined is still a sense of its key (count 0, its prototype as
+    centroid), so every synset of a linked word can be named by `annotate`, not only those the corpus
+    sample happened to hold."""
     from .cluster import ClusterResult
     from .lexical_cluster import standardiser
 
@@ -182,6 +186,7 @@ def link_senses(
     starts = np.cumsum(n_mem) - n_mem
     rank = np.arange(len(order)) - starts[inverse[order]]
     keep = order[rank < E] if E > 0 else order[:0]
+    idle = np.setdiff1d(np.arange(len(protos)), used) if keep_unjoined else np.zeros(0, np.int64)  # [I]
 
     # -- induced senses: the unassigned samples, clustered as before
     rest = np.flatnonzero(proto_of < 0)  # [u] sample rows, in key order
@@ -197,11 +202,11 @@ def link_senses(
         )  # fmt: skip
 
     # -- one table of senses: linked then induced, sorted by (key, count desc, linked first)
-    s_key = np.concatenate([protos.key[used], induced.sense_key]).astype(np.int64)
-    s_cnt = np.concatenate([n_mem, induced.sense_count]).astype(np.int64)
-    s_cent = np.concatenate([link_cent, induced.centroids.astype(np.float32)])
-    s_proto = np.concatenate([used, np.full(len(induced.sense_key), -1, np.int64)])
-    L = len(used)
+    s_key = np.concatenate([protos.key[used], protos.key[idle], induced.sense_key]).astype(np.int64)
+    s_cnt = np.concatenate([n_mem, np.zeros(len(idle), np.int64), induced.sense_count]).astype(np.int64)
+    s_cent = np.concatenate([link_cent, protos.vectors[idle], induced.centroids.astype(np.float32)])
+    s_proto = np.concatenate([used, idle, np.full(len(induced.sense_key), -1, np.int64)])
+    L = len(used) + len(idle)
     perm = np.lexsort((np.arange(len(s_key)), -s_cnt, s_key))  # new order -> old sense
     new_of_old = np.empty(len(perm), np.int64)
     new_of_old[perm] = np.arange(len(perm))

@@ -15,7 +15,9 @@ Methods, each scored on both halves:
   candidate with the highest z-scored cosine, plus `prior_weight` x log(1 + the lemma's SemCor count
   in that synset); the weight is chosen on the dev half;
 - a store disambiguator, when one is registered in `DISAMBIGUATORS` (`annotate`'s): any callable
-  `disambiguate(sentences, starts, ends, candidates) -> [synset name]` over a batch.
+  `disambiguate(sentences, starts, ends, candidates) -> predict`, `predict(prior_weight) -> [synset name]`
+  over a batch; scored without its prior (weight 0) and with the weight of `STORE_PRIOR_WEIGHTS` that is
+  best on the dev half (`NAME_prior`).
 
 States: the store's lexical layer and representation (`StoreRun.occurrence_states`); a store without
 a lexical view uses the `auto` layer of its teacher and the default representation.
@@ -47,8 +49,11 @@ __all__ = [
 _POS = {"s": "a"}  # WordNet's adjective satellites are adjectives for the candidates
 PRIOR_WEIGHTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)  # the dev grid of the log-count prior's weight
 
-# disambiguate(sentences, starts, ends, candidates) -> the chosen synset name of each item
-Disambiguate = Callable[[Sequence[str], np.ndarray, np.ndarray, Sequence[Sequence[str]]], Sequence[str]]
+STORE_PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # a store disambiguator's prior weights (its logit units)
+# disambiguate(sentences, starts, ends, candidates) -> predict(prior_weight) -> the chosen synset of each item
+Disambiguate = Callable[
+    [Sequence[str], np.ndarray, np.ndarray, Sequence[Sequence[str]]], Callable[[float], Sequence[str]]
+]
 # name -> factory(run) -> Disambiguate; a factory raises Skip when the store cannot disambiguate
 DISAMBIGUATORS: dict[str, Callable[["StoreRun"], Disambiguate]] = {}
 
@@ -200,11 +205,14 @@ def _compute(run: "StoreRun") -> dict:
     }
     for name, factory in DISAMBIGUATORS.items():
         try:
-            chosen = factory(run)(items.sentences, items.starts, items.ends, items.candidates)
+            predict = factory(run)(items.sentences, items.starts, items.ends, items.candidates)
         except Skip as exc:
             methods[name] = {"status": "skipped", "reason": str(exc)}
             continue
-        methods[name] = accuracy_by_half(list(chosen), items)
+        by_weight = {w: accuracy_by_half(list(predict(w)), items) for w in STORE_PRIOR_WEIGHTS}
+        weight = max(STORE_PRIOR_WEIGHTS, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
+        methods[name] = by_weight[0.0]
+        methods[f"{name}_prior"] = {**by_weight[weight], "prior_weight": weight}
     return {
         "status": "ok",
         "methods": methods,
@@ -250,7 +258,8 @@ def _rows(w: dict) -> list[tuple[str, str, str, str]]:
 
 def _headline(w: dict) -> list[Headline]:
     m = w["methods"]
-    best = next((n for n in DISAMBIGUATORS if m.get(n, {}).get("test") is not None), "gloss_prototypes_prior")
+    store = [f"{n}_prior" for n in DISAMBIGUATORS]  # a store's own answer, its prior weight chosen on dev
+    best = next((n for n in store if m.get(n, {}).get("test") is not None), "gloss_prototypes_prior")
     return [
         Headline(
             f"WSD accuracy ({best}, test half)", m[best]["test"], m["first_sense"]["test"], "first sense", w["data"]
@@ -262,30 +271,38 @@ register(StoreMetric("wsd", "WSD (WordNet held-out examples)", _compute, _rows, 
 
 
 def _annotate_disambiguator(run: "StoreRun") -> Disambiguate:
-    """`sensekit annotate` as a disambiguator: the occurrence's sense probabilities (the store's lexical view),
-    summed per linked synset; the candidate with the most wins. An occurrence none of whose senses links to a
-    candidate falls back to WordNet's first sense (the share of such items is what linking leaves out)."""
+    """`sensekit annotate` as a disambiguator: the occurrence's sense probabilities (the store's lexical view;
+    the prior: WordNet's SemCor counts), summed per linked synset; the candidate with the most wins. An
+    occurrence none of whose senses links to a candidate falls back to WordNet's first sense (the share of
+    such items is what linking leaves out)."""
     from ..annotate import Annotator
     from ..errors import SensekitError
 
     try:
-        annotator = Annotator(run.store, run.teacher())
+        annotator = Annotator(run.store, run.teacher(), prior="wordnet", wordnet=run.wordnet())
     except SensekitError as exc:
         raise Skip(f"annotate cannot read this store: {exc}") from None
 
-    def disambiguate(sentences, starts, ends, candidates) -> list[str]:
+    def disambiguate(sentences, starts, ends, candidates):
         occ, _ = annotator.occurrences(list(sentences))
-        out = []
-        for words, a, b, cands in zip(occ, starts, ends, candidates):  # per item: a dictionary over its senses
-            hit = next((o for o in words if o.start < b and o.end > a), None)
-            mass = {c: 0.0 for c in cands}
-            if hit is not None:
-                for syn, p in zip(hit.synsets, hit.probs):
-                    if syn in mass:
-                        mass[syn] += float(p)
-            best = max(cands, key=lambda c: mass[c])  # ties (nothing linked): the first, WordNet's order
-            out.append(best if mass[best] > 0 else cands[0])
-        return out
+        hits = [
+            next((o for o in words if o.start < b and o.end > a), None)
+            for words, a, b in zip(occ, starts, ends)  # per item: its annotated word
+        ]
+
+        def predict(prior_weight: float) -> list[str]:
+            out = []
+            for hit, cands in zip(hits, candidates):  # per item: a dictionary over its senses
+                mass = {c: 0.0 for c in cands}
+                if hit is not None:
+                    for syn, p in zip(hit.synsets, hit.rescored(prior_weight)):
+                        if syn in mass:
+                            mass[syn] += float(p)
+                best = max(cands, key=lambda c: mass[c])  # ties (nothing linked): the first, WordNet's order
+                out.append(best if mass[best] > 0 else cands[0])
+            return out
+
+        return predict
 
     return disambiguate
 
