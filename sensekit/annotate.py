@@ -37,6 +37,7 @@ __all__ = [
     "same_sense",
     "same_sense_score",
     "DEFAULT_TEMPERATURE",
+    "DEFAULT_PRIOR",
     "DEFAULT_PRIOR_WEIGHT",
     "WORD_FIELDS",
 ]
@@ -48,6 +49,7 @@ DEFAULT_PRIOR_WEIGHT = 0.0  # weight of log(sense's share of its word's samples)
 WORD_FIELDS = ("start", "end", "text", "sense_id", "synset", "gloss", "score")  # one annotated word, in --json
 MAX_LINE_CHARS = 20_000
 PRIORS = ("samples", "wordnet")  # what the log prior counts: corpus samples, or WordNet's SemCor counts
+DEFAULT_PRIOR = "samples"
 
 
 @dataclass
@@ -117,7 +119,7 @@ class Annotator:
         view: str = "lexical",
         temperature: float = DEFAULT_TEMPERATURE,
         prior_weight: float = DEFAULT_PRIOR_WEIGHT,
-        prior: str = "samples",
+        prior: str = DEFAULT_PRIOR,
         wordnet=None,
     ) -> None:
         if view not in store.views:

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..annotate import DEFAULT_PRIOR, DEFAULT_PRIOR_WEIGHT
 from ._common import StoreOpt, err, out, quiet_libraries
 
 app = typer.Typer()
@@ -45,6 +46,15 @@ def annotate_cli(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher (default: the one the store records)."),
     device: Optional[str] = typer.Option(None, "--device", help="Device (cpu, cuda, ...); default: cuda if available."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per input line instead of tables."),
+    prior: str = typer.Option(
+        DEFAULT_PRIOR,
+        "--prior",
+        help="What the log prior counts: 'samples' (the sense's share of its word's corpus samples) or 'wordnet' "
+        "(the SemCor count of the sense's lemma in its synset; needs WordNet).",
+    ),
+    prior_weight: float = typer.Option(
+        DEFAULT_PRIOR_WEIGHT, "--prior-weight", help="Weight of the log prior beside cosine / temperature; 0: off."
+    ),
 ) -> None:
     """Which sense each word has in its sentence: the store's lexical senses, their WordNet synset and gloss
     when linked, and a probability over the word's senses. Words the store does not know are skipped and
@@ -53,7 +63,7 @@ def annotate_cli(
     lines = _lines(text, file)
     from ..annotate import Annotator
 
-    with Annotator.open(store, teacher, device) as annotator:
+    with Annotator.open(store, teacher, device, prior=prior, prior_weight=prior_weight) as annotator:
         docs = annotator.annotate(lines)
     unknown = sum(d.pop("unknown") for d in docs)
     words = sum(len(d["words"]) for d in docs)
