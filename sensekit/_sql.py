@@ -101,6 +101,7 @@ TABLE_NAMES = "SELECT table_name FROM duckdb_tables() WHERE database_name = curr
 
 # Bulk matrices for consumers such as distill/targets.py and lexicon span clouds.
 SENSE_MATRIX = "SELECT sense_id, token_id, span_id, sense_index FROM senses WHERE view = $view ORDER BY sense_id"
+LINKED_SENSES = "SELECT token_id, sense_index, synset FROM senses WHERE view = $view AND synset IS NOT NULL AND token_id IS NOT NULL"
 ALL_WORDS = "SELECT word, token_ids, span_id FROM words"
 ALL_RELATIONS = "SELECT head, related, kind, source, derived FROM relations"
 

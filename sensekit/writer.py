@@ -455,6 +455,10 @@ class StoreWriter:
         out["embedding"] = self._vectors_of(out["sense_id"])
         return out
 
+    def linked_senses(self, view: str) -> list[tuple[int, int, str]]:
+        """(token_id, sense_index, synset) of every token sense of `view` linked to a WordNet synset."""
+        return self.con.execute(_sql.LINKED_SENSES, {"view": view}).fetchall()
+
     # -- finishing ------------------------------------------------------------------------
     def _write_space(self, space: SimilaritySpace, view: str) -> None:
         """Replace a view's similarity space (its rows, and the transform in the view's record)."""

@@ -280,3 +280,50 @@ def test_annotate_states_are_the_occurrence_states(linked_store, representation)
         )
     assert ok.all()
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+class _NamedLemma:
+    def __init__(self, name, antonyms=()):
+        self._name, self._antonyms = name, list(antonyms)
+
+    def name(self):
+        return self._name
+
+    def antonyms(self):
+        return [_NamedLemma(a) for a in self._antonyms]
+
+
+class _RelationsWordNet:
+    """Against the teacher's nearest senses on purpose: bank's sloping-land synset names `money` as a lemma,
+    its financial one has `river` as an antonym."""
+
+    LEMMAS = {
+        "bank.n.01": [_NamedLemma("bank"), _NamedLemma("money")],
+        "depository_financial_institution.n.01": [_NamedLemma("bank", antonyms=["river"])],
+    }
+
+    def synset(self, name):
+        from nltk.corpus.reader.wordnet import WordNetError
+
+        if name not in self.LEMMAS:
+            raise WordNetError(name)
+        lemmas = self.LEMMAS[name]
+        return type("S", (), {"lemmas": lambda self: lemmas})()
+
+
+def test_relations_of_a_linked_sense_attach_to_the_sense_its_synset_names(linked_store, tmp_path):
+    import shutil
+
+    from sensekit.lexicon.attach import attach_relations
+
+    store = tmp_path / "s.sensekit"
+    shutil.copytree(linked_store.store, store)  # the module's store stays as built
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("bank\tmoney\tsyn\nbank\triver\tant\n", encoding="utf-8")
+    got = attach_relations(str(store), [f"pairs:{pairs}"], wordnet=_RelationsWordNet())
+    assert got["attached_lexical_by_synset"] == 2, got
+    with open_store(store, view="lexical") as s:
+        sense_of = {x.synset: x.sense_index for x in s.senses("bank", with_contexts=False, view="lexical")}
+        head = {r.related: r.head_sense for r in s.relations("bank", view="lexical")}
+    assert head["money"] == sense_of["bank.n.01"]
+    assert head["river"] == sense_of["depository_financial_institution.n.01"]

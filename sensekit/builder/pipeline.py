@@ -655,7 +655,13 @@ def _attach_relations(cfg: BuildConfig, store: Path, report: Progress) -> Option
             "--relations needs sensekit.lexicon.attach, which is not installed; "
             f"the senses are written to {store}, attach relations later"
         ) from None
+    from .wordnet_corpus import open_wordnet_for_link
+
+    try:  # the synsets of linked senses attach their own relations (lexicon/attach.py synset_senses)
+        wordnet = open_wordnet_for_link()
+    except (InputError, MissingDependency):
+        wordnet = None
     report("relations", 0, None)
-    relations = attach_relations(str(store), list(cfg.relations))
+    relations = attach_relations(str(store), list(cfg.relations), wordnet=wordnet)
     report("relations", 1, 1)
     return relations

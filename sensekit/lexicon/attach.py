@@ -81,13 +81,18 @@ def map_rows(
 
 
 def attach_relations(
-    store_path: str | os.PathLike, sources: list[str], config: RelationsConfig | None = None, **overrides: Any
+    store_path: str | os.PathLike,
+    sources: list[str],
+    config: RelationsConfig | None = None,
+    wordnet=None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Read `sources`, normalise, map to the store's tokens, build span clouds, and replace
     those sources' relation rows in the store at `store_path`, atomically.
 
     `config` (default: RelationsConfig()) holds the options; keyword `overrides` replace single
-    fields of it, e.g. `attach_relations(path, ["wordnet"], polarity=True)`.
+    fields of it, e.g. `attach_relations(path, ["wordnet"], polarity=True)`. `wordnet`: the reader
+    whose synsets attach the relations of linked senses (None: NLTK's WordNet when one is installed).
 
     Returns {"sources": {name: counts}, "words": n, "spans": n, "span_rows": n} where counts
     has read / used / pairs / bad / errors (first bad lines) / rows / syn / ant / derived /
@@ -136,9 +141,14 @@ def attach_relations(
         for name, rows in all_rows.items():
             writer.replace_relations(name, rows)
         store_counts = _rebuild_words_and_spans(writer, tokenizer, has_senses, cfg)
-        store_counts["attached"] = attach_head_senses(writer, tokenizer)
+        store_counts["attached"], _ = attach_head_senses(writer, tokenizer)
         for view in writer.views[1:]:  # each other view's senses get their own attachment
-            store_counts[f"attached_{view}"] = attach_head_senses(writer, tokenizer, view=view)
+            linked = bool(writer.linked_senses(view))
+            wn = (wordnet or _wordnet_or_none()) if linked else None
+            attached, by_synset = attach_head_senses(writer, tokenizer, view=view, wordnet=wn)
+            store_counts[f"attached_{view}"] = attached
+            if linked:
+                store_counts[f"attached_{view}_by_synset"] = by_synset
         writer.commit()
     except BaseException:
         writer.abort()
@@ -230,13 +240,44 @@ def _padded(vectors: np.ndarray, start: np.ndarray, count: np.ndarray, width: in
     return vectors[rows], valid
 
 
-def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str | None = None) -> int:
+def _wordnet_or_none():
+    """WordNet for the relations of linked senses; None (nearest-sense attachment only) when it is absent."""
+    from ..errors import SensekitError
+    from .wordnet import open_wordnet
+
+    try:
+        return open_wordnet(None)
+    except SensekitError:
+        return None
+
+
+def synset_senses(linked: list[tuple[int, int, str]], wordnet) -> dict[tuple[int, str], int]:
+    """(head token, related word) -> the head token's sense (sense_index) whose synset names the related
+    word: one of the synset's lemmas (a synonym) or a WordNet antonym of one of them. `linked`: (token_id,
+    sense_index, synset) rows of one view; multi-word lemmas read with spaces. The first linked sense wins
+    a tie."""
+    from nltk.corpus.reader.wordnet import WordNetError
+
+    out: dict[tuple[int, str], int] = {}
+    for token_id, sense_index, name in linked:  # per linked sense (thousands), WordNet look-ups
+        try:
+            lemmas = wordnet.synset(name).lemmas()
+        except WordNetError:
+            continue
+        named = {x.name() for x in lemmas} | {a.name() for x in lemmas for a in x.antonyms()}
+        for word in named:
+            out.setdefault((int(token_id), word.replace("_", " ").lower()), int(sense_index))
+    return out
+
+
+def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str | None = None, wordnet=None) -> tuple[int, int]:
     """For every (head, related) pair, record which of the head's senses the related word's senses
     (token senses, or span cloud rows) are nearest to, by cosine in the view's similarity space.
 
     A thesaurus says "light ~ illumination" but not which sense of light; the teacher's own
-    senses decide. Pairs whose words have no senses stay unattached (no row). Returns how many
-    pairs were attached.
+    senses decide. With `wordnet`, a head sense linked to a synset that names the related word
+    (`synset_senses`) takes the pair instead, whatever the cosine. Pairs whose words have no senses
+    stay unattached (no row). Returns (pairs attached, of them by synset).
     """
     from .tokens import tokenize_words
 
@@ -263,6 +304,10 @@ def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str | None = 
     r_start, r_count = _owner_rows(owner, np.asarray([key_of[r] for r in related], np.int64))
     best = np.full(len(heads), -1, np.int64)
     dist = np.zeros(len(heads), np.float32)
+    named = synset_senses(writer.linked_senses(view), wordnet) if wordnet is not None else {}
+    # [n] the head sense a synset names for each pair (-1: none); sense_index is the position in the head's rows
+    forced = np.asarray([named.get((key_of[h], r), -1) for h, r in zip(heads, related)], np.int64)  # per pair
+    forced = np.where(forced < h_count, forced, -1)
     hw, rw = max(int(h_count.max()), 1), max(int(r_count.max()), 1)
     for lo in range(0, len(heads), chunk):
         sl = slice(lo, lo + chunk)
@@ -270,9 +315,9 @@ def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str | None = 
         R, rv = _padded(vectors, r_start[sl], r_count[sl], rw)  # [n, rw, d], [n, rw]
         cos = np.einsum("nhd,nrd->nhr", H, R)  # [n, hw, rw]
         cos = np.where(hv[:, :, None] & rv[:, None, :], cos, -np.inf).max(2)  # [n, hw] best related sense
-        pick = cos.argmax(1)  # [n] the head's nearest sense
+        pick = np.where(forced[sl] >= 0, forced[sl], cos.argmax(1))  # [n] the synset's sense, else the nearest
         ok = np.isfinite(cos[np.arange(len(pick)), pick])
         best[sl] = np.where(ok, sense_index[np.minimum(h_start[sl] + pick, len(sense_index) - 1)], -1)
         dist[sl] = np.where(ok, 1.0 - cos[np.arange(len(pick)), pick], 0.0)
     writer.set_head_senses(heads, related, best, dist, view=view)
-    return int((best >= 0).sum())
+    return int((best >= 0).sum()), int(((best >= 0) & (forced >= 0)).sum())
