@@ -189,18 +189,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(store: Path, port: int) -> subprocess.Popen:
-    """`sensekit serve` in a child process; returns once it answers on 127.0.0.1:port."""
+def start_server(store: Path, port: int, *extra: str, wait_s: float = 60) -> subprocess.Popen:
+    """`sensekit serve` (plus `extra` options) in a child process; returns once it answers on 127.0.0.1:port."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     exe = shutil.which("sensekit", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-m", "sensekit.cli"]
     proc = subprocess.Popen(
-        cmd + ["serve", "--store", str(store), "--port", str(port)],
+        cmd + ["serve", "--store", str(store), "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"sensekit serve exited: {proc.stdout.read().decode()[-2000:]}")
@@ -210,4 +210,4 @@ def start_server(store: Path, port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("sensekit serve did not answer within 60 s")
+    raise RuntimeError(f"sensekit serve did not answer within {wait_s:g} s")

@@ -159,3 +159,41 @@ def test_hostile_store_text_runs_no_script(browser, tmp_path_factory, tokenizer_
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def annotate_server(tmp_path_factory, teacher_dir):
+    """A store with a lexical view, built by the tiny teacher, served with --annotate (the teacher loaded)."""
+    from helpers import TEXTS, build_config
+
+    from sensekit.builder.pipeline import build
+    from sensekit.model.teacher import load_teacher
+
+    tmp = tmp_path_factory.mktemp("annotate-browser")
+    corpus = tmp / "corpus.txt"
+    corpus.write_text("\n\n".join(TEXTS * 3) + "\n", encoding="utf-8")
+    cfg = build_config(corpus, tmp / "a.sensekit", lexical_layer="auto", min_sense_size=2, key="input", link_budget=0)
+    build(cfg, teacher=load_teacher(str(teacher_dir), device="cpu"))
+    port = free_port()
+    proc = start_server(tmp / "a.sensekit", port, "--annotate", wait_s=240)  # it loads torch and the teacher
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_the_annotate_box_names_each_words_sense(browser, annotate_server):
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    d.get(annotate_server + "/")
+    box = d.find_element(By.ID, "annotate-text")
+    box.send_keys("the river bank was green")
+    d.find_element(By.CSS_SELECTOR, "#annotate button[type=submit]").click()
+    rows = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#annotate-out table.annotate tr"))
+    words = [r.find_element(By.CSS_SELECTOR, "td a").text for r in rows]
+    assert "bank" in words and "river" in words
+    bank = rows[words.index("bank")].find_elements(By.TAG_NAME, "td")
+    assert bank[1].text.startswith("(induced sense ")  # no WordNet linking in this store: an induced sense
+    assert 0 < float(bank[2].text) <= 1  # its probability among bank's senses
+    rows[words.index("bank")].find_element(By.CSS_SELECTOR, "td a").click()  # each word links to its page
+    _wait(d, lambda d: d.find_element(By.ID, "word").text == "bank")
