@@ -174,6 +174,21 @@ class GlossPrototypes:
         return [c[b] for c, b in zip(items.candidates, best)]
 
 
+def _subset(items: WsdItems, keep: np.ndarray) -> WsdItems:
+    """The items where `keep` [N] is true (the fields accuracy_by_half reads)."""
+    pick = np.flatnonzero(keep)
+    return WsdItems(
+        [items.words[i] for i in pick],
+        [items.sentences[i] for i in pick],
+        items.starts[pick],
+        items.ends[pick],
+        [items.gold[i] for i in pick],
+        [items.candidates[i] for i in pick],
+        [items.counts[i] for i in pick],
+        items.dev[pick],
+    )
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
@@ -193,7 +208,7 @@ def _compute(run: "StoreRun") -> dict:
     cos, prior, lengths = gloss.scores(items)
     # the prior's weight: the best on the dev half (ties: the smaller weight)
     by_weight = {w: accuracy_by_half(gloss.predict(items, cos, prior, lengths, w), items) for w in PRIOR_WEIGHTS}
-    weight = max(PRIOR_WEIGHTS, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
+    weight = weight_g = max(PRIOR_WEIGHTS, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
     methods = {
         "gloss_prototypes": by_weight[0.0],
         "gloss_prototypes_prior": {**by_weight[weight], "prior_weight": weight},
@@ -209,10 +224,24 @@ def _compute(run: "StoreRun") -> dict:
         except Skip as exc:
             methods[name] = {"status": "skipped", "reason": str(exc)}
             continue
-        by_weight = {w: accuracy_by_half(list(predict(w)), items) for w in STORE_PRIOR_WEIGHTS}
+        chosen = {w: list(predict(w)) for w in STORE_PRIOR_WEIGHTS}  # None: the store names no candidate
+        first = [c[0] for c in items.candidates]
+        by_weight = {w: accuracy_by_half([p or f for p, f in zip(chosen[w], first)], items) for w in chosen}
         weight = max(STORE_PRIOR_WEIGHTS, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
+        covered = np.asarray([p is not None for p in chosen[0.0]], bool)  # [N] the same for every weight
+        sub = _subset(items, covered)
         methods[name] = by_weight[0.0]
         methods[f"{name}_prior"] = {**by_weight[weight], "prior_weight": weight}
+        # where the store could name a candidate: the method itself, not its first-sense fallback
+        methods[f"{name}_covered"] = {
+            "items": {"dev": int((covered & items.dev).sum()), "test": int((covered & ~items.dev).sum())},
+            name: accuracy_by_half([p for p, c in zip(chosen[0.0], covered) if c], sub),
+            f"{name}_prior": accuracy_by_half([p for p, c in zip(chosen[weight], covered) if c], sub),
+            "first_sense": accuracy_by_half([f for f, c in zip(first, covered) if c], sub),
+            "gloss_prototypes_prior": accuracy_by_half(
+                [p for p, c in zip(gloss.predict(items, cos, prior, lengths, weight_g), covered) if c], sub
+            ),
+        }
     return {
         "status": "ok",
         "methods": methods,
@@ -248,6 +277,18 @@ def _rows(w: dict) -> list[tuple[str, str, str, str]]:
     for name in names:
         e = m[name]
         label = labels.get(name, f"WSD: {name} (test / dev)")
+        if name.endswith("_covered"):  # the items the store names a candidate of: each method there
+            store = name[: -len("_covered")]
+            rows.append(
+                (
+                    f"  where {store} names a candidate: {store} / + prior (test)",
+                    f"{fmt(e[store]['test'])} / {fmt(e[store + '_prior']['test'])}",
+                    f"first sense {fmt(e['first_sense']['test'])}; gloss prototypes + prior "
+                    f"{fmt(e['gloss_prototypes_prior']['test'])}",
+                    f"{e['items']['dev']:,} / {e['items']['test']:,} occurrences (dev / test)",
+                )
+            )
+            continue
         if e.get("status") == "skipped":
             rows.append((label, "skipped", e.get("reason", ""), "-"))
             continue
@@ -298,8 +339,8 @@ def _annotate_disambiguator(run: "StoreRun") -> Disambiguate:
                     for syn, p in zip(hit.synsets, hit.rescored(prior_weight)):
                         if syn in mass:
                             mass[syn] += float(p)
-                best = max(cands, key=lambda c: mass[c])  # ties (nothing linked): the first, WordNet's order
-                out.append(best if mass[best] > 0 else cands[0])
+                best = max(cands, key=lambda c: mass[c])
+                out.append(best if mass[best] > 0 else None)  # None: no sense of the word names a candidate
             return out
 
         return predict
