@@ -208,10 +208,10 @@ def _compute(run: "StoreRun") -> dict:
     cos, prior, lengths = gloss.scores(items)
     # the prior's weight: the best on the dev half (ties: the smaller weight)
     by_weight = {w: accuracy_by_half(gloss.predict(items, cos, prior, lengths, w), items) for w in PRIOR_WEIGHTS}
-    weight = weight_g = max(PRIOR_WEIGHTS, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
+    gloss_weight = max(PRIOR_WEIGHTS, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
     methods = {
         "gloss_prototypes": by_weight[0.0],
-        "gloss_prototypes_prior": {**by_weight[weight], "prior_weight": weight},
+        "gloss_prototypes_prior": {**by_weight[gloss_weight], "prior_weight": gloss_weight},
         "first_sense": accuracy_by_half([c[0] for c in items.candidates], items),
         "random": {
             h: num(np.mean([1 / len(c) for c, d in zip(items.candidates, items.dev) if d == (h == "dev")]))
@@ -227,19 +227,19 @@ def _compute(run: "StoreRun") -> dict:
         chosen = {w: list(predict(w)) for w in STORE_PRIOR_WEIGHTS}  # None: the store names no candidate
         first = [c[0] for c in items.candidates]
         by_weight = {w: accuracy_by_half([p or f for p, f in zip(chosen[w], first)], items) for w in chosen}
-        weight = max(STORE_PRIOR_WEIGHTS, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
+        store_weight = max(STORE_PRIOR_WEIGHTS, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
         covered = np.asarray([p is not None for p in chosen[0.0]], bool)  # [N] the same for every weight
         sub = _subset(items, covered)
         methods[name] = by_weight[0.0]
-        methods[f"{name}_prior"] = {**by_weight[weight], "prior_weight": weight}
+        methods[f"{name}_prior"] = {**by_weight[store_weight], "prior_weight": store_weight}
         # where the store could name a candidate: the method itself, not its first-sense fallback
         methods[f"{name}_covered"] = {
             "items": {"dev": int((covered & items.dev).sum()), "test": int((covered & ~items.dev).sum())},
             name: accuracy_by_half([p for p, c in zip(chosen[0.0], covered) if c], sub),
-            f"{name}_prior": accuracy_by_half([p for p, c in zip(chosen[weight], covered) if c], sub),
+            f"{name}_prior": accuracy_by_half([p for p, c in zip(chosen[store_weight], covered) if c], sub),
             "first_sense": accuracy_by_half([f for f, c in zip(first, covered) if c], sub),
             "gloss_prototypes_prior": accuracy_by_half(
-                [p for p, c in zip(gloss.predict(items, cos, prior, lengths, weight_g), covered) if c], sub
+                [p for p, c in zip(gloss.predict(items, cos, prior, lengths, gloss_weight), covered) if c], sub
             ),
         }
     return {
