@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,18 @@ def test_shared_dump_relations(test_dump):
     # Per-sense links carry their sense's gloss; entry-level ones only when a {{sense}} names it.
     with_gloss = sum(1 for _, _, _, p in pairs if p.get("gloss"))
     assert with_gloss >= 1400, with_gloss
+
+
+def test_wiktextract_finds_brown_when_nltk_was_imported_first(shared):
+    """NLTK reads NLTK_DATA once, at its first import: a test order (or a user's script) that imports NLTK
+    before the shared folder is known must still let wiktextract find the Brown corpus."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os; os.environ.pop('NLTK_DATA', None); import nltk; "
+        "from sensekit.lexicon.wiktionary_dump import _import_wiktextract; _import_wiktextract(); print('ok')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NLTK_DATA"} | {"SENSEKIT_SHARED": str(shared)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.strip() == "ok", done.stderr[-500:]

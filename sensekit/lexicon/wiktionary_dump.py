@@ -254,6 +254,11 @@ def _import_wiktextract():
 
         import nltk
 
+        # NLTK reads NLTK_DATA once, at its first import: a folder named after that (here, or by the user
+        # before an earlier import) must be added to its path by hand
+        for folder in filter(None, os.environ.get("NLTK_DATA", "").split(os.pathsep)):
+            if folder not in nltk.data.path:
+                nltk.data.path.append(folder)
         # wiktextract calls nltk.download("brown") at import: never reach for the network from
         # here. Without the corpus its next line raises LookupError, answered below.
         download = nltk.download
