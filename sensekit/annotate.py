@@ -73,7 +73,7 @@ class Occurrence:
         return int(np.argmax(self.probs))
 
     def rescored(self, prior_weight: float) -> np.ndarray:
-        """[k] the sense probabilities again with another prior weight (no teacher pass)."""
+        """[k] the sense probabilities at this prior weight (no teacher pass): softmax of similarity + weight x log prior."""
         logit = self.similarity + prior_weight * self.log_prior
         p = np.exp(logit - logit.max())
         return p / p.sum()
@@ -270,10 +270,9 @@ class Annotator:
             q = self.space.apply(raw)  # [w, d]
             qu = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
             for (a, b, text, (ids, unit, log_prior, syn, gloss, label)), v, u in zip(found[i], q, qu):
-                sim = (unit @ u) / self.temperature  # [k]
-                logit = sim + self.prior_weight * log_prior
-                p = np.exp(logit - logit.max())
-                out[i].append(Occurrence(a, b, text, ids, p / p.sum(), v, sim, log_prior, syn, gloss, label))
+                o = Occurrence(a, b, text, ids, None, v, (unit @ u) / self.temperature, log_prior, syn, gloss, label)
+                o.probs = o.rescored(self.prior_weight)  # [k]
+                out[i].append(o)
         return out, unknown
 
     def annotate(self, texts: Iterable[str]) -> list[dict[str, Any]]:
