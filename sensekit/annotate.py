@@ -162,7 +162,7 @@ class Annotator:
         except InputError:
             ids = []
         if len(ids) == 1:
-            senses = self.store.senses_of_token(ids[0], with_contexts=False, view=self.view)
+            senses = self.store.senses_of_token(ids[0], view=self.view)
             if senses:
                 emb = self.space.apply(np.stack([s.embedding for s in senses]))  # [k, d]
                 unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)

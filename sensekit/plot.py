@@ -120,9 +120,7 @@ def plot_word(store, word: str, out: str | Path, relations: bool = False, max_re
     ctx_owner = np.concatenate([np.full(len(vectors.get(s.sense_id, ())), i) for i, s in enumerate(senses)])
     raw = [np.stack([s.embedding for s in senses])] + [vectors[s.sense_id] for s in senses if s.sense_id in vectors]
     related, totals = _related_words(store, word, max_related) if relations else ({"syn": [], "ant": []}, {})
-    rel_senses = {
-        (kind, rel): store.senses(rel, with_contexts=False) for kind in ("syn", "ant") for rel, _ in related[kind]
-    }
+    rel_senses = {(kind, rel): store.senses(rel) for kind in ("syn", "ant") for rel, _ in related[kind]}
     rel_senses = {pair: ss for pair, ss in rel_senses.items() if ss}
     raw += [np.stack([s.embedding for s in ss]) for ss in rel_senses.values()]
 

@@ -3,6 +3,8 @@ public contract except `Sense.embedding`, a read-only float32 vector."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,57 @@ class Context:
         return s[: self.mark_start] + left + s[self.mark_start : self.mark_end] + right + s[self.mark_end :]
 
 
+class ContextLoader:
+    """The contexts of the senses one query returned, read together by `read` on the first use of any of
+    them: a caller that wants only centroids pays no context query, one that reads them pays one."""
+
+    def __init__(self, read: Callable[[], dict[int, tuple[Context, ...]]]) -> None:
+        self._read: Callable[[], dict[int, tuple[Context, ...]]] | None = read
+        self._by_sense: dict[int, tuple[Context, ...]] | None = None
+        self._lock = threading.Lock()  # cached records are shared by `serve`'s threads
+
+    def load(self) -> dict[int, tuple[Context, ...]]:
+        if self._by_sense is None:
+            with self._lock:
+                if self._by_sense is None:
+                    assert self._read is not None
+                    self._by_sense, self._read = self._read(), None
+        return self._by_sense
+
+    def of(self, sense_id: int) -> tuple[Context, ...]:
+        return self.load().get(sense_id, ())
+
+
+class SenseContexts(Sequence[Context]):
+    """A sense's contexts, most central first: a read-only sequence filled by its ContextLoader on first use."""
+
+    __slots__ = ("_loader", "_sense_id")
+
+    def __init__(self, loader: ContextLoader, sense_id: int) -> None:
+        self._loader, self._sense_id = loader, sense_id
+
+    def _items(self) -> tuple[Context, ...]:
+        return self._loader.of(self._sense_id)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._items()[i]
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self) -> Iterator[Context]:
+        return iter(self._items())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self._items())
+
+    def __repr__(self) -> str:
+        return repr(self._items())
+
+
 @dataclass(frozen=True)
 class Sense:
     sense_id: int
@@ -43,7 +96,7 @@ class Sense:
     count: int
     text: str  # the token's (or span's) text
     embedding: np.ndarray = field(repr=False, compare=False)
-    contexts: tuple[Context, ...] = ()
+    contexts: Sequence[Context] = ()  # read on first use (SenseContexts) when it comes from a store
     view: str = ""  # the name of the store view it belongs to (sensekit/view.py)
     # Optional labels (NULL in the store when unknown): a WordNet synset name such as 'bank.n.01' and its
     # gloss, the lemma the sense was linked through, and a short human label (for an induced sense, its

@@ -24,10 +24,10 @@ shared by threads: each thread other than the opening one queries through its ow
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,7 +38,7 @@ from . import _sql
 from .errors import InputError, NotFound, SchemaMismatch, StoreError
 from .fs import DB_FILE, TOKENIZER_FILE
 from .index import load_index
-from .records import Context, Neighbor, Relation, Sense, StoreInfo, TokenInfo
+from .records import Context, ContextLoader, Neighbor, Relation, Sense, SenseContexts, StoreInfo, TokenInfo
 from .sense_array import CONTEXT_VECTORS_KEY, EMBEDDINGS_KEY, file_sha256, open_vector_file
 from .space import SimilaritySpace
 from .view import LEXICAL, StoreView, ViewRecord, default_view
@@ -136,11 +136,14 @@ class SenseStore:
         self.path = Path(path)
         self._tokenizer = None
         self._borrowed = False
-        # Sense records by (positions, with_contexts): an open store answers from the version it opened, so
-        # its answers never change and this LRU is keyed by that version. Bounded by embedding bytes.
-        self._sense_cache: OrderedDict[tuple[bytes, bool], tuple[Sense, ...]] = OrderedDict()
+        # Sense records by their row positions: an open store answers from the version it opened, so its
+        # answers never change and this LRU is keyed by that version. Bounded by embedding bytes.
+        self._sense_cache: OrderedDict[bytes, tuple[Sense, ...]] = OrderedDict()
         self._sense_cache_lock = threading.Lock()
         self._sense_cache_rows = 0
+        # Loaders of contexts not read yet, of records a caller may still hold: close() reads them first, so
+        # that contexts stay readable after the store closes.
+        self._unread_contexts: weakref.WeakSet[ContextLoader] = weakref.WeakSet()
         # One DuckDB connection must not be used by two threads at once: the opening thread uses `con`,
         # any other thread its own cursor of it (`_db()`), so that `serve` runs queries side by side.
         self._owner_thread = threading.get_ident()
@@ -394,9 +397,10 @@ class SenseStore:
             for i in self.token_ids(word)
         ]
 
-    def senses(self, word: str, with_contexts: bool = True, view: str | None = None) -> list[Sense]:
-        """A single-token word's senses, or a multi-token word's span cloud, in `view`; [] when there are none."""
-        return self._senses_at(self._positions_of_word(word, self._view(view)), with_contexts)
+    def senses(self, word: str, view: str | None = None) -> list[Sense]:
+        """A single-token word's senses, or a multi-token word's span cloud, in `view`; [] when there are none.
+        Their contexts are read on first use, by one DuckDB query for all of them."""
+        return self._senses_at(self._positions_of_word(word, self._view(view)))
 
     def sense_ids(self, word: str, view: str | None = None) -> list[int]:
         """The ids of `senses(word, view=view)`, from memory (no DuckDB query)."""
@@ -409,31 +413,28 @@ class SenseStore:
         ids = self.token_ids(word)
         return self._positions_of(ids[0], span=False, view=view) if len(ids) == 1 else np.zeros(0, np.int64)
 
-    def senses_of_token(self, token_id: int, with_contexts: bool = True, view: str | None = None) -> list[Sense]:
-        return self._senses_at(self._positions_of(int(token_id), span=False, view=self._view(view)), with_contexts)
+    def senses_of_token(self, token_id: int, view: str | None = None) -> list[Sense]:
+        return self._senses_at(self._positions_of(int(token_id), span=False, view=self._view(view)))
 
     def sense(self, sense_id: int) -> Sense:
         pos = int(np.searchsorted(self._sense_ids, sense_id))
         if pos >= len(self._sense_ids) or self._sense_ids[pos] != sense_id:
             raise NotFound(f"no sense with id {sense_id} in {self.path}")
-        return self._senses_at(np.array([pos]), True)[0]
+        return self._senses_at(np.array([pos]))[0]
 
-    def _senses_at(self, positions: np.ndarray, with_contexts: bool) -> list[Sense]:
-        """Sense records for rows at `positions` of the in-memory columns, from the LRU, else from one DuckDB
-        query for the embeddings and one for the contexts, both over a sense_id range (rows are stored in id
-        order). Records are frozen with read-only vectors, so cached ones are shared safely."""
+    def _senses_at(self, positions: np.ndarray) -> list[Sense]:
+        """Sense records for rows at `positions` of the in-memory columns, from the LRU, else from the memory
+        map (their contexts wait for first use). Records are frozen with read-only vectors, so cached ones
+        are shared safely."""
         if len(positions) == 0:
             return []
-        cache_key = (np.asarray(positions, np.int64).tobytes(), with_contexts)
+        cache_key = np.asarray(positions, np.int64).tobytes()
         with self._sense_cache_lock:
             hit = self._sense_cache.get(cache_key)
             if hit is not None:
                 self._sense_cache.move_to_end(cache_key)
                 return list(hit)
-            full = None if with_contexts else self._sense_cache.get((cache_key[0], True))
-        if full is not None:  # the same senses with their contexts are cached: drop the contexts
-            return [dataclasses.replace(x, contexts=()) for x in full]
-        out = self._read_senses(positions, with_contexts)
+        out = self._read_senses(positions)
         limit = max(1, SENSE_CACHE_BYTES // (4 * self.dim))  # senses the budget holds
         with self._sense_cache_lock:
             if cache_key not in self._sense_cache:
@@ -443,15 +444,12 @@ class SenseStore:
                 self._sense_cache_rows -= len(self._sense_cache.popitem(last=False)[1])
         return out
 
-    def _read_senses(self, positions: np.ndarray, with_contexts: bool) -> list[Sense]:
+    def _read_senses(self, positions: np.ndarray) -> list[Sense]:
         ids = self._sense_ids[positions]
         embeddings = np.asarray(self._embeddings[positions], np.float32)  # [n, dim], in the order of `positions`
         embeddings.flags.writeable = False  # shared by the cached records
-        contexts: dict[int, list[Context]] = {}
-        if with_contexts:
-            bounds = {"lo": int(ids.min()), "hi": int(ids.max())}
-            for c in sorted(self._db().execute(_sql.CONTEXTS_IN_RANGE, bounds).fetchall()):
-                contexts.setdefault(c[0], []).append(Context(*c[1:]))
+        loader = ContextLoader(lambda: self._contexts_between(int(ids.min()), int(ids.max())))
+        self._unread_contexts.add(loader)
         out = []
         for row, (pos, sid) in enumerate(zip(positions.tolist(), ids.tolist())):
             tok, span = int(self._sense_token[pos]), int(self._sense_span[pos])
@@ -464,12 +462,22 @@ class SenseStore:
                     int(self._sense_count[pos]),
                     self._token_text.get(tok, "") if tok >= 0 else self._span_text.get(span, ""),
                     embeddings[row],
-                    tuple(contexts.get(sid, ())),
+                    SenseContexts(loader, sid),
                     self._view_names[int(self._sense_view[pos])],
                     *self._labels.get(sid, _NO_LABELS),
                 )
             )
         return out
+
+    def _contexts_between(self, lo: int, hi: int) -> dict[int, tuple[Context, ...]]:
+        """The contexts of sense ids lo..hi, by sense: one DuckDB query over a sense_id range (rows are
+        stored in id order, so zone maps read one row group)."""
+        if self._embeddings is None:
+            raise StoreError(f"store {self.path} is closed: read a sense's contexts before closing the store")
+        by_sense: dict[int, list[Context]] = {}
+        for c in sorted(self._db().execute(_sql.CONTEXTS_IN_RANGE, {"lo": lo, "hi": hi}).fetchall()):
+            by_sense.setdefault(c[0], []).append(Context(*c[1:]))
+        return {sid: tuple(cs) for sid, cs in by_sense.items()}
 
     def context_vectors(self, sense_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The raw sampled vectors kept with the senses' contexts: sense_id -> [n, dim] float32, most
@@ -547,7 +555,7 @@ class SenseStore:
         if index is None or k < 1:
             return []
         if isinstance(query, str):
-            own = self.senses(query, with_contexts=False, view=view)
+            own = self.senses(query, view=view)
             if not own:
                 return []
             vectors = np.stack([s.embedding for s in own])
@@ -663,6 +671,11 @@ class SenseStore:
         """Close every cursor, then the connection: DuckDB releases the file only when the last one closes."""
         if self._borrowed:  # from in_view(): the store it came from owns the connection
             return
+        with self._sense_cache_lock:  # its records die with it, unless a caller holds them
+            self._sense_cache.clear()
+            self._sense_cache_rows = 0
+        for loader in list(self._unread_contexts):  # what callers hold
+            loader.load()
         with self._cursors_lock:
             for cursor in self._cursors:
                 cursor.close()

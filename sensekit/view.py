@@ -124,14 +124,14 @@ class StoreView:
         return f"StoreView({self.name!r}, layer={self.layer!r}, key_mode={self.key_mode!r})"
 
     # -- queries in this view (the store's implementation, with this view) ------------------
-    def senses(self, word: str, with_contexts: bool = True) -> list["Sense"]:
-        return self.store.senses(word, with_contexts, view=self.name)
+    def senses(self, word: str) -> list["Sense"]:
+        return self.store.senses(word, view=self.name)
 
     def sense_ids(self, word: str) -> list[int]:
         return self.store.sense_ids(word, view=self.name)
 
-    def senses_of_token(self, token_id: int, with_contexts: bool = True) -> list["Sense"]:
-        return self.store.senses_of_token(token_id, with_contexts, view=self.name)
+    def senses_of_token(self, token_id: int) -> list["Sense"]:
+        return self.store.senses_of_token(token_id, view=self.name)
 
     def tokens(self, word: str) -> list["TokenInfo"]:
         return self.store.tokens(word, view=self.name)

@@ -156,7 +156,7 @@ def test_annotate_probabilities_sum_to_one_over_the_words_senses(linked_store):
     with open_store(linked_store.store) as store:
         a = Annotator(store, load_teacher(store.meta["teacher"], "cpu"))
         (occ,), _ = a.occurrences(["money in the bank is safe"])
-        n_bank = len(store.senses("bank", with_contexts=False, view="lexical"))
+        n_bank = len(store.senses("bank", view="lexical"))
     bank = next(o for o in occ if o.text == "bank")
     assert len(bank.probs) == n_bank and abs(bank.probs.sum() - 1) < 1e-5
 
@@ -323,7 +323,7 @@ def test_relations_of_a_linked_sense_attach_to_the_sense_its_synset_names(linked
     got = attach_relations(str(store), [f"pairs:{pairs}"], wordnet=_RelationsWordNet())
     assert got["attached_lexical_by_synset"] == 2, got
     with open_store(store, view="lexical") as s:
-        sense_of = {x.synset: x.sense_index for x in s.senses("bank", with_contexts=False, view="lexical")}
+        sense_of = {x.synset: x.sense_index for x in s.senses("bank", view="lexical")}
         head = {r.related: r.head_sense for r in s.relations("bank", view="lexical")}
     assert head["money"] == sense_of["bank.n.01"]
     assert head["river"] == sense_of["depository_financial_institution.n.01"]

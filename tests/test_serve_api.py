@@ -84,12 +84,13 @@ def test_word_api_mirrors_the_python_api(c, serve_store):
     doc = c.get("/api/word", params={"w": "bank", "k": 5}).json()
     with open_store(serve_store) as s:
         senses, near = s.senses("bank"), s.neighbors("bank", k=5)
+        first_snippet = senses[0].contexts[0].snippet  # contexts are read on first use, while the store is open
     assert doc["word"] == "bank" and doc["view"] == "loss" and doc["version"]
     assert [x["sense_id"] for x in doc["senses"]] == [x.sense_id for x in senses]
     assert [x["count"] for x in doc["senses"]] == [x.count for x in senses]
     assert sum(x["share"] for x in doc["senses"]) == pytest.approx(1.0, abs=1e-3)
     first = doc["senses"][0]["contexts"][0]
-    assert first["snippet"] == senses[0].contexts[0].snippet
+    assert first["snippet"] == first_snippet
     assert first["snippet"][first["mark_start"] : first["mark_end"]] == "bank"
     # relations grouped under the sense they are attached to
     assert doc["senses"][0]["syn"] == ["river"] and doc["senses"][1]["syn"] == ["money"]

@@ -292,33 +292,29 @@ def test_import_never_pulls_torch(store_path):
     subprocess.run([sys.executable, "-c", code, str(store_path)], check=True)
 
 
+class _CountingConnection:  # DuckDB's connection methods are read-only: count through a stand-in
+    def __init__(self, con):
+        self._con, self.queries = con, []
+
+    def execute(self, *a, **k):
+        self.queries.append(a[0])
+        return self._con.execute(*a, **k)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
 def test_senses_are_cached_per_open_version(store_path, monkeypatch):
-    """A second senses() call is answered from the open store's LRU (no DuckDB query); the LRU is bounded;
-    senses without contexts come from cached senses with contexts."""
+    """A second senses() call is answered from the open store's LRU (no DuckDB query); the LRU is bounded."""
     import sensekit.store as store_module
 
     with open_store(store_path) as s:
         first = s.senses("bank")
-        queries = []
-
-        class Counting:  # DuckDB's connection methods are read-only: count through a stand-in
-            def __init__(self, con):
-                self._con = con
-
-            def execute(self, *a, **k):
-                queries.append(a[0])
-                return self._con.execute(*a, **k)
-
-            def __getattr__(self, name):
-                return getattr(self._con, name)
-
-        s.con = Counting(s.con)
+        assert first[0].contexts  # read now, before counting
+        s.con = counting = _CountingConnection(s.con)
         again = s.senses("bank")
-        bare = s.senses("bank", with_contexts=False)
-        assert not queries
-        assert again == first and [x.sense_id for x in bare] == [x.sense_id for x in first]
-        assert all(x.contexts == () for x in bare) and first[0].contexts
-        assert np.array_equal(bare[0].embedding, first[0].embedding)
+        assert again == first and again[0].contexts == first[0].contexts
+        assert not counting.queries
         with pytest.raises(ValueError):
             again[0].embedding[0] = 1.0  # shared records stay read-only
         monkeypatch.setattr(store_module, "SENSE_CACHE_BYTES", 4 * DIM * 2)  # room for two senses
@@ -326,6 +322,25 @@ def test_senses_are_cached_per_open_version(store_path, monkeypatch):
             s.senses(w)
         assert s._sense_cache_rows <= 2 and len(s._sense_cache) <= 2
         s.con = s.con._con
+
+
+def test_contexts_are_read_on_first_use_by_one_query_for_all_the_senses(store_path):
+    """senses() runs no DuckDB query; the first read of any sense's contexts runs one for all of them, and
+    the contexts equal those of sense(id). close() reads the contexts of records still held, so they stay
+    readable after it."""
+    with open_store(store_path) as s:
+        s.con = counting = _CountingConnection(s.con)
+        senses = s.senses("bank")
+        assert len(senses) >= 2 and not counting.queries
+        assert [c.rank for c in senses[1].contexts] == sorted(c.rank for c in senses[1].contexts)
+        assert len(senses[1].contexts) > 0 and len(counting.queries) == 1
+        assert [len(x.contexts) for x in senses] and len(counting.queries) == 1
+        s.con = s.con._con
+        s._sense_cache.clear()
+        assert tuple(s.sense(senses[0].sense_id).contexts) == tuple(senses[0].contexts)
+        unread = s.senses("bank")  # a new LRU entry (the cache was emptied): its contexts are not read yet
+        want = [c.snippet for c in senses[1].contexts]
+    assert [c.snippet for c in unread[1].contexts] == want and want
 
 
 def test_sense_labels_round_trip(tmp_path, tokenizer_json, tok):

@@ -215,7 +215,7 @@ def plot_doc(store, word: str, view: str | None = None) -> dict[str, Any]:
     """The points of `sensekit plot` for a word: its senses in `view` and their kept context vectors, in the
     view's similarity space, L2-normalised, projected on a PCA fitted on the drawn points (numpy only)."""
     word = check_word(word)
-    senses = store.senses(word, with_contexts=True, view=view)
+    senses = store.senses(word, view=view)
     space = store.view(view).space
     if not senses:
         raise NotFound(f"unknown word {word[:60]!r}: it has no senses to plot in this store")
