@@ -276,3 +276,27 @@ def test_relations_are_attached_to_the_head_sense_they_belong_to(tmp_path, token
         # 'happy' has no senses: its relation is kept, unattached
         assert [(r.related, r.head_sense, r.head_distance) for r in s.relations("happy")] == [("glad", None, None)]
     assert result["attached"] == 4  # both directions of bank~river and bank~money; happy~glad is not
+
+
+def test_nearest_head_senses_equals_a_brute_force_over_every_pair():
+    """Heads with several related words of different sense counts, a pair with none, a forced pick: each
+    pair gets the head sense with the highest cosine to any of the related word's senses."""
+    from sensekit.lexicon.attach import nearest_head_senses
+
+    rng = np.random.default_rng(0)
+    counts = np.array([3, 1, 4, 2, 0, 5])  # senses of owners 0..5 (owner 4 has none)
+    start = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    vectors = rng.normal(size=(counts.sum(), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    pairs = [(0, 1), (0, 2), (0, 3), (2, 5), (2, 0), (5, 3), (1, 2), (3, 4), (5, 1)]
+    h, r = (np.array(x) for x in zip(*pairs))
+    forced = np.full(len(pairs), -1)
+    forced[-1] = 2  # owner 5's third sense, whatever the cosine
+    pick, cos = nearest_head_senses(vectors, (start[h], counts[h]), (start[r], counts[r]), forced)
+    for i, (a, b) in enumerate(pairs):
+        if counts[b] == 0:
+            assert pick[i] == -1
+            continue
+        sims = vectors[start[a] : start[a] + counts[a]] @ vectors[start[b] : start[b] + counts[b]].T
+        want = 2 if forced[i] >= 0 else int(sims.max(1).argmax())
+        assert pick[i] == want and cos[i] == pytest.approx(sims.max(1)[want], abs=1e-6)

@@ -232,12 +232,33 @@ def _owner_rows(owner: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.n
     return lo, hi - lo
 
 
-def _padded(vectors: np.ndarray, start: np.ndarray, count: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gather rows start..start+count-1 of each item into [n, width, d] plus a [n, width] validity mask."""
-    slot = np.arange(width)[None, :]
-    valid = slot < count[:, None]
-    rows = np.where(valid, start[:, None] + slot, 0)
-    return vectors[rows], valid
+def nearest_head_senses(
+    vectors: np.ndarray,
+    heads: tuple[np.ndarray, np.ndarray],
+    related: tuple[np.ndarray, np.ndarray],
+    forced: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair, the head's sense (its position among the head's rows) whose best cosine to any of the
+    related word's senses is highest, or `forced` where >= 0; and that cosine. `vectors`: [rows, d], unit;
+    `heads`, `related`: (start, count) of each pair's rows, [n] each. A pair with no rows on either side
+    gets -1. Returns (pick [n], cos [n])."""
+    (h_start, h_count), (r_start, r_count) = heads, related
+    pick = np.full(len(h_start), -1, np.int64)
+    best_cos = np.zeros(len(h_start), np.float32)
+    live = np.flatnonzero((h_count > 0) & (r_count > 0))  # pairs with senses on both sides
+    live = live[np.argsort(h_start[live], kind="stable")]
+    # One matrix product per head word against all its related words' senses: a loop over the distinct
+    # heads (thousands), where padding every pair to the widest word cost 10-20x (benchmarks/attach.py).
+    for at in np.split(live, np.flatnonzero(np.diff(h_start[live])) + 1) if len(live) else ():
+        counts = r_count[at]  # [n] senses of each related word
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))  # [n] each word's first column
+        rows = np.repeat(r_start[at] - offsets, counts) + np.arange(counts.sum())  # [sum counts]
+        head = vectors[h_start[at[0]] : h_start[at[0]] + h_count[at[0]]]  # [hw, d]
+        cos = np.maximum.reduceat(head @ vectors[rows].T, offsets, axis=1)  # [hw, n] best related sense
+        chosen = np.where(forced[at] >= 0, forced[at], cos.argmax(0))  # [n] the synset's sense, else the nearest
+        pick[at] = chosen
+        best_cos[at] = cos[chosen, np.arange(len(at))]
+    return pick, best_cos
 
 
 def _wordnet_or_none():
@@ -270,7 +291,7 @@ def synset_senses(linked: list[tuple[int, int, str]], wordnet) -> dict[tuple[int
     return out
 
 
-def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str | None = None, wordnet=None) -> tuple[int, int]:
+def attach_head_senses(writer, tokenizer, view: str | None = None, wordnet=None) -> tuple[int, int]:
     """For every (head, related) pair, record which of the head's senses the related word's senses
     (token senses, or span cloud rows) are nearest to, by cosine in the view's similarity space.
 
@@ -302,22 +323,14 @@ def attach_head_senses(writer, tokenizer, chunk: int = 2048, view: str | None = 
     }
     h_start, h_count = _owner_rows(owner, np.asarray([key_of[h] for h in heads], np.int64))
     r_start, r_count = _owner_rows(owner, np.asarray([key_of[r] for r in related], np.int64))
-    best = np.full(len(heads), -1, np.int64)
-    dist = np.zeros(len(heads), np.float32)
     named = synset_senses(writer.linked_senses(view), wordnet) if wordnet is not None else {}
     # [n] the head sense a synset names for each pair (-1: none); sense_index is the position in the head's rows
     forced = np.asarray([named.get((key_of[h], r), -1) for h, r in zip(heads, related)], np.int64)  # per pair
     forced = np.where(forced < h_count, forced, -1)
-    hw, rw = max(int(h_count.max()), 1), max(int(r_count.max()), 1)
-    for lo in range(0, len(heads), chunk):
-        sl = slice(lo, lo + chunk)
-        H, hv = _padded(vectors, h_start[sl], h_count[sl], hw)  # [n, hw, d], [n, hw]
-        R, rv = _padded(vectors, r_start[sl], r_count[sl], rw)  # [n, rw, d], [n, rw]
-        cos = np.einsum("nhd,nrd->nhr", H, R)  # [n, hw, rw]
-        cos = np.where(hv[:, :, None] & rv[:, None, :], cos, -np.inf).max(2)  # [n, hw] best related sense
-        pick = np.where(forced[sl] >= 0, forced[sl], cos.argmax(1))  # [n] the synset's sense, else the nearest
-        ok = np.isfinite(cos[np.arange(len(pick)), pick])
-        best[sl] = np.where(ok, sense_index[np.minimum(h_start[sl] + pick, len(sense_index) - 1)], -1)
-        dist[sl] = np.where(ok, 1.0 - cos[np.arange(len(pick)), pick], 0.0)
+    pick, cos = nearest_head_senses(vectors, (h_start, h_count), (r_start, r_count), forced)
+    ok = pick >= 0
+    best = np.full(len(heads), -1, np.int64)
+    best[ok] = sense_index[h_start[ok] + pick[ok]]
+    dist = np.where(ok, 1.0 - cos, 0.0).astype(np.float32)
     writer.set_head_senses(heads, related, best, dist, view=view)
     return int((best >= 0).sum()), int(((best >= 0) & (forced >= 0)).sum())
