@@ -65,3 +65,35 @@ def test_wsd_and_bcubed_run_in_eval_store(eval_store, bos_teacher, wordnet_here)
             assert h["f1"] is None or (0.0 <= h["f1"] <= 1.0 and h["recall"] <= 1.0)
     rows = [row[0] for row in store_rows(r)]
     assert any(x.startswith("WSD") for x in rows) and any("B-cubed" in x or "clustering" in x for x in rows)
+
+
+def test_store_method_scores_by_hand():
+    """Five items (dev: 0 and 2), the store naming no candidate on items 1 and 3: the fallback rows fill
+    in the first sense (right on item 1), the prior weight is the one best on dev (a tie: the smaller),
+    and the covered rows score only items 0, 2 and 4."""
+    from sensekit.eval.wsd import WsdItems, store_method_scores
+
+    words = list("abcde")
+    items = WsdItems(
+        words,
+        [""] * 5,
+        np.zeros(5, np.int64),
+        np.zeros(5, np.int64),
+        ["a1", "b1", "c1", "d2", "e1"],
+        [[w + "1", w + "2"] for w in words],
+        [[1, 1]] * 5,
+        np.array([True, False, True, False, False]),
+    )
+    chosen = {
+        0.0: ["a1", None, "c2", None, "e1"],
+        1.0: ["a1", None, "c1", None, "e2"],
+        2.0: ["a1", None, "c1", None, "e1"],  # as good as 1.0 on dev
+    }
+    got = store_method_scores("store", chosen, items, gloss=["a2", "b2", "c1", "d2", "e2"])
+    assert got["store"] == {"dev": 0.5, "test": 0.6667}  # rounded to 4 places, as every reported figure
+    assert got["store_prior"] == {"dev": 1.0, "test": 0.3333, "prior_weight": 1.0}
+    covered = got["store_covered"]
+    assert covered["items"] == {"dev": 2, "test": 1}
+    assert covered["store"] == {"dev": 0.5, "test": 1.0} and covered["store_prior"] == {"dev": 1.0, "test": 0.0}
+    assert covered["first_sense"] == {"dev": 1.0, "test": 1.0}
+    assert covered["gloss_prototypes_prior"] == {"dev": 0.5, "test": 0.0}

@@ -189,6 +189,36 @@ def _subset(items: WsdItems, keep: np.ndarray) -> WsdItems:
     )
 
 
+def store_method_scores(name: str, chosen: dict[float, list], items: WsdItems, gloss: list[str]) -> dict:
+    """A store disambiguator's rows: `chosen` maps each prior weight to its [N] picks (None where the store
+    names no candidate), `gloss` is [N] the gloss prototypes' picks at their dev-chosen weight.
+
+    - NAME: its picks, WordNet's first sense where it has none, without the prior;
+    - NAME_prior: the same at the prior weight best on dev (ties: the smaller weight);
+    - NAME_covered: only the items it names a candidate of, where NAME, NAME_prior, the first sense and
+      the gloss prototypes are compared on the same items (coverage, not skill, is what the first two mix)."""
+    first = [c[0] for c in items.candidates]
+    by_weight = {w: accuracy_by_half([p or f for p, f in zip(picks, first)], items) for w, picks in chosen.items()}
+    weight = max(chosen, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
+    covered = np.asarray([p is not None for p in chosen[min(chosen)]], bool)  # [N] the same for every weight
+    sub = _subset(items, covered)
+
+    def on_covered(picks: list) -> dict:
+        return accuracy_by_half([p for p, c in zip(picks, covered) if c], sub)
+
+    return {
+        name: by_weight[min(chosen)],
+        f"{name}_prior": {**by_weight[weight], "prior_weight": weight},
+        f"{name}_covered": {
+            "items": {"dev": int((covered & items.dev).sum()), "test": int((covered & ~items.dev).sum())},
+            name: on_covered(chosen[min(chosen)]),
+            f"{name}_prior": on_covered(chosen[weight]),
+            "first_sense": on_covered(first),
+            "gloss_prototypes_prior": on_covered(gloss),
+        },
+    }
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
@@ -225,23 +255,9 @@ def _compute(run: "StoreRun") -> dict:
             methods[name] = {"status": "skipped", "reason": str(exc)}
             continue
         chosen = {w: list(predict(w)) for w in STORE_PRIOR_WEIGHTS}  # None: the store names no candidate
-        first = [c[0] for c in items.candidates]
-        by_weight = {w: accuracy_by_half([p or f for p, f in zip(chosen[w], first)], items) for w in chosen}
-        store_weight = max(STORE_PRIOR_WEIGHTS, key=lambda w: (by_weight[w]["dev"] or 0.0, -w))
-        covered = np.asarray([p is not None for p in chosen[0.0]], bool)  # [N] the same for every weight
-        sub = _subset(items, covered)
-        methods[name] = by_weight[0.0]
-        methods[f"{name}_prior"] = {**by_weight[store_weight], "prior_weight": store_weight}
-        # where the store could name a candidate: the method itself, not its first-sense fallback
-        methods[f"{name}_covered"] = {
-            "items": {"dev": int((covered & items.dev).sum()), "test": int((covered & ~items.dev).sum())},
-            name: accuracy_by_half([p for p, c in zip(chosen[0.0], covered) if c], sub),
-            f"{name}_prior": accuracy_by_half([p for p, c in zip(chosen[store_weight], covered) if c], sub),
-            "first_sense": accuracy_by_half([f for f, c in zip(first, covered) if c], sub),
-            "gloss_prototypes_prior": accuracy_by_half(
-                [p for p, c in zip(gloss.predict(items, cos, prior, lengths, gloss_weight), covered) if c], sub
-            ),
-        }
+        methods.update(
+            store_method_scores(name, chosen, items, gloss.predict(items, cos, prior, lengths, gloss_weight))
+        )
     return {
         "status": "ok",
         "methods": methods,
