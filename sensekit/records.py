@@ -86,6 +86,9 @@ class SenseContexts(Sequence[Context]):
     def __repr__(self) -> str:
         return repr(self._items())
 
+    def __reduce__(self):  # pickled and deep-copied as the plain tuple: the copy needs no open store
+        return (tuple, (self._items(),))
+
 
 @dataclass(frozen=True)
 class Sense:

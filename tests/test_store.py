@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 import shutil
 import subprocess
 import sys
@@ -338,6 +339,8 @@ def test_contexts_are_read_on_first_use_by_one_query_for_all_the_senses(store_pa
         s.con = s.con._con
         s._sense_cache.clear()
         assert tuple(s.sense(senses[0].sense_id).contexts) == tuple(senses[0].contexts)
+        copied = pickle.loads(pickle.dumps(senses[1]))  # a record travels to other processes whole
+        assert copied == senses[1] and copied.contexts == tuple(senses[1].contexts)
         unread = s.senses("bank")  # a new LRU entry (the cache was emptied): its contexts are not read yet
         want = [c.snippet for c in senses[1].contexts]
     assert [c.snippet for c in unread[1].contexts] == want and want
