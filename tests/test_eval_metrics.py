@@ -277,3 +277,18 @@ def test_sense_probabilities_are_annotates_softmax_over_each_tokens_own_senses()
     want = np.exp(cos / 0.1) / np.exp(cos / 0.1).sum(1, keepdims=True)
     assert p[:2] == pytest.approx(want)
     assert p[2] == pytest.approx([1.0, 0.0])  # one sense: certain, padding 0
+
+
+def test_two_fold_chooses_each_folds_best_candidate_on_its_fitting_half():
+    """Labels that one scoring separates and another does not: both folds choose the separating one and
+    score every pair right; with the useless candidate alone, accuracy falls to chance."""
+    from sensekit.eval.wic import two_fold
+
+    rng = np.random.default_rng(1)
+    y = rng.random(200) < 0.5
+    useful = np.where(y, 0.8, 0.2) + rng.normal(0, 0.05, 200)
+    noise = rng.random(200)
+    r = two_fold({"noise": noise, "useful": useful}, y, seed=0)
+    assert r["chosen"] == ["useful", "useful"] and r["accuracy"] == 1.0 and r["scored"] == 200
+    assert two_fold({"noise": noise}, y, seed=0)["accuracy"] < 0.65
+    assert threshold_baseline(useful, y, seed=0)["accuracy"] == 1.0

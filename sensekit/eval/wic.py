@@ -7,7 +7,8 @@ Three answers are scored:
 - the store's hard answer: each state goes to its nearest sense of the word's token; "same" when both
   agree (`wic_accuracy`);
 - the store's soft answer: `annotate.same_sense_score` (the chance both take the same sense, beside
-  their cosine), thresholded like the baseline;
+  their cosine), its weight and threshold fitted like the baseline's threshold (`two_fold`): weight 0
+  is the cosine alone, so a fold that prefers it says the senses add nothing there;
 - the baseline: the cosine between the two raw states, with the threshold fitted on one half of
   the pairs and scored on the other (`threshold_baseline`).
 
@@ -28,7 +29,10 @@ from .registry import Headline, Skip, StoreMetric, coverage, fmt, fmt_coverage, 
 if TYPE_CHECKING:
     from .run import StoreRun
 
-__all__ = ["wic_accuracy", "threshold_baseline", "fit_threshold", "pair_cosines"]
+__all__ = ["wic_accuracy", "threshold_baseline", "two_fold", "fit_threshold", "pair_cosines"]
+
+# the soft score's weights on the sense agreement, each fold choosing its own (0: the cosine alone)
+SOFT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def wic_accuracy(assign1: np.ndarray, assign2: np.ndarray, labels: np.ndarray) -> float:
@@ -68,20 +72,36 @@ def threshold_baseline(scores: np.ndarray, labels: np.ndarray, seed: int = 0) ->
     -> {"accuracy", "threshold" (fitted on the first half), "fit", "scored"}. Both halves are used
     for scoring (two-fold), so every pair is scored once by a threshold that never saw it.
     """
-    s = np.asarray(scores, np.float64)
+    out = two_fold({None: scores}, labels, seed)
+    del out["chosen"]
+    return out
+
+
+def two_fold(candidates: dict, labels: np.ndarray, seed: int = 0) -> dict:
+    """`threshold_baseline` over several scorings of the same pairs: on each fitting half, the candidate
+    (key -> [N] scores) whose fitted threshold is most accurate there (ties: the first key), then its
+    threshold, score the other half. -> {"accuracy", "threshold", "chosen" (per fold), "fit", "scored"}."""
     y = np.asarray(labels, bool)
-    n = len(s)
+    n = len(y)
     if n < 2:
-        return {"accuracy": float("nan"), "threshold": float("nan"), "fit": 0, "scored": 0}
+        return {"accuracy": float("nan"), "threshold": float("nan"), "chosen": [], "fit": 0, "scored": 0}
     perm = np.random.default_rng(seed).permutation(n)
     a, b = perm[: n // 2], perm[n // 2 :]
-    correct = 0
-    thresholds = []
+    correct, thresholds, chosen = 0, [], []
     for fit, score in ((a, b), (b, a)):
-        t = fit_threshold(s[fit], y[fit])
+        best = None  # (fit accuracy, key, threshold)
+        for key, scores in candidates.items():  # a handful of candidates
+            s = np.asarray(scores, np.float64)
+            t = fit_threshold(s[fit], y[fit])
+            acc = float(((s[fit] >= t) == y[fit]).mean())
+            if best is None or acc > best[0]:
+                best = (acc, key, t)
+        _, key, t = best
+        s = np.asarray(candidates[key], np.float64)
         thresholds.append(t)
+        chosen.append(key)
         correct += int(((s[score] >= t) == y[score]).sum())
-    return {"accuracy": correct / n, "threshold": thresholds[0], "fit": len(a), "scored": n}
+    return {"accuracy": correct / n, "threshold": thresholds[0], "chosen": chosen, "fit": len(a), "scored": n}
 
 
 # -- the registered store metric ------------------------------------------------------------
@@ -117,7 +137,8 @@ def score_pairs(run: "StoreRun", items: WicItems) -> dict:
     base = threshold_baseline(cos, y, run.cfg.seed)
     p1 = run.table.probabilities(s1[both], t, run.to_space, DEFAULT_TEMPERATURE)  # [scored, K]
     p2 = run.table.probabilities(s2[both], t, run.to_space, DEFAULT_TEMPERATURE)
-    soft = threshold_baseline(same_sense_score((p1 * p2).sum(1), cos), y, run.cfg.seed)
+    p_same = (p1 * p2).sum(1)  # [scored] the chance both take the same sense
+    soft = two_fold({w: same_sense_score(p_same, cos, w) for w in SOFT_WEIGHTS}, y, run.cfg.seed)
     multi = n_senses[rows] >= 2  # [scored] the words with a choice to make
     # the pairs whose two states meet the build's --min-context: the states the store's senses are made of
     ctx = (
@@ -130,10 +151,11 @@ def score_pairs(run: "StoreRun", items: WicItems) -> dict:
         "accuracy": num(wic_accuracy(a1, a2, y)),
         "coverage": coverage(len(rows), len(items)),
         "soft": {
-            "method": "same_sense_score (annotate): 0.5 x P(same sense) + 0.5 x (cosine + 1) / 2, threshold "
-            "fitted on one half, scored on the other (two-fold)",
+            "method": "same_sense_score (annotate): w x P(same sense) + (1 - w) x (cosine + 1) / 2; w and the "
+            "threshold fitted on one half, scored on the other (two-fold); w 0 is the cosine alone",
             "accuracy": num(soft["accuracy"]),
             "threshold": num(soft["threshold"]),
+            "weight_per_fold": soft["chosen"],
         },
         "multi_sense": {"pairs": int(multi.sum()), "accuracy": num(wic_accuracy(a1[multi], a2[multi], y[multi]))},
         "baseline": {
@@ -203,7 +225,7 @@ def _rows(w: dict) -> list[tuple[str, str, str, str]]:
         )
         rows.append(
             (
-                f"  {data}, soft same-sense score (threshold)",
+                f"  {data}, soft same-sense score (weight and threshold fitted two-fold)",
                 fmt(entry["soft"]["accuracy"]),
                 f"cosine threshold {fmt(entry['baseline']['accuracy'])}",
                 fmt_coverage(entry["coverage"]),
