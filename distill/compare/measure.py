@@ -79,7 +79,7 @@ def lexical_probes(model, teacher, store: str, pairs: str, exp, targets=None, wi
         synant = _synant(models, states, st, cfg)
     simlex_path = default_data("simlex")
     simlex = (
-        carrier_similarity(models, states, cfg.carrier, simlex_path, exp.simlex_limit)
+        carrier_similarity(models, states, cfg.carrier, simlex_path, exp.simlex_limit or None)  # 0: every pair
         if simlex_path
         else {"status": "skipped", "reason": "no SimLex-999 file shipped with sensekit"}
     )
