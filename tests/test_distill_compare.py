@@ -152,7 +152,7 @@ def test_two_seeds_give_both_intervals_the_controls_holm_probes_and_gradient_sha
         .replace(
             "probes = false",
             'probes = true\ncontrols = ["hidden"]\nwic_limit = 20\npair_limit = 3\n'
-            "simlex_limit = 40\nnearest_sense_positions = 64",
+            "simlex_limit = 0\nnearest_sense_positions = 64",  # 0: every SimLex pair
         )
         .replace("neighbors = 3", "neighbors = 3\ngrad_norm_every = 1")
         .replace("grid = { lr = [1e-3, 3e-3] }", "grid = { lr = [3e-3] }")
