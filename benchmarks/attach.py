@@ -1,13 +1,17 @@
-"""Relation attachment benchmark: which of a head word's senses each (head, related) pair attaches to.
+"""The build's relations stage, benchmarked: attaching pairs to head senses, and the span clouds.
 
     python benchmarks/attach.py [--store PATH] [--view lexical] [--out FILE]
 
-Reads a real store's sense rows of one view and its relation pairs, then times, side by side in one run
-and alternating, the attachment core (`sensekit.lexicon.attach.nearest_head_senses`: one matrix product
+Reads a real store's sense rows of one view, its relation pairs and its multi-token words, then times,
+side by side in one run and alternating, two parts of `sensekit relations` / the build's relations stage.
+First the attachment core (`sensekit.lexicon.attach.nearest_head_senses`: one matrix product
 per head word against all its related words' senses) against the reference it replaced (pairs in chunks,
 every pair padded to the widest head and related word of the table, then one einsum), and checks they
 pick the same senses. A linked lexical view has a long tail of words with dozens of senses (one per
-synset), which made the padding costly. The last line printed is one JSON object.
+synset), which made the padding costly. Then the span clouds of the multi-token words
+(`sensekit.lexicon.tokens.span_clouds`: spans sorted by their first token's sense count, each chunk padded
+to its own widths) against the same code padded to the largest sense count of any token, with a check
+that both give the same rows. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from common import RESULTS, git_commit, log, machine, write_json
 
 from sensekit.lexicon.attach import _owner_rows, nearest_head_senses
+from sensekit.lexicon.tokens import SenseTable, _slots, span_clouds
 
 
 def _padded(vectors: np.ndarray, start: np.ndarray, count: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,6 +37,51 @@ def _padded(vectors: np.ndarray, start: np.ndarray, count: np.ndarray, width: in
     valid = slot < count[:, None]
     rows = np.where(valid, start[:, None] + slot, 0)
     return vectors[rows], valid
+
+
+def span_clouds_padded_to_k_max(
+    table: SenseTable, spans: Sequence[Sequence[int]], rows: int | None = None, chunk_bytes: int = 256 << 20
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference: span clouds before per-chunk widths (every chunk padded to the largest sense count)."""
+    k_max = table.k_max
+    K = int(rows) if rows else k_max
+    d = table.dim
+    out_span, out_row, out_emb = [], [], []
+    by_len: dict[int, list[int]] = {}
+    for i, s in enumerate(spans):
+        if len(s) >= 2 and table.has_senses(s):
+            by_len.setdefault(len(s), []).append(i)
+    per_span = max(1, (K + k_max) * d * 4 * 3)
+    step = max(1, chunk_bytes // per_span)
+    for m, members in sorted(by_len.items()):
+        ids = np.asarray(members, np.int64)
+        toks = np.asarray([spans[i] for i in members], np.int64)  # [S_all, m]
+        for lo in range(0, len(ids), step):
+            t = toks[lo : lo + step]
+            rows1, valid = _slots(table, t[:, 0], K)  # [S, K]
+            total = table.embedding[rows1]  # A_1 [S, K, d] (a fresh array: accumulated in place)
+            for j in range(1, m):
+                M = total / np.float32(j)  # mean of the aligned rows so far [S, K, d]
+                rows, cmask = _slots(table, t[:, j], k_max)  # candidate senses of u_j [S, k]
+                C = table.embedding[rows]  # [S, k, d]
+                # ||M - C||^2 = |M|^2 - 2 M.C + |C|^2, and |M|^2 does not change the argmin.
+                d2 = np.matmul(M, C.transpose(0, 2, 1))  # [S, K, k]
+                d2 *= -2.0
+                d2 += np.where(cmask, table.sqnorm[rows], np.inf)[:, None, :]
+                nearest = d2.argmin(-1)  # [S, K]
+                total += table.embedding[np.take_along_axis(rows, nearest, axis=1)]  # A_j
+            cloud = total / np.float32(m)
+            s_idx, r_idx = np.nonzero(valid)
+            out_span.append(ids[lo : lo + step][s_idx])
+            out_row.append(r_idx)
+            out_emb.append(cloud[s_idx, r_idx])
+    if not out_span:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, d), np.float32)
+    return (
+        np.concatenate(out_span),
+        np.concatenate(out_row).astype(np.int64),
+        np.ascontiguousarray(np.concatenate(out_emb), dtype=np.float32),
+    )
 
 
 def padded_to_the_widest(vectors, heads, related, forced, chunk=2048):
@@ -54,8 +105,9 @@ def padded_to_the_widest(vectors, heads, related, forced, chunk=2048):
 
 
 def inputs(store_path: Path, view: str):
-    """Unit sense vectors of `view` (token senses, sorted by token then sense_index), and each relation
-    pair's rows of its head's and its related word's token (single-token words; spans left out)."""
+    """Unit sense vectors of `view` (token senses, sorted by token then sense_index), each relation pair's
+    rows of its head's and its related word's token (single-token words), the view's SenseTable (raw
+    vectors, as the build's span clouds read them) and the store's multi-token words (their token ids)."""
     from sensekit import open_store
 
     with open_store(store_path) as store:
@@ -64,13 +116,29 @@ def inputs(store_path: Path, view: str):
             "SELECT h.token_ids[1], r.token_ids[1] FROM relations x JOIN words h ON h.word = x.head"
             " JOIN words r ON r.word = x.related WHERE len(h.token_ids) = 1 AND len(r.token_ids) = 1"
         ).fetchall()
+        spans = [
+            list(t) for (t,) in store.con.execute("SELECT token_ids FROM words WHERE len(token_ids) >= 2").fetchall()
+        ]
     keep = m["token_id"] >= 0
+    table = SenseTable(m["token_id"][keep], m["sense_index"][keep], m["embedding"][keep])
     order = np.lexsort((m["sense_index"][keep], m["token_id"][keep]))
     owner = m["token_id"][keep][order].astype(np.int64)
     vectors = m["embedding"][keep][order]
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     h, r = (np.asarray(x, np.int64) for x in zip(*pairs))
-    return vectors, _owner_rows(owner, h), _owner_rows(owner, r)
+    return vectors, _owner_rows(owner, h), _owner_rows(owner, r), table, spans
+
+
+def side_by_side(arms: dict, repeats: int) -> dict[str, tuple[float, object]]:
+    """name -> (median seconds, last result) of each no-argument function, alternating per repeat."""
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    results: dict = {}
+    for _ in range(repeats):
+        for name, fn in arms.items():
+            t = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: (statistics.median(times[name]), results[name]) for name in arms}
 
 
 def main() -> None:
@@ -80,20 +148,25 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=RESULTS / "attach.json")
     args = ap.parse_args()
-    vectors, heads, related = inputs(args.store, args.view)
+    vectors, heads, related, table, spans = inputs(args.store, args.view)
     forced = np.full(len(heads[0]), -1, np.int64)
-    log(f"{len(heads[0]):,} pairs over {len(vectors):,} sense rows x {vectors.shape[1]}")
-    times = {"per_head": [], "widest": []}
-    for _ in range(args.repeats):
-        for name, fn in (("per_head", nearest_head_senses), ("widest", padded_to_the_widest)):
-            t = time.perf_counter()
-            got = fn(vectors, heads, related, forced)
-            times[name].append(time.perf_counter() - t)
-            if name == "per_head":
-                ours = got
-            else:
-                same = float(np.mean(got[0] == ours[0]))
-    fast, slow = statistics.median(times["per_head"]), statistics.median(times["widest"])
+    log(f"{len(heads[0]):,} pairs over {len(vectors):,} sense rows x {vectors.shape[1]}; {len(spans):,} spans")
+    pick = side_by_side(
+        {
+            "per_head": lambda: nearest_head_senses(vectors, heads, related, forced),
+            "widest": lambda: padded_to_the_widest(vectors, heads, related, forced),
+        },
+        args.repeats,
+    )
+    clouds = side_by_side(
+        {
+            "per_chunk": lambda: span_clouds(table, spans),
+            "k_max": lambda: span_clouds_padded_to_k_max(table, spans),
+        },
+        args.repeats,
+    )
+    (new_index, new_row, new_emb), (old_index, old_row, old_emb) = clouds["per_chunk"][1], clouds["k_max"][1]
+    same_rows = np.array_equal(new_index, old_index) and np.array_equal(new_row, old_row)
     counts = heads[1][heads[1] > 0]
     doc = {
         "store": str(args.store),
@@ -101,10 +174,17 @@ def main() -> None:
         "pairs": len(heads[0]),
         "sense_rows": len(vectors),
         "senses_per_head_p50_max": [float(np.median(counts)), int(counts.max())],
-        "per_head_s": round(fast, 3),
-        "widest_s": round(slow, 3),
-        "speedup": round(slow / fast, 1),
-        "same_pick_share": same,
+        "per_head_s": round(pick["per_head"][0], 3),
+        "widest_s": round(pick["widest"][0], 3),
+        "speedup": round(pick["widest"][0] / pick["per_head"][0], 1),
+        "same_pick_share": float(np.mean(pick["per_head"][1][0] == pick["widest"][1][0])),
+        "spans": len(spans),
+        "span_cloud_rows": len(new_row),
+        "span_clouds_per_chunk_s": round(clouds["per_chunk"][0], 3),
+        "span_clouds_k_max_s": round(clouds["k_max"][0], 3),
+        "span_clouds_speedup": round(clouds["k_max"][0] / clouds["per_chunk"][0], 1),
+        "span_clouds_same_rows": bool(same_rows),
+        "span_clouds_max_abs_diff": float(np.abs(new_emb - old_emb).max()) if same_rows and len(new_emb) else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "machine": machine(),
         "commit": git_commit(),

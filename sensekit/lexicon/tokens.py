@@ -104,21 +104,24 @@ def span_clouds(
     per_span = max(1, (K + k_max) * d * 4 * 3)
     step = max(1, chunk_bytes // per_span)
     for m, members in sorted(by_len.items()):
-        ids = np.asarray(members, np.int64)
         toks = np.asarray([spans[i] for i in members], np.int64)  # [S_all, m]
+        # by the first token's sense count: each chunk pads to its own widths, so the few tokens with dozens
+        # of senses (a linked view: one per synset) do not pad the thousands with two or three
+        order = np.argsort(table.count[toks[:, 0]], kind="stable")
+        ids, toks = np.asarray(members, np.int64)[order], toks[order]
         for lo in range(0, len(ids), step):
             t = toks[lo : lo + step]
-            rows1, valid = _slots(table, t[:, 0], K)  # [S, K]
-            total = table.embedding[rows1]  # A_1 [S, K, d] (a fresh array: accumulated in place)
+            rows1, valid = _slots(table, t[:, 0], min(K, int(table.count[t[:, 0]].max())))  # [S, K_c]
+            total = table.embedding[rows1]  # A_1 [S, K_c, d] (a fresh array: accumulated in place)
             for j in range(1, m):
-                M = total / np.float32(j)  # mean of the aligned rows so far [S, K, d]
-                rows, cmask = _slots(table, t[:, j], k_max)  # candidate senses of u_j [S, k]
-                C = table.embedding[rows]  # [S, k, d]
+                M = total / np.float32(j)  # mean of the aligned rows so far [S, K_c, d]
+                rows, cmask = _slots(table, t[:, j], int(table.count[t[:, j]].max()))  # senses of u_j [S, k_c]
+                C = table.embedding[rows]  # [S, k_c, d]
                 # ||M - C||^2 = |M|^2 - 2 M.C + |C|^2, and |M|^2 does not change the argmin.
-                d2 = np.matmul(M, C.transpose(0, 2, 1))  # [S, K, k]
+                d2 = np.matmul(M, C.transpose(0, 2, 1))  # [S, K_c, k_c]
                 d2 *= -2.0
                 d2 += np.where(cmask, table.sqnorm[rows], np.inf)[:, None, :]
-                nearest = d2.argmin(-1)  # [S, K]
+                nearest = d2.argmin(-1)  # [S, K_c]
                 total += table.embedding[np.take_along_axis(rows, nearest, axis=1)]  # A_j
             cloud = total / np.float32(m)
             s_idx, r_idx = np.nonzero(valid)
@@ -127,8 +130,8 @@ def span_clouds(
             out_emb.append(cloud[s_idx, r_idx])
     if not out_span:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, d), np.float32)
-    return (
-        np.concatenate(out_span),
-        np.concatenate(out_row).astype(np.int64),
-        np.ascontiguousarray(np.concatenate(out_emb), dtype=np.float32),
-    )
+    span_index, row = np.concatenate(out_span), np.concatenate(out_row).astype(np.int64)
+    # back to (span length, span, row) order, whatever order the chunks ran in
+    lengths = np.asarray([len(x) for x in spans], np.int64)  # [n spans]
+    order = np.lexsort((row, span_index, lengths[span_index]))
+    return span_index[order], row[order], np.ascontiguousarray(np.concatenate(out_emb)[order], dtype=np.float32)

@@ -1,0 +1,79 @@
+"""Similarity-space fit benchmark: the ABTT principal directions by an eigendecomposition of z'z against
+an SVD of z, on a real store's token senses.
+
+    python benchmarks/space_fit.py [--store PATH] [--view lexical] [--repeats 3] [--out FILE]
+
+`sensekit.space.fit_space` takes the top principal directions of the z-scored sense vectors (at most
+FIT_SAMPLE rows) from `eigh(z'z)`; it used `svd(z)`. Both are timed side by side, alternating, on the
+same rows (the eigh arm is the whole `fit_space`, mean and scale included; the svd arm only the SVD of the
+same z), and compared: the largest difference between the two projectors onto the D directions (sign-free), and the
+largest difference between the vectors each space maps (sensekit.space.SimilaritySpace.apply). The
+last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from common import RESULTS, git_commit, log, machine, write_json
+
+from sensekit.space import FIT_SAMPLE, SimilaritySpace, default_components, fit_space
+
+
+def main() -> None:
+    from sensekit import open_store
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--store", type=Path, default=Path("senses.sensekit"))
+    ap.add_argument("--view", default="lexical")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=RESULTS / "space_fit.json")
+    args = ap.parse_args()
+    with open_store(args.store) as store:
+        m = store.sense_matrix(view=args.view)
+    x = m["embedding"][m["token_id"] >= 0]
+    n, d = x.shape
+    D = default_components(d)
+    rows = np.random.default_rng(0).choice(n, min(n, FIT_SAMPLE), replace=False) if n > FIT_SAMPLE else slice(None)
+    log(f"{n:,} token senses x {d}, {min(n, FIT_SAMPLE):,} rows fitted, {D} directions")
+    times: dict[str, list[float]] = {"eigh": [], "svd": []}
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        ours = fit_space(x, "zscore+abtt")
+        times["eigh"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        z = ((x[rows] - ours.mean) / ours.scale).astype(np.float64)
+        _, _, vt = np.linalg.svd(z, full_matrices=False)
+        times["svd"].append(time.perf_counter() - t)
+    svd_space = SimilaritySpace("zscore+abtt", ours.mean, ours.scale, vt[:D].astype(np.float32))
+    p_ours, p_svd = ours.components.astype(np.float64), vt[:D]
+    projector_diff = np.abs(p_ours.T @ p_ours - p_svd.T @ p_svd).max()  # [d, d] projectors: sign-free
+    fast, slow = statistics.median(times["eigh"]), statistics.median(times["svd"])
+    doc = {
+        "store": str(args.store),
+        "view": args.view,
+        "rows": n,
+        "rows_fitted": min(n, FIT_SAMPLE),
+        "dim": d,
+        "directions": D,
+        "eigh_s": round(fast, 3),
+        "svd_s": round(slow, 3),
+        "speedup": round(slow / fast, 1),
+        "projector_max_abs_diff": float(projector_diff),
+        "max_abs_diff_applied": float(np.abs(ours.apply(x[:2000]) - svd_space.apply(x[:2000])).max()),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "machine": machine(),
+        "commit": git_commit(),
+    }
+    write_json(args.out, doc)
+    print(json.dumps(doc))
+
+
+if __name__ == "__main__":
+    main()
