@@ -106,7 +106,9 @@ ALL_WORDS = "SELECT word, token_ids, span_id FROM words"
 ALL_RELATIONS = "SELECT head, related, kind, source, derived FROM relations"
 
 # -- relation words and span clouds (StoreWriter, for sensekit/lexicon/attach.py) ---------------
-RELATION_WORDS = "SELECT head AS word FROM relations UNION SELECT related FROM relations"
+RELATION_WORDS = (
+    "SELECT head AS word FROM relations UNION SELECT related FROM relations ORDER BY word"  # sorted: span ids
+)
 DELETE_ALL_WORDS = "DELETE FROM words"
 # `needed_tokens` is a local pyarrow table (column token_id) in StoreWriter.token_senses.
 TOKEN_SENSES_OF = (

@@ -393,7 +393,8 @@ class StoreWriter:
 
     # -- reads of the bundle being written ------------------------------------------------
     def relation_words(self) -> list[str]:
-        """Every word that appears in a relation, as head or related (all sources), in no set order."""
+        """Every word that appears in a relation, as head or related (all sources), sorted: the span ids a
+        build gives follow this order, so two builds of the same input number their spans alike."""
         return [w for (w,) in self.con.execute(_sql.RELATION_WORDS).fetchall()]
 
     def token_senses(

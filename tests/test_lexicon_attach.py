@@ -300,3 +300,19 @@ def test_nearest_head_senses_equals_a_brute_force_over_every_pair():
         sims = vectors[start[a] : start[a] + counts[a]] @ vectors[start[b] : start[b] + counts[b]].T
         want = 2 if forced[i] >= 0 else int(sims.max(1).argmax())
         assert pick[i] == want and cos[i] == pytest.approx(sims.max(1)[want], abs=1e-6)
+
+
+def test_relation_words_come_sorted_so_builds_number_their_spans_alike():
+    """Span ids follow the order of the relation words: a hash UNION's order would differ between two
+    builds of the same input."""
+    import duckdb
+
+    from sensekit import _sql
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i:05d} x" for i in rng.permutation(3000)]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE relations (head VARCHAR, related VARCHAR)")
+    con.executemany("INSERT INTO relations VALUES (?, ?)", list(zip(words[:1500], words[1500:])))
+    got = [w for (w,) in con.execute(_sql.RELATION_WORDS).fetchall()]
+    assert got == sorted(words)
