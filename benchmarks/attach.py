@@ -17,15 +17,13 @@ that both give the same rows. The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, git_commit, log, machine, write_json
+from common import RESULTS, log, report
 
 from sensekit.lexicon.attach import _owner_rows, nearest_head_senses
 from sensekit.lexicon.tokens import SenseTable, _slots, span_clouds
@@ -185,12 +183,8 @@ def main() -> None:
         "span_clouds_speedup": round(clouds["k_max"][0] / clouds["per_chunk"][0], 1),
         "span_clouds_same_rows": bool(same_rows),
         "span_clouds_max_abs_diff": float(np.abs(new_emb - old_emb).max()) if same_rows and len(new_emb) else None,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "machine": machine(),
-        "commit": git_commit(),
     }
-    write_json(args.out, doc)
-    print(json.dumps(doc))
+    report(args.out, doc)
 
 
 if __name__ == "__main__":

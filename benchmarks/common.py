@@ -32,6 +32,7 @@ __all__ = [
     "machine",
     "memory_gib",
     "write_json",
+    "report",
 ]
 
 
@@ -88,3 +89,12 @@ def write_json(path: Path, doc: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def report(path: Path, doc: dict) -> dict:
+    """Add where and when a result came from (load average, machine, commit), write it to `path` and
+    print it as the last line (one JSON object)."""
+    doc = {**doc, "load_average": [round(x, 2) for x in os.getloadavg()], "machine": machine(), "commit": git_commit()}
+    write_json(path, doc)
+    print(json.dumps(doc))
+    return doc

@@ -14,14 +14,12 @@ last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, git_commit, log, machine, write_json
+from common import RESULTS, log, report
 
 from sensekit.space import FIT_SAMPLE, SimilaritySpace, default_components, fit_space
 
@@ -67,12 +65,8 @@ def main() -> None:
         "speedup": round(slow / fast, 1),
         "projector_max_abs_diff": float(projector_diff),
         "max_abs_diff_applied": float(np.abs(ours.apply(x[:2000]) - svd_space.apply(x[:2000])).max()),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-        "machine": machine(),
-        "commit": git_commit(),
     }
-    write_json(args.out, doc)
-    print(json.dumps(doc))
+    report(args.out, doc)
 
 
 if __name__ == "__main__":
