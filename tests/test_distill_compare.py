@@ -226,6 +226,23 @@ def test_bad_experiment_files_are_one_line_errors(experiment, capsys, edit, need
     assert code != 0 and len(err.strip().splitlines()) == 1 and "error:" in err
 
 
+def test_a_run_another_process_holds_is_skipped_and_shown_running(experiment, teacher, capsys):
+    from sensekit.distill.compare.runner import Runner, claim
+
+    exp = load_experiment(experiment, quick=True)
+    first, second = exp.tuning_runs()[:2]
+    runner = Runner(exp, teacher=teacher)
+    with claim(runner.run_dir(first)) as mine:  # a second open file: the lock conflicts as another process's would
+        assert mine
+        report = run_experiment(exp, teacher=teacher, max_runs=1)
+        code, _, err = run_cli(capsys, "distill", "compare", "--config", str(experiment), "--quick", "--plan")
+    assert report["ran"]["new_runs_this_call"] == 1 and first.label in report["not_run"]
+    assert runner.finished(second) is not None and runner.finished(first) is None
+    assert code == 0 and err.count("running") == 1 and err.count("done") == 1
+    with claim(runner.run_dir(first)) as mine:  # released with its holder: the next call may resume it
+        assert mine
+
+
 def test_a_test_split_with_no_windows_is_one_line(experiment, teacher):
     text = (
         experiment.read_text()

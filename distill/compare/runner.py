@@ -6,14 +6,22 @@ a finished run (its compare.json) is read back, an interrupted one resumes from 
 experiment stopped at any point continues with the same command, and seeds added to the TOML run only the
 new runs. Runs go in the order tuning, then seed by seed (every arm and size within a seed), so a partial
 experiment still pairs its seeds. Everything runs in this process, with one teacher.
+
+Several processes may run one experiment at once (one per core: start the same command again). A process
+holds an advisory lock on each run it trains (WORK/runs/ARM-KEY/claim), and the others skip that run; the
+operating system drops the lock when its process ends, so a run whose process died is resumed by the next
+call. Every process writes the report from all the runs finished when it stops, so the last one to stop
+writes the whole report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +146,10 @@ class Runner:
         for spec in tuning + tests:
             steps = steps_of(exp, spec.setting)
             done = self.finished(spec) is not None
+            folder = self.run_dir(spec)
+            running = not done and folder.is_dir() and held_elsewhere(folder)
             todo_s += 0 if done else steps * rate * 1.25 + over  # + start-up, dev evaluations and test metrics
-            rows.append({"run": spec.label, "steps": steps, "done": done, "dir": str(self.run_dir(spec))})
+            rows.append({"run": spec.label, "steps": steps, "done": done, "running": running, "dir": str(folder)})
         if not chosen:
             steps = steps_of(exp, {})
             todo_s += n_test * (steps * rate * 1.25 + over)
@@ -511,20 +521,25 @@ def run_experiment(
     reference = runner.reference()
     started = 0
 
-    def may_start(spec: RunSpec) -> bool:
+    def run_all(specs: list[RunSpec]) -> list[dict[str, Any]]:
+        """Run every spec this process may start; -> the records of all finished specs (any process's)."""
         nonlocal started
-        if runner.finished(spec) is not None:
-            return True
-        if (until is not None and time.time() > until) or (max_runs >= 0 and started >= max_runs):
-            return False
-        started += 1
-        return True
+        for spec in specs:
+            if runner.finished(spec) is not None:
+                continue
+            if (until is not None and time.time() > until) or (max_runs >= 0 and started >= max_runs):
+                continue
+            with claim(runner.run_dir(spec)) as mine:
+                if mine and runner.finished(spec) is None:  # another process may have finished it meanwhile
+                    started += 1
+                    runner.run(spec)
+        return [{**r, "phase": s.phase} for s in specs if (r := runner.finished(s)) is not None]
 
     tuning_specs = exp.tuning_runs()
-    tuning = [runner.run(s) for s in tuning_specs if may_start(s)]
+    tuning = run_all(tuning_specs)
     chosen = runner.choose({}, partial_ok=False)
     test_specs = runner.test_runs(chosen)
-    tests = [runner.run(s) for s in test_specs if may_start(s)]
+    tests = run_all(test_specs)
     reference = {**reference, "probes": runner.reference_probes()}
     report = aggregate(exp, tuning, tests, chosen, reference)
     missing = [s.label for s in tuning_specs + test_specs if runner.finished(s) is None]
@@ -550,3 +565,31 @@ def run_experiment(
     if report["gap_by_size"]:
         plot_gap(report, exp, out.with_name(out.stem + "-gap.png"))
     return report
+
+
+@contextlib.contextmanager
+def claim(folder: Path) -> Iterator[bool]:
+    """Hold an advisory lock on a run folder for the block: yields False when another live process holds it.
+    The lock dies with its process, so a crashed run is not left claimed."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks (Windows): one process per experiment
+        yield True
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "claim", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def held_elsewhere(folder: Path) -> bool:
+    """Whether another live process is training this run now."""
+    with claim(folder) as mine:
+        return not mine

@@ -229,7 +229,8 @@ def compare_cli(
             p = Runner(exp).plan()
             for row in p["runs"]:
                 console.print(
-                    f"{'done' if row['done'] else 'todo'}  {row['steps']:>5} steps  {row['run']}",
+                    f"{'done' if row['done'] else 'running' if row.get('running') else 'todo'}  "
+                    f"{row['steps']:>5} steps  {row['run']}",
                     highlight=False,
                     soft_wrap=True,
                     markup=False,
