@@ -13,6 +13,13 @@ where the log prior is, with `prior="samples"`, the log of the sense's share of 
 best sense, its synset and gloss when the sense is linked to WordNet, and its score. A word without
 senses in the store is skipped and counted (`unknown`).
 
+A store built with linking names only the words inside its --link-budget. A word with senses in the
+store but none linked is named from WordNet on first use (`name_from_wordnet`, on by default): its
+synsets' prototypes, read exactly as the build reads them (`builder.prototypes`: the tagged examples,
+else the gloss sentence) and cached with the build's, become its candidates. Such a candidate is not a
+sense of the store: its `sense_id` is None. The first use of a word costs a teacher pass over its
+synsets' sentences (about 2 x 15 tokens each, to the lexical layer); later uses read the cache.
+
 All the words of a line come from one forward pass of the line (a causal LM's state at a word does not
 depend on later words; with the repeated representation, the line is read twice and every word is taken
 in the second copy), truncated after the lexical layer. This module loads the teacher: the query path
@@ -59,7 +66,7 @@ class Occurrence:
     start: int
     end: int
     text: str
-    sense_ids: np.ndarray  # [k] the word's senses
+    sense_ids: np.ndarray  # [k] the word's senses (< 0: a synset named from WordNet, not a store sense)
     probs: np.ndarray  # [k] their probabilities
     vector: np.ndarray = field(repr=False)  # [d] the query state in the view's similarity space
     similarity: np.ndarray = field(repr=False, default=None)  # [k] cosine(query, sense) / temperature
@@ -85,7 +92,7 @@ class Occurrence:
             "start": self.start,
             "end": self.end,
             "text": self.text,
-            "sense_id": int(self.sense_ids[b]),
+            "sense_id": int(self.sense_ids[b]) if self.sense_ids[b] >= 0 else None,  # < 0: named from WordNet
             "synset": self.synsets[b],
             "gloss": self.glosses[b],
             "score": round(float(self.probs[b]), 4),
@@ -121,6 +128,7 @@ class Annotator:
         prior_weight: float = DEFAULT_PRIOR_WEIGHT,
         prior: str = DEFAULT_PRIOR,
         wordnet=None,
+        name_from_wordnet: bool = True,
     ) -> None:
         if view not in store.views:
             raise InputError(
@@ -141,6 +149,9 @@ class Annotator:
 
         self.prefix, self.pad_id = tokenizer_prefix_and_pad(teacher.tokenizer)
         self._senses: dict[str, tuple | None] = {}  # word -> (sense ids, unit vectors, log prior, synsets, ...)
+        # only a build that linked says which WordNet examples it held out, and read them as prototypes do
+        self.name_from_wordnet = bool(name_from_wordnet and store.meta.get("link"))
+        self._named: set[str] = set()  # words offered to WordNet already (named or not)
 
     @classmethod
     def open(cls, store_path: str | Path, teacher: str | None = None, device: str | None = None, **kw) -> "Annotator":
@@ -182,11 +193,58 @@ class Annotator:
         if self.prior == "samples":
             counts = np.asarray([max(s.count, 1) for s in senses], np.float64)
             return np.log(counts / counts.sum())
+        return np.log1p([_semcor_count(self.wordnet, s.synset, s.lemma) for s in senses])
+
+    @property
+    def wordnet(self):
         if self._wordnet is None:
             from .lexicon.wordnet import open_wordnet
 
             self._wordnet = open_wordnet(None)
-        return np.log1p([_semcor_count(self._wordnet, s.synset, s.lemma) for s in senses])
+        return self._wordnet
+
+    def _name_from_wordnet(self, words: Sequence[str]) -> None:
+        """Replace the senses of each word whose store senses name no synset with its WordNet synsets'
+        prototypes (module docstring), all the words in one teacher pass."""
+        todo = [w for w in dict.fromkeys(words) if w not in self._named and self._senses.get(w) is not None]
+        todo = [w for w in todo if not any(self._senses[w][3])]  # [3]: the synsets of the store's senses
+        self._named.update(todo)
+        if not todo:
+            return
+        from .builder.prototypes import build_prototypes
+        from .builder.wordnet_corpus import HELDOUT_SHARE
+
+        share = (self.store.meta.get("corpus_heldout") or {}).get("share", HELDOUT_SHARE)
+        protos, _ = build_prototypes(
+            self.teacher,
+            np.arange(len(todo)),  # the prototypes' key: the word's index in todo
+            [" " + w for w in todo],  # as a key token's text reads
+            range(len(todo)),
+            layer=self.layer,
+            representation=self.representation,
+            budget=np.iinfo(np.int64).max,
+            heldout_share=float(share),
+            wn=self.wordnet,
+        )
+        for i, word in enumerate(todo):
+            rows = np.flatnonzero(protos.key == i)
+            if not len(rows):  # no synset, or none WordNet can place in a sentence: keep the store's senses
+                continue
+            emb = self.space.apply(protos.vectors[rows])  # [k, d]
+            synsets = [protos.synset[r] for r in rows]
+            glosses = [protos.gloss[r] for r in rows]
+            if self.prior == "wordnet":
+                log_prior = np.log1p([_semcor_count(self.wordnet, protos.synset[r], protos.lemma[r]) for r in rows])
+            else:  # no corpus samples: a flat prior
+                log_prior = np.zeros(len(rows))
+            self._senses[word] = (
+                -1 - np.arange(len(rows), dtype=np.int64),  # negative: not senses of the store
+                (emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)).astype(np.float32),
+                log_prior,
+                synsets,
+                glosses,
+                [f"{n}: {g}" for n, g in zip(synsets, glosses)],
+            )
 
     # -- states of every word of a batch of lines -------------------------------------------------------
     def _states(self, lines: Sequence[str], spans: Sequence[list[tuple[int, int]]]) -> list[np.ndarray]:
@@ -248,28 +306,35 @@ class Annotator:
         return out
 
     # -- the public surface --------------------------------------------------------------------------
-    def occurrences(self, lines: Sequence[str]) -> tuple[list[list[Occurrence]], list[int]]:
-        """Per line, its annotated words (Occurrence) and the count of words without senses in the store."""
+    def occurrences(
+        self, lines: Sequence[str], targets: Sequence[tuple[int, int]] | None = None
+    ) -> tuple[list[list[Occurrence]], list[int]]:
+        """Per line, its annotated words (Occurrence) and the count of words without senses in the store.
+        `targets` (one (start, end) per line): annotate only the words that overlap it."""
         lines = [_check_line(t) for t in lines]
-        found: list[list[tuple[int, int, str, tuple]]] = []
+        found: list[list[tuple[int, int, str]]] = []
         unknown: list[int] = []
-        for line in lines:  # per word of the text: a dictionary lookup, cached per word
+        for i, line in enumerate(lines):  # per word of the text: a dictionary lookup, cached per word
             words, missing = [], 0
             for m in WORD.finditer(line):
-                entry = self._word_senses(m.group())
-                if entry is None:
+                if targets is not None and not (m.start() < targets[i][1] and m.end() > targets[i][0]):
+                    continue
+                if self._word_senses(m.group()) is None:
                     missing += 1
                 else:
-                    words.append((m.start(), m.end(), m.group(), entry))
+                    words.append((m.start(), m.end(), m.group()))
             found.append(words)
             unknown.append(missing)
-        todo = [i for i, w in enumerate(found) if w]
-        states = self._states([lines[i] for i in todo], [[(a, b) for a, b, _, _ in found[i]] for i in todo])
+        if self.name_from_wordnet:
+            self._name_from_wordnet([w for words in found for _, _, w in words])
+        found_senses = [[(a, b, w, self._senses[w]) for a, b, w in words] for words in found]
+        todo = [i for i, w in enumerate(found_senses) if w]
+        states = self._states([lines[i] for i in todo], [[(a, b) for a, b, _, _ in found_senses[i]] for i in todo])
         out: list[list[Occurrence]] = [[] for _ in lines]
         for i, raw in zip(todo, states):
             q = self.space.apply(raw)  # [w, d]
             qu = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-            for (a, b, text, (ids, unit, log_prior, syn, gloss, label)), v, u in zip(found[i], q, qu):
+            for (a, b, text, (ids, unit, log_prior, syn, gloss, label)), v, u in zip(found_senses[i], q, qu):
                 o = Occurrence(a, b, text, ids, None, v, (unit @ u) / self.temperature, log_prior, syn, gloss, label)
                 o.probs = o.rescored(self.prior_weight)  # [k]
                 out[i].append(o)

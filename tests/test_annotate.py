@@ -150,6 +150,44 @@ def test_annotate_records_offsets_and_unknown_count(linked_store):
     assert docs[1] == {"text": "", "words": [], "unknown": 0}
 
 
+class RiverWordNet(FakeWordNet):
+    """The build's WordNet, and two synsets of `river`, a word the build did not link."""
+
+    SYNSETS = {
+        **FakeWordNet.SYNSETS,
+        "river": [
+            _Synset("river.n.01", "a large natural stream of water", ["the river was wide and slow"], ["river"], [9]),
+            _Synset("river.n.02", "a made-up second sense of the word", [], ["river"]),
+        ],
+    }
+
+
+def test_a_word_the_build_did_not_link_is_named_from_wordnet_once(linked_store, tmp_path, monkeypatch):
+    import sensekit.model.occurrence as occurrence
+    from sensekit.model.teacher import load_teacher
+
+    monkeypatch.setenv("SENSEKIT_HOME", str(tmp_path / "home"))  # an empty prototype cache
+    read = []
+    states = occurrence.occurrence_states
+    monkeypatch.setattr(
+        occurrence, "occurrence_states", lambda t, texts, *a, **k: read.append(len(texts)) or states(t, texts, *a, **k)
+    )
+    line = "the river bank was green"
+    with open_store(linked_store.store) as store:
+        teacher = load_teacher(store.meta["teacher"], "cpu")
+        (doc,) = Annotator(store, teacher, wordnet=RiverWordNet()).annotate([line])
+        words = {w["text"]: w for w in doc["words"]}
+        assert words["river"]["synset"] in ("river.n.01", "river.n.02") and words["river"]["sense_id"] is None
+        assert words["river"]["gloss"] in ("a large natural stream of water", "a made-up second sense of the word")
+        assert words["bank"]["synset"] and words["bank"]["sense_id"] >= 0  # linked by the build: a store sense
+        assert read == [2]  # one pass: river's example and its second synset's gloss (bank's are cached)
+        (again,) = Annotator(store, teacher, wordnet=RiverWordNet()).annotate([line])  # a new annotator
+        assert read == [2] and again == doc  # read from the cache
+        (off,) = Annotator(store, teacher, wordnet=RiverWordNet(), name_from_wordnet=False).annotate([line])
+    river = next(w for w in off["words"] if w["text"] == "river")
+    assert river["synset"] is None and river["sense_id"] >= 0  # the store's induced sense
+
+
 def test_annotate_probabilities_sum_to_one_over_the_words_senses(linked_store):
     from sensekit.model.teacher import load_teacher
 

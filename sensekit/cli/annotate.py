@@ -55,6 +55,12 @@ def annotate_cli(
     prior_weight: float = typer.Option(
         DEFAULT_PRIOR_WEIGHT, "--prior-weight", help="Weight of the log prior beside cosine / temperature; 0: off."
     ),
+    wordnet_names: bool = typer.Option(
+        True,
+        "--wordnet-names/--store-senses-only",
+        help="Name a word the build did not link from its WordNet synsets (first use: a short teacher pass, then "
+        "cached; its sense id is '-'), or keep to the store's senses.",
+    ),
 ) -> None:
     """Which sense each word has in its sentence: the store's lexical senses, their WordNet synset and gloss
     when linked, and a probability over the word's senses. Words the store does not know are skipped and
@@ -63,7 +69,9 @@ def annotate_cli(
     lines = _lines(text, file)
     from ..annotate import Annotator
 
-    with Annotator.open(store, teacher, device, prior=prior, prior_weight=prior_weight) as annotator:
+    with Annotator.open(
+        store, teacher, device, prior=prior, prior_weight=prior_weight, name_from_wordnet=wordnet_names
+    ) as annotator:
         docs = annotator.annotate(lines)
     unknown = sum(d.pop("unknown") for d in docs)
     words = sum(len(d["words"]) for d in docs)
@@ -81,7 +89,7 @@ def annotate_cli(
                 table.add_row(
                     escape(w["text"]),
                     f"{w['start']}-{w['end']}",
-                    str(w["sense_id"]),
+                    "-" if w["sense_id"] is None else str(w["sense_id"]),  # None: a synset named from WordNet
                     escape(w["synset"] or "-"),
                     f"{w['score']:.2f}",
                     escape(w["gloss"] or ""),

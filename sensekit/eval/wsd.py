@@ -341,7 +341,7 @@ def _annotate_disambiguator(run: "StoreRun") -> Disambiguate:
         raise Skip(f"annotate cannot read this store: {exc}") from None
 
     def disambiguate(sentences, starts, ends, candidates):
-        occ, _ = annotator.occurrences(list(sentences))
+        occ, _ = annotator.occurrences(list(sentences), list(zip(starts, ends)))  # the item's word alone
         hits = [
             next((o for o in words if o.start < b and o.end > a), None)
             for words, a, b in zip(occ, starts, ends)  # per item: its annotated word
