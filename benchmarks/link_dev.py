@@ -37,12 +37,14 @@ def main() -> None:
     ap.add_argument("--layer", type=int, default=9)
     ap.add_argument("--representation", default="repeat")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--templates", default=None, help="comma-separated gloss templates (default: all)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     from sensekit.builder import link as L
     from sensekit.builder import wordnet_corpus as W
     from sensekit.builder.prototypes import link_items
@@ -95,11 +97,17 @@ def main() -> None:
         return [states_cache[(t, a, b)] for t, a, b in zip(texts, starts, ends)]
 
     def score(template: str, combine: str) -> dict:
+        """combine: 'either' (examples, else gloss: the build's rule), 'both' (their mean), 'gloss' (gloss only)."""
         items = link_items(lemmas, wn, W.HELDOUT_SHARE, template)
-        gloss_items = link_items_glosses(lemmas, wn, template) if combine == "both" else None
-        vec_of = states_of(items.text, items.start, items.end)
+        gloss_items = link_items_glosses(lemmas, wn, template) if combine in ("both", "gloss") else None
+        vec_of = states_of(items.text, items.start, items.end) if combine != "gloss" else None
         protos: dict[str, list] = {}
         for w, syn, _g, _l, idx, tagged in items.protos:
+            if combine == "gloss":  # every synset read the same way, whether or not it has examples
+                g = gloss_items[(w, syn)]
+                if g is not None:
+                    protos.setdefault(w, []).append((syn, g))
+                continue
             vs = [vec_of[i] for i in idx if vec_of[i] is not None]
             if combine == "both" and tagged:
                 g = gloss_items[(w, syn)]
@@ -145,13 +153,16 @@ def main() -> None:
         vs = states_of(texts, [s[0] for s in spans], [s[1] for s in spans])
         return dict(zip(keys, vs))
 
-    for name in GLOSS_TEMPLATES:
+    templates = args.templates.split(",") if args.templates else list(GLOSS_TEMPLATES)
+    for name in templates:
         t1 = time.perf_counter()
         results[f"{name}/examples_else_gloss"] = score(name, "either")
         log(f"{name}: {results[f'{name}/examples_else_gloss']['accuracy']:.3f} ({time.perf_counter() - t1:.0f} s)")
-    best = max(GLOSS_TEMPLATES, key=lambda n: results[f"{n}/examples_else_gloss"]["accuracy"])
+    best = max(templates, key=lambda n: results[f"{n}/examples_else_gloss"]["accuracy"])
     results[f"{best}/examples_and_gloss"] = score(best, "both")
     log(f"{best} both: {results[f'{best}/examples_and_gloss']['accuracy']:.3f}")
+    results[f"{best}/gloss_only"] = score(best, "gloss")
+    log(f"{best} gloss only: {results[f'{best}/gloss_only']['accuracy']:.3f}")
     results["best_template"] = best
     out = write_json(args.out or RESULTS / f"link_dev_{args.half}.json", results)
     log(f"wrote {out}")
