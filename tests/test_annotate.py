@@ -183,6 +183,8 @@ def test_a_word_the_build_did_not_link_is_named_from_wordnet_once(linked_store, 
         assert read == [2]  # one pass: river's example and its second synset's gloss (bank's are cached)
         (again,) = Annotator(store, teacher, wordnet=RiverWordNet()).annotate([line])  # a new annotator
         assert read == [2] and again == doc  # read from the cache
+        (only,), _ = Annotator(store, teacher, wordnet=RiverWordNet()).occurrences([line], [(10, 14)])
+        assert [o.text for o in only] == ["bank"]  # a target span: its word alone
         (off,) = Annotator(store, teacher, wordnet=RiverWordNet(), name_from_wordnet=False).annotate([line])
     river = next(w for w in off["words"] if w["text"] == "river")
     assert river["synset"] is None and river["sense_id"] >= 0  # the store's induced sense
