@@ -756,7 +756,8 @@ def test_concurrent_requests_while_the_store_is_replaced(tokenizer_json, tok, tm
         drop_sense_cache(store)  # read DuckDB and embeddings.npy, never the answers of an earlier request
         reads = file_reads.get(threading.get_ident(), 0)
         doc = real_word_doc(store, word, 3, view)
-        if k == CROSS_K and replaced and file_reads[threading.get_ident()] > reads:
+        # .get: another reader may have refilled the cache since the drop, so this thread may not have read yet
+        if k == CROSS_K and replaced and file_reads.get(threading.get_ident(), 0) > reads:
             crossed.append(word)  # read from the files of a version no longer at the path
         return doc
 
