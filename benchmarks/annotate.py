@@ -2,16 +2,21 @@
 
     python benchmarks/annotate.py --store demo.sensekit [--threads 2] [--repeats 30] [--out FILE]
 
-The store's teacher is loaded once (not timed). Latency: `Annotator.annotate([sentence])` for one 20-word
-sentence, `--repeats` times after two warm-up calls; p50 and p90. Throughput: 64 different sentences
-(WordNet-like, 8-30 words) annotated in one call, sentences per second. Target: p50 <= 150 ms on 2 cores.
+The store's teacher is loaded once (not timed). First use: the first call on the 20-word sentence with an
+empty prototype cache (the words the build did not link are named from WordNet: a teacher pass over their
+synsets' sentences), then a new annotator's first call, which reads those prototypes from the disk cache.
+Latency: `Annotator.annotate([sentence])`, `--repeats` times after two warm-up calls; p50 and p90.
+Throughput: 64 different sentences (WordNet-like, 8-30 words) annotated in one call once their words are
+named, sentences per second. Target: p50 <= 150 ms on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 from common import RESULTS, log, machine, passive_omp, write_json
 
@@ -41,10 +46,21 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    import sensekit.builder.prototypes as prototypes
     from sensekit.annotate import Annotator
 
+    empty = Path(tempfile.mkdtemp())  # an empty prototype cache, so the first call names every unlinked word
+    real_cache_path = prototypes.cache_path
+    prototypes.cache_path = lambda *a: empty / real_cache_path(*a).name
     words = len(SENTENCE.split())
     with Annotator.open(args.store, device="cpu") as a:
+        t0 = time.perf_counter()
+        a.annotate([SENTENCE])
+        first_empty_s = time.perf_counter() - t0
+        fresh = Annotator(a.store, a.teacher)  # nothing in memory; the prototypes on disk
+        t0 = time.perf_counter()
+        fresh.annotate([SENTENCE])
+        first_cached_s = time.perf_counter() - t0
         for _ in range(2):
             a.annotate([SENTENCE])
         times = []
@@ -53,6 +69,7 @@ def main() -> None:
             a.annotate([SENTENCE])
             times.append(time.perf_counter() - t0)
         lines = [f"{s} ({i})" for i in range(8) for s in BATCH]  # 64 distinct lines
+        a.annotate(BATCH)  # names the batch's words: the throughput is of known words
         t0 = time.perf_counter()
         docs = a.annotate(lines)
         batch_s = time.perf_counter() - t0
@@ -61,6 +78,8 @@ def main() -> None:
         "store": args.store,
         "threads": args.threads,
         "sentence_words": words,
+        "first_call_empty_cache_s": round(first_empty_s, 2),
+        "first_call_disk_cache_ms": round(1000 * first_cached_s, 1),
         "p50_ms": round(1000 * statistics.median(times), 1),
         "p90_ms": round(1000 * times[int(0.9 * (len(times) - 1))], 1),
         "batch_lines": len(lines),
@@ -68,7 +87,10 @@ def main() -> None:
         "words_annotated_in_batch": sum(len(d["words"]) for d in docs),
         "machine": machine(),
     }
-    log(f"p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms; {result['batch_sentences_per_s']} sentences/s")
+    log(
+        f"first call {result['first_call_empty_cache_s']} s (empty cache), {result['first_call_disk_cache_ms']} ms "
+        f"(disk cache); p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms; {result['batch_sentences_per_s']} sentences/s"
+    )
     write_json(args.out or RESULTS / "annotate.json", result)
     print(result)
 

@@ -28,6 +28,7 @@ in the second copy), truncated after the lexical layer. This module loads the te
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,10 +198,9 @@ class Annotator:
 
     @property
     def wordnet(self):
+        """The WordNet reader: the one given, else the process's (opened once: reading WordNet takes seconds)."""
         if self._wordnet is None:
-            from .lexicon.wordnet import open_wordnet
-
-            self._wordnet = open_wordnet(None)
+            self._wordnet = _process_wordnet()
         return self._wordnet
 
     def _name_from_wordnet(self, words: Sequence[str]) -> None:
@@ -215,6 +215,10 @@ class Annotator:
         from .builder.wordnet_corpus import HELDOUT_SHARE
 
         share = (self.store.meta.get("corpus_heldout") or {}).get("share", HELDOUT_SHARE)
+        try:
+            wn = self.wordnet
+        except InputError as exc:
+            raise InputError(f"{exc}; or keep to the store's senses (--store-senses-only)") from None
         protos, _ = build_prototypes(
             self.teacher,
             np.arange(len(todo)),  # the prototypes' key: the word's index in todo
@@ -224,7 +228,7 @@ class Annotator:
             representation=self.representation,
             budget=np.iinfo(np.int64).max,
             heldout_share=float(share),
-            wn=self.wordnet,
+            wn=wn,
         )
         for i, word in enumerate(todo):
             rows = np.flatnonzero(protos.key == i)
@@ -234,7 +238,7 @@ class Annotator:
             synsets = [protos.synset[r] for r in rows]
             glosses = [protos.gloss[r] for r in rows]
             if self.prior == "wordnet":
-                log_prior = np.log1p([_semcor_count(self.wordnet, protos.synset[r], protos.lemma[r]) for r in rows])
+                log_prior = np.log1p([_semcor_count(wn, protos.synset[r], protos.lemma[r]) for r in rows])
             else:  # no corpus samples: a flat prior
                 log_prior = np.zeros(len(rows))
             self._senses[word] = (
@@ -356,6 +360,13 @@ class Annotator:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@functools.lru_cache(maxsize=1)
+def _process_wordnet():
+    from .lexicon.wordnet import open_wordnet
+
+    return open_wordnet(None)
 
 
 def _semcor_count(wn, synset: str | None, lemma: str | None) -> int:
