@@ -26,7 +26,7 @@ import numpy as np
 from common import RESULTS, log, report
 
 from sensekit.lexicon.attach import _owner_rows, nearest_head_senses
-from sensekit.lexicon.tokens import SenseTable, _slots, span_clouds
+from sensekit.lexicon.tokens import SenseTable, aligned_cloud, span_clouds
 
 
 def _padded(vectors: np.ndarray, start: np.ndarray, count: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,24 +51,12 @@ def span_clouds_padded_to_k_max(
             by_len.setdefault(len(s), []).append(i)
     per_span = max(1, (K + k_max) * d * 4 * 3)
     step = max(1, chunk_bytes // per_span)
-    for m, members in sorted(by_len.items()):
+    for _, members in sorted(by_len.items()):  # by span length
         ids = np.asarray(members, np.int64)
-        toks = np.asarray([spans[i] for i in members], np.int64)  # [S_all, m]
+        toks = np.asarray([spans[i] for i in members], np.int64)  # [S_all, m], m the span length
         for lo in range(0, len(ids), step):
             t = toks[lo : lo + step]
-            rows1, valid = _slots(table, t[:, 0], K)  # [S, K]
-            total = table.embedding[rows1]  # A_1 [S, K, d] (a fresh array: accumulated in place)
-            for j in range(1, m):
-                M = total / np.float32(j)  # mean of the aligned rows so far [S, K, d]
-                rows, cmask = _slots(table, t[:, j], k_max)  # candidate senses of u_j [S, k]
-                C = table.embedding[rows]  # [S, k, d]
-                # ||M - C||^2 = |M|^2 - 2 M.C + |C|^2, and |M|^2 does not change the argmin.
-                d2 = np.matmul(M, C.transpose(0, 2, 1))  # [S, K, k]
-                d2 *= -2.0
-                d2 += np.where(cmask, table.sqnorm[rows], np.inf)[:, None, :]
-                nearest = d2.argmin(-1)  # [S, K]
-                total += table.embedding[np.take_along_axis(rows, nearest, axis=1)]  # A_j
-            cloud = total / np.float32(m)
+            cloud, valid = aligned_cloud(table, t, K, lambda col: k_max)  # every chunk at the widest widths
             s_idx, r_idx = np.nonzero(valid)
             out_span.append(ids[lo : lo + step][s_idx])
             out_row.append(r_idx)

@@ -19,7 +19,7 @@ gets no cloud.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -83,6 +83,29 @@ def _slots(table: SenseTable, tokens: np.ndarray, width: int) -> tuple[np.ndarra
     return np.where(mask, table.start[tokens][:, None] + slot[None, :], 0), mask
 
 
+def aligned_cloud(
+    table: SenseTable, toks: np.ndarray, first_width: int, width_of: Callable[[np.ndarray], int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cloud of a chunk of spans of one length m, toks [S, m]: row r starts at the first token's r-th
+    sense and adds, token by token, the next token's sense nearest the running mean; the row is their mean.
+    `first_width` rows per span; `width_of(column)` the sense slots read for a later token's column [S].
+    -> (cloud [S, first_width, d], valid [S, first_width])."""
+    m = toks.shape[1]
+    rows1, valid = _slots(table, toks[:, 0], first_width)  # [S, K]
+    total = table.embedding[rows1]  # A_1 [S, K, d] (a fresh array: accumulated in place)
+    for j in range(1, m):  # per token of the span (m is 2-4): each step is batched over the chunk
+        M = total / np.float32(j)  # mean of the aligned rows so far [S, K, d]
+        rows, cmask = _slots(table, toks[:, j], width_of(toks[:, j]))  # senses of u_j [S, k]
+        C = table.embedding[rows]  # [S, k, d]
+        # ||M - C||^2 = |M|^2 - 2 M.C + |C|^2, and |M|^2 does not change the argmin.
+        d2 = np.matmul(M, C.transpose(0, 2, 1))  # [S, K, k]
+        d2 *= -2.0
+        d2 += np.where(cmask, table.sqnorm[rows], np.inf)[:, None, :]
+        nearest = d2.argmin(-1)  # [S, K]
+        total += table.embedding[np.take_along_axis(rows, nearest, axis=1)]  # A_j
+    return total / np.float32(m), valid
+
+
 def span_clouds(
     table: SenseTable, spans: Sequence[Sequence[int]], rows: int | None = None, chunk_bytes: int = 256 << 20
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,27 +126,17 @@ def span_clouds(
             by_len.setdefault(len(s), []).append(i)
     per_span = max(1, (K + k_max) * d * 4 * 3)
     step = max(1, chunk_bytes // per_span)
-    for m, members in sorted(by_len.items()):
-        toks = np.asarray([spans[i] for i in members], np.int64)  # [S_all, m]
+    for _, members in sorted(by_len.items()):  # by span length
+        toks = np.asarray([spans[i] for i in members], np.int64)  # [S_all, m], m the span length
         # by the first token's sense count: each chunk pads to its own widths, so the few tokens with dozens
         # of senses (a linked view: one per synset) do not pad the thousands with two or three
         order = np.argsort(table.count[toks[:, 0]], kind="stable")
         ids, toks = np.asarray(members, np.int64)[order], toks[order]
         for lo in range(0, len(ids), step):
             t = toks[lo : lo + step]
-            rows1, valid = _slots(table, t[:, 0], min(K, int(table.count[t[:, 0]].max())))  # [S, K_c]
-            total = table.embedding[rows1]  # A_1 [S, K_c, d] (a fresh array: accumulated in place)
-            for j in range(1, m):
-                M = total / np.float32(j)  # mean of the aligned rows so far [S, K_c, d]
-                rows, cmask = _slots(table, t[:, j], int(table.count[t[:, j]].max()))  # senses of u_j [S, k_c]
-                C = table.embedding[rows]  # [S, k_c, d]
-                # ||M - C||^2 = |M|^2 - 2 M.C + |C|^2, and |M|^2 does not change the argmin.
-                d2 = np.matmul(M, C.transpose(0, 2, 1))  # [S, K_c, k_c]
-                d2 *= -2.0
-                d2 += np.where(cmask, table.sqnorm[rows], np.inf)[:, None, :]
-                nearest = d2.argmin(-1)  # [S, K_c]
-                total += table.embedding[np.take_along_axis(rows, nearest, axis=1)]  # A_j
-            cloud = total / np.float32(m)
+            cloud, valid = aligned_cloud(
+                table, t, min(K, int(table.count[t[:, 0]].max())), lambda col: int(table.count[col].max())
+            )  # [S, K_c, d], [S, K_c]
             s_idx, r_idx = np.nonzero(valid)
             out_span.append(ids[lo : lo + step][s_idx])
             out_row.append(r_idx)
