@@ -17,13 +17,11 @@ that both give the same rows. The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, log, report
+from common import RESULTS, log, report, side_by_side
 
 from sensekit.lexicon.attach import _owner_rows, nearest_head_senses
 from sensekit.lexicon.tokens import SenseTable, aligned_cloud, span_clouds
@@ -113,18 +111,6 @@ def inputs(store_path: Path, view: str):
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     h, r = (np.asarray(x, np.int64) for x in zip(*pairs))
     return vectors, _owner_rows(owner, h), _owner_rows(owner, r), table, spans
-
-
-def side_by_side(arms: dict, repeats: int) -> dict[str, tuple[float, object]]:
-    """name -> (median seconds, last result) of each no-argument function, alternating per repeat."""
-    times: dict[str, list[float]] = {name: [] for name in arms}
-    results: dict = {}
-    for _ in range(repeats):
-        for name, fn in arms.items():
-            t = time.perf_counter()
-            results[name] = fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: (statistics.median(times[name]), results[name]) for name in arms}
 
 
 def main() -> None:

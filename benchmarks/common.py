@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sensekit.paths import shared_dir
@@ -98,3 +100,15 @@ def report(path: Path, doc: dict) -> dict:
     write_json(path, doc)
     print(json.dumps(doc))
     return doc
+
+
+def side_by_side(arms: dict, repeats: int) -> dict[str, tuple[float, object]]:
+    """name -> (median seconds, last result) of each no-argument function, alternating per repeat."""
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    results: dict = {}
+    for _ in range(repeats):
+        for name, fn in arms.items():
+            t = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: (statistics.median(times[name]), results[name]) for name in arms}

@@ -14,12 +14,10 @@ last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, log, report
+from common import RESULTS, log, report, side_by_side
 
 from sensekit.space import FIT_SAMPLE, SimilaritySpace, default_components, fit_space
 
@@ -40,19 +38,17 @@ def main() -> None:
     D = default_components(d)
     rows = np.random.default_rng(0).choice(n, min(n, FIT_SAMPLE), replace=False) if n > FIT_SAMPLE else slice(None)
     log(f"{n:,} token senses x {d}, {min(n, FIT_SAMPLE):,} rows fitted, {D} directions")
-    times: dict[str, list[float]] = {"eigh": [], "svd": []}
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        ours = fit_space(x, "zscore+abtt")
-        times["eigh"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        z = ((x[rows] - ours.mean) / ours.scale).astype(np.float64)
-        _, _, vt = np.linalg.svd(z, full_matrices=False)
-        times["svd"].append(time.perf_counter() - t)
+    scaled = fit_space(x, "zscore")  # the z-scoring both arms share; the SVD arm times its own z
+
+    def svd_directions() -> np.ndarray:
+        z = ((x[rows] - scaled.mean) / scaled.scale).astype(np.float64)
+        return np.linalg.svd(z, full_matrices=False)[2]  # vt [d, d]
+
+    arms = side_by_side({"eigh": lambda: fit_space(x, "zscore+abtt"), "svd": svd_directions}, args.repeats)
+    (fast, ours), (slow, vt) = arms["eigh"], arms["svd"]
     svd_space = SimilaritySpace("zscore+abtt", ours.mean, ours.scale, vt[:D].astype(np.float32))
     p_ours, p_svd = ours.components.astype(np.float64), vt[:D]
     projector_diff = np.abs(p_ours.T @ p_ours - p_svd.T @ p_svd).max()  # [d, d] projectors: sign-free
-    fast, slow = statistics.median(times["eigh"]), statistics.median(times["svd"])
     doc = {
         "store": str(args.store),
         "view": args.view,
