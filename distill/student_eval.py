@@ -135,7 +135,9 @@ def _states_fn(teacher, cfg: StudentEvalConfig):
     prefix, pad = teacher_prefix_and_pad(teacher.tokenizer)
 
     def states(forward, dim: int, sentences, starts, ends, where: str):
-        return word_states(forward, teacher.tokenizer, sentences, starts, ends, where, prefix, dim, teacher.device, pad)
+        return word_states(
+            forward, teacher.tokenizer, sentences, starts, ends, where, prefix, dim, device=teacher.device, pad_id=pad
+        )
 
     return states
 

@@ -141,7 +141,19 @@ def plot_word(store, word: str, out: str | Path, relations: bool = False, max_re
 
     note = None if vectors else NO_VECTORS_NOTE
     space = f"{store.default_view} view, {store.space.transform}"  # each view has its own space
-    _draw(path, word.strip(), senses, sense_xy, ctx_xy, ctx_owner, drawn, totals, ratio, space, note)
+    _draw(
+        path,
+        word.strip(),
+        senses,
+        sense_xy,
+        ctx_xy,
+        ctx_owner,
+        related=drawn,
+        totals=totals,
+        ratio=ratio,
+        space=space,
+        note=note,
+    )
     return {
         "word": word.strip(),
         "path": str(path),
@@ -168,6 +180,7 @@ def _draw(
     sense_xy: np.ndarray,
     ctx_xy: np.ndarray,
     ctx_owner: np.ndarray,
+    *,
     related: list[_Related],
     totals: dict[str, int],
     ratio: np.ndarray,

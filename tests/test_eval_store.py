@@ -193,8 +193,8 @@ def test_states_are_the_states_the_build_filed(eval_store, bos_teacher):
             "next",
             prefix,
             bos_teacher.hidden_size,
-            "cpu",
-            pad,
+            device="cpu",
+            pad_id=pad,
             min_context=store.meta["min_context"],
         )
         assert ok.all()

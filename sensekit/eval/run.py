@@ -91,9 +91,9 @@ class StoreRun:
             self.key_mode,
             prefix,
             t.hidden_size,
-            t.device,
-            pad,
-            self.cfg.batch_tokens,
+            device=t.device,
+            pad_id=pad,
+            tokens_per_batch=self.cfg.batch_tokens,
         )
 
     def occurrence_setting(self) -> tuple[int | None, str]:

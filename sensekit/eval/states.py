@@ -95,6 +95,7 @@ def word_states(
     where: str,
     prefix: Sequence[int],
     dim: int,
+    *,
     device="cpu",
     pad_id: int = 0,
     tokens_per_batch: int = TOKENS_PER_BATCH,
