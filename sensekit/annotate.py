@@ -10,15 +10,18 @@ with each of the word's senses in the view's similarity space:
 where the log prior is, with `prior="samples"`, the log of the sense's share of its word's corpus samples
 (its `count`) or, with `prior="wordnet"`, log(1 + the SemCor count of the sense's lemma in its synset)
 (WordNet's cntlist; 0 for a sense with no synset). `prior_weight` 0 (the default) turns it off. Each record carries the
-best sense, its synset and gloss when the sense is linked to WordNet, and its score. A word without
-senses in the store is skipped and counted (`unknown`).
+best sense, its synset and gloss when the sense is linked to WordNet, and its score.
 
-A store built with linking names only the words inside its --link-budget. A word with senses in the
-store but none linked is named from WordNet on first use (`name_from_wordnet`, on by default): its
-synsets' prototypes, read exactly as the build reads them (`builder.prototypes`: the tagged examples,
-else the gloss sentence) and cached with the build's, become its candidates. Such a candidate is not a
-sense of the store: its `sense_id` is None. The first use of a word costs a teacher pass over its
-synsets' sentences (about 2 x 15 tokens each, to the lexical layer); later uses read the cache.
+A store built with linking names only the words inside its --link-budget, and has senses only for the
+words that are one key token with enough corpus samples. With `name_from_wordnet` (on by default), a
+word whose store senses name no synset, or that has no store senses at all (a word the tokenizer
+splits, or one the corpus rarely holds), is named from WordNet on first use: its synsets' prototypes,
+read exactly as the build reads them (`builder.prototypes`: the tagged examples, else the gloss
+sentence) and cached with the build's, become its candidates. Such a candidate is not a sense of the
+store: its `sense_id` is None. The first use of a word costs a teacher pass over its synsets'
+sentences (about 2 x 15 tokens each, to the lexical layer); later uses read the cache. A word with
+neither store senses nor WordNet synsets (with `name_from_wordnet` off: without store senses) is
+skipped and counted (`unknown`).
 
 All the words of a line come from one forward pass of the line (a causal LM's state at a word does not
 depend on later words; with the repeated representation, the line is read twice and every word is taken
@@ -204,10 +207,11 @@ class Annotator:
         return self._wordnet
 
     def _name_from_wordnet(self, words: Sequence[str]) -> None:
-        """Replace the senses of each word whose store senses name no synset with its WordNet synsets'
-        prototypes (module docstring), all the words in one teacher pass."""
-        todo = [w for w in dict.fromkeys(words) if w not in self._named and self._senses.get(w) is not None]
-        todo = [w for w in todo if not any(self._senses[w][3])]  # [3]: the synsets of the store's senses
+        """Give each word without store senses, or whose store senses name no synset, its WordNet synsets'
+        prototypes as its senses (module docstring), all the words in one teacher pass."""
+        todo = [w for w in dict.fromkeys(words) if w not in self._named]
+        # no store senses (a subword-split or rare word), or none linked: [3] holds the senses' synsets
+        todo = [w for w in todo if self._word_senses(w) is None or not any(self._word_senses(w)[3])]
         self._named.update(todo)
         if not todo:
             return
@@ -313,25 +317,23 @@ class Annotator:
     def occurrences(
         self, lines: Sequence[str], targets: Sequence[tuple[int, int]] | None = None
     ) -> tuple[list[list[Occurrence]], list[int]]:
-        """Per line, its annotated words (Occurrence) and the count of words without senses in the store.
+        """Per line, its annotated words (Occurrence) and the count of words without senses (unknown).
         `targets` (one (start, end) per line): annotate only the words that overlap it."""
         lines = [_check_line(t) for t in lines]
-        found: list[list[tuple[int, int, str]]] = []
-        unknown: list[int] = []
-        for i, line in enumerate(lines):  # per word of the text: a dictionary lookup, cached per word
-            words, missing = [], 0
-            for m in WORD.finditer(line):
-                if targets is not None and not (m.start() < targets[i][1] and m.end() > targets[i][0]):
-                    continue
-                if self._word_senses(m.group()) is None:
-                    missing += 1
-                else:
-                    words.append((m.start(), m.end(), m.group()))
-            found.append(words)
-            unknown.append(missing)
+        spans = [
+            [
+                (m.start(), m.end(), m.group())
+                for m in WORD.finditer(line)
+                if targets is None or (m.start() < targets[i][1] and m.end() > targets[i][0])
+            ]
+            for i, line in enumerate(lines)
+        ]
         if self.name_from_wordnet:
-            self._name_from_wordnet([w for words in found for _, _, w in words])
-        found_senses = [[(a, b, w, self._senses[w]) for a, b, w in words] for words in found]
+            self._name_from_wordnet([w for words in spans for _, _, w in words])
+        # per word: a dictionary lookup, cached per word
+        found_senses = [[(a, b, w, self._word_senses(w)) for a, b, w in words] for words in spans]
+        unknown = [sum(e is None for *_, e in words) for words in found_senses]
+        found_senses = [[x for x in words if x[3] is not None] for words in found_senses]
         todo = [i for i, w in enumerate(found_senses) if w]
         states = self._states([lines[i] for i in todo], [[(a, b) for a, b, _, _ in found_senses[i]] for i in todo])
         out: list[list[Occurrence]] = [[] for _ in lines]

@@ -159,6 +159,8 @@ class RiverWordNet(FakeWordNet):
             _Synset("river.n.01", "a large natural stream of water", ["the river was wide and slow"], ["river"], [9]),
             _Synset("river.n.02", "a made-up second sense of the word", [], ["river"]),
         ],
+        # not a key token of the store (the tiny tokenizer splits it): no store senses at all
+        "meadowlark": [_Synset("meadowlark.n.01", "a songbird of grassland", [], ["meadowlark"])],
     }
 
 
@@ -172,22 +174,27 @@ def test_a_word_the_build_did_not_link_is_named_from_wordnet_once(linked_store, 
     monkeypatch.setattr(
         occurrence, "occurrence_states", lambda t, texts, *a, **k: read.append(len(texts)) or states(t, texts, *a, **k)
     )
-    line = "the river bank was green"
+    line = "the river bank was green, a meadowlark sang"
     with open_store(linked_store.store) as store:
+        assert len(store.token_ids("meadowlark")) > 1  # the premise: the store has no senses for it
         teacher = load_teacher(store.meta["teacher"], "cpu")
         (doc,) = Annotator(store, teacher, wordnet=RiverWordNet()).annotate([line])
         words = {w["text"]: w for w in doc["words"]}
         assert words["river"]["synset"] in ("river.n.01", "river.n.02") and words["river"]["sense_id"] is None
         assert words["river"]["gloss"] in ("a large natural stream of water", "a made-up second sense of the word")
         assert words["bank"]["synset"] and words["bank"]["sense_id"] >= 0  # linked by the build: a store sense
-        assert read == [2]  # one pass: river's example and its second synset's gloss (bank's are cached)
+        lark = words["meadowlark"]
+        assert (lark["synset"], lark["sense_id"], lark["score"]) == ("meadowlark.n.01", None, 1.0)
+        assert line[lark["start"] : lark["end"]] == "meadowlark"
+        assert read == [3]  # one pass: river's example, its second synset's gloss, meadowlark's gloss
         (again,) = Annotator(store, teacher, wordnet=RiverWordNet()).annotate([line])  # a new annotator
-        assert read == [2] and again == doc  # read from the cache
+        assert read == [3] and again == doc  # read from the cache
         (only,), _ = Annotator(store, teacher, wordnet=RiverWordNet()).occurrences([line], [(10, 14)])
         assert [o.text for o in only] == ["bank"]  # a target span: its word alone
         (off,) = Annotator(store, teacher, wordnet=RiverWordNet(), name_from_wordnet=False).annotate([line])
     river = next(w for w in off["words"] if w["text"] == "river")
     assert river["synset"] is None and river["sense_id"] >= 0  # the store's induced sense
+    assert "meadowlark" not in {w["text"] for w in off["words"]} and off["unknown"] >= doc["unknown"] + 1
 
 
 def test_annotate_probabilities_sum_to_one_over_the_words_senses(linked_store):
@@ -228,7 +235,7 @@ def test_annotate_cli_json_and_table(linked_store, capsys, tmp_path):
     docs = [json.loads(x) for x in out.splitlines()]
     assert [d["text"] for d in docs] == ["the river bank was green", "qqq zzz"]
     assert set(docs[0]) == {"text", "words"} and docs[1]["words"] == []
-    summary = re.search(r"(\d+) words annotated in 2 lines; (\d+) words without senses in the store skipped", err)
+    summary = re.search(r"(\d+) words annotated in 2 lines; (\d+) words without senses skipped", err)
     assert summary and int(summary.group(1)) == len(docs[0]["words"]) and int(summary.group(2)) >= 2  # qqq, zzz
     code, out, err = run_cli(capsys, "annotate", "the river bank was green", "--store", linked_store.store)
     assert code == 0 and "bank" in out and "words annotated" in err

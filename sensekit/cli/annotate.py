@@ -58,13 +58,13 @@ def annotate_cli(
     wordnet_names: bool = typer.Option(
         True,
         "--wordnet-names/--store-senses-only",
-        help="Name a word the build did not link from its WordNet synsets (first use: a short teacher pass, then "
-        "cached; its sense id is '-'), or keep to the store's senses.",
+        help="Name a word the build did not link, or one without store senses, from its WordNet synsets (first "
+        "use: a short teacher pass, then cached; its sense id is '-'), or keep to the store's senses.",
     ),
 ) -> None:
     """Which sense each word has in its sentence: the store's lexical senses, their WordNet synset and gloss
-    when linked, and a probability over the word's senses. Words the store does not know are skipped and
-    counted."""
+    when linked, and a probability over the word's senses. A word with neither store senses nor WordNet
+    synsets is skipped and counted."""
     quiet_libraries()
     lines = _lines(text, file)
     from ..annotate import Annotator
@@ -95,4 +95,4 @@ def annotate_cli(
                     escape(w["gloss"] or ""),
                 )
             out.print(table)
-    err.print(f"{words} words annotated in {len(docs)} lines; {unknown} words without senses in the store skipped")
+    err.print(f"{words} words annotated in {len(docs)} lines; {unknown} words without senses skipped")
