@@ -16,8 +16,11 @@ A store built with linking names only the words inside its --link-budget, and ha
 words that are one key token with enough corpus samples. With `name_from_wordnet` (on by default), a
 word whose store senses name no synset, or that has no store senses at all (a word the tokenizer
 splits, or one the corpus rarely holds), is named from WordNet on first use: its synsets' prototypes,
-read exactly as the build reads them (`builder.prototypes`: the tagged examples, else the gloss
-sentence) and cached with the build's, become its candidates. Such a candidate is not a sense of the
+computed by the build's code (`builder.prototypes`) and cached with the build's, become its candidates.
+A prototype is the state of the lemma in the synset's gloss sentence (`wordnet_prototypes="gloss"`, the
+default: chosen on the WSD dev half, where the build's rule, the tagged examples else the gloss, lost 0.05
+likely because an example's state sits nearer any occurrence than a gloss's) or the build's rule
+(`"examples"`). Such a candidate is not a sense of the
 store: its `sense_id` is None. The first use of a word costs a teacher pass over its synsets'
 sentences (about 2 x 15 tokens each, to the lexical layer); later uses read the cache. A word with
 neither store senses nor WordNet synsets (with `name_from_wordnet` off: without store senses) is
@@ -61,6 +64,9 @@ WORD_FIELDS = ("start", "end", "text", "sense_id", "synset", "gloss", "score")  
 MAX_LINE_CHARS = 20_000
 PRIORS = ("samples", "wordnet")  # what the log prior counts: corpus samples, or WordNet's SemCor counts
 DEFAULT_PRIOR = "samples"
+# a WordNet-named synset's prototype: its tagged examples, else its gloss (the build's rule), or always its gloss
+WORDNET_PROTOTYPES = ("examples", "gloss")
+DEFAULT_WORDNET_PROTOTYPES = "gloss"  # chosen on the WSD dev half (docs/lexical.md)
 
 
 @dataclass
@@ -133,6 +139,7 @@ class Annotator:
         prior: str = DEFAULT_PRIOR,
         wordnet=None,
         name_from_wordnet: bool = True,
+        wordnet_prototypes: str = DEFAULT_WORDNET_PROTOTYPES,
     ) -> None:
         if view not in store.views:
             raise InputError(
@@ -141,6 +148,11 @@ class Annotator:
             )
         if prior not in PRIORS:
             raise InputError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+        if wordnet_prototypes not in WORDNET_PROTOTYPES:
+            raise InputError(
+                f"wordnet_prototypes must be one of {', '.join(WORDNET_PROTOTYPES)}, got {wordnet_prototypes!r}"
+            )
+        self.wordnet_prototypes = wordnet_prototypes
         self.store, self.teacher, self.view, self.prior = store, teacher, view, prior
         self._wordnet = wordnet  # opened on first use when prior="wordnet" (NLTK's data path, /usr/share/wordnet)
         self.temperature, self.prior_weight = float(temperature), float(prior_weight)
@@ -233,6 +245,7 @@ class Annotator:
             budget=np.iinfo(np.int64).max,
             heldout_share=float(share),
             wn=wn,
+            examples=self.wordnet_prototypes == "examples",
         )
         for i, word in enumerate(todo):
             rows = np.flatnonzero(protos.key == i)

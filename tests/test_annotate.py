@@ -172,7 +172,7 @@ def test_a_word_the_build_did_not_link_is_named_from_wordnet_once(linked_store, 
     read = []
     states = occurrence.occurrence_states
     monkeypatch.setattr(
-        occurrence, "occurrence_states", lambda t, texts, *a, **k: read.append(len(texts)) or states(t, texts, *a, **k)
+        occurrence, "occurrence_states", lambda t, texts, *a, **k: read.append(list(texts)) or states(t, texts, *a, **k)
     )
     line = "the river bank was green, a meadowlark sang"
     with open_store(linked_store.store) as store:
@@ -186,11 +186,16 @@ def test_a_word_the_build_did_not_link_is_named_from_wordnet_once(linked_store, 
         lark = words["meadowlark"]
         assert (lark["synset"], lark["sense_id"], lark["score"]) == ("meadowlark.n.01", None, 1.0)
         assert line[lark["start"] : lark["end"]] == "meadowlark"
-        assert read == [3]  # one pass: river's example, its second synset's gloss, meadowlark's gloss
+        (texts,) = read  # one pass: the gloss sentences of river's two synsets and meadowlark's (bank's are cached)
+        assert len(texts) == 3 and all("In short:" in t for t in texts)
         (again,) = Annotator(store, teacher, wordnet=RiverWordNet()).annotate([line])  # a new annotator
-        assert read == [3] and again == doc  # read from the cache
+        assert len(read) == 1 and again == doc  # read from the cache
         (only,), _ = Annotator(store, teacher, wordnet=RiverWordNet()).occurrences([line], [(10, 14)])
         assert [o.text for o in only] == ["bank"]  # a target span: its word alone
+        Annotator(store, teacher, wordnet=RiverWordNet(), wordnet_prototypes="examples").annotate([line])
+        assert read[1] == ["the river was wide and slow"]  # the build's rule: river.n.01's tagged example
+        with pytest.raises(InputError, match="wordnet_prototypes must be one of"):
+            Annotator(store, teacher, wordnet_prototypes="lemmas")
         (off,) = Annotator(store, teacher, wordnet=RiverWordNet(), name_from_wordnet=False).annotate([line])
     river = next(w for w in off["words"] if w["text"] == "river")
     assert river["synset"] is None and river["sense_id"] >= 0  # the store's induced sense

@@ -54,9 +54,11 @@ class LinkItems:
     protos: list[tuple[str, str, str, str, list[int], int]] = field(default_factory=list)
 
 
-def link_items(words: Sequence[str], wn, heldout_share: float, template: str | None = None) -> LinkItems:
-    """Per word, its synsets' tagged examples (not held out) or, without one, its gloss sentence
-    (`model.occurrence.gloss_text`, `template` or the default)."""
+def link_items(
+    words: Sequence[str], wn, heldout_share: float, template: str | None = None, examples: bool = True
+) -> LinkItems:
+    """Per word, its synsets' tagged examples (not held out) or, without one (or with `examples` False), its
+    gloss sentence (`model.occurrence.gloss_text`, `template` or the default)."""
     from ..model.occurrence import DEFAULT_GLOSS_TEMPLATE, gloss_text
     from .wordnet_corpus import find_occurrence, is_heldout
 
@@ -80,7 +82,7 @@ def link_items(words: Sequence[str], wn, heldout_share: float, template: str | N
             lemma = word if word in names else (wn.morphy(word, syn.pos()) or word)
             pos = syn.pos()
             idx = []
-            for ex in syn.examples():
+            for ex in syn.examples() if examples else ():
                 if is_heldout(ex, heldout_share):
                     continue
                 span = find_occurrence(ex.strip(), lemma, pos, wn)
@@ -165,9 +167,11 @@ def build_prototypes(
     budget: int,
     heldout_share: float,
     wn=None,
+    examples: bool = True,
 ) -> tuple[Prototypes, PrototypeReport]:
     """Prototypes for the key tokens (token_ids [R], token_texts [R]), words taken in `priority` order (indices
-    into the tokens), spending at most `budget` teacher tokens on states not cached yet."""
+    into the tokens), spending at most `budget` teacher tokens on states not cached yet. `examples` False:
+    every synset's prototype is its gloss sentence's state (`link_items`)."""
     from ..model.occurrence import locate_occurrences, occurrence_states, tokenizer_prefix_and_pad
     from .wordnet_corpus import open_wordnet_for_link
 
@@ -178,7 +182,7 @@ def build_prototypes(
     words_of = [word_of_token(t) for t in token_texts]
     order = [i for i in priority if words_of[i] is not None]
     words = list(dict.fromkeys(words_of[i] for i in order))  # distinct, in priority order
-    items = link_items(words, wn, heldout_share)
+    items = link_items(words, wn, heldout_share, examples=examples)
     report.words = len({p[0] for p in items.protos})
     keys = _item_keys(items)
     cache = _load_cache(path)
