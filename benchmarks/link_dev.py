@@ -49,7 +49,7 @@ def main() -> None:
     from sensekit.builder import wordnet_corpus as W
     from sensekit.builder.prototypes import link_items
     from sensekit.eval.wordnet_pairs import heldout_occurrences
-    from sensekit.model.occurrence import GLOSS_TEMPLATES, gloss_text, occurrence_states
+    from sensekit.model.occurrence import GLOSS_TEMPLATES, occurrence_states
     from sensekit.model.teacher import load_teacher
 
     wn = W.open_wordnet_for_link()
@@ -141,17 +141,10 @@ def main() -> None:
         return out
 
     def link_items_glosses(lemmas_, wn_, template):
-        texts, spans, keys = [], [], []
-        for w in lemmas_:
-            for syn in wn_.synsets(w):
-                names = [n.lower() for n in syn.lemma_names()]
-                lemma = w if w in names else (wn_.morphy(w, syn.pos()) or w)
-                t, a, b = gloss_text(syn.definition(), lemma, template)
-                texts.append(t)
-                spans.append((a, b))
-                keys.append((w, syn.name()))
-        vs = states_of(texts, [s[0] for s in spans], [s[1] for s in spans])
-        return dict(zip(keys, vs))
+        """(word, synset) -> the state of the lemma in the synset's gloss sentence, for every synset."""
+        items = link_items(lemmas_, wn_, W.HELDOUT_SHARE, template, examples=False)
+        vs = states_of(items.text, items.start, items.end)
+        return {(w, syn): vs[idx[0]] for w, syn, _g, _l, idx, _t in items.protos}
 
     templates = args.templates.split(",") if args.templates else list(GLOSS_TEMPLATES)
     for name in templates:
