@@ -17,12 +17,12 @@ words that are one key token with enough corpus samples. With `name_from_wordnet
 word whose store senses name no synset, or that has no store senses at all (a word the tokenizer
 splits, or one the corpus rarely holds), is named from WordNet on first use: its synsets' prototypes,
 computed by the build's code (`builder.prototypes`) and cached with the build's, become its candidates.
-A prototype is the state of the lemma in the synset's gloss sentence (`wordnet_prototypes="gloss"`, the
-default: chosen on the WSD dev half, where the build's rule, the tagged examples else the gloss, lost 0.05
-likely because an example's state sits nearer any occurrence than a gloss's) or the build's rule
-(`"examples"`). Such a candidate is not a sense of the
-store: its `sense_id` is None. The first use of a word costs a teacher pass over its synsets'
-sentences (about 2 x 15 tokens each, to the lexical layer); later uses read the cache. A word with
+Such a candidate is not a sense of the store: its `sense_id` is None. A prototype is the state of the
+lemma in the synset's gloss sentence (`wordnet_prototypes="gloss"`, the default, chosen on the WSD dev
+half) or the build's rule, the tagged examples else the gloss (`"examples"`; 0.05 lower on that dev
+half: a held-out example's own synset rarely has another example, and an example's state sits nearer
+any occurrence than a gloss's). The first use of a word costs a teacher pass over its synsets'
+sentences (about 15 tokens each, twice, to the lexical layer); later uses read the cache. A word with
 neither store senses nor WordNet synsets (with `name_from_wordnet` off: without store senses) is
 skipped and counted (`unknown`).
 
