@@ -521,8 +521,10 @@ def run_experiment(
     reference = runner.reference()
     started = 0
 
-    def run_all(specs: list[RunSpec]) -> list[dict[str, Any]]:
-        """Run every spec this process may start; -> the records of all finished specs (any process's)."""
+    def run_all(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], list[str]]:
+        """Run every spec this process may start; -> (the records of all finished specs, any process's; the
+        labels of the others), read at one moment so that a run another process finishes meanwhile is in
+        neither the report's runs nor its `not_run`, rather than counted in one and missing from the other."""
         nonlocal started
         for spec in specs:
             if runner.finished(spec) is not None:
@@ -533,16 +535,17 @@ def run_experiment(
                 if mine and runner.finished(spec) is None:  # another process may have finished it meanwhile
                     started += 1
                     runner.run(spec)
-        return [{**r, "phase": s.phase} for s in specs if (r := runner.finished(s)) is not None]
+        records = [(s, runner.finished(s)) for s in specs]
+        return [{**r, "phase": s.phase} for s, r in records if r is not None], [
+            s.label for s, r in records if r is None
+        ]
 
-    tuning_specs = exp.tuning_runs()
-    tuning = run_all(tuning_specs)
+    tuning, missing = run_all(exp.tuning_runs())
     chosen = runner.choose({}, partial_ok=False)
-    test_specs = runner.test_runs(chosen)
-    tests = run_all(test_specs)
+    tests, missing_tests = run_all(runner.test_runs(chosen))
+    missing += missing_tests
     reference = {**reference, "probes": runner.reference_probes()}
     report = aggregate(exp, tuning, tests, chosen, reference)
-    missing = [s.label for s in tuning_specs + test_specs if runner.finished(s) is None]
     if len(chosen) < len(exp.arms):
         missing.append(
             f"test runs of {sorted(set(a.name for a in exp.arms) - set(chosen))}: their dev grid is unfinished"
