@@ -111,7 +111,7 @@ def experiment(tmp_path, teacher_dir):
     return path
 
 
-def test_the_quick_path_runs_resumes_and_reports(experiment, teacher, capsys):
+def test_the_quick_path_runs_resumes_and_reports(experiment, teacher, capsys, monkeypatch):
     exp = load_experiment(experiment, quick=True)
     assert exp.seeds == [0] and exp.budget() == {"kd": 2, "dskd": 2}  # equal tuning budget
     report = run_experiment(exp, teacher=teacher)
@@ -144,6 +144,22 @@ def test_the_quick_path_runs_resumes_and_reports(experiment, teacher, capsys):
     # --plan lists done and pending runs and an estimate from the measured step time
     code, _, err = run_cli(capsys, "distill", "compare", "--config", str(experiment), "--plan")
     assert code == 0 and err.count("done") == 7 and err.count("todo") == 3 and "measured" in err
+    # a run another process finishes while this call reports is either in its runs or in not_run, never lost
+    from sensekit.distill.compare.runner import Runner
+
+    real_finished, reads, late = Runner.finished, {}, []
+
+    def finishing_late(self, spec):
+        if spec.phase == "test" and late in ([], [spec.label]):
+            late[:] = [spec.label]
+            reads[spec.label] = reads.get(spec.label, 0) + 1
+            if reads[spec.label] <= 2:  # unfinished for its first two reads, finished from the third
+                return None
+        return real_finished(self, spec)
+
+    monkeypatch.setattr(Runner, "finished", finishing_late)
+    racing = run_experiment(exp, teacher=teacher, max_runs=0)
+    assert racing["ran"]["test_runs"] + len(racing["not_run"]) == 3 and racing["not_run"] == late
 
 
 def test_two_seeds_give_both_intervals_the_controls_holm_probes_and_gradient_shares(experiment, teacher):
