@@ -111,7 +111,18 @@ def build(config: BuildConfig, progress: Optional[Progress] = None, *, teacher=N
         world=ranks.world,
         start=start,
     )
-    tokens_done, harvest_s = _harvest(cfg, teacher, stream, reservoir, vocab, ckpt, ranks, start, report, lexical_layer)
+    tokens_done, harvest_s = _harvest(
+        cfg,
+        teacher,
+        stream,
+        reservoir,
+        vocab=vocab,
+        ckpt=ckpt,
+        ranks=ranks,
+        start=start,
+        report=report,
+        lexical_layer=lexical_layer,
+    )
 
     tokens_all, positions_all = ranks.total(tokens_done, int(reservoir.counts.sum()))
     if tokens_all == 0:
@@ -301,6 +312,7 @@ def _harvest(
     teacher,
     stream,
     reservoir,
+    *,
     vocab: _KeyVocabulary,
     ckpt: Checkpoint,
     ranks: Ranks,

@@ -169,10 +169,10 @@ def layers_cli(
     with err.status("running the teacher over the pairs"):
         result = layer_curve(
             wic,
-            teacher,
-            device,
-            dtype,
-            limit,
+            teacher=teacher,
+            device=device,
+            dtype=dtype,
+            limit=limit,
             representations=reps,
             layers=chosen,
             wordnet=wordnet,

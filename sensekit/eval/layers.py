@@ -182,6 +182,7 @@ def load_pairs(wic: str | Path | None, wordnet: str | None, heldout_share: float
 
 def layer_curve(
     wic: str | Path | None = None,
+    *,
     teacher: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
