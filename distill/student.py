@@ -29,7 +29,7 @@ from torch import nn
 
 from sensekit.errors import InputError, TeacherMismatch
 from sensekit.model.families import lm_logits, resume_at_layer, run_to_layer
-from sensekit.model.layers import layers_of, no_meta, sliced_config
+from sensekit.model.layers import layer_slice, layers_of
 
 __all__ = ["DistillStudent", "load_hf_student", "save_student"]
 
@@ -94,23 +94,10 @@ class DistillStudent(nn.Module):
                     self,
                     "_slices",
                     {
-                        "bottom": self._layer_slice(lm, layers, 0, self.split_at),
-                        "top": self._layer_slice(lm, layers, self.split_at, n),
+                        "bottom": layer_slice(lm, 0, self.split_at),
+                        "top": layer_slice(lm, self.split_at, n),
                     },
                 )
-
-    @staticmethod
-    def _layer_slice(lm, layers: nn.ModuleList, start: int, stop: int) -> nn.Module:
-        """A base model of the same class that runs only layers[start:stop] (sharing the modules)."""
-        base, attr, _ = layers_of(lm)
-        cfg = sliced_config(base.config, range(start, stop))
-        with torch.device("meta"):
-            part = type(base)(cfg)
-        for name, child in base.named_children():
-            setattr(part, name, child)
-        setattr(part, attr, nn.ModuleList([layers[i] for i in range(start, stop)]))
-        no_meta(part, "student layer slice")
-        return part
 
     @property
     def can_split(self) -> bool:

@@ -196,3 +196,46 @@ def test_teacher_logits_fall_back_to_the_models_own_forward_where_the_head_diffe
     monkeypatch.setattr(families, "logits_transform", lambda config: None)  # a family step this code does not know
     assert logits.check(ids, mask) > 1e-3 and logits.own_forward
     torch.testing.assert_close(logits(g, ids, mask), own)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_final_from_layer_finishes_a_forward_run_to_that_layer(family):
+    """The build's repeat view runs each row (twice over) to the lexical layer; the layers above it finish
+    the row's own final states, equal to a plain forward, and the layers below do not run again."""
+    from sensekit.model.families import final_from_layer
+    from sensekit.model.layers import layers_of
+    from sensekit.model.occurrence import forward_layers
+
+    model = _model(family)
+    ids, mask = _batch()
+    keep = mask.bool()
+    _, _, layers = layers_of(model)
+    with torch.no_grad():
+        plain = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    for layer in (1, 3, LAYERS):
+        (hidden,) = forward_layers(model, ids, mask, [layer])  # [B, T, d]
+        rows_seen = []  # the batch size of each call of the lowest layer
+        handle = layers[0].register_forward_hook(lambda m, a, o: rows_seen.append(a[0].shape[0] if a else None))
+        try:
+            final = final_from_layer(model, hidden, layer, ids, mask)
+        finally:
+            handle.remove()
+        torch.testing.assert_close(final[keep], plain[keep], rtol=1e-5, atol=1e-5)
+        assert all(n == 1 for n in rows_seen), (layer, rows_seen)  # at most the one-row check, never the batch
+
+
+def test_final_from_layer_runs_the_plain_forward_where_the_split_differs(monkeypatch):
+    import sensekit.model.families as families
+    from sensekit.model.occurrence import forward_layers
+
+    model = _model("llama")
+    ids, mask = _batch()
+    keep = mask.bool()
+    real = families.resume_at_layer
+    monkeypatch.setattr(families, "resume_at_layer", lambda *a: real(*a) + 1e-2)  # a family the split gets wrong
+    (hidden,) = forward_layers(model, ids, mask, [2])
+    with torch.no_grad():
+        plain = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    final = families.final_from_layer(model, hidden, 2, ids, mask)
+    torch.testing.assert_close(final[keep], plain[keep], rtol=1e-5, atol=1e-5)
+    assert families._TOPS[model][2] is None  # remembered: later batches go straight to the plain forward

@@ -122,7 +122,7 @@ def test_repeated_row_states_match_one_row_at_a_time(tiny):
     mask = torch.zeros(len(rows), T, dtype=torch.bool)
     for i, r in enumerate(rows):
         ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), True
-    got = repeated_row_states(tiny.model, ids, mask, torch.ones(len(rows), dtype=torch.long), 1)  # [B, T, d]
+    got, _ = repeated_row_states(tiny.model, ids, mask, torch.ones(len(rows), dtype=torch.long), 1)  # [B, T, d]
     for i, r in enumerate(rows):
         doubled = torch.tensor([r + r[1:]])
         want = forward_layers(tiny.model, doubled, torch.ones_like(doubled), [1])[0][0]  # [2n - 1, d]

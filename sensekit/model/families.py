@@ -9,7 +9,9 @@ masks, position ids and rotary tables exactly as the plain forward does, and:
 
 - `run_to_layer` captures the output of the last layer below the split (a forward hook);
 - `resume_at_layer` replaces the input of the first layer above the split (a forward
-  pre-hook), so whatever the model computed before that layer is discarded.
+  pre-hook), so whatever the model computed before that layer is discarded;
+- `final_from_layer` finishes a forward that something else ran to a layer (the build's repeated
+  rows: their first copy is the row itself), checked once per model and layer against the plain one.
 
 Nothing here knows a family's layer signature beyond "the first argument is hidden_states",
 which holds for every decoder in transformers 5.x (Llama, Qwen2, Mistral, Gemma, GPT-2, Phi,
@@ -23,6 +25,7 @@ still differ, `TeacherLogits` runs the teacher's own forward instead.
 
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -31,11 +34,14 @@ from torch import nn
 
 from sensekit.errors import InputError
 
+from .layers import layer_slice, layers_of
+
 __all__ = [
     "lm_logits",
     "logits_transform",
     "run_to_layer",
     "resume_at_layer",
+    "final_from_layer",
     "tolerance",
     "max_difference",
     "logits_difference",
@@ -136,6 +142,40 @@ def resume_at_layer(
             "architecture cannot be split, drop --cache"
         )
     return out
+
+
+# per model, per layer: the slice of the layers above it, or None where the split did not reproduce the
+# plain forward (weak keys: a slice shares the model's modules and must not outlive it)
+_TOPS: "weakref.WeakKeyDictionary[nn.Module, dict[int, nn.Module | None]]" = weakref.WeakKeyDictionary()
+CHECK_TOKENS = 32  # the split's one-time check reads this much of the first row
+
+
+@torch.inference_mode()
+def final_from_layer(
+    model: nn.Module, hidden: torch.Tensor, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """The post-norm final states [B, T, d] of the right-padded rows input_ids, attention_mask [B, T], given
+    hidden = their hidden_states[layer] [B, T, d] (layer 1..L: decoder layer layer-1's output; L: already
+    final): only the layers above `layer` run, so a caller that has run the rows that far pays for the rest.
+
+    The first call per model and layer compares the split with the plain forward on the first row's first
+    CHECK_TOKENS tokens; a family the split does not reproduce runs the plain forward from then on.
+    """
+    base, _, layers = layers_of(model)
+    if layer >= len(layers):
+        return hidden
+    tops = _TOPS.setdefault(model, {})
+    if layer not in tops:
+        top = layer_slice(model, layer, len(layers))
+        ids, mask = input_ids[:1, :CHECK_TOKENS], attention_mask[:1, :CHECK_TOKENS]
+        plain = base(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        split = resume_at_layer(top, layers_of(top)[2][0], hidden[:1, :CHECK_TOKENS], mask)
+        diff, scale = max_difference(split, plain, mask.bool())
+        tops[layer] = top if diff <= tolerance(plain.dtype, scale) else None
+    top = tops[layer]
+    if top is None:
+        return base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    return resume_at_layer(top, layers_of(top)[2][0], hidden, attention_mask)
 
 
 # -- exactness checks -------------------------------------------------------------------------

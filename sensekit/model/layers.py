@@ -6,6 +6,8 @@
 - `build_truncated` makes a causal LM out of a selection of the teacher's layers, sharing the teacher's
   embeddings, final norm, LM head and frozen layers (no copy); trained layers are float32 copies.
 - `sliced_config` is the config of a selection: the layer count and every per-layer list.
+- `layer_slice` is a base model that runs only a range of a model's layers (sharing its modules): with
+  `families.run_to_layer` / `resume_at_layer` it splits one forward into two.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "resolve_selection",
     "sliced_config",
     "build_truncated",
+    "layer_slice",
     "no_meta",
 ]
 
@@ -109,6 +112,20 @@ def resolve_selection(
                 f"and in 0..{n - 1} (the student has {n} layers)"
             )
     return kept, trained
+
+
+def layer_slice(model, start: int, stop: int) -> nn.Module:
+    """A base model of the same class as `model`'s that runs only its decoder layers [start, stop), sharing
+    every module (no copy): the embeddings and final norm come along, so the slice's output is post-norm."""
+    base, attr, layers = layers_of(model)
+    cfg = sliced_config(base.config, range(start, stop))
+    with torch.device("meta"):
+        part = type(base)(cfg)
+    for name, child in base.named_children():
+        setattr(part, name, child)
+    setattr(part, attr, nn.ModuleList([layers[i] for i in range(start, stop)]))
+    no_meta(part, "layer slice")
+    return part
 
 
 def build_truncated(teacher_model, layers: int | Sequence[int], train: int | Sequence[int]):

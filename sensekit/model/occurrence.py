@@ -281,15 +281,18 @@ def repeated_row_states(
     n_prefix: torch.Tensor,
     layer: int | None,
     heads: Sequence[Sequence[int]] | None = None,
-) -> torch.Tensor:
-    """hidden_states[layer] of each right-padded row read in the second copy of `[prefix] body head body[1:]`.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """hidden_states[layer] of each right-padded row read in the second copy of `[prefix] body head body[1:]`,
+    and in the first.
 
     ids, mask [B, T] (mask: real tokens, right padding); n_prefix [B] the special tokens that open each row
     (not repeated); heads: per row, the ids that open the second copy in place of the body's first token
-    (`second_copy_heads`; default: that token itself). -> [B, T, d]: at each body position t, the state of
-    the same token in the second copy (it has read the whole row; the first body token's is the head's last
-    id); at prefix and padding positions, whatever sits there (callers ignore them). The build's `repeat`
-    lexical view; a causal LM's first copy gives exactly the row's own states.
+    (`second_copy_heads`; default: that token itself). -> (second [B, T, d], first [B, T, d]):
+    - second: at each body position t, the state of the same token in the second copy (it has read the
+      whole row; the first body token's is the head's last id); at prefix and padding positions, whatever
+      sits there (callers ignore them). The build's `repeat` lexical view;
+    - first: the row's own states at its real positions (a causal LM's first copy has read only the row),
+      the second copy's at its padding: what `families.final_from_layer` finishes into the loss view.
     """
     dev = ids.device
     B, T = ids.shape
@@ -311,7 +314,7 @@ def repeated_row_states(
     t = torch.arange(T, device=h.device)[None, :]  # [1, T]
     shift = torch.from_numpy(n - p + m - 1).to(h.device)[:, None]  # [B, 1] copy-2 column = t + shift for t >= p
     back = torch.where(t >= torch.from_numpy(p).to(h.device)[:, None], t + shift, t).clamp(0, T2 - 1)  # [B, T]
-    return h.gather(1, back[..., None].expand(-1, -1, h.shape[-1]))  # [B, T, d]
+    return h.gather(1, back[..., None].expand(-1, -1, h.shape[-1])), h[:, :T]  # [B, T, d] each
 
 
 # -- gloss prototypes -------------------------------------------------------------------------
