@@ -1,11 +1,17 @@
-"""The `make demo` build's teacher floor: how much padding its batches carry, and how fast the bare final
-forward reads them beside a dense batch of the same width, in one run:
+"""The `make demo` build's teacher floor: how much padding its batches carry, how fast the bare final
+forward reads them beside a dense batch of the same width, and what the two views cost, in one run:
 
     python benchmarks/demo_stream.py [--max-tokens 80000] [--batches 6] [--threads 2] [--out FILE]
 
 The batches are the build's own (`BatchStream` over the default corpus with the demo's --focus words).
 The harvest's tok/s (the build's progress line) divided by `forward_real_tok_per_s` is what the harvest
 adds to the forward: the repeated-sentence pass of the lexical view and the reservoirs.
+
+The views (the loss view's final states and the repeat lexical view at layer 9) are timed both ways on
+the same batches, alternating which goes first: `two_forwards` (the final forward, then the doubled rows
+to layer 9: the harvest before `families.final_from_layer`) and `split` (the doubled rows to layer 9,
+then layers 10-30 on the first copy: the harvest now). `split_speedup` is their ratio, and
+`split_max_abs_diff` the largest difference between the two ways' final states at real positions.
 """
 
 from __future__ import annotations
@@ -16,6 +22,51 @@ import time
 from common import RESULTS, log, passive_omp, report
 
 passive_omp()
+
+
+def time_views(teacher, batches, layer: int) -> dict:
+    """Both ways of computing the two views on each batch (module docstring) -> the timings and the difference."""
+    import torch
+
+    from sensekit.model.families import final_from_layer
+    from sensekit.model.occurrence import repeated_row_states, second_copy_heads
+
+    special = torch.zeros(teacher.vocab_size, dtype=torch.bool)
+    special[teacher.special_ids] = True
+
+    def doubled(b):
+        real = ~special[b.ids] & b.mask  # [B, T]
+        n_prefix = torch.cumprod((~real & b.mask).long(), dim=1).sum(1)  # [B]
+        firsts = b.ids.gather(1, n_prefix.clamp(max=b.ids.shape[1] - 1)[:, None])[:, 0].tolist()
+        heads = second_copy_heads(teacher.tokenizer, firsts)
+        return repeated_row_states(teacher.model, b.ids, b.mask, n_prefix, layer, heads)  # ([B, T, d], [B, T, d])
+
+    def two_forwards(b):
+        return teacher.final_hidden(b.ids, b.mask), doubled(b)[0]
+
+    def split(b):
+        lex, own = doubled(b)
+        return final_from_layer(teacher.model, own, layer, b.ids, b.mask), lex
+
+    split(batches[0])  # the one-time check of the split, outside the timing
+    spent = {"two_forwards": 0.0, "split": 0.0}
+    diff = 0.0
+    for i, b in enumerate(batches):  # alternate the order: the machine's load drifts
+        out = {}
+        for name, fn in [("two_forwards", two_forwards), ("split", split)][:: 1 if i % 2 == 0 else -1]:
+            t0 = time.perf_counter()
+            out[name] = fn(b)
+            spent[name] += time.perf_counter() - t0
+        keep = b.mask.bool()
+        diff = max(diff, float((out["split"][0] - out["two_forwards"][0])[keep].abs().max()))
+    real = sum(b.n_tokens for b in batches)
+    return {
+        "lexical_layer": layer,
+        "views_two_forwards_real_tok_per_s": round(real / spent["two_forwards"], 1),
+        "views_split_real_tok_per_s": round(real / spent["split"], 1),
+        "split_speedup": round(spent["two_forwards"] / spent["split"], 3),
+        "split_max_abs_diff": diff,
+    }
 
 
 def main() -> None:
@@ -32,6 +83,8 @@ def main() -> None:
     from sensekit.builder.corpus import special_prefix
     from sensekit.builder.harvest import BatchStream
     from sensekit.builder.pipeline import _open_corpus
+    from sensekit.model.layers import layer_count
+    from sensekit.model.lexical import resolve_lexical_layer
     from sensekit.model.teacher import load_teacher
 
     torch.set_num_threads(args.threads)
@@ -59,6 +112,7 @@ def main() -> None:
     for b in timed:  # per batch: one forward, as the harvest runs it
         teacher.final_hidden(b.ids, b.mask)
     dt = time.perf_counter() - t0
+    views = time_views(teacher, timed, resolve_lexical_layer(cfg.lexical_layer, layer_count(teacher.model.config)))
     dense = torch.randint(1000, 20000, (cfg.batch_size, cfg.seq_len))  # [B, T] the budget's dense batch
     t1 = time.perf_counter()
     for _ in range(2):
@@ -73,6 +127,7 @@ def main() -> None:
             "forward_real_tok_per_s": round(sum(b.n_tokens for b in timed) / dt, 1),
             "forward_padded_tok_per_s": round(sum(b.ids.numel() for b in timed) / dt, 1),
             "dense_tok_per_s": round(2 * dense.numel() / dense_dt, 1),
+            **views,
             "threads": args.threads,
         },
     )

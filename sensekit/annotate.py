@@ -49,6 +49,9 @@ __all__ = [
     "Occurrence",
     "annotate",
     "same_sense",
+    "same_best",
+    "sense_agreement",
+    "cosine",
     "same_sense_score",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_PRIOR",
@@ -89,6 +92,13 @@ class Occurrence:
     def best(self) -> int:
         return int(np.argmax(self.probs))
 
+    @property
+    def keys(self) -> list:
+        """[k] what names each sense across words: its synset where it has one (a word and its inflection
+        name the same synsets), else its store sense id."""
+        synsets = self.synsets or [None] * len(self.sense_ids)
+        return [syn if syn is not None else ("sense", int(i)) for syn, i in zip(synsets, self.sense_ids)]
+
     def rescored(self, prior_weight: float) -> np.ndarray:
         """[k] the sense probabilities at this prior weight (no teacher pass): softmax of similarity + weight x log prior."""
         logit = self.similarity + prior_weight * self.log_prior
@@ -115,14 +125,27 @@ def same_sense_score(p_same, cosine, weight: float = DEFAULT_SAME_SENSE_WEIGHT):
     return weight * np.asarray(p_same) + (1.0 - weight) * (np.asarray(cosine) + 1.0) / 2.0
 
 
-def same_sense(a: Occurrence, b: Occurrence, weight: float = DEFAULT_SAME_SENSE_WEIGHT) -> float:
-    """`same_sense_score` of two occurrences of one word; the chance of the same sense is the dot product
-    of their sense distributions over the senses they share."""
-    shared, ia, ib = np.intersect1d(a.sense_ids, b.sense_ids, return_indices=True)
-    p_same = float((a.probs[ia] * b.probs[ib]).sum()) if len(shared) else 0.0
+def sense_agreement(a: Occurrence, b: Occurrence) -> float:
+    """The chance two occurrences take the same sense: the dot product of their sense distributions over
+    the senses they share (matched by `Occurrence.keys`)."""
+    pb = dict(zip(b.keys, b.probs))
+    return float(sum(p * pb.get(key, 0.0) for key, p in zip(a.keys, a.probs)))
+
+
+def same_best(a: Occurrence, b: Occurrence) -> bool:
+    """The hard answer: are both occurrences' most probable senses the same (synset, or store sense)?"""
+    return a.keys[a.best] == b.keys[b.best]
+
+
+def cosine(a: Occurrence, b: Occurrence) -> float:
+    """The cosine of the two occurrences' states in the view's similarity space."""
     na, nb = np.linalg.norm(a.vector), np.linalg.norm(b.vector)
-    cos = float(a.vector @ b.vector / max(na * nb, 1e-12))
-    return float(same_sense_score(p_same, cos, weight))
+    return float(a.vector @ b.vector / max(na * nb, 1e-12))
+
+
+def same_sense(a: Occurrence, b: Occurrence, weight: float = DEFAULT_SAME_SENSE_WEIGHT) -> float:
+    """`same_sense_score` of two occurrences of one word: their `sense_agreement` beside their `cosine`."""
+    return float(same_sense_score(sense_agreement(a, b), cosine(a, b), weight))
 
 
 class Annotator:

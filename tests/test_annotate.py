@@ -15,8 +15,10 @@ from helpers import build_config, run_cli
 
 pytest.importorskip("torch")
 
+from test_eval_heldout import nltk_wordnet, wordnet_here  # noqa: E402, F401
+
 from sensekit import open_store  # noqa: E402
-from sensekit.annotate import WORD_FIELDS, Annotator, Occurrence, same_sense  # noqa: E402
+from sensekit.annotate import WORD_FIELDS, Annotator, Occurrence, same_best, same_sense, sense_agreement  # noqa: E402
 from sensekit.errors import InputError  # noqa: E402
 
 
@@ -268,6 +270,47 @@ def test_same_sense_combines_sense_probabilities_and_cosine():
     assert same_sense(a, b) == pytest.approx(0.5 * 0.82 + 0.5 * 1.0)
     assert same_sense(a, c) == pytest.approx(0.5 * 0.18 + 0.5 * 0.0)
     assert same_sense(a, b, weight=1.0) > same_sense(a, c, weight=1.0)
+
+
+def test_senses_named_from_wordnet_match_by_synset_across_words():
+    """`banks` and `bank`, each named from WordNet on its own, number their candidates independently: the
+    agreement and the hard answer compare synsets, not those numbers; store senses without one compare ids."""
+    v = np.array([1.0, 0.0])
+    bank = Occurrence(0, 4, "bank", np.array([-1, -2]), np.array([0.9, 0.1]), v, synsets=["bank.n.01", "bank.n.02"])
+    banks = Occurrence(0, 5, "banks", np.array([-1, -2]), np.array([0.9, 0.1]), v, synsets=["bank.n.02", "bank.n.01"])
+    assert sense_agreement(bank, banks) == pytest.approx(0.9 * 0.1 + 0.1 * 0.9) and not same_best(bank, banks)
+    flipped = Occurrence(0, 5, "banks", np.array([-1, -2]), np.array([0.1, 0.9]), v, synsets=banks.synsets)
+    assert sense_agreement(bank, flipped) == pytest.approx(0.82) and same_best(bank, flipped)
+    induced = Occurrence(0, 4, "bank", np.array([7, 8]), np.array([0.3, 0.7]), v, synsets=[None, None])
+    other = Occurrence(0, 4, "bank", np.array([8, 9]), np.array([0.6, 0.4]), v, synsets=[None, None])
+    assert sense_agreement(induced, other) == pytest.approx(0.7 * 0.6) and same_best(induced, other)
+
+
+def test_the_wic_metric_scores_annotates_senses_on_every_pair(linked_store, teacher_dir, tmp_path, wordnet_here):  # noqa: F811
+    """Six pairs of a sentence with itself, three labelled same and three different: annotate answers "same"
+    on all six (one state, one most probable sense), so its hard accuracy is exactly 0.5 at full coverage."""
+    from helpers import TEXTS
+
+    from sensekit.eval.config import EvalConfig
+    from sensekit.eval.store_eval import evaluate_store
+    from sensekit.model.teacher import load_teacher
+
+    items = []
+    for sentence, word in [(TEXTS[-3], "bank"), (TEXTS[-2], "bank"), (TEXTS[-1], "light")]:
+        a = sentence.index(word)
+        pos = {"start1": a, "end1": a + len(word), "start2": a, "end2": a + len(word)}
+        for label in ("true", "false"):
+            items.append({"word": word, "sentence1": sentence, "sentence2": sentence, **pos, "label": label})
+    path = tmp_path / "self.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in items) + "\n", encoding="utf-8")
+    cfg = EvalConfig(store=str(linked_store.store), wic=str(path), metrics=("wic",), device="cpu")
+    teacher = load_teacher(str(teacher_dir), device="cpu")
+    wic = evaluate_store(cfg, teacher=teacher)["metrics"]["wic"]
+    entry = wic if wic.get("data") == "wic-file" else wic["wic_file"]
+    a = entry["annotate"]
+    assert a["status"] == "ok", a
+    assert a["coverage"]["scored"] == 6 and a["accuracy"] == 0.5 and a["same_sense_rate"] == 1.0, a
+    assert set(a["soft"]) == {"accuracy", "weight_per_fold"} and a["baseline"]["accuracy"] is not None
 
 
 # -- the real teacher and WordNet: the targets on a make-demo store -------------------------------------

@@ -36,6 +36,8 @@ class StoreRun:
         self._teacher, self._teacher_error = teacher, None
         self._wn, self._word_tokens, self._token_text, self._embeddings = None, None, None, None
         self._pairs = None
+        self.view_name = view.name
+        self._annotator = None
         self.heldout_share, self.warnings = _heldout_share(cfg, store.meta)
 
     def heldout_pairs(self):
@@ -132,6 +134,18 @@ class StoreRun:
             except SensekitError as exc:
                 raise Skip(f"WordNet is not available: {exc}") from None
         return self._wn
+
+    def annotator(self):
+        """`sensekit annotate` on this store (its lexical view; the prior: WordNet's SemCor counts), made once:
+        the WSD and WiC metrics share the words it has named from WordNet."""
+        if self._annotator is None:
+            from ..annotate import Annotator
+
+            try:
+                self._annotator = Annotator(self.store, self.teacher(), prior="wordnet", wordnet=self.wordnet())
+            except SensekitError as exc:
+                raise Skip(f"annotate cannot read this store: {exc}") from None
+        return self._annotator
 
     def single_tokens(self, words: list[str]) -> np.ndarray:
         """[n] the token of each word (leading space, no specials, as the store tokenizes), -1 unless exactly one."""

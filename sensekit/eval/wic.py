@@ -3,12 +3,18 @@
 The file format is WiC's JSONL: `word`, `sentence1`, `sentence2`, `start1`, `end1`, `start2`,
 `end2` (character offsets of the word in each sentence) and `label` (true/false, or 1/0).
 
-Three answers are scored:
+Answers scored:
 - the store's hard answer: each state goes to its nearest sense of the word's token; "same" when both
   agree (`wic_accuracy`);
 - the store's soft answer: `annotate.same_sense_score` (the chance both take the same sense, beside
   their cosine), its weight and threshold fitted like the baseline's threshold (`two_fold`): weight 0
   is the cosine alone, so a fold that prefers it says the senses add nothing there;
+- `annotate`'s answers (`annotate_pairs`), on every pair whose word annotate knows: hard, "same" when
+  both occurrences' most probable senses are the same synset (or store sense, where unlinked); soft, the
+  same score from annotate's sense distributions. These are the senses a user sees: a linked word's
+  synset senses, and WordNet's synsets for a word the build did not link (the store's own senses of
+  such a word are unnamed clusters, finer than synsets). No prior (annotate's default), nothing fitted
+  but the soft score's weight and threshold;
 - the baseline: the cosine between the two raw states, with the threshold fitted on one half of
   the pairs and scored on the other (`threshold_baseline`).
 
@@ -147,6 +153,7 @@ def score_pairs(run: "StoreRun", items: WicItems) -> dict:
     )[both]
     return {
         "status": "ok",
+        "annotate": annotate_pairs(run, items),
         "state": run.key_mode,
         "accuracy": num(wic_accuracy(a1, a2, y)),
         "coverage": coverage(len(rows), len(items)),
@@ -183,6 +190,45 @@ def score_pairs(run: "StoreRun", items: WicItems) -> dict:
             "with key=next a word that opens its sentence has no state; in_store_context: the pairs whose "
             "states have read at least the build's min_context tokens"
         ),
+    }
+
+
+def annotate_pairs(run: "StoreRun", items: WicItems) -> dict:
+    """`annotate`'s hard and soft answers on the pairs (module docstring), beside the cosine threshold on
+    the same pairs' states (the lexical view's space). Skipped for a store annotate cannot read, and on
+    other views than the lexical one (annotate reads that view whatever the run's view)."""
+    from ..annotate import cosine, same_best, same_sense_score, sense_agreement
+
+    if run.view_name != "lexical":
+        return {"status": "skipped", "reason": f"annotate reads the lexical view; this run reads {run.view_name}"}
+    try:
+        annotator = run.annotator()
+    except Skip as exc:
+        return {"status": "skipped", "reason": str(exc)}
+
+    def side(sentences: list[str], spans: np.ndarray) -> list:
+        occ, _ = annotator.occurrences(sentences, [tuple(map(int, s)) for s in spans])  # the pair's word alone
+        return [words[0] if words else None for words in occ]
+
+    o1, o2 = side(items.sentences1, items.spans1), side(items.sentences2, items.spans2)
+    rows = [i for i, (a, b) in enumerate(zip(o1, o2)) if a is not None and b is not None]  # per pair
+    y = items.labels[rows]
+    hard = np.asarray([same_best(o1[i], o2[i]) for i in rows], bool)  # [scored]
+    p_same = np.asarray([sense_agreement(o1[i], o2[i]) for i in rows])
+    cos = np.asarray([cosine(o1[i], o2[i]) for i in rows])
+    soft = two_fold({w: same_sense_score(p_same, cos, w) for w in SOFT_WEIGHTS}, y, run.cfg.seed)
+    named = np.asarray([o1[i].sense_ids[0] < 0 for i in rows], bool)  # the word's candidates came from WordNet
+    return {
+        "status": "ok",
+        "accuracy": num(float(np.mean(hard == y)) if len(y) else float("nan")),
+        "coverage": coverage(len(rows), len(items)),
+        "soft": {"accuracy": num(soft["accuracy"]), "weight_per_fold": soft["chosen"]},
+        "baseline": {"accuracy": num(threshold_baseline(cos, y, run.cfg.seed)["accuracy"])},
+        "same_sense_rate": num(float(hard.mean())) if len(y) else None,
+        "named_from_wordnet": num(float(named.mean())) if len(y) else None,
+        "note": "annotate's senses (prior weight 0): 'same' when both most probable senses are one synset (or "
+        "store sense); soft: same_sense_score of annotate's distributions, fitted two-fold; named_from_wordnet: "
+        "the share of pairs whose word annotate named from WordNet (the build did not link it)",
     }
 
 
@@ -231,6 +277,17 @@ def _rows(w: dict) -> list[tuple[str, str, str, str]]:
                 fmt_coverage(entry["coverage"]),
             )
         )
+        a = entry.get("annotate") or {}
+        if a.get("status") == "ok":
+            for label, value in (("hard", a["accuracy"]), ("soft (fitted two-fold)", a["soft"]["accuracy"])):
+                rows.append(
+                    (
+                        f"  {data}, annotate's senses, {label}",
+                        fmt(value),
+                        f"cosine threshold {fmt(a['baseline']['accuracy'])}, same pairs",
+                        fmt_coverage(a["coverage"]),
+                    )
+                )
         c = entry.get("in_store_context")
         if c and c["min_context"]:
             rows.append(
@@ -256,6 +313,17 @@ def _headline(w: dict) -> list[Headline]:
             out.append(
                 Headline("WiC accuracy", entry["accuracy"], entry["baseline"]["accuracy"], "cosine threshold", data)
             )
+            a = entry.get("annotate") or {}
+            if a.get("status") == "ok":
+                out.append(
+                    Headline(
+                        "WiC accuracy, annotate's senses",
+                        a["accuracy"],
+                        a["baseline"]["accuracy"],
+                        "cosine threshold",
+                        data,
+                    )
+                )
     return out
 
 

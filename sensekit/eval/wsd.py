@@ -332,13 +332,7 @@ def _annotate_disambiguator(run: "StoreRun") -> Disambiguate:
     the prior: WordNet's SemCor counts), summed per linked synset; the candidate with the most wins. An
     occurrence none of whose senses links to a candidate falls back to WordNet's first sense (the share of
     such items is what linking leaves out)."""
-    from ..annotate import Annotator
-    from ..errors import SensekitError
-
-    try:
-        annotator = Annotator(run.store, run.teacher(), prior="wordnet", wordnet=run.wordnet())
-    except SensekitError as exc:
-        raise Skip(f"annotate cannot read this store: {exc}") from None
+    annotator = run.annotator()
 
     def disambiguate(sentences, starts, ends, candidates):
         occ, _ = annotator.occurrences(list(sentences), list(zip(starts, ends)))  # the item's word alone
