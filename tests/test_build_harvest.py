@@ -131,3 +131,15 @@ def test_batch_stream_caps_tokens_shards_and_restarts(tiny):
     for b in full:
         m = b.mask.numpy()
         assert (np.sort(m, axis=1)[:, ::-1] == m).all()
+
+
+def test_batch_bounds_end_a_batch_where_the_windows_get_much_shorter():
+    from sensekit.builder.harvest import MIN_BATCH_TOKENS, PAD_SLACK, batch_bounds
+
+    assert (MIN_BATCH_TOKENS, PAD_SLACK) == (1024, 0.1)  # the hand-worked cases below assume them
+    # 600: two rows make 1,024 tokens, 500 < 0.9 x 600 ends the batch; 500: three rows, then 100 < 450
+    assert batch_bounds(np.array([600, 580, 500, 490, 100, 100]), 4096, 512) == [(0, 2), (2, 5), (5, 6)]
+    # equal lengths: the token budget (409 rows of 10) decides, and the row cap where it is lower
+    assert batch_bounds(np.full(1000, 10), 4096, 512) == [(0, 409), (409, 818), (818, 1000)]
+    assert batch_bounds(np.full(1000, 2), 4096, 512) == [(0, 512), (512, 1000)]
+    assert batch_bounds(np.array([5000, 3]), 4096, 512) == [(0, 1), (1, 2)]  # a window over the budget: alone

@@ -42,6 +42,11 @@ __all__ = ["Batch", "BatchStream", "key_positions", "harvest_positions", "captur
 
 GROUP_CHARS = 400_000  # text tokenized per group of documents
 MAX_ROWS_FACTOR = 32  # short windows: at most 32 x batch_size rows per forward
+# a batch ends before a window shorter than (1 - PAD_SLACK) x its first (longest) one, once it holds
+# MIN_BATCH_TOKENS: the default corpus's short documents padded 1.227 tokens per real one without it, 1.068
+# with it (benchmarks/demo_stream.py), for batches of >= 1,024 tokens, still large enough for the CPU
+PAD_SLACK = 0.1
+MIN_BATCH_TOKENS = 1024
 TEXT_CACHE_CHARS = 64_000_000  # document texts kept in memory for the contexts (else re-read at the end)
 
 
@@ -145,11 +150,9 @@ class BatchStream:
             # a batch holds batch_size windows of seq_len tokens, or more shorter ones (short documents,
             # e.g. glosses) up to the same padded token budget: fewer, fuller forward passes
             budget_tokens = self.batch_size * self.seq_len
-            bounds, i = [], 0
-            while i < len(windows):
-                rows = max(1, min(budget_tokens // len(windows[i].ids), MAX_ROWS_FACTOR * self.batch_size))
-                bounds.append((i, min(i + rows, len(windows))))
-                i += rows
+            bounds = batch_bounds(
+                np.asarray([len(w.ids) for w in windows]), budget_tokens, MAX_ROWS_FACTOR * self.batch_size
+            )
             running = buf_tokens
             for b, (lo, hi) in enumerate(bounds):
                 chunk = windows[lo:hi]
@@ -177,6 +180,23 @@ class BatchStream:
         docs = np.asarray([w.doc for w in chunk], np.int64)
         repeated = np.asarray([w.repeated for w in chunk], np.int64)
         return Batch(torch.from_numpy(ids), torch.from_numpy(mask), offsets, docs, int(mask.sum()), state, repeated)
+
+
+def batch_bounds(lengths: np.ndarray, budget_tokens: int, max_rows: int) -> list[tuple[int, int]]:
+    """(start, stop) of each batch over windows sorted longest first, lengths [N]: up to `budget_tokens`
+    padded tokens and `max_rows` rows, ended before a window more than PAD_SLACK shorter than the batch's first
+    once the batch holds MIN_BATCH_TOKENS."""
+    bounds, i, n = [], 0, len(lengths)
+    while i < n:  # per batch
+        width = int(lengths[i])
+        stop = min(n, i + max(1, min(budget_tokens // width, max_rows)))
+        full = i + -(-MIN_BATCH_TOKENS // width)  # rows that make MIN_BATCH_TOKENS
+        # the first window past `full` shorter than the slack allows ends the batch (lengths fall monotonically)
+        cut = full + int(np.searchsorted(-lengths[full:stop], -(1 - PAD_SLACK) * width, side="right"))
+        stop = min(stop, max(cut, i + 1))
+        bounds.append((i, stop))
+        i = stop
+    return bounds
 
 
 def source_allowed(batch: Batch, special: torch.Tensor, *, key_mode: str, min_context: int) -> torch.Tensor:
