@@ -236,3 +236,22 @@ def test_a_store_path_that_is_not_a_store_is_never_replaced(tiny, text_corpus, t
     with pytest.raises(InputError, match="not a sensekit store"):
         build(_cfg(text_corpus, precious), teacher=tiny)
     assert (precious / "thesis.txt").read_text() == "do not delete"
+
+
+def test_a_checkpoint_of_a_build_that_batched_otherwise_is_refused_by_name(monkeypatch):
+    """A checkpoint counts batches: after a change of the batching rule it cannot be resumed, and the
+    refusal says why (an old checkpoint has no batching record at all)."""
+    import sensekit.builder.harvest as harvest
+    from sensekit.builder.checkpoint import _first_difference, build_fingerprint, build_settings
+    from sensekit.builder.config import BuildConfig
+
+    cfg = BuildConfig(store="s.sensekit")
+    teacher = type("T", (), {"name": "tiny", "revision": "r"})()
+    now = build_settings(cfg, "corpus", teacher, 1)
+    before = build_fingerprint(cfg, "corpus", teacher, 1)
+    monkeypatch.setattr(harvest, "PAD_SLACK", 0.0)
+    assert build_fingerprint(cfg, "corpus", teacher, 1) != before
+    old = {k: v for k, v in now.items() if k != "batching"}
+    assert _first_difference(old, now).startswith("batching is 'longest first") and "used None" in _first_difference(
+        old, now
+    )

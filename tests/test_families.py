@@ -212,9 +212,10 @@ def test_final_from_layer_finishes_a_forward_run_to_that_layer(family):
     _, _, layers = layers_of(model)
     with torch.no_grad():
         plain = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    rows_seen = []  # the batch size of each call of the lowest layer
     for layer in (1, 3, LAYERS):
         (hidden,) = forward_layers(model, ids, mask, [layer])  # [B, T, d]
-        rows_seen = []  # the batch size of each call of the lowest layer
+        rows_seen.clear()
         handle = layers[0].register_forward_hook(lambda m, a, o: rows_seen.append(a[0].shape[0] if a else None))
         try:
             final = final_from_layer(model, hidden, layer, ids, mask)

@@ -25,7 +25,7 @@ __all__ = ["Checkpoint", "build_fingerprint", "build_settings"]
 _STATE_FILE = "state.json"
 # settings that do not change what a build computes: a resumed build may change them
 _NOT_FINGERPRINTED = ("resume", "checkpoint_every", "relations", "store", "device")
-_DERIVED = ("corpus_fingerprint", "teacher_name", "teacher_revision", "world_size")  # not flags
+_DERIVED = ("corpus_fingerprint", "teacher_name", "teacher_revision", "world_size", "batching")  # not flags
 
 
 def build_settings(config: Any, corpus_fingerprint: str, teacher: Any, world: int) -> dict[str, Any]:
@@ -39,10 +39,18 @@ def build_settings(config: Any, corpus_fingerprint: str, teacher: Any, world: in
                 "teacher_name": teacher.name,
                 "teacher_revision": teacher.revision,
                 "world_size": world,
+                # a checkpoint counts batches: a build that batches otherwise cannot resume it
+                "batching": _batching(),
             },
             default=str,
         )
     )
+
+
+def _batching() -> str:
+    from .harvest import MAX_ROWS_FACTOR, MIN_BATCH_TOKENS, PAD_SLACK
+
+    return f"longest first, rows <= {MAX_ROWS_FACTOR} x batch size, slack {PAD_SLACK} past {MIN_BATCH_TOKENS} tokens"
 
 
 def build_fingerprint(config: Any, corpus_fingerprint: str, teacher: Any, world: int) -> str:
