@@ -80,3 +80,18 @@ def test_unknown_teacher_is_an_input_error(tmp_path):
 
     with pytest.raises(InputError, match="cannot load teacher"):
         load_teacher(str(tmp_path / "no-such-model-folder"), device="cpu")
+
+
+def test_the_bundled_conversion_reads_each_gguf_file_once_and_restores_gguf(monkeypatch):
+    gguf = pytest.importorskip("gguf")
+    from sensekit.model.teacher import _one_gguf_parse
+
+    parsed = []
+    monkeypatch.setattr(gguf, "GGUFReader", lambda path: parsed.append(path) or object())
+    monkeypatch.setattr(gguf, "get_tensor_name_map", lambda arch, n: object())
+    with _one_gguf_parse():
+        a, b, c = gguf.GGUFReader("x.gguf"), gguf.GGUFReader("x.gguf"), gguf.GGUFReader("y.gguf")
+        names = gguf.get_tensor_name_map("llama", 30)
+        assert names is gguf.get_tensor_name_map("llama", 30) and names is not gguf.get_tensor_name_map("llama", 2)
+    assert a is b and a is not c and parsed == ["x.gguf", "y.gguf"]
+    assert gguf.GGUFReader("x.gguf") is not a and gguf.get_tensor_name_map("llama", 30) is not names  # restored

@@ -17,6 +17,7 @@ import importlib.metadata
 import importlib.util
 import json
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,36 @@ def converted_dir() -> Path:
     return sensekit_home() / "teachers" / BUNDLED_TEACHER
 
 
+@contextmanager
+def _one_gguf_parse():
+    """While open, gguf's reader and tensor-name map are made once per argument list. transformers parses
+    the GGUF once for the config, again for the weights and again for the tokenizer, and rebuilds the name
+    map for every submodule while it maps the weights; both are read-only (the reader is a memory map), so
+    one of each serves every call. benchmarks/teacher_convert.py measures it."""
+    import gguf
+
+    originals = {name: getattr(gguf, name) for name in ("GGUFReader", "get_tensor_name_map")}
+
+    def memoized(make):
+        made: dict[tuple, Any] = {}
+
+        def once(*args, **kwargs):
+            key = (tuple(str(a) for a in args), tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+            if key not in made:
+                made[key] = make(*args, **kwargs)
+            return made[key]
+
+        return once
+
+    for name, make in originals.items():
+        setattr(gguf, name, memoized(make))
+    try:
+        yield
+    finally:
+        for name, make in originals.items():
+            setattr(gguf, name, make)
+
+
 def convert_bundled(force: bool = False) -> Path:
     """GGUF -> safetensors folder (once). Returns the folder."""
     gguf = bundled_gguf()
@@ -180,8 +211,9 @@ def convert_bundled(force: bool = False) -> Path:
         raise MissingDependency(f"converting the bundled teacher needs the gguf package: {INSTALL_HINT}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    with _one_gguf_parse():
+        src = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # save_pretrained refuses GGUF-loaded models: copy the weights into a fresh model of the same config
     fresh = type(src)(src.config)
     missing, unexpected = fresh.load_state_dict(src.state_dict(), strict=False)
