@@ -28,25 +28,19 @@ def time_views(teacher, batches, layer: int) -> dict:
     """Both ways of computing the two views on each batch (module docstring) -> the timings and the difference."""
     import torch
 
-    from sensekit.model.families import final_from_layer
-    from sensekit.model.occurrence import repeated_row_states, second_copy_heads
+    from sensekit.builder.harvest import repeat_views, second_copy_layout
+    from sensekit.model.occurrence import repeated_row_states
 
     special = torch.zeros(teacher.vocab_size, dtype=torch.bool)
     special[teacher.special_ids] = True
 
-    def doubled(b):
-        real = ~special[b.ids] & b.mask  # [B, T]
-        n_prefix = torch.cumprod((~real & b.mask).long(), dim=1).sum(1)  # [B]
-        firsts = b.ids.gather(1, n_prefix.clamp(max=b.ids.shape[1] - 1)[:, None])[:, 0].tolist()
-        heads = second_copy_heads(teacher.tokenizer, firsts)
-        return repeated_row_states(teacher.model, b.ids, b.mask, n_prefix, layer, heads)  # ([B, T, d], [B, T, d])
-
     def two_forwards(b):
-        return teacher.final_hidden(b.ids, b.mask), doubled(b)[0]
+        n_prefix, heads = second_copy_layout(teacher, b.ids, b.mask, special)
+        lex, _ = repeated_row_states(teacher.model, b.ids, b.mask, n_prefix, layer, heads)
+        return teacher.final_hidden(b.ids, b.mask), lex
 
     def split(b):
-        lex, own = doubled(b)
-        return final_from_layer(teacher.model, own, layer, b.ids, b.mask), lex
+        return repeat_views(teacher, b.ids, b.mask, special, layer)
 
     split(batches[0])  # the one-time check of the split, outside the timing
     spent = {"two_forwards": 0.0, "split": 0.0}

@@ -273,6 +273,29 @@ def key_positions(
     return keys, vecs, meta
 
 
+def second_copy_layout(teacher, ids: torch.Tensor, mask: torch.Tensor, special: torch.Tensor):
+    """-> (n_prefix [B], heads): how each row ids, mask [B, T] is read twice (`occurrence.repeated_row_states`):
+    its leading specials (the BOS prefix, not repeated) and the ids that open its second copy."""
+    from ..model.occurrence import second_copy_heads
+
+    real = ~special[ids] & mask  # [B, T]
+    n_prefix = torch.cumprod((~real & mask).long(), dim=1).sum(1)  # [B] leading specials
+    firsts = ids.gather(1, n_prefix.clamp(max=ids.shape[1] - 1)[:, None])[:, 0].tolist()  # [B] first body token
+    return n_prefix, second_copy_heads(teacher.tokenizer, firsts)  # the second copy opens after a space
+
+
+def repeat_views(teacher, ids: torch.Tensor, mask: torch.Tensor, special: torch.Tensor, layer: int):
+    """-> (final [B, T, d], lexical [B, T, d]) of the rows ids, mask [B, T], in one forward where there were two:
+    the rows read twice run to `layer` (the lexical view, in the second copy), then the layers above it
+    finish the first copy, which is the row itself, into the loss view (`families.final_from_layer`)."""
+    from ..model.families import final_from_layer
+    from ..model.occurrence import repeated_row_states
+
+    n_prefix, heads = second_copy_layout(teacher, ids, mask, special)
+    lex, own = repeated_row_states(teacher.model, ids, mask, n_prefix, layer, heads)  # [B, T, d] each
+    return final_from_layer(teacher.model, own, layer, ids, mask), lex
+
+
 def harvest_positions(
     teacher,
     batch: Batch,
@@ -304,16 +327,7 @@ def harvest_positions(
         captured.clear()
     lex = None  # [B, T, d] the lexical view's states, at every position
     if lexical_layer is not None and lexical_representation == "repeat":
-        from ..model.families import final_from_layer
-        from ..model.occurrence import repeated_row_states, second_copy_heads
-
-        real = ~special[ids] & mask  # [B, T]
-        n_prefix = torch.cumprod((~real & mask).long(), dim=1).sum(1)  # [B] leading specials (the BOS prefix)
-        firsts = ids.gather(1, n_prefix.clamp(max=ids.shape[1] - 1)[:, None])[:, 0].tolist()  # [B] first body token
-        heads = second_copy_heads(teacher.tokenizer, firsts)  # the second copy opens after a space, as text reads
-        lex, own = repeated_row_states(teacher.model, ids, mask, n_prefix, lexical_layer, heads)  # [B, T, d] each
-        # one forward where there were two: the layers above the lexical one finish the first copy
-        g = final_from_layer(teacher.model, own, lexical_layer, ids, mask)  # [B, T, d]
+        g, lex = repeat_views(teacher, ids, mask, special, lexical_layer)
     else:
         g = teacher.final_hidden(ids, mask)  # [B, T, d]
         if lexical_layer is not None:
