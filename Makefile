@@ -11,7 +11,7 @@ STORE  ?= senses.sensekit
 # --no-compile: pip's byte-compiling of every installed module is half its time (torch 34 s -> 13 s, the
 # rest 64 s -> 27 s on 2 cores); Python compiles the modules it imports on first use instead.
 PIP    := $(BIN)/pip install -q --no-compile
-# About 4-5 minutes of the bundled teacher on 2 CPU cores (see README, "Benchmarks").
+# About 6 minutes of the bundled teacher on 2 CPU cores, 10 in all from a fresh clone (see README).
 DEMO_MAX_TOKENS ?= 80000
 DEMO_WORDS ?= light plant spring bank
 # On busy shared cores torch's spinning OpenMP threads slow CPU runs 2-10x; passive waits fix it.
