@@ -11,6 +11,9 @@ STORE  ?= senses.sensekit
 # --no-compile: pip's byte-compiling of every installed module is half its time (torch 34 s -> 13 s, the
 # rest 64 s -> 27 s on 2 cores); Python compiles the modules it imports on first use instead.
 PIP    := $(BIN)/pip install -q --no-compile
+# ... which needs Python free to write what it compiles: a PYTHONDONTWRITEBYTECODE=1 in the environment
+# made every process (each test's CLI run) compile torch and transformers again (make test 10 -> 14 min).
+unexport PYTHONDONTWRITEBYTECODE
 # About 6 minutes of the bundled teacher on 2 CPU cores, 10 in all from a fresh clone (see README).
 DEMO_MAX_TOKENS ?= 80000
 DEMO_WORDS ?= light plant spring bank
